@@ -1,0 +1,50 @@
+# livepaxos: a Multi-Paxos replicated database on actors.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+BIN := bin/livepaxos
+PKGS := ./...
+
+.PHONY: all build test race run proto bench peerbench soak vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/livepaxos
+
+## test: vet, then every test (unit, simulator budget, multi-process cluster).
+test: build
+	$(GO) vet $(PKGS)
+	LIVEPAXOS_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 12m $(PKGS)
+
+## race: the tests under the race detector (slower; not part of CI's budget).
+race:
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## run: a local 3-node cluster on 127.0.0.1:7001-7003; Ctrl-C stops all three.
+run: build
+	./scripts/run-local.sh $(BIN)
+
+## proto: regenerate messages/*.pb.go (needs protoc: apt-get install protobuf-compiler).
+proto:
+	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install -y protobuf-compiler"; exit 1; }
+	$(GO) build -o bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	protoc --plugin=protoc-gen-go=bin/protoc-gen-go --go_out=. --go_opt=paths=source_relative messages/*.proto
+
+## peerbench: livepaxos beside etcd and hashicorp/raft (../shared/peerbench).
+peerbench: build
+	PEERBENCH_SYSTEMS="$${PEERBENCH_SYSTEMS:-etcd raft livepaxos}" LIVEPAXOS_BIN=$(abspath $(BIN)) \
+		../shared/peerbench/run.sh $${RESULTS:-/tmp/peerbench-results.jsonl}
+
+## bench: Go benchmarks of the hot paths.
+bench:
+	$(GO) test -run XXX -bench . -benchtime 2s ./storage ./paxos ./db
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
+
+clean:
+	rm -rf bin

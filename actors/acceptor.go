@@ -1,0 +1,46 @@
+package actors
+
+import (
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
+)
+
+// learnMsg carries entries the local acceptor has made durable to the local
+// learner. It never leaves the process.
+type learnMsg struct{ entries []*messages.Entry }
+
+// acceptorActor is the acceptor's shell. Its one rule: records reach the
+// disk before the reply leaves (Replica.persist orders that).
+type acceptorActor struct {
+	r       *Replica
+	sys     *actor.ActorSystem
+	learner *actor.PID
+}
+
+func newAcceptorActor(r *Replica) actor.Actor { return &acceptorActor{r: r} }
+
+func (a *acceptorActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.sys = ctx.ActorSystem()
+		a.learner = a.r.pid(a.r.cfg.NodeID, LearnerName)
+	case *messages.Prepare:
+		a.handle(a.r.acceptor.HandlePrepare(m))
+	case *messages.Accept:
+		a.handle(a.r.acceptor.HandleAccept(m))
+	}
+}
+
+func (a *acceptorActor) handle(out paxos.AcceptorOutput) {
+	a.r.persist(out.Records, func() {
+		root := a.sys.Root
+		if out.Reply != nil {
+			a.r.send(root, []paxos.Envelope{*out.Reply})
+		}
+		if len(out.Learn) > 0 {
+			root.Send(a.learner, &learnMsg{entries: out.Learn})
+		}
+	})
+}

@@ -1,0 +1,105 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/livepaxos/livepaxos/paxos"
+)
+
+// StateMachine is the application a replica feeds chosen commands to. Apply
+// is called from one goroutine, strictly in log order, exactly once per
+// chosen command (including on restart, when the log is replayed). It must be
+// deterministic: every replica computes the same results from the same log.
+// The returned bytes go back to the client that submitted the command.
+type StateMachine interface {
+	Apply(instance uint64, command []byte) (result []byte, err error)
+}
+
+// DefaultName is the actor name of the replica parent; peers address role
+// actors under it.
+const DefaultName = "replica"
+
+// Role actor names under the replica parent.
+const (
+	ProposerName = "proposer"
+	AcceptorName = "acceptor"
+	LearnerName  = "learner"
+)
+
+// Config describes one replica. NodeID, Peers, DataDir and StateMachine are
+// required.
+type Config struct {
+	NodeID uint32
+	// Peers maps every voter's node id (this one included) to the address
+	// of its actor system (host:port).
+	Peers map[uint32]string
+	// DataDir holds the write-ahead log. It is bound to ClusterID and NodeID
+	// on first use and refused afterwards by any other pair.
+	DataDir   string
+	ClusterID string
+	// Name is the actor name of the replica parent (default "replica");
+	// every replica of a group must use the same one.
+	Name         string
+	StateMachine StateMachine
+	// ValidateCommand, if set, checks a client command before it is
+	// proposed; an error is returned to the client and nothing is proposed.
+	ValidateCommand func(command []byte) error
+	// MaxCommandBytes refuses larger commands (default 1 MiB + 64 KiB, room
+	// for a 1 MiB value and its key).
+	MaxCommandBytes int
+	// TickInterval is the resolution of the role timers (default 20ms).
+	TickInterval time.Duration
+	// Proposer tunes elections, batching and pipelining; ID and Peers are
+	// filled in from this Config.
+	Proposer paxos.ProposerConfig
+	Learner  paxos.LearnerConfig
+	Logger   *slog.Logger
+	// OnFatal is called once when the replica must stop: a failed fsync, a
+	// broken invariant, a role actor that panicked. The replica has stopped
+	// serving by then. Default: log it.
+	OnFatal func(error)
+}
+
+// Errors returned when a replica cannot start.
+var (
+	ErrConfig      = errors.New("actors: invalid replica config")
+	ErrForeignData = errors.New("actors: data directory belongs to another cluster or node")
+)
+
+func (c *Config) setDefaults() error {
+	if c.NodeID == 0 {
+		return fmt.Errorf("%w: node id must be positive", ErrConfig)
+	}
+	if _, ok := c.Peers[c.NodeID]; !ok {
+		return fmt.Errorf("%w: node %d is not in its own peer list", ErrConfig, c.NodeID)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("%w: data directory required", ErrConfig)
+	}
+	if c.StateMachine == nil {
+		return fmt.Errorf("%w: state machine required", ErrConfig)
+	}
+	if c.Name == "" {
+		c.Name = DefaultName
+	}
+	if c.MaxCommandBytes == 0 {
+		c.MaxCommandBytes = 1<<20 + 64<<10
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = 20 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.OnFatal == nil {
+		log := c.Logger
+		c.OnFatal = func(err error) { log.Error("replica stopped", "err", err) }
+	}
+	ids := peerIDs(c.Peers)
+	c.Proposer.ID, c.Proposer.Peers = c.NodeID, ids
+	c.Learner.ID, c.Learner.Peers = c.NodeID, ids
+	return nil
+}

@@ -1,0 +1,140 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
+)
+
+// ErrTooLarge marks a command refused for its size. A ValidateCommand
+// error that wraps it reaches the client as ERROR_CODE_TOO_LARGE.
+var ErrTooLarge = errors.New("too large")
+
+type proposerTick struct{}
+
+// flushMsg is what the proposer sends itself to batch: it arrives after
+// every request already in the mailbox, so one flush proposes them together.
+type flushMsg struct{}
+
+// proposerActor is the proposer's shell. It takes client requests, runs the
+// timers, and batches proposals by flushing once per mailbox drain.
+type proposerActor struct {
+	r         *Replica
+	stopTick  func()
+	flushSent bool
+}
+
+func newProposerActor(r *Replica) actor.Actor { return &proposerActor{r: r} }
+
+func (a *proposerActor) Receive(ctx actor.Context) {
+	p := a.r.proposer
+	now := time.Now()
+	var out paxos.ProposerOutput
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.stopTick = ticker(ctx.ActorSystem(), ctx.Self(), a.r.cfg.TickInterval, proposerTick{})
+	case *actor.Stopping:
+		if a.stopTick != nil {
+			a.stopTick()
+		}
+	case *messages.ClientRequest:
+		a.submit(ctx, m)
+	case *messages.StatusRequest:
+		ctx.Respond(a.status())
+	case *messages.Promise, *messages.Accepted, *messages.Heartbeat:
+		out = p.Step(m.(proto.Message), now)
+	case proposerTick:
+		out = p.Tick(now)
+	case flushMsg:
+		a.flushSent = false
+		out = p.Flush(now)
+	case *learnerProgress:
+		p.LearnerProgress(m.applied)
+	default:
+		return
+	}
+	a.emit(ctx, out)
+	if p.NeedsFlush() && !a.flushSent {
+		a.flushSent = true
+		ctx.Send(ctx.Self(), flushMsg{})
+	}
+	a.r.status.Store(a.status())
+}
+
+// submit checks a client request and hands it to the role logic.
+func (a *proposerActor) submit(ctx actor.Context, m *messages.ClientRequest) {
+	sender := ctx.Sender()
+	if sender == nil {
+		return // nobody to answer, and an unanswerable write helps nobody
+	}
+	cmd := &messages.Command{Origin: a.r.cfg.NodeID, ReplyAddress: sender.Address,
+		ReplyId: sender.Id, RequestId: m.RequestId, Payload: m.Command}
+	refuse := func(code messages.ErrorCode, err error) {
+		a.reply(ctx, paxos.Reply{Cmd: cmd, Response: &messages.ClientResponse{
+			RequestId: m.RequestId, Code: code, Error: err.Error()}})
+	}
+	switch {
+	case a.r.stopped.Load():
+		refuse(messages.ErrorCode_ERROR_CODE_NOT_MASTER, errors.New("replica stopped"))
+		return
+	case len(m.Command) > a.r.cfg.MaxCommandBytes:
+		refuse(messages.ErrorCode_ERROR_CODE_TOO_LARGE, fmt.Errorf("command is %d bytes, limit %d",
+			len(m.Command), a.r.cfg.MaxCommandBytes))
+		return
+	}
+	if v := a.r.cfg.ValidateCommand; v != nil {
+		if err := v(m.Command); err != nil {
+			code := messages.ErrorCode_ERROR_CODE_INVALID
+			if errors.Is(err, ErrTooLarge) {
+				code = messages.ErrorCode_ERROR_CODE_TOO_LARGE
+			}
+			refuse(code, err)
+			return
+		}
+	}
+	a.emit(ctx, a.r.proposer.Submit(cmd))
+}
+
+func (a *proposerActor) emit(ctx actor.Context, out paxos.ProposerOutput) {
+	a.r.send(ctx, out.Messages)
+	for _, rep := range out.Replies {
+		a.reply(ctx, rep)
+	}
+}
+
+func (a *proposerActor) reply(ctx actor.Context, rep paxos.Reply) {
+	if rep.Cmd.ReplyAddress == "" {
+		return
+	}
+	resp := rep.Response
+	if resp.MasterId == 0 {
+		resp.MasterId = a.r.proposer.MasterID()
+	}
+	resp.MasterAddress = a.r.cfg.Peers[resp.MasterId]
+	ctx.Send(actor.NewPID(rep.Cmd.ReplyAddress, rep.Cmd.ReplyId), resp)
+}
+
+func (a *proposerActor) status() *messages.StatusResponse {
+	p := a.r.proposer
+	s := &messages.StatusResponse{
+		NodeId:        a.r.cfg.NodeID,
+		Address:       a.r.cfg.Peers[a.r.cfg.NodeID],
+		IsMaster:      p.IsMaster() && !a.r.stopped.Load(),
+		MasterId:      p.MasterID(),
+		MasterAddress: a.r.cfg.Peers[p.MasterID()],
+		Ballot:        p.Ballot(),
+		LastChosen:    p.ChosenUpto(),
+		LastApplied:   p.Applied(),
+		ClusterId:     a.r.cfg.ClusterID,
+	}
+	for _, id := range peerIDs(a.r.cfg.Peers) {
+		s.Members = append(s.Members, &messages.Member{Id: id, Address: a.r.cfg.Peers[id]})
+	}
+	return s
+}

@@ -1,0 +1,271 @@
+package actors
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
+	"github.com/livepaxos/livepaxos/storage"
+)
+
+// Replica is one member of a livepaxos group, ready to be spawned as an
+// actor subtree. Create it with NewReplica, spawn Props() under cfg.Name,
+// and stop the subtree (then Close) to shut it down.
+type Replica struct {
+	cfg      Config
+	wal      *storage.WAL
+	acceptor *paxos.Acceptor
+	learner  *paxos.Learner
+	proposer *paxos.Proposer
+
+	fatalOnce sync.Once
+	stopped   atomic.Bool
+	// unsynced counts appends not yet durable: a reply that persists
+	// nothing may still depend on state that is not on disk yet.
+	unsynced  atomic.Int64
+	status    atomic.Pointer[messages.StatusResponse]
+}
+
+// NewReplica opens the data directory, replays the write-ahead log into the
+// acceptor and learner, and re-applies every entry the log marks chosen to
+// the state machine, so the replica resumes where it stopped.
+func NewReplica(cfg Config) (*Replica, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	r := &Replica{
+		cfg:      cfg,
+		acceptor: paxos.NewAcceptor(cfg.NodeID),
+		learner:  paxos.NewLearner(cfg.Learner),
+	}
+	var meta *messages.MetaRecord
+	records := 0
+	wal, err := storage.Open(cfg.DataDir, storage.Options{OnFatal: r.fatal}, func(b []byte) error {
+		rec := &messages.Record{}
+		if err := proto.Unmarshal(b, rec); err != nil {
+			return fmt.Errorf("%w: record %d does not decode: %v", storage.ErrCorrupt, records, err)
+		}
+		records++
+		if m := rec.GetMeta(); m != nil {
+			meta = m
+			return nil
+		}
+		if err := r.acceptor.Restore(rec); err != nil {
+			return err
+		}
+		r.learner.Restore(rec)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.wal = wal
+	if err := r.checkIdentity(meta, records); err != nil {
+		wal.Close()
+		return nil, err
+	}
+	out, err := r.learner.FinishRestore()
+	if err != nil {
+		wal.Close()
+		return nil, err
+	}
+	for _, e := range out.Apply {
+		applyEntry(cfg.StateMachine, e) // results went to clients before the restart
+	}
+	r.proposer = paxos.NewProposer(cfg.Proposer, time.Now())
+	r.proposer.LearnerProgress(r.learner.Contiguous())
+	return r, nil
+}
+
+// checkIdentity binds a new data directory to this cluster and node, and
+// refuses one that belongs to another.
+func (r *Replica) checkIdentity(meta *messages.MetaRecord, records int) error {
+	if meta == nil {
+		if records > 0 {
+			return fmt.Errorf("%w: %s holds a log with no identity record", ErrForeignData, r.cfg.DataDir)
+		}
+		rec := &messages.Record{Kind: &messages.Record_Meta{Meta: &messages.MetaRecord{
+			ClusterId: r.cfg.ClusterID, NodeId: r.cfg.NodeID}}}
+		b, err := proto.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return r.wal.AppendSync([][]byte{b})
+	}
+	if meta.ClusterId != r.cfg.ClusterID || meta.NodeId != r.cfg.NodeID {
+		return fmt.Errorf("%w: %s belongs to node %d of cluster %q, not node %d of cluster %q",
+			ErrForeignData, r.cfg.DataDir, meta.NodeId, meta.ClusterId, r.cfg.NodeID, r.cfg.ClusterID)
+	}
+	return nil
+}
+
+// Applied returns the last instance applied to the state machine at
+// startup (after that, see Status).
+func (r *Replica) Applied() uint64 { return r.learner.Contiguous() }
+
+// Status returns the replica's latest status, as served to clients.
+func (r *Replica) Status() *messages.StatusResponse {
+	if s := r.status.Load(); s != nil {
+		return s
+	}
+	return &messages.StatusResponse{NodeId: r.cfg.NodeID}
+}
+
+// Close releases the data directory. Stop the actor subtree first.
+func (r *Replica) Close() error {
+	r.stopped.Store(true)
+	return r.wal.Close()
+}
+
+// Props returns the props of the replica parent actor.
+func (r *Replica) Props() *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &replicaActor{r: r} },
+		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
+			r.fatal(fmt.Errorf("actors: role actor failed: %v", reason))
+			return actor.StopDirective
+		})))
+}
+
+// fatal stops the replica from serving: a broken fsync or invariant must not
+// spread bad state.
+func (r *Replica) fatal(err error) {
+	r.fatalOnce.Do(func() {
+		r.stopped.Store(true)
+		r.cfg.Logger.Error("fatal", "node", r.cfg.NodeID, "err", err)
+		r.cfg.OnFatal(err)
+	})
+}
+
+// pid returns the PID of role on node id.
+func (r *Replica) pid(id uint32, role string) *actor.PID {
+	addr, ok := r.cfg.Peers[id]
+	if !ok {
+		return nil
+	}
+	return actor.NewPID(addr, r.cfg.Name+"/"+role)
+}
+
+func (r *Replica) rolePID(id uint32, role paxos.Role) *actor.PID {
+	switch role {
+	case paxos.RoleProposer:
+		return r.pid(id, ProposerName)
+	case paxos.RoleAcceptor:
+		return r.pid(id, AcceptorName)
+	case paxos.RoleLearner:
+		return r.pid(id, LearnerName)
+	}
+	return nil
+}
+
+// send delivers envelopes to their role actors. Messages for this node stay
+// in process.
+func (r *Replica) send(sender actor.SenderContext, envs []paxos.Envelope) {
+	if r.stopped.Load() {
+		return
+	}
+	for _, env := range envs {
+		if pid := r.rolePID(env.To, paxos.RoleOf(env.Msg)); pid != nil {
+			sender.Send(pid, env.Msg)
+		}
+	}
+}
+
+// persist appends records to the log and calls then once they, and every
+// record appended before them, are durable.
+func (r *Replica) persist(recs []*messages.Record, then func()) {
+	if len(recs) == 0 && r.unsynced.Load() == 0 {
+		if then != nil && !r.stopped.Load() {
+			then()
+		}
+		return
+	}
+	bufs := make([][]byte, 0, len(recs))
+	for _, rec := range recs {
+		b, err := proto.Marshal(rec)
+		if err != nil {
+			r.fatal(fmt.Errorf("actors: encoding a record: %w", err))
+			return
+		}
+		bufs = append(bufs, b)
+	}
+	r.unsynced.Add(1)
+	r.wal.Append(bufs, func(err error) {
+		r.unsynced.Add(-1)
+		if err != nil {
+			r.fatal(err)
+			return
+		}
+		if then != nil && !r.stopped.Load() {
+			then()
+		}
+	})
+}
+
+// applied is the state machine's answer to one command.
+type applied struct {
+	result []byte
+	err    error
+}
+
+// applyEntry hands one chosen entry's commands to the state machine, in
+// order. No-ops apply nothing. An error from Apply is the state machine's
+// deterministic refusal of that command: it goes back to the client.
+func applyEntry(sm StateMachine, e *messages.Entry) []applied {
+	if e.Value == nil || e.Value.Noop {
+		return nil
+	}
+	results := make([]applied, len(e.Value.Commands))
+	for i, cmd := range e.Value.Commands {
+		results[i].result, results[i].err = sm.Apply(e.Instance, cmd.Payload)
+	}
+	return results
+}
+
+func peerIDs(peers map[uint32]string) []uint32 {
+	ids := make([]uint32, 0, len(peers))
+	for id := range peers {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// replicaActor is the parent: it spawns the role actors and supervises
+// them. Any role failure stops the whole replica (see Props).
+type replicaActor struct{ r *Replica }
+
+func (a *replicaActor) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		r := a.r
+		ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newAcceptorActor(r) }), AcceptorName)
+		ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newLearnerActor(r) }), LearnerName)
+		ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newProposerActor(r) }), ProposerName)
+	}
+}
+
+// ticker sends msg to pid every interval until stop is called. Timers are
+// the shell's business: the role logic only sees the time values.
+func ticker(sys *actor.ActorSystem, pid *actor.PID, interval time.Duration, msg any) (stop func()) {
+	t := time.NewTicker(interval)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				sys.Root.Send(pid, msg)
+			case <-done:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { t.Stop(); close(done) }) }
+}

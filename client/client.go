@@ -1,0 +1,308 @@
+// Package client is the Go client of a livepaxos cluster: it finds the
+// master, follows redirects, retries what is safe to retry, and reports a
+// write whose outcome it cannot know with ErrOutcomeUnknown instead of
+// retrying it blindly.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/cluster"
+	"github.com/livepaxos/livepaxos/db"
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// Config describes a client. Endpoints is required.
+type Config struct {
+	// Endpoints are node addresses (host:port); any of them will do, the
+	// client finds the master.
+	Endpoints []string
+	// Listen is where this client's actor system receives replies
+	// (default 127.0.0.1:0, a free loopback port).
+	Listen string
+	// Conns is the number of client actor systems, each with its own
+	// connections; requests spread over them (default 1).
+	Conns int
+	// AttemptTimeout bounds one request to one node (default 5s); the
+	// context bounds the whole call.
+	AttemptTimeout time.Duration
+	// Limits are checked before anything is sent (defaults: see db.Limits).
+	Limits db.Limits
+	Logger *slog.Logger
+}
+
+// Client talks to a livepaxos cluster. It is safe for concurrent use.
+type Client struct {
+	cfg     Config
+	conns   []*conn
+	next    atomic.Uint64
+	reqID   atomic.Uint64
+	master  atomic.Pointer[string]
+	closed  atomic.Bool
+	closeMu sync.Once
+}
+
+type conn struct {
+	sys    *actor.ActorSystem
+	remote *remote.Remote
+}
+
+// New starts the client's actor systems. It does not contact the cluster.
+func New(cfg Config) (*Client, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, fmt.Errorf("%w: no endpoints", ErrInvalid)
+	}
+	for _, e := range cfg.Endpoints {
+		if !strings.Contains(e, ":") {
+			return nil, fmt.Errorf("%w: endpoint %q is not host:port", ErrInvalid, e)
+		}
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Conns <= 0 {
+		cfg.Conns = 1
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 5 * time.Second
+	}
+	c := &Client{cfg: cfg}
+	for i := 0; i < cfg.Conns; i++ {
+		sys, rem, _, err := cluster.NewSystem(cluster.Options{Listen: cfg.Listen, Logger: cfg.Logger})
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.conns = append(c.conns, &conn{sys: sys, remote: rem})
+	}
+	return c, nil
+}
+
+// Close stops the client's actor systems.
+func (c *Client) Close() {
+	c.closeMu.Do(func() {
+		c.closed.Store(true)
+		for _, cn := range c.conns {
+			cn.remote.Shutdown(false)
+			cn.sys.Shutdown()
+		}
+	})
+}
+
+// Put sets key to value.
+func (c *Client) Put(ctx context.Context, key, value []byte) error {
+	_, err := c.Txn(ctx, db.Put(key, value))
+	return err
+}
+
+// Get returns the value of key and whether it exists. The read goes
+// through the log, so it is linearizable.
+func (c *Client) Get(ctx context.Context, key []byte) (value []byte, found bool, err error) {
+	res, err := c.Txn(ctx, db.Get(key))
+	if err != nil {
+		return nil, false, err
+	}
+	if len(res.Results) != 1 {
+		return nil, false, fmt.Errorf("%w: get answered with %d results", ErrInvalid, len(res.Results))
+	}
+	return res.Results[0].Value, res.Results[0].Found, nil
+}
+
+// Delete removes key and reports whether it existed.
+func (c *Client) Delete(ctx context.Context, key []byte) (existed bool, err error) {
+	res, err := c.Txn(ctx, db.Delete(key))
+	if err != nil {
+		return false, err
+	}
+	return len(res.Results) == 1 && res.Results[0].Found, nil
+}
+
+// CompareAndSwap sets key to newValue if it currently holds old (old == nil:
+// if it is absent). When it does not swap, current is the value it found.
+func (c *Client) CompareAndSwap(ctx context.Context, key, old, newValue []byte) (swapped bool, current []byte, err error) {
+	res, err := c.Txn(ctx, db.CompareAndSwap(key, old, newValue))
+	if err != nil {
+		return false, nil, err
+	}
+	if !res.Succeeded && len(res.Results) == 1 {
+		current = res.Results[0].Value
+	}
+	return res.Succeeded, current, nil
+}
+
+// Txn runs one MultiOp atomically: t_op if every guard test holds, f_op
+// otherwise.
+func (c *Client) Txn(ctx context.Context, op *messages.MultiOp) (*messages.MultiOpResult, error) {
+	if err := c.cfg.Limits.Validate(op); err != nil {
+		return nil, mapValidation(err)
+	}
+	payload, err := proto.Marshal(op)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	resp, err := c.submit(ctx, payload, readOnly(op))
+	if err != nil {
+		return nil, err
+	}
+	res := &messages.MultiOpResult{}
+	if err := proto.Unmarshal(resp.Result, res); err != nil {
+		return nil, fmt.Errorf("%w: undecodable result: %v", ErrInvalid, err)
+	}
+	return res, nil
+}
+
+// readOnly reports whether op changes nothing whatever it finds, so it is
+// safe to send again after a lost answer.
+func readOnly(op *messages.MultiOp) bool {
+	for _, list := range [][]*messages.Op{op.TOp, op.FOp} {
+		for _, o := range list {
+			if o.Kind != messages.Op_KIND_GET {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func mapValidation(err error) error {
+	switch {
+	case errors.Is(err, db.ErrEmptyKey):
+		return fmt.Errorf("%w: %v", ErrEmptyKey, err)
+	case errors.Is(err, db.ErrValueTooLarge), errors.Is(err, db.ErrKeyTooLarge), errors.Is(err, db.ErrTooManyOps):
+		return fmt.Errorf("%w: %v", ErrValueTooLarge, err)
+	}
+	return fmt.Errorf("%w: %v", ErrInvalid, err)
+}
+
+// submit sends a command to the master, following redirects. Only
+// requests that were certainly not proposed, or are read-only, are sent
+// again.
+func (c *Client) submit(ctx context.Context, payload []byte, idempotent bool) (*messages.ClientResponse, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	cn := c.conns[c.next.Add(1)%uint64(len(c.conns))]
+	backoff := 10 * time.Millisecond
+	var lastErr error = ErrNoMaster
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, c.deadlineErr(lastErr)
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 200*time.Millisecond)
+		}
+		endpoint := c.target(attempt)
+		timeout := c.cfg.AttemptTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(dl))
+		}
+		if timeout <= 0 {
+			return nil, c.deadlineErr(lastErr)
+		}
+		id := c.reqID.Add(1)
+		fut := cn.sys.Root.RequestFuture(cluster.RolePID(endpoint, "proposer"),
+			&messages.ClientRequest{RequestId: id, Command: payload}, timeout)
+		reply, err := fut.Result()
+		if err != nil {
+			if errors.Is(err, actor.ErrDeadLetter) {
+				lastErr = fmt.Errorf("%w: %s unreachable", ErrNoMaster, endpoint)
+				c.forget(endpoint)
+				continue // never delivered: safe to send elsewhere
+			}
+			if !idempotent {
+				c.forget(endpoint)
+				return nil, fmt.Errorf("%w: no answer from %s: %v", ErrOutcomeUnknown, endpoint, err)
+			}
+			lastErr = fmt.Errorf("%w: no answer from %s", ErrNoMaster, endpoint)
+			c.forget(endpoint)
+			continue
+		}
+		resp, ok := reply.(*messages.ClientResponse)
+		if !ok {
+			return nil, fmt.Errorf("%w: unexpected reply %T", ErrInvalid, reply)
+		}
+		switch resp.Code {
+		case messages.ErrorCode_ERROR_CODE_OK:
+			c.remember(endpoint)
+			return resp, nil
+		case messages.ErrorCode_ERROR_CODE_NOT_MASTER:
+			lastErr = fmt.Errorf("%w: %s: %s", ErrNotMaster, endpoint, resp.Error)
+			if resp.MasterAddress != "" && resp.MasterAddress != endpoint {
+				c.remember(resp.MasterAddress)
+				backoff = time.Millisecond // a redirect: go at once
+			} else {
+				c.forget(endpoint)
+			}
+		case messages.ErrorCode_ERROR_CODE_OVERLOADED:
+			lastErr = fmt.Errorf("%w: %s", ErrOverloaded, resp.Error)
+		case messages.ErrorCode_ERROR_CODE_MASTER_CHANGED:
+			if !idempotent {
+				return nil, fmt.Errorf("%w: %s", ErrOutcomeUnknown, resp.Error)
+			}
+			lastErr = fmt.Errorf("%w: %s", ErrNotMaster, resp.Error)
+			c.forget(endpoint)
+		case messages.ErrorCode_ERROR_CODE_TOO_LARGE:
+			return nil, fmt.Errorf("%w: %s", ErrValueTooLarge, resp.Error)
+		default:
+			return nil, fmt.Errorf("%w: %s", ErrInvalid, resp.Error)
+		}
+	}
+}
+
+func (c *Client) deadlineErr(last error) error {
+	return fmt.Errorf("%w (deadline passed)", last)
+}
+
+// target is the master if known, else the endpoints in turn.
+func (c *Client) target(attempt int) string {
+	if m := c.master.Load(); m != nil {
+		return *m
+	}
+	return c.cfg.Endpoints[(attempt+int(c.next.Load()))%len(c.cfg.Endpoints)]
+}
+
+func (c *Client) remember(endpoint string) {
+	if m := c.master.Load(); m == nil || *m != endpoint {
+		c.master.Store(&endpoint)
+	}
+}
+
+func (c *Client) forget(endpoint string) {
+	if m := c.master.Load(); m != nil && *m == endpoint {
+		c.master.CompareAndSwap(m, nil)
+	}
+}
+
+// Status asks one node for its status.
+func (c *Client) Status(ctx context.Context, endpoint string) (*messages.StatusResponse, error) {
+	timeout := c.cfg.AttemptTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(endpoint, "proposer"),
+		&messages.StatusRequest{}, timeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", endpoint, err)
+	}
+	st, ok := reply.(*messages.StatusResponse)
+	if !ok {
+		return nil, fmt.Errorf("%w: status of %s: unexpected reply %T", ErrInvalid, endpoint, reply)
+	}
+	return st, nil
+}

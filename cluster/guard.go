@@ -1,0 +1,278 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/extensions"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// The gRPC methods protoactor's remote serves (remote/remote_grpc.pb.go).
+const (
+	methodReceive               = "/remote.Remoting/Receive"
+	methodListProcesses         = "/remote.Remoting/ListProcesses"
+	methodGetProcessDiagnostics = "/remote.Remoting/GetProcessDiagnostics"
+)
+
+// protoSerializerID is the only serializer protoactor's endpoint writer ever
+// uses (endpoint_writer.go: its serializerID is a zero local variable).
+const protoSerializerID = 0
+
+// dropLogInterval bounds how often dropped envelopes are logged, so that a
+// misbehaving sender cannot flood the node's log.
+const dropLogInterval = time.Second
+
+// guard keeps a node alive when a peer or a stray client sends something
+// protoactor's endpoint reader cannot handle.
+//
+// protoactor decodes each envelope of an incoming MessageBatch on the gRPC
+// stream goroutine (endpointReader.Receive -> onMessageBatch), and gRPC does
+// not recover panics in handlers, so any panic there kills the process.
+// The panic sites in protoactor-go v0.0.0-20240822202345-3c0e61ca19c9 are:
+//
+//   - remote/proto_serializer.go:30-32 (protoSerializer.Deserialize): the
+//     error of GlobalTypes.FindMessageByName is discarded and n.New() is
+//     called on the nil MessageType: an unknown type name is a nil
+//     dereference.
+//   - remote/endpoint_reader.go:138 m.TypeNames[envelope.TypeId] and
+//     remote/serializer.go:36 serializers[serializerID]: index out of range.
+//   - remote/endpoint_reader.go:192 and :204 (deserializeSender,
+//     deserializeTarget): arr[index-1] and arr[index], index out of range.
+//   - remote/endpoint_manager.go:177 (remoteTerminate): msg.Watchee.Address
+//     with a Terminated whose Who is nil.
+//   - actor/deadletter.go:58 m.Watcher.sendSystemMessage with a Watch whose
+//     Watcher is nil, sent to an actor that does not exist (the dead-letter
+//     subscriber runs synchronously on the publishing goroutine).
+//
+// A known type with garbled bytes does not panic: Deserialize returns the
+// error, onMessageBatch returns it, and the reader ends that one stream with
+// the error. The sender loses the rest of that batch and must reconnect,
+// which is the right answer to a sender that garbles its frames.
+//
+// The guard wraps the Receive stream so that RecvMsg removes every envelope
+// that would reach one of these panic sites before protoactor sees the
+// batch: it checks the indexes, the serializer, the target address and that
+// the type name is linked into this binary, and it decodes the three system
+// messages whose PIDs protoactor dereferences. The rest of the batch is
+// delivered and the stream stays open: one message of a type this node does
+// not know (a peer on a newer version) must not cost the messages batched
+// with it. As a second line of defence the interceptor recovers any panic in
+// the handler and ends only that stream with codes.Internal.
+//
+// User messages are not decoded here: protoactor decodes them right after,
+// and a second decode would double the per-message cost on the hot path
+// (BenchmarkGuardFilter) only to turn a closed stream into a dropped
+// envelope for senders that garble bytes.
+type guard struct {
+	sys *actor.ActorSystem
+	log *slog.Logger
+
+	dropped atomic.Uint64
+	panics  atomic.Uint64
+	streams atomic.Int64
+
+	lastDropLog atomic.Int64 // unix nanoseconds
+}
+
+var guardExtensionID = extensions.NextExtensionID()
+
+// ExtensionID lets the guard live in the actor system's extension registry,
+// so that StatsOf can find it from the system alone.
+func (g *guard) ExtensionID() extensions.ExtensionID { return guardExtensionID }
+
+func newGuard(sys *actor.ActorSystem, log *slog.Logger) *guard {
+	g := &guard{sys: sys, log: log}
+	sys.Extensions.Register(g)
+	return g
+}
+
+// GuardStats counts what the guard did on one actor system.
+type GuardStats struct {
+	Dropped       uint64 // envelopes removed from incoming batches
+	Panics        uint64 // panics recovered in gRPC handlers
+	ActiveStreams int64  // Receive streams currently open (one per connected peer writer)
+}
+
+// StatsOf returns the guard's counters for a system built by NewSystem; the
+// zero value for any other system. Operators and tests use it to see that
+// bad input was dropped rather than lost in a reconnect.
+func StatsOf(sys *actor.ActorSystem) GuardStats {
+	g, ok := sys.Extensions.Get(guardExtensionID).(*guard)
+	if !ok || g == nil {
+		return GuardStats{}
+	}
+	return GuardStats{
+		Dropped:       g.dropped.Load(),
+		Panics:        g.panics.Load(),
+		ActiveStreams: g.streams.Load(),
+	}
+}
+
+// serverOptions returns the interceptors to install on the remote's server.
+func (g *guard) serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainStreamInterceptor(g.streamInterceptor),
+		grpc.ChainUnaryInterceptor(g.unaryInterceptor),
+	}
+}
+
+func (g *guard) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	g.streams.Add(1)
+	defer g.streams.Add(-1)
+	defer g.recoverInto(info.FullMethod, &err)
+	if info.FullMethod == methodReceive {
+		ss = &guardedStream{ServerStream: ss, g: g}
+	}
+	return handler(srv, ss)
+}
+
+// unaryInterceptor answers protoactor's two unary methods itself: both are
+// `panic("implement me")` (remote/endpoint_reader.go:25 and :29), so one call from any
+// gRPC client would otherwise kill the node.
+func (g *guard) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	switch info.FullMethod {
+	case methodListProcesses, methodGetProcessDiagnostics:
+		return nil, status.Errorf(codes.Unimplemented, "%s is not implemented", info.FullMethod)
+	}
+	defer g.recoverInto(info.FullMethod, &err)
+	return handler(ctx, req)
+}
+
+// recoverInto turns a panic in a gRPC handler into an Internal error for
+// that call only. Deferred functions of the handler (protoactor's reader
+// closes its disconnect channel) have run by the time it is called.
+func (g *guard) recoverInto(method string, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	g.panics.Add(1)
+	g.log.Error("recovered panic in remote handler; closing the stream",
+		slog.String("method", method), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+	*err = status.Errorf(codes.Internal, "remote handler failed: %v", r)
+}
+
+// guardedStream filters each incoming RemoteMessage before protoactor's
+// endpoint reader sees it.
+type guardedStream struct {
+	grpc.ServerStream
+	g *guard
+}
+
+func (s *guardedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if rm, ok := m.(*remote.RemoteMessage); ok {
+		if b := rm.GetMessageBatch(); b != nil {
+			s.g.filterBatch(b)
+		}
+	}
+	return nil
+}
+
+// filterBatch removes, in place, every envelope that protoactor could not
+// deliver without panicking or failing the stream. An emptied batch is
+// harmless: the reader loops over zero envelopes.
+func (g *guard) filterBatch(b *remote.MessageBatch) {
+	kept := b.Envelopes[:0]
+	for _, e := range b.Envelopes {
+		if reason := g.check(b, e); reason != "" {
+			g.drop(reason)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(b.Envelopes[len(kept):])
+	b.Envelopes = kept
+}
+
+// check returns why envelope e of batch b must be dropped, or "".
+func (g *guard) check(b *remote.MessageBatch, e *remote.MessageEnvelope) string {
+	if e == nil {
+		return "nil envelope"
+	}
+	if e.TypeId < 0 || int(e.TypeId) >= len(b.TypeNames) {
+		return fmt.Sprintf("type index %d out of range (%d type names)", e.TypeId, len(b.TypeNames))
+	}
+	if e.Target < 0 || int(e.Target) >= len(b.Targets) || b.Targets[e.Target] == nil {
+		return fmt.Sprintf("target index %d out of range (%d targets)", e.Target, len(b.Targets))
+	}
+	// Sender 0 means "no sender"; n refers to Senders[n-1].
+	if e.Sender < 0 || int(e.Sender) > len(b.Senders) || (e.Sender > 0 && b.Senders[e.Sender-1] == nil) {
+		return fmt.Sprintf("sender index %d out of range (%d senders)", e.Sender, len(b.Senders))
+	}
+	if e.SerializerId != protoSerializerID {
+		return fmt.Sprintf("serializer %d not supported (only protobuf, 0)", e.SerializerId)
+	}
+	// A target for another address would make protoactor forward the
+	// message, and a target naming this node under another spelling
+	// ("localhost" for "127.0.0.1") would loop back here forever.
+	if target, self := b.Targets[e.Target].Address, g.sys.Address(); target != self {
+		return fmt.Sprintf("target address %q is not this node's address %q (peers must use the same spelling)", target, self)
+	}
+	typeName := b.TypeNames[e.TypeId]
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(typeName))
+	if err != nil {
+		return fmt.Sprintf("unknown message type %q", typeName)
+	}
+	if _, ok := pidSystemMessages[mt.Descriptor().FullName()]; ok {
+		return checkSystemMessage(mt, e.MessageData)
+	}
+	return ""
+}
+
+// pidSystemMessages are the system messages whose PIDs protoactor
+// dereferences on the gRPC goroutine.
+var pidSystemMessages = map[protoreflect.FullName]struct{}{
+	proto.MessageName(&actor.Terminated{}): {},
+	proto.MessageName(&actor.Watch{}):      {},
+	proto.MessageName(&actor.Unwatch{}):    {},
+}
+
+// checkSystemMessage decodes one of pidSystemMessages and returns why it
+// must be dropped, or "". These are rare (one per watch), so decoding them
+// twice costs nothing.
+func checkSystemMessage(mt protoreflect.MessageType, data []byte) string {
+	msg := mt.New().Interface()
+	if err := proto.Unmarshal(data, msg); err != nil {
+		return fmt.Sprintf("malformed %s: %v", mt.Descriptor().FullName(), err)
+	}
+	switch m := msg.(type) {
+	case *actor.Terminated:
+		if m.Who == nil {
+			return "Terminated without Who"
+		}
+	case *actor.Watch:
+		if m.Watcher == nil {
+			return "Watch without Watcher"
+		}
+	case *actor.Unwatch:
+		if m.Watcher == nil {
+			return "Unwatch without Watcher"
+		}
+	}
+	return ""
+}
+
+func (g *guard) drop(reason string) {
+	n := g.dropped.Add(1)
+	now := time.Now().UnixNano()
+	last := g.lastDropLog.Load()
+	if now-last < int64(dropLogInterval) || !g.lastDropLog.CompareAndSwap(last, now) {
+		return
+	}
+	g.log.Warn("dropped incoming remote message", slog.String("reason", reason), slog.Uint64("dropped_total", n))
+}

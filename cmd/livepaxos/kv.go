@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/livepaxos/livepaxos/client"
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// clientFlags are shared by every command that talks to a cluster.
+type clientFlags struct {
+	endpoints string
+	timeout   time.Duration
+	logLevel  string
+}
+
+func (f *clientFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.endpoints, "endpoints", "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003", "node addresses, comma-separated")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "give up after this long")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "off", "debug, info, warn, error or off")
+}
+
+func (f *clientFlags) endpointList() ([]string, error) {
+	var eps []string
+	for _, e := range strings.Split(f.endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	if len(eps) == 0 {
+		return nil, fmt.Errorf("%w: --endpoints is empty", errUsage)
+	}
+	return eps, nil
+}
+
+func (f *clientFlags) dial(conns int) (*client.Client, error) {
+	eps, err := f.endpointList()
+	if err != nil {
+		return nil, err
+	}
+	if f.timeout <= 0 {
+		return nil, fmt.Errorf("%w: --timeout must be positive", errUsage)
+	}
+	logger, err := loggerFor(f.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(client.Config{Endpoints: eps, Conns: conns, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return c, nil
+}
+
+// withClient runs fn with a client and a context bounded by --timeout.
+func (f *clientFlags) withClient(fn func(ctx context.Context, c *client.Client) error) error {
+	c, err := f.dial(1)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	return fn(ctx, c)
+}
+
+func newPutCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "put KEY VALUE",
+		Short: "Set a key (VALUE '-' reads standard input)",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			val := []byte(args[1])
+			if args[1] == "-" {
+				b, err := io.ReadAll(cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				val = b
+			}
+			return f.withClient(func(ctx context.Context, c *client.Client) error {
+				if err := c.Put(ctx, []byte(args[0]), val); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "OK")
+				return nil
+			})
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newGetCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "get KEY",
+		Short: "Print a key's value (exit status 1 if absent)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.withClient(func(ctx context.Context, c *client.Client) error {
+				v, found, err := c.Get(ctx, []byte(args[0]))
+				if err != nil {
+					return err
+				}
+				if !found {
+					return fmt.Errorf("key %q not found", args[0])
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\n", v)
+				return nil
+			})
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newDelCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "del KEY",
+		Short: "Delete a key (prints whether it existed)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return f.withClient(func(ctx context.Context, c *client.Client) error {
+				existed, err := c.Delete(ctx, []byte(args[0]))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), map[bool]string{true: "deleted", false: "absent"}[existed])
+				return nil
+			})
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newCasCmd() *cobra.Command {
+	var f clientFlags
+	var absent bool
+	cmd := &cobra.Command{
+		Use:   "cas KEY OLD NEW",
+		Short: "Set KEY to NEW if it holds OLD (with --absent: KEY NEW, if KEY is absent); exit status 1 if not swapped",
+		Args:  cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var old, nv []byte
+			switch {
+			case absent && len(args) == 2:
+				nv = []byte(args[1])
+			case !absent && len(args) == 3:
+				old, nv = []byte(args[1]), []byte(args[2])
+			default:
+				return fmt.Errorf("%w: cas takes KEY OLD NEW, or KEY NEW with --absent", errUsage)
+			}
+			return f.withClient(func(ctx context.Context, c *client.Client) error {
+				ok, cur, err := c.CompareAndSwap(ctx, []byte(args[0]), old, nv)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("not swapped: current value %q", cur)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "OK")
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&absent, "absent", false, "swap only if the key is absent")
+	f.add(cmd)
+	return cmd
+}
+
+// txnJSON is the JSON form of a MultiOp, for humans and scripts:
+//
+//	{"guard": [{"op": "equals", "key": "k", "value": "v"}],
+//	 "then":  [{"op": "put", "key": "k", "value": "w"}],
+//	 "else":  [{"op": "get", "key": "k"}]}
+type txnJSON struct {
+	Guard []txnItem `json:"guard"`
+	Then  []txnItem `json:"then"`
+	Else  []txnItem `json:"else"`
+}
+
+type txnItem struct {
+	Op    string  `json:"op"`
+	Key   string  `json:"key"`
+	Value *string `json:"value,omitempty"`
+}
+
+func newTxnCmd() *cobra.Command {
+	var f clientFlags
+	var guards, thens, elses []string
+	var jsonIn string
+	cmd := &cobra.Command{
+		Use:   "txn",
+		Short: "Run one MultiOp: a guard, ops if it holds, ops if not",
+		Long: `Run one MultiOp atomically. Give it with flags:
+  --guard absent:KEY | present:KEY | equals:KEY=VALUE   (repeatable; all must hold)
+  --then  put:KEY=VALUE | del:KEY | get:KEY             (repeatable; run if the guard holds)
+  --else  put:KEY=VALUE | del:KEY | get:KEY             (repeatable; run otherwise)
+or as JSON with --json FILE ('-' for standard input):
+  {"guard":[{"op":"equals","key":"k","value":"v"}],"then":[{"op":"put","key":"k","value":"w"}],"else":[]}
+Prints the outcome and each result as JSON.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var t txnJSON
+			if jsonIn != "" {
+				if len(guards)+len(thens)+len(elses) > 0 {
+					return fmt.Errorf("%w: give the MultiOp with --json or with flags, not both", errUsage)
+				}
+				var r io.Reader = cmd.InOrStdin()
+				if jsonIn != "-" {
+					fh, err := os.Open(jsonIn)
+					if err != nil {
+						return err
+					}
+					defer fh.Close()
+					r = fh
+				}
+				dec := json.NewDecoder(r)
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&t); err != nil {
+					return fmt.Errorf("%w: --json: %v", errUsage, err)
+				}
+			} else {
+				var err error
+				if t.Guard, err = parseItems(guards, true); err != nil {
+					return err
+				}
+				if t.Then, err = parseItems(thens, false); err != nil {
+					return err
+				}
+				if t.Else, err = parseItems(elses, false); err != nil {
+					return err
+				}
+			}
+			op, err := t.multiOp()
+			if err != nil {
+				return err
+			}
+			return f.withClient(func(ctx context.Context, c *client.Client) error {
+				res, err := c.Txn(ctx, op)
+				if err != nil {
+					return err
+				}
+				return printTxnResult(cmd.OutOrStdout(), res)
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&guards, "guard", nil, "a test: absent:KEY, present:KEY or equals:KEY=VALUE")
+	cmd.Flags().StringArrayVar(&thens, "then", nil, "an op run if the guard holds: put:KEY=VALUE, del:KEY or get:KEY")
+	cmd.Flags().StringArrayVar(&elses, "else", nil, "an op run otherwise")
+	cmd.Flags().StringVar(&jsonIn, "json", "", "read the MultiOp as JSON from this file ('-': standard input)")
+	f.add(cmd)
+	return cmd
+}
+
+func parseItems(specs []string, guard bool) ([]txnItem, error) {
+	var items []txnItem
+	for _, s := range specs {
+		kind, rest, ok := strings.Cut(s, ":")
+		if !ok {
+			return nil, fmt.Errorf("%w: %q: want KIND:KEY or KIND:KEY=VALUE", errUsage, s)
+		}
+		it := txnItem{Op: kind, Key: rest}
+		if kind == "put" || kind == "equals" {
+			k, v, ok := strings.Cut(rest, "=")
+			if !ok {
+				return nil, fmt.Errorf("%w: %q: %s needs KEY=VALUE", errUsage, s, kind)
+			}
+			it.Key, it.Value = k, &v
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+func (t txnJSON) multiOp() (*messages.MultiOp, error) {
+	op := &messages.MultiOp{}
+	for _, g := range t.Guard {
+		test := &messages.Test{Key: []byte(g.Key)}
+		switch g.Op {
+		case "absent":
+			test.Kind = messages.Test_KIND_ABSENT
+		case "present":
+			test.Kind = messages.Test_KIND_PRESENT
+		case "equals":
+			if g.Value == nil {
+				return nil, fmt.Errorf("%w: equals test on %q needs a value", errUsage, g.Key)
+			}
+			test.Kind, test.Value = messages.Test_KIND_EQUALS, []byte(*g.Value)
+		default:
+			return nil, fmt.Errorf("%w: unknown guard test %q (absent, present, equals)", errUsage, g.Op)
+		}
+		op.Guard = append(op.Guard, test)
+	}
+	var err error
+	if op.TOp, err = opsOf(t.Then); err != nil {
+		return nil, err
+	}
+	if op.FOp, err = opsOf(t.Else); err != nil {
+		return nil, err
+	}
+	return op, nil
+}
+
+func opsOf(items []txnItem) ([]*messages.Op, error) {
+	var ops []*messages.Op
+	for _, it := range items {
+		o := &messages.Op{Key: []byte(it.Key)}
+		switch it.Op {
+		case "put":
+			if it.Value == nil {
+				return nil, fmt.Errorf("%w: put of %q needs a value", errUsage, it.Key)
+			}
+			o.Kind, o.Value = messages.Op_KIND_PUT, []byte(*it.Value)
+		case "del", "delete":
+			o.Kind = messages.Op_KIND_DELETE
+		case "get":
+			o.Kind = messages.Op_KIND_GET
+		default:
+			return nil, fmt.Errorf("%w: unknown op %q (put, del, get)", errUsage, it.Op)
+		}
+		ops = append(ops, o)
+	}
+	return ops, nil
+}
+
+func printTxnResult(w io.Writer, res *messages.MultiOpResult) error {
+	type result struct {
+		Found bool   `json:"found"`
+		Value string `json:"value,omitempty"`
+	}
+	out := struct {
+		Succeeded bool     `json:"succeeded"`
+		Results   []result `json:"results"`
+	}{Succeeded: res.Succeeded, Results: []result{}}
+	for _, r := range res.Results {
+		out.Results = append(out.Results, result{Found: r.Found, Value: string(r.Value)})
+	}
+	enc := json.NewEncoder(w)
+	return enc.Encode(out)
+}
+
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%w: %s takes %d argument(s), got %d", errUsage, cmd.Name(), n, len(args))
+		}
+		return nil
+	}
+}
+
+

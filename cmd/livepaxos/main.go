@@ -1,0 +1,40 @@
+// Command livepaxos runs a node of a livepaxos cluster and talks to one:
+// node, put, get, del, cas, txn, status and bench.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// errUsage marks a bad flag or argument: exit status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	root := newRootCmd()
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "livepaxos:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "livepaxos",
+		Short:         "A Multi-Paxos replicated key-value database and lock service",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %v (see '%s --help')", errUsage, err, c.CommandPath())
+	})
+	root.AddCommand(newNodeCmd(), newPutCmd(), newGetCmd(), newDelCmd(), newCasCmd(),
+		newTxnCmd(), newStatusCmd(), newBenchCmd())
+	return root
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	_ "net/http/pprof" // served only with --pprof
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/actors"
+	"github.com/livepaxos/livepaxos/cluster"
+	"github.com/livepaxos/livepaxos/db"
+	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
+)
+
+type nodeFlags struct {
+	id            uint32
+	listen        string
+	peers         string
+	data          string
+	clusterID     string
+	logLevel      string
+	maxValueBytes int
+	electionMin   time.Duration
+	pprof         string
+}
+
+func newNodeCmd() *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run one replica of a cluster",
+		Example: `  livepaxos node --id 1 --listen 127.0.0.1:7001 \
+    --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data /tmp/lp1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(f) },
+	}
+	fl := cmd.Flags()
+	fl.Uint32Var(&f.id, "id", 0, "this node's id, as in --peers (required)")
+	fl.StringVar(&f.listen, "listen", "", "host:port to listen on (default: this node's --peers address)")
+	fl.StringVar(&f.peers, "peers", "", "every voter as id=host:port, comma-separated (required)")
+	fl.StringVar(&f.data, "data", "", "data directory (required)")
+	fl.StringVar(&f.clusterID, "cluster-id", "", "cluster identity bound into the data directory (default: derived from --peers)")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn, error or off")
+	fl.IntVar(&f.maxValueBytes, "max-value-bytes", db.DefaultMaxValueBytes, "largest value accepted")
+	fl.DurationVar(&f.electionMin, "election-timeout", 700*time.Millisecond, "minimum time without a master before a node campaigns (randomized up to 2x)")
+	fl.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
+	return cmd
+}
+
+func runNode(f nodeFlags) error {
+	if f.id == 0 || f.peers == "" || f.data == "" {
+		return fmt.Errorf("%w: --id, --peers and --data are required", errUsage)
+	}
+	peers, err := cluster.ParsePeers(f.peers)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	self, ok := peers[f.id]
+	if !ok {
+		return fmt.Errorf("%w: --id %d is not in --peers %s", errUsage, f.id, peers)
+	}
+	if f.listen == "" {
+		f.listen = self
+	}
+	if f.maxValueBytes <= 0 {
+		return fmt.Errorf("%w: --max-value-bytes must be positive", errUsage)
+	}
+	if f.electionMin <= 0 {
+		return fmt.Errorf("%w: --election-timeout must be positive", errUsage)
+	}
+	logger, err := cluster.LoggerForLevel(f.logLevel, os.Stderr)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if f.clusterID == "" {
+		f.clusterID = defaultClusterID(peers)
+	}
+	if err := os.MkdirAll(f.data, 0o755); err != nil {
+		return err
+	}
+	limits := db.Limits{MaxValueBytes: f.maxValueBytes}
+	kv := db.NewWithLimits(limits)
+	fatal := make(chan error, 1)
+	replica, err := actors.NewReplica(actors.Config{
+		NodeID:          f.id,
+		Peers:           peers,
+		DataDir:         f.data,
+		ClusterID:       f.clusterID,
+		StateMachine:    kv,
+		ValidateCommand: validator(limits),
+		MaxCommandBytes: f.maxValueBytes + 64<<10,
+		Logger:          logger,
+		Proposer:        paxosTuning(f),
+		OnFatal: func(err error) {
+			select {
+			case fatal <- err:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer replica.Close()
+	sys, rem, addr, err := cluster.NewSystem(cluster.Options{Listen: f.listen, Advertise: self, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if f.pprof != "" {
+		go func() { logger.Warn("pprof server", "err", http.ListenAndServe(f.pprof, nil)) }()
+	}
+	pid, err := sys.Root.SpawnNamed(replica.Props(), actors.DefaultName)
+	if err != nil {
+		rem.Shutdown(false)
+		return err
+	}
+	logger.Info("node started", "id", f.id, "address", addr, "applied", replica.Applied(), "cluster", f.clusterID)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	var runErr error
+	select {
+	case s := <-sig:
+		logger.Info("stopping", "signal", s.String())
+	case runErr = <-fatal:
+		logger.Error("node stopping on a fatal error", "err", runErr)
+	}
+	sys.Root.StopFuture(pid).Wait()
+	rem.Shutdown(false)
+	return runErr
+}
+
+// defaultClusterID derives a cluster identity from the initial voter set, so
+// a data directory from another cluster is refused without extra flags.
+func defaultClusterID(peers cluster.Peers) string {
+	h := fnv.New64a()
+	h.Write([]byte(peers.String()))
+	return fmt.Sprintf("lp-%016x", h.Sum64())
+}
+
+// validator refuses a command that is not a valid MultiOp before anything
+// is proposed.
+func validator(limits db.Limits) func([]byte) error {
+	return func(b []byte) error {
+		op := &messages.MultiOp{}
+		if err := proto.Unmarshal(b, op); err != nil {
+			return fmt.Errorf("%w: %v", db.ErrMalformed, err)
+		}
+		err := limits.Validate(op)
+		if errors.Is(err, db.ErrValueTooLarge) || errors.Is(err, db.ErrKeyTooLarge) || errors.Is(err, db.ErrTooManyOps) {
+			return fmt.Errorf("%w: %w", actors.ErrTooLarge, err)
+		}
+		return err
+	}
+}
+
+func paxosTuning(f nodeFlags) paxos.ProposerConfig {
+	return paxos.ProposerConfig{ElectionTimeoutMin: f.electionMin}
+}

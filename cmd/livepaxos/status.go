@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/livepaxos/livepaxos/client"
+	"github.com/livepaxos/livepaxos/cluster"
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+func newStatusCmd() *cobra.Command {
+	var f clientFlags
+	var asJSON bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show each node's role, master and log progress",
+		Long: `Show each node's view: whether it is master, whom it believes is master,
+its ballot, and its last chosen and applied instances.
+With --wait DUR, exit 0 as soon as a master accepts writes (a write that changes
+nothing goes through the log), or 1 when DUR passes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if wait < 0 {
+				return fmt.Errorf("%w: --wait must not be negative", errUsage)
+			}
+			eps, err := f.endpointList()
+			if err != nil {
+				return err
+			}
+			c, err := f.dial(1)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if wait > 0 {
+				return waitForMaster(cmd.OutOrStdout(), c, wait)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+			defer cancel()
+			return printStatus(ctx, cmd.OutOrStdout(), c, eps, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per node")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for a master that accepts writes")
+	f.add(cmd)
+	cmd.Flags().Lookup("timeout").DefValue = "2s"
+	cmd.Flags().Set("timeout", "2s")
+	return cmd
+}
+
+// waitForMaster proves a master accepts writes with a MultiOp whose guard
+// fails on purpose and whose lists are empty: it goes through the log and
+// changes nothing.
+func waitForMaster(w io.Writer, c *client.Client, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	probe := &messages.MultiOp{Guard: []*messages.Test{{Kind: messages.Test_KIND_PRESENT, Key: []byte("\x00livepaxos/ready-probe")}}}
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, time.Second)
+		_, err := c.Txn(attempt, probe)
+		cancelAttempt()
+		if err == nil {
+			fmt.Fprintln(w, "master accepts writes")
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no master accepted writes within %v: %v", wait, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// nodeStatus is one row of `status`, as printed with --json.
+type nodeStatus struct {
+	Endpoint    string   `json:"endpoint"`
+	NodeID      uint32   `json:"node_id,omitempty"`
+	Reachable   bool     `json:"reachable"`
+	Error       string   `json:"error,omitempty"`
+	IsMaster    bool     `json:"is_master"`
+	MasterID    uint32   `json:"master_id,omitempty"`
+	Master      string   `json:"master,omitempty"`
+	Ballot      uint64   `json:"ballot"`
+	LastChosen  uint64   `json:"last_chosen"`
+	LastApplied uint64   `json:"last_applied"`
+	Members     []string `json:"members,omitempty"`
+	ClusterID   string   `json:"cluster_id,omitempty"`
+}
+
+func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []string, asJSON bool) error {
+	rows := make([]nodeStatus, len(eps))
+	done := make(chan struct{}, len(eps))
+	for i, ep := range eps {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			rows[i] = nodeStatus{Endpoint: ep}
+			st, err := c.Status(ctx, ep)
+			if err != nil {
+				rows[i].Error = err.Error()
+				return
+			}
+			rows[i] = fromStatus(ep, st)
+		}()
+	}
+	for range eps {
+		<-done
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ENDPOINT\tID\tROLE\tMASTER\tBALLOT\tCHOSEN\tAPPLIED\t")
+		for _, r := range rows {
+			if !r.Reachable {
+				fmt.Fprintf(tw, "%s\t-\tunreachable\t-\t-\t-\t-\t\n", r.Endpoint)
+				continue
+			}
+			role := "follower"
+			if r.IsMaster {
+				role = "master"
+			}
+			master := "-"
+			if r.MasterID != 0 {
+				master = fmt.Sprintf("%d", r.MasterID)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t\n", r.Endpoint, r.NodeID, role, master,
+				r.Ballot, r.LastChosen, r.LastApplied)
+		}
+		tw.Flush()
+	}
+	for _, r := range rows {
+		if r.Reachable {
+			return nil
+		}
+	}
+	return fmt.Errorf("no node reachable")
+}
+
+func fromStatus(ep string, st *messages.StatusResponse) nodeStatus {
+	r := nodeStatus{Endpoint: ep, NodeID: st.NodeId, Reachable: true, IsMaster: st.IsMaster,
+		MasterID: st.MasterId, Master: st.MasterAddress, Ballot: st.Ballot,
+		LastChosen: st.LastChosen, LastApplied: st.LastApplied, ClusterID: st.ClusterId}
+	for _, m := range st.Members {
+		r.Members = append(r.Members, fmt.Sprintf("%d=%s", m.Id, m.Address))
+	}
+	return r
+}
+
+// loggerFor returns the client-side logger for --log-level.
+func loggerFor(level string) (*slog.Logger, error) {
+	l, err := cluster.LoggerForLevel(level, os.Stderr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return l, nil
+}

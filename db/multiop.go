@@ -1,0 +1,139 @@
+package db
+
+import (
+	"fmt"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// Put returns a MultiOp that sets key to value unconditionally. Its single
+// result's Found reports whether key existed before.
+//
+// Like every constructor here, Put does not copy key or value: the MultiOp
+// refers to them, so do not modify them until the MultiOp has been encoded.
+// (The KV itself always copies what it stores.)
+func Put(key, value []byte) *messages.MultiOp {
+	return &messages.MultiOp{TOp: []*messages.Op{{Kind: messages.Op_KIND_PUT, Key: key, Value: value}}}
+}
+
+// Get returns a MultiOp that reads key. Sending a Get through the log, rather
+// than using KV.Read, orders it with every write: the read is linearizable.
+func Get(key []byte) *messages.MultiOp {
+	return &messages.MultiOp{TOp: []*messages.Op{{Kind: messages.Op_KIND_GET, Key: key}}}
+}
+
+// Delete returns a MultiOp that removes key. Its single result's Found reports
+// whether key existed.
+func Delete(key []byte) *messages.MultiOp {
+	return &messages.MultiOp{TOp: []*messages.Op{{Kind: messages.Op_KIND_DELETE, Key: key}}}
+}
+
+// CompareAndSwap returns a MultiOp that puts newValue only if key currently
+// equals old. old == nil means the key must be absent; a non-nil empty old
+// ([]byte{}) means the key must be present with an empty value.
+//
+// On success the result has Succeeded and one PUT result. On failure the f_op
+// list reads key, so the single result carries the current value (Found false
+// if absent): a client can retry with it without a separate read.
+func CompareAndSwap(key, old, newValue []byte) *messages.MultiOp {
+	guard := &messages.Test{Kind: messages.Test_KIND_ABSENT, Key: key}
+	if old != nil {
+		guard = &messages.Test{Kind: messages.Test_KIND_EQUALS, Key: key, Value: old}
+	}
+	return &messages.MultiOp{
+		Guard: []*messages.Test{guard},
+		TOp:   []*messages.Op{{Kind: messages.Op_KIND_PUT, Key: key, Value: newValue}},
+		FOp:   []*messages.Op{{Kind: messages.Op_KIND_GET, Key: key}},
+	}
+}
+
+// Execute runs an already-decoded MultiOp against the database: if every
+// guard test holds (an empty guard always holds) it runs t_op, otherwise
+// f_op, and returns Succeeded = whether the guard held plus one result per op
+// of the list that ran.
+//
+// The guard is evaluated against the state before any op runs; the ops then
+// run in order, each seeing the effects of the ones before it (a GET after a
+// PUT of the same key in the same list sees the new value). Result values are
+// fresh copies that the caller may keep or modify.
+//
+// A MultiOp that fails the KV's Limits.Validate is not run at all: Execute
+// returns an empty MultiOpResult (Succeeded false, no results) and changes
+// nothing. Call Validate first to learn why; Apply reports the reason.
+// Execute does not touch LastApplied.
+func (kv *KV) Execute(op *messages.MultiOp) *messages.MultiOpResult {
+	res, _ := kv.execute(op)
+	return res
+}
+
+// execute is Execute that also returns the validation error.
+//
+// Atomicity comes from validating first: Validate rejects everything an op
+// could fail on (unknown kinds, bad keys, sizes), and a valid GET, PUT or
+// DELETE on a map cannot fail, so once the first op runs the whole list runs.
+// No undo log is needed.
+func (kv *KV) execute(op *messages.MultiOp) (*messages.MultiOpResult, error) {
+	if err := kv.limits.Validate(op); err != nil {
+		return &messages.MultiOpResult{}, err
+	}
+	succeeded := kv.guardHolds(op.Guard)
+	ops := op.FOp
+	if succeeded {
+		ops = op.TOp
+	}
+	res := &messages.MultiOpResult{Succeeded: succeeded}
+	if len(ops) > 0 {
+		res.Results = make([]*messages.OpResult, len(ops))
+		for i, o := range ops {
+			res.Results[i] = kv.run(o)
+		}
+	}
+	return res, nil
+}
+
+// guardHolds reports whether every test holds in the current state.
+func (kv *KV) guardHolds(guard []*messages.Test) bool {
+	for _, t := range guard {
+		if !kv.holds(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// holds evaluates one validated test. EQUALS requires presence: an absent key
+// never equals anything, not even the empty value, so "present and empty"
+// and "absent" stay distinguishable.
+func (kv *KV) holds(t *messages.Test) bool {
+	v, ok := kv.data[string(t.Key)]
+	switch t.Kind {
+	case messages.Test_KIND_ABSENT:
+		return !ok
+	case messages.Test_KIND_PRESENT:
+		return ok
+	case messages.Test_KIND_EQUALS:
+		return ok && v == string(t.Value)
+	}
+	panic(fmt.Sprintf("db: unvalidated test kind %d reached execution", int32(t.Kind)))
+}
+
+// run executes one validated op. Storing string(...) copies the caller's
+// bytes, and returning []byte(v) copies them out, so neither the request
+// buffers nor a returned value can alias the stored data.
+func (kv *KV) run(o *messages.Op) *messages.OpResult {
+	v, ok := kv.data[string(o.Key)]
+	switch o.Kind {
+	case messages.Op_KIND_GET:
+		if !ok {
+			return &messages.OpResult{}
+		}
+		return &messages.OpResult{Found: true, Value: []byte(v)}
+	case messages.Op_KIND_PUT:
+		kv.data[string(o.Key)] = string(o.Value)
+		return &messages.OpResult{Found: ok}
+	case messages.Op_KIND_DELETE:
+		delete(kv.data, string(o.Key))
+		return &messages.OpResult{Found: ok}
+	}
+	panic(fmt.Sprintf("db: unvalidated op kind %d reached execution", int32(o.Kind)))
+}

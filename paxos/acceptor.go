@@ -1,0 +1,128 @@
+package paxos
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// Acceptor is the acceptor's state and decisions (§4). Its promised ballot
+// and accepted entries are durable: every change it makes comes back as a
+// Record in its output, and the shell persists those records before the
+// reply leaves.
+type Acceptor struct {
+	id       uint32
+	promised uint64
+	accepted map[uint64]*messages.Entry
+	// chosenUpto is the highest instance a master told this acceptor was
+	// chosen. Reported in promises as a hint; not durable.
+	chosenUpto uint64
+}
+
+// AcceptorOutput is what one acceptor step asks the shell to do, in order:
+// persist Records, then send Reply and hand Learn to the local learner.
+type AcceptorOutput struct {
+	Records []*messages.Record
+	Reply   *Envelope
+	// Learn holds the entries just accepted; the local learner keeps them
+	// until a Chosen notice names their ballot.
+	Learn []*messages.Entry
+}
+
+// NewAcceptor returns an acceptor with nothing promised or accepted.
+func NewAcceptor(id uint32) *Acceptor {
+	return &Acceptor{id: id, accepted: make(map[uint64]*messages.Entry)}
+}
+
+// Promised returns the highest ballot this acceptor has promised.
+func (a *Acceptor) Promised() uint64 { return a.promised }
+
+// AcceptedAt returns the entry accepted at instance, or nil.
+func (a *Acceptor) AcceptedAt(instance uint64) *messages.Entry { return a.accepted[instance] }
+
+// Restore replays one durable record at startup.
+func (a *Acceptor) Restore(rec *messages.Record) error {
+	switch k := rec.Kind.(type) {
+	case *messages.Record_Promise:
+		a.promised = max(a.promised, k.Promise.Ballot)
+	case *messages.Record_Accept:
+		e := k.Accept
+		if e.Instance == 0 || e.Value == nil {
+			return fmt.Errorf("paxos: malformed accept record for instance %d", e.Instance)
+		}
+		a.promised = max(a.promised, e.Ballot)
+		if prev := a.accepted[e.Instance]; prev == nil || prev.Ballot <= e.Ballot {
+			a.accepted[e.Instance] = e
+		}
+	}
+	return nil
+}
+
+// HandlePrepare is phase 1b. A duplicate of the prepare already promised is
+// answered again, with nothing new to persist.
+func (a *Acceptor) HandlePrepare(m *messages.Prepare) AcceptorOutput {
+	var out AcceptorOutput
+	if m.Ballot < a.promised || m.Ballot == 0 {
+		out.Reply = &Envelope{To: m.From, Msg: &messages.Promise{
+			From: a.id, Ballot: m.Ballot, Promised: a.promised, ChosenUpto: a.chosenUpto}}
+		return out
+	}
+	if m.Ballot > a.promised {
+		a.promised = m.Ballot
+		out.Records = append(out.Records, &messages.Record{Kind: &messages.Record_Promise{
+			Promise: &messages.PromiseRecord{Ballot: m.Ballot}}})
+	}
+	out.Reply = &Envelope{To: m.From, Msg: &messages.Promise{
+		From: a.id, Ballot: m.Ballot, Ok: true, Promised: a.promised,
+		Accepted: a.acceptedFrom(m.FirstInstance), ChosenUpto: a.chosenUpto}}
+	return out
+}
+
+// acceptedFrom lists accepted entries at or after first, in instance order.
+func (a *Acceptor) acceptedFrom(first uint64) []*messages.Entry {
+	var es []*messages.Entry
+	for i, e := range a.accepted {
+		if i >= first {
+			es = append(es, e)
+		}
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].Instance < es[j].Instance })
+	return es
+}
+
+// HandleAccept is phase 2b. Accepting under a ballot implies promising it,
+// so an accept record also raises the promise on recovery. Re-accepting the
+// same (instance, ballot) is acknowledged without a new record: duplicates
+// change nothing.
+func (a *Acceptor) HandleAccept(m *messages.Accept) AcceptorOutput {
+	var out AcceptorOutput
+	if m.Ballot < a.promised || m.Ballot == 0 {
+		out.Reply = &Envelope{To: m.From, Msg: &messages.Accepted{
+			From: a.id, Ballot: m.Ballot, Promised: a.promised}}
+		return out
+	}
+	raised := m.Ballot > a.promised
+	a.promised = m.Ballot
+	a.chosenUpto = max(a.chosenUpto, m.ChosenUpto)
+	ack := &messages.Accepted{From: a.id, Ballot: m.Ballot, Ok: true, Promised: m.Ballot}
+	for _, e := range m.Entries {
+		if e.Instance == 0 || e.Value == nil {
+			continue // malformed: never acknowledge what was not stored
+		}
+		ack.Instances = append(ack.Instances, e.Instance)
+		if prev := a.accepted[e.Instance]; prev != nil && prev.Ballot == m.Ballot {
+			continue
+		}
+		stored := &messages.Entry{Instance: e.Instance, Ballot: m.Ballot, Value: e.Value}
+		a.accepted[e.Instance] = stored
+		out.Records = append(out.Records, &messages.Record{Kind: &messages.Record_Accept{Accept: stored}})
+		out.Learn = append(out.Learn, stored)
+	}
+	if raised && len(out.Records) == 0 {
+		out.Records = append(out.Records, &messages.Record{Kind: &messages.Record_Promise{
+			Promise: &messages.PromiseRecord{Ballot: m.Ballot}}})
+	}
+	out.Reply = &Envelope{To: m.From, Msg: ack}
+	return out
+}

@@ -1,0 +1,20 @@
+package paxos
+
+// BallotStride is the n of the paper's ballot rule "s mod n == id": node ids
+// are below it, so every ballot names exactly one owner. Using the whole id
+// space rather than the group size keeps ballots unique when membership
+// changes.
+const BallotStride = 1 << 16
+
+// NextBallot returns the smallest ballot greater than above that node id
+// owns.
+func NextBallot(above uint64, id uint32) uint64 {
+	b := (above/BallotStride)*BallotStride + uint64(id)
+	if b <= above {
+		b += BallotStride
+	}
+	return b
+}
+
+// BallotOwner returns the node id that owns ballot b (0 for the zero ballot).
+func BallotOwner(b uint64) uint32 { return uint32(b % BallotStride) }

@@ -1,0 +1,293 @@
+package paxos
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// LearnerConfig bounds a learner. Zero fields take defaults.
+type LearnerConfig struct {
+	ID    uint32
+	Peers []uint32 // every voter, this node included
+	// CatchupDelay is how long a known gap may last before the learner asks
+	// a peer for the missing entries (the entry is usually just in flight
+	// from the local acceptor).
+	CatchupDelay time.Duration
+	// CatchupInterval is how often an idle learner asks a peer whether it
+	// missed anything, so a replica that is behind catches up on its own.
+	CatchupInterval   time.Duration
+	MaxCatchupEntries int
+	MaxCatchupBytes   int
+}
+
+func (c *LearnerConfig) setDefaults() {
+	if c.CatchupDelay == 0 {
+		c.CatchupDelay = 150 * time.Millisecond
+	}
+	if c.CatchupInterval == 0 {
+		c.CatchupInterval = time.Second
+	}
+	if c.MaxCatchupEntries == 0 {
+		c.MaxCatchupEntries = 512
+	}
+	if c.MaxCatchupBytes == 0 {
+		c.MaxCatchupBytes = 2 << 20
+	}
+}
+
+// Learner learns which value each instance chose and hands the chosen values
+// to the state machine strictly in instance order, each exactly once (§4).
+// It learns from the master's Chosen notices matched against the entries its
+// local acceptor accepted, and from peers' logs when it is behind.
+type Learner struct {
+	cfg LearnerConfig
+	// chosen holds every chosen entry this replica knows, for applying and
+	// for serving peers that catch up. Snapshots will bound it.
+	chosen map[uint64]*messages.Entry
+	// pending holds accepted entries above contiguous not yet known chosen.
+	pending map[uint64]*messages.Entry
+	// contiguous: every instance <= contiguous is chosen and handed out.
+	contiguous uint64
+	// notice is the latest Chosen notice: entries accepted under
+	// notice.Ballot at instances <= notice.ChosenUpto are chosen.
+	notice messages.Chosen
+	// knownChosen is the highest instance any peer reported chosen.
+	knownChosen uint64
+	knownFrom   uint32
+	behindSince time.Time
+	lastAsk     time.Time
+	askCursor   int
+	// restore state
+	restoreLatest map[uint64]*messages.Entry
+	restoreMark   uint64
+}
+
+// LearnerOutput is what one learner step asks the shell to do. Records
+// (learned values and chosen marks) may be persisted lazily: a chosen value
+// can always be learned again from a majority.
+type LearnerOutput struct {
+	Records  []*messages.Record
+	Messages []Envelope
+	Apply    []*messages.Entry // contiguous chosen entries, in instance order
+}
+
+// NewLearner returns a learner that knows nothing chosen.
+func NewLearner(cfg LearnerConfig) *Learner {
+	cfg.setDefaults()
+	return &Learner{
+		cfg:     cfg,
+		chosen:  make(map[uint64]*messages.Entry),
+		pending: make(map[uint64]*messages.Entry),
+	}
+}
+
+// Contiguous returns the highest instance up to which everything is chosen
+// and handed to the state machine.
+func (l *Learner) Contiguous() uint64 { return l.contiguous }
+
+// KnownChosen returns the highest instance known to be chosen anywhere.
+func (l *Learner) KnownChosen() uint64 { return max(l.knownChosen, l.contiguous) }
+
+// ChosenAt returns the chosen entry at instance, or nil if not known.
+func (l *Learner) ChosenAt(instance uint64) *messages.Entry { return l.chosen[instance] }
+
+// Restore replays one durable record at startup; FinishRestore completes it.
+func (l *Learner) Restore(rec *messages.Record) {
+	if l.restoreLatest == nil {
+		l.restoreLatest = make(map[uint64]*messages.Entry)
+	}
+	switch k := rec.Kind.(type) {
+	case *messages.Record_Accept:
+		l.restoreLatest[k.Accept.Instance] = k.Accept
+	case *messages.Record_Learned:
+		l.restoreLatest[k.Learned.Instance] = k.Learned
+	case *messages.Record_Chosen:
+		l.restoreMark = max(l.restoreMark, k.Chosen.Upto)
+	}
+}
+
+// FinishRestore marks every instance up to the durable chosen mark as chosen
+// (once chosen, any later accept at an instance carries the same value, so
+// the latest record for an instance holds it) and returns them to apply.
+func (l *Learner) FinishRestore() (LearnerOutput, error) {
+	var out LearnerOutput
+	for i := uint64(1); i <= l.restoreMark; i++ {
+		e := l.restoreLatest[i]
+		if e == nil {
+			return out, fmt.Errorf("paxos: log marks instance %d chosen but holds no value for it", i)
+		}
+		l.chosen[i] = e
+	}
+	for i, e := range l.restoreLatest {
+		if i > l.restoreMark {
+			l.pending[i] = e
+		}
+	}
+	l.restoreLatest = nil
+	l.advance(&out, false)
+	return out, nil
+}
+
+// HandleLearn takes entries the local acceptor has durably accepted.
+func (l *Learner) HandleLearn(entries []*messages.Entry) LearnerOutput {
+	var out LearnerOutput
+	for _, e := range entries {
+		if e.Instance <= l.contiguous || l.chosen[e.Instance] != nil {
+			continue
+		}
+		if prev := l.pending[e.Instance]; prev != nil && prev.Ballot > e.Ballot {
+			continue
+		}
+		l.pending[e.Instance] = e
+		if e.Ballot == l.notice.Ballot && e.Instance <= l.notice.ChosenUpto {
+			l.chosen[e.Instance] = e
+		}
+	}
+	l.advance(&out, true)
+	return out
+}
+
+// HandleChosen takes a master's notice that entries accepted under its
+// ballot up to ChosenUpto are chosen.
+func (l *Learner) HandleChosen(m *messages.Chosen, now time.Time) LearnerOutput {
+	var out LearnerOutput
+	if m.Ballot > l.notice.Ballot || (m.Ballot == l.notice.Ballot && m.ChosenUpto > l.notice.ChosenUpto) {
+		l.notice = messages.Chosen{From: m.From, Ballot: m.Ballot, ChosenUpto: m.ChosenUpto}
+	}
+	l.noteKnown(m.ChosenUpto, m.From, now)
+	for i, e := range l.pending {
+		if e.Ballot == m.Ballot && i <= m.ChosenUpto {
+			l.chosen[i] = e
+		}
+	}
+	l.advance(&out, true)
+	l.maybeAsk(&out, now)
+	return out
+}
+
+// HandleCatchupRequest serves a peer chosen entries from its first missing
+// instance, bounded in count and bytes.
+func (l *Learner) HandleCatchupRequest(m *messages.CatchupRequest) LearnerOutput {
+	resp := &messages.CatchupResponse{From: l.cfg.ID, ChosenUpto: l.KnownChosen()}
+	limit := min(int(m.MaxEntries), l.cfg.MaxCatchupEntries)
+	if limit <= 0 {
+		limit = l.cfg.MaxCatchupEntries
+	}
+	bytes := 0
+	for i := max(m.FirstInstance, 1); i <= l.contiguous && len(resp.Entries) < limit; i++ {
+		e := l.chosen[i]
+		if e == nil {
+			break
+		}
+		bytes += proto.Size(e)
+		if bytes > l.cfg.MaxCatchupBytes && len(resp.Entries) > 0 {
+			break
+		}
+		resp.Entries = append(resp.Entries, e)
+	}
+	return LearnerOutput{Messages: []Envelope{{To: m.From, Msg: resp}}}
+}
+
+// HandleCatchupResponse takes chosen entries from a peer and, if still
+// behind, asks the same peer for the next chunk at once.
+func (l *Learner) HandleCatchupResponse(m *messages.CatchupResponse, now time.Time) LearnerOutput {
+	var out LearnerOutput
+	l.noteKnown(m.ChosenUpto, m.From, now)
+	learned := false
+	for _, e := range m.Entries {
+		if e.Instance == 0 || e.Value == nil || e.Instance <= l.contiguous || l.chosen[e.Instance] != nil {
+			continue
+		}
+		l.chosen[e.Instance] = e
+		learned = true
+		out.Records = append(out.Records, &messages.Record{Kind: &messages.Record_Learned{Learned: e}})
+	}
+	l.advance(&out, true)
+	if learned && l.KnownChosen() > l.contiguous {
+		l.ask(&out, m.From, now)
+	}
+	return out
+}
+
+// Tick asks a peer for missing entries when a gap has lasted, and now and
+// then asks anyway, so a replica that missed every notice still catches up.
+func (l *Learner) Tick(now time.Time) LearnerOutput {
+	var out LearnerOutput
+	l.maybeAsk(&out, now)
+	if len(out.Messages) == 0 && now.Sub(l.lastAsk) >= l.cfg.CatchupInterval {
+		if peer := l.nextPeer(); peer != 0 {
+			l.ask(&out, peer, now)
+		}
+	}
+	return out
+}
+
+func (l *Learner) noteKnown(upto uint64, from uint32, now time.Time) {
+	if upto > l.knownChosen {
+		l.knownChosen = upto
+		l.knownFrom = from
+	}
+	if l.knownChosen > l.contiguous && l.behindSince.IsZero() {
+		l.behindSince = now
+	}
+}
+
+func (l *Learner) maybeAsk(out *LearnerOutput, now time.Time) {
+	if l.knownChosen <= l.contiguous || l.behindSince.IsZero() {
+		return
+	}
+	if now.Sub(l.behindSince) < l.cfg.CatchupDelay || now.Sub(l.lastAsk) < l.cfg.CatchupDelay {
+		return
+	}
+	peer := l.knownFrom
+	if peer == l.cfg.ID || peer == 0 || now.Sub(l.behindSince) >= 4*l.cfg.CatchupDelay {
+		peer = l.nextPeer() // the peer we asked may be gone: rotate
+	}
+	if peer != 0 {
+		l.ask(out, peer, now)
+	}
+}
+
+func (l *Learner) ask(out *LearnerOutput, peer uint32, now time.Time) {
+	l.lastAsk = now
+	out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.CatchupRequest{
+		From: l.cfg.ID, FirstInstance: l.contiguous + 1, MaxEntries: uint32(l.cfg.MaxCatchupEntries)}})
+}
+
+// nextPeer rotates through the other voters.
+func (l *Learner) nextPeer() uint32 {
+	for range l.cfg.Peers {
+		p := l.cfg.Peers[l.askCursor%len(l.cfg.Peers)]
+		l.askCursor++
+		if p != l.cfg.ID {
+			return p
+		}
+	}
+	return 0
+}
+
+// advance hands out every newly contiguous chosen entry and, when mark is
+// set, records how far the log is now known chosen.
+func (l *Learner) advance(out *LearnerOutput, mark bool) {
+	start := l.contiguous
+	for {
+		e := l.chosen[l.contiguous+1]
+		if e == nil {
+			break
+		}
+		l.contiguous++
+		delete(l.pending, l.contiguous)
+		out.Apply = append(out.Apply, e)
+	}
+	if l.contiguous >= l.knownChosen {
+		l.behindSince = time.Time{}
+	}
+	if mark && l.contiguous > start {
+		out.Records = append(out.Records, &messages.Record{Kind: &messages.Record_Chosen{
+			Chosen: &messages.ChosenRecord{Upto: l.contiguous}}})
+	}
+}

@@ -1,0 +1,597 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultSegmentBytes    = 64 << 20
+	DefaultMaxRecordBytes  = 16 << 20
+	DefaultMaxPendingBytes = 64 << 20
+)
+
+var (
+	// ErrCorrupt reports a checksum or framing failure that is not a torn
+	// tail: data that may have been acknowledged is damaged, so the log
+	// refuses to open rather than forget it.
+	ErrCorrupt = errors.New("storage: log corrupt")
+	// ErrRecordTooLarge refuses an Append with a record past
+	// Options.MaxRecordBytes.
+	ErrRecordTooLarge = errors.New("storage: record too large")
+	// ErrClosed refuses an Append after Close, and a second Close.
+	ErrClosed = errors.New("storage: log closed")
+	// ErrLocked refuses to open a log that another WAL holds open.
+	ErrLocked = errors.New("storage: data directory in use by another process")
+)
+
+// Options bound the log. Zero values take defaults.
+type Options struct {
+	// SegmentBytes is the size past which the log rolls to a new segment.
+	// A segment exceeds it only when a single record is larger.
+	SegmentBytes int64
+	// MaxRecordBytes bounds one record; larger appends are refused with
+	// ErrRecordTooLarge and nothing of them is written.
+	MaxRecordBytes int
+	// MaxPendingBytes bounds the framed bytes queued for the next fsync.
+	// Past it Append blocks, which pushes back on the proposers instead of
+	// letting the queue grow without bound while the disk is slow. One
+	// Append that alone exceeds it is admitted when the queue is empty.
+	// The bound is not enforced while done callbacks run, because the
+	// caller may be one of them (see Append). With the batch being written,
+	// memory held is about twice this.
+	MaxPendingBytes int
+	// OnFatal, if set, is called once, on the log's goroutine, when a write
+	// or fsync fails and the log stops for good. It runs before any done
+	// callback sees the error. The node is expected to exit; OnFatal must
+	// not call Close.
+	OnFatal func(error)
+
+	// syncFn and writeFn replace fdatasync and write(2) in tests, to
+	// inject failures. syncFn is also used for directories.
+	syncFn  func(*os.File) error
+	writeFn func(*os.File, []byte) (int, error)
+}
+
+func (o Options) withDefaults() Options {
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = DefaultSegmentBytes
+	}
+	if o.MaxRecordBytes <= 0 {
+		o.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if o.MaxPendingBytes <= 0 {
+		o.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	return o
+}
+
+// Stats counts the log's work since Open, for metrics and benchmarks.
+type Stats struct {
+	Records  uint64 // records made durable
+	Bytes    uint64 // framed record bytes written
+	Fsyncs   uint64 // fsync/fdatasync calls, on segments and the directory
+	Segments uint64 // segment files currently in the log
+}
+
+// WAL is an open write-ahead log. Its methods are safe for concurrent use.
+type WAL struct {
+	dir  string
+	opts Options
+	lock *os.File
+
+	mu      sync.Mutex
+	work    *sync.Cond // signalled when pending gains an entry or Close is called
+	space   *sync.Cond // broadcast when pending is drained or the log stops taking data
+	pending *batch     // what the next round will write
+	spare   *batch     // the other buffer, reused to avoid reallocating
+	// inCallbacks is set while the writer runs done callbacks. The writer
+	// drains nothing meanwhile, and the caller may be a done callback on
+	// the writer's own goroutine, so Append must not wait for space then.
+	inCallbacks bool
+	closing     bool  // Close was called; take no more data
+	stopped     bool  // the writer goroutine has exited
+	err         error // the failure that stopped the log, sticky
+	waiting     int   // appenders blocked on backpressure
+	stop        chan struct{}
+
+	// Owned by the writer goroutine once it runs (by Open before that).
+	seg     *os.File // the segment being appended to
+	segSeq  uint64
+	segSize int64
+
+	records, bytes, fsyncs, segments atomic.Uint64
+}
+
+// entry is one Append call waiting for its round.
+type entry struct {
+	done func(error)
+	err  error // set when the Append was refused; nothing of it is in buf
+}
+
+// batch is the work of one group-commit round: framed records ready for a
+// single write, and the callbacks to run once they are durable.
+type batch struct {
+	buf     []byte
+	ends    []int // ends[i] is the offset in buf just past record i
+	entries []entry
+}
+
+func (b *batch) reset() {
+	b.buf = b.buf[:0]
+	b.ends = b.ends[:0]
+	clear(b.entries) // drop the callbacks so they can be collected
+	b.entries = b.entries[:0]
+}
+
+// Open opens (creating if needed) the log in dir, takes an exclusive flock on
+// dir/LOCK (ErrLocked if held), and replays every intact record in order
+// through replay (replay may be nil; each record passed to it is a fresh slice
+// it may keep). A torn or checksum-broken record at the very tail of the last
+// segment (partial write from a crash) is cut off (file truncated to the last
+// good record, and fsynced) and replay stops there. A broken record anywhere
+// else (an earlier segment, or followed by further valid data) returns an
+// error wrapping ErrCorrupt and opens nothing. If replay returns an error,
+// Open returns it.
+//
+// New records are appended to the last segment.
+func Open(dir string, opts Options, replay func(rec []byte) error) (_ *WAL, err error) {
+	opts = opts.withDefaults()
+	w := &WAL{
+		dir:     dir,
+		opts:    opts,
+		pending: new(batch),
+		spare:   new(batch),
+		stop:    make(chan struct{}),
+	}
+	w.work = sync.NewCond(&w.mu)
+	w.space = sync.NewCond(&w.mu)
+
+	if err := w.makeDir(); err != nil {
+		return nil, err
+	}
+	if w.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			if w.seg != nil {
+				w.seg.Close()
+			}
+			unlockDir(w.lock)
+		}
+	}()
+	if err := w.recover(replay); err != nil {
+		return nil, err
+	}
+	go w.run()
+	return w, nil
+}
+
+// makeDir creates the data directory if it is missing, and syncs its parent
+// so that the directory itself survives a crash.
+func (w *WAL) makeDir() error {
+	if _, err := os.Stat(w.dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		return err
+	}
+	return w.syncDir(filepath.Dir(w.dir))
+}
+
+// recover replays every segment, cuts a torn tail off the last one, and leaves
+// w.seg open for appending.
+func (w *WAL) recover(replay func([]byte) error) error {
+	seqs, err := listSegments(w.dir)
+	if err != nil {
+		return err
+	}
+	next := uint64(1)
+	for i, seq := range seqs {
+		last := i == len(seqs)-1
+		f, end, err := w.recoverSegment(seq, last, replay)
+		if errors.Is(err, errTornHeader) && last {
+			// A crash while creating this segment: it holds nothing.
+			// Remove it; it is created again below.
+			if err := os.Remove(segmentPath(w.dir, seq)); err != nil {
+				return err
+			}
+			if err := w.syncDir(w.dir); err != nil {
+				return err
+			}
+			next = seq
+			break
+		}
+		if errors.Is(err, errTornHeader) {
+			return fmt.Errorf("%w: %s: truncated header", ErrCorrupt, segmentName(seq))
+		}
+		if err != nil {
+			return err
+		}
+		w.segments.Add(1)
+		next = seq + 1
+		if last {
+			w.seg, w.segSeq, w.segSize = f, seq, end
+		}
+	}
+	if w.seg == nil {
+		return w.createSegment(next)
+	}
+	return nil
+}
+
+// recoverSegment replays segment seq. For the last segment it returns the file
+// open for appending at the end of its intact records, with any torn tail cut.
+func (w *WAL) recoverSegment(seq uint64, last bool, replay func([]byte) error) (_ *os.File, end int64, err error) {
+	path := segmentPath(w.dir, seq)
+	flag := os.O_RDONLY
+	if last {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() {
+		if err != nil || !last {
+			f.Close()
+		}
+	}()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	size := st.Size()
+	end, err = replaySegment(f, seq, size, replay)
+	if err != nil {
+		return nil, 0, err
+	}
+	if end < size {
+		if !last {
+			return nil, 0, fmt.Errorf("%w: %s: damaged record at offset %d", ErrCorrupt, segmentName(seq), end)
+		}
+		if err := w.cutTail(f, seq, end, size); err != nil {
+			return nil, 0, err
+		}
+	}
+	if !last {
+		return nil, end, nil
+	}
+	if _, err := f.Seek(end, io.SeekStart); err != nil {
+		return nil, 0, err
+	}
+	return f, end, nil
+}
+
+// cutTail truncates the last segment at end, the start of its first damaged
+// record, provided nothing intact follows. An intact record after the damage
+// means the damage is not a torn write but corruption of data that may have
+// been acknowledged, which must not be silently dropped.
+func (w *WAL) cutTail(f *os.File, seq uint64, end, size int64) error {
+	tail := make([]byte, size-end)
+	if _, err := f.ReadAt(tail, end); err != nil {
+		return err
+	}
+	if containsFrame(tail[1:]) {
+		return fmt.Errorf("%w: %s: damaged record at offset %d followed by intact records",
+			ErrCorrupt, segmentName(seq), end)
+	}
+	if err := f.Truncate(end); err != nil {
+		return err
+	}
+	return w.syncFile(f)
+}
+
+// Append queues records to be written and fsynced. done (which may be nil) is
+// called exactly once: with nil after every record of this call, and of every
+// earlier Append, is durable; or with the error. The records are copied, so
+// the caller may reuse them once Append returns.
+//
+// Calls to done happen in Append order, on the log's own goroutine, so done
+// must be quick. done may call Append (which then never blocks) but must not
+// call AppendSync or Close, which would wait for the goroutine running done.
+//
+// If any record exceeds Options.MaxRecordBytes the whole call is refused with
+// ErrRecordTooLarge and nothing of it is written. After a write or fsync
+// error the log has failed for good and every later done gets that error.
+// After Close, done gets ErrClosed (called synchronously once the log's
+// goroutine has exited).
+//
+// Append blocks while more than Options.MaxPendingBytes are queued for the
+// next fsync.
+func (w *WAL) Append(recs [][]byte, done func(error)) {
+	if done == nil {
+		done = func(error) {}
+	}
+	var refused error
+	size := 0
+	for _, r := range recs {
+		if len(r) > w.opts.MaxRecordBytes {
+			refused = fmt.Errorf("%w: %d bytes, limit %d", ErrRecordTooLarge, len(r), w.opts.MaxRecordBytes)
+			break
+		}
+		size += frameSize(len(r))
+	}
+
+	w.mu.Lock()
+	for refused == nil && w.mustWait(size) {
+		w.waiting++
+		w.space.Wait()
+		w.waiting--
+	}
+	if w.stopped {
+		w.mu.Unlock()
+		done(ErrClosed)
+		return
+	}
+	if refused == nil {
+		refused = w.refusal()
+	}
+	p := w.pending
+	if refused == nil {
+		for _, r := range recs {
+			p.buf = appendFrame(p.buf, r)
+			p.ends = append(p.ends, len(p.buf))
+		}
+	}
+	// Refused calls are queued too, so that their done keeps its place in
+	// Append order.
+	p.entries = append(p.entries, entry{done: done, err: refused})
+	w.work.Signal()
+	w.mu.Unlock()
+}
+
+// mustWait reports whether an Append of size framed bytes has to wait for the
+// writer to drain the queue. Callers hold w.mu.
+func (w *WAL) mustWait(size int) bool {
+	queued := len(w.pending.buf)
+	return queued > 0 && queued+size > w.opts.MaxPendingBytes &&
+		!w.inCallbacks && w.refusal() == nil && !w.stopped
+}
+
+// refusal is the error every new Append gets, or nil while the log takes
+// data. Callers hold w.mu.
+func (w *WAL) refusal() error {
+	switch {
+	case w.err != nil:
+		return w.err
+	case w.closing:
+		return ErrClosed
+	}
+	return nil
+}
+
+// AppendSync appends recs and waits until they are durable. It must not be
+// called from a done callback.
+func (w *WAL) AppendSync(recs [][]byte) error {
+	ch := make(chan error, 1)
+	w.Append(recs, func(err error) { ch <- err })
+	return <-ch
+}
+
+// Close waits for everything queued to be written and fsynced, stops the
+// log's goroutine, and releases the directory lock. It returns the error
+// that failed the log, if any. A second Close returns ErrClosed.
+func (w *WAL) Close() error {
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		<-w.stop
+		return ErrClosed
+	}
+	w.closing = true
+	w.work.Signal()
+	w.space.Broadcast()
+	w.mu.Unlock()
+
+	<-w.stop
+	w.mu.Lock()
+	errs := []error{w.err}
+	w.mu.Unlock()
+	if w.seg != nil {
+		errs = append(errs, w.seg.Close())
+	}
+	errs = append(errs, unlockDir(w.lock))
+	return errors.Join(errs...)
+}
+
+// Stats returns the log's counters.
+func (w *WAL) Stats() Stats {
+	return Stats{
+		Records:  w.records.Load(),
+		Bytes:    w.bytes.Load(),
+		Fsyncs:   w.fsyncs.Load(),
+		Segments: w.segments.Load(),
+	}
+}
+
+// run is the log's goroutine. Each round takes everything queued, writes and
+// fsyncs it, then runs the callbacks; appends that arrive meanwhile wait in
+// the other buffer for the next round. That is the whole of group commit:
+// the longer an fsync takes, the more the next one covers.
+func (w *WAL) run() {
+	defer close(w.stop)
+	for {
+		w.mu.Lock()
+		for len(w.pending.entries) == 0 && !w.closing {
+			w.work.Wait()
+		}
+		if len(w.pending.entries) == 0 {
+			w.stopped = true
+			w.space.Broadcast()
+			w.mu.Unlock()
+			return
+		}
+		b := w.pending
+		w.pending, w.spare = w.spare, nil
+		err := w.err
+		w.space.Broadcast()
+		w.mu.Unlock()
+
+		if err == nil && len(b.buf) > 0 {
+			if err = w.write(b); err != nil {
+				err = w.fail(err)
+			}
+		}
+
+		w.mu.Lock()
+		w.inCallbacks = true
+		w.mu.Unlock()
+		for _, e := range b.entries {
+			if e.err != nil {
+				e.done(e.err)
+			} else {
+				e.done(err)
+			}
+		}
+		b.reset()
+		w.mu.Lock()
+		w.inCallbacks = false
+		w.spare = b
+		w.mu.Unlock()
+	}
+}
+
+// fail records err as the log's permanent failure and reports it once
+// through OnFatal. It returns the error every pending and later Append gets.
+func (w *WAL) fail(err error) error {
+	w.mu.Lock()
+	first := w.err == nil
+	if first {
+		w.err = fmt.Errorf("storage: log failed: %w", err)
+	}
+	err = w.err
+	w.space.Broadcast()
+	w.mu.Unlock()
+	if first && w.opts.OnFatal != nil {
+		w.opts.OnFatal(err)
+	}
+	return err
+}
+
+// write makes the records of b durable: one write and one fsync per segment
+// touched, rolling to a new segment before any record that would carry the
+// current one past SegmentBytes.
+func (w *WAL) write(b *batch) error {
+	start, prev := 0, 0 // b.buf[start:prev] is whole records not yet written
+	for _, end := range b.ends {
+		full := w.segSize+int64(end-start) > w.opts.SegmentBytes
+		empty := prev == start && w.segSize <= int64(segmentHeaderSize)
+		if full && !empty {
+			if err := w.flush(b.buf[start:prev]); err != nil {
+				return err
+			}
+			if err := w.roll(); err != nil {
+				return err
+			}
+			start = prev
+		}
+		prev = end
+	}
+	if err := w.flush(b.buf[start:]); err != nil {
+		return err
+	}
+	w.records.Add(uint64(len(b.ends)))
+	w.bytes.Add(uint64(len(b.buf)))
+	return nil
+}
+
+// flush writes whole records to the current segment with one write and makes
+// them durable.
+func (w *WAL) flush(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if err := w.writeFile(w.seg, p); err != nil {
+		return err
+	}
+	w.segSize += int64(len(p))
+	return w.syncFile(w.seg)
+}
+
+// roll closes the current segment, which flush has already synced, and starts
+// the next.
+func (w *WAL) roll() error {
+	err := w.seg.Close()
+	w.seg = nil
+	if err != nil {
+		return fmt.Errorf("storage: close %s: %w", segmentName(w.segSeq), err)
+	}
+	return w.createSegment(w.segSeq + 1)
+}
+
+// createSegment creates segment seq and makes it the current one. The header
+// is synced before any record is written, and the directory is synced so the
+// new file's name survives a crash; recovery relies on both.
+func (w *WAL) createSegment(seq uint64) error {
+	path := segmentPath(w.dir, seq)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := w.writeFile(f, segmentHeader(seq)); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.syncFile(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.syncDir(w.dir); err != nil {
+		f.Close()
+		return err
+	}
+	w.seg, w.segSeq, w.segSize = f, seq, int64(segmentHeaderSize)
+	w.segments.Add(1)
+	return nil
+}
+
+// writeFile writes all of p to f.
+func (w *WAL) writeFile(f *os.File, p []byte) error {
+	write := w.opts.writeFn
+	if write == nil {
+		write = (*os.File).Write
+	}
+	if _, err := write(f, p); err != nil {
+		return fmt.Errorf("storage: write %s: %w", filepath.Base(f.Name()), err)
+	}
+	return nil
+}
+
+// syncFile makes the data written to f durable.
+func (w *WAL) syncFile(f *os.File) error {
+	w.fsyncs.Add(1)
+	sync := w.opts.syncFn
+	if sync == nil {
+		sync = datasync
+	}
+	if err := sync(f); err != nil {
+		return fmt.Errorf("storage: fsync %s: %w", filepath.Base(f.Name()), err)
+	}
+	return nil
+}
+
+// syncDir makes the entries of directory dir durable.
+func (w *WAL) syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	w.fsyncs.Add(1)
+	sync := w.opts.syncFn
+	if sync == nil {
+		sync = (*os.File).Sync
+	}
+	if err := sync(d); err != nil {
+		return fmt.Errorf("storage: fsync directory %s: %w", dir, err)
+	}
+	return nil
+}

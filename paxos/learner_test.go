@@ -1,0 +1,109 @@
+package paxos
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+func entry(i, b uint64, p ...string) *messages.Entry {
+	return &messages.Entry{Instance: i, Ballot: b, Value: value(p...)}
+}
+
+func instancesOf(es []*messages.Entry) []uint64 {
+	var out []uint64
+	for _, e := range es {
+		out = append(out, e.Instance)
+	}
+	return out
+}
+
+func TestLearnerAppliesInOrderExactlyOnce(t *testing.T) {
+	l := NewLearner(LearnerConfig{ID: 1, Peers: []uint32{1, 2, 3}})
+	b := NextBallot(0, 2)
+	var applied []uint64
+	take := func(out LearnerOutput) { applied = append(applied, instancesOf(out.Apply)...) }
+	take(l.HandleLearn([]*messages.Entry{entry(2, b, "b"), entry(3, b, "c")}))
+	take(l.HandleChosen(&messages.Chosen{From: 2, Ballot: b, ChosenUpto: 3}, t0))
+	if len(applied) != 0 {
+		t.Fatalf("applied %v with instance 1 missing", applied)
+	}
+	take(l.HandleLearn([]*messages.Entry{entry(1, b, "a")}))
+	take(l.HandleChosen(&messages.Chosen{From: 2, Ballot: b, ChosenUpto: 3}, t0)) // duplicate
+	take(l.HandleLearn([]*messages.Entry{entry(2, b, "b")}))                       // duplicate
+	if !slices.Equal(applied, []uint64{1, 2, 3}) {
+		t.Fatalf("applied %v, want [1 2 3]", applied)
+	}
+}
+
+func TestLearnerIgnoresOtherBallotsInChosenNotice(t *testing.T) {
+	l := NewLearner(LearnerConfig{ID: 1, Peers: []uint32{1, 2, 3}})
+	old, cur := NextBallot(0, 2), NextBallot(BallotStride, 3)
+	l.HandleLearn([]*messages.Entry{entry(1, old, "stale")})
+	if out := l.HandleChosen(&messages.Chosen{From: 3, Ballot: cur, ChosenUpto: 1}, t0); len(out.Apply) != 0 {
+		t.Fatal("an entry accepted under another ballot is not the chosen one")
+	}
+	out := l.HandleLearn([]*messages.Entry{entry(1, cur, "new")})
+	if len(out.Apply) != 1 || payloads(out.Apply[0].Value)[0] != "new" {
+		t.Fatalf("applied %v", out.Apply)
+	}
+}
+
+func TestLearnerCatchesUpFromPeerOnItsOwn(t *testing.T) {
+	peers := []uint32{1, 2, 3}
+	src := NewLearner(LearnerConfig{ID: 2, Peers: peers, MaxCatchupEntries: 2})
+	b := NextBallot(0, 2)
+	for i := uint64(1); i <= 5; i++ {
+		src.HandleLearn([]*messages.Entry{entry(i, b, "v")})
+	}
+	src.HandleChosen(&messages.Chosen{From: 2, Ballot: b, ChosenUpto: 5}, t0)
+	dst := NewLearner(LearnerConfig{ID: 1, Peers: peers, MaxCatchupEntries: 2})
+	// The lagging learner hears nothing: its own tick asks a peer.
+	now := t0.Add(2 * time.Second)
+	out := dst.Tick(now)
+	var applied []uint64
+	for rounds := 0; len(out.Messages) > 0 && rounds < 10; rounds++ {
+		req := out.Messages[0].Msg.(*messages.CatchupRequest)
+		resp := src.HandleCatchupRequest(req).Messages[0].Msg.(*messages.CatchupResponse)
+		if len(resp.Entries) > 2 {
+			t.Fatalf("response carries %d entries, limit 2", len(resp.Entries))
+		}
+		out = dst.HandleCatchupResponse(resp, now)
+		applied = append(applied, instancesOf(out.Apply)...)
+		if len(out.Records) == 0 && len(out.Apply) > 0 {
+			t.Fatal("learned values must be recorded")
+		}
+	}
+	if !slices.Equal(applied, []uint64{1, 2, 3, 4, 5}) {
+		t.Fatalf("caught up %v", applied)
+	}
+}
+
+func TestLearnerRestoreUsesChosenMark(t *testing.T) {
+	b := NextBallot(0, 2)
+	l := NewLearner(LearnerConfig{ID: 1, Peers: []uint32{1, 2, 3}})
+	for _, rec := range []*messages.Record{
+		{Kind: &messages.Record_Accept{Accept: entry(1, b, "a")}},
+		{Kind: &messages.Record_Accept{Accept: entry(2, b, "b")}},
+		{Kind: &messages.Record_Chosen{Chosen: &messages.ChosenRecord{Upto: 1}}},
+		{Kind: &messages.Record_Accept{Accept: entry(3, b, "c")}},
+	} {
+		l.Restore(rec)
+	}
+	out, err := l.FinishRestore()
+	if err != nil || !slices.Equal(instancesOf(out.Apply), []uint64{1}) {
+		t.Fatalf("restore applied %v, %v", instancesOf(out.Apply), err)
+	}
+	// Instances 2 and 3 were accepted but not known chosen: a notice finishes them.
+	out = l.HandleChosen(&messages.Chosen{From: 2, Ballot: b, ChosenUpto: 3}, t0)
+	if !slices.Equal(instancesOf(out.Apply), []uint64{2, 3}) {
+		t.Fatalf("after notice applied %v", instancesOf(out.Apply))
+	}
+	bad := NewLearner(LearnerConfig{ID: 1, Peers: []uint32{1, 2, 3}})
+	bad.Restore(&messages.Record{Kind: &messages.Record_Chosen{Chosen: &messages.ChosenRecord{Upto: 1}}})
+	if _, err := bad.FinishRestore(); err == nil {
+		t.Fatal("a chosen mark with no value must be refused")
+	}
+}

@@ -1,0 +1,221 @@
+package paxos
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+func newTestProposer(id uint32, maxBatch, window int) *Proposer {
+	return NewProposer(ProposerConfig{ID: id, Peers: []uint32{1, 2, 3}, MaxBatchCommands: maxBatch,
+		MaxInflight: window, Rand: rand.New(rand.NewPCG(1, 2))}, t0)
+}
+
+// elect drives a proposer through phase 1 with the given promises.
+func elect(t *testing.T, p *Proposer, promises func(ballot uint64) []*messages.Promise) ProposerOutput {
+	t.Helper()
+	out := p.Tick(t0.Add(10 * time.Second))
+	var prep *messages.Prepare
+	for _, e := range out.Messages {
+		if m, ok := e.Msg.(*messages.Prepare); ok {
+			prep = m
+		}
+	}
+	if prep == nil {
+		t.Fatal("no prepare after the election timeout")
+	}
+	var last ProposerOutput
+	for _, pr := range promises(prep.Ballot) {
+		last = p.Step(pr, t0.Add(10*time.Second))
+	}
+	if !p.IsMaster() {
+		t.Fatal("not master after a quorum of promises")
+	}
+	return last
+}
+
+func accepts(out ProposerOutput, to uint32) []*messages.Entry {
+	var es []*messages.Entry
+	for _, e := range out.Messages {
+		if m, ok := e.Msg.(*messages.Accept); ok && e.To == to {
+			es = append(es, m.Entries...)
+		}
+	}
+	return es
+}
+
+func TestPaper4_PromiseCarryingAcceptedValueForcesReproposal(t *testing.T) {
+	p := newTestProposer(1, 8, 8)
+	older, newer := NextBallot(0, 2), NextBallot(BallotStride, 3)
+	out := elect(t, p, func(b uint64) []*messages.Promise {
+		return []*messages.Promise{
+			{From: 2, Ballot: b, Ok: true, Accepted: []*messages.Entry{
+				entry(1, older, "stale"), entry(3, older, "only-at-2")}},
+			{From: 3, Ballot: b, Ok: true, Accepted: []*messages.Entry{entry(1, newer, "winner")}},
+		}
+	})
+	es := accepts(out, 2)
+	if len(es) != 3 {
+		t.Fatalf("re-proposed %d instances, want 3 (1..3)", len(es))
+	}
+	want := [][]string{{"winner"}, {"<noop>"}, {"only-at-2"}}
+	for i, e := range es {
+		if e.Instance != uint64(i+1) || e.Ballot != p.Ballot() || !slices.Equal(payloads(e.Value), want[i]) {
+			t.Fatalf("instance %d: %v under ballot %d, want %v under %d", e.Instance, payloads(e.Value), e.Ballot, want[i], p.Ballot())
+		}
+	}
+	// New commands go after the re-proposed instances.
+	p.Submit(cmd(1, 1, "fresh"))
+	out = p.Flush(t0.Add(10 * time.Second))
+	if es := accepts(out, 2); len(es) != 1 || es[0].Instance != 4 {
+		t.Fatalf("fresh command proposed at %v", instancesOf(es))
+	}
+}
+
+func TestPaper4_GapsAreFilledWithNoops(t *testing.T) {
+	p := newTestProposer(1, 8, 8)
+	b := NextBallot(0, 2)
+	out := elect(t, p, func(bal uint64) []*messages.Promise {
+		return []*messages.Promise{{From: 2, Ballot: bal, Ok: true, Accepted: []*messages.Entry{entry(4, b, "x")}},
+			{From: 3, Ballot: bal, Ok: true}}
+	})
+	es := accepts(out, 3)
+	for i, e := range es[:3] {
+		if e.Instance != uint64(i+1) || !e.Value.Noop {
+			t.Fatalf("instance %d = %v, want a no-op", e.Instance, payloads(e.Value))
+		}
+	}
+	if payloads(es[3].Value)[0] != "x" {
+		t.Fatalf("instance 4 = %v", payloads(es[3].Value))
+	}
+}
+
+func TestPaper4_BatchingAndBoundedPipeline(t *testing.T) {
+	p := newTestProposer(1, 4, 2)
+	elect(t, p, func(b uint64) []*messages.Promise {
+		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
+	})
+	for i := range 10 {
+		p.Submit(cmd(1, uint64(i), fmt.Sprint(i)))
+	}
+	out := p.Flush(t0)
+	es := accepts(out, 2)
+	if len(es) != 2 || len(es[0].Value.Commands) != 4 || len(es[1].Value.Commands) != 4 {
+		t.Fatalf("proposed %d instances of %v commands; want 2 of 4 (window 2, batch 4)", len(es), len(es[0].Value.Commands))
+	}
+	if p.InflightLen() != 2 || p.QueueLen() != 2 {
+		t.Fatalf("inflight %d queue %d", p.InflightLen(), p.QueueLen())
+	}
+	// Nothing more until an instance is chosen.
+	if es := accepts(p.Flush(t0), 2); len(es) != 0 {
+		t.Fatal("proposed beyond the pipeline window")
+	}
+	for _, from := range []uint32{1, 2} {
+		p.Step(&messages.Accepted{From: from, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(), Instances: []uint64{1}}, t0)
+	}
+	if p.ChosenUpto() != 1 || !p.NeedsFlush() {
+		t.Fatalf("chosenUpto %d needsFlush %v", p.ChosenUpto(), p.NeedsFlush())
+	}
+	out = p.Flush(t0)
+	if es := accepts(out, 2); len(es) != 1 || len(es[0].Value.Commands) != 2 || es[0].Instance != 3 {
+		t.Fatalf("after a slot freed: %v", instancesOf(es))
+	}
+	var notice *messages.Chosen
+	for _, e := range out.Messages {
+		if m, ok := e.Msg.(*messages.Chosen); ok {
+			notice = m
+		}
+	}
+	if notice == nil || notice.ChosenUpto != 1 {
+		t.Fatalf("chosen notice %v", notice)
+	}
+}
+
+func TestProposerQueueIsBounded(t *testing.T) {
+	p := NewProposer(ProposerConfig{ID: 1, Peers: []uint32{1, 2, 3}, MaxQueue: 2}, t0)
+	elect(t, p, func(b uint64) []*messages.Promise {
+		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
+	})
+	p.Submit(cmd(1, 1, "a"))
+	p.Submit(cmd(1, 2, "b"))
+	out := p.Submit(cmd(1, 3, "c"))
+	if len(out.Replies) != 1 || out.Replies[0].Response.Code != messages.ErrorCode_ERROR_CODE_OVERLOADED {
+		t.Fatalf("third submit: %v", out.Replies)
+	}
+}
+
+func TestProposerRefusesWhenNotMaster(t *testing.T) {
+	p := newTestProposer(2, 4, 4)
+	p.Step(&messages.Heartbeat{From: 1, Ballot: NextBallot(0, 1)}, t0)
+	out := p.Submit(cmd(2, 7, "x"))
+	if len(out.Replies) != 1 || out.Replies[0].Response.Code != messages.ErrorCode_ERROR_CODE_NOT_MASTER ||
+		out.Replies[0].Response.MasterId != 1 {
+		t.Fatalf("submit to a follower: %v", out.Replies)
+	}
+}
+
+func TestProposerStepsDownOnHigherBallot(t *testing.T) {
+	p := newTestProposer(1, 4, 4)
+	elect(t, p, func(b uint64) []*messages.Promise {
+		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
+	})
+	p.Submit(cmd(1, 1, "queued-a"))
+	p.Flush(t0)
+	p.Submit(cmd(1, 2, "queued-b"))
+	higher := NextBallot(p.Ballot(), 3)
+	out := p.Step(&messages.Accepted{From: 2, Ballot: p.Ballot(), Promised: higher}, t0)
+	if p.IsMaster() {
+		t.Fatal("still master after a higher ballot")
+	}
+	codes := map[messages.ErrorCode]int{}
+	for _, r := range out.Replies {
+		codes[r.Response.Code]++
+	}
+	if codes[messages.ErrorCode_ERROR_CODE_NOT_MASTER] != 1 || codes[messages.ErrorCode_ERROR_CODE_MASTER_CHANGED] != 1 {
+		t.Fatalf("replies on step-down: %v (queued: not master; in flight: outcome unknown)", codes)
+	}
+	if p.Ballot() < higher {
+		t.Fatal("the higher ballot was not remembered")
+	}
+}
+
+func TestProposerRetransmitsToSilentPeers(t *testing.T) {
+	p := newTestProposer(1, 4, 4)
+	elect(t, p, func(b uint64) []*messages.Promise {
+		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
+	})
+	p.Submit(cmd(1, 1, "x"))
+	p.Flush(t0)
+	p.Step(&messages.Accepted{From: 1, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(), Instances: []uint64{1}}, t0)
+	out := p.Tick(t0.Add(time.Second))
+	if len(accepts(out, 1)) != 0 || len(accepts(out, 2)) != 1 || len(accepts(out, 3)) != 1 {
+		t.Fatalf("retransmission went to the wrong peers: %v", out.Messages)
+	}
+}
+
+func TestProposerDuplicateAndLateMessagesChangeNothing(t *testing.T) {
+	p := newTestProposer(1, 4, 4)
+	var bal uint64
+	elect(t, p, func(b uint64) []*messages.Promise {
+		bal = b
+		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
+	})
+	p.Submit(cmd(1, 1, "x"))
+	p.Flush(t0)
+	ack := &messages.Accepted{From: 2, Ballot: bal, Ok: true, Promised: bal, Instances: []uint64{1}}
+	p.Step(ack, t0)
+	p.Step(proto.Clone(ack).(*messages.Accepted), t0) // duplicate: still one vote
+	if p.ChosenUpto() != 0 {
+		t.Fatal("a duplicate acknowledgement counted twice")
+	}
+	// A late promise for the finished campaign does nothing.
+	if out := p.Step(&messages.Promise{From: 3, Ballot: bal, Ok: true}, t0); len(out.Messages) != 0 || !p.IsMaster() {
+		t.Fatalf("late promise: %v", out)
+	}
+}

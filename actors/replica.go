@@ -29,8 +29,8 @@ type Replica struct {
 	stopped   atomic.Bool
 	// unsynced counts appends not yet durable: a reply that persists
 	// nothing may still depend on state that is not on disk yet.
-	unsynced  atomic.Int64
-	status    atomic.Pointer[messages.StatusResponse]
+	unsynced atomic.Int64
+	status   atomic.Pointer[messages.StatusResponse]
 }
 
 // NewReplica opens the data directory, replays the write-ahead log into the

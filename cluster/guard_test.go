@@ -41,54 +41,56 @@ func randomBytes(n int) []byte {
 var garbledProto = bytes.Repeat([]byte{0xff}, 12)
 
 // TestGuardSurvivesHostileBatches sends, over one raw gRPC stream, every kind
-// of batch that crashes or disconnects an unguarded protoactor node, then
-// checks that the guard dropped exactly those envelopes, delivered the good
-// ones sent on the same stream, and that ordinary protoactor clients are
-// still served.
+// of batch that crashes an unguarded protoactor node, then checks that the
+// guard dropped exactly those envelopes, delivered the good ones sent on the
+// same stream, and that ordinary protoactor clients are still served.
 func TestGuardSurvivesHostileBatches(t *testing.T) {
 	sys, addr := startNode(t, Options{})
-	probePID, prepares := spawnProbe(t, sys)
+	probePID, prepares := spawnProbe(t, sys, "probe")
 	if probePID.Address != addr {
 		t.Fatalf("probe PID address %q, want %q (remote must start before spawning)", probePID.Address, addr)
 	}
+	client, _ := startNode(t, Options{})
+	before := StatsOf(sys)
 
 	target := actor.NewPID(addr, "probe")
 	prepare := mustMarshal(t, &messages.Prepare{From: 9, Ballot: 1})
+	prepareType := string(proto.MessageName(&messages.Prepare{}))
 	hostile := []struct {
 		name  string
 		batch *remote.MessageBatch
 	}{
 		{"unknown type", oneEnvelope("unknown.v1.Nope", randomBytes(64), target)},
-		{"garbled known type", oneEnvelope(string(proto.MessageName(&messages.Prepare{})), garbledProto, target)},
 		{"type index out of range", &remote.MessageBatch{
-			TypeNames: []string{"livepaxos.v1.Prepare"}, Targets: []*actor.PID{target},
+			TypeNames: []string{prepareType}, Targets: []*actor.PID{target},
 			Envelopes: []*remote.MessageEnvelope{{TypeId: 5, MessageData: prepare}},
 		}},
 		{"negative type index", &remote.MessageBatch{
-			TypeNames: []string{"livepaxos.v1.Prepare"}, Targets: []*actor.PID{target},
+			TypeNames: []string{prepareType}, Targets: []*actor.PID{target},
 			Envelopes: []*remote.MessageEnvelope{{TypeId: -1, MessageData: prepare}},
 		}},
 		{"target index out of range", &remote.MessageBatch{
-			TypeNames: []string{"livepaxos.v1.Prepare"}, Targets: []*actor.PID{target},
+			TypeNames: []string{prepareType}, Targets: []*actor.PID{target},
 			Envelopes: []*remote.MessageEnvelope{{Target: 3, MessageData: prepare}},
 		}},
 		{"no targets at all", &remote.MessageBatch{
-			TypeNames: []string{"livepaxos.v1.Prepare"},
+			TypeNames: []string{prepareType},
 			Envelopes: []*remote.MessageEnvelope{{MessageData: prepare}},
 		}},
 		{"sender index out of range", &remote.MessageBatch{
-			TypeNames: []string{"livepaxos.v1.Prepare"}, Targets: []*actor.PID{target},
+			TypeNames: []string{prepareType}, Targets: []*actor.PID{target},
 			Envelopes: []*remote.MessageEnvelope{{Sender: 2, MessageData: prepare}},
 		}},
 		{"unknown serializer", &remote.MessageBatch{
-			TypeNames: []string{"livepaxos.v1.Prepare"}, Targets: []*actor.PID{target},
+			TypeNames: []string{prepareType}, Targets: []*actor.PID{target},
 			Envelopes: []*remote.MessageEnvelope{{SerializerId: 7, MessageData: prepare}},
 		}},
 		{"Terminated without Who", oneEnvelope(string(proto.MessageName(&actor.Terminated{})),
 			mustMarshal(t, &actor.Terminated{Why: actor.TerminatedReason_Stopped}), target)},
 		{"Watch without Watcher to a missing actor", oneEnvelope(string(proto.MessageName(&actor.Watch{})),
 			mustMarshal(t, &actor.Watch{}), actor.NewPID(addr, "nobody"))},
-		{"target under another spelling", oneEnvelope("livepaxos.v1.Prepare", prepare,
+		{"garbled Watch", oneEnvelope(string(proto.MessageName(&actor.Watch{})), garbledProto, target)},
+		{"target under another spelling", oneEnvelope(prepareType, prepare,
 			actor.NewPID(strings.Replace(addr, "127.0.0.1", "localhost", 1), "probe"))},
 	}
 
@@ -98,7 +100,7 @@ func TestGuardSurvivesHostileBatches(t *testing.T) {
 	}
 	// One batch mixing a bad envelope with a good one: only the bad one goes.
 	raw.send(t, &remote.MessageBatch{
-		TypeNames: []string{"unknown.v1.Nope", "livepaxos.v1.Prepare"},
+		TypeNames: []string{"unknown.v1.Nope", prepareType},
 		Targets:   []*actor.PID{target},
 		Envelopes: []*remote.MessageEnvelope{
 			{TypeId: 0, MessageData: randomBytes(16)},
@@ -108,12 +110,20 @@ func TestGuardSurvivesHostileBatches(t *testing.T) {
 	// A good message after everything, on the same stream: the stream is
 	// still open and every earlier batch has been handled (one stream is
 	// delivered in order).
-	raw.send(t, oneEnvelope("livepaxos.v1.Prepare", prepare, target))
+	raw.send(t, oneEnvelope(prepareType, prepare, target))
 
 	eventually(t, 5*time.Second, "two good Prepares delivered to the probe", func() bool { return prepares.Load() == 2 })
 	wantDropped := uint64(len(hostile) + 1)
-	if got := StatsOf(sys); got.Dropped != wantDropped || got.Panics != 0 {
-		t.Fatalf("StatsOf = %+v, want Dropped=%d Panics=0", got, wantDropped)
+	if got := StatsOf(sys); got.Dropped-before.Dropped != wantDropped || got.Panics != before.Panics {
+		t.Fatalf("StatsOf = %+v (before %+v), want %d more dropped and no panic", got, before, wantDropped)
+	}
+
+	// A known type with garbled bytes: protoactor fails to decode it and
+	// ends that stream with the error; nothing panics.
+	garbler := dialRaw(t, addr)
+	garbler.send(t, oneEnvelope(prepareType, garbledProto, target))
+	if _, err := garbler.stream.Recv(); err == nil || !strings.Contains(err.Error(), "proto") {
+		t.Fatalf("stream after garbled Prepare: got %v, want it closed with a decode error", err)
 	}
 
 	// protoactor's unary methods are panic("implement me"); the guard
@@ -124,7 +134,6 @@ func TestGuardSurvivesHostileBatches(t *testing.T) {
 	}
 
 	// An ordinary protoactor client is still served, by request and by send.
-	client, _ := startNode(t, Options{})
 	res, err := client.Root.RequestFuture(target, &messages.StatusRequest{}, 5*time.Second).Result()
 	if err != nil {
 		t.Fatalf("RequestFuture to probe after hostile input: %v", err)
@@ -134,8 +143,8 @@ func TestGuardSurvivesHostileBatches(t *testing.T) {
 	}
 	client.Root.Send(target, &messages.Prepare{From: 2, Ballot: 3})
 	eventually(t, 5*time.Second, "Prepare sent by a protoactor client", func() bool { return prepares.Load() == 3 })
-	if got := StatsOf(sys).Dropped; got != wantDropped {
-		t.Fatalf("guard dropped %d envelopes of a well-behaved client", got-wantDropped)
+	if got := StatsOf(sys); got.Dropped-before.Dropped != wantDropped || got.Panics != before.Panics {
+		t.Fatalf("StatsOf = %+v after well-behaved traffic, want %d dropped and no panic since %+v", got, wantDropped, before)
 	}
 }
 
@@ -213,7 +222,7 @@ func TestCrashHelper(t *testing.T) {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(loggerFactory(discardLogger())))
 	rem := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0))
 	rem.Start()
-	_, prepares := spawnProbe(t, sys)
+	_, prepares := spawnProbe(t, sys, "probe")
 	raw := dialRaw(t, sys.Address())
 	raw.send(t, oneEnvelope("unknown.v1.Nope", randomBytes(64), actor.NewPID(sys.Address(), "probe")))
 	raw.send(t, oneEnvelope("livepaxos.v1.Prepare", mustMarshal(t, &messages.Prepare{}), actor.NewPID(sys.Address(), "probe")))

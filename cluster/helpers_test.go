@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,9 +15,15 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// startNode builds a system with NewSystem on a free loopback port and stops
-// it when the test ends. Shutdown(false) because a graceful stop can wait
-// 10 s for a reconnecting writer.
+// startNode builds a system with NewSystem (on a free loopback port unless
+// opts.Listen says otherwise) and stops it when the test ends.
+// Shutdown(false): a graceful stop can wait 10 s for a reconnecting writer.
+//
+// Not race-detector clean: protoactor's Remote.Start calls
+// grpclog.SetLoggerV2 (remote/server.go:61), an unsynchronised write of
+// gRPC's global logger that races with every gRPC goroutine already running,
+// including the Serve goroutine of the previous Start. Any process that
+// starts two remotes trips -race; nothing outside protoactor can order it.
 func startNode(t *testing.T, opts Options) (*actor.ActorSystem, string) {
 	t.Helper()
 	if opts.Listen == "" {
@@ -30,6 +38,23 @@ func startNode(t *testing.T, opts Options) (*actor.ActorSystem, string) {
 		sys.Shutdown()
 	})
 	return sys, addr
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // probe counts the Prepares it receives, answers StatusRequest with that
@@ -51,14 +76,16 @@ func (p *probe) Receive(ctx actor.Context) {
 	}
 }
 
-// spawnProbe spawns a probe named "probe" and returns its PID and counter.
-func spawnProbe(t *testing.T, sys *actor.ActorSystem) (*actor.PID, *atomic.Int64) {
+// spawnProbe spawns a probe under name on sys, stopped when the test ends,
+// and returns its PID and Prepare counter.
+func spawnProbe(t *testing.T, sys *actor.ActorSystem, name string) (*actor.PID, *atomic.Int64) {
 	t.Helper()
 	n := new(atomic.Int64)
-	pid, err := sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &probe{prepares: n} }), "probe")
+	pid, err := sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &probe{prepares: n} }), name)
 	if err != nil {
-		t.Fatalf("spawn probe: %v", err)
+		t.Fatalf("spawn %s: %v", name, err)
 	}
+	t.Cleanup(func() { _ = sys.Root.StopFuture(pid).Wait() })
 	return pid, n
 }
 

@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -22,9 +21,8 @@ import (
 // receive limit, from one NewSystem node to another and back.
 func TestLargeMessage(t *testing.T) {
 	server, _ := startNode(t, Options{})
-	pid, _ := spawnProbe(t, server)
 	client, _ := startNode(t, Options{})
-
+	pid, _ := spawnProbe(t, server, "echo")
 	payload := randomBytes(5 << 20)
 	res, err := client.Root.RequestFuture(pid, &messages.ClientRequest{RequestId: 7, Command: payload}, 10*time.Second).Result()
 	if err != nil {
@@ -41,9 +39,8 @@ func TestLargeMessage(t *testing.T) {
 // connection recovers for the next small one.
 func TestMaxMessageBytesIsEnforced(t *testing.T) {
 	server, _ := startNode(t, Options{MaxMessageBytes: 1 << 20})
-	pid, prepares := spawnProbe(t, server)
 	client, _ := startNode(t, Options{})
-
+	pid, prepares := spawnProbe(t, server, "sizer")
 	// The reply is small, so only the server's receive limit is in play.
 	res, err := client.Root.RequestFuture(pid, &messages.Command{Payload: randomBytes(512 << 10)}, 5*time.Second).Result()
 	if err != nil || res.(*messages.StatusResponse).LastApplied != 512<<10 {
@@ -109,7 +106,7 @@ func TestNewSystemAddress(t *testing.T) {
 		t.Fatalf("address %q: want 127.0.0.1 and a chosen port", addr)
 	}
 	if sys.Address() != addr {
-		t.Fatalf("system address %q, returned %q", sys.Address(), addr)
+		t.Fatalf("system address %q, NewSystem returned %q", sys.Address(), addr)
 	}
 
 	// Advertise names the node as peers spell it.
@@ -117,38 +114,26 @@ func TestNewSystemAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	free := l.Addr().(*net.TCPAddr).Port
+	free := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	l.Close()
-	want := net.JoinHostPort("localhost", strconv.Itoa(free))
-	sys2, addr2 := startNode(t, Options{Listen: net.JoinHostPort("127.0.0.1", strconv.Itoa(free)), Advertise: want})
-	if addr2 != want || sys2.Address() != want {
-		t.Fatalf("advertised address %q (system %q), want %q", addr2, sys2.Address(), want)
+	want := net.JoinHostPort("localhost", free)
+	adv, advAddr := startNode(t, Options{Listen: net.JoinHostPort("127.0.0.1", free), Advertise: want})
+	if advAddr != want || adv.Address() != want {
+		t.Fatalf("advertised node: returned %q, system %q, want %q", advAddr, adv.Address(), want)
+	}
+	if pid, _ := spawnProbe(t, adv, "adv"); pid.Address != want {
+		t.Fatalf("PID on advertised node says %q, want %q", pid.Address, want)
 	}
 }
 
 // TestProtoactorLogsRouted checks that protoactor's own lines reach
 // Options.Logger, tagged lib=protoactor.
 func TestProtoactorLogsRouted(t *testing.T) {
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	startNode(t, Options{Logger: logger})
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(buf.String(), "lib=protoactor") || !strings.Contains(buf.String(), "Starting remote") {
-		t.Fatalf("protoactor logs not routed:\n%s", buf.String())
+	logs := &lockedBuffer{}
+	startNode(t, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if s := logs.String(); !strings.Contains(s, "lib=protoactor") || !strings.Contains(s, "Starting remote") {
+		t.Fatalf("protoactor logs not routed:\n%s", s)
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // TestServerKeepaliveDropsSilentPeer opens a Receive stream through a proxy,

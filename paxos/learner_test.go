@@ -32,7 +32,7 @@ func TestLearnerAppliesInOrderExactlyOnce(t *testing.T) {
 	}
 	take(l.HandleLearn([]*messages.Entry{entry(1, b, "a")}))
 	take(l.HandleChosen(&messages.Chosen{From: 2, Ballot: b, ChosenUpto: 3}, t0)) // duplicate
-	take(l.HandleLearn([]*messages.Entry{entry(2, b, "b")}))                       // duplicate
+	take(l.HandleLearn([]*messages.Entry{entry(2, b, "b")}))                      // duplicate
 	if !slices.Equal(applied, []uint64{1, 2, 3}) {
 		t.Fatalf("applied %v, want [1 2 3]", applied)
 	}

@@ -103,12 +103,12 @@ type Proposer struct {
 	preparedAt  time.Time
 
 	// master
-	nextInstance  uint64
-	inflight      map[uint64]*inflight
-	queue         []*messages.Command
-	queueBytes    int
-	heartbeatAt   time.Time
-	noticeDirty   bool // chosenUpto moved since the last Chosen notice
+	nextInstance uint64
+	inflight     map[uint64]*inflight
+	queue        []*messages.Command
+	queueBytes   int
+	heartbeatAt  time.Time
+	noticeDirty  bool // chosenUpto moved since the last Chosen notice
 }
 
 // ProposerOutput is what one proposer step asks the shell to do.

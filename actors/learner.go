@@ -51,7 +51,7 @@ func (a *learnerActor) Receive(ctx actor.Context) {
 
 func (a *learnerActor) handle(ctx actor.Context, out paxos.LearnerOutput) {
 	if len(out.Records) > 0 {
-		a.r.persist(out.Records, nil)
+		a.r.persistLazy(out.Records)
 	}
 	a.r.send(ctx, out.Messages)
 	if len(out.Apply) == 0 || a.r.stopped.Load() {

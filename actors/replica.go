@@ -186,14 +186,9 @@ func (r *Replica) persist(recs []*messages.Record, then func()) {
 		}
 		return
 	}
-	bufs := make([][]byte, 0, len(recs))
-	for _, rec := range recs {
-		b, err := proto.Marshal(rec)
-		if err != nil {
-			r.fatal(fmt.Errorf("actors: encoding a record: %w", err))
-			return
-		}
-		bufs = append(bufs, b)
+	bufs, ok := r.encode(recs)
+	if !ok {
+		return
 	}
 	r.unsynced.Add(1)
 	r.wal.Append(bufs, func(err error) {
@@ -206,6 +201,31 @@ func (r *Replica) persist(recs []*messages.Record, then func()) {
 			then()
 		}
 	})
+}
+
+// encode marshals records for the log; a record that cannot be encoded is a
+// broken invariant.
+func (r *Replica) encode(recs []*messages.Record) ([][]byte, bool) {
+	bufs := make([][]byte, 0, len(recs))
+	for _, rec := range recs {
+		b, err := proto.Marshal(rec)
+		if err != nil {
+			r.fatal(fmt.Errorf("actors: encoding a record: %w", err))
+			return nil, false
+		}
+		bufs = append(bufs, b)
+	}
+	return bufs, true
+}
+
+// persistLazy appends records that can be rebuilt from a majority (learned
+// values, chosen marks): they ride on the next fsync instead of causing one.
+func (r *Replica) persistLazy(recs []*messages.Record) {
+	bufs, ok := r.encode(recs)
+	if !ok {
+		return
+	}
+	r.wal.AppendLazy(bufs)
 }
 
 // applied is the state machine's answer to one command.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -90,13 +91,28 @@ func frameOffsets(t testing.TB, path string) []int {
 	return offs
 }
 
+// readFile returns a file's contents; for a segment, only up to the end of
+// its records, without the preallocated zeros after them.
 func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if strings.HasSuffix(path, ".wal") {
+		b = b[:dataEnd(b)]
+	}
 	return b
+}
+
+// dataEnd is the offset just past the last record of an intact segment: the
+// records are followed by zeros (preallocated space) or by the end of file.
+func dataEnd(b []byte) int {
+	off := segmentHeaderSize
+	for off+frameHeaderSize <= len(b) && !bytes.Equal(b[off:off+frameHeaderSize], make([]byte, frameHeaderSize)) {
+		off += frameSize(int(frameLength(b[off:])))
+	}
+	return min(off, len(b))
 }
 
 func writeFile(t testing.TB, path string, b []byte) {
@@ -106,13 +122,10 @@ func writeFile(t testing.TB, path string, b []byte) {
 	}
 }
 
+// fileSize is the size of a file's data (see readFile).
 func fileSize(t testing.TB, path string) int64 {
 	t.Helper()
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Size()
+	return int64(len(readFile(t, path)))
 }
 
 // snapshot returns the contents of every file in dir.

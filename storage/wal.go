@@ -102,9 +102,10 @@ type WAL struct {
 	stop        chan struct{}
 
 	// Owned by the writer goroutine once it runs (by Open before that).
-	seg     *os.File // the segment being appended to
-	segSeq  uint64
-	segSize int64
+	seg      *os.File // the segment being appended to
+	segSeq   uint64
+	segSize  int64
+	unsynced bool // seg holds written bytes not yet fsynced (lazy rounds)
 
 	records, bytes, fsyncs, segments atomic.Uint64
 }
@@ -113,6 +114,7 @@ type WAL struct {
 type entry struct {
 	done func(error)
 	err  error // set when the Append was refused; nothing of it is in buf
+	lazy bool  // AppendLazy: written, but needs no fsync of its own
 }
 
 // batch is the work of one group-commit round: framed records ready for a
@@ -253,7 +255,11 @@ func (w *WAL) recoverSegment(seq uint64, last bool, replay func([]byte) error) (
 	if err != nil {
 		return nil, 0, err
 	}
-	if end < size {
+	zeros, err := zeroFrom(f, end, size)
+	if err != nil {
+		return nil, 0, err
+	}
+	if end < size && !zeros { // a preallocated, never written remainder is no damage
 		if !last {
 			return nil, 0, fmt.Errorf("%w: %s: damaged record at offset %d", ErrCorrupt, segmentName(seq), end)
 		}
@@ -286,7 +292,31 @@ func (w *WAL) cutTail(f *os.File, seq uint64, end, size int64) error {
 	if err := f.Truncate(end); err != nil {
 		return err
 	}
+	if err := preallocate(f, w.opts.SegmentBytes); err != nil {
+		return err
+	}
 	return w.syncFile(f)
+}
+
+// zeroFrom reports whether f holds only zero bytes in [from, to): the space
+// preallocate reserved and no write reached. A record's frame never starts
+// with eight zero bytes (its checksum covers the length), so zeros are never
+// mistaken for data.
+func zeroFrom(f *os.File, from, to int64) (bool, error) {
+	buf := make([]byte, 256<<10)
+	for off := from; off < to; {
+		n := int(min(int64(len(buf)), to-off))
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return false, err
+		}
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		off += int64(n)
+	}
+	return true, nil
 }
 
 // Append queues records to be written and fsynced. done (which may be nil) is
@@ -306,7 +336,17 @@ func (w *WAL) cutTail(f *os.File, seq uint64, end, size int64) error {
 //
 // Append blocks while more than Options.MaxPendingBytes are queued for the
 // next fsync.
-func (w *WAL) Append(recs [][]byte, done func(error)) {
+func (w *WAL) Append(recs [][]byte, done func(error)) { w.append(recs, done, false) }
+
+// AppendLazy queues records to be written with the next round without asking
+// for an fsync of their own: a later Append's fsync, or Close, makes them
+// durable, and until then a crash may lose them (never records appended
+// before them, nor leave a hole before records synced after them). It is for
+// records that can be rebuilt, such as a learner's note of how far the log is
+// known chosen: they then cost no fsync at all.
+func (w *WAL) AppendLazy(recs [][]byte) { w.append(recs, nil, true) }
+
+func (w *WAL) append(recs [][]byte, done func(error), lazy bool) {
 	if done == nil {
 		done = func(error) {}
 	}
@@ -343,7 +383,7 @@ func (w *WAL) Append(recs [][]byte, done func(error)) {
 	}
 	// Refused calls are queued too, so that their done keeps its place in
 	// Append order.
-	p.entries = append(p.entries, entry{done: done, err: refused})
+	p.entries = append(p.entries, entry{done: done, err: refused, lazy: lazy})
 	w.work.Signal()
 	w.mu.Unlock()
 }
@@ -394,8 +434,12 @@ func (w *WAL) Close() error {
 	<-w.stop
 	w.mu.Lock()
 	errs := []error{w.err}
+	failed := w.err != nil
 	w.mu.Unlock()
 	if w.seg != nil {
+		if w.unsynced && !failed { // lazy records: durable at a clean close
+			errs = append(errs, w.syncFile(w.seg))
+		}
 		errs = append(errs, w.seg.Close())
 	}
 	errs = append(errs, unlockDir(w.lock))
@@ -435,8 +479,12 @@ func (w *WAL) run() {
 		w.space.Broadcast()
 		w.mu.Unlock()
 
+		sync := false
+		for _, e := range b.entries {
+			sync = sync || !e.lazy
+		}
 		if err == nil && len(b.buf) > 0 {
-			if err = w.write(b); err != nil {
+			if err = w.write(b, sync); err != nil {
 				err = w.fail(err)
 			}
 		}
@@ -478,14 +526,16 @@ func (w *WAL) fail(err error) error {
 
 // write makes the records of b durable: one write and one fsync per segment
 // touched, rolling to a new segment before any record that would carry the
-// current one past SegmentBytes.
-func (w *WAL) write(b *batch) error {
+// current one past SegmentBytes. With sync false (a round of lazy records
+// only) the last segment is written but not synced: the next synced round
+// covers it, and a segment is always synced before the log rolls past it.
+func (w *WAL) write(b *batch, sync bool) error {
 	start, prev := 0, 0 // b.buf[start:prev] is whole records not yet written
 	for _, end := range b.ends {
 		full := w.segSize+int64(end-start) > w.opts.SegmentBytes
 		empty := prev == start && w.segSize <= int64(segmentHeaderSize)
 		if full && !empty {
-			if err := w.flush(b.buf[start:prev]); err != nil {
+			if err := w.flush(b.buf[start:prev], true); err != nil {
 				return err
 			}
 			if err := w.roll(); err != nil {
@@ -495,7 +545,7 @@ func (w *WAL) write(b *batch) error {
 		}
 		prev = end
 	}
-	if err := w.flush(b.buf[start:]); err != nil {
+	if err := w.flush(b.buf[start:], sync); err != nil {
 		return err
 	}
 	w.records.Add(uint64(len(b.ends)))
@@ -503,16 +553,20 @@ func (w *WAL) write(b *batch) error {
 	return nil
 }
 
-// flush writes whole records to the current segment with one write and makes
-// them durable.
-func (w *WAL) flush(p []byte) error {
-	if len(p) == 0 {
+// flush writes whole records to the current segment with one write and, if
+// sync, makes them (and everything written before them) durable.
+func (w *WAL) flush(p []byte, sync bool) error {
+	if len(p) > 0 {
+		if err := w.writeFile(w.seg, p); err != nil {
+			return err
+		}
+		w.segSize += int64(len(p))
+		w.unsynced = true
+	}
+	if !sync || !w.unsynced {
 		return nil
 	}
-	if err := w.writeFile(w.seg, p); err != nil {
-		return err
-	}
-	w.segSize += int64(len(p))
+	w.unsynced = false
 	return w.syncFile(w.seg)
 }
 
@@ -539,6 +593,10 @@ func (w *WAL) createSegment(seq uint64) error {
 	if err := w.writeFile(f, segmentHeader(seq)); err != nil {
 		f.Close()
 		return err
+	}
+	if err := preallocate(f, w.opts.SegmentBytes); err != nil {
+		f.Close()
+		return fmt.Errorf("storage: preallocate %s: %w", segmentName(seq), err)
 	}
 	if err := w.syncFile(f); err != nil {
 		f.Close()

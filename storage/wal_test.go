@@ -656,3 +656,64 @@ func TestRollFailureIsFatal(t *testing.T) {
 	}
 	w.Close()
 }
+
+// Lazy records cost no fsync of their own; the next synced round, or Close,
+// makes them durable, and replay keeps Append order across both kinds.
+func TestAppendLazyRidesOnTheNextSync(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AppendSync([][]byte{[]byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	before := w.Stats().Fsyncs
+	w.AppendLazy([][]byte{[]byte("lazy-1")})
+	w.AppendLazy([][]byte{[]byte("lazy-2")})
+	if err := w.AppendSync([][]byte{[]byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Stats().Fsyncs - before; got != 1 {
+		t.Fatalf("two lazy appends and one synced append took %d fsyncs, want 1", got)
+	}
+	w.AppendLazy([][]byte{[]byte("lazy-3")})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	w, err = Open(dir, Options{}, func(r []byte) error { got = append(got, string(r)); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	want := []string{"a", "lazy-1", "lazy-2", "b", "lazy-3"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("replayed %q, want %q", got, want)
+	}
+}
+
+// A segment is preallocated, so a crash leaves a torn record followed by
+// zeros: that is still a torn tail, cut on recovery, and the zeros after the
+// last record of a clean segment are no damage at all.
+func TestTornTailBeforePreallocatedZerosIsCut(t *testing.T) {
+	pristine, all := fixture(t, 20, smallSegments)
+	segs := segmentFiles(t, pristine)
+	lastName := filepath.Base(segs[len(segs)-1])
+	full := readFile(t, segs[len(segs)-1])
+	start := len(full) - frameSize(len(all[len(all)-1]))
+	for _, cut := range []int{start + 1, start + frameHeaderSize, len(full) - 1} {
+		dir := copyDir(t, pristine)
+		path := filepath.Join(dir, lastName)
+		torn := append(slices.Clone(full[:cut]), make([]byte, 4096)...)
+		writeFile(t, path, torn)
+		w, got := open(t, dir, smallSegments)
+		equalRecords(t, got, all[:len(all)-1])
+		mustClose(t, w)
+	}
+	dir := copyDir(t, pristine)
+	writeFile(t, filepath.Join(dir, lastName), append(slices.Clone(full), make([]byte, 4096)...))
+	w, got := open(t, dir, smallSegments)
+	equalRecords(t, got, all)
+	mustClose(t, w)
+}

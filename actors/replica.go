@@ -81,6 +81,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 	}
 	r.proposer = paxos.NewProposer(cfg.Proposer, time.Now())
 	r.proposer.LearnerProgress(r.learner.Contiguous())
+	r.proposer.ObserveBallot(r.acceptor.Promised())
 	return r, nil
 }
 

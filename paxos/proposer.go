@@ -283,6 +283,10 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 
 func (p *Proposer) seen(b uint64) { p.highestSeen = max(p.highestSeen, b) }
 
+// ObserveBallot tells the proposer of a ballot seen elsewhere (at restart:
+// the one its own acceptor promised), so its next campaign goes above it.
+func (p *Proposer) ObserveBallot(b uint64) { p.seen(b) }
+
 func (p *Proposer) onHeartbeat(out *ProposerOutput, m *messages.Heartbeat, now time.Time) {
 	if m.Ballot < p.highestSeen || m.From == p.cfg.ID {
 		return

@@ -1,0 +1,73 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// Snapshotter is implemented by state machines that can save and restore
+// their whole state. Snapshots and log truncation (§5.5) will use it; a
+// state machine without it replays the whole log on restart.
+type Snapshotter interface {
+	Snapshot(w io.Writer) error
+	Restore(r io.Reader) error
+}
+
+// Errors returned by Propose.
+var (
+	ErrNotMaster      = errors.New("actors: this replica is not master")
+	ErrOverloaded     = errors.New("actors: proposal queue full")
+	ErrRejected       = errors.New("actors: command rejected")
+	ErrOutcomeUnknown = errors.New("actors: outcome unknown (mastership changed or no answer)")
+)
+
+var proposeIDs atomic.Uint64
+
+// ProposerPID returns the PID of this replica's proposer, to which clients
+// send messages.ClientRequest and messages.StatusRequest.
+func (r *Replica) ProposerPID() *actor.PID { return r.pid(r.cfg.NodeID, ProposerName) }
+
+// Propose submits a command through this replica and waits until it is
+// chosen and applied, returning the state machine's result. It succeeds only
+// on the master; elsewhere it returns ErrNotMaster (with the master's id in
+// the error text when known). sender is any context of the system the
+// replica runs in (for example system.Root).
+func (r *Replica) Propose(ctx context.Context, sender actor.SenderContext, command []byte) ([]byte, error) {
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return nil, ctx.Err()
+	}
+	req := &messages.ClientRequest{RequestId: proposeIDs.Add(1), Command: command}
+	reply, err := sender.RequestFuture(r.ProposerPID(), req, timeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+	}
+	resp, ok := reply.(*messages.ClientResponse)
+	if !ok {
+		return nil, fmt.Errorf("%w: unexpected reply %T", ErrRejected, reply)
+	}
+	switch resp.Code {
+	case messages.ErrorCode_ERROR_CODE_OK:
+		return resp.Result, nil
+	case messages.ErrorCode_ERROR_CODE_NOT_MASTER:
+		return nil, fmt.Errorf("%w (master: node %d %s)", ErrNotMaster, resp.MasterId, resp.MasterAddress)
+	case messages.ErrorCode_ERROR_CODE_OVERLOADED:
+		return nil, ErrOverloaded
+	case messages.ErrorCode_ERROR_CODE_MASTER_CHANGED:
+		return nil, fmt.Errorf("%w: %s", ErrOutcomeUnknown, resp.Error)
+	case messages.ErrorCode_ERROR_CODE_TOO_LARGE:
+		return nil, fmt.Errorf("%w: %w: %s", ErrRejected, ErrTooLarge, resp.Error)
+	}
+	return nil, fmt.Errorf("%w: %s", ErrRejected, resp.Error)
+}

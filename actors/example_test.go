@@ -1,0 +1,77 @@
+package actors_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/livepaxos/livepaxos/actors"
+	"github.com/livepaxos/livepaxos/cluster"
+	"github.com/livepaxos/livepaxos/paxos"
+)
+
+// counter is an embedder's own state machine: commands are integers to add.
+type counter struct{ total int }
+
+func (c *counter) Apply(_ uint64, command []byte) ([]byte, error) {
+	n, err := strconv.Atoi(string(command))
+	if err != nil {
+		return nil, err // refused deterministically, on every replica
+	}
+	c.total += n
+	return []byte(strconv.Itoa(c.total)), nil
+}
+
+// A host embeds a replica as an actor subtree of its own actor system, with
+// its own state machine. This group has one voter, so it needs no peers; a
+// real group lists every voter in Peers, each host spawning its replica the
+// same way.
+func Example() {
+	dir, _ := os.MkdirTemp("", "livepaxos-example")
+	defer os.RemoveAll(dir)
+
+	// The host's actor system, with remoting started before any spawn.
+	system, remote, addr, err := cluster.NewSystem(cluster.Options{Listen: "127.0.0.1:0"})
+	if err != nil {
+		panic(err)
+	}
+	defer remote.Shutdown(false)
+
+	replica, err := actors.NewReplica(actors.Config{
+		NodeID:       1,
+		Peers:        map[uint32]string{1: addr},
+		DataDir:      dir,
+		StateMachine: &counter{},
+		Proposer:     paxos.ProposerConfig{ElectionTimeoutMin: 50 * time.Millisecond},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer replica.Close()
+	pid, err := system.Root.SpawnNamed(replica.Props(), actors.DefaultName)
+	if err != nil {
+		panic(err)
+	}
+	defer func() { system.Root.StopFuture(pid).Wait() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, add := range []string{"5", "37"} {
+		for {
+			res, err := replica.Propose(ctx, system.Root, []byte(add))
+			if err == nil {
+				fmt.Println("total:", string(res))
+				break
+			}
+			time.Sleep(20 * time.Millisecond) // not master yet: the election is under way
+		}
+	}
+	_, err = replica.Propose(ctx, system.Root, []byte("not a number"))
+	fmt.Println("refused:", err != nil)
+	// Output:
+	// total: 5
+	// total: 42
+	// refused: true
+}

@@ -60,7 +60,13 @@ func (a *proposerActor) Receive(ctx actor.Context) {
 		return
 	}
 	a.emit(ctx, out)
-	if p.NeedsFlush() && !a.flushSent {
+	switch {
+	case !p.NeedsFlush() || a.flushSent:
+	case p.InflightLen() == 0:
+		// Nothing in flight, so nothing to batch with: propose (or send the
+		// chosen notice) now rather than after a trip through the mailbox.
+		a.emit(ctx, p.Flush(now))
+	default:
 		a.flushSent = true
 		ctx.Send(ctx.Self(), flushMsg{})
 	}

@@ -73,7 +73,8 @@ const dropLogInterval = time.Second
 //
 // User messages are not decoded here: protoactor decodes them right after,
 // and a second decode would double the per-message cost on the hot path
-// (BenchmarkGuardFilter) only to turn a closed stream into a dropped
+// (BenchmarkProtoactorDecode: ~0.75 µs per Accept; the checks above cost
+// ~40 ns, BenchmarkGuardFilter) only to turn a closed stream into a dropped
 // envelope for senders that garble bytes.
 type guard struct {
 	sys *actor.ActorSystem
@@ -139,8 +140,8 @@ func (g *guard) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Stre
 }
 
 // unaryInterceptor answers protoactor's two unary methods itself: both are
-// `panic("implement me")` (remote/endpoint_reader.go:25 and :29), so one call from any
-// gRPC client would otherwise kill the node.
+// `panic("implement me")` (remote/endpoint_reader.go:25 and :29), so one
+// call from any gRPC client would otherwise kill the node.
 func (g *guard) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	switch info.FullMethod {
 	case methodListProcesses, methodGetProcessDiagnostics:
@@ -183,9 +184,9 @@ func (s *guardedStream) RecvMsg(m any) error {
 	return nil
 }
 
-// filterBatch removes, in place, every envelope that protoactor could not
-// deliver without panicking or failing the stream. An emptied batch is
-// harmless: the reader loops over zero envelopes.
+// filterBatch removes, in place, every envelope that would make protoactor
+// panic, or that it would misroute. An emptied batch is harmless: the reader
+// loops over zero envelopes.
 func (g *guard) filterBatch(b *remote.MessageBatch) {
 	kept := b.Envelopes[:0]
 	for _, e := range b.Envelopes {

@@ -10,8 +10,8 @@ import (
 )
 
 // BenchmarkGuardFilter measures the guard's cost per incoming batch of 64
-// Accepts, each carrying one 100-byte command: the second decode it adds on
-// top of protoactor's own (BenchmarkProtoactorDecode).
+// Accepts, each carrying one 100-byte command, to compare with the decode
+// protoactor does on the same batch (BenchmarkProtoactorDecode).
 func BenchmarkGuardFilter(b *testing.B) {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(loggerFactory(discardLogger())))
 	sys.ProcessRegistry.Address = "127.0.0.1:7001"

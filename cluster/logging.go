@@ -24,11 +24,11 @@ func LoggerForLevel(level string, w io.Writer) (*slog.Logger, error) {
 		l = slog.LevelDebug
 	case "info":
 		l = slog.LevelInfo
-	case "warn", "warning":
+	case "warn":
 		l = slog.LevelWarn
 	case "error":
 		l = slog.LevelError
-	case "off", "none":
+	case "off":
 		return discardLogger(), nil
 	default:
 		return nil, fmt.Errorf("%w %q (want debug, info, warn, error or off)", ErrBadLogLevel, level)

@@ -84,8 +84,18 @@ type Options struct {
 
 // withDefaults fills zero fields and rejects negative ones.
 func (o Options) withDefaults() (Options, error) {
-	if o.MaxMessageBytes < 0 || o.WriterBatchSize < 0 || o.WriterQueueSize < 0 || o.Keepalive < 0 {
-		return o, fmt.Errorf("%w: negative limit in %+v", ErrBadOptions, o)
+	for _, f := range []struct {
+		name     string
+		negative bool
+	}{
+		{"MaxMessageBytes", o.MaxMessageBytes < 0},
+		{"WriterBatchSize", o.WriterBatchSize < 0},
+		{"WriterQueueSize", o.WriterQueueSize < 0},
+		{"Keepalive", o.Keepalive < 0},
+	} {
+		if f.negative {
+			return o, fmt.Errorf("%w: %s is negative", ErrBadOptions, f.name)
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = discardLogger()

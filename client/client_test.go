@@ -1,0 +1,153 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/client"
+	"github.com/livepaxos/livepaxos/cluster"
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// fakeNode is a scripted "replica/proposer": answer decides each reply
+// (nil: no reply at all).
+type fakeNode struct {
+	addr     string
+	remote   *remote.Remote
+	requests atomic.Int64
+}
+
+func startFake(t *testing.T, answer func(n int64, req *messages.ClientRequest) *messages.ClientResponse) *fakeNode {
+	t.Helper()
+	sys, rem, addr, err := cluster.NewSystem(cluster.Options{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeNode{addr: addr, remote: rem}
+	t.Cleanup(func() { rem.Shutdown(false) })
+	parent, err := sys.Root.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
+		if _, ok := c.Message().(*actor.Started); ok {
+			c.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
+				if req, ok := c.Message().(*messages.ClientRequest); ok {
+					if resp := answer(f.requests.Add(1), req); resp != nil {
+						resp.RequestId = req.RequestId
+						c.Respond(resp)
+					}
+				}
+			}), "proposer")
+		}
+	}), "replica")
+	if err != nil || parent == nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func ok(res *messages.MultiOpResult) *messages.ClientResponse {
+	b, _ := proto.Marshal(res)
+	return &messages.ClientResponse{Result: b}
+}
+
+func newClient(t *testing.T, endpoints ...string) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{Endpoints: endpoints, AttemptTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestClientFollowsRedirectToMaster(t *testing.T) {
+	master := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
+		return ok(&messages.MultiOpResult{Succeeded: true, Results: []*messages.OpResult{{}}})
+	})
+	follower := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
+		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, MasterId: 1, MasterAddress: master.addr}
+	})
+	c := newClient(t, follower.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 3 {
+		if err := c.Put(ctx, []byte("k"), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := follower.requests.Load(); got != 1 {
+		t.Fatalf("follower asked %d times; the client should remember the master", got)
+	}
+	if got := master.requests.Load(); got != 3 {
+		t.Fatalf("master asked %d times, want 3", got)
+	}
+}
+
+func TestClientReportsUnknownOutcomeInsteadOfRetryingWrite(t *testing.T) {
+	silent := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse { return nil })
+	c := newClient(t, silent.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := c.Put(ctx, []byte("k"), []byte("v"))
+	if !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("put with no answer: %v, want ErrOutcomeUnknown", err)
+	}
+	if got := silent.requests.Load(); got != 1 {
+		t.Fatalf("write sent %d times; it must not be retried blindly", got)
+	}
+	changed := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
+		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_MASTER_CHANGED, Error: "lost mastership"}
+	})
+	if err := newClient(t, changed.addr).Put(ctx, []byte("k"), []byte("v")); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("master changed mid-write: %v, want ErrOutcomeUnknown", err)
+	}
+}
+
+func TestClientRetriesReads(t *testing.T) {
+	flaky := startFake(t, func(n int64, _ *messages.ClientRequest) *messages.ClientResponse {
+		if n == 1 {
+			return nil // the first answer is lost
+		}
+		return ok(&messages.MultiOpResult{Succeeded: true, Results: []*messages.OpResult{{Found: true, Value: []byte("v")}}})
+	})
+	c := newClient(t, flaky.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	v, found, err := c.Get(ctx, []byte("k"))
+	if err != nil || !found || string(v) != "v" {
+		t.Fatalf("get = %q %v %v", v, found, err)
+	}
+}
+
+func TestClientRefusesBadInputBeforeSending(t *testing.T) {
+	node := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse { return ok(&messages.MultiOpResult{}) })
+	c := newClient(t, node.addr)
+	ctx := context.Background()
+	if err := c.Put(ctx, nil, []byte("v")); !errors.Is(err, client.ErrEmptyKey) {
+		t.Fatalf("empty key: %v", err)
+	}
+	if err := c.Put(ctx, []byte("k"), make([]byte, 1<<20+1)); !errors.Is(err, client.ErrValueTooLarge) {
+		t.Fatalf("oversize value: %v", err)
+	}
+	if got := node.requests.Load(); got != 0 {
+		t.Fatalf("%d bad requests reached the node", got)
+	}
+	if _, err := client.New(client.Config{}); !errors.Is(err, client.ErrInvalid) {
+		t.Fatalf("no endpoints: %v", err)
+	}
+}
+
+func TestClientMapsServerRefusals(t *testing.T) {
+	tooLarge := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
+		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_TOO_LARGE, Error: "value over the node's limit"}
+	})
+	err := newClient(t, tooLarge.addr).Put(context.Background(), []byte("k"), []byte("v"))
+	if !errors.Is(err, client.ErrValueTooLarge) {
+		t.Fatalf("server size refusal: %v", err)
+	}
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+func run(args ...string) (string, error) {
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestUsageErrorsAreExitStatusTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{"put", "--nope"},
+		{"put", "only-a-key"},
+		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001,1=127.0.0.1:7002", "--data", t.TempDir()},
+		{"node", "--id", "4", "--peers", "1=127.0.0.1:7001", "--data", t.TempDir()},
+		{"node", "--peers", "1=127.0.0.1:7001"},
+		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001", "--data", t.TempDir(), "--log-level", "loud"},
+		{"bench", "--op", "scan"},
+		{"txn", "--guard", "nokey"},
+		{"txn", "--then", "put:k"},
+		{"cas", "k", "v"},
+		{"status", "--endpoints", ","},
+	} {
+		if _, err := run(args...); !errors.Is(err, errUsage) {
+			t.Errorf("%q: %v, want a usage error (exit status 2)", args, err)
+		}
+	}
+}
+
+func TestTxnFlagsBuildMultiOp(t *testing.T) {
+	g, err := parseItems([]string{"absent:a", "equals:b=x=y", "present:c"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, _ := parseItems([]string{"put:a=1", "del:b", "get:c"}, false)
+	op, err := txnJSON{Guard: g, Then: th}.multiOp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(op.Guard) != 3 || op.Guard[1].Kind != messages.Test_KIND_EQUALS || string(op.Guard[1].Value) != "x=y" {
+		t.Fatalf("guard %v", op.Guard)
+	}
+	if len(op.TOp) != 3 || op.TOp[0].Kind != messages.Op_KIND_PUT || op.TOp[1].Kind != messages.Op_KIND_DELETE {
+		t.Fatalf("then %v", op.TOp)
+	}
+	if _, err := (txnJSON{Guard: []txnItem{{Op: "maybe", Key: "k"}}}).multiOp(); !errors.Is(err, errUsage) {
+		t.Fatalf("unknown test kind: %v", err)
+	}
+}
+
+func TestHelpListsSubcommands(t *testing.T) {
+	out, err := run("--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"node", "put", "get", "del", "cas", "txn", "status", "bench"} {
+		if !strings.Contains(out, sub) {
+			t.Errorf("help does not mention %q", sub)
+		}
+	}
+}

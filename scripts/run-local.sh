@@ -14,6 +14,7 @@ stop() {
   echo "stopping nodes ${PIDS[*]}"
   kill -TERM "${PIDS[@]}" 2>/dev/null || true
   wait "${PIDS[@]}" 2>/dev/null || true
+  exit 0
 }
 trap stop INT TERM EXIT
 for id in 1 2 3; do

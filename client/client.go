@@ -37,6 +37,9 @@ type Config struct {
 	// AttemptTimeout bounds one request to one node (default 5s); the
 	// context bounds the whole call.
 	AttemptTimeout time.Duration
+	// CallTimeout bounds a whole call whose context has no deadline
+	// (default 30s), so that no call retries forever.
+	CallTimeout time.Duration
 	// Limits are checked before anything is sent (defaults: see db.Limits).
 	Limits db.Limits
 	Logger *slog.Logger
@@ -53,9 +56,104 @@ type Client struct {
 	closeMu sync.Once
 }
 
+// conn is one client actor system. Replies to its requests come to one
+// inbox actor, which hands each to the goroutine waiting for it by request
+// id: cheaper than a protoactor future (a registered PID and a timer) per
+// request.
 type conn struct {
 	sys    *actor.ActorSystem
 	remote *remote.Remote
+	inbox  *actor.PID
+
+	mu      sync.Mutex
+	pending map[uint64]*call
+}
+
+// call is one request waiting for its reply.
+type call struct {
+	endpoint string
+	done     chan callResult // buffered: delivered to at most once
+}
+
+type callResult struct {
+	resp *messages.ClientResponse
+	err  error
+}
+
+// Errors of one attempt, before they are mapped to the sentinels.
+var (
+	errNotDelivered = errors.New("not delivered")
+	errNoAnswer     = errors.New("no answer in time")
+)
+
+func newConn(sys *actor.ActorSystem, rem *remote.Remote) *conn {
+	cn := &conn{sys: sys, remote: rem, pending: make(map[uint64]*call)}
+	cn.inbox = sys.Root.SpawnPrefix(actor.PropsFromFunc(cn.receive), "client-inbox")
+	return cn
+}
+
+// receive runs in the inbox actor.
+func (cn *conn) receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.ClientResponse:
+		cn.finish(m.RequestId, callResult{resp: m})
+	case *actor.DeadLetterResponse:
+		// The endpoint writer could not connect: nothing sent there arrived.
+		if m.Target != nil {
+			cn.failEndpoint(m.Target.Address)
+		}
+	}
+}
+
+func (cn *conn) finish(id uint64, r callResult) {
+	cn.mu.Lock()
+	c := cn.pending[id]
+	delete(cn.pending, id)
+	cn.mu.Unlock()
+	if c != nil {
+		c.done <- r
+	}
+}
+
+func (cn *conn) failEndpoint(addr string) {
+	cn.mu.Lock()
+	var failed []*call
+	for id, c := range cn.pending {
+		if c.endpoint == addr {
+			failed = append(failed, c)
+			delete(cn.pending, id)
+		}
+	}
+	cn.mu.Unlock()
+	for _, c := range failed {
+		c.done <- callResult{err: errNotDelivered}
+	}
+}
+
+// roundTrip sends one request to endpoint's proposer and waits for its reply.
+func (cn *conn) roundTrip(ctx context.Context, endpoint string, req *messages.ClientRequest, timeout time.Duration) (*messages.ClientResponse, error) {
+	c := &call{endpoint: endpoint, done: make(chan callResult, 1)}
+	cn.mu.Lock()
+	cn.pending[req.RequestId] = c
+	cn.mu.Unlock()
+	cn.sys.Root.RequestWithCustomSender(cluster.RolePID(endpoint, "proposer"), req, cn.inbox)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-c.done:
+		return r.resp, r.err
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	cn.mu.Lock()
+	delete(cn.pending, req.RequestId)
+	cn.mu.Unlock()
+	select {
+	case r := <-c.done: // it arrived as we gave up
+		return r.resp, r.err
+	default:
+		return nil, errNoAnswer
+	}
 }
 
 // New starts the client's actor systems. It does not contact the cluster.
@@ -77,6 +175,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = 5 * time.Second
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
 	c := &Client{cfg: cfg}
 	for i := 0; i < cfg.Conns; i++ {
 		sys, rem, _, err := cluster.NewSystem(cluster.Options{Listen: cfg.Listen, Logger: cfg.Logger})
@@ -84,7 +185,7 @@ func New(cfg Config) (*Client, error) {
 			c.Close()
 			return nil, err
 		}
-		c.conns = append(c.conns, &conn{sys: sys, remote: rem})
+		c.conns = append(c.conns, newConn(sys, rem))
 	}
 	return c, nil
 }
@@ -192,6 +293,11 @@ func (c *Client) submit(ctx context.Context, payload []byte, idempotent bool) (*
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)
+		defer cancel()
+	}
 	cn := c.conns[c.next.Add(1)%uint64(len(c.conns))]
 	backoff := 10 * time.Millisecond
 	var lastErr error = ErrNoMaster
@@ -204,6 +310,15 @@ func (c *Client) submit(ctx context.Context, payload []byte, idempotent bool) (*
 			}
 			backoff = min(2*backoff, 200*time.Millisecond)
 		}
+		if !idempotent && c.master.Load() == nil {
+			// A write goes only to a node believed to be master: sent to a
+			// dead endpoint it would wait out its timeout and end as
+			// "outcome unknown". A status probe is safe to repeat.
+			if err := c.discover(ctx); err != nil {
+				lastErr = err
+				continue
+			}
+		}
 		endpoint := c.target(attempt)
 		timeout := c.cfg.AttemptTimeout
 		if dl, ok := ctx.Deadline(); ok {
@@ -212,27 +327,19 @@ func (c *Client) submit(ctx context.Context, payload []byte, idempotent bool) (*
 		if timeout <= 0 {
 			return nil, c.deadlineErr(lastErr)
 		}
-		id := c.reqID.Add(1)
-		fut := cn.sys.Root.RequestFuture(cluster.RolePID(endpoint, "proposer"),
-			&messages.ClientRequest{RequestId: id, Command: payload}, timeout)
-		reply, err := fut.Result()
+		resp, err := cn.roundTrip(ctx, endpoint, &messages.ClientRequest{RequestId: c.reqID.Add(1), Command: payload}, timeout)
 		if err != nil {
-			if errors.Is(err, actor.ErrDeadLetter) {
+			if errors.Is(err, errNotDelivered) {
 				lastErr = fmt.Errorf("%w: %s unreachable", ErrNoMaster, endpoint)
 				c.forget(endpoint)
 				continue // never delivered: safe to send elsewhere
 			}
+			c.forget(endpoint)
 			if !idempotent {
-				c.forget(endpoint)
-				return nil, fmt.Errorf("%w: no answer from %s: %v", ErrOutcomeUnknown, endpoint, err)
+				return nil, fmt.Errorf("%w: no answer from %s", ErrOutcomeUnknown, endpoint)
 			}
 			lastErr = fmt.Errorf("%w: no answer from %s", ErrNoMaster, endpoint)
-			c.forget(endpoint)
 			continue
-		}
-		resp, ok := reply.(*messages.ClientResponse)
-		if !ok {
-			return nil, fmt.Errorf("%w: unexpected reply %T", ErrInvalid, reply)
 		}
 		switch resp.Code {
 		case messages.ErrorCode_ERROR_CODE_OK:
@@ -284,6 +391,48 @@ func (c *Client) forget(endpoint string) {
 	if m := c.master.Load(); m != nil && *m == endpoint {
 		c.master.CompareAndSwap(m, nil)
 	}
+}
+
+// discover asks the endpoints, all at once, who is master, and remembers
+// the first that says it is (or names one).
+func (c *Client) discover(ctx context.Context) error {
+	probe, cancel := context.WithTimeout(ctx, min(c.cfg.AttemptTimeout, time.Second))
+	defer cancel()
+	found := make(chan string, len(c.cfg.Endpoints))
+	for _, ep := range c.cfg.Endpoints {
+		go func() {
+			st, err := c.Status(probe, ep)
+			switch {
+			case err != nil:
+				found <- ""
+			case st.IsMaster:
+				found <- ep
+			default:
+				found <- st.MasterAddress
+			}
+		}()
+	}
+	hint := ""
+	for range c.cfg.Endpoints {
+		select {
+		case ep := <-found:
+			for _, known := range c.cfg.Endpoints {
+				if ep != "" && ep == known {
+					c.remember(ep)
+					return nil
+				}
+			}
+			if ep != "" {
+				hint = ep
+			}
+		case <-probe.Done():
+		}
+	}
+	if hint != "" { // a master outside the configured endpoints
+		c.remember(hint)
+		return nil
+	}
+	return fmt.Errorf("%w: no endpoint names a master", ErrNoMaster)
 }
 
 // Status asks one node for its status.

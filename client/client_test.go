@@ -16,8 +16,8 @@ import (
 	"github.com/livepaxos/livepaxos/messages"
 )
 
-// fakeNode is a scripted "replica/proposer": answer decides each reply
-// (nil: no reply at all).
+// fakeNode is a scripted "replica/proposer": answer decides each reply to
+// a ClientRequest (nil: no reply at all); status answers StatusRequests.
 type fakeNode struct {
 	addr     string
 	remote   *remote.Remote
@@ -25,6 +25,11 @@ type fakeNode struct {
 }
 
 func startFake(t *testing.T, answer func(n int64, req *messages.ClientRequest) *messages.ClientResponse) *fakeNode {
+	return startFakeWithStatus(t, answer, &messages.StatusResponse{IsMaster: true})
+}
+
+func startFakeWithStatus(t *testing.T, answer func(n int64, req *messages.ClientRequest) *messages.ClientResponse,
+	status *messages.StatusResponse) *fakeNode {
 	t.Helper()
 	sys, rem, addr, err := cluster.NewSystem(cluster.Options{Listen: "127.0.0.1:0"})
 	if err != nil {
@@ -35,11 +40,14 @@ func startFake(t *testing.T, answer func(n int64, req *messages.ClientRequest) *
 	parent, err := sys.Root.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
 		if _, ok := c.Message().(*actor.Started); ok {
 			c.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
-				if req, ok := c.Message().(*messages.ClientRequest); ok {
+				switch req := c.Message().(type) {
+				case *messages.ClientRequest:
 					if resp := answer(f.requests.Add(1), req); resp != nil {
 						resp.RequestId = req.RequestId
 						c.Respond(resp)
 					}
+				case *messages.StatusRequest:
+					c.Respond(status)
 				}
 			}), "proposer")
 		}
@@ -69,6 +77,8 @@ func TestClientFollowsRedirectToMaster(t *testing.T) {
 	master := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
 		return ok(&messages.MultiOpResult{Succeeded: true, Results: []*messages.OpResult{{}}})
 	})
+	// It still claims mastership in its status (it stepped down since), so
+	// the first write goes to it and is redirected.
 	follower := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
 		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, MasterId: 1, MasterAddress: master.addr}
 	})
@@ -105,6 +115,27 @@ func TestClientReportsUnknownOutcomeInsteadOfRetryingWrite(t *testing.T) {
 	})
 	if err := newClient(t, changed.addr).Put(ctx, []byte("k"), []byte("v")); !errors.Is(err, client.ErrOutcomeUnknown) {
 		t.Fatalf("master changed mid-write: %v, want ErrOutcomeUnknown", err)
+	}
+}
+
+// A write is sent only to a node believed to be master: with a dead
+// endpoint first in the list, it is not lost in an unanswered attempt.
+func TestClientWritesOnlyToDiscoveredMaster(t *testing.T) {
+	master := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
+		return ok(&messages.MultiOpResult{Succeeded: true, Results: []*messages.OpResult{{}}})
+	})
+	follower := startFakeWithStatus(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
+		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER}
+	}, &messages.StatusResponse{MasterAddress: master.addr})
+	dead := "127.0.0.1:1" // nothing listens there
+	c := newClient(t, dead, follower.addr, master.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Put(ctx, []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("put with a dead endpoint listed first: %v", err)
+	}
+	if follower.requests.Load() != 0 || master.requests.Load() != 1 {
+		t.Fatalf("writes: follower %d, master %d; want 0 and 1", follower.requests.Load(), master.requests.Load())
 	}
 }
 

@@ -104,7 +104,11 @@ func (l *Learner) Restore(rec *messages.Record) {
 	case *messages.Record_Accept:
 		l.restoreLatest[k.Accept.Instance] = k.Accept
 	case *messages.Record_Learned:
-		l.restoreLatest[k.Learned.Instance] = k.Learned
+		// A learned value is chosen: no later record replaces it. The
+		// acceptor may still accept a late Accept of an older ballot at
+		// that instance, with another value (sim's
+		// TestRegression_RestoreKeepsLearnedValue).
+		l.chosen[k.Learned.Instance] = k.Learned
 	case *messages.Record_Chosen:
 		l.restoreMark = max(l.restoreMark, k.Chosen.Upto)
 	}
@@ -116,6 +120,9 @@ func (l *Learner) Restore(rec *messages.Record) {
 func (l *Learner) FinishRestore() (LearnerOutput, error) {
 	var out LearnerOutput
 	for i := uint64(1); i <= l.restoreMark; i++ {
+		if l.chosen[i] != nil {
+			continue // learned
+		}
 		e := l.restoreLatest[i]
 		if e == nil {
 			return out, fmt.Errorf("paxos: log marks instance %d chosen but holds no value for it", i)
@@ -123,7 +130,7 @@ func (l *Learner) FinishRestore() (LearnerOutput, error) {
 		l.chosen[i] = e
 	}
 	for i, e := range l.restoreLatest {
-		if i > l.restoreMark {
+		if i > l.restoreMark && l.chosen[i] == nil {
 			l.pending[i] = e
 		}
 	}
@@ -163,6 +170,9 @@ func (l *Learner) HandleChosen(m *messages.Chosen, now time.Time) LearnerOutput 
 		if e.Ballot == m.Ballot && i <= m.ChosenUpto {
 			l.chosen[i] = e
 		}
+	}
+	if Planted == BugApplyOutOfOrder {
+		l.plantedApplyEarly(&out)
 	}
 	l.advance(&out, true)
 	l.maybeAsk(&out, now)

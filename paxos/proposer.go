@@ -108,7 +108,15 @@ type Proposer struct {
 	queue        []*messages.Command
 	queueBytes   int
 	heartbeatAt  time.Time
-	noticeDirty  bool // chosenUpto moved since the last Chosen notice
+	noticeDirty  bool // noticeUpto moved since the last Chosen notice
+	// noticeUpto is what this master's Chosen notices claim: every
+	// instance from prepareFrom to noticeUpto was chosen under its own
+	// ballot. It is not chosenUpto: that one also rises with what the local
+	// learner learned, possibly chosen under a higher ballot with another
+	// value, and a notice covering such an instance would make learners
+	// take the value this master had accepted there (sim's
+	// TestRegression_DeposedMasterNoticeCoversOnlyItsOwnBallot).
+	noticeUpto uint64
 }
 
 // ProposerOutput is what one proposer step asks the shell to do.
@@ -236,7 +244,7 @@ func (p *Proposer) Flush(now time.Time) ProposerOutput {
 	if p.noticeDirty {
 		p.noticeDirty = false
 		p.broadcast(&out, func() proto.Message {
-			return &messages.Chosen{From: p.cfg.ID, Ballot: p.ballot, ChosenUpto: p.chosenUpto}
+			return &messages.Chosen{From: p.cfg.ID, Ballot: p.ballot, ChosenUpto: p.noticeUpto}
 		})
 	}
 	return out
@@ -303,14 +311,19 @@ func (p *Proposer) onHeartbeat(out *ProposerOutput, m *messages.Heartbeat, now t
 }
 
 // campaign starts phase 1 with a ballot above every ballot seen. One
-// Prepare covers every instance from the first not known chosen.
+// Prepare covers every instance from the first one the local learner has
+// not applied. Not from chosenUpto: a heartbeat may report instances
+// chosen whose values no live learner holds any more (their chosen marks
+// are lazy records, lost in a crash) and whose master is gone; only a
+// re-proposal under the new ballot makes them learnable again (sim seeds 705,
+// 1509 and 1706 in TestRegressionSeeds).
 func (p *Proposer) campaign(out *ProposerOutput, now time.Time) {
 	p.ballot = NextBallot(max(p.highestSeen, p.ballot), p.cfg.ID)
 	p.seen(p.ballot)
 	p.state = stateCandidate
 	p.masterID = 0
 	p.promises = make(map[uint32]*messages.Promise)
-	p.prepareFrom = p.chosenUpto + 1
+	p.prepareFrom = p.applied + 1
 	p.resetElection(now)
 	p.sendPrepare(out, now)
 }
@@ -366,10 +379,11 @@ func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
 	p.promises = nil
 	p.nextInstance = top + 1
 	p.chosenUpto = max(p.chosenUpto, p.prepareFrom-1)
+	p.noticeUpto = p.prepareFrom - 1
 	var entries []*messages.Entry
 	for i := p.prepareFrom; i <= top; i++ {
 		v := &messages.Value{Noop: true}
-		if b := best[i]; b != nil {
+		if b := best[i]; b != nil && Planted != BugIgnorePromiseValues {
 			v = b.Value
 		}
 		e := &messages.Entry{Instance: i, Ballot: p.ballot, Value: v}
@@ -423,10 +437,11 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 		for i := range p.inflight {
 			upto = min(upto, i-1)
 		}
-		if upto > p.chosenUpto {
-			p.chosenUpto = upto
+		if upto > p.noticeUpto {
+			p.noticeUpto = upto
 			p.noticeDirty = true
 		}
+		p.chosenUpto = max(p.chosenUpto, upto)
 	}
 }
 

@@ -1,0 +1,71 @@
+package paxos
+
+import (
+	"fmt"
+	"slices"
+)
+
+// PlantedBug names a known bug that can be switched on to prove the
+// simulator catches it ("Paxos Made Live" §6: known bugs were planted to
+// check that the tests find them). Only tests set it; production code never
+// does, and every hook is a single comparison with Planted.
+type PlantedBug int
+
+const (
+	// BugNone: the roles behave as written.
+	BugNone PlantedBug = iota
+	// BugReplyBeforePersist: the acceptor's reply leaves before its records
+	// are durable. The hook lives in the shell (the simulator), which owns
+	// the persist-then-send order; the roles here never see it.
+	BugReplyBeforePersist
+	// BugIgnorePromiseValues: a new master ignores the values its promises
+	// report and fills every reported instance with a no-op.
+	BugIgnorePromiseValues
+	// BugApplyOutOfOrder: the learner hands out chosen entries as soon as a
+	// Chosen notice names them, without waiting for the gaps below them.
+	BugApplyOutOfOrder
+)
+
+// Planted is the bug switched on, BugNone outside tests. Tests that set it
+// must not run in parallel with other tests of the roles and must reset it.
+var Planted PlantedBug
+
+var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order"}
+
+func (b PlantedBug) String() string {
+	if b >= 0 && int(b) < len(plantedNames) {
+		return plantedNames[b]
+	}
+	return fmt.Sprintf("PlantedBug(%d)", int(b))
+}
+
+// PlantedBugs lists every bug that can be planted, BugNone excluded.
+func PlantedBugs() []PlantedBug {
+	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder}
+}
+
+// ParsePlantedBug returns the bug named s (as printed by String).
+func ParsePlantedBug(s string) (PlantedBug, error) {
+	for i, n := range plantedNames {
+		if n == s {
+			return PlantedBug(i), nil
+		}
+	}
+	return BugNone, fmt.Errorf("paxos: unknown planted bug %q (want one of %v)", s, plantedNames)
+}
+
+// plantedApplyEarly is BugApplyOutOfOrder: it hands out every chosen entry
+// above a gap, in instance order so that a run with the bug stays
+// repeatable.
+func (l *Learner) plantedApplyEarly(out *LearnerOutput) {
+	var early []uint64
+	for i := range l.chosen {
+		if i > l.contiguous+1 {
+			early = append(early, i)
+		}
+	}
+	slices.Sort(early)
+	for _, i := range early {
+		out.Apply = append(out.Apply, l.chosen[i])
+	}
+}

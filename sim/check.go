@@ -1,0 +1,258 @@
+package sim
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
+)
+
+// tallyKey names one (instance, ballot) pair: in Paxos one ballot proposes
+// at most one value per instance.
+type tallyKey struct{ instance, ballot uint64 }
+
+// tally counts the acceptors that durably accepted a value at one
+// (instance, ballot).
+type tally struct {
+	value  string
+	voters uint64 // bit i: node i accepted
+	count  int
+}
+
+// checker holds the invariants checked at every step (§6 "runtime
+// consistency checks"). It sees the run from outside: the ground truth of
+// what was chosen comes from the acceptors' durable records, not from what
+// any learner believes.
+type checker struct {
+	s      *Simulator
+	quorum int
+	// tallies and chosen are the ground truth: a value is chosen at an
+	// instance once a majority durably accepted it under one ballot.
+	tallies map[tallyKey]*tally
+	chosen  map[uint64]string
+	// log is the one sequence every replica's applied sequence must be a
+	// prefix of: log[i-1] is the value applied at instance i.
+	log []string
+	// Liveness: when operations must start completing.
+	strictFrom int64
+}
+
+func newChecker(s *Simulator) *checker {
+	return &checker{s: s, quorum: len(s.ids)/2 + 1,
+		tallies: make(map[tallyKey]*tally), chosen: make(map[uint64]string)}
+}
+
+// valueKey is a value's identity: its deterministic encoding.
+func valueKey(v *messages.Value) string {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// durablyAccepted records that n's acceptor made (instance, ballot, value)
+// durable, and checks the two Paxos facts that follow: one ballot never
+// carries two values for one instance, and at most one value is chosen per
+// instance.
+func (c *checker) durablyAccepted(n *node, e *messages.Entry) {
+	k := tallyKey{e.Instance, e.Ballot}
+	v := valueKey(e.Value)
+	t := c.tallies[k]
+	if t == nil {
+		t = &tally{value: v}
+		c.tallies[k] = t
+	}
+	if t.value != v {
+		c.s.fail(ErrSafety, ErrTwoValuesChosen,
+			"instance %d ballot %s: %s accepted %s, another acceptor %s under the same ballot (ballot reused)",
+			e.Instance, fmtBallot(e.Ballot), n.name(), describeValue(e.Value), describeKey(t.value))
+		return
+	}
+	bit := uint64(1) << n.id
+	if t.voters&bit != 0 {
+		return
+	}
+	t.voters |= bit
+	t.count++
+	if t.count != c.quorum {
+		return
+	}
+	if prev, ok := c.chosen[e.Instance]; ok && prev != v {
+		c.s.fail(ErrSafety, ErrTwoValuesChosen, "instance %d: %s chosen under ballot %s, %s chosen before",
+			e.Instance, describeValue(e.Value), fmtBallot(e.Ballot), describeKey(prev))
+		return
+	}
+	c.chosen[e.Instance] = v
+	if c.s.trace != nil {
+		c.s.tracef("CHOSEN instance %d ballot %s: %s", e.Instance, fmtBallot(e.Ballot), describeValue(e.Value))
+	}
+	if e.Instance <= uint64(len(c.log)) && c.log[e.Instance-1] != v {
+		c.s.fail(ErrSafety, ErrLearnedNotChosen, "instance %d: replicas applied %s, but %s was chosen",
+			e.Instance, describeKey(c.log[e.Instance-1]), describeValue(e.Value))
+	}
+}
+
+// applied checks one entry a replica's learner handed out: in order, each
+// once, the same value every other replica applied there, and the value
+// the acceptors chose.
+func (c *checker) applied(n *node, e *messages.Entry) {
+	if e.Instance != n.applied+1 {
+		c.s.fail(ErrSafety, ErrAppliedOutOfOrder, "%s applied instance %d after instance %d",
+			n.name(), e.Instance, n.applied)
+		return
+	}
+	v := valueKey(e.Value)
+	if ch, ok := c.chosen[e.Instance]; ok && ch != v {
+		c.s.fail(ErrSafety, ErrLearnedNotChosen, "%s applied %s at instance %d, but %s was chosen",
+			n.name(), describeValue(e.Value), e.Instance, describeKey(ch))
+		return
+	}
+	switch {
+	case e.Instance == uint64(len(c.log))+1:
+		c.log = append(c.log, v)
+		c.firstApplied(e)
+	case c.log[e.Instance-1] != v:
+		c.s.fail(ErrSafety, ErrAppliedDiverged, "%s applied %s at instance %d, another replica %s",
+			n.name(), describeValue(e.Value), e.Instance, describeKey(c.log[e.Instance-1]))
+	}
+}
+
+// firstApplied follows the client writes of an entry the log just grew by:
+// each must be in the log once (a write is not retried once it may have
+// been proposed), and the time it first took effect bounds the operation
+// if its client never heard the outcome.
+func (c *checker) firstApplied(e *messages.Entry) {
+	for _, cmd := range e.Value.GetCommands() {
+		o := c.s.reqOps[cmd.RequestId]
+		if o == nil || o.kind == opGet {
+			continue
+		}
+		if o.instance != 0 {
+			c.s.fail(ErrSafety, ErrAppliedTwice, "op #%d applied at instances %d and %d: %s",
+				o.id, o.instance, e.Instance, o)
+			return
+		}
+		o.instance, o.appliedAt = e.Instance, c.s.sched.now
+	}
+}
+
+// decided checks an acceptor's answer when it is made: an ok promise or
+// acceptance for ballot b is a contradiction if the acceptor's durable
+// state already promised more than b (its memory fell behind its disk).
+func (c *checker) decided(n *node, reply *paxos.Envelope) {
+	if reply == nil || c.s.cfg.NoContractCheck {
+		return
+	}
+	switch m := reply.Msg.(type) {
+	case *messages.Promise:
+		if m.Ok && m.Ballot < n.durablePromised {
+			c.s.fail(ErrSafety, ErrDurableContradiction, "%s promises ballot %s but durably promised %s",
+				n.name(), fmtBallot(m.Ballot), fmtBallot(n.durablePromised))
+		}
+	case *messages.Accepted:
+		if m.Ok && m.Ballot < n.durablePromised {
+			c.s.fail(ErrSafety, ErrDurableContradiction, "%s accepts under ballot %s but durably promised %s",
+				n.name(), fmtBallot(m.Ballot), fmtBallot(n.durablePromised))
+		}
+	}
+}
+
+// released checks an acceptor's answer as it leaves: what it promises or
+// acknowledges must be on the disk (the persist-before-send contract).
+func (c *checker) released(n *node, reply *paxos.Envelope) {
+	if c.s.cfg.NoContractCheck {
+		return
+	}
+	switch m := reply.Msg.(type) {
+	case *messages.Promise:
+		if m.Ok && n.durablePromised < m.Ballot {
+			c.s.fail(ErrSafety, ErrDurableContradiction, "%s sends a promise for ballot %s while its disk holds %s",
+				n.name(), fmtBallot(m.Ballot), fmtBallot(n.durablePromised))
+		}
+	case *messages.Accepted:
+		if !m.Ok {
+			return
+		}
+		for _, i := range m.Instances {
+			if n.durableAccepted[i] < m.Ballot {
+				c.s.fail(ErrSafety, ErrDurableContradiction,
+					"%s acknowledges instance %d under ballot %s while its disk holds ballot %s there",
+					n.name(), i, fmtBallot(m.Ballot), fmtBallot(n.durableAccepted[i]))
+				return
+			}
+		}
+	}
+}
+
+// opDone checks liveness for one finished operation: once the system had
+// RecoveryBound to recover from the last fault, every operation must
+// succeed within OpBound.
+func (c *checker) opDone(o *op) {
+	if o.call < c.strictFrom {
+		return
+	}
+	switch {
+	case o.status != opOK:
+		c.s.fail(ErrLiveness, ErrOpTooSlow, "op #%d issued %s after the faults stopped lost its answer: %s",
+			o.id, fmtDur(o.call-c.s.faultsEnd), o)
+	case o.ret-o.call > int64(c.s.cfg.OpBound):
+		c.s.fail(ErrLiveness, ErrOpTooSlow, "op #%d took %s (bound %s): %s", o.id, fmtDur(o.ret-o.call), c.s.cfg.OpBound, o)
+	}
+}
+
+// final checks the end state of liveness mode: no operation left pending,
+// exactly one master with nothing in flight, every replica caught up to it,
+// and every replica's database equal.
+func (c *checker) final() {
+	s := c.s
+	for _, o := range s.history {
+		if o.status == opPending {
+			s.fail(ErrLiveness, ErrOpTooSlow, "op #%d never completed: %s", o.id, o)
+			return
+		}
+	}
+	var master *node
+	for _, n := range s.nodes {
+		if !n.up {
+			s.fail(ErrLiveness, ErrNotConverged, "%s is down at the end", n.name())
+			return
+		}
+		if n.p.IsMaster() {
+			if master != nil {
+				s.fail(ErrLiveness, ErrNotConverged, "%s and %s are both master at the end", master.name(), n.name())
+				return
+			}
+			master = n
+		}
+	}
+	if master == nil {
+		s.fail(ErrLiveness, ErrNotConverged, "no master at the end")
+		return
+	}
+	if master.p.InflightLen() > 0 || master.p.QueueLen() > 0 {
+		s.fail(ErrLiveness, ErrNotConverged, "master %s still has %d instances in flight and %d commands queued",
+			master.name(), master.p.InflightLen(), master.p.QueueLen())
+		return
+	}
+	upto := master.p.ChosenUpto()
+	for _, n := range s.nodes {
+		if n.applied != upto {
+			s.fail(ErrLiveness, ErrNotConverged, "%s applied up to %d, master %s chose up to %d",
+				n.name(), n.applied, master.name(), upto)
+			return
+		}
+	}
+	h := master.kv.Hash()
+	for _, n := range s.nodes {
+		if n.kv.Hash() != h {
+			s.fail(ErrSafety, ErrStateDiverged, "%s and %s applied up to %d but hold different databases",
+				n.name(), master.name(), upto)
+			return
+		}
+	}
+}
+
+func fmtDur(d int64) string { return fmt.Sprint(timeDuration(d)) }

@@ -1,0 +1,148 @@
+package sim
+
+import (
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/livepaxos/livepaxos/paxos"
+)
+
+// Named bounds. Units are at the end of names.
+const (
+	// TickInterval is how often a node's role timers fire, in its own
+	// (drifting) time: the actors' default.
+	TickInterval = 20 * time.Millisecond
+	// learnerTickEvery: the learner actor ticks at half the proposer's
+	// rate (actors/learner.go).
+	learnerTickEvery = 2
+	// flushDelay is how long a proposer's flush waits after a submit: the
+	// actor flushes once its mailbox has drained, which lets commands that
+	// arrive together share an instance (§4 batching).
+	flushDelay = 200 * time.Microsecond
+	// maxStepsPerSimSecond bounds the work per simulated second; a run that
+	// exceeds it is a livelock (ErrStepBudget).
+	maxStepsPerSimSecond = 200_000
+)
+
+// Faults sets the fault rates of safety mode. Liveness mode turns them all
+// off.
+type Faults struct {
+	Drop      float64 // probability a message is lost
+	Duplicate float64 // probability a message is delivered twice
+	// Every message is delayed uniformly in [DelayMin, DelayMax), which
+	// reorders messages; LongDelay of them are held up to LongDelayMax,
+	// long enough to arrive from an older ballot.
+	DelayMin, DelayMax time.Duration
+	LongDelay          float64
+	LongDelayMax       time.Duration
+	// A node crashes on average every CrashEvery (0: never) and stays down
+	// for a time in [DownMin, DownMax).
+	CrashEvery       time.Duration
+	DownMin, DownMax time.Duration
+	// TornWrites: a crash keeps a random prefix of the unsynced records (the
+	// page cache may have written some), never a later record without the
+	// earlier ones; otherwise exactly the synced records survive.
+	TornWrites bool
+	// A partition forms on average every PartitionEvery (0: never) and
+	// heals after a time in [PartitionMin, PartitionMax). OneWay of them
+	// cut only one direction.
+	PartitionEvery             time.Duration
+	PartitionMin, PartitionMax time.Duration
+	OneWay                     float64
+}
+
+// Config describes one run. ConfigForSeed derives a varied one from a seed.
+type Config struct {
+	Seed    uint64
+	Nodes   int // voters: 3 or 5
+	Clients int
+	Keys    int
+	// SafetyDuration of faults, then LivenessDuration without them.
+	SafetyDuration   time.Duration
+	LivenessDuration time.Duration
+	// RecoveryBound: in liveness mode, operations issued this long after
+	// the faults stopped must succeed, each within OpBound.
+	RecoveryBound time.Duration
+	OpBound       time.Duration
+	// DrainTime: clients issue nothing new in the last DrainTime of a run,
+	// so every operation can finish and the replicas converge.
+	DrainTime time.Duration
+	Faults    Faults
+	// FsyncMin/FsyncMax bound one simulated group-commit fsync.
+	FsyncMin, FsyncMax time.Duration
+	// MaxDriftPPM bounds each node's clock rate error, in parts per million.
+	MaxDriftPPM int64
+	// AttemptTimeout bounds one client request to one node.
+	AttemptTimeout time.Duration
+	// ThinkMax bounds the pause between a client's operations.
+	ThinkMax time.Duration
+	// Proposer and Learner are templates; ID, Peers and Rand are filled in.
+	Proposer paxos.ProposerConfig
+	Learner  paxos.LearnerConfig
+	// Trace, if set, receives one line per step.
+	Trace io.Writer
+	// NoContractCheck turns off the persist-before-send check, so a test
+	// can show that breaking the contract is also caught by what it leads
+	// to (a lost promise, two values chosen), not only by the check itself.
+	NoContractCheck bool
+	// NoLinearizability skips the porcupine check (the invariants still
+	// run at every step).
+	NoLinearizability bool
+}
+
+// DefaultConfig is a moderate run: three nodes, faults at a steady rate.
+func DefaultConfig(seed uint64) Config {
+	return Config{
+		Seed:             seed,
+		Nodes:            3,
+		Clients:          4,
+		Keys:             3,
+		SafetyDuration:   6 * time.Second,
+		LivenessDuration: 9 * time.Second,
+		RecoveryBound:    3 * time.Second,
+		OpBound:          2 * time.Second,
+		DrainTime:        2500 * time.Millisecond,
+		Faults: Faults{
+			Drop: 0.05, Duplicate: 0.03,
+			DelayMin: 100 * time.Microsecond, DelayMax: 3 * time.Millisecond,
+			LongDelay: 0.02, LongDelayMax: 1500 * time.Millisecond,
+			CrashEvery: 1500 * time.Millisecond, DownMin: 50 * time.Millisecond, DownMax: 2 * time.Second,
+			TornWrites:     true,
+			PartitionEvery: 2 * time.Second, PartitionMin: 100 * time.Millisecond, PartitionMax: 2 * time.Second,
+			OneWay: 0.3,
+		},
+		FsyncMin:       100 * time.Microsecond,
+		FsyncMax:       3 * time.Millisecond,
+		MaxDriftPPM:    20_000, // 2%: far worse than real quartz, so drift bugs show
+		AttemptTimeout: time.Second,
+		ThinkMax:       30 * time.Millisecond,
+	}
+}
+
+// ConfigForSeed derives a run's shape from its seed alone, so a seed is a
+// complete bug report: the group size, load and fault rates vary from seed
+// to seed, which covers calm runs and storms with one budget.
+func ConfigForSeed(seed uint64) Config {
+	c := DefaultConfig(seed)
+	r := rand.New(rand.NewPCG(seed, 0xc0f1))
+	if r.IntN(2) == 1 {
+		c.Nodes = 5
+	}
+	c.Clients = 2 + r.IntN(5)
+	c.Keys = 1 + r.IntN(4)
+	f := &c.Faults
+	f.Drop = []float64{0, 0.02, 0.1, 0.25}[r.IntN(4)]
+	f.Duplicate = []float64{0, 0.03, 0.1}[r.IntN(3)]
+	f.LongDelay = []float64{0, 0.02, 0.1}[r.IntN(3)]
+	f.CrashEvery = []time.Duration{0, 3 * time.Second, 1 * time.Second, 300 * time.Millisecond, 100 * time.Millisecond}[r.IntN(5)]
+	if r.IntN(2) == 0 { // short outages: nodes bounce while work goes on
+		f.DownMin, f.DownMax = 10*time.Millisecond, 150*time.Millisecond
+	}
+	f.PartitionEvery = []time.Duration{0, 2 * time.Second, 500 * time.Millisecond}[r.IntN(3)]
+	f.TornWrites = r.IntN(2) == 0
+	if r.IntN(4) == 0 { // slow disks: group commit batches more
+		c.FsyncMax = 30 * time.Millisecond
+	}
+	return c
+}

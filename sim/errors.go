@@ -1,0 +1,56 @@
+package sim
+
+import "errors"
+
+// Sentinel errors of a failed run. A run's error wraps exactly one of
+// ErrSafety or ErrLiveness and one of the specific errors below it, so tests
+// can tell what broke with errors.Is.
+var (
+	// ErrSafety: a consistency invariant broke.
+	ErrSafety = errors.New("sim: safety violation")
+	// ErrLiveness: the system did not recover or an operation did not
+	// complete in time once faults stopped.
+	ErrLiveness = errors.New("sim: liveness violation")
+
+	// ErrTwoValuesChosen: a majority of acceptors durably accepted two
+	// different values for one instance.
+	ErrTwoValuesChosen = errors.New("two values chosen for one instance")
+	// ErrLearnedNotChosen: a learner handed out a value that is not the one
+	// chosen for its instance.
+	ErrLearnedNotChosen = errors.New("learner applied a value that was not chosen")
+	// ErrAppliedDiverged: two replicas applied different values at one
+	// instance: their applied sequences are not prefixes of one sequence.
+	ErrAppliedDiverged = errors.New("replicas applied different values at one instance")
+	// ErrAppliedOutOfOrder: a replica applied instances out of order, or one
+	// twice.
+	ErrAppliedOutOfOrder = errors.New("replica applied instances out of order")
+	// ErrAppliedTwice: one client write is in the log at two instances.
+	ErrAppliedTwice = errors.New("one client write applied at two instances")
+	// ErrDurableContradiction: a replica sent a promise or acceptance that
+	// its own durable state does not back.
+	ErrDurableContradiction = errors.New("reply contradicts the replica's durable state")
+	// ErrStateDiverged: replicas at the same log position hold different
+	// databases.
+	ErrStateDiverged = errors.New("replicas at one position hold different databases")
+	// ErrNotLinearizable: the client history has no linearization.
+	ErrNotLinearizable = errors.New("client history is not linearizable")
+	// ErrLinearizabilityUnknown: the linearizability checker ran out of
+	// time; treated as a failure so it is looked at.
+	ErrLinearizabilityUnknown = errors.New("linearizability check timed out")
+	// ErrUnexpectedResponse: a replica answered a well-formed request with
+	// an error a correct replica never returns.
+	ErrUnexpectedResponse = errors.New("unexpected client response")
+	// ErrRestore: a replica's durable log did not restore.
+	ErrRestore = errors.New("replica failed to restore its log")
+
+	// ErrOpTooSlow: once the system had time to recover, an operation took
+	// longer than the bound, or a write's outcome was lost.
+	ErrOpTooSlow = errors.New("operation did not complete in bounded time")
+	// ErrNotConverged: at the end of liveness mode the replicas disagree on
+	// how far the log is chosen and applied, or there is not exactly one
+	// master.
+	ErrNotConverged = errors.New("replicas did not converge")
+	// ErrStepBudget: the run took more steps than its bound (a livelock of
+	// the simulator itself, or of messages at one instant).
+	ErrStepBudget = errors.New("step budget exhausted")
+)

@@ -1,0 +1,104 @@
+package sim
+
+// The fault injector of safety mode. Each kind of fault is its own
+// process: it waits a random time around its mean, strikes, and schedules
+// its next strike, until the faults stop.
+
+// jitter draws a wait with the given mean, uniform in [0, 2*mean).
+func (s *Simulator) jitter(mean int64) int64 { return s.rng.Int64N(2*mean) + 1 }
+
+// between draws uniformly from [lo, hi].
+func (s *Simulator) between(lo, hi int64) int64 {
+	if hi <= lo {
+		return lo
+	}
+	return lo + s.rng.Int64N(hi-lo+1)
+}
+
+func (s *Simulator) startFaults() {
+	f := s.cfg.Faults
+	if f.CrashEvery > 0 {
+		s.sched.after(s.jitter(int64(f.CrashEvery)), s.crashOne)
+	}
+	if f.PartitionEvery > 0 {
+		s.sched.after(s.jitter(int64(f.PartitionEvery)), s.partitionSome)
+	}
+}
+
+func (s *Simulator) faulty() bool { return s.sched.now < s.faultsEnd && s.err == nil }
+
+// crashOne crashes a random live node and schedules its restart (at the
+// latest when the faults stop).
+func (s *Simulator) crashOne() {
+	if !s.faulty() {
+		return
+	}
+	// Half the crashes strike a node whose fsync is in progress, if there
+	// is one: the moment when what was written and what was promised can
+	// differ, which a crash at a random moment rarely hits.
+	var live, syncing []*node
+	for _, n := range s.nodes {
+		if n.up {
+			live = append(live, n)
+			if n.disk.syncing >= 0 {
+				syncing = append(syncing, n)
+			}
+		}
+	}
+	if len(syncing) > 0 && s.rng.IntN(2) == 0 {
+		live = syncing
+	}
+	if len(live) > 0 {
+		n := live[s.rng.IntN(len(live))]
+		n.crash()
+		s.crashes++
+		f := s.cfg.Faults
+		back := min(s.sched.now+s.between(int64(f.DownMin), int64(f.DownMax)), s.faultsEnd)
+		s.sched.at(back, func() {
+			if s.err == nil {
+				n.restart()
+			}
+		})
+	}
+	s.sched.after(s.jitter(int64(s.cfg.Faults.CrashEvery)), s.crashOne)
+}
+
+// partitionSome cuts a random non-empty proper subset of the nodes off
+// from the rest, in both directions or one, and heals every cut later.
+func (s *Simulator) partitionSome() {
+	if !s.faulty() {
+		return
+	}
+	f := s.cfg.Faults
+	size := 1 + s.rng.IntN(len(s.ids)-1)
+	perm := s.rng.Perm(len(s.ids))
+	side := make([]uint32, size)
+	for i := range side {
+		side[i] = s.ids[perm[i]]
+	}
+	oneWay := s.rng.Float64() < f.OneWay
+	s.net.partition(side, s.ids, oneWay)
+	s.partitions++
+	if s.trace != nil {
+		s.tracef("PARTITION %v cut off (one-way %v)", side, oneWay)
+	}
+	s.sched.after(s.between(int64(f.PartitionMin), int64(f.PartitionMax)), func() {
+		if s.faulty() {
+			s.net.heal()
+			s.tracef("HEAL")
+		}
+	})
+	s.sched.after(s.jitter(int64(f.PartitionEvery)), s.partitionSome)
+}
+
+// stopFaults ends safety mode: the network turns reliable, partitions heal
+// and every node that is down restarts.
+func (s *Simulator) stopFaults() {
+	s.tracef("FAULTS STOP: liveness mode")
+	s.net.quiet()
+	for _, n := range s.nodes {
+		if s.err == nil {
+			n.restart()
+		}
+	}
+}

@@ -1,0 +1,374 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/db"
+	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
+)
+
+// replyAddress marks commands submitted by simulated clients; the reply id
+// is the client's endpoint id.
+const replyAddress = "sim"
+
+// node is one replica: the three real roles wired the way the actor
+// shells wire them (actors/*.go), a simulated disk, a drifting clock and the
+// database. Everything a crash loses lives here; what survives is the
+// disk's durable records.
+type node struct {
+	s  *Simulator
+	id uint32
+	up bool
+	// inc counts incarnations. Events scheduled by one incarnation (ticks,
+	// flushes, fsyncs) are ignored by the next.
+	inc   int
+	clock driftClock
+	p     *paxos.Proposer
+	a     *paxos.Acceptor
+	l     *paxos.Learner
+	kv    *db.KV
+	disk  *disk
+	// eagerMark is the log length after the last eager append: an fsync
+	// must run while synced is below it.
+	eagerMark      int
+	flushScheduled bool
+	ticks          int
+	// applied is the last instance applied in this incarnation.
+	applied uint64
+	// The durable view, for the contradiction check: the highest ballot
+	// durably promised and, per instance, the highest ballot durably
+	// accepted.
+	durablePromised uint64
+	durableAccepted map[uint64]uint64
+	// survivors holds the records a crash left on the disk, until restart.
+	survivors []*messages.Record
+	crashes   int
+}
+
+func newNode(s *Simulator, id uint32) *node {
+	return &node{
+		s:  s,
+		id: id,
+		clock: driftClock{
+			offset:   time.Duration(s.rng.Int64N(int64(10 * time.Second))),
+			driftPPM: s.rng.Int64N(2*s.cfg.MaxDriftPPM+1) - s.cfg.MaxDriftPPM,
+		},
+	}
+}
+
+func (n *node) name() string { return endpointName(n.id) }
+
+// now is the node's own clock reading: what the roles see.
+func (n *node) now() time.Time { return n.clock.local(n.s.sched.now) }
+
+// guard wraps fn so it runs only if this incarnation is still alive.
+func (n *node) guard(fn func()) func() {
+	inc := n.inc
+	return func() {
+		if n.up && n.inc == inc && n.s.err == nil {
+			fn()
+		}
+	}
+}
+
+// boot starts an incarnation from the records on the disk, in the order of
+// actors.NewReplica: replay into acceptor and learner, re-apply what the
+// log marks chosen, then a fresh proposer that knows its acceptor's
+// promise.
+func (n *node) boot(records []*messages.Record) {
+	n.up = true
+	n.disk = newDisk(records)
+	n.eagerMark = len(records)
+	n.durablePromised = 0
+	n.durableAccepted = make(map[uint64]uint64)
+	n.applied = 0
+	n.flushScheduled = false
+	n.a = paxos.NewAcceptor(n.id)
+	lcfg := n.s.cfg.Learner
+	lcfg.ID, lcfg.Peers = n.id, n.s.ids
+	n.l = paxos.NewLearner(lcfg)
+	n.kv = db.New()
+	for _, rec := range records {
+		if err := n.a.Restore(rec); err != nil {
+			n.s.fail(ErrSafety, ErrRestore, "%s: %v", n.name(), err)
+			return
+		}
+		n.l.Restore(rec)
+	}
+	n.fold(0, len(records))
+	out, err := n.l.FinishRestore()
+	if err != nil {
+		n.s.fail(ErrSafety, ErrRestore, "%s: %v", n.name(), err)
+		return
+	}
+	for _, e := range out.Apply {
+		if !n.apply(e, false) {
+			return
+		}
+	}
+	pcfg := n.s.cfg.Proposer
+	pcfg.ID, pcfg.Peers = n.id, n.s.ids
+	pcfg.Rand = rand.New(rand.NewPCG(n.s.rng.Uint64(), uint64(n.id)))
+	n.p = paxos.NewProposer(pcfg, n.now())
+	n.p.LearnerProgress(n.l.Contiguous())
+	n.p.ObserveBallot(n.a.Promised())
+	if n.s.trace != nil {
+		n.s.tracef("%s boot: %d records, promised %s, applied %d", n.name(), len(records),
+			fmtBallot(n.a.Promised()), n.applied)
+	}
+	// The first tick lands at a random phase so nodes do not tick in step.
+	n.s.sched.after(n.s.rng.Int64N(int64(TickInterval)), n.guard(n.tick))
+}
+
+// crash stops the node. Synced records survive; with torn writes a random
+// prefix of the unsynced ones survives too (never a later record without
+// the earlier ones: the log is written in order).
+func (n *node) crash() {
+	keep := n.disk.synced
+	if n.s.cfg.Faults.TornWrites {
+		keep += n.s.rng.IntN(len(n.disk.unsynced()) + 1)
+	}
+	if n.s.trace != nil {
+		n.s.tracef("%s CRASH: %d of %d records survive (%d synced)", n.name(), keep, len(n.disk.log), n.disk.synced)
+	}
+	n.s.lostRecords += len(n.disk.log) - keep
+	n.survivors = n.disk.log[:keep:keep]
+	n.up = false
+	n.inc++
+	n.crashes++
+	n.p, n.a, n.l, n.kv, n.disk = nil, nil, nil, nil, nil
+}
+
+func (n *node) restart() {
+	if n.up {
+		return
+	}
+	if n.s.trace != nil {
+		n.s.tracef("%s RESTART", n.name())
+	}
+	recs := n.survivors
+	n.survivors = nil
+	n.boot(recs)
+}
+
+// tick drives the role timers at the node's own (drifting) rate.
+func (n *node) tick() {
+	n.ticks++
+	now := n.now()
+	n.proposerOut(n.p.Tick(now))
+	if n.ticks%learnerTickEvery == 0 && n.s.err == nil {
+		n.learnerOut(n.l.Tick(now))
+	}
+	next := n.clock.trueDuration(TickInterval)
+	next += n.s.rng.Int64N(next/10+1) - next/20 // timers jitter a little
+	n.s.sched.after(next, n.guard(n.tick))
+}
+
+// receive hands one message to the role that takes it.
+func (n *node) receive(from uint32, msg any) {
+	now := n.now()
+	switch m := msg.(type) {
+	case *messages.Prepare:
+		n.acceptorOut(n.a.HandlePrepare(m))
+	case *messages.Accept:
+		n.acceptorOut(n.a.HandleAccept(m))
+	case *messages.Chosen:
+		n.learnerOut(n.l.HandleChosen(m, now))
+	case *messages.CatchupRequest:
+		n.learnerOut(n.l.HandleCatchupRequest(m))
+	case *messages.CatchupResponse:
+		n.learnerOut(n.l.HandleCatchupResponse(m, now))
+	case *messages.Promise, *messages.Accepted, *messages.Heartbeat:
+		n.proposerOut(n.p.Step(m.(proto.Message), now))
+	case *clientRequest:
+		cmd := &messages.Command{Origin: n.id, ReplyAddress: replyAddress,
+			ReplyId: strconv.FormatUint(uint64(m.client), 10), RequestId: m.reqID, Payload: m.payload}
+		n.proposerOut(n.p.Submit(cmd))
+	default:
+		panic(fmt.Sprintf("sim: %s got a %T", n.name(), msg))
+	}
+}
+
+// acceptorOut is the acceptor shell: persist, then reply and hand the
+// accepted entries to the local learner. A reply with nothing to persist
+// still waits while earlier records are unsynced (actors.Replica.persist).
+func (n *node) acceptorOut(out paxos.AcceptorOutput) {
+	n.s.check.decided(n, out.Reply)
+	if n.s.err != nil {
+		return
+	}
+	if len(out.Records) > 0 {
+		n.append(out.Records, true)
+	}
+	release := func() {
+		if out.Reply != nil {
+			n.s.check.released(n, out.Reply)
+			if n.s.err != nil {
+				return
+			}
+			n.send(out.Reply.To, out.Reply.Msg)
+		}
+		if len(out.Learn) > 0 {
+			n.learnerOut(n.l.HandleLearn(out.Learn))
+		}
+	}
+	if paxos.Planted == paxos.BugReplyBeforePersist || (len(out.Records) == 0 && len(n.disk.waiters) == 0) {
+		release()
+		return
+	}
+	n.disk.waiters = append(n.disk.waiters, waiter{target: len(n.disk.log), fn: release})
+	n.startSync()
+}
+
+// learnerOut is the learner shell: lazy records, messages, then apply in
+// order and answer the clients whose commands this node proposed.
+func (n *node) learnerOut(out paxos.LearnerOutput) {
+	if len(out.Records) > 0 {
+		n.append(out.Records, false)
+	}
+	for _, env := range out.Messages {
+		n.send(env.To, env.Msg)
+	}
+	if len(out.Apply) == 0 {
+		return
+	}
+	for _, e := range out.Apply {
+		if !n.apply(e, true) {
+			return
+		}
+	}
+	n.p.LearnerProgress(n.l.Contiguous())
+}
+
+// apply checks one chosen entry against every other replica's, then runs
+// its commands. It reports false once the run has failed.
+func (n *node) apply(e *messages.Entry, reply bool) bool {
+	n.s.check.applied(n, e)
+	if n.s.err != nil {
+		return false
+	}
+	n.applied = e.Instance
+	if n.s.trace != nil {
+		n.s.tracef("%s apply %d: %s", n.name(), e.Instance, describeValue(e.Value))
+	}
+	if e.Value.GetNoop() {
+		return true
+	}
+	for _, cmd := range e.Value.GetCommands() {
+		res, err := n.kv.Apply(e.Instance, cmd.Payload)
+		if !reply || cmd.Origin != n.id || cmd.ReplyAddress != replyAddress {
+			continue
+		}
+		to, perr := strconv.ParseUint(cmd.ReplyId, 10, 32)
+		if perr != nil {
+			panic(fmt.Sprintf("sim: reply id %q", cmd.ReplyId))
+		}
+		resp := &messages.ClientResponse{RequestId: cmd.RequestId, Result: res, Instance: e.Instance}
+		if err != nil {
+			resp.Code, resp.Error = messages.ErrorCode_ERROR_CODE_INVALID, err.Error()
+		}
+		n.send(uint32(to), resp)
+	}
+	return true
+}
+
+// proposerOut is the proposer shell: messages, client refusals (with the
+// master hint filled in), and a flush once the "mailbox" has drained.
+func (n *node) proposerOut(out paxos.ProposerOutput) {
+	for _, env := range out.Messages {
+		n.send(env.To, env.Msg)
+	}
+	for _, rep := range out.Replies {
+		if rep.Cmd.ReplyAddress != replyAddress {
+			continue
+		}
+		to, err := strconv.ParseUint(rep.Cmd.ReplyId, 10, 32)
+		if err != nil {
+			panic(fmt.Sprintf("sim: reply id %q", rep.Cmd.ReplyId))
+		}
+		resp := rep.Response
+		if resp.MasterId == 0 {
+			resp.MasterId = n.p.MasterID()
+		}
+		n.send(uint32(to), resp)
+	}
+	if n.p.NeedsFlush() && !n.flushScheduled {
+		n.flushScheduled = true
+		n.s.sched.after(int64(flushDelay), n.guard(func() {
+			n.flushScheduled = false
+			n.proposerOut(n.p.Flush(n.now()))
+		}))
+	}
+}
+
+func (n *node) send(to uint32, msg any) {
+	if n.s.trace != nil {
+		n.s.tracef("%s -> %s %s", n.name(), endpointName(to), describe(msg))
+	}
+	n.s.net.send(n.id, to, msg)
+}
+
+// append adds records to the log; an eager append needs an fsync.
+func (n *node) append(recs []*messages.Record, eager bool) {
+	n.disk.log = append(n.disk.log, recs...)
+	if eager {
+		n.eagerMark = len(n.disk.log)
+		n.startSync()
+	}
+}
+
+// startSync begins a group-commit fsync of everything appended so far,
+// unless one is running (its completion starts the next).
+func (n *node) startSync() {
+	d := n.disk
+	if d.syncing >= 0 || (d.synced >= n.eagerMark && len(d.waiters) == 0) {
+		return
+	}
+	target := len(d.log)
+	d.syncing = target
+	delay := int64(n.s.cfg.FsyncMin) + n.s.rng.Int64N(int64(n.s.cfg.FsyncMax-n.s.cfg.FsyncMin)+1)
+	n.s.sched.after(delay, n.guard(func() { n.syncDone(target) }))
+}
+
+// syncDone makes the log durable up to target and releases, in order, the
+// replies that waited for it.
+func (n *node) syncDone(target int) {
+	d := n.disk
+	d.syncing = -1
+	if n.s.trace != nil {
+		n.s.tracef("%s fsync: %d records durable", n.name(), target)
+	}
+	old := d.synced
+	d.synced = target
+	n.fold(old, target)
+	for len(d.waiters) > 0 && d.waiters[0].target <= d.synced && n.s.err == nil {
+		w := d.waiters[0]
+		d.waiters = d.waiters[1:]
+		w.fn()
+	}
+	if n.s.err == nil {
+		n.startSync()
+	}
+}
+
+// fold adds newly durable records to the durable view and tells the
+// checker which acceptances are now durable.
+func (n *node) fold(from, to int) {
+	for _, rec := range n.disk.log[from:to] {
+		switch k := rec.Kind.(type) {
+		case *messages.Record_Promise:
+			n.durablePromised = max(n.durablePromised, k.Promise.Ballot)
+		case *messages.Record_Accept:
+			e := k.Accept
+			n.durablePromised = max(n.durablePromised, e.Ballot)
+			n.durableAccepted[e.Instance] = max(n.durableAccepted[e.Instance], e.Ballot)
+			n.s.check.durablyAccepted(n, e)
+		}
+	}
+}

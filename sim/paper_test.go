@@ -1,0 +1,272 @@
+package sim
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/db"
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// Scenario tests named after the paper's sections. Each scripts one
+// situation the paper describes and runs it on the real roles under the
+// simulator, over many seeds, so the timing around the script varies:
+// message delays reorder, fsyncs take their time, clocks drift. Every
+// invariant of a random run is checked here too.
+
+// scenarioSeeds is how many seeds each scenario runs.
+const scenarioSeeds = 40
+
+// quietConfig is a run without random faults: the scenario makes its own.
+// Messages still take random time, so they reorder.
+func quietConfig(seed uint64, nodes int) Config {
+	c := DefaultConfig(seed)
+	c.Nodes = nodes
+	c.Faults = Faults{DelayMin: 100 * time.Microsecond, DelayMax: 3 * time.Millisecond}
+	c.SafetyDuration = 0
+	c.LivenessDuration = 30 * time.Second
+	c.RecoveryBound = c.LivenessDuration // operations may take what they take
+	return c
+}
+
+// scenario drives a simulator step by step.
+type scenario struct {
+	t *testing.T
+	s *Simulator
+}
+
+func newScenario(t *testing.T, cfg Config) *scenario {
+	s := New(cfg)
+	s.start()
+	s.net.faulty = true // partitions apply; loss and long delays are zero
+	return &scenario{t: t, s: s}
+}
+
+func (sc *scenario) run(d time.Duration) {
+	sc.s.runUntil(sc.s.sched.now + int64(d))
+	sc.ok()
+}
+
+func (sc *scenario) ok() {
+	sc.t.Helper()
+	if sc.s.err != nil {
+		sc.t.Fatal(sc.s.err)
+	}
+}
+
+// master runs until exactly one node is master and returns it.
+func (sc *scenario) master() *node {
+	sc.t.Helper()
+	for range 100 {
+		var m *node
+		count := 0
+		for _, n := range sc.s.nodes {
+			if n.up && n.p.IsMaster() {
+				m = n
+				count++
+			}
+		}
+		if count == 1 {
+			return m
+		}
+		sc.run(100 * time.Millisecond)
+	}
+	sc.t.Fatal("no master elected")
+	return nil
+}
+
+// put has client c write key=value through node to.
+func (sc *scenario) put(c int, to *node, key, value string) *op {
+	cl := sc.s.clients[c]
+	cl.master = to.id
+	o := &op{kind: opPut, key: key, value: value}
+	fmt.Sscanf(key, "k%d", &o.keyIdx)
+	cl.begin(o, db.Put([]byte(key), []byte(value)))
+	return o
+}
+
+// cut drops messages from a to b until healed.
+func (sc *scenario) cut(a, b *node) { sc.s.net.cut[[2]uint32{a.id, b.id}] = true }
+
+// finish heals everything, lets the system settle and runs the end checks.
+func (sc *scenario) finish() Result {
+	sc.t.Helper()
+	s := sc.s
+	s.net.quiet()
+	for _, n := range s.nodes {
+		n.restart()
+	}
+	sc.run(5 * time.Second)
+	r, err := s.finish()
+	if err != nil {
+		sc.t.Fatal(err)
+	}
+	return r
+}
+
+// §4: a value accepted by a majority before its master failed is chosen,
+// though nobody knows it; the next master finds it in the promises and
+// re-proposes it under its own ballot, never another value there.
+func TestPaper4_ReproposalUnderSimulation(t *testing.T) {
+	for seed := uint64(1); seed <= scenarioSeeds; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			cfg := quietConfig(seed, 3+2*int(seed%2))
+			cfg.Clients, cfg.Keys = 1, 1
+			sc := newScenario(t, cfg)
+			m := sc.master()
+			var others []*node
+			for _, n := range sc.s.nodes {
+				if n != m {
+					others = append(others, n)
+				}
+			}
+			// The accept reaches just enough nodes for a majority (the
+			// master's own acceptor counts), and no acknowledgement comes
+			// back: chosen, and nobody knows.
+			majority := len(sc.s.nodes)/2 + 1
+			for i, n := range others {
+				sc.cut(n, m)
+				if i >= majority-1 {
+					sc.cut(m, n)
+				}
+			}
+			o := sc.put(0, m, "k0", "before-failover")
+			sc.run(100 * time.Millisecond)
+			instance := uint64(len(sc.s.check.log)) + 1
+			first, ok := sc.s.check.chosen[instance]
+			if !ok {
+				t.Fatalf("instance %d not chosen by a majority yet", instance)
+			}
+			for _, n := range others {
+				if n.applied >= instance {
+					t.Fatalf("%s applied instance %d before anyone could know it was chosen", n.name(), instance)
+				}
+			}
+			m.crash()
+			sc.s.net.heal()
+			next := sc.master()
+			sc.run(time.Second)
+			// The new master re-proposed the same value under its ballot.
+			reproposed := false
+			for _, b := range []uint64{next.p.Ballot()} {
+				if tl := sc.s.check.tallies[tallyKey{instance, b}]; tl != nil {
+					if tl.value != first {
+						t.Fatalf("instance %d re-proposed with %s, chosen was %s", instance, describeKey(tl.value), describeKey(first))
+					}
+					reproposed = true
+				}
+			}
+			if !reproposed {
+				t.Fatalf("new master %s did not re-propose instance %d under ballot %s", next.name(), instance,
+					fmtBallot(next.p.Ballot()))
+			}
+			for _, n := range others {
+				if n.applied < instance || sc.s.check.log[instance-1] != first {
+					t.Fatalf("%s applied up to %d; instance %d must hold the chosen value", n.name(), n.applied, instance)
+				}
+			}
+			r := sc.finish()
+			t.Logf("instance %d re-proposed by %s under %s; write %s; %v", instance, next.name(),
+				fmtBallot(next.p.Ballot()), o, r)
+			if o.status == opOK && o.instance != instance {
+				t.Fatalf("the write was acknowledged at instance %d, chosen at %d", o.instance, instance)
+			}
+		})
+	}
+}
+
+// §4: a replica cut off while the others go on catches up from its peers'
+// logs on its own once it can hear them again, in bounded chunks, and one
+// that crashed meanwhile catches up from what its disk kept.
+func TestPaper4_CatchUpUnderSimulation(t *testing.T) {
+	for seed := uint64(1); seed <= scenarioSeeds; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			cfg := quietConfig(seed, 3+2*int(seed%2))
+			cfg.Learner.MaxCatchupEntries = 8 // many chunks
+			sc := newScenario(t, cfg)
+			m := sc.master()
+			lag := sc.s.nodes[int(seed)%len(sc.s.nodes)]
+			if lag == m {
+				lag = sc.s.nodes[(int(seed)+1)%len(sc.s.nodes)]
+			}
+			for _, n := range sc.s.nodes {
+				if n != lag {
+					sc.cut(n, lag)
+					sc.cut(lag, n)
+				}
+			}
+			for _, c := range sc.s.clients {
+				c.start()
+			}
+			sc.run(3 * time.Second)
+			if seed%3 == 0 { // and it crashes while cut off
+				lag.crash()
+				sc.run(200 * time.Millisecond)
+				lag.restart()
+			}
+			before := lag.applied
+			sc.s.issueStop = sc.s.sched.now // the clients stop; the log stands still
+			sc.run(2 * time.Second)
+			upto := sc.master().p.ChosenUpto()
+			if upto < before+3*8 {
+				t.Fatalf("only %d instances chosen, %d applied by the lagging replica: too few to need chunks", upto, before)
+			}
+			sc.s.net.heal()
+			// Catch-up runs on the learner's timers: a lagging replica asks
+			// within CatchupInterval, then chunk after chunk at once.
+			sc.run(3 * time.Second)
+			if lag.applied != upto {
+				t.Fatalf("%s applied %d of %d instances 3s after the partition healed", lag.name(), lag.applied, upto)
+			}
+			r := sc.finish()
+			t.Logf("%s caught up %d instances after the partition healed; %v", lag.name(), upto-before, r)
+		})
+	}
+}
+
+// §4: values from many concurrent submitters go into one instance. With
+// slow disks and a narrow pipeline the master's queue fills, and instances
+// carry many commands; every operation still completes, in one order.
+func TestPaper4_BatchingUnderSimulation(t *testing.T) {
+	for seed := uint64(1); seed <= scenarioSeeds; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			cfg := quietConfig(seed, 3+2*int(seed%2))
+			cfg.Clients, cfg.Keys = 24, 4
+			cfg.ThinkMax = time.Millisecond
+			cfg.FsyncMin, cfg.FsyncMax = 4*time.Millisecond, 8*time.Millisecond
+			cfg.Proposer.MaxInflight = 2
+			cfg.Proposer.MaxBatchCommands = 16
+			sc := newScenario(t, cfg)
+			sc.master()
+			for _, c := range sc.s.clients {
+				c.start()
+			}
+			sc.run(2 * time.Second)
+			sc.s.issueStop = sc.s.sched.now
+			r := sc.finish()
+			commands, biggest := 0, 0
+			for _, k := range sc.s.check.log {
+				v := &messages.Value{}
+				if err := proto.Unmarshal([]byte(k), v); err != nil {
+					t.Fatal(err)
+				}
+				commands += len(v.Commands)
+				biggest = max(biggest, len(v.Commands))
+			}
+			if biggest < 4 || commands < 2*len(sc.s.check.log) {
+				t.Fatalf("%d commands in %d instances, at most %d in one: no batching", commands,
+					len(sc.s.check.log), biggest)
+			}
+			if biggest > cfg.Proposer.MaxBatchCommands {
+				t.Fatalf("an instance carries %d commands, bound %d", biggest, cfg.Proposer.MaxBatchCommands)
+			}
+			t.Logf("%d commands in %d instances, at most %d in one; %v", commands, len(sc.s.check.log), biggest, r)
+			if r.OpsOK != r.Ops {
+				t.Fatalf("%d of %d operations completed without faults", r.OpsOK, r.Ops)
+			}
+		})
+	}
+}

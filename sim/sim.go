@@ -1,0 +1,194 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+)
+
+// Result summarizes one run.
+type Result struct {
+	Seed       uint64
+	Nodes      int
+	Steps      int
+	SimTime    time.Duration
+	Ops        int // operations issued
+	OpsOK      int
+	OpsUnknown int
+	Chosen     int // instances applied by the replicas
+	Crashes    int
+	// LostRecords counts records that crashes took before they were
+	// synced.
+	LostRecords int
+	Partitions  int
+	Messages    int
+	Lost        int
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("seed %d: %d nodes, %d steps, %s simulated, %d ops (%d ok, %d unknown), %d instances, "+
+		"%d crashes (%d unsynced records lost), %d partitions, %d messages (%d lost)", r.Seed, r.Nodes, r.Steps,
+		r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords, r.Partitions, r.Messages, r.Lost)
+}
+
+// Simulator runs one seeded run. It is single-threaded and not reusable:
+// make a new one per run.
+type Simulator struct {
+	cfg     Config
+	rng     *rand.Rand
+	sched   scheduler
+	net     *network
+	ids     []uint32
+	nodes   []*node
+	clients []*client
+	history []*op
+	check   *checker
+	trace   io.Writer
+
+	steps  int
+	budget int
+	reqSeq uint64
+	// reqOps maps every request id a client sent to its operation, so the
+	// checker can follow commands into the log. Only looked up.
+	reqOps      map[uint64]*op
+	crashes     int
+	lostRecords int
+	partitions  int
+	// faultsEnd ends safety mode; issueStop is when clients stop issuing;
+	// end ends the run.
+	faultsEnd, issueStop, end int64
+	err                       error
+}
+
+// New returns a simulator for cfg.
+func New(cfg Config) *Simulator {
+	s := &Simulator{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), trace: cfg.Trace,
+		reqOps: make(map[uint64]*op)}
+	for i := 1; i <= cfg.Nodes; i++ {
+		s.ids = append(s.ids, uint32(i))
+	}
+	s.faultsEnd = int64(cfg.SafetyDuration)
+	s.end = s.faultsEnd + int64(cfg.LivenessDuration)
+	s.issueStop = s.end - int64(cfg.DrainTime)
+	s.net = newNetwork(s)
+	s.check = newChecker(s)
+	s.check.strictFrom = s.faultsEnd + int64(cfg.RecoveryBound)
+	return s
+}
+
+// Run runs the simulation to its end or its first violation. The error
+// wraps ErrSafety or ErrLiveness and the specific sentinel.
+func Run(cfg Config) (Result, error) { return New(cfg).Run() }
+
+// Run runs the simulation. See the package comment for the two modes.
+func (s *Simulator) Run() (Result, error) {
+	s.start()
+	for _, c := range s.clients {
+		c.start()
+	}
+	s.startFaults()
+	s.sched.at(s.faultsEnd, s.stopFaults)
+	s.runUntil(s.end)
+	return s.finish()
+}
+
+// start boots the nodes and makes the clients; nothing runs yet.
+func (s *Simulator) start() {
+	s.tracef("START seed %d: %d nodes, %d clients, %d keys, faults %+v", s.cfg.Seed, s.cfg.Nodes,
+		s.cfg.Clients, s.cfg.Keys, s.cfg.Faults)
+	for _, id := range s.ids {
+		n := newNode(s, id)
+		s.nodes = append(s.nodes, n)
+		n.boot(nil)
+	}
+	for i := range s.cfg.Clients {
+		s.clients = append(s.clients, newClient(s, i))
+	}
+	s.budget = int(time.Duration(s.end).Seconds()*maxStepsPerSimSecond) + 1
+}
+
+// runUntil runs every event up to simulated time t, or to the first
+// violation.
+func (s *Simulator) runUntil(t int64) {
+	for s.err == nil {
+		at, ok := s.sched.peek()
+		if !ok || at > t {
+			break
+		}
+		e, _ := s.sched.next()
+		s.steps++
+		if s.steps > s.budget {
+			s.fail(ErrLiveness, ErrStepBudget, "more than %d steps", s.budget)
+			break
+		}
+		e.fn()
+	}
+	if s.err == nil && s.sched.now < t {
+		s.sched.now = t
+	}
+}
+
+// finish runs the end-of-run checks: convergence, then linearizability.
+func (s *Simulator) finish() (Result, error) {
+	if s.err == nil {
+		s.check.final()
+	}
+	if s.err == nil && !s.cfg.NoLinearizability {
+		if err := checkLinearizable(s.history, s.cfg.Keys); err != nil {
+			s.err = fmt.Errorf("seed %d: %w", s.cfg.Seed, err)
+		}
+	}
+	return s.result(), s.err
+}
+
+func (s *Simulator) result() Result {
+	r := Result{Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Steps: s.steps, SimTime: time.Duration(s.sched.now),
+		Ops: len(s.history), Chosen: len(s.check.log), Crashes: s.crashes, LostRecords: s.lostRecords, Partitions: s.partitions,
+		Messages: s.net.sent, Lost: s.net.lost}
+	for _, o := range s.history {
+		switch o.status {
+		case opOK:
+			r.OpsOK++
+		case opUnknown:
+			r.OpsUnknown++
+		}
+	}
+	return r
+}
+
+// fail stops the run with its first violation.
+func (s *Simulator) fail(kind, specific error, format string, args ...any) {
+	if s.err != nil {
+		return
+	}
+	s.err = fmt.Errorf("seed %d step %d at %s: %w: %w: %s", s.cfg.Seed, s.steps, time.Duration(s.sched.now),
+		kind, specific, fmt.Sprintf(format, args...))
+	s.tracef("VIOLATION %v", s.err)
+}
+
+// deliver hands a message that arrived to its endpoint.
+func (s *Simulator) deliver(from, to uint32, msg any) {
+	if s.err != nil {
+		return
+	}
+	if to >= clientBase {
+		c := s.clients[to-clientBase]
+		if s.trace != nil {
+			s.tracef("%s <- %s %s", c.name(), endpointName(from), describe(msg))
+		}
+		c.receive(from, msg)
+		return
+	}
+	n := s.nodes[to-1]
+	if !n.up {
+		if req, ok := msg.(*clientRequest); ok {
+			s.net.send(to, req.client, &deadLetter{reqID: req.reqID})
+		}
+		return
+	}
+	if s.trace != nil {
+		s.tracef("%s <- %s %s", n.name(), endpointName(from), describe(msg))
+	}
+	n.receive(from, msg)
+}

@@ -52,6 +52,10 @@ type Config struct {
 	MaxCommandBytes int
 	// TickInterval is the resolution of the role timers (default 20ms).
 	TickInterval time.Duration
+	// RestartGrace delays the first campaign of a replica that restarts
+	// with history, so that it hears the current master before it could
+	// depose it (default 2.5s: protoactor reconnects after 2 s).
+	RestartGrace time.Duration
 	// Proposer tunes elections, batching and pipelining; ID and Peers are
 	// filled in from this Config.
 	Proposer paxos.ProposerConfig
@@ -90,6 +94,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.TickInterval == 0 {
 		c.TickInterval = 20 * time.Millisecond
+	}
+	if c.RestartGrace == 0 {
+		c.RestartGrace = 2500 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -45,7 +45,9 @@ func NewReplica(cfg Config) (*Replica, error) {
 		acceptor: paxos.NewAcceptor(cfg.NodeID),
 		learner:  paxos.NewLearner(cfg.Learner),
 	}
-	var meta *messages.MetaRecord
+	if err := checkIdentity(cfg.DataDir, cfg.ClusterID, cfg.NodeID); err != nil {
+		return nil, err
+	}
 	records := 0
 	wal, err := storage.Open(cfg.DataDir, storage.Options{OnFatal: r.fatal}, func(b []byte) error {
 		rec := &messages.Record{}
@@ -53,10 +55,6 @@ func NewReplica(cfg Config) (*Replica, error) {
 			return fmt.Errorf("%w: record %d does not decode: %v", storage.ErrCorrupt, records, err)
 		}
 		records++
-		if m := rec.GetMeta(); m != nil {
-			meta = m
-			return nil
-		}
 		if err := r.acceptor.Restore(rec); err != nil {
 			return err
 		}
@@ -67,10 +65,6 @@ func NewReplica(cfg Config) (*Replica, error) {
 		return nil, err
 	}
 	r.wal = wal
-	if err := r.checkIdentity(meta, records); err != nil {
-		wal.Close()
-		return nil, err
-	}
 	out, err := r.learner.FinishRestore()
 	if err != nil {
 		wal.Close()
@@ -82,29 +76,13 @@ func NewReplica(cfg Config) (*Replica, error) {
 	r.proposer = paxos.NewProposer(cfg.Proposer, time.Now())
 	r.proposer.LearnerProgress(r.learner.Contiguous())
 	r.proposer.ObserveBallot(r.acceptor.Promised())
+	if r.acceptor.Promised() > 0 {
+		// It has been part of the group: give the master time to reach it
+		// (protoactor retries a lost connection after 2 s) before
+		// campaigning.
+		r.proposer.HoldElection(time.Now(), cfg.RestartGrace)
+	}
 	return r, nil
-}
-
-// checkIdentity binds a new data directory to this cluster and node, and
-// refuses one that belongs to another.
-func (r *Replica) checkIdentity(meta *messages.MetaRecord, records int) error {
-	if meta == nil {
-		if records > 0 {
-			return fmt.Errorf("%w: %s holds a log with no identity record", ErrForeignData, r.cfg.DataDir)
-		}
-		rec := &messages.Record{Kind: &messages.Record_Meta{Meta: &messages.MetaRecord{
-			ClusterId: r.cfg.ClusterID, NodeId: r.cfg.NodeID}}}
-		b, err := proto.Marshal(rec)
-		if err != nil {
-			return err
-		}
-		return r.wal.AppendSync([][]byte{b})
-	}
-	if meta.ClusterId != r.cfg.ClusterID || meta.NodeId != r.cfg.NodeID {
-		return fmt.Errorf("%w: %s belongs to node %d of cluster %q, not node %d of cluster %q",
-			ErrForeignData, r.cfg.DataDir, meta.NodeId, meta.ClusterId, r.cfg.NodeID, r.cfg.ClusterID)
-	}
-	return nil
 }
 
 // Applied returns the last instance applied to the state machine at

@@ -100,7 +100,7 @@ func (cn *conn) receive(ctx actor.Context) {
 	case *actor.DeadLetterResponse:
 		// The endpoint writer could not connect: nothing sent there arrived.
 		if m.Target != nil {
-			cn.failEndpoint(m.Target.Address)
+			cn.failEndpoint(m.Target.Address, errNotDelivered)
 		}
 	}
 }
@@ -115,7 +115,8 @@ func (cn *conn) finish(id uint64, r callResult) {
 	}
 }
 
-func (cn *conn) failEndpoint(addr string) {
+// failEndpoint ends every call in flight to addr with err.
+func (cn *conn) failEndpoint(addr string, err error) {
 	cn.mu.Lock()
 	var failed []*call
 	for id, c := range cn.pending {
@@ -126,7 +127,7 @@ func (cn *conn) failEndpoint(addr string) {
 	}
 	cn.mu.Unlock()
 	for _, c := range failed {
-		c.done <- callResult{err: errNotDelivered}
+		c.done <- callResult{err: err}
 	}
 }
 
@@ -185,7 +186,18 @@ func New(cfg Config) (*Client, error) {
 			c.Close()
 			return nil, err
 		}
-		c.conns = append(c.conns, newConn(sys, rem))
+		cn := newConn(sys, rem)
+		// A broken connection ends the calls in flight on it at once:
+		// their requests may have arrived, so they end as "no answer"
+		// (unknown for a write, retried for a read), and the master they
+		// went to is forgotten until a probe finds one again.
+		sys.EventStream.Subscribe(func(evt any) {
+			if e, ok := evt.(*remote.EndpointTerminatedEvent); ok {
+				c.forget(e.Address)
+				cn.failEndpoint(e.Address, errNoAnswer)
+			}
+		})
+		c.conns = append(c.conns, cn)
 	}
 	return c, nil
 }

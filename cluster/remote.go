@@ -163,6 +163,12 @@ func NewSystem(opts Options) (*actor.ActorSystem, *remote.Remote, string, error)
 	)
 	g := newGuard(sys, opts.Logger.With(slog.String("lib", "cluster")))
 	cfg := remote.Configure(host, port, remoteOptions(opts, g)...)
+	// An endpoint writer that cannot connect sleeps 2 s per attempt
+	// (hard-coded in protoactor) before giving up; five attempts meant a
+	// dead peer held its queued messages, and a request's dead-letter
+	// answer, for ten seconds. One attempt: two seconds, and the next send
+	// starts a fresh writer. Paxos retransmits what is lost.
+	cfg.MaxRetryCount = 1
 	rem := remote.NewRemote(sys, cfg)
 	if err := startRemote(rem, opts.Listen); err != nil {
 		sys.Shutdown()

@@ -175,9 +175,28 @@ func (p *Proposer) NeedsFlush() bool {
 
 func (p *Proposer) quorum() int { return quorum(len(p.cfg.Peers)) }
 
+// isVoter reports whether id is in the group: only voters' promises and
+// acknowledgements count towards a quorum, whatever a message claims.
+func (p *Proposer) isVoter(id uint32) bool {
+	for _, peer := range p.cfg.Peers {
+		if peer == id {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *Proposer) resetElection(now time.Time) {
 	span := p.cfg.ElectionTimeoutMax - p.cfg.ElectionTimeoutMin
 	p.electionAt = now.Add(p.cfg.ElectionTimeoutMin + time.Duration(p.cfg.Rand.Int64N(int64(span))))
+}
+
+// HoldElection keeps a follower from campaigning for d more than its usual
+// election timeout. A replica restarting with history uses it: the master's
+// transport may need a moment to reconnect to it, and campaigning before
+// the first heartbeat arrives would only depose a working master.
+func (p *Proposer) HoldElection(now time.Time, d time.Duration) {
+	p.resetElection(now.Add(d))
 }
 
 // LearnerProgress tells the proposer how far the local learner has applied;
@@ -347,8 +366,8 @@ func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.
 		}
 		return
 	}
-	if p.state != stateCandidate || m.Ballot != p.ballot {
-		return // late or duplicate
+	if p.state != stateCandidate || m.Ballot != p.ballot || !p.isVoter(m.From) {
+		return // late, duplicate, or from outside the group
 	}
 	p.promises[m.From] = m
 	if len(p.promises) >= p.quorum() {
@@ -416,7 +435,7 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 		}
 		return
 	}
-	if p.state != stateMaster || m.Ballot != p.ballot {
+	if p.state != stateMaster || m.Ballot != p.ballot || !p.isVoter(m.From) {
 		return
 	}
 	moved := false

@@ -219,3 +219,14 @@ func TestProposerDuplicateAndLateMessagesChangeNothing(t *testing.T) {
 		t.Fatalf("late promise: %v", out)
 	}
 }
+
+func TestProposerCountsOnlyVoters(t *testing.T) {
+	p := newTestProposer(1, 4, 4)
+	out := p.Tick(t0.Add(10 * time.Second))
+	b := out.Messages[0].Msg.(*messages.Prepare).Ballot
+	p.Step(&messages.Promise{From: 1, Ballot: b, Ok: true}, t0)
+	p.Step(&messages.Promise{From: 9, Ballot: b, Ok: true}, t0) // not a member
+	if p.IsMaster() {
+		t.Fatal("a promise from outside the group completed a quorum")
+	}
+}

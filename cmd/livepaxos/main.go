@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -16,7 +17,11 @@ var errUsage = errors.New("usage")
 func main() {
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "livepaxos:", err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "livepaxos:") { // client errors carry it already
+			msg = "livepaxos: " + msg
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
 		}

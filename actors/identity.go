@@ -1,0 +1,109 @@
+package actors
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// identityFile binds a data directory to one node of one cluster. It is
+// checked before the log is opened, so a node started on another node's
+// directory changes nothing there, not even a torn tail.
+const identityFile = "IDENTITY"
+
+// ErrCorruptIdentity: the identity file fails its checksum.
+var ErrCorruptIdentity = errors.New("actors: identity file corrupt")
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// checkIdentity verifies dir's identity file, or, for a directory with no
+// log yet, creates it (atomically: a temporary file, synced, renamed, and
+// the directory synced).
+func checkIdentity(dir, clusterID string, nodeID uint32) error {
+	path := filepath.Join(dir, identityFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		meta, err := decodeIdentity(b)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrCorruptIdentity, path, err)
+		}
+		if meta.ClusterId != clusterID || meta.NodeId != nodeID {
+			return fmt.Errorf("%w: %s belongs to node %d of cluster %q, not node %d of cluster %q",
+				ErrForeignData, dir, meta.NodeId, meta.ClusterId, nodeID, clusterID)
+		}
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	if logs, _ := filepath.Glob(filepath.Join(dir, "*.wal")); len(logs) > 0 {
+		return fmt.Errorf("%w: %s holds a log but no %s file", ErrForeignData, dir, identityFile)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return writeIdentity(path, &messages.MetaRecord{ClusterId: clusterID, NodeId: nodeID})
+}
+
+// encodeIdentity frames the record with its CRC-32C.
+func encodeIdentity(meta *messages.MetaRecord) ([]byte, error) {
+	body, err := proto.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	return binary.LittleEndian.AppendUint32(body, crc32.Checksum(body, crcTable)), nil
+}
+
+func decodeIdentity(b []byte) (*messages.MetaRecord, error) {
+	if len(b) < 4 {
+		return nil, errors.New("too short")
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, crcTable) != sum {
+		return nil, errors.New("checksum mismatch")
+	}
+	meta := &messages.MetaRecord{}
+	if err := proto.Unmarshal(body, meta); err != nil {
+		return nil, err
+	}
+	return meta, nil
+}
+
+func writeIdentity(path string, meta *messages.MetaRecord) error {
+	b, err := encodeIdentity(meta)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -34,6 +34,14 @@ func (a *acceptorActor) Receive(ctx actor.Context) {
 }
 
 func (a *acceptorActor) handle(out paxos.AcceptorOutput) {
+	if out.Lazy {
+		// A lazy accept: nobody counts it, so it waits for no fsync.
+		a.r.persistLazy(out.Records)
+		if len(out.Learn) > 0 {
+			a.sys.Root.Send(a.learner, &learnMsg{entries: out.Learn})
+		}
+		return
+	}
 	a.r.persist(out.Records, func() {
 		root := a.sys.Root
 		if out.Reply != nil {

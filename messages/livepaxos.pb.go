@@ -524,12 +524,20 @@ func (x *Promise) GetChosenUpto() uint64 {
 }
 
 // Accept is phase 2a for one or more instances under one ballot.
+//
+// A lazy Accept is one the proposer does not count: the acceptor stores the
+// entries and writes them without an fsync of their own, and sends no reply.
+// The master needs a majority of durable acceptances, not all of them:
+// asking only as many voters as make a majority to fsync leaves one fewer
+// fsync per instance competing for the disk, while the others still receive
+// every value. Forgetting an acceptance nobody counted is safe.
 type Accept struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
 	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
 	Entries       []*Entry               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
 	ChosenUpto    uint64                 `protobuf:"varint,4,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"`
+	Lazy          bool                   `protobuf:"varint,5,opt,name=lazy,proto3" json:"lazy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -590,6 +598,13 @@ func (x *Accept) GetChosenUpto() uint64 {
 		return x.ChosenUpto
 	}
 	return 0
+}
+
+func (x *Accept) GetLazy() bool {
+	if x != nil {
+		return x.Lazy
+	}
+	return false
 }
 
 // Accepted is phase 2b. When ok is false, promised names the higher ballot.
@@ -1851,13 +1866,14 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\bpromised\x18\x04 \x01(\x04R\bpromised\x12/\n" +
 	"\baccepted\x18\x05 \x03(\v2\x13.livepaxos.v1.EntryR\baccepted\x12\x1f\n" +
 	"\vchosen_upto\x18\x06 \x01(\x04R\n" +
-	"chosenUpto\"\x84\x01\n" +
+	"chosenUpto\"\x98\x01\n" +
 	"\x06Accept\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12-\n" +
 	"\aentries\x18\x03 \x03(\v2\x13.livepaxos.v1.EntryR\aentries\x12\x1f\n" +
 	"\vchosen_upto\x18\x04 \x01(\x04R\n" +
-	"chosenUpto\"\x80\x01\n" +
+	"chosenUpto\x12\x12\n" +
+	"\x04lazy\x18\x05 \x01(\bR\x04lazy\"\x80\x01\n" +
 	"\bAccepted\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +

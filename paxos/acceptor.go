@@ -18,13 +18,24 @@ type Acceptor struct {
 	// chosenUpto is the highest instance a master told this acceptor was
 	// chosen. Reported in promises as a hint; not durable.
 	chosenUpto uint64
+	// lazy holds instances accepted by a lazy Accept and not since by a
+	// durable one: their records may not be on disk, so a durable Accept of
+	// the same entry must record it again before acknowledging it.
+	lazy map[uint64]bool
+	// durablePromised is the highest ballot the records handed out by
+	// non-lazy steps cover. A lazy Accept raises promised in memory only;
+	// any answer that relies on more than durablePromised records it first.
+	durablePromised uint64
 }
 
 // AcceptorOutput is what one acceptor step asks the shell to do, in order:
 // persist Records, then send Reply and hand Learn to the local learner.
 type AcceptorOutput struct {
 	Records []*messages.Record
-	Reply   *Envelope
+	// Lazy: the records need no fsync of their own and there is no reply
+	// (a lazy Accept).
+	Lazy  bool
+	Reply *Envelope
 	// Learn holds the entries just accepted; the local learner keeps them
 	// until a Chosen notice names their ballot.
 	Learn []*messages.Entry
@@ -32,7 +43,7 @@ type AcceptorOutput struct {
 
 // NewAcceptor returns an acceptor with nothing promised or accepted.
 func NewAcceptor(id uint32) *Acceptor {
-	return &Acceptor{id: id, accepted: make(map[uint64]*messages.Entry)}
+	return &Acceptor{id: id, accepted: make(map[uint64]*messages.Entry), lazy: make(map[uint64]bool)}
 }
 
 // Promised returns the highest ballot this acceptor has promised.
@@ -46,12 +57,14 @@ func (a *Acceptor) Restore(rec *messages.Record) error {
 	switch k := rec.Kind.(type) {
 	case *messages.Record_Promise:
 		a.promised = max(a.promised, k.Promise.Ballot)
+		a.durablePromised = a.promised
 	case *messages.Record_Accept:
 		e := k.Accept
 		if e.Instance == 0 || e.Value == nil {
 			return fmt.Errorf("paxos: malformed accept record for instance %d", e.Instance)
 		}
 		a.promised = max(a.promised, e.Ballot)
+		a.durablePromised = a.promised
 		if prev := a.accepted[e.Instance]; prev == nil || prev.Ballot <= e.Ballot {
 			a.accepted[e.Instance] = e
 		}
@@ -68,8 +81,10 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare) AcceptorOutput {
 			From: a.id, Ballot: m.Ballot, Promised: a.promised, ChosenUpto: a.chosenUpto}}
 		return out
 	}
-	if m.Ballot > a.promised {
+	if m.Ballot > a.durablePromised {
+		// New, or promised so far only in memory by a lazy Accept.
 		a.promised = m.Ballot
+		a.durablePromised = m.Ballot
 		out.Records = append(out.Records, &messages.Record{Kind: &messages.Record_Promise{
 			Promise: &messages.PromiseRecord{Ballot: m.Ballot}}})
 	}
@@ -102,7 +117,6 @@ func (a *Acceptor) HandleAccept(m *messages.Accept) AcceptorOutput {
 			From: a.id, Ballot: m.Ballot, Promised: a.promised}}
 		return out
 	}
-	raised := m.Ballot > a.promised
 	a.promised = m.Ballot
 	a.chosenUpto = max(a.chosenUpto, m.ChosenUpto)
 	ack := &messages.Accepted{From: a.id, Ballot: m.Ballot, Ok: true, Promised: m.Ballot}
@@ -112,17 +126,34 @@ func (a *Acceptor) HandleAccept(m *messages.Accept) AcceptorOutput {
 		}
 		ack.Instances = append(ack.Instances, e.Instance)
 		if prev := a.accepted[e.Instance]; prev != nil && prev.Ballot == m.Ballot {
+			if a.lazy[e.Instance] && !m.Lazy {
+				// Accepted lazily before: make it durable before acknowledging.
+				delete(a.lazy, e.Instance)
+				out.Records = append(out.Records, &messages.Record{Kind: &messages.Record_Accept{Accept: prev}})
+			}
 			continue
 		}
 		stored := &messages.Entry{Instance: e.Instance, Ballot: m.Ballot, Value: e.Value}
 		a.accepted[e.Instance] = stored
+		if m.Lazy {
+			a.lazy[e.Instance] = true
+		} else {
+			delete(a.lazy, e.Instance)
+		}
 		out.Records = append(out.Records, &messages.Record{Kind: &messages.Record_Accept{Accept: stored}})
 		out.Learn = append(out.Learn, stored)
 	}
-	if raised && len(out.Records) == 0 {
+	if m.Lazy {
+		out.Lazy = true
+		return out // nobody counts this acceptance: no reply
+	}
+	if m.Ballot > a.durablePromised && len(out.Records) == 0 {
+		// Nothing new to write, but the promise this answer implies is not
+		// on disk yet (an empty Accept, or one raised by a lazy Accept).
 		out.Records = append(out.Records, &messages.Record{Kind: &messages.Record_Promise{
 			Promise: &messages.PromiseRecord{Ballot: m.Ballot}}})
 	}
+	a.durablePromised = m.Ballot // every record above carries the ballot
 	out.Reply = &Envelope{To: m.From, Msg: ack}
 	return out
 }

@@ -104,3 +104,36 @@ func TestAcceptorRestoreRebuildsState(t *testing.T) {
 		t.Fatal("a malformed accept record must be refused")
 	}
 }
+
+// A lazy accept is stored and written without an fsync of its own, and not
+// answered; if a durable accept of the same entry follows, its record is
+// written again, so the acknowledgement never rests on an unsynced write.
+func TestAcceptorLazyAcceptBecomesDurableBeforeAck(t *testing.T) {
+	a := NewAcceptor(1)
+	b := NextBallot(0, 2)
+	e := []*messages.Entry{{Instance: 1, Value: value("x")}}
+	out := a.HandleAccept(&messages.Accept{From: 2, Ballot: b, Entries: e, Lazy: true})
+	if !out.Lazy || out.Reply != nil || len(out.Records) != 1 || len(out.Learn) != 1 {
+		t.Fatalf("lazy accept: lazy=%v reply=%v records=%d learn=%d", out.Lazy, out.Reply, len(out.Records), len(out.Learn))
+	}
+	out = a.HandleAccept(&messages.Accept{From: 2, Ballot: b, Entries: e})
+	if out.Lazy || len(out.Records) != 1 || out.Reply == nil || !out.Reply.Msg.(*messages.Accepted).Ok {
+		t.Fatalf("durable accept after a lazy one: lazy=%v records=%d reply=%v", out.Lazy, len(out.Records), out.Reply)
+	}
+	if out = a.HandleAccept(&messages.Accept{From: 2, Ballot: b, Entries: e}); len(out.Records) != 0 {
+		t.Fatal("a durable duplicate was recorded again")
+	}
+}
+
+// A lazy Accept raises the promise in memory only: a Prepare at that ballot
+// arriving late must record the promise before answering (sim seed 754).
+func TestAcceptorPromiseAfterLazyAcceptIsRecorded(t *testing.T) {
+	a := NewAcceptor(3)
+	b := NextBallot(0, 2)
+	a.HandleAccept(&messages.Accept{From: 2, Ballot: b, Lazy: true,
+		Entries: []*messages.Entry{{Instance: 1, Value: value("x")}}})
+	out := a.HandlePrepare(&messages.Prepare{From: 2, Ballot: b, FirstInstance: 1})
+	if !out.Reply.Msg.(*messages.Promise).Ok || len(out.Records) != 1 || out.Records[0].GetPromise().GetBallot() != b {
+		t.Fatalf("late prepare after a lazy accept: records %v", out.Records)
+	}
+}

@@ -117,6 +117,9 @@ type Proposer struct {
 	// take the value this master had accepted there (sim's
 	// TestRegression_DeposedMasterNoticeCoversOnlyItsOwnBallot).
 	noticeUpto uint64
+	// lastAck is when each follower last acknowledged an accept of this
+	// mastership; the most responsive are asked to accept durably.
+	lastAck map[uint32]time.Time
 }
 
 // ProposerOutput is what one proposer step asks the shell to do.
@@ -128,7 +131,7 @@ type ProposerOutput struct {
 // NewProposer returns a follower that will campaign if it hears no master.
 func NewProposer(cfg ProposerConfig, now time.Time) *Proposer {
 	cfg.setDefaults()
-	p := &Proposer{cfg: cfg, inflight: make(map[uint64]*inflight)}
+	p := &Proposer{cfg: cfg, inflight: make(map[uint64]*inflight), lastAck: make(map[uint32]time.Time)}
 	p.resetElection(now)
 	return p
 }
@@ -258,7 +261,7 @@ func (p *Proposer) Flush(now time.Time) ProposerOutput {
 		p.queue = nil // let the drained backing array go
 	}
 	if len(fresh) > 0 {
-		p.broadcastAccept(&out, fresh)
+		p.broadcastAccept(&out, fresh, p.durableVoters())
 	}
 	if p.noticeDirty {
 		p.noticeDirty = false
@@ -409,8 +412,9 @@ func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
 		p.inflight[i] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now}
 		entries = append(entries, e)
 	}
+	clear(p.lastAck)
 	if len(entries) > 0 {
-		p.broadcastAccept(out, entries)
+		p.broadcastAccept(out, entries, nil)
 	}
 	p.heartbeatAt = now
 	p.sendHeartbeats(out)
@@ -438,6 +442,7 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 	if p.state != stateMaster || m.Ballot != p.ballot || !p.isVoter(m.From) {
 		return
 	}
+	p.lastAck[m.From] = now
 	moved := false
 	for _, i := range m.Instances {
 		f := p.inflight[i]
@@ -494,11 +499,47 @@ func (p *Proposer) retransmit(out *ProposerOutput, now time.Time) {
 	}
 }
 
-func (p *Proposer) broadcastAccept(out *ProposerOutput, entries []*messages.Entry) {
+// broadcastAccept sends entries to every voter. Voters outside durable
+// (when it is not nil) get a lazy Accept: they store the entries but neither
+// fsync nor answer, so that only a majority's fsyncs compete for the disk.
+func (p *Proposer) broadcastAccept(out *ProposerOutput, entries []*messages.Entry, durable map[uint32]bool) {
 	for _, peer := range p.cfg.Peers {
 		out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Accept{
-			From: p.cfg.ID, Ballot: p.ballot, Entries: entries, ChosenUpto: p.chosenUpto}})
+			From: p.cfg.ID, Ballot: p.ballot, Entries: entries, ChosenUpto: p.chosenUpto,
+			Lazy: durable != nil && !durable[peer]}})
 	}
+}
+
+// durableVoters picks the voters asked to accept durably: this node, and
+// the followers that acknowledged most recently, as many as make a
+// majority. Until enough followers have answered, it returns nil: everyone.
+// A chosen follower that stops answering costs one retransmission interval
+// (retransmissions go to every voter that has not acknowledged, durably);
+// then it has acknowledged less recently than the one that answered the
+// retransmission, and is passed over.
+func (p *Proposer) durableVoters() map[uint32]bool {
+	var followers []uint32
+	for _, peer := range p.cfg.Peers {
+		if _, ok := p.lastAck[peer]; ok && peer != p.cfg.ID {
+			followers = append(followers, peer)
+		}
+	}
+	need := p.quorum() - 1
+	if len(followers) < need || len(followers) == len(p.cfg.Peers)-1 && need == len(followers) {
+		return nil // nobody to spare
+	}
+	sort.Slice(followers, func(i, j int) bool {
+		a, b := p.lastAck[followers[i]], p.lastAck[followers[j]]
+		if !a.Equal(b) {
+			return a.After(b)
+		}
+		return followers[i] < followers[j]
+	})
+	durable := map[uint32]bool{p.cfg.ID: true}
+	for _, f := range followers[:need] {
+		durable[f] = true
+	}
+	return durable
 }
 
 // broadcast sends a fresh message from mk to every voter. Each peer gets

@@ -230,3 +230,53 @@ func TestProposerCountsOnlyVoters(t *testing.T) {
 		t.Fatal("a promise from outside the group completed a quorum")
 	}
 }
+
+func lazyTo(out ProposerOutput) map[uint32]bool {
+	lazy := map[uint32]bool{}
+	for _, e := range out.Messages {
+		if m, ok := e.Msg.(*messages.Accept); ok {
+			lazy[e.To] = m.Lazy
+		}
+	}
+	return lazy
+}
+
+// Only a majority is asked to accept durably: the master and the follower
+// that answered last. When that follower falls silent, the retransmission
+// asks the other durably, and from then on it is the one chosen.
+func TestPaper4_ThriftyAcceptAsksOnlyAMajorityToSync(t *testing.T) {
+	p := newTestProposer(1, 1, 8)
+	elect(t, p, func(b uint64) []*messages.Promise {
+		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
+	})
+	now := t0.Add(10 * time.Second)
+	ack := func(from uint32, i uint64, at time.Time) {
+		p.Step(&messages.Accepted{From: from, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(), Instances: []uint64{i}}, at)
+	}
+	p.Submit(cmd(1, 1, "a"))
+	if lazy := lazyTo(p.Flush(now)); lazy[1] || lazy[2] || lazy[3] {
+		t.Fatalf("before any follower answered, everyone must sync: %v", lazy)
+	}
+	ack(1, 1, now)
+	ack(3, 1, now)
+	ack(2, 1, now.Add(time.Millisecond)) // 2 answered last
+	p.Submit(cmd(1, 2, "b"))
+	if lazy := lazyTo(p.Flush(now)); lazy[1] || lazy[2] || !lazy[3] {
+		t.Fatalf("want master and follower 2 durable, follower 3 lazy: %v", lazy)
+	}
+	// Follower 2 falls silent: instance 2 waits for a retransmission,
+	// which asks follower 3 durably.
+	ack(1, 2, now)
+	later := now.Add(time.Second)
+	if lazy, ok := lazyTo(p.Tick(later))[3]; !ok || lazy {
+		t.Fatalf("retransmission to follower 3: sent=%v lazy=%v", ok, lazy)
+	}
+	ack(3, 2, later)
+	if p.ChosenUpto() != 2 {
+		t.Fatalf("chosen up to %d", p.ChosenUpto())
+	}
+	p.Submit(cmd(1, 3, "c"))
+	if lazy := lazyTo(p.Flush(later)); lazy[3] || !lazy[2] {
+		t.Fatalf("after the switch, want follower 3 durable and 2 lazy: %v", lazy)
+	}
+}

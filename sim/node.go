@@ -203,6 +203,15 @@ func (n *node) acceptorOut(out paxos.AcceptorOutput) {
 	if n.s.err != nil {
 		return
 	}
+	if out.Lazy { // a lazy accept: records ride on a later fsync, no reply
+		if len(out.Records) > 0 {
+			n.append(out.Records, false)
+		}
+		if len(out.Learn) > 0 {
+			n.learnerOut(n.l.HandleLearn(out.Learn))
+		}
+		return
+	}
 	if len(out.Records) > 0 {
 		n.append(out.Records, true)
 	}

@@ -23,6 +23,11 @@ var regressionSeeds = []struct {
 	{705, "new master skipped instances no live learner held"},
 	{1509, "new master skipped instances no live learner held"},
 	{1706, "new master skipped instances no live learner held"},
+	// With thrifty accepts (only a majority syncs), a lazy Accept raised
+	// n3's promise to 0.2 in memory; a late Prepare at 0.2 was then taken
+	// for a duplicate and promised without a record (paxos.Acceptor now
+	// tracks durablePromised).
+	{754, "promise at a ballot raised only by a lazy accept was not recorded"},
 }
 
 func TestRegressionSeeds(t *testing.T) {

@@ -6,6 +6,7 @@ BIN := bin/livepaxos
 PKGS := ./...
 
 .PHONY: all build test race run proto bench peerbench soak vet fmt clean
+SEEDS ?= 100000
 
 all: build
 
@@ -36,9 +37,15 @@ peerbench: build
 	PEERBENCH_SYSTEMS="$${PEERBENCH_SYSTEMS:-etcd raft livepaxos}" LIVEPAXOS_BIN=$(abspath $(BIN)) \
 		../shared/peerbench/run.sh $${RESULTS:-/tmp/peerbench-results.jsonl}
 
+## soak: the simulator over many seeds (SEEDS=100000), with a progress line;
+## prints every failing seed with the command that replays it.
+soak:
+	$(GO) test ./sim -count=1 -run 'TestSoak$$' -v -timeout 0 -soak-seeds=$(SEEDS)
+
 ## bench: Go benchmarks of the hot paths.
 bench:
-	$(GO) test -run XXX -bench . -benchtime 2s ./storage ./paxos ./db
+	$(GO) test -run XXX -bench . -benchtime 2s ./storage ./db
+	$(GO) test -run XXX -bench . -benchtime 2000x ./paxos
 
 vet:
 	$(GO) vet $(PKGS)

@@ -14,8 +14,10 @@ type learnMsg struct{ entries []*messages.Entry }
 // acceptorActor is the acceptor's shell. Its one rule: records reach the
 // disk before the reply leaves (Replica.persist orders that).
 type acceptorActor struct {
-	r       *Replica
-	sys     *actor.ActorSystem
+	r *Replica
+	// root sends from the log's goroutine, through the configured sender
+	// middleware if any.
+	root    *actor.RootContext
 	learner *actor.PID
 }
 
@@ -24,7 +26,7 @@ func newAcceptorActor(r *Replica) actor.Actor { return &acceptorActor{r: r} }
 func (a *acceptorActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		a.sys = ctx.ActorSystem()
+		a.root = a.r.rootContext(ctx.ActorSystem())
 		a.learner = a.r.pid(a.r.cfg.NodeID, LearnerName)
 	case *messages.Prepare:
 		a.handle(a.r.acceptor.HandlePrepare(m))
@@ -38,12 +40,12 @@ func (a *acceptorActor) handle(out paxos.AcceptorOutput) {
 		// A lazy accept: nobody counts it, so it waits for no fsync.
 		a.r.persistLazy(out.Records)
 		if len(out.Learn) > 0 {
-			a.sys.Root.Send(a.learner, &learnMsg{entries: out.Learn})
+			a.root.Send(a.learner, &learnMsg{entries: out.Learn})
 		}
 		return
 	}
 	a.r.persist(out.Records, func() {
-		root := a.sys.Root
+		root := a.root
 		if out.Reply != nil {
 			a.r.send(root, []paxos.Envelope{*out.Reply})
 		}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/livepaxos/livepaxos/paxos"
 )
 
@@ -65,6 +67,15 @@ type Config struct {
 	// broken invariant, a role actor that panicked. The replica has stopped
 	// serving by then. Default: log it.
 	OnFatal func(error)
+	// SenderMiddleware and ReceiverMiddleware are installed on the replica
+	// parent and every role actor; the sender middleware also wraps the
+	// sends the acceptor makes once its records are durable. They see every
+	// protocol message this replica sends or receives (and, on receive, the
+	// actor lifecycle and timer messages), which is what test hooks such as
+	// package probe's Interceptor need. Leave them empty in production: with
+	// none, sends take protoactor's direct path.
+	SenderMiddleware   []actor.SenderMiddleware
+	ReceiverMiddleware []actor.ReceiverMiddleware
 }
 
 // Errors returned when a replica cannot start.

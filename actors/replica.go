@@ -105,11 +105,33 @@ func (r *Replica) Close() error {
 
 // Props returns the props of the replica parent actor.
 func (r *Replica) Props() *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return &replicaActor{r: r} },
+	return r.props(func() actor.Actor { return &replicaActor{r: r} },
 		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
 			r.fatal(fmt.Errorf("actors: role actor failed: %v", reason))
 			return actor.StopDirective
 		})))
+}
+
+// props builds the props of the parent or a role actor, with the
+// configured middleware.
+func (r *Replica) props(producer actor.Producer, opts ...actor.PropsOption) *actor.Props {
+	if len(r.cfg.SenderMiddleware) > 0 {
+		opts = append(opts, actor.WithSenderMiddleware(r.cfg.SenderMiddleware...))
+	}
+	if len(r.cfg.ReceiverMiddleware) > 0 {
+		opts = append(opts, actor.WithReceiverMiddleware(r.cfg.ReceiverMiddleware...))
+	}
+	return actor.PropsFromProducer(producer, opts...)
+}
+
+// rootContext returns the context for sends made outside any actor (from
+// the log's goroutine): the system's root, or, when sender middleware is
+// configured, a root context of this replica's own that runs it.
+func (r *Replica) rootContext(sys *actor.ActorSystem) *actor.RootContext {
+	if len(r.cfg.SenderMiddleware) == 0 {
+		return sys.Root
+	}
+	return actor.NewRootContext(sys, nil, r.cfg.SenderMiddleware...)
 }
 
 // fatal stops the replica from serving: a broken fsync or invariant must not
@@ -244,9 +266,9 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 	switch ctx.Message().(type) {
 	case *actor.Started:
 		r := a.r
-		ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newAcceptorActor(r) }), AcceptorName)
-		ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newLearnerActor(r) }), LearnerName)
-		ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return newProposerActor(r) }), ProposerName)
+		ctx.SpawnNamed(r.props(func() actor.Actor { return newAcceptorActor(r) }), AcceptorName)
+		ctx.SpawnNamed(r.props(func() actor.Actor { return newLearnerActor(r) }), LearnerName)
+		ctx.SpawnNamed(r.props(func() actor.Actor { return newProposerActor(r) }), ProposerName)
 	}
 }
 

@@ -33,11 +33,17 @@ type testGroup struct {
 	t     *testing.T
 	peers map[uint32]string
 	hosts map[uint32]*host
+	// configure, if set, adjusts each replica's config before it starts.
+	configure func(cfg *actors.Config)
 }
 
-func newTestGroup(t *testing.T, n int) *testGroup {
+func newTestGroup(t *testing.T, n int) *testGroup { return newTestGroupWith(t, n, nil) }
+
+// newTestGroupWith is newTestGroup with a hook that adjusts each replica's
+// config (cfg.NodeID tells which) before it starts.
+func newTestGroupWith(t *testing.T, n int, configure func(cfg *actors.Config)) *testGroup {
 	t.Helper()
-	g := &testGroup{t: t, peers: map[uint32]string{}, hosts: map[uint32]*host{}}
+	g := &testGroup{t: t, peers: map[uint32]string{}, hosts: map[uint32]*host{}, configure: configure}
 	for i := 1; i <= n; i++ {
 		sys, rem, addr, err := cluster.NewSystem(cluster.Options{Listen: "127.0.0.1:0"})
 		if err != nil {
@@ -64,8 +70,12 @@ func (g *testGroup) start(id uint32) {
 	g.t.Helper()
 	h := g.hosts[id]
 	h.kv = db.New()
-	r, err := actors.NewReplica(actors.Config{NodeID: id, Peers: g.peers, DataDir: h.dir, ClusterID: "test",
-		StateMachine: h.kv, Proposer: paxos.ProposerConfig{ElectionTimeoutMin: 150 * time.Millisecond}})
+	cfg := actors.Config{NodeID: id, Peers: g.peers, DataDir: h.dir, ClusterID: "test",
+		StateMachine: h.kv, Proposer: paxos.ProposerConfig{ElectionTimeoutMin: 150 * time.Millisecond}}
+	if g.configure != nil {
+		g.configure(&cfg)
+	}
+	r, err := actors.NewReplica(cfg)
 	if err != nil {
 		g.t.Fatal(err)
 	}

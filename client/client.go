@@ -40,6 +40,9 @@ type Config struct {
 	// CallTimeout bounds a whole call whose context has no deadline
 	// (default 30s), so that no call retries forever.
 	CallTimeout time.Duration
+	// ProbeTimeout bounds one round of asking the endpoints who is master
+	// (default 300ms; a status answer takes about a millisecond on a LAN).
+	ProbeTimeout time.Duration
 	// Limits are checked before anything is sent (defaults: see db.Limits).
 	Limits db.Limits
 	Logger *slog.Logger
@@ -178,6 +181,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 30 * time.Second
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 300 * time.Millisecond
 	}
 	c := &Client{cfg: cfg}
 	for i := 0; i < cfg.Conns; i++ {
@@ -408,7 +414,9 @@ func (c *Client) forget(endpoint string) {
 // discover asks the endpoints, all at once, who is master, and remembers
 // the first that says it is (or names one).
 func (c *Client) discover(ctx context.Context) error {
-	probe, cancel := context.WithTimeout(ctx, min(c.cfg.AttemptTimeout, time.Second))
+	// A short probe: a dead endpoint must not hold up a round in which the
+	// live ones have already answered; the caller retries with back-off.
+	probe, cancel := context.WithTimeout(ctx, min(c.cfg.AttemptTimeout, c.cfg.ProbeTimeout))
 	defer cancel()
 	found := make(chan string, len(c.cfg.Endpoints))
 	for _, ep := range c.cfg.Endpoints {

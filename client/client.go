@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -412,47 +413,50 @@ func (c *Client) forget(endpoint string) {
 }
 
 // discover asks the endpoints, all at once, who is master, and remembers
-// the first that says it is (or names one).
+// the first that says it is. Another node's word is not enough for an
+// endpoint it could ask itself: right after a master dies, the survivors
+// still name it until they elect a new one, and a write sent there would
+// end as "outcome unknown". A hint is used only for a master outside the
+// configured endpoints.
 func (c *Client) discover(ctx context.Context) error {
 	// A short probe: a dead endpoint must not hold up a round in which the
 	// live ones have already answered; the caller retries with back-off.
 	probe, cancel := context.WithTimeout(ctx, min(c.cfg.AttemptTimeout, c.cfg.ProbeTimeout))
 	defer cancel()
-	found := make(chan string, len(c.cfg.Endpoints))
+	type answer struct{ self, hint string }
+	answers := make(chan answer, len(c.cfg.Endpoints))
 	for _, ep := range c.cfg.Endpoints {
 		go func() {
 			st, err := c.Status(probe, ep)
 			switch {
 			case err != nil:
-				found <- ""
+				answers <- answer{}
 			case st.IsMaster:
-				found <- ep
+				answers <- answer{self: ep}
 			default:
-				found <- st.MasterAddress
+				answers <- answer{hint: st.MasterAddress}
 			}
 		}()
 	}
-	hint := ""
+	outside := ""
 	for range c.cfg.Endpoints {
 		select {
-		case ep := <-found:
-			for _, known := range c.cfg.Endpoints {
-				if ep != "" && ep == known {
-					c.remember(ep)
-					return nil
-				}
+		case a := <-answers:
+			if a.self != "" {
+				c.remember(a.self)
+				return nil
 			}
-			if ep != "" {
-				hint = ep
+			if a.hint != "" && !slices.Contains(c.cfg.Endpoints, a.hint) {
+				outside = a.hint
 			}
 		case <-probe.Done():
 		}
 	}
-	if hint != "" { // a master outside the configured endpoints
-		c.remember(hint)
+	if outside != "" {
+		c.remember(outside)
 		return nil
 	}
-	return fmt.Errorf("%w: no endpoint names a master", ErrNoMaster)
+	return fmt.Errorf("%w: no endpoint says it is master", ErrNoMaster)
 }
 
 // Status asks one node for its status.

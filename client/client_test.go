@@ -182,3 +182,23 @@ func TestClientMapsServerRefusals(t *testing.T) {
 		t.Fatalf("server size refusal: %v", err)
 	}
 }
+
+// Right after a master dies the survivors still name it until they elect
+// another: the client must not send a write on their word to an endpoint
+// that does not answer for itself, where it would end as "outcome unknown".
+func TestClientDoesNotWriteToAMasterNamedOnlyByOthers(t *testing.T) {
+	dead := "127.0.0.1:1" // nothing listens there
+	follower := startFakeWithStatus(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
+		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, MasterAddress: dead}
+	}, &messages.StatusResponse{MasterId: 1, MasterAddress: dead})
+	c := newClient(t, dead, follower.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	err := c.Put(ctx, []byte("k"), []byte("v"))
+	if !errors.Is(err, client.ErrNoMaster) || errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("put while no live node is master: %v, want ErrNoMaster (nothing sent)", err)
+	}
+	if follower.requests.Load() != 0 {
+		t.Fatal("a write went to a follower")
+	}
+}

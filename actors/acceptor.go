@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/livepaxos/livepaxos/messages"
@@ -29,9 +31,13 @@ func (a *acceptorActor) Receive(ctx actor.Context) {
 		a.root = a.r.rootContext(ctx.ActorSystem())
 		a.learner = a.r.pid(a.r.cfg.NodeID, LearnerName)
 	case *messages.Prepare:
-		a.handle(a.r.acceptor.HandlePrepare(m))
+		a.handle(a.r.acceptor.HandlePrepare(m, time.Now()))
 	case *messages.Accept:
-		a.handle(a.r.acceptor.HandleAccept(m))
+		a.handle(a.r.acceptor.HandleAccept(m, time.Now()))
+	case *messages.Confirm:
+		// Nothing to persist: the answer reports state already on disk.
+		out := a.r.acceptor.HandleConfirm(m)
+		a.r.send(ctx, []paxos.Envelope{*out.Reply})
 	}
 }
 

@@ -20,6 +20,23 @@ type StateMachine interface {
 	Apply(instance uint64, command []byte) (result []byte, err error)
 }
 
+// Reader is implemented by state machines that answer read-only queries
+// without going through the log: the lease manager serves lease, quorum and
+// stale reads (§5.2) with it. Query must be safe to call concurrently with
+// Apply and must not change state. A state machine without it has its reads
+// go through the log like any command.
+type Reader interface {
+	Query(query []byte) (result []byte, err error)
+}
+
+// EpochObserver is implemented by state machines that want the epoch
+// (§5.3): ObserveEpoch is called, in log order and before the commands of
+// the instance that starts it, each time a new mastership's epoch begins.
+// Every replica sees the same calls at the same log positions.
+type EpochObserver interface {
+	ObserveEpoch(epoch uint64)
+}
+
 // DefaultName is the actor name of the replica parent; peers address role
 // actors under it.
 const DefaultName = "replica"
@@ -29,6 +46,7 @@ const (
 	ProposerName = "proposer"
 	AcceptorName = "acceptor"
 	LearnerName  = "learner"
+	LeaseName    = "lease"
 )
 
 // Config describes one replica. NodeID, Peers, DataDir and StateMachine are
@@ -115,6 +133,16 @@ func (c *Config) setDefaults() error {
 	if c.OnFatal == nil {
 		log := c.Logger
 		c.OnFatal = func(err error) { log.Error("replica stopped", "err", err) }
+	}
+	if c.Proposer.LeaseTimeout == 0 {
+		c.Proposer.LeaseTimeout = 2 * time.Second
+	}
+	if c.Proposer.ClockDriftMax == 0 {
+		c.Proposer.ClockDriftMax = 100 * time.Millisecond
+	}
+	if c.Proposer.ClockDriftMax >= c.Proposer.LeaseTimeout {
+		return fmt.Errorf("%w: clock drift bound %v must be below the lease timeout %v", ErrConfig,
+			c.Proposer.ClockDriftMax, c.Proposer.LeaseTimeout)
 	}
 	ids := peerIDs(c.Peers)
 	c.Proposer.ID, c.Proposer.Peers = c.NodeID, ids

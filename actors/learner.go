@@ -54,23 +54,32 @@ func (a *learnerActor) handle(ctx actor.Context, out paxos.LearnerOutput) {
 		a.r.persistLazy(out.Records)
 	}
 	a.r.send(ctx, out.Messages)
+	a.r.knownChosen.Store(a.r.learner.KnownChosen())
 	if len(out.Apply) == 0 || a.r.stopped.Load() {
 		return
 	}
 	self := a.r.cfg.NodeID
 	for _, e := range out.Apply {
-		results := applyEntry(a.r.cfg.StateMachine, e)
+		results := a.r.applyEntry(e)
 		for i, res := range results {
 			cmd := e.Value.Commands[i]
 			if cmd.Origin != self || cmd.ReplyAddress == "" {
 				continue
 			}
-			resp := &messages.ClientResponse{RequestId: cmd.RequestId, Result: res.result, Instance: e.Instance}
-			if res.err != nil {
-				resp.Code, resp.Error = messages.ErrorCode_ERROR_CODE_INVALID, res.err.Error()
+			var resp *messages.ClientResponse
+			switch {
+			case res.refused:
+				resp = paxos.MasterChanged(cmd, e.Instance)
+			default:
+				resp = &messages.ClientResponse{RequestId: cmd.RequestId, Result: res.result, Instance: e.Instance,
+					Epoch: a.r.epoch.Load()}
+				if res.err != nil {
+					resp.Code, resp.Error = messages.ErrorCode_ERROR_CODE_INVALID, res.err.Error()
+				}
 			}
 			ctx.Send(actor.NewPID(cmd.ReplyAddress, cmd.ReplyId), resp)
 		}
 	}
+	a.r.publishProgress()
 	ctx.Send(a.proposer, &learnerProgress{applied: a.r.learner.Contiguous()})
 }

@@ -28,6 +28,8 @@ type proposerActor struct {
 	r         *Replica
 	stopTick  func()
 	flushSent bool
+	lease     *actor.PID
+	published leaseUpdate // what the lease manager was last told
 }
 
 func newProposerActor(r *Replica) actor.Actor { return &proposerActor{r: r} }
@@ -39,6 +41,7 @@ func (a *proposerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.stopTick = ticker(ctx.ActorSystem(), ctx.Self(), a.r.cfg.TickInterval, proposerTick{})
+		a.lease = a.r.pid(a.r.cfg.NodeID, LeaseName)
 	case *actor.Stopping:
 		if a.stopTick != nil {
 			a.stopTick()
@@ -47,15 +50,17 @@ func (a *proposerActor) Receive(ctx actor.Context) {
 		a.submit(ctx, m)
 	case *messages.StatusRequest:
 		ctx.Respond(a.status())
-	case *messages.Promise, *messages.Accepted, *messages.Heartbeat:
+	case *messages.Promise, *messages.Accepted, *messages.Heartbeat, *messages.Confirmed:
 		out = p.Step(m.(proto.Message), now)
+	case *quorumRead:
+		out = p.Read(m.id, now)
 	case proposerTick:
 		out = p.Tick(now)
 	case flushMsg:
 		a.flushSent = false
 		out = p.Flush(now)
 	case *learnerProgress:
-		p.LearnerProgress(m.applied)
+		out = p.LearnerApplied(m.applied, now)
 	default:
 		return
 	}
@@ -70,7 +75,19 @@ func (a *proposerActor) Receive(ctx actor.Context) {
 		a.flushSent = true
 		ctx.Send(ctx.Self(), flushMsg{})
 	}
+	a.publishLease(ctx, now)
 	a.r.status.Store(a.status())
+}
+
+// publishLease tells the lease manager when the lease or mastership moved.
+func (a *proposerActor) publishLease(ctx actor.Context, now time.Time) {
+	p := a.r.proposer
+	until, _ := p.LeaseUntil(now)
+	u := leaseUpdate{until: until, master: p.IsMaster(), masterID: p.MasterID()}
+	if u != a.published {
+		a.published = u
+		ctx.Send(a.lease, &u)
+	}
 }
 
 // submit checks a client request and hands it to the role logic.
@@ -112,6 +129,9 @@ func (a *proposerActor) emit(ctx actor.Context, out paxos.ProposerOutput) {
 	for _, rep := range out.Replies {
 		a.reply(ctx, rep)
 	}
+	for _, rd := range out.Reads {
+		ctx.Send(a.lease, &readReady{id: rd.ID, code: rd.Code, err: rd.Err})
+	}
 }
 
 func (a *proposerActor) reply(ctx actor.Context, rep paxos.Reply) {
@@ -138,6 +158,12 @@ func (a *proposerActor) status() *messages.StatusResponse {
 		LastChosen:    p.ChosenUpto(),
 		LastApplied:   p.Applied(),
 		ClusterId:     a.r.cfg.ClusterID,
+		Epoch:         a.r.epoch.Load(),
+		EpochMaster:   a.r.epochMaster.Load(),
+		Boosts:        p.Stats().Boosts,
+	}
+	if until, ok := p.LeaseUntil(time.Now()); ok {
+		s.LeaseRemainingUs = time.Until(until).Microseconds()
 	}
 	for _, id := range peerIDs(a.r.cfg.Peers) {
 		s.Members = append(s.Members, &messages.Member{Id: id, Address: a.r.cfg.Peers[id]})

@@ -31,6 +31,15 @@ type Replica struct {
 	// nothing may still depend on state that is not on disk yet.
 	unsynced atomic.Int64
 	status   atomic.Pointer[messages.StatusResponse]
+	// epochs follows the epoch through the applied log; only the learner
+	// actor (and NewReplica before it) touches it.
+	epochs paxos.EpochTracker
+	// What the learner has applied, for stale reads and status: written by
+	// the learner actor, read by the others.
+	appliedUpto atomic.Uint64
+	knownChosen atomic.Uint64
+	epoch       atomic.Uint64
+	epochMaster atomic.Uint32
 }
 
 // NewReplica opens the data directory, replays the write-ahead log into the
@@ -71,9 +80,14 @@ func NewReplica(cfg Config) (*Replica, error) {
 		return nil, err
 	}
 	for _, e := range out.Apply {
-		applyEntry(cfg.StateMachine, e) // results went to clients before the restart
+		r.applyEntry(e) // results went to clients before the restart
 	}
-	r.proposer = paxos.NewProposer(cfg.Proposer, time.Now())
+	r.publishProgress()
+	now := time.Now()
+	// The acceptor may have granted a lease just before it stopped: honour
+	// it as if granted now (§5.2).
+	r.acceptor.StartLease(cfg.Proposer.LeaseTimeout, now)
+	r.proposer = paxos.NewProposer(cfg.Proposer, now)
 	r.proposer.LearnerProgress(r.learner.Contiguous())
 	r.proposer.ObserveBallot(r.acceptor.Promised())
 	if r.acceptor.Promised() > 0 {
@@ -233,20 +247,43 @@ func (r *Replica) persistLazy(recs []*messages.Record) {
 type applied struct {
 	result []byte
 	err    error
+	// refused: the command's epoch had ended, so it was not applied (§5.3).
+	refused bool
 }
 
 // applyEntry hands one chosen entry's commands to the state machine, in
-// order. No-ops apply nothing. An error from Apply is the state machine's
-// deterministic refusal of that command: it goes back to the client.
-func applyEntry(sm StateMachine, e *messages.Entry) []applied {
+// order, after moving the epoch over it. No-ops apply nothing; a command
+// from an ended epoch is refused, on every replica alike. An error from
+// Apply is the state machine's deterministic refusal of that command: it
+// goes back to the client.
+func (r *Replica) applyEntry(e *messages.Entry) []applied {
+	sm := r.cfg.StateMachine
+	if r.epochs.Enter(e) {
+		epoch, master := r.epochs.Epoch()
+		if o, ok := sm.(EpochObserver); ok {
+			o.ObserveEpoch(epoch)
+		}
+		r.epoch.Store(epoch)
+		r.epochMaster.Store(master)
+	}
 	if e.Value == nil || e.Value.Noop {
 		return nil
 	}
 	results := make([]applied, len(e.Value.Commands))
 	for i, cmd := range e.Value.Commands {
+		if !r.epochs.Admits(cmd) {
+			results[i].refused = true
+			continue
+		}
 		results[i].result, results[i].err = sm.Apply(e.Instance, cmd.Payload)
 	}
 	return results
+}
+
+// publishProgress makes the learner's progress visible to the other actors.
+func (r *Replica) publishProgress() {
+	r.appliedUpto.Store(r.learner.Contiguous())
+	r.knownChosen.Store(r.learner.KnownChosen())
 }
 
 func peerIDs(peers map[uint32]string) []uint32 {
@@ -268,6 +305,7 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		r := a.r
 		ctx.SpawnNamed(r.props(func() actor.Actor { return newAcceptorActor(r) }), AcceptorName)
 		ctx.SpawnNamed(r.props(func() actor.Actor { return newLearnerActor(r) }), LearnerName)
+		ctx.SpawnNamed(r.props(func() actor.Actor { return newLeaseActor(r) }), LeaseName)
 		ctx.SpawnNamed(r.props(func() actor.Actor { return newProposerActor(r) }), ProposerName)
 	}
 }

@@ -15,13 +15,18 @@ import (
 // inserted or on map iteration order: keys are sorted, and each key and value
 // is written with an 8-byte big-endian length prefix so that different
 // contents cannot produce the same byte stream ({"ab":"c"} vs {"a":"bc"},
-// an empty value vs an absent key). LastApplied is not included.
+// an empty value vs an absent key). The epoch is included (it is part of the
+// replicated state: guards test it); LastApplied is not.
 //
 // Hash sorts every key, so it costs O(n log n); it is meant for tests and
 // occasional consistency checks, not for every Apply.
 func (kv *KV) Hash() [32]byte {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
 	h := sha256.New()
 	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], kv.epoch)
+	h.Write(n[:])
 	write := func(s string) {
 		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
 		h.Write(n[:])

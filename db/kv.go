@@ -14,7 +14,9 @@
 package db
 
 import (
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/livepaxos/livepaxos/messages"
 	"google.golang.org/protobuf/proto"
@@ -22,17 +24,26 @@ import (
 
 // KV is the in-memory database.
 //
-// It is not safe for concurrent use: the replica applies chosen values from a
-// single actor, and lease reads (Read) must run on that same actor.
+// Apply and ApplyBatch must be called from one goroutine at a time (the
+// replica applies chosen values from a single actor); Query, Read, Hash and
+// the other readers may run concurrently with them, which is how a master
+// serves lease reads from its lease manager while its learner applies.
 //
 // Data is held as map[string]string because Go strings are immutable: storing
 // string(b) copies the caller's bytes once, and nothing, neither a reused
 // request buffer nor a later op, can change a stored value in place.
 type KV struct {
+	mu          sync.RWMutex
 	data        map[string]string
 	limits      Limits
 	lastApplied uint64
+	// epoch is the current mastership's epoch (§5.3), as the log says:
+	// MultiOps can be made conditional on it.
+	epoch uint64
 }
+
+// ErrNotReadOnly is returned by Query for a MultiOp that could change data.
+var ErrNotReadOnly = errors.New("db: query is not read-only")
 
 // New returns an empty database with the default Limits.
 func New() *KV { return NewWithLimits(Limits{}) }
@@ -70,6 +81,8 @@ func (kv *KV) Limits() Limits { return kv.limits }
 // instance, so equal instances are allowed here (ApplyBatch, which takes the
 // whole Value, is stricter).
 func (kv *KV) Apply(instance uint64, payload []byte) ([]byte, error) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
 	if instance < kv.lastApplied {
 		panic(fmt.Sprintf("db: apply of instance %d after instance %d was applied: log positions must not go back",
 			instance, kv.lastApplied))
@@ -87,6 +100,8 @@ func (kv *KV) Apply(instance uint64, payload []byte) ([]byte, error) {
 // With no payloads (a no-op Value that fills a gap) ApplyBatch only records
 // instance as LastApplied. It panics on instance ordering exactly as Apply.
 func (kv *KV) ApplyBatch(instance uint64, payloads [][]byte) (results [][]byte, errs []error) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
 	kv.advance(instance)
 	results = make([][]byte, len(payloads))
 	errs = make([]error, len(payloads))
@@ -128,6 +143,8 @@ func (kv *KV) apply(payload []byte) ([]byte, error) {
 // present with an empty value returns a non-nil empty slice and ok true. The
 // value is a fresh copy the caller may modify.
 func (kv *KV) Read(key []byte) (value []byte, ok bool) {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
 	v, ok := kv.data[string(key)]
 	if !ok {
 		return nil, false
@@ -135,9 +152,66 @@ func (kv *KV) Read(key []byte) (value []byte, ok bool) {
 	return []byte(v), true
 }
 
+// Query runs a read-only MultiOp (guards and gets only) against the current
+// state without going through the log, and returns the encoded
+// MultiOpResult: the lease and stale reads of §5.2. A MultiOp with a put or
+// delete is refused with ErrNotReadOnly; one that fails Validate, with
+// Validate's error.
+func (kv *KV) Query(query []byte) ([]byte, error) {
+	op := new(messages.MultiOp)
+	if err := proto.Unmarshal(query, op); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if !IsReadOnly(op) {
+		return nil, ErrNotReadOnly
+	}
+	kv.mu.RLock()
+	res, err := kv.execute(op)
+	kv.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(res)
+}
+
+// IsReadOnly reports whether op changes nothing whichever list runs.
+func IsReadOnly(op *messages.MultiOp) bool {
+	for _, list := range [][]*messages.Op{op.TOp, op.FOp} {
+		for _, o := range list {
+			if o.GetKind() != messages.Op_KIND_GET {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ObserveEpoch records that the log entered a new epoch (§5.3); the replica
+// calls it, in log order, when the value that starts an epoch applies.
+func (kv *KV) ObserveEpoch(epoch uint64) {
+	kv.mu.Lock()
+	kv.epoch = epoch
+	kv.mu.Unlock()
+}
+
+// Epoch returns the current epoch as the applied log says.
+func (kv *KV) Epoch() uint64 {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	return kv.epoch
+}
+
 // Len returns the number of keys present.
-func (kv *KV) Len() int { return len(kv.data) }
+func (kv *KV) Len() int {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	return len(kv.data)
+}
 
 // LastApplied returns the instance passed to the last Apply or ApplyBatch, or
 // 0 if there has been none.
-func (kv *KV) LastApplied() uint64 { return kv.lastApplied }
+func (kv *KV) LastApplied() uint64 {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	return kv.lastApplied
+}

@@ -62,6 +62,8 @@ func CompareAndSwap(key, old, newValue []byte) *messages.MultiOp {
 // nothing. Call Validate first to learn why; Apply reports the reason.
 // Execute does not touch LastApplied.
 func (kv *KV) Execute(op *messages.MultiOp) *messages.MultiOpResult {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
 	res, _ := kv.execute(op)
 	return res
 }
@@ -105,6 +107,9 @@ func (kv *KV) guardHolds(guard []*messages.Test) bool {
 // never equals anything, not even the empty value, so "present and empty"
 // and "absent" stay distinguishable.
 func (kv *KV) holds(t *messages.Test) bool {
+	if t.Kind == messages.Test_KIND_EPOCH {
+		return kv.epoch == t.Epoch
+	}
 	v, ok := kv.data[string(t.Key)]
 	switch t.Kind {
 	case messages.Test_KIND_ABSENT:

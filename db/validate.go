@@ -124,6 +124,11 @@ func (l Limits) validateTest(t *messages.Test) *problem {
 			return &problem{ErrValueTooLarge, fmt.Sprintf(": key %s: value is %d bytes, limit %d",
 				quoteKey(t.Key), len(t.Value), l.MaxValueBytes)}
 		}
+	case messages.Test_KIND_EPOCH:
+		if len(t.Key) > 0 || len(t.Value) > 0 || t.Epoch == 0 {
+			return &problem{ErrInvalidOp, ": an epoch test takes a non-zero epoch and no key or value"}
+		}
+		return nil
 	default:
 		return &problem{ErrInvalidOp, fmt.Sprintf(": unknown test kind %d", int32(t.Kind))}
 	}

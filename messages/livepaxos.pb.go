@@ -30,12 +30,14 @@ const (
 type ErrorCode int32
 
 const (
-	ErrorCode_ERROR_CODE_OK             ErrorCode = 0
-	ErrorCode_ERROR_CODE_NOT_MASTER     ErrorCode = 1 // retry at master_address (when known)
-	ErrorCode_ERROR_CODE_INVALID        ErrorCode = 2 // bad request; nothing was changed
-	ErrorCode_ERROR_CODE_TOO_LARGE      ErrorCode = 3 // value or request over the limit
-	ErrorCode_ERROR_CODE_OVERLOADED     ErrorCode = 4 // queue full; nothing was proposed
-	ErrorCode_ERROR_CODE_MASTER_CHANGED ErrorCode = 5 // mastership lost after proposing: outcome unknown
+	ErrorCode_ERROR_CODE_OK              ErrorCode = 0
+	ErrorCode_ERROR_CODE_NOT_MASTER      ErrorCode = 1 // retry at master_address (when known)
+	ErrorCode_ERROR_CODE_INVALID         ErrorCode = 2 // bad request; nothing was changed
+	ErrorCode_ERROR_CODE_TOO_LARGE       ErrorCode = 3 // value or request over the limit
+	ErrorCode_ERROR_CODE_OVERLOADED      ErrorCode = 4 // queue full; nothing was proposed
+	ErrorCode_ERROR_CODE_MASTER_CHANGED  ErrorCode = 5 // the epoch changed before it applied: not applied
+	ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN ErrorCode = 6 // mastership lost while in flight: may or may not apply
+	ErrorCode_ERROR_CODE_UNAVAILABLE     ErrorCode = 7 // a read could not be served in time; nothing changed
 )
 
 // Enum value maps for ErrorCode.
@@ -47,14 +49,18 @@ var (
 		3: "ERROR_CODE_TOO_LARGE",
 		4: "ERROR_CODE_OVERLOADED",
 		5: "ERROR_CODE_MASTER_CHANGED",
+		6: "ERROR_CODE_OUTCOME_UNKNOWN",
+		7: "ERROR_CODE_UNAVAILABLE",
 	}
 	ErrorCode_value = map[string]int32{
-		"ERROR_CODE_OK":             0,
-		"ERROR_CODE_NOT_MASTER":     1,
-		"ERROR_CODE_INVALID":        2,
-		"ERROR_CODE_TOO_LARGE":      3,
-		"ERROR_CODE_OVERLOADED":     4,
-		"ERROR_CODE_MASTER_CHANGED": 5,
+		"ERROR_CODE_OK":              0,
+		"ERROR_CODE_NOT_MASTER":      1,
+		"ERROR_CODE_INVALID":         2,
+		"ERROR_CODE_TOO_LARGE":       3,
+		"ERROR_CODE_OVERLOADED":      4,
+		"ERROR_CODE_MASTER_CHANGED":  5,
+		"ERROR_CODE_OUTCOME_UNKNOWN": 6,
+		"ERROR_CODE_UNAVAILABLE":     7,
 	}
 )
 
@@ -85,12 +91,67 @@ func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 	return file_messages_livepaxos_proto_rawDescGZIP(), []int{0}
 }
 
+// Consistency is what a read promises (§5.2).
+type Consistency int32
+
+const (
+	// Linearizable, served by the master from its state machine while its
+	// lease holds; without a lease it confirms mastership with a quorum.
+	Consistency_CONSISTENCY_LEASE Consistency = 0
+	// Linearizable; always confirms mastership with a majority first.
+	Consistency_CONSISTENCY_QUORUM Consistency = 1
+	// Any replica's state, with how far behind it knows it is.
+	Consistency_CONSISTENCY_STALE Consistency = 2
+)
+
+// Enum value maps for Consistency.
+var (
+	Consistency_name = map[int32]string{
+		0: "CONSISTENCY_LEASE",
+		1: "CONSISTENCY_QUORUM",
+		2: "CONSISTENCY_STALE",
+	}
+	Consistency_value = map[string]int32{
+		"CONSISTENCY_LEASE":  0,
+		"CONSISTENCY_QUORUM": 1,
+		"CONSISTENCY_STALE":  2,
+	}
+)
+
+func (x Consistency) Enum() *Consistency {
+	p := new(Consistency)
+	*p = x
+	return p
+}
+
+func (x Consistency) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Consistency) Descriptor() protoreflect.EnumDescriptor {
+	return file_messages_livepaxos_proto_enumTypes[1].Descriptor()
+}
+
+func (Consistency) Type() protoreflect.EnumType {
+	return &file_messages_livepaxos_proto_enumTypes[1]
+}
+
+func (x Consistency) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Consistency.Descriptor instead.
+func (Consistency) EnumDescriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{1}
+}
+
 type Test_Kind int32
 
 const (
 	Test_KIND_ABSENT  Test_Kind = 0
 	Test_KIND_PRESENT Test_Kind = 1
 	Test_KIND_EQUALS  Test_Kind = 2
+	Test_KIND_EPOCH   Test_Kind = 3 // the current epoch equals epoch (§5.3)
 )
 
 // Enum value maps for Test_Kind.
@@ -99,11 +160,13 @@ var (
 		0: "KIND_ABSENT",
 		1: "KIND_PRESENT",
 		2: "KIND_EQUALS",
+		3: "KIND_EPOCH",
 	}
 	Test_Kind_value = map[string]int32{
 		"KIND_ABSENT":  0,
 		"KIND_PRESENT": 1,
 		"KIND_EQUALS":  2,
+		"KIND_EPOCH":   3,
 	}
 )
 
@@ -118,11 +181,11 @@ func (x Test_Kind) String() string {
 }
 
 func (Test_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_livepaxos_proto_enumTypes[1].Descriptor()
+	return file_messages_livepaxos_proto_enumTypes[2].Descriptor()
 }
 
 func (Test_Kind) Type() protoreflect.EnumType {
-	return &file_messages_livepaxos_proto_enumTypes[1]
+	return &file_messages_livepaxos_proto_enumTypes[2]
 }
 
 func (x Test_Kind) Number() protoreflect.EnumNumber {
@@ -131,7 +194,7 @@ func (x Test_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Test_Kind.Descriptor instead.
 func (Test_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{11, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13, 0}
 }
 
 type Op_Kind int32
@@ -167,11 +230,11 @@ func (x Op_Kind) String() string {
 }
 
 func (Op_Kind) Descriptor() protoreflect.EnumDescriptor {
-	return file_messages_livepaxos_proto_enumTypes[2].Descriptor()
+	return file_messages_livepaxos_proto_enumTypes[3].Descriptor()
 }
 
 func (Op_Kind) Type() protoreflect.EnumType {
-	return &file_messages_livepaxos_proto_enumTypes[2]
+	return &file_messages_livepaxos_proto_enumTypes[3]
 }
 
 func (x Op_Kind) Number() protoreflect.EnumNumber {
@@ -180,18 +243,23 @@ func (x Op_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Op_Kind.Descriptor instead.
 func (Op_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{12, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14, 0}
 }
 
 // Command is one client operation inside a Paxos value. The payload is opaque
 // to the log; the state machine decodes it.
 type Command struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Origin        uint32                 `protobuf:"varint,1,opt,name=origin,proto3" json:"origin,omitempty"`                                // node id whose proposer received the request
-	ReplyAddress  string                 `protobuf:"bytes,2,opt,name=reply_address,json=replyAddress,proto3" json:"reply_address,omitempty"` // PID address of the requester (empty: nobody waits)
-	ReplyId       string                 `protobuf:"bytes,3,opt,name=reply_id,json=replyId,proto3" json:"reply_id,omitempty"`                // PID id of the requester
-	RequestId     uint64                 `protobuf:"varint,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`         // echoed in the ClientResponse
-	Payload       []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Origin       uint32                 `protobuf:"varint,1,opt,name=origin,proto3" json:"origin,omitempty"`                                // node id whose proposer received the request
+	ReplyAddress string                 `protobuf:"bytes,2,opt,name=reply_address,json=replyAddress,proto3" json:"reply_address,omitempty"` // PID address of the requester (empty: nobody waits)
+	ReplyId      string                 `protobuf:"bytes,3,opt,name=reply_id,json=replyId,proto3" json:"reply_id,omitempty"`                // PID id of the requester
+	RequestId    uint64                 `protobuf:"varint,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`         // echoed in the ClientResponse
+	Payload      []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	// epoch is the proposing master's epoch (§5.3). A command whose epoch is
+	// not the current one when its instance is applied is not applied: its
+	// master lost mastership (and maybe regained it) while handling it. 0: no
+	// condition.
+	Epoch         uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -261,12 +329,24 @@ func (x *Command) GetPayload() []byte {
 	return nil
 }
 
+func (x *Command) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // Value is what one Paxos instance chooses: a batch of commands, or a no-op
 // that fills a gap left by a previous master.
 type Value struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Commands      []*Command             `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
-	Noop          bool                   `protobuf:"varint,2,opt,name=noop,proto3" json:"noop,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Commands []*Command             `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	Noop     bool                   `protobuf:"varint,2,opt,name=noop,proto3" json:"noop,omitempty"`
+	// starts_epoch marks the first value a new master proposes (a no-op
+	// otherwise): from its instance on, the epoch is that instance number and
+	// the master is epoch_master (§5.3).
+	StartsEpoch   bool   `protobuf:"varint,3,opt,name=starts_epoch,json=startsEpoch,proto3" json:"starts_epoch,omitempty"`
+	EpochMaster   uint32 `protobuf:"varint,4,opt,name=epoch_master,json=epochMaster,proto3" json:"epoch_master,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -313,6 +393,20 @@ func (x *Value) GetNoop() bool {
 		return x.Noop
 	}
 	return false
+}
+
+func (x *Value) GetStartsEpoch() bool {
+	if x != nil {
+		return x.StartsEpoch
+	}
+	return false
+}
+
+func (x *Value) GetEpochMaster() uint32 {
+	if x != nil {
+		return x.EpochMaster
+	}
+	return 0
 }
 
 // Entry is one instance's accepted or chosen value.
@@ -440,13 +534,20 @@ func (x *Prepare) GetFirstInstance() uint64 {
 // Promise is phase 1b. When ok is false, promised names the higher ballot
 // that caused the refusal.
 type Promise struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	Ok            bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
-	Promised      uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
-	Accepted      []*Entry               `protobuf:"bytes,5,rep,name=accepted,proto3" json:"accepted,omitempty"`                        // every accepted entry >= first_instance
-	ChosenUpto    uint64                 `protobuf:"varint,6,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"` // highest instance this acceptor knows chosen
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	From       uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot     uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Ok         bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
+	Promised   uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
+	Accepted   []*Entry               `protobuf:"bytes,5,rep,name=accepted,proto3" json:"accepted,omitempty"`                        // every accepted entry >= first_instance
+	ChosenUpto uint64                 `protobuf:"varint,6,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"` // highest instance this acceptor knows chosen
+	// leased: refused because another proposer's master lease is held here
+	// (§5.2); the candidate waits for it to expire rather than step down.
+	Leased bool `protobuf:"varint,7,opt,name=leased,proto3" json:"leased,omitempty"`
+	// prior is the ballot promised here before this prepare: a master whose
+	// ballot boost finds one above its own ballot was interrupted, and starts
+	// a new epoch (§5.3).
+	Prior         uint64 `protobuf:"varint,8,opt,name=prior,proto3" json:"prior,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -523,6 +624,20 @@ func (x *Promise) GetChosenUpto() uint64 {
 	return 0
 }
 
+func (x *Promise) GetLeased() bool {
+	if x != nil {
+		return x.Leased
+	}
+	return false
+}
+
+func (x *Promise) GetPrior() uint64 {
+	if x != nil {
+		return x.Prior
+	}
+	return 0
+}
+
 // Accept is phase 2a for one or more instances under one ballot.
 //
 // A lazy Accept is one the proposer does not count: the acceptor stores the
@@ -532,12 +647,15 @@ func (x *Promise) GetChosenUpto() uint64 {
 // fsync per instance competing for the disk, while the others still receive
 // every value. Forgetting an acceptance nobody counted is safe.
 type Accept struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	Entries       []*Entry               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
-	ChosenUpto    uint64                 `protobuf:"varint,4,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"`
-	Lazy          bool                   `protobuf:"varint,5,opt,name=lazy,proto3" json:"lazy,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	From       uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot     uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Entries    []*Entry               `protobuf:"bytes,3,rep,name=entries,proto3" json:"entries,omitempty"`
+	ChosenUpto uint64                 `protobuf:"varint,4,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"`
+	Lazy       bool                   `protobuf:"varint,5,opt,name=lazy,proto3" json:"lazy,omitempty"`
+	// seq numbers the master's sends; the answer echoes it, so the master
+	// knows from when an acceptor's lease grant runs.
+	Seq           uint64 `protobuf:"varint,6,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -607,14 +725,25 @@ func (x *Accept) GetLazy() bool {
 	return false
 }
 
+func (x *Accept) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // Accepted is phase 2b. When ok is false, promised names the higher ballot.
 type Accepted struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	Ok            bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
-	Promised      uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
-	Instances     []uint64               `protobuf:"varint,5,rep,packed,name=instances,proto3" json:"instances,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	From      uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot    uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Ok        bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
+	Promised  uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
+	Instances []uint64               `protobuf:"varint,5,rep,packed,name=instances,proto3" json:"instances,omitempty"`
+	Seq       uint64                 `protobuf:"varint,6,opt,name=seq,proto3" json:"seq,omitempty"` // the Accept's seq
+	// seen is the highest ballot any prepare carried here, refused or not: a
+	// master raises its ballot above it (§5.2 ballot boost).
+	Seen          uint64 `protobuf:"varint,7,opt,name=seen,proto3" json:"seen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -684,6 +813,159 @@ func (x *Accepted) GetInstances() []uint64 {
 	return nil
 }
 
+func (x *Accepted) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Accepted) GetSeen() uint64 {
+	if x != nil {
+		return x.Seen
+	}
+	return 0
+}
+
+// Confirm asks an acceptor whether it still promises no ballot above
+// ballot: a majority of yes answers, asked after a read arrived, proves the
+// sender was master when the read arrived (a quorum read).
+type Confirm struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Confirm) Reset() {
+	*x = Confirm{}
+	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Confirm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Confirm) ProtoMessage() {}
+
+func (x *Confirm) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Confirm.ProtoReflect.Descriptor instead.
+func (*Confirm) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Confirm) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *Confirm) GetBallot() uint64 {
+	if x != nil {
+		return x.Ballot
+	}
+	return 0
+}
+
+func (x *Confirm) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type Confirmed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Ok            bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
+	Promised      uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
+	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Confirmed) Reset() {
+	*x = Confirmed{}
+	mi := &file_messages_livepaxos_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Confirmed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Confirmed) ProtoMessage() {}
+
+func (x *Confirmed) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Confirmed.ProtoReflect.Descriptor instead.
+func (*Confirmed) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Confirmed) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *Confirmed) GetBallot() uint64 {
+	if x != nil {
+		return x.Ballot
+	}
+	return 0
+}
+
+func (x *Confirmed) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *Confirmed) GetPromised() uint64 {
+	if x != nil {
+		return x.Promised
+	}
+	return 0
+}
+
+func (x *Confirmed) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // Chosen tells learners that every instance <= chosen_upto whose accepted
 // ballot equals ballot holds the chosen value.
 type Chosen struct {
@@ -697,7 +979,7 @@ type Chosen struct {
 
 func (x *Chosen) Reset() {
 	*x = Chosen{}
-	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	mi := &file_messages_livepaxos_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +991,7 @@ func (x *Chosen) String() string {
 func (*Chosen) ProtoMessage() {}
 
 func (x *Chosen) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	mi := &file_messages_livepaxos_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +1004,7 @@ func (x *Chosen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chosen.ProtoReflect.Descriptor instead.
 func (*Chosen) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{7}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Chosen) GetFrom() uint32 {
@@ -758,7 +1040,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_messages_livepaxos_proto_msgTypes[8]
+	mi := &file_messages_livepaxos_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +1052,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[8]
+	mi := &file_messages_livepaxos_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +1065,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{8}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Heartbeat) GetFrom() uint32 {
@@ -819,7 +1101,7 @@ type CatchupRequest struct {
 
 func (x *CatchupRequest) Reset() {
 	*x = CatchupRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[9]
+	mi := &file_messages_livepaxos_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +1113,7 @@ func (x *CatchupRequest) String() string {
 func (*CatchupRequest) ProtoMessage() {}
 
 func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[9]
+	mi := &file_messages_livepaxos_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +1126,7 @@ func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupRequest.ProtoReflect.Descriptor instead.
 func (*CatchupRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{9}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CatchupRequest) GetFrom() uint32 {
@@ -881,7 +1163,7 @@ type CatchupResponse struct {
 
 func (x *CatchupResponse) Reset() {
 	*x = CatchupResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[10]
+	mi := &file_messages_livepaxos_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1175,7 @@ func (x *CatchupResponse) String() string {
 func (*CatchupResponse) ProtoMessage() {}
 
 func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[10]
+	mi := &file_messages_livepaxos_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1188,7 @@ func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupResponse.ProtoReflect.Descriptor instead.
 func (*CatchupResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{10}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CatchupResponse) GetFrom() uint32 {
@@ -934,14 +1216,15 @@ type Test struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          Test_Kind              `protobuf:"varint,1,opt,name=kind,proto3,enum=livepaxos.v1.Test_Kind" json:"kind,omitempty"`
 	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"` // for KIND_EQUALS
+	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`  // for KIND_EQUALS
+	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"` // for KIND_EPOCH
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Test) Reset() {
 	*x = Test{}
-	mi := &file_messages_livepaxos_proto_msgTypes[11]
+	mi := &file_messages_livepaxos_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1236,7 @@ func (x *Test) String() string {
 func (*Test) ProtoMessage() {}
 
 func (x *Test) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[11]
+	mi := &file_messages_livepaxos_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1249,7 @@ func (x *Test) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Test.ProtoReflect.Descriptor instead.
 func (*Test) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{11}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Test) GetKind() Test_Kind {
@@ -990,6 +1273,13 @@ func (x *Test) GetValue() []byte {
 	return nil
 }
 
+func (x *Test) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type Op struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          Op_Kind                `protobuf:"varint,1,opt,name=kind,proto3,enum=livepaxos.v1.Op_Kind" json:"kind,omitempty"`
@@ -1001,7 +1291,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_messages_livepaxos_proto_msgTypes[12]
+	mi := &file_messages_livepaxos_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1303,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[12]
+	mi := &file_messages_livepaxos_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1316,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{12}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Op) GetKind() Op_Kind {
@@ -1063,7 +1353,7 @@ type MultiOp struct {
 
 func (x *MultiOp) Reset() {
 	*x = MultiOp{}
-	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1365,7 @@ func (x *MultiOp) String() string {
 func (*MultiOp) ProtoMessage() {}
 
 func (x *MultiOp) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1378,7 @@ func (x *MultiOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOp.ProtoReflect.Descriptor instead.
 func (*MultiOp) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MultiOp) GetGuard() []*Test {
@@ -1122,7 +1412,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1424,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1437,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OpResult) GetFound() bool {
@@ -1174,7 +1464,7 @@ type MultiOpResult struct {
 
 func (x *MultiOpResult) Reset() {
 	*x = MultiOpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1476,7 @@ func (x *MultiOpResult) String() string {
 func (*MultiOpResult) ProtoMessage() {}
 
 func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1489,7 @@ func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOpResult.ProtoReflect.Descriptor instead.
 func (*MultiOpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MultiOpResult) GetSucceeded() bool {
@@ -1216,6 +1506,68 @@ func (x *MultiOpResult) GetResults() []*OpResult {
 	return nil
 }
 
+// ReadRequest is a read-only query (an encoded MultiOp with only gets for
+// the database) sent to a node's lease manager. It never enters the log.
+type ReadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Query         []byte                 `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	Consistency   Consistency            `protobuf:"varint,3,opt,name=consistency,proto3,enum=livepaxos.v1.Consistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadRequest) Reset() {
+	*x = ReadRequest{}
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadRequest) ProtoMessage() {}
+
+func (x *ReadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
+func (*ReadRequest) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ReadRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *ReadRequest) GetQuery() []byte {
+	if x != nil {
+		return x.Query
+	}
+	return nil
+}
+
+func (x *ReadRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_LEASE
+}
+
 // ClientRequest submits a command (an encoded MultiOp for the database) to a
 // node's proposer. The response goes to the sender.
 type ClientRequest struct {
@@ -1228,7 +1580,7 @@ type ClientRequest struct {
 
 func (x *ClientRequest) Reset() {
 	*x = ClientRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1592,7 @@ func (x *ClientRequest) String() string {
 func (*ClientRequest) ProtoMessage() {}
 
 func (x *ClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1605,7 @@ func (x *ClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRequest.ProtoReflect.Descriptor instead.
 func (*ClientRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClientRequest) GetRequestId() uint64 {
@@ -1277,15 +1629,17 @@ type ClientResponse struct {
 	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	MasterId      uint32                 `protobuf:"varint,4,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"`
 	MasterAddress string                 `protobuf:"bytes,5,opt,name=master_address,json=masterAddress,proto3" json:"master_address,omitempty"`
-	Result        []byte                 `protobuf:"bytes,6,opt,name=result,proto3" json:"result,omitempty"` // the state machine's result (an encoded MultiOpResult)
-	Instance      uint64                 `protobuf:"varint,7,opt,name=instance,proto3" json:"instance,omitempty"`
+	Result        []byte                 `protobuf:"bytes,6,opt,name=result,proto3" json:"result,omitempty"`      // the state machine's result (an encoded MultiOpResult)
+	Instance      uint64                 `protobuf:"varint,7,opt,name=instance,proto3" json:"instance,omitempty"` // writes: where it applied; reads: the state's applied instance
+	Epoch         uint64                 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"`       // the epoch the answer was given in
+	Behind        uint64                 `protobuf:"varint,9,opt,name=behind,proto3" json:"behind,omitempty"`     // stale reads: instances known chosen and not yet applied
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClientResponse) Reset() {
 	*x = ClientResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1651,7 @@ func (x *ClientResponse) String() string {
 func (*ClientResponse) ProtoMessage() {}
 
 func (x *ClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1664,7 @@ func (x *ClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientResponse.ProtoReflect.Descriptor instead.
 func (*ClientResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClientResponse) GetRequestId() uint64 {
@@ -1362,6 +1716,20 @@ func (x *ClientResponse) GetInstance() uint64 {
 	return 0
 }
 
+func (x *ClientResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ClientResponse) GetBehind() uint64 {
+	if x != nil {
+		return x.Behind
+	}
+	return 0
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1370,7 +1738,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1750,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1763,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
 }
 
 type Member struct {
@@ -1408,7 +1776,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1788,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1801,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Member) GetId() uint32 {
@@ -1451,24 +1819,28 @@ func (x *Member) GetAddress() string {
 }
 
 type StatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	IsMaster      bool                   `protobuf:"varint,3,opt,name=is_master,json=isMaster,proto3" json:"is_master,omitempty"` // this node is master and accepts writes
-	MasterId      uint32                 `protobuf:"varint,4,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"` // 0 when unknown
-	MasterAddress string                 `protobuf:"bytes,5,opt,name=master_address,json=masterAddress,proto3" json:"master_address,omitempty"`
-	Ballot        uint64                 `protobuf:"varint,6,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	LastChosen    uint64                 `protobuf:"varint,7,opt,name=last_chosen,json=lastChosen,proto3" json:"last_chosen,omitempty"`
-	LastApplied   uint64                 `protobuf:"varint,8,opt,name=last_applied,json=lastApplied,proto3" json:"last_applied,omitempty"`
-	Members       []*Member              `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
-	ClusterId     string                 `protobuf:"bytes,10,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	NodeId           uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Address          string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	IsMaster         bool                   `protobuf:"varint,3,opt,name=is_master,json=isMaster,proto3" json:"is_master,omitempty"` // this node is master and accepts writes
+	MasterId         uint32                 `protobuf:"varint,4,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"` // 0 when unknown
+	MasterAddress    string                 `protobuf:"bytes,5,opt,name=master_address,json=masterAddress,proto3" json:"master_address,omitempty"`
+	Ballot           uint64                 `protobuf:"varint,6,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	LastChosen       uint64                 `protobuf:"varint,7,opt,name=last_chosen,json=lastChosen,proto3" json:"last_chosen,omitempty"`
+	LastApplied      uint64                 `protobuf:"varint,8,opt,name=last_applied,json=lastApplied,proto3" json:"last_applied,omitempty"`
+	Members          []*Member              `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
+	ClusterId        string                 `protobuf:"bytes,10,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Epoch            uint64                 `protobuf:"varint,11,opt,name=epoch,proto3" json:"epoch,omitempty"`                                                 // the current epoch (the instance its mastership began at)
+	EpochMaster      uint32                 `protobuf:"varint,12,opt,name=epoch_master,json=epochMaster,proto3" json:"epoch_master,omitempty"`                  // the master of that epoch
+	LeaseRemainingUs int64                  `protobuf:"varint,13,opt,name=lease_remaining_us,json=leaseRemainingUs,proto3" json:"lease_remaining_us,omitempty"` // master only: how long its lease still holds (0: none)
+	Boosts           uint64                 `protobuf:"varint,14,opt,name=boosts,proto3" json:"boosts,omitempty"`                                               // master only: ballot boosts in this mastership
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1852,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1865,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StatusResponse) GetNodeId() uint32 {
@@ -1566,6 +1938,34 @@ func (x *StatusResponse) GetClusterId() string {
 	return ""
 }
 
+func (x *StatusResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetEpochMaster() uint32 {
+	if x != nil {
+		return x.EpochMaster
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLeaseRemainingUs() int64 {
+	if x != nil {
+		return x.LeaseRemainingUs
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetBoosts() uint64 {
+	if x != nil {
+		return x.Boosts
+	}
+	return 0
+}
+
 type Record struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
@@ -1582,7 +1982,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1594,7 +1994,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1607,7 +2007,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Record) GetKind() isRecord_Kind {
@@ -1705,7 +2105,7 @@ type PromiseRecord struct {
 
 func (x *PromiseRecord) Reset() {
 	*x = PromiseRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +2117,7 @@ func (x *PromiseRecord) String() string {
 func (*PromiseRecord) ProtoMessage() {}
 
 func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +2130,7 @@ func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromiseRecord.ProtoReflect.Descriptor instead.
 func (*PromiseRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PromiseRecord) GetBallot() uint64 {
@@ -1749,7 +2149,7 @@ type ChosenRecord struct {
 
 func (x *ChosenRecord) Reset() {
 	*x = ChosenRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +2161,7 @@ func (x *ChosenRecord) String() string {
 func (*ChosenRecord) ProtoMessage() {}
 
 func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +2174,7 @@ func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChosenRecord.ProtoReflect.Descriptor instead.
 func (*ChosenRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ChosenRecord) GetUpto() uint64 {
@@ -1794,7 +2194,7 @@ type MetaRecord struct {
 
 func (x *MetaRecord) Reset() {
 	*x = MetaRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +2206,7 @@ func (x *MetaRecord) String() string {
 func (*MetaRecord) ProtoMessage() {}
 
 func (x *MetaRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +2219,7 @@ func (x *MetaRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRecord.ProtoReflect.Descriptor instead.
 func (*MetaRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MetaRecord) GetClusterId() string {
@@ -1840,17 +2240,20 @@ var File_messages_livepaxos_proto protoreflect.FileDescriptor
 
 const file_messages_livepaxos_proto_rawDesc = "" +
 	"\n" +
-	"\x18messages/livepaxos.proto\x12\flivepaxos.v1\"\x9a\x01\n" +
+	"\x18messages/livepaxos.proto\x12\flivepaxos.v1\"\xb0\x01\n" +
 	"\aCommand\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\rR\x06origin\x12#\n" +
 	"\rreply_address\x18\x02 \x01(\tR\freplyAddress\x12\x19\n" +
 	"\breply_id\x18\x03 \x01(\tR\areplyId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x04 \x01(\x04R\trequestId\x12\x18\n" +
-	"\apayload\x18\x05 \x01(\fR\apayload\"N\n" +
+	"\apayload\x18\x05 \x01(\fR\apayload\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\"\x94\x01\n" +
 	"\x05Value\x121\n" +
 	"\bcommands\x18\x01 \x03(\v2\x15.livepaxos.v1.CommandR\bcommands\x12\x12\n" +
-	"\x04noop\x18\x02 \x01(\bR\x04noop\"f\n" +
+	"\x04noop\x18\x02 \x01(\bR\x04noop\x12!\n" +
+	"\fstarts_epoch\x18\x03 \x01(\bR\vstartsEpoch\x12!\n" +
+	"\fepoch_master\x18\x04 \x01(\rR\vepochMaster\"f\n" +
 	"\x05Entry\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12)\n" +
@@ -1858,7 +2261,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\aPrepare\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12%\n" +
-	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\"\xb3\x01\n" +
+	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\"\xe1\x01\n" +
 	"\aPromise\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -1866,20 +2269,35 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\bpromised\x18\x04 \x01(\x04R\bpromised\x12/\n" +
 	"\baccepted\x18\x05 \x03(\v2\x13.livepaxos.v1.EntryR\baccepted\x12\x1f\n" +
 	"\vchosen_upto\x18\x06 \x01(\x04R\n" +
-	"chosenUpto\"\x98\x01\n" +
+	"chosenUpto\x12\x16\n" +
+	"\x06leased\x18\a \x01(\bR\x06leased\x12\x14\n" +
+	"\x05prior\x18\b \x01(\x04R\x05prior\"\xaa\x01\n" +
 	"\x06Accept\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12-\n" +
 	"\aentries\x18\x03 \x03(\v2\x13.livepaxos.v1.EntryR\aentries\x12\x1f\n" +
 	"\vchosen_upto\x18\x04 \x01(\x04R\n" +
 	"chosenUpto\x12\x12\n" +
-	"\x04lazy\x18\x05 \x01(\bR\x04lazy\"\x80\x01\n" +
+	"\x04lazy\x18\x05 \x01(\bR\x04lazy\x12\x10\n" +
+	"\x03seq\x18\x06 \x01(\x04R\x03seq\"\xa6\x01\n" +
 	"\bAccepted\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x1a\n" +
 	"\bpromised\x18\x04 \x01(\x04R\bpromised\x12\x1c\n" +
-	"\tinstances\x18\x05 \x03(\x04R\tinstances\"U\n" +
+	"\tinstances\x18\x05 \x03(\x04R\tinstances\x12\x10\n" +
+	"\x03seq\x18\x06 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04seen\x18\a \x01(\x04R\x04seen\"G\n" +
+	"\aConfirm\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
+	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"u\n" +
+	"\tConfirmed\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
+	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
+	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x1a\n" +
+	"\bpromised\x18\x04 \x01(\x04R\bpromised\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\"U\n" +
 	"\x06Chosen\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
@@ -1899,15 +2317,18 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12-\n" +
 	"\aentries\x18\x02 \x03(\v2\x13.livepaxos.v1.EntryR\aentries\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
-	"chosenUpto\"\x97\x01\n" +
+	"chosenUpto\"\xbd\x01\n" +
 	"\x04Test\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.livepaxos.v1.Test.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value\":\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"J\n" +
 	"\x04Kind\x12\x0f\n" +
 	"\vKIND_ABSENT\x10\x00\x12\x10\n" +
 	"\fKIND_PRESENT\x10\x01\x12\x0f\n" +
-	"\vKIND_EQUALS\x10\x02\"\x8c\x01\n" +
+	"\vKIND_EQUALS\x10\x02\x12\x0e\n" +
+	"\n" +
+	"KIND_EPOCH\x10\x03\"\x8c\x01\n" +
 	"\x02Op\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.livepaxos.v1.Op.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -1925,11 +2346,16 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"_\n" +
 	"\rMultiOpResult\x12\x1c\n" +
 	"\tsucceeded\x18\x01 \x01(\bR\tsucceeded\x120\n" +
-	"\aresults\x18\x02 \x03(\v2\x16.livepaxos.v1.OpResultR\aresults\"H\n" +
+	"\aresults\x18\x02 \x03(\v2\x16.livepaxos.v1.OpResultR\aresults\"\x7f\n" +
+	"\vReadRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x14\n" +
+	"\x05query\x18\x02 \x01(\fR\x05query\x12;\n" +
+	"\vconsistency\x18\x03 \x01(\x0e2\x19.livepaxos.v1.ConsistencyR\vconsistency\"H\n" +
 	"\rClientRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x18\n" +
-	"\acommand\x18\x02 \x01(\fR\acommand\"\xea\x01\n" +
+	"\acommand\x18\x02 \x01(\fR\acommand\"\x98\x02\n" +
 	"\x0eClientResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12+\n" +
@@ -1938,11 +2364,13 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\tmaster_id\x18\x04 \x01(\rR\bmasterId\x12%\n" +
 	"\x0emaster_address\x18\x05 \x01(\tR\rmasterAddress\x12\x16\n" +
 	"\x06result\x18\x06 \x01(\fR\x06result\x12\x1a\n" +
-	"\binstance\x18\a \x01(\x04R\binstance\"\x0f\n" +
+	"\binstance\x18\a \x01(\x04R\binstance\x12\x14\n" +
+	"\x05epoch\x18\b \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06behind\x18\t \x01(\x04R\x06behind\"\x0f\n" +
 	"\rStatusRequest\"2\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xcf\x02\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xce\x03\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -1956,7 +2384,11 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\amembers\x18\t \x03(\v2\x14.livepaxos.v1.MemberR\amembers\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\n" +
-	" \x01(\tR\tclusterId\"\x8f\x02\n" +
+	" \x01(\tR\tclusterId\x12\x14\n" +
+	"\x05epoch\x18\v \x01(\x04R\x05epoch\x12!\n" +
+	"\fepoch_master\x18\f \x01(\rR\vepochMaster\x12,\n" +
+	"\x12lease_remaining_us\x18\r \x01(\x03R\x10leaseRemainingUs\x12\x16\n" +
+	"\x06boosts\x18\x0e \x01(\x04R\x06boosts\"\x8f\x02\n" +
 	"\x06Record\x127\n" +
 	"\apromise\x18\x01 \x01(\v2\x1b.livepaxos.v1.PromiseRecordH\x00R\apromise\x12-\n" +
 	"\x06accept\x18\x02 \x01(\v2\x13.livepaxos.v1.EntryH\x00R\x06accept\x12/\n" +
@@ -1972,14 +2404,20 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"MetaRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x17\n" +
-	"\anode_id\x18\x02 \x01(\rR\x06nodeId*\xa5\x01\n" +
+	"\anode_id\x18\x02 \x01(\rR\x06nodeId*\xe1\x01\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x19\n" +
 	"\x15ERROR_CODE_NOT_MASTER\x10\x01\x12\x16\n" +
 	"\x12ERROR_CODE_INVALID\x10\x02\x12\x18\n" +
 	"\x14ERROR_CODE_TOO_LARGE\x10\x03\x12\x19\n" +
 	"\x15ERROR_CODE_OVERLOADED\x10\x04\x12\x1d\n" +
-	"\x19ERROR_CODE_MASTER_CHANGED\x10\x05B)Z'github.com/livepaxos/livepaxos/messagesb\x06proto3"
+	"\x19ERROR_CODE_MASTER_CHANGED\x10\x05\x12\x1e\n" +
+	"\x1aERROR_CODE_OUTCOME_UNKNOWN\x10\x06\x12\x1a\n" +
+	"\x16ERROR_CODE_UNAVAILABLE\x10\a*S\n" +
+	"\vConsistency\x12\x15\n" +
+	"\x11CONSISTENCY_LEASE\x10\x00\x12\x16\n" +
+	"\x12CONSISTENCY_QUORUM\x10\x01\x12\x15\n" +
+	"\x11CONSISTENCY_STALE\x10\x02B)Z'github.com/livepaxos/livepaxos/messagesb\x06proto3"
 
 var (
 	file_messages_livepaxos_proto_rawDescOnce sync.Once
@@ -1993,62 +2431,67 @@ func file_messages_livepaxos_proto_rawDescGZIP() []byte {
 	return file_messages_livepaxos_proto_rawDescData
 }
 
-var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_messages_livepaxos_proto_goTypes = []any{
 	(ErrorCode)(0),          // 0: livepaxos.v1.ErrorCode
-	(Test_Kind)(0),          // 1: livepaxos.v1.Test.Kind
-	(Op_Kind)(0),            // 2: livepaxos.v1.Op.Kind
-	(*Command)(nil),         // 3: livepaxos.v1.Command
-	(*Value)(nil),           // 4: livepaxos.v1.Value
-	(*Entry)(nil),           // 5: livepaxos.v1.Entry
-	(*Prepare)(nil),         // 6: livepaxos.v1.Prepare
-	(*Promise)(nil),         // 7: livepaxos.v1.Promise
-	(*Accept)(nil),          // 8: livepaxos.v1.Accept
-	(*Accepted)(nil),        // 9: livepaxos.v1.Accepted
-	(*Chosen)(nil),          // 10: livepaxos.v1.Chosen
-	(*Heartbeat)(nil),       // 11: livepaxos.v1.Heartbeat
-	(*CatchupRequest)(nil),  // 12: livepaxos.v1.CatchupRequest
-	(*CatchupResponse)(nil), // 13: livepaxos.v1.CatchupResponse
-	(*Test)(nil),            // 14: livepaxos.v1.Test
-	(*Op)(nil),              // 15: livepaxos.v1.Op
-	(*MultiOp)(nil),         // 16: livepaxos.v1.MultiOp
-	(*OpResult)(nil),        // 17: livepaxos.v1.OpResult
-	(*MultiOpResult)(nil),   // 18: livepaxos.v1.MultiOpResult
-	(*ClientRequest)(nil),   // 19: livepaxos.v1.ClientRequest
-	(*ClientResponse)(nil),  // 20: livepaxos.v1.ClientResponse
-	(*StatusRequest)(nil),   // 21: livepaxos.v1.StatusRequest
-	(*Member)(nil),          // 22: livepaxos.v1.Member
-	(*StatusResponse)(nil),  // 23: livepaxos.v1.StatusResponse
-	(*Record)(nil),          // 24: livepaxos.v1.Record
-	(*PromiseRecord)(nil),   // 25: livepaxos.v1.PromiseRecord
-	(*ChosenRecord)(nil),    // 26: livepaxos.v1.ChosenRecord
-	(*MetaRecord)(nil),      // 27: livepaxos.v1.MetaRecord
+	(Consistency)(0),        // 1: livepaxos.v1.Consistency
+	(Test_Kind)(0),          // 2: livepaxos.v1.Test.Kind
+	(Op_Kind)(0),            // 3: livepaxos.v1.Op.Kind
+	(*Command)(nil),         // 4: livepaxos.v1.Command
+	(*Value)(nil),           // 5: livepaxos.v1.Value
+	(*Entry)(nil),           // 6: livepaxos.v1.Entry
+	(*Prepare)(nil),         // 7: livepaxos.v1.Prepare
+	(*Promise)(nil),         // 8: livepaxos.v1.Promise
+	(*Accept)(nil),          // 9: livepaxos.v1.Accept
+	(*Accepted)(nil),        // 10: livepaxos.v1.Accepted
+	(*Confirm)(nil),         // 11: livepaxos.v1.Confirm
+	(*Confirmed)(nil),       // 12: livepaxos.v1.Confirmed
+	(*Chosen)(nil),          // 13: livepaxos.v1.Chosen
+	(*Heartbeat)(nil),       // 14: livepaxos.v1.Heartbeat
+	(*CatchupRequest)(nil),  // 15: livepaxos.v1.CatchupRequest
+	(*CatchupResponse)(nil), // 16: livepaxos.v1.CatchupResponse
+	(*Test)(nil),            // 17: livepaxos.v1.Test
+	(*Op)(nil),              // 18: livepaxos.v1.Op
+	(*MultiOp)(nil),         // 19: livepaxos.v1.MultiOp
+	(*OpResult)(nil),        // 20: livepaxos.v1.OpResult
+	(*MultiOpResult)(nil),   // 21: livepaxos.v1.MultiOpResult
+	(*ReadRequest)(nil),     // 22: livepaxos.v1.ReadRequest
+	(*ClientRequest)(nil),   // 23: livepaxos.v1.ClientRequest
+	(*ClientResponse)(nil),  // 24: livepaxos.v1.ClientResponse
+	(*StatusRequest)(nil),   // 25: livepaxos.v1.StatusRequest
+	(*Member)(nil),          // 26: livepaxos.v1.Member
+	(*StatusResponse)(nil),  // 27: livepaxos.v1.StatusResponse
+	(*Record)(nil),          // 28: livepaxos.v1.Record
+	(*PromiseRecord)(nil),   // 29: livepaxos.v1.PromiseRecord
+	(*ChosenRecord)(nil),    // 30: livepaxos.v1.ChosenRecord
+	(*MetaRecord)(nil),      // 31: livepaxos.v1.MetaRecord
 }
 var file_messages_livepaxos_proto_depIdxs = []int32{
-	3,  // 0: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
-	4,  // 1: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
-	5,  // 2: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
-	5,  // 3: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
-	5,  // 4: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
-	1,  // 5: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
-	2,  // 6: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
-	14, // 7: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
-	15, // 8: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
-	15, // 9: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
-	17, // 10: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
-	0,  // 11: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
-	22, // 12: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	25, // 13: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
-	5,  // 14: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
-	5,  // 15: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	26, // 16: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	27, // 17: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	4,  // 0: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
+	5,  // 1: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
+	6,  // 2: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
+	6,  // 3: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
+	6,  // 4: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
+	2,  // 5: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
+	3,  // 6: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
+	17, // 7: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
+	18, // 8: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
+	18, // 9: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
+	20, // 10: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
+	1,  // 11: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
+	0,  // 12: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
+	26, // 13: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
+	29, // 14: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	6,  // 15: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
+	6,  // 16: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
+	30, // 17: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	31, // 18: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_messages_livepaxos_proto_init() }
@@ -2056,7 +2499,7 @@ func file_messages_livepaxos_proto_init() {
 	if File_messages_livepaxos_proto != nil {
 		return
 	}
-	file_messages_livepaxos_proto_msgTypes[21].OneofWrappers = []any{
+	file_messages_livepaxos_proto_msgTypes[24].OneofWrappers = []any{
 		(*Record_Promise)(nil),
 		(*Record_Accept)(nil),
 		(*Record_Learned)(nil),
@@ -2068,8 +2511,8 @@ func file_messages_livepaxos_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_livepaxos_proto_rawDesc), len(file_messages_livepaxos_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   25,
+			NumEnums:      4,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

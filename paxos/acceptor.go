@@ -3,6 +3,7 @@ package paxos
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/livepaxos/livepaxos/messages"
 )
@@ -26,6 +27,17 @@ type Acceptor struct {
 	// non-lazy steps cover. A lazy Accept raises promised in memory only;
 	// any answer that relies on more than durablePromised records it first.
 	durablePromised uint64
+	// seen is the highest ballot of any prepare, refused or not, reported
+	// to the master so it can raise its ballot above it (§5.2).
+	seen uint64
+	// The master lease this acceptor grants (§5.2): every acceptance under
+	// a ballot grants its owner leaseTimeout from the moment it arrives, and
+	// until then prepares from any other node are refused. Not durable:
+	// StartLease assumes, after a restart, a grant made just before the
+	// crash.
+	leaseTimeout time.Duration
+	leaseNode    uint32
+	leaseUntil   time.Time
 }
 
 // AcceptorOutput is what one acceptor step asks the shell to do, in order:
@@ -44,6 +56,32 @@ type AcceptorOutput struct {
 // NewAcceptor returns an acceptor with nothing promised or accepted.
 func NewAcceptor(id uint32) *Acceptor {
 	return &Acceptor{id: id, accepted: make(map[uint64]*messages.Entry), lazy: make(map[uint64]bool)}
+}
+
+// StartLease turns lease grants on with timeout and, as the acceptor may
+// have granted one just before it stopped, holds a lease for the owner of
+// its promised ballot until now+timeout. Call it once, after Restore.
+func (a *Acceptor) StartLease(timeout time.Duration, now time.Time) {
+	a.leaseTimeout = timeout
+	if timeout > 0 && a.promised > 0 {
+		a.leaseNode, a.leaseUntil = BallotOwner(a.promised), now.Add(timeout)
+	}
+}
+
+// LeaseHolder returns the node this acceptor grants the lease to at now,
+// or 0.
+func (a *Acceptor) LeaseHolder(now time.Time) uint32 {
+	if now.Before(a.leaseUntil) {
+		return a.leaseNode
+	}
+	return 0
+}
+
+// grant gives the owner of ballot b the lease from now.
+func (a *Acceptor) grant(b uint64, now time.Time) {
+	if a.leaseTimeout > 0 {
+		a.leaseNode, a.leaseUntil = BallotOwner(b), now.Add(a.leaseTimeout)
+	}
 }
 
 // Promised returns the highest ballot this acceptor has promised.
@@ -73,14 +111,20 @@ func (a *Acceptor) Restore(rec *messages.Record) error {
 }
 
 // HandlePrepare is phase 1b. A duplicate of the prepare already promised is
-// answered again, with nothing new to persist.
-func (a *Acceptor) HandlePrepare(m *messages.Prepare) AcceptorOutput {
+// answered again, with nothing new to persist. While another node holds the
+// lease, a prepare for a new ballot is refused (§5.2): the master serves
+// reads locally on the strength of that refusal.
+func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOutput {
 	var out AcceptorOutput
-	if m.Ballot < a.promised || m.Ballot == 0 {
+	a.seen = max(a.seen, m.Ballot)
+	leased := m.Ballot > a.promised && now.Before(a.leaseUntil) && BallotOwner(m.Ballot) != a.leaseNode &&
+		Planted != BugIgnoreLease
+	if m.Ballot < a.promised || m.Ballot == 0 || leased {
 		out.Reply = &Envelope{To: m.From, Msg: &messages.Promise{
-			From: a.id, Ballot: m.Ballot, Promised: a.promised, ChosenUpto: a.chosenUpto}}
+			From: a.id, Ballot: m.Ballot, Promised: a.promised, ChosenUpto: a.chosenUpto, Leased: leased}}
 		return out
 	}
+	prior := a.promised
 	if m.Ballot > a.durablePromised {
 		// New, or promised so far only in memory by a lazy Accept.
 		a.promised = m.Ballot
@@ -90,7 +134,7 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare) AcceptorOutput {
 	}
 	out.Reply = &Envelope{To: m.From, Msg: &messages.Promise{
 		From: a.id, Ballot: m.Ballot, Ok: true, Promised: a.promised,
-		Accepted: a.acceptedFrom(m.FirstInstance), ChosenUpto: a.chosenUpto}}
+		Accepted: a.acceptedFrom(m.FirstInstance), ChosenUpto: a.chosenUpto, Prior: prior}}
 	return out
 }
 
@@ -110,16 +154,21 @@ func (a *Acceptor) acceptedFrom(first uint64) []*messages.Entry {
 // so an accept record also raises the promise on recovery. Re-accepting the
 // same (instance, ballot) is acknowledged without a new record: duplicates
 // change nothing.
-func (a *Acceptor) HandleAccept(m *messages.Accept) AcceptorOutput {
+//
+// Accepting grants the ballot's owner the lease from now: the master counts
+// its lease from the moment it sent the Accept (seq names it), earlier than
+// any acceptor starts its own count.
+func (a *Acceptor) HandleAccept(m *messages.Accept, now time.Time) AcceptorOutput {
 	var out AcceptorOutput
 	if m.Ballot < a.promised || m.Ballot == 0 {
 		out.Reply = &Envelope{To: m.From, Msg: &messages.Accepted{
-			From: a.id, Ballot: m.Ballot, Promised: a.promised}}
+			From: a.id, Ballot: m.Ballot, Promised: a.promised, Seq: m.Seq, Seen: a.seen}}
 		return out
 	}
 	a.promised = m.Ballot
 	a.chosenUpto = max(a.chosenUpto, m.ChosenUpto)
-	ack := &messages.Accepted{From: a.id, Ballot: m.Ballot, Ok: true, Promised: m.Ballot}
+	a.grant(m.Ballot, now)
+	ack := &messages.Accepted{From: a.id, Ballot: m.Ballot, Ok: true, Promised: m.Ballot, Seq: m.Seq, Seen: a.seen}
 	for _, e := range m.Entries {
 		if e.Instance == 0 || e.Value == nil {
 			continue // malformed: never acknowledge what was not stored
@@ -156,4 +205,13 @@ func (a *Acceptor) HandleAccept(m *messages.Accept) AcceptorOutput {
 	a.durablePromised = m.Ballot // every record above carries the ballot
 	out.Reply = &Envelope{To: m.From, Msg: ack}
 	return out
+}
+
+// HandleConfirm answers whether this acceptor has promised any ballot above
+// m.Ballot. It changes nothing and persists nothing: a promise that counts
+// towards another master's majority was on disk, and so in memory, before
+// it was sent.
+func (a *Acceptor) HandleConfirm(m *messages.Confirm) AcceptorOutput {
+	return AcceptorOutput{Reply: &Envelope{To: m.From, Msg: &messages.Confirmed{
+		From: a.id, Ballot: m.Ballot, Ok: m.Ballot != 0 && a.promised <= m.Ballot, Promised: a.promised, Seq: m.Seq}}}
 }

@@ -48,6 +48,7 @@ type node struct {
 	l        *Learner
 	applied  []*messages.Entry
 	replies  []Reply
+	reads    []ReadResult
 	down     bool
 	durable  []*messages.Record
 	learnBuf [][]*messages.Entry
@@ -82,14 +83,22 @@ func newTestCluster(t *testing.T, n int, seed uint64) *testCluster {
 }
 
 func (c *testCluster) newNode(id uint32, seed uint64) *node {
-	return &node{
+	n := &node{
 		id: id,
 		p: NewProposer(ProposerConfig{ID: id, Peers: c.ids, Rand: rand.New(rand.NewPCG(seed, uint64(id))),
-			MaxBatchCommands: 4, MaxInflight: 3}, c.now),
+			MaxBatchCommands: 4, MaxInflight: 3, LeaseTimeout: testLease, ClockDriftMax: testDrift}, c.now),
 		a: NewAcceptor(id),
 		l: NewLearner(LearnerConfig{ID: id, Peers: c.ids}),
 	}
+	n.a.StartLease(testLease, c.now)
+	return n
 }
+
+// The lease the test cluster's roles use (§5.2).
+const (
+	testLease = 2 * time.Second
+	testDrift = 100 * time.Millisecond
+)
 
 func (c *testCluster) send(from uint32, envs []Envelope) {
 	for _, e := range envs {
@@ -110,9 +119,11 @@ func (c *testCluster) deliver(from uint32, e Envelope) {
 	msg := proto.Clone(e.Msg) // the wire copies
 	switch m := msg.(type) {
 	case *messages.Prepare:
-		c.acceptorOut(n, n.a.HandlePrepare(m))
+		c.acceptorOut(n, n.a.HandlePrepare(m, c.now))
 	case *messages.Accept:
-		c.acceptorOut(n, n.a.HandleAccept(m))
+		c.acceptorOut(n, n.a.HandleAccept(m, c.now))
+	case *messages.Confirm:
+		c.acceptorOut(n, n.a.HandleConfirm(m))
 	case *messages.Chosen:
 		c.learnerOut(n, n.l.HandleChosen(m, c.now))
 	case *messages.CatchupRequest:
@@ -139,13 +150,14 @@ func (c *testCluster) learnerOut(n *node, out LearnerOutput) {
 	c.send(n.id, out.Messages)
 	n.applied = append(n.applied, out.Apply...)
 	if len(out.Apply) > 0 {
-		n.p.LearnerProgress(n.l.Contiguous())
+		c.proposerOut(n, n.p.LearnerApplied(n.l.Contiguous(), c.now))
 	}
 }
 
 func (c *testCluster) proposerOut(n *node, out ProposerOutput) {
 	c.send(n.id, out.Messages)
 	n.replies = append(n.replies, out.Replies...)
+	n.reads = append(n.reads, out.Reads...)
 	if n.p.NeedsFlush() {
 		c.proposerOut(n, n.p.Flush(c.now))
 	}

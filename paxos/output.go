@@ -38,9 +38,9 @@ type Envelope struct {
 // takes.
 func RoleOf(msg proto.Message) Role {
 	switch msg.(type) {
-	case *messages.Prepare, *messages.Accept:
+	case *messages.Prepare, *messages.Accept, *messages.Confirm:
 		return RoleAcceptor
-	case *messages.Promise, *messages.Accepted, *messages.Heartbeat:
+	case *messages.Promise, *messages.Accepted, *messages.Heartbeat, *messages.Confirmed:
 		return RoleProposer
 	case *messages.Chosen, *messages.CatchupRequest, *messages.CatchupResponse:
 		return RoleLearner

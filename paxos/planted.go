@@ -24,13 +24,20 @@ const (
 	// BugApplyOutOfOrder: the learner hands out chosen entries as soon as a
 	// Chosen notice names them, without waiting for the gaps below them.
 	BugApplyOutOfOrder
+	// BugIgnoreLease: an acceptor promises a new ballot while another
+	// node's master lease is held, so two masters can serve lease reads at
+	// once (§5.2).
+	BugIgnoreLease
+	// BugIgnoreEpoch: a command is applied although its master's epoch
+	// ended before its instance applied (§5.3).
+	BugIgnoreEpoch
 )
 
 // Planted is the bug switched on, BugNone outside tests. Tests that set it
 // must not run in parallel with other tests of the roles and must reset it.
 var Planted PlantedBug
 
-var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order"}
+var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch"}
 
 func (b PlantedBug) String() string {
 	if b >= 0 && int(b) < len(plantedNames) {
@@ -41,7 +48,7 @@ func (b PlantedBug) String() string {
 
 // PlantedBugs lists every bug that can be planted, BugNone excluded.
 func PlantedBugs() []PlantedBug {
-	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder}
+	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease, BugIgnoreEpoch}
 }
 
 // ParsePlantedBug returns the bug named s (as printed by String).

@@ -27,6 +27,22 @@ type ProposerConfig struct {
 	MaxBatchBytes      int // payload bytes per instance
 	MaxInflight        int // instances proposed and not yet chosen
 	MaxQueue           int // commands waiting for a slot; more are refused
+	// LeaseTimeout is how long an acceptor's lease grant lasts on its own
+	// clock (§5.2). The master counts its lease as LeaseTimeout minus
+	// ClockDriftMax from the moment it sent what was acknowledged.
+	LeaseTimeout time.Duration
+	// ClockDriftMax bounds how much two replicas' clocks may disagree about
+	// the length of one LeaseTimeout. Lease reads are linearizable only
+	// within this bound: it is an assumption, not something checked.
+	ClockDriftMax time.Duration
+	// BoostInterval is how often a master raises its ballot with a full
+	// phase 1 (§5.2), so an old master that reconnects cannot churn
+	// mastership. A higher ballot seen anywhere triggers one sooner.
+	BoostInterval time.Duration
+	// ReadTimeout bounds how long a read waits for mastership to be
+	// confirmed before it is answered as unavailable.
+	ReadTimeout time.Duration
+	MaxReads    int // reads waiting for confirmation; more are refused
 	// Rand drives the randomized election back-off; seed it for
 	// repeatable runs.
 	Rand *rand.Rand
@@ -56,6 +72,21 @@ func (c *ProposerConfig) setDefaults() {
 	}
 	if c.MaxQueue == 0 {
 		c.MaxQueue = 32768
+	}
+	if c.LeaseTimeout == 0 {
+		c.LeaseTimeout = 2 * time.Second
+	}
+	if c.ClockDriftMax == 0 {
+		c.ClockDriftMax = 100 * time.Millisecond
+	}
+	if c.BoostInterval == 0 {
+		c.BoostInterval = 10 * time.Second
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = time.Second
+	}
+	if c.MaxReads == 0 {
+		c.MaxReads = 32768
 	}
 	if c.Rand == nil {
 		c.Rand = rand.New(rand.NewPCG(uint64(c.ID), 0x1ea5e))
@@ -120,18 +151,78 @@ type Proposer struct {
 	// lastAck is when each follower last acknowledged an accept of this
 	// mastership; the most responsive are asked to accept durably.
 	lastAck map[uint32]time.Time
+
+	// epoch is this mastership's epoch: the instance of its first value.
+	epoch uint64
+
+	// Lease and confirmation bookkeeping (§5.2). Every Accept and Confirm
+	// this master sends carries a fresh seq; sentAt remembers when each of
+	// the last len(sentAt) seqs left. leaseAck is, per voter, the highest
+	// seq it accepted (each acceptance grants the lease from its arrival,
+	// later than the send); confirmAck the highest seq it answered with no
+	// higher promise (acceptances count too).
+	seq        uint64
+	sentAt     [seqWindow]time.Time
+	leaseAck   map[uint32]uint64
+	confirmAck map[uint32]uint64
+	lastSendAt time.Time // last Accept sent: idle masters renew the lease
+
+	// Quorum reads waiting for a confirmation round.
+	reads       []pendingRead
+	roundSeq    uint64 // the Confirm round in flight (0: none)
+	roundAt     time.Time
+	roundWanted bool // reads arrived after the round in flight was sent
+
+	// Ballot boost (§5.2): a phase 1 under a higher ballot of its own while
+	// staying master.
+	boosting    bool
+	boostBallot uint64
+	boostAt     time.Time // when the last boost started (or the mastership)
+	stats       ProposerStats
+}
+
+// seqWindow is how many recent sends a master remembers the time of; an
+// answer to an older one no longer extends the lease.
+const seqWindow = 4096
+
+// pendingRead is a read that may be served once a majority confirmed, with
+// a message sent after it arrived, that nobody promised a higher ballot.
+type pendingRead struct {
+	id   uint64
+	need uint64 // the first seq sent after the read arrived
+	at   time.Time
+}
+
+// ProposerStats counts what a proposer did as master, for status and the
+// §5.2 ballot boost figure.
+type ProposerStats struct {
+	Proposed  uint64 // instances proposed in phase 2
+	Boosts    uint64 // ballot boosts completed
+	Boosted   uint64 // instances re-proposed by a boost's phase 1
+	Renewals  uint64 // heartbeat instances proposed to renew an idle lease
+	ReadRound uint64 // Confirm rounds sent for quorum reads
+}
+
+// ReadResult answers a quorum read: Code OK means the read may be served
+// from the local state machine now.
+type ReadResult struct {
+	ID   uint64
+	Code messages.ErrorCode
+	Err  string
 }
 
 // ProposerOutput is what one proposer step asks the shell to do.
 type ProposerOutput struct {
 	Messages []Envelope
 	Replies  []Reply
+	Reads    []ReadResult
 }
 
 // NewProposer returns a follower that will campaign if it hears no master.
 func NewProposer(cfg ProposerConfig, now time.Time) *Proposer {
 	cfg.setDefaults()
-	p := &Proposer{cfg: cfg, inflight: make(map[uint64]*inflight), lastAck: make(map[uint32]time.Time)}
+	p := &Proposer{cfg: cfg, inflight: make(map[uint64]*inflight), lastAck: make(map[uint32]time.Time),
+		leaseAck: make(map[uint32]uint64), confirmAck: make(map[uint32]uint64)}
 	p.resetElection(now)
 	return p
 }
@@ -160,6 +251,59 @@ func (p *Proposer) ChosenUpto() uint64 { return p.chosenUpto }
 // Applied returns the last instance the local learner reported applied.
 func (p *Proposer) Applied() uint64 { return p.applied }
 
+// Epoch returns this master's epoch, 0 when not master.
+func (p *Proposer) Epoch() uint64 {
+	if p.state != stateMaster {
+		return 0
+	}
+	return p.epoch
+}
+
+// Stats returns counters of this proposer's masterships.
+func (p *Proposer) Stats() ProposerStats { return p.stats }
+
+// LeaseUntil returns until when this master may serve reads from its state
+// machine without asking anyone (§5.2), measured on its own clock: a
+// majority of acceptors granted it the lease for LeaseTimeout from when they
+// received messages it sent at leaseStart, and it counts ClockDriftMax less.
+// ok is false when it is not master, holds no lease, or has not yet applied
+// its epoch's first instance (before that, its state may miss writes a
+// previous master acknowledged).
+func (p *Proposer) LeaseUntil(now time.Time) (until time.Time, ok bool) {
+	if p.state != stateMaster || p.applied < p.epoch {
+		return time.Time{}, false
+	}
+	start, ok := p.quorumSent(p.leaseAck)
+	if !ok {
+		return time.Time{}, false
+	}
+	until = start.Add(p.cfg.LeaseTimeout - p.cfg.ClockDriftMax)
+	return until, now.Before(until)
+}
+
+// quorumSent returns when the message was sent that a majority of voters
+// (by acks, the highest seq each answered) have all answered, if any is
+// still in the window.
+func (p *Proposer) quorumSent(acks map[uint32]uint64) (time.Time, bool) {
+	seqs := make([]uint64, 0, len(p.cfg.Peers))
+	for _, peer := range p.cfg.Peers {
+		seqs = append(seqs, acks[peer])
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] > seqs[j] })
+	s := seqs[p.quorum()-1]
+	if s == 0 || s+seqWindow <= p.seq {
+		return time.Time{}, false
+	}
+	return p.sentAt[s%seqWindow], true
+}
+
+// nextSeq numbers a send made at now.
+func (p *Proposer) nextSeq(now time.Time) uint64 {
+	p.seq++
+	p.sentAt[p.seq%seqWindow] = now
+	return p.seq
+}
+
 // QueueLen returns the number of commands waiting for an instance.
 func (p *Proposer) QueueLen() int { return len(p.queue) }
 
@@ -173,7 +317,7 @@ func (p *Proposer) NeedsFlush() bool {
 	if p.state != stateMaster {
 		return false
 	}
-	return p.noticeDirty || (len(p.queue) > 0 && len(p.inflight) < p.cfg.MaxInflight)
+	return p.noticeDirty || (len(p.queue) > 0 && len(p.inflight) < p.cfg.MaxInflight && !p.boosting)
 }
 
 func (p *Proposer) quorum() int { return quorum(len(p.cfg.Peers)) }
@@ -223,10 +367,102 @@ func (p *Proposer) Submit(cmd *messages.Command) ProposerOutput {
 			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_OVERLOADED,
 			Error: "proposal queue full", MasterId: p.cfg.ID}})
 	default:
+		cmd.Epoch = p.epoch
 		p.queue = append(p.queue, cmd)
 		p.queueBytes += len(cmd.Payload)
 	}
 	return out
+}
+
+// Read registers quorum read id: it may be served once a majority has
+// confirmed, by answering a message sent after now, that no higher ballot
+// was promised, and once this master applied its epoch's first instance.
+// The answer comes in a later output's Reads (or this one's, refused).
+func (p *Proposer) Read(id uint64, now time.Time) ProposerOutput {
+	var out ProposerOutput
+	switch {
+	case p.state != stateMaster:
+		out.Reads = append(out.Reads, ReadResult{ID: id, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, Err: "not master"})
+		return out
+	case len(p.reads) >= p.cfg.MaxReads:
+		out.Reads = append(out.Reads, ReadResult{ID: id, Code: messages.ErrorCode_ERROR_CODE_OVERLOADED, Err: "too many reads waiting"})
+		return out
+	}
+	p.reads = append(p.reads, pendingRead{id: id, need: p.seq + 1, at: now})
+	if p.roundSeq == 0 {
+		p.sendConfirm(&out, now)
+	} else {
+		p.roundWanted = true
+	}
+	return out
+}
+
+// sendConfirm starts a Confirm round.
+func (p *Proposer) sendConfirm(out *ProposerOutput, now time.Time) {
+	p.roundSeq, p.roundAt, p.roundWanted = p.nextSeq(now), now, false
+	p.stats.ReadRound++
+	for _, peer := range p.cfg.Peers {
+		out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Confirm{
+			From: p.cfg.ID, Ballot: p.ballot, Seq: p.roundSeq}})
+	}
+}
+
+// releaseReads answers the reads a majority has confirmed, and starts the
+// next round if reads wait for one.
+func (p *Proposer) releaseReads(out *ProposerOutput, now time.Time) {
+	if len(p.reads) == 0 || p.state != stateMaster || p.applied < p.epoch {
+		return
+	}
+	seqs := make([]uint64, 0, len(p.cfg.Peers))
+	for _, peer := range p.cfg.Peers {
+		seqs = append(seqs, p.confirmAck[peer])
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] > seqs[j] })
+	confirmed := seqs[p.quorum()-1]
+	if p.roundSeq != 0 && confirmed >= p.roundSeq {
+		p.roundSeq = 0
+	}
+	kept := p.reads[:0]
+	for _, r := range p.reads {
+		if r.need <= confirmed {
+			out.Reads = append(out.Reads, ReadResult{ID: r.id, Code: messages.ErrorCode_ERROR_CODE_OK})
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	clear(p.reads[len(kept):])
+	p.reads = kept
+	if len(p.reads) > 0 && p.roundSeq == 0 {
+		p.sendConfirm(out, now)
+	}
+}
+
+// expireReads refuses reads that waited too long, and resends a round
+// whose answers may have been lost.
+func (p *Proposer) expireReads(out *ProposerOutput, now time.Time) {
+	kept := p.reads[:0]
+	for _, r := range p.reads {
+		if now.Sub(r.at) >= p.cfg.ReadTimeout {
+			out.Reads = append(out.Reads, ReadResult{ID: r.id, Code: messages.ErrorCode_ERROR_CODE_UNAVAILABLE,
+				Err: "mastership not confirmed in time"})
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	clear(p.reads[len(kept):])
+	p.reads = kept
+	if len(p.reads) > 0 && (p.roundSeq == 0 || now.Sub(p.roundAt) >= p.cfg.RetransmitInterval) {
+		p.sendConfirm(out, now)
+	}
+}
+
+// failReads refuses every waiting read: mastership ended.
+func (p *Proposer) failReads(out *ProposerOutput) {
+	for _, r := range p.reads {
+		out.Reads = append(out.Reads, ReadResult{ID: r.id, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER,
+			Err: "master stepped down"})
+	}
+	p.reads, p.roundSeq, p.roundWanted = nil, 0, false
 }
 
 // Flush proposes queued commands into free pipeline slots, one batch per
@@ -237,7 +473,7 @@ func (p *Proposer) Flush(now time.Time) ProposerOutput {
 		return out
 	}
 	var fresh []*messages.Entry
-	for len(p.queue) > 0 && len(p.inflight) < p.cfg.MaxInflight {
+	for len(p.queue) > 0 && len(p.inflight) < p.cfg.MaxInflight && !p.boosting {
 		n, bytes := 0, 0
 		for n < len(p.queue) && n < p.cfg.MaxBatchCommands {
 			sz := len(p.queue[n].Payload)
@@ -252,16 +488,13 @@ func (p *Proposer) Flush(now time.Time) ProposerOutput {
 		clear(p.queue[:n])
 		p.queue = p.queue[n:]
 		p.queueBytes -= bytes
-		e := &messages.Entry{Instance: p.nextInstance, Ballot: p.ballot, Value: &messages.Value{Commands: batch}}
-		p.nextInstance++
-		p.inflight[e.Instance] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now}
-		fresh = append(fresh, e)
+		fresh = append(fresh, p.newInstance(&messages.Value{Commands: batch}, now))
 	}
 	if len(p.queue) == 0 {
 		p.queue = nil // let the drained backing array go
 	}
 	if len(fresh) > 0 {
-		p.broadcastAccept(&out, fresh, p.durableVoters())
+		p.broadcastAccept(&out, fresh, p.durableVoters(), now)
 	}
 	if p.noticeDirty {
 		p.noticeDirty = false
@@ -270,6 +503,15 @@ func (p *Proposer) Flush(now time.Time) ProposerOutput {
 		})
 	}
 	return out
+}
+
+// newInstance puts v in flight at the next instance.
+func (p *Proposer) newInstance(v *messages.Value, now time.Time) *messages.Entry {
+	e := &messages.Entry{Instance: p.nextInstance, Ballot: p.ballot, Value: v}
+	p.nextInstance++
+	p.inflight[e.Instance] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now}
+	p.stats.Proposed++
+	return e
 }
 
 // Step handles a message for the proposer role.
@@ -282,6 +524,8 @@ func (p *Proposer) Step(msg proto.Message, now time.Time) ProposerOutput {
 		p.onPromise(&out, m, now)
 	case *messages.Accepted:
 		p.onAccepted(&out, m, now)
+	case *messages.Confirmed:
+		p.onConfirmed(&out, m, now)
 	}
 	return out
 }
@@ -307,8 +551,150 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 			p.noticeDirty = true // learners hear the chosen prefix at least this often
 		}
 		p.retransmit(&out, now)
+		p.expireReads(&out, now)
+		p.maybeBoost(&out, now)
+		p.maybeRenew(&out, now)
 	}
 	return out
+}
+
+// maybeRenew proposes a heartbeat value when the master has sent no Accept
+// for half a lease: the acceptances renew the lease through the log (§5.2).
+func (p *Proposer) maybeRenew(out *ProposerOutput, now time.Time) {
+	if p.boosting || len(p.inflight) > 0 || len(p.queue) > 0 || now.Sub(p.lastSendAt) < p.cfg.LeaseTimeout/2 {
+		return
+	}
+	p.stats.Renewals++
+	p.broadcastAccept(out, []*messages.Entry{p.newInstance(&messages.Value{Noop: true}, now)}, p.durableVoters(), now)
+}
+
+// maybeBoost starts a ballot boost every BoostInterval, or soon after an
+// acceptor reported a higher ballot than this master's; it abandons one
+// that has not gathered a majority within an election timeout.
+func (p *Proposer) maybeBoost(out *ProposerOutput, now time.Time) {
+	if p.boosting {
+		if now.Sub(p.boostAt) >= p.cfg.ElectionTimeoutMin {
+			p.boosting, p.promises = false, nil // try again later; the mastership goes on
+		} else if now.Sub(p.preparedAt) >= p.cfg.RetransmitInterval {
+			p.sendBoostPrepare(out, now)
+		}
+		return
+	}
+	due := now.Sub(p.boostAt) >= p.cfg.BoostInterval ||
+		(p.highestSeen > p.ballot && now.Sub(p.boostAt) >= p.cfg.RetransmitInterval)
+	if !due {
+		return
+	}
+	p.boosting = true
+	p.boostAt = now
+	p.boostBallot = NextBallot(max(p.highestSeen, p.ballot), p.cfg.ID)
+	p.seen(p.boostBallot)
+	p.promises = make(map[uint32]*messages.Promise)
+	p.prepareFrom = p.applied + 1 // as a campaign does: see campaign
+	p.sendBoostPrepare(out, now)
+}
+
+func (p *Proposer) sendBoostPrepare(out *ProposerOutput, now time.Time) {
+	p.preparedAt = now
+	for _, peer := range p.cfg.Peers {
+		if p.promises[peer] == nil {
+			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Prepare{
+				From: p.cfg.ID, Ballot: p.boostBallot, FirstInstance: p.prepareFrom}})
+		}
+	}
+}
+
+// finishBoost completes a boost's phase 1 as becomeMaster does, except that
+// an instance nobody reported keeps this master's own value in flight
+// (it proposed it, under a lower ballot of its own, and nobody else can
+// have proposed there since). Every instance still in flight moves to the
+// new ballot; the mastership, its queue and its epoch go on.
+//
+// If the promises show that another proposer got further than this
+// master's ballot meanwhile (a promise or acceptance above it), the
+// mastership was interrupted: it ends, and a new one with a new epoch
+// starts from these promises, as after an election.
+func (p *Proposer) finishBoost(out *ProposerOutput, now time.Time) {
+	if p.interrupted() {
+		promises, ballot, from := p.promises, p.boostBallot, p.prepareFrom
+		p.stepDown(out)
+		p.state, p.ballot, p.promises, p.prepareFrom = stateCandidate, ballot, promises, from
+		p.becomeMaster(out, now)
+		return
+	}
+	best := p.bestReported()
+	top := max(p.nextInstance-1, p.prepareFrom-1)
+	for i := range best {
+		top = max(top, i)
+	}
+	if p.noticeDirty { // let learners match what the old ballot chose
+		p.noticeDirty = false
+		p.broadcast(out, func() proto.Message {
+			return &messages.Chosen{From: p.cfg.ID, Ballot: p.ballot, ChosenUpto: p.noticeUpto}
+		})
+	}
+	old := p.inflight
+	p.inflight = make(map[uint64]*inflight)
+	p.ballot = p.boostBallot
+	p.boosting, p.promises = false, nil
+	p.noticeUpto = p.prepareFrom - 1
+	var entries []*messages.Entry
+	for i := p.prepareFrom; i <= top; i++ {
+		var v *messages.Value
+		switch {
+		case best[i] != nil && Planted != BugIgnorePromiseValues:
+			v = best[i].Value
+		case old[i] != nil:
+			v = old[i].entry.Value
+		default:
+			v = &messages.Value{Noop: true}
+		}
+		e := &messages.Entry{Instance: i, Ballot: p.ballot, Value: v}
+		p.inflight[i] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now}
+		entries = append(entries, e)
+	}
+	p.nextInstance = top + 1
+	p.stats.Boosts++
+	p.stats.Boosted += uint64(len(entries))
+	clear(p.lastAck)
+	if len(entries) > 0 {
+		p.broadcastAccept(out, entries, nil, now)
+	}
+	p.heartbeatAt = now
+	p.sendHeartbeats(out)
+}
+
+// interrupted reports whether a boost's promises show a ballot above this
+// master's own.
+func (p *Proposer) interrupted() bool {
+	for _, pr := range p.promises {
+		if pr.Prior > p.ballot && pr.Prior != p.boostBallot { // not a duplicate of this prepare
+			return true
+		}
+		for _, e := range pr.Accepted {
+			if e.Ballot > p.ballot {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bestReported returns, per instance from prepareFrom, the entry accepted
+// under the highest ballot among the promises.
+func (p *Proposer) bestReported() map[uint64]*messages.Entry {
+	best := make(map[uint64]*messages.Entry)
+	for _, pr := range p.promises {
+		for _, e := range pr.Accepted {
+			if e.Instance < p.prepareFrom {
+				continue
+			}
+			if b := best[e.Instance]; b == nil || e.Ballot > b.Ballot {
+				best[e.Instance] = e
+			}
+		}
+	}
+	return best
 }
 
 func (p *Proposer) seen(b uint64) { p.highestSeen = max(p.highestSeen, b) }
@@ -363,18 +749,28 @@ func (p *Proposer) sendPrepare(out *ProposerOutput, now time.Time) {
 func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.Time) {
 	p.seen(m.Promised)
 	if !m.Ok {
-		if m.Promised > p.ballot && p.state != stateFollower {
+		// A refusal for a lease held elsewhere (m.Leased) is no reason to
+		// step down: the prepare is retransmitted until the lease expires.
+		if m.Promised > max(p.ballot, p.boostBallot) && p.state != stateFollower {
 			p.stepDown(out)
 			p.resetElection(now) // randomized back-off before trying again
 		}
 		return
 	}
-	if p.state != stateCandidate || m.Ballot != p.ballot || !p.isVoter(m.From) {
-		return // late, duplicate, or from outside the group
+	if !p.isVoter(m.From) {
+		return
 	}
-	p.promises[m.From] = m
-	if len(p.promises) >= p.quorum() {
-		p.becomeMaster(out, now)
+	switch {
+	case p.state == stateCandidate && m.Ballot == p.ballot:
+		p.promises[m.From] = m
+		if len(p.promises) >= p.quorum() {
+			p.becomeMaster(out, now)
+		}
+	case p.state == stateMaster && p.boosting && m.Ballot == p.boostBallot:
+		p.promises[m.From] = m
+		if len(p.promises) >= p.quorum() {
+			p.finishBoost(out, now)
+		}
 	}
 }
 
@@ -382,19 +778,14 @@ func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.
 // highest any promise reported, it re-proposes the value accepted under the
 // highest ballot, and fills instances nobody reported with no-ops. From then
 // on only phase 2 runs.
+//
+// Its first value of its own, right after them, starts its epoch (§5.3).
+// That value's acceptances also give it its first lease.
 func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
-	best := make(map[uint64]*messages.Entry)
+	best := p.bestReported()
 	top := p.prepareFrom - 1
-	for _, pr := range p.promises {
-		for _, e := range pr.Accepted {
-			if e.Instance < p.prepareFrom {
-				continue
-			}
-			if b := best[e.Instance]; b == nil || e.Ballot > b.Ballot {
-				best[e.Instance] = e
-			}
-			top = max(top, e.Instance)
-		}
+	for i := range best {
+		top = max(top, i)
 	}
 	p.state = stateMaster
 	p.masterID = p.cfg.ID
@@ -412,10 +803,13 @@ func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
 		p.inflight[i] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now}
 		entries = append(entries, e)
 	}
+	p.epoch = p.nextInstance
+	entries = append(entries, p.newInstance(&messages.Value{Noop: true, StartsEpoch: true, EpochMaster: p.cfg.ID}, now))
 	clear(p.lastAck)
-	if len(entries) > 0 {
-		p.broadcastAccept(out, entries, nil)
-	}
+	clear(p.leaseAck)
+	clear(p.confirmAck)
+	p.boosting, p.boostAt = false, now
+	p.broadcastAccept(out, entries, nil, now)
 	p.heartbeatAt = now
 	p.sendHeartbeats(out)
 }
@@ -432,8 +826,9 @@ func (p *Proposer) sendHeartbeats(out *ProposerOutput) {
 
 func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now time.Time) {
 	p.seen(m.Promised)
+	p.seen(m.Seen)
 	if !m.Ok {
-		if m.Promised > p.ballot && p.state == stateMaster {
+		if m.Promised > max(p.ballot, p.boostBallot) && p.state == stateMaster {
 			p.stepDown(out)
 			p.resetElection(now)
 		}
@@ -443,6 +838,13 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 		return
 	}
 	p.lastAck[m.From] = now
+	if m.Seq > p.leaseAck[m.From] && m.Seq <= p.seq {
+		p.leaseAck[m.From] = m.Seq
+	}
+	if m.Seq > p.confirmAck[m.From] && m.Seq <= p.seq {
+		p.confirmAck[m.From] = m.Seq
+		defer p.releaseReads(out, now)
+	}
 	moved := false
 	for _, i := range m.Instances {
 		f := p.inflight[i]
@@ -469,6 +871,33 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 	}
 }
 
+func (p *Proposer) onConfirmed(out *ProposerOutput, m *messages.Confirmed, now time.Time) {
+	p.seen(m.Promised)
+	if p.state != stateMaster || !p.isVoter(m.From) || m.Ballot != p.ballot {
+		return
+	}
+	if !m.Ok {
+		if m.Promised > max(p.ballot, p.boostBallot) {
+			p.stepDown(out)
+			p.resetElection(now)
+		}
+		return
+	}
+	if m.Seq > p.confirmAck[m.From] && m.Seq <= p.seq {
+		p.confirmAck[m.From] = m.Seq
+		p.releaseReads(out, now)
+	}
+}
+
+// LearnerApplied is LearnerProgress for a master: reads waiting for the
+// epoch's first instance to apply may go.
+func (p *Proposer) LearnerApplied(applied uint64, now time.Time) ProposerOutput {
+	var out ProposerOutput
+	p.LearnerProgress(applied)
+	p.releaseReads(&out, now)
+	return out
+}
+
 // retransmit resends accepts that have waited too long to the peers that
 // have not acknowledged them, one message per peer.
 func (p *Proposer) retransmit(out *ProposerOutput, now time.Time) {
@@ -482,6 +911,8 @@ func (p *Proposer) retransmit(out *ProposerOutput, now time.Time) {
 		return
 	}
 	sort.Slice(late, func(i, j int) bool { return late[i].entry.Instance < late[j].entry.Instance })
+	seq := p.nextSeq(now)
+	p.lastSendAt = now
 	for _, peer := range p.cfg.Peers {
 		var es []*messages.Entry
 		for _, f := range late {
@@ -491,7 +922,7 @@ func (p *Proposer) retransmit(out *ProposerOutput, now time.Time) {
 		}
 		if len(es) > 0 {
 			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Accept{
-				From: p.cfg.ID, Ballot: p.ballot, Entries: es, ChosenUpto: p.chosenUpto}})
+				From: p.cfg.ID, Ballot: p.ballot, Entries: es, ChosenUpto: p.chosenUpto, Seq: seq}})
 		}
 	}
 	for _, f := range late {
@@ -502,11 +933,13 @@ func (p *Proposer) retransmit(out *ProposerOutput, now time.Time) {
 // broadcastAccept sends entries to every voter. Voters outside durable
 // (when it is not nil) get a lazy Accept: they store the entries but neither
 // fsync nor answer, so that only a majority's fsyncs compete for the disk.
-func (p *Proposer) broadcastAccept(out *ProposerOutput, entries []*messages.Entry, durable map[uint32]bool) {
+func (p *Proposer) broadcastAccept(out *ProposerOutput, entries []*messages.Entry, durable map[uint32]bool, now time.Time) {
+	seq := p.nextSeq(now)
+	p.lastSendAt = now
 	for _, peer := range p.cfg.Peers {
 		out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Accept{
 			From: p.cfg.ID, Ballot: p.ballot, Entries: entries, ChosenUpto: p.chosenUpto,
-			Lazy: durable != nil && !durable[peer]}})
+			Lazy: durable != nil && !durable[peer], Seq: seq}})
 	}
 }
 
@@ -573,10 +1006,12 @@ func (p *Proposer) stepDown(out *ProposerOutput) {
 				continue
 			}
 			out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
-				RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_MASTER_CHANGED,
+				RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN,
 				Error: "mastership lost while the command was in flight: outcome unknown"}})
 		}
 	}
 	clear(p.inflight)
 	p.noticeDirty = false
+	p.boosting, p.boostBallot = false, 0
+	p.failReads(out)
 }

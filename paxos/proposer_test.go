@@ -40,6 +40,14 @@ func elect(t *testing.T, p *Proposer, promises func(ballot uint64) []*messages.P
 	return last
 }
 
+// ackEpochStart has voters 1 and 2 accept a new master's first instance (the
+// start of its epoch), so the pipeline is empty again.
+func ackEpochStart(p *Proposer) {
+	for _, from := range []uint32{1, 2} {
+		p.Step(&messages.Accepted{From: from, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(), Instances: []uint64{p.Epoch()}}, t0)
+	}
+}
+
 func accepts(out ProposerOutput, to uint32) []*messages.Entry {
 	var es []*messages.Entry
 	for _, e := range out.Messages {
@@ -61,9 +69,13 @@ func TestPaper4_PromiseCarryingAcceptedValueForcesReproposal(t *testing.T) {
 		}
 	})
 	es := accepts(out, 2)
-	if len(es) != 3 {
-		t.Fatalf("re-proposed %d instances, want 3 (1..3)", len(es))
+	if len(es) != 4 {
+		t.Fatalf("proposed %d instances, want 4 (1..3 re-proposed, 4 starts the epoch)", len(es))
 	}
+	if !es[3].Value.StartsEpoch || p.Epoch() != 4 {
+		t.Fatalf("instance 4 = %v, epoch %d: want the epoch's start at 4", es[3].Value, p.Epoch())
+	}
+	es = es[:3]
 	want := [][]string{{"winner"}, {"<noop>"}, {"only-at-2"}}
 	for i, e := range es {
 		if e.Instance != uint64(i+1) || e.Ballot != p.Ballot() || !slices.Equal(payloads(e.Value), want[i]) {
@@ -73,7 +85,7 @@ func TestPaper4_PromiseCarryingAcceptedValueForcesReproposal(t *testing.T) {
 	// New commands go after the re-proposed instances.
 	p.Submit(cmd(1, 1, "fresh"))
 	out = p.Flush(t0.Add(10 * time.Second))
-	if es := accepts(out, 2); len(es) != 1 || es[0].Instance != 4 {
+	if es := accepts(out, 2); len(es) != 1 || es[0].Instance != 5 || es[0].Value.Commands[0].Epoch != 4 {
 		t.Fatalf("fresh command proposed at %v", instancesOf(es))
 	}
 }
@@ -101,6 +113,7 @@ func TestPaper4_BatchingAndBoundedPipeline(t *testing.T) {
 	elect(t, p, func(b uint64) []*messages.Promise {
 		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
 	})
+	ackEpochStart(p)
 	for i := range 10 {
 		p.Submit(cmd(1, uint64(i), fmt.Sprint(i)))
 	}
@@ -117,13 +130,13 @@ func TestPaper4_BatchingAndBoundedPipeline(t *testing.T) {
 		t.Fatal("proposed beyond the pipeline window")
 	}
 	for _, from := range []uint32{1, 2} {
-		p.Step(&messages.Accepted{From: from, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(), Instances: []uint64{1}}, t0)
+		p.Step(&messages.Accepted{From: from, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(), Instances: []uint64{2}}, t0)
 	}
-	if p.ChosenUpto() != 1 || !p.NeedsFlush() {
+	if p.ChosenUpto() != 2 || !p.NeedsFlush() {
 		t.Fatalf("chosenUpto %d needsFlush %v", p.ChosenUpto(), p.NeedsFlush())
 	}
 	out = p.Flush(t0)
-	if es := accepts(out, 2); len(es) != 1 || len(es[0].Value.Commands) != 2 || es[0].Instance != 3 {
+	if es := accepts(out, 2); len(es) != 1 || len(es[0].Value.Commands) != 2 || es[0].Instance != 4 {
 		t.Fatalf("after a slot freed: %v", instancesOf(es))
 	}
 	var notice *messages.Chosen
@@ -132,7 +145,7 @@ func TestPaper4_BatchingAndBoundedPipeline(t *testing.T) {
 			notice = m
 		}
 	}
-	if notice == nil || notice.ChosenUpto != 1 {
+	if notice == nil || notice.ChosenUpto != 2 {
 		t.Fatalf("chosen notice %v", notice)
 	}
 }
@@ -177,7 +190,7 @@ func TestProposerStepsDownOnHigherBallot(t *testing.T) {
 	for _, r := range out.Replies {
 		codes[r.Response.Code]++
 	}
-	if codes[messages.ErrorCode_ERROR_CODE_NOT_MASTER] != 1 || codes[messages.ErrorCode_ERROR_CODE_MASTER_CHANGED] != 1 {
+	if codes[messages.ErrorCode_ERROR_CODE_NOT_MASTER] != 1 || codes[messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN] != 1 {
 		t.Fatalf("replies on step-down: %v (queued: not master; in flight: outcome unknown)", codes)
 	}
 	if p.Ballot() < higher {
@@ -192,7 +205,7 @@ func TestProposerRetransmitsToSilentPeers(t *testing.T) {
 	})
 	p.Submit(cmd(1, 1, "x"))
 	p.Flush(t0)
-	p.Step(&messages.Accepted{From: 1, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(), Instances: []uint64{1}}, t0)
+	p.Step(&messages.Accepted{From: 1, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(), Instances: []uint64{1, 2}}, t0)
 	out := p.Tick(t0.Add(time.Second))
 	if len(accepts(out, 1)) != 0 || len(accepts(out, 2)) != 1 || len(accepts(out, 3)) != 1 {
 		t.Fatalf("retransmission went to the wrong peers: %v", out.Messages)

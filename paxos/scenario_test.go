@@ -97,7 +97,7 @@ func TestPaper4_CatchUpAfterPartition(t *testing.T) {
 		c.submit(m, fmt.Sprintf("w%d", i))
 		c.advance(20 * time.Millisecond)
 	}
-	if len(c.nodes[lag].applied) != 0 {
+	if len(c.nodes[lag].appliedPayloads()) != 0 {
 		t.Fatal("partitioned replica applied something")
 	}
 	clear(c.cut)

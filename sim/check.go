@@ -37,11 +37,25 @@ type checker struct {
 	log []string
 	// Liveness: when operations must start completing.
 	strictFrom int64
+	// epochs[i-1] is the epoch in force at instance i of log, computed here
+	// from the log itself: the checker's own account of §5.3.
+	epochs []uint64
+	// maxAcked is the highest instance of a write some replica has
+	// acknowledged: every lease or quorum read must reflect it.
+	maxAcked uint64
+	// leases are, per node, the real-time intervals of the leases under
+	// which it served lease reads (merged when they overlap).
+	leases map[uint32][]interval
+	// LeaseReads and QuorumReads count the reads served, for the Result.
+	leaseReads, quorumReads int
 }
+
+// interval is a span of true simulated time.
+type interval struct{ from, to int64 }
 
 func newChecker(s *Simulator) *checker {
 	return &checker{s: s, quorum: len(s.ids)/2 + 1,
-		tallies: make(map[tallyKey]*tally), chosen: make(map[uint64]string)}
+		tallies: make(map[tallyKey]*tally), chosen: make(map[uint64]string), leases: make(map[uint32][]interval)}
 }
 
 // valueKey is a value's identity: its deterministic encoding.
@@ -98,7 +112,7 @@ func (c *checker) durablyAccepted(n *node, e *messages.Entry) {
 // applied checks one entry a replica's learner handed out: in order, each
 // once, the same value every other replica applied there, and the value
 // the acceptors chose.
-func (c *checker) applied(n *node, e *messages.Entry) {
+func (c *checker) applied(n *node, e *messages.Entry, epochs *paxos.EpochTracker) {
 	if e.Instance != n.applied+1 {
 		c.s.fail(ErrSafety, ErrAppliedOutOfOrder, "%s applied instance %d after instance %d",
 			n.name(), e.Instance, n.applied)
@@ -112,12 +126,76 @@ func (c *checker) applied(n *node, e *messages.Entry) {
 	}
 	switch {
 	case e.Instance == uint64(len(c.log))+1:
+		epoch := uint64(0)
+		if len(c.epochs) > 0 {
+			epoch = c.epochs[len(c.epochs)-1]
+		}
+		if e.Value.GetStartsEpoch() {
+			epoch = e.Instance
+		}
 		c.log = append(c.log, v)
+		c.epochs = append(c.epochs, epoch)
 		c.firstApplied(e)
 	case c.log[e.Instance-1] != v:
 		c.s.fail(ErrSafety, ErrAppliedDiverged, "%s applied %s at instance %d, another replica %s",
 			n.name(), describeValue(e.Value), e.Instance, describeKey(c.log[e.Instance-1]))
+		return
 	}
+	for _, cmd := range e.Value.GetCommands() {
+		if want := c.admits(cmd, e.Instance); epochs.Admits(cmd) != want {
+			c.s.fail(ErrSafety, ErrEpochIgnored, "%s: request %d of epoch %d at instance %d (epoch %d there): admitted %v",
+				n.name(), cmd.RequestId, cmd.Epoch, e.Instance, c.epochs[e.Instance-1], !want)
+			return
+		}
+	}
+}
+
+// admits is the checker's verdict on a command at instance: it applies
+// only in the epoch it was proposed in.
+func (c *checker) admits(cmd *messages.Command, instance uint64) bool {
+	return cmd.Epoch == 0 || cmd.Epoch == c.epochs[instance-1]
+}
+
+// acked notes that a replica acknowledged a write applied at instance.
+func (c *checker) acked(instance uint64) { c.maxAcked = max(c.maxAcked, instance) }
+
+// servedRead checks a lease or quorum read as n serves it: its state must
+// hold every acknowledged write, and a lease read's lease must not overlap
+// in real time with a lease another replica served reads under.
+func (c *checker) servedRead(n *node, lease bool) {
+	if n.applied < c.maxAcked {
+		c.s.fail(ErrSafety, ErrStaleRead, "%s served a %s read at applied %d; instance %d was acknowledged",
+			n.name(), map[bool]string{true: "lease", false: "quorum"}[lease], n.applied, c.maxAcked)
+		return
+	}
+	if !lease {
+		c.quorumReads++
+		return
+	}
+	c.leaseReads++
+	until, _ := n.p.LeaseUntil(n.now())
+	pc := c.s.cfg.Proposer
+	iv := interval{from: n.clock.trueTime(until.Add(-(pc.LeaseTimeout - pc.ClockDriftMax))), to: n.clock.trueTime(until)}
+	for id, ivs := range c.leases {
+		if id == n.id {
+			continue
+		}
+		for _, o := range ivs {
+			if iv.from < o.to && o.from < iv.to {
+				c.s.fail(ErrSafety, ErrLeaseOverlap, "%s serves a lease read under a lease for [%s, %s]; %s served under [%s, %s]",
+					n.name(), fmtDur(iv.from), fmtDur(iv.to), endpointName(id), fmtDur(o.from), fmtDur(o.to))
+				return
+			}
+		}
+	}
+	ivs := c.leases[n.id]
+	if k := len(ivs) - 1; k >= 0 && iv.from <= ivs[k].to {
+		ivs[k].to = max(ivs[k].to, iv.to)
+		ivs[k].from = min(ivs[k].from, iv.from)
+	} else {
+		ivs = append(ivs, iv)
+	}
+	c.leases[n.id] = ivs
 }
 
 // firstApplied follows the client writes of an entry the log just grew by:
@@ -127,7 +205,7 @@ func (c *checker) applied(n *node, e *messages.Entry) {
 func (c *checker) firstApplied(e *messages.Entry) {
 	for _, cmd := range e.Value.GetCommands() {
 		o := c.s.reqOps[cmd.RequestId]
-		if o == nil || o.kind == opGet {
+		if o == nil || o.kind == opGet || !c.admits(cmd, e.Instance) {
 			continue
 		}
 		if o.instance != 0 {

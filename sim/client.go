@@ -57,6 +57,10 @@ type op struct {
 	// write can have taken effect.
 	instance  uint64
 	appliedAt int64
+	mode      readMode // gets: how it was served
+	// refused: the write's epoch ended before it applied (it must not be
+	// in the log as applied).
+	refused bool
 	// Results, for opOK.
 	succeeded bool // cas: the guard held
 	found     bool
@@ -108,6 +112,7 @@ type client struct {
 	// The current operation's attempts.
 	payload  []byte
 	readOnly bool
+	mode     readMode // how a get is served
 	attempt  int
 	reqID    uint64
 	target   uint32
@@ -143,9 +148,19 @@ func (c *client) issue() {
 	c.seq++
 	o := &op{id: len(s.history), client: c.idx, key: fmt.Sprintf("k%d", k), keyIdx: k, call: s.sched.now}
 	var mop *messages.MultiOp
+	c.mode = readLog
 	switch r := s.rng.IntN(100); {
 	case r < 35:
 		o.kind, mop = opGet, db.Get([]byte(o.key))
+		// Most gets are lease reads, as a lock service's are; some confirm
+		// with a quorum, a few go through the log.
+		switch m := s.rng.IntN(10); {
+		case m < 6:
+			c.mode = readLease
+		case m < 9:
+			c.mode = readQuorum
+		}
+		o.mode = c.mode
 	case r < 65:
 		o.kind = opPut
 		o.value = fmt.Sprintf("c%d.%d", c.idx, c.seq)
@@ -197,7 +212,7 @@ func (c *client) send() {
 	if s.trace != nil {
 		s.tracef("%s -> %s request %d (op #%d attempt %d)", c.name(), endpointName(c.target), id, c.cur.id, c.attempt)
 	}
-	s.net.send(c.id, c.target, &clientRequest{client: c.id, reqID: id, payload: c.payload})
+	s.net.send(c.id, c.target, &clientRequest{client: c.id, reqID: id, payload: c.payload, read: c.mode})
 	s.sched.after(int64(s.cfg.AttemptTimeout), func() {
 		if c.cur != nil && c.reqID == id && s.err == nil {
 			c.timeout()
@@ -273,9 +288,23 @@ func (c *client) response(from uint32, m *messages.ClientResponse) {
 			c.forget(from)
 		}
 		c.retry()
-	case messages.ErrorCode_ERROR_CODE_OVERLOADED:
+	case messages.ErrorCode_ERROR_CODE_OVERLOADED, messages.ErrorCode_ERROR_CODE_UNAVAILABLE:
 		c.retry()
 	case messages.ErrorCode_ERROR_CODE_MASTER_CHANGED:
+		// Not applied, on any replica: the epoch it was proposed in ended.
+		c.forget(from)
+		if !c.readOnly {
+			if c.cur.instance != 0 {
+				c.s.fail(ErrSafety, ErrEpochIgnored, "op #%d refused as master-changed, but applied at instance %d",
+					c.cur.id, c.cur.instance)
+				return
+			}
+			c.cur.refused = true
+			c.finish(opUnknown)
+			return
+		}
+		c.retry()
+	case messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN:
 		c.forget(from)
 		if !c.readOnly {
 			c.finish(opUnknown)

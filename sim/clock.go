@@ -21,6 +21,13 @@ func (c driftClock) local(t int64) time.Time {
 	return epoch.Add(c.offset + time.Duration(t+t*c.driftPPM/1_000_000))
 }
 
+// trueTime returns the true simulated time at which the node's clock
+// reads local.
+func (c driftClock) trueTime(local time.Time) int64 {
+	d := local.Sub(epoch) - c.offset
+	return int64(d) * 1_000_000 / (1_000_000 + c.driftPPM)
+}
+
 // trueDuration converts a duration measured on the node's clock to true
 // simulated time: a fast clock fires its timers early.
 func (c driftClock) trueDuration(d time.Duration) int64 {

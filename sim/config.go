@@ -117,6 +117,10 @@ func DefaultConfig(seed uint64) Config {
 		MaxDriftPPM:    20_000, // 2%: far worse than real quartz, so drift bugs show
 		AttemptTimeout: time.Second,
 		ThinkMax:       30 * time.Millisecond,
+		// A 1 s lease keeps fail-overs inside the runs' recovery bound. The
+		// drift margin covers MaxDriftPPM: two clocks 2% fast and 2% slow
+		// disagree by about 41 ms over one lease.
+		Proposer: paxos.ProposerConfig{LeaseTimeout: time.Second, ClockDriftMax: 50 * time.Millisecond},
 	}
 }
 

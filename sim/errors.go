@@ -40,6 +40,15 @@ var (
 	// ErrUnexpectedResponse: a replica answered a well-formed request with
 	// an error a correct replica never returns.
 	ErrUnexpectedResponse = errors.New("unexpected client response")
+	// ErrStaleRead: a replica served a lease or quorum read from a state
+	// that misses a write some replica had already acknowledged (§5.2).
+	ErrStaleRead = errors.New("read served from a state missing an acknowledged write")
+	// ErrLeaseOverlap: two replicas served lease reads under leases whose
+	// real-time intervals overlap (§5.2).
+	ErrLeaseOverlap = errors.New("two replicas held master leases at once")
+	// ErrEpochIgnored: a command applied although the epoch it was proposed
+	// in had ended, or was refused although it had not (§5.3).
+	ErrEpochIgnored = errors.New("command applied across an epoch change")
 	// ErrRestore: a replica's durable log did not restore.
 	ErrRestore = errors.New("replica failed to restore its log")
 

@@ -12,7 +12,20 @@ type clientRequest struct {
 	client  uint32
 	reqID   uint64
 	payload []byte
+	// read: a get served by the lease manager instead of the log.
+	read readMode
 }
+
+// readMode is how a simulated get is served.
+type readMode uint8
+
+const (
+	readLog    readMode = iota // through the log, like a write
+	readLease                  // the master's lease read (§5.2)
+	readQuorum                 // confirmed with a majority first
+)
+
+func (m readMode) String() string { return [...]string{"log", "lease", "quorum"}[m] }
 
 // deadLetter tells a client its request reached a node that is down, as
 // the actor system's dead-letter reply does: it was never delivered, so it

@@ -49,6 +49,11 @@ type node struct {
 	// survivors holds the records a crash left on the disk, until restart.
 	survivors []*messages.Record
 	crashes   int
+	// epochs follows the epoch through what this incarnation applied.
+	epochs paxos.EpochTracker
+	// reads waits for the proposer to confirm mastership (quorum reads).
+	reads   map[uint64]*clientRequest
+	readSeq uint64
 }
 
 func newNode(s *Simulator, id uint32) *node {
@@ -90,6 +95,8 @@ func (n *node) boot(records []*messages.Record) {
 	n.applied = 0
 	n.flushScheduled = false
 	n.a = paxos.NewAcceptor(n.id)
+	n.epochs = paxos.EpochTracker{}
+	n.reads = make(map[uint64]*clientRequest)
 	lcfg := n.s.cfg.Learner
 	lcfg.ID, lcfg.Peers = n.id, n.s.ids
 	n.l = paxos.NewLearner(lcfg)
@@ -102,6 +109,7 @@ func (n *node) boot(records []*messages.Record) {
 		n.l.Restore(rec)
 	}
 	n.fold(0, len(records))
+	n.a.StartLease(n.s.cfg.Proposer.LeaseTimeout, n.now())
 	out, err := n.l.FinishRestore()
 	if err != nil {
 		n.s.fail(ErrSafety, ErrRestore, "%s: %v", n.name(), err)
@@ -175,18 +183,24 @@ func (n *node) receive(from uint32, msg any) {
 	now := n.now()
 	switch m := msg.(type) {
 	case *messages.Prepare:
-		n.acceptorOut(n.a.HandlePrepare(m))
+		n.acceptorOut(n.a.HandlePrepare(m, now))
 	case *messages.Accept:
-		n.acceptorOut(n.a.HandleAccept(m))
+		n.acceptorOut(n.a.HandleAccept(m, now))
 	case *messages.Chosen:
 		n.learnerOut(n.l.HandleChosen(m, now))
 	case *messages.CatchupRequest:
 		n.learnerOut(n.l.HandleCatchupRequest(m))
 	case *messages.CatchupResponse:
 		n.learnerOut(n.l.HandleCatchupResponse(m, now))
-	case *messages.Promise, *messages.Accepted, *messages.Heartbeat:
+	case *messages.Confirm:
+		n.acceptorOut(n.a.HandleConfirm(m))
+	case *messages.Promise, *messages.Accepted, *messages.Heartbeat, *messages.Confirmed:
 		n.proposerOut(n.p.Step(m.(proto.Message), now))
 	case *clientRequest:
+		if m.read != readLog {
+			n.read(m)
+			return
+		}
 		cmd := &messages.Command{Origin: n.id, ReplyAddress: replyAddress,
 			ReplyId: strconv.FormatUint(uint64(m.client), 10), RequestId: m.reqID, Payload: m.payload}
 		n.proposerOut(n.p.Submit(cmd))
@@ -252,13 +266,49 @@ func (n *node) learnerOut(out paxos.LearnerOutput) {
 			return
 		}
 	}
-	n.p.LearnerProgress(n.l.Contiguous())
+	n.proposerOut(n.p.LearnerApplied(n.l.Contiguous(), n.now()))
+}
+
+// read is the lease manager shell (actors/lease.go): a lease read is served
+// at once while the lease holds, otherwise (and for a quorum read) once the
+// proposer has confirmed mastership with a majority.
+func (n *node) read(m *clientRequest) {
+	if !n.p.IsMaster() {
+		n.send(m.client, &messages.ClientResponse{RequestId: m.reqID, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER,
+			MasterId: n.p.MasterID()})
+		return
+	}
+	if _, ok := n.p.LeaseUntil(n.now()); ok && m.read == readLease {
+		n.serveRead(m, true)
+		return
+	}
+	n.readSeq++
+	n.reads[n.readSeq] = m
+	n.proposerOut(n.p.Read(n.readSeq, n.now()))
+}
+
+// serveRead answers a read from this node's database as it is now, after
+// the checker has seen that it may.
+func (n *node) serveRead(m *clientRequest, lease bool) {
+	n.s.check.servedRead(n, lease)
+	if n.s.err != nil {
+		return
+	}
+	res, err := n.kv.Query(m.payload)
+	if err != nil {
+		panic(fmt.Sprintf("sim: query: %v", err))
+	}
+	n.send(m.client, &messages.ClientResponse{RequestId: m.reqID, Result: res, Instance: n.applied})
 }
 
 // apply checks one chosen entry against every other replica's, then runs
 // its commands. It reports false once the run has failed.
 func (n *node) apply(e *messages.Entry, reply bool) bool {
-	n.s.check.applied(n, e)
+	if n.epochs.Enter(e) {
+		epoch, _ := n.epochs.Epoch()
+		n.kv.ObserveEpoch(epoch)
+	}
+	n.s.check.applied(n, e, &n.epochs)
 	if n.s.err != nil {
 		return false
 	}
@@ -270,7 +320,12 @@ func (n *node) apply(e *messages.Entry, reply bool) bool {
 		return true
 	}
 	for _, cmd := range e.Value.GetCommands() {
-		res, err := n.kv.Apply(e.Instance, cmd.Payload)
+		admitted := n.epochs.Admits(cmd)
+		var res []byte
+		var err error
+		if admitted {
+			res, err = n.kv.Apply(e.Instance, cmd.Payload)
+		}
 		if !reply || cmd.Origin != n.id || cmd.ReplyAddress != replyAddress {
 			continue
 		}
@@ -279,8 +334,13 @@ func (n *node) apply(e *messages.Entry, reply bool) bool {
 			panic(fmt.Sprintf("sim: reply id %q", cmd.ReplyId))
 		}
 		resp := &messages.ClientResponse{RequestId: cmd.RequestId, Result: res, Instance: e.Instance}
-		if err != nil {
+		switch {
+		case !admitted:
+			resp = paxos.MasterChanged(cmd, e.Instance)
+		case err != nil:
 			resp.Code, resp.Error = messages.ErrorCode_ERROR_CODE_INVALID, err.Error()
+		default:
+			n.s.check.acked(e.Instance)
 		}
 		n.send(uint32(to), resp)
 	}
@@ -306,6 +366,18 @@ func (n *node) proposerOut(out paxos.ProposerOutput) {
 			resp.MasterId = n.p.MasterID()
 		}
 		n.send(uint32(to), resp)
+	}
+	for _, rd := range out.Reads {
+		m := n.reads[rd.ID]
+		if m == nil {
+			panic(fmt.Sprintf("sim: %s: read %d answered twice", n.name(), rd.ID))
+		}
+		delete(n.reads, rd.ID)
+		if rd.Code == messages.ErrorCode_ERROR_CODE_OK {
+			n.serveRead(m, false)
+			continue
+		}
+		n.send(m.client, &messages.ClientResponse{RequestId: m.reqID, Code: rd.Code, Error: rd.Err, MasterId: n.p.MasterID()})
 	}
 	if n.p.NeedsFlush() && !n.flushScheduled {
 		n.flushScheduled = true

@@ -24,12 +24,15 @@ type Result struct {
 	Partitions  int
 	Messages    int
 	Lost        int
+	// Reads served by a master's lease, and after a quorum confirmed it.
+	LeaseReads, QuorumReads int
 }
 
 func (r Result) String() string {
 	return fmt.Sprintf("seed %d: %d nodes, %d steps, %s simulated, %d ops (%d ok, %d unknown), %d instances, "+
-		"%d crashes (%d unsynced records lost), %d partitions, %d messages (%d lost)", r.Seed, r.Nodes, r.Steps,
-		r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords, r.Partitions, r.Messages, r.Lost)
+		"%d crashes (%d unsynced records lost), %d partitions, %d messages (%d lost), %d lease reads, %d quorum reads",
+		r.Seed, r.Nodes, r.Steps, r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords, r.Partitions,
+		r.Messages, r.Lost, r.LeaseReads, r.QuorumReads)
 }
 
 // Simulator runs one seeded run. It is single-threaded and not reusable:
@@ -132,6 +135,7 @@ func (s *Simulator) runUntil(t int64) {
 // finish runs the end-of-run checks: convergence, then linearizability.
 func (s *Simulator) finish() (Result, error) {
 	if s.err == nil {
+		s.settle()
 		s.check.final()
 	}
 	if s.err == nil && !s.cfg.NoLinearizability {
@@ -145,7 +149,7 @@ func (s *Simulator) finish() (Result, error) {
 func (s *Simulator) result() Result {
 	r := Result{Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Steps: s.steps, SimTime: time.Duration(s.sched.now),
 		Ops: len(s.history), Chosen: len(s.check.log), Crashes: s.crashes, LostRecords: s.lostRecords, Partitions: s.partitions,
-		Messages: s.net.sent, Lost: s.net.lost}
+		Messages: s.net.sent, Lost: s.net.lost, LeaseReads: s.check.leaseReads, QuorumReads: s.check.quorumReads}
 	for _, o := range s.history {
 		switch o.status {
 		case opOK:
@@ -191,4 +195,37 @@ func (s *Simulator) deliver(from, to uint32, msg any) {
 		s.tracef("%s <- %s %s", n.name(), endpointName(from), describe(msg))
 	}
 	n.receive(from, msg)
+}
+
+// settleBound bounds how long the end of a run may wait for an idle
+// master's lease renewal (a heartbeat instance, §5.2) to be chosen and
+// applied everywhere before convergence is checked.
+const settleBound = 200 * time.Millisecond
+
+// settle runs on, a little at a time, until the master has nothing in
+// flight and every replica applied what it chose, or settleBound passed.
+func (s *Simulator) settle() {
+	for end := s.sched.now + int64(settleBound); s.err == nil && s.sched.now < end && !s.quiet(); {
+		s.runUntil(s.sched.now + int64(5*time.Millisecond))
+	}
+}
+
+// quiet reports whether exactly one master is idle and every node applied
+// everything it chose.
+func (s *Simulator) quiet() bool {
+	var master *node
+	for _, n := range s.nodes {
+		if n.up && n.p.IsMaster() {
+			master = n
+		}
+	}
+	if master == nil || master.p.InflightLen() > 0 {
+		return false
+	}
+	for _, n := range s.nodes {
+		if !n.up || n.applied != master.p.ChosenUpto() {
+			return false
+		}
+	}
+	return true
 }

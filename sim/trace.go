@@ -40,6 +40,9 @@ func fmtBallot(b uint64) string {
 
 // describeValue prints a value by its commands' request ids.
 func describeValue(v *messages.Value) string {
+	if v.GetStartsEpoch() {
+		return fmt.Sprintf("epoch-start(n%d)", v.EpochMaster)
+	}
 	if v.GetNoop() {
 		return "noop"
 	}
@@ -49,7 +52,7 @@ func describeValue(v *messages.Value) string {
 		if i > 0 {
 			b.WriteString(" ")
 		}
-		fmt.Fprintf(&b, "n%d/r%d", c.Origin, c.RequestId)
+		fmt.Fprintf(&b, "n%d/r%d/e%d", c.Origin, c.RequestId, c.Epoch)
 	}
 	b.WriteString("]")
 	return b.String()

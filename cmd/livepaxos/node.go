@@ -30,6 +30,9 @@ type nodeFlags struct {
 	logLevel      string
 	maxValueBytes int
 	electionMin   time.Duration
+	leaseTimeout  time.Duration
+	driftMax      time.Duration
+	boostInterval time.Duration
 	pprof         string
 }
 
@@ -52,6 +55,11 @@ func newNodeCmd() *cobra.Command {
 	fl.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn, error or off")
 	fl.IntVar(&f.maxValueBytes, "max-value-bytes", db.DefaultMaxValueBytes, "largest value accepted")
 	fl.DurationVar(&f.electionMin, "election-timeout", 700*time.Millisecond, "minimum time without a master before a node campaigns (randomized up to 2x)")
+	fl.DurationVar(&f.leaseTimeout, "lease-timeout", 2*time.Second,
+		"how long an acceptor's master lease grant lasts (§5.2); a new master waits this long after the old one is lost")
+	fl.DurationVar(&f.driftMax, "clock-drift-max", 100*time.Millisecond,
+		"how much two nodes' clocks may disagree over one lease timeout; the master counts its lease this much shorter")
+	fl.DurationVar(&f.boostInterval, "boost-interval", 10*time.Second, "how often the master raises its ballot with a full phase 1 (§5.2)")
 	fl.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	return cmd
 }
@@ -76,6 +84,12 @@ func runNode(f nodeFlags) error {
 	}
 	if f.electionMin <= 0 {
 		return fmt.Errorf("%w: --election-timeout must be positive", errUsage)
+	}
+	if f.leaseTimeout <= 0 || f.driftMax <= 0 || f.boostInterval <= 0 {
+		return fmt.Errorf("%w: --lease-timeout, --clock-drift-max and --boost-interval must be positive", errUsage)
+	}
+	if f.driftMax >= f.leaseTimeout {
+		return fmt.Errorf("%w: --clock-drift-max %v must be below --lease-timeout %v", errUsage, f.driftMax, f.leaseTimeout)
 	}
 	logger, err := cluster.LoggerForLevel(f.logLevel, os.Stderr)
 	if err != nil {
@@ -163,5 +177,6 @@ func validator(limits db.Limits) func([]byte) error {
 }
 
 func paxosTuning(f nodeFlags) paxos.ProposerConfig {
-	return paxos.ProposerConfig{ElectionTimeoutMin: f.electionMin}
+	return paxos.ProposerConfig{ElectionTimeoutMin: f.electionMin, LeaseTimeout: f.leaseTimeout,
+		ClockDriftMax: f.driftMax, BoostInterval: f.boostInterval}
 }

@@ -136,12 +136,28 @@ func (cn *conn) failEndpoint(addr string, err error) {
 }
 
 // roundTrip sends one request to endpoint's proposer and waits for its reply.
-func (cn *conn) roundTrip(ctx context.Context, endpoint string, req *messages.ClientRequest, timeout time.Duration) (*messages.ClientResponse, error) {
+// request is one request of a call, as sent to each node tried.
+type request struct {
+	write   bool // a command through the log, to the proposer
+	payload []byte
+	// reads: served by the lease manager with this consistency.
+	consistency messages.Consistency
+}
+
+func (r request) message(id uint64) (role string, msg proto.Message) {
+	if r.write {
+		return "proposer", &messages.ClientRequest{RequestId: id, Command: r.payload}
+	}
+	return "lease", &messages.ReadRequest{RequestId: id, Query: r.payload, Consistency: r.consistency}
+}
+
+func (cn *conn) roundTrip(ctx context.Context, endpoint string, id uint64, req request, timeout time.Duration) (*messages.ClientResponse, error) {
 	c := &call{endpoint: endpoint, done: make(chan callResult, 1)}
 	cn.mu.Lock()
-	cn.pending[req.RequestId] = c
+	cn.pending[id] = c
 	cn.mu.Unlock()
-	cn.sys.Root.RequestWithCustomSender(cluster.RolePID(endpoint, "proposer"), req, cn.inbox)
+	role, msg := req.message(id)
+	cn.sys.Root.RequestWithCustomSender(cluster.RolePID(endpoint, role), msg, cn.inbox)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -151,7 +167,7 @@ func (cn *conn) roundTrip(ctx context.Context, endpoint string, req *messages.Cl
 	case <-ctx.Done():
 	}
 	cn.mu.Lock()
-	delete(cn.pending, req.RequestId)
+	delete(cn.pending, id)
 	cn.mu.Unlock()
 	select {
 	case r := <-c.done: // it arrived as we gave up
@@ -226,10 +242,57 @@ func (c *Client) Put(ctx context.Context, key, value []byte) error {
 	return err
 }
 
-// Get returns the value of key and whether it exists. The read goes
-// through the log, so it is linearizable.
+// Consistency is what a read promises (§5.2).
+type Consistency = messages.Consistency
+
+const (
+	// Lease (the default): linearizable, answered by the master from its
+	// state while its lease holds, with no Paxos round and no disk write;
+	// without a valid lease it confirms mastership with a majority first.
+	Lease = messages.Consistency_CONSISTENCY_LEASE
+	// Quorum: linearizable, always confirming mastership with a majority.
+	Quorum = messages.Consistency_CONSISTENCY_QUORUM
+	// Stale: any replica's state as it is, with how far behind it knows it
+	// is (ReadResult.Behind).
+	Stale = messages.Consistency_CONSISTENCY_STALE
+)
+
+// ParseConsistency reads "lease", "quorum" or "stale".
+func ParseConsistency(s string) (Consistency, error) {
+	switch s {
+	case "lease", "":
+		return Lease, nil
+	case "quorum":
+		return Quorum, nil
+	case "stale":
+		return Stale, nil
+	}
+	return Lease, fmt.Errorf("%w: consistency %q: want lease, quorum or stale", ErrInvalid, s)
+}
+
+// ReadResult is the answer to a read-only MultiOp.
+type ReadResult struct {
+	*messages.MultiOpResult
+	// Applied is the log instance the answering replica's state reflects.
+	Applied uint64
+	// Epoch is the epoch that replica's state was in (§5.3).
+	Epoch uint64
+	// Behind (stale reads) counts instances the replica knows are chosen
+	// and has not applied yet.
+	Behind uint64
+	// Endpoint answered.
+	Endpoint string
+}
+
+// Get returns the value of key and whether it exists. The read is
+// linearizable: a lease read at the master (see Lease).
 func (c *Client) Get(ctx context.Context, key []byte) (value []byte, found bool, err error) {
-	res, err := c.Txn(ctx, db.Get(key))
+	return c.GetWith(ctx, key, Lease)
+}
+
+// GetWith is Get with the consistency chosen per request.
+func (c *Client) GetWith(ctx context.Context, key []byte, consistency Consistency) (value []byte, found bool, err error) {
+	res, err := c.Read(ctx, db.Get(key), consistency)
 	if err != nil {
 		return nil, false, err
 	}
@@ -237,6 +300,41 @@ func (c *Client) Get(ctx context.Context, key []byte) (value []byte, found bool,
 		return nil, false, fmt.Errorf("%w: get answered with %d results", ErrInvalid, len(res.Results))
 	}
 	return res.Results[0].Value, res.Results[0].Found, nil
+}
+
+// Read runs a read-only MultiOp (guards and gets; an epoch guard too) with
+// the given consistency, without going through the log.
+func (c *Client) Read(ctx context.Context, op *messages.MultiOp, consistency Consistency) (*ReadResult, error) {
+	if !readOnly(op) {
+		return nil, fmt.Errorf("%w: Read takes a read-only MultiOp; use Txn", ErrInvalid)
+	}
+	if err := c.cfg.Limits.Validate(op); err != nil {
+		return nil, mapValidation(err)
+	}
+	payload, err := proto.Marshal(op)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	resp, endpoint, err := c.call(ctx, request{payload: payload, consistency: consistency})
+	if err != nil {
+		return nil, err
+	}
+	res := &messages.MultiOpResult{}
+	if err := proto.Unmarshal(resp.Result, res); err != nil {
+		return nil, fmt.Errorf("%w: undecodable result: %v", ErrInvalid, err)
+	}
+	return &ReadResult{MultiOpResult: res, Applied: resp.Instance, Epoch: resp.Epoch, Behind: resp.Behind, Endpoint: endpoint}, nil
+}
+
+// Epoch returns the current master's epoch (§5.3): it changes on every new
+// mastership and only then. Make a MultiOp conditional on it with
+// db.EpochIs.
+func (c *Client) Epoch(ctx context.Context) (uint64, error) {
+	res, err := c.Read(ctx, &messages.MultiOp{}, Lease)
+	if err != nil {
+		return 0, err
+	}
+	return res.Epoch, nil
 }
 
 // Delete removes key and reports whether it existed.
@@ -261,8 +359,9 @@ func (c *Client) CompareAndSwap(ctx context.Context, key, old, newValue []byte) 
 	return res.Succeeded, current, nil
 }
 
-// Txn runs one MultiOp atomically: t_op if every guard test holds, f_op
-// otherwise.
+// Txn runs one MultiOp atomically through the log: t_op if every guard
+// test holds, f_op otherwise. A read-only MultiOp goes through the log too
+// (use Read to serve it from the master's lease instead).
 func (c *Client) Txn(ctx context.Context, op *messages.MultiOp) (*messages.MultiOpResult, error) {
 	if err := c.cfg.Limits.Validate(op); err != nil {
 		return nil, mapValidation(err)
@@ -271,7 +370,7 @@ func (c *Client) Txn(ctx context.Context, op *messages.MultiOp) (*messages.Multi
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	resp, err := c.submit(ctx, payload, readOnly(op))
+	resp, _, err := c.call(ctx, request{write: true, payload: payload})
 	if err != nil {
 		return nil, err
 	}
@@ -305,13 +404,16 @@ func mapValidation(err error) error {
 	return fmt.Errorf("%w: %v", ErrInvalid, err)
 }
 
-// submit sends a command to the master, following redirects. Only
-// requests that were certainly not proposed, or are read-only, are sent
-// again.
-func (c *Client) submit(ctx context.Context, payload []byte, idempotent bool) (*messages.ClientResponse, error) {
+// call sends a request to the master (any node, for a stale read),
+// following redirects. Only requests that were certainly not proposed, or
+// change nothing, are sent again.
+func (c *Client) call(ctx context.Context, req request) (*messages.ClientResponse, string, error) {
 	if c.closed.Load() {
-		return nil, ErrClosed
+		return nil, "", ErrClosed
 	}
+	// A log command that only reads is as safe to repeat as a read.
+	idempotent := !req.write || readOnlyPayload(req.payload)
+	stale := !req.write && req.consistency == Stale
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)
@@ -324,12 +426,12 @@ func (c *Client) submit(ctx context.Context, payload []byte, idempotent bool) (*
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				return nil, c.deadlineErr(lastErr)
+				return nil, "", c.deadlineErr(lastErr)
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, 200*time.Millisecond)
 		}
-		if !idempotent && c.master.Load() == nil {
+		if !idempotent && !stale && c.master.Load() == nil {
 			// A write goes only to a node believed to be master: sent to a
 			// dead endpoint it would wait out its timeout and end as
 			// "outcome unknown". A status probe is safe to repeat.
@@ -339,14 +441,17 @@ func (c *Client) submit(ctx context.Context, payload []byte, idempotent bool) (*
 			}
 		}
 		endpoint := c.target(attempt)
+		if stale {
+			endpoint = c.cfg.Endpoints[(attempt+int(c.next.Load()))%len(c.cfg.Endpoints)]
+		}
 		timeout := c.cfg.AttemptTimeout
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = min(timeout, time.Until(dl))
 		}
 		if timeout <= 0 {
-			return nil, c.deadlineErr(lastErr)
+			return nil, "", c.deadlineErr(lastErr)
 		}
-		resp, err := cn.roundTrip(ctx, endpoint, &messages.ClientRequest{RequestId: c.reqID.Add(1), Command: payload}, timeout)
+		resp, err := cn.roundTrip(ctx, endpoint, c.reqID.Add(1), req, timeout)
 		if err != nil {
 			if errors.Is(err, errNotDelivered) {
 				lastErr = fmt.Errorf("%w: %s unreachable", ErrNoMaster, endpoint)
@@ -355,15 +460,17 @@ func (c *Client) submit(ctx context.Context, payload []byte, idempotent bool) (*
 			}
 			c.forget(endpoint)
 			if !idempotent {
-				return nil, fmt.Errorf("%w: no answer from %s", ErrOutcomeUnknown, endpoint)
+				return nil, "", fmt.Errorf("%w: no answer from %s", ErrOutcomeUnknown, endpoint)
 			}
 			lastErr = fmt.Errorf("%w: no answer from %s", ErrNoMaster, endpoint)
 			continue
 		}
 		switch resp.Code {
 		case messages.ErrorCode_ERROR_CODE_OK:
-			c.remember(endpoint)
-			return resp, nil
+			if !stale {
+				c.remember(endpoint)
+			}
+			return resp, endpoint, nil
 		case messages.ErrorCode_ERROR_CODE_NOT_MASTER:
 			lastErr = fmt.Errorf("%w: %s: %s", ErrNotMaster, endpoint, resp.Error)
 			if resp.MasterAddress != "" && resp.MasterAddress != endpoint {
@@ -374,18 +481,33 @@ func (c *Client) submit(ctx context.Context, payload []byte, idempotent bool) (*
 			}
 		case messages.ErrorCode_ERROR_CODE_OVERLOADED:
 			lastErr = fmt.Errorf("%w: %s", ErrOverloaded, resp.Error)
+		case messages.ErrorCode_ERROR_CODE_UNAVAILABLE:
+			lastErr = fmt.Errorf("%w: %s: %s", ErrNoMaster, endpoint, resp.Error)
+			c.forget(endpoint)
 		case messages.ErrorCode_ERROR_CODE_MASTER_CHANGED:
 			if !idempotent {
-				return nil, fmt.Errorf("%w: %s", ErrOutcomeUnknown, resp.Error)
+				return nil, "", fmt.Errorf("%w: %s", ErrMasterChanged, resp.Error)
+			}
+			lastErr = fmt.Errorf("%w: %s", ErrNotMaster, resp.Error)
+			c.forget(endpoint)
+		case messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN:
+			if !idempotent {
+				return nil, "", fmt.Errorf("%w: %s", ErrOutcomeUnknown, resp.Error)
 			}
 			lastErr = fmt.Errorf("%w: %s", ErrNotMaster, resp.Error)
 			c.forget(endpoint)
 		case messages.ErrorCode_ERROR_CODE_TOO_LARGE:
-			return nil, fmt.Errorf("%w: %s", ErrValueTooLarge, resp.Error)
+			return nil, "", fmt.Errorf("%w: %s", ErrValueTooLarge, resp.Error)
 		default:
-			return nil, fmt.Errorf("%w: %s", ErrInvalid, resp.Error)
+			return nil, "", fmt.Errorf("%w: %s", ErrInvalid, resp.Error)
 		}
 	}
+}
+
+// readOnlyPayload reports whether an encoded MultiOp only reads.
+func readOnlyPayload(payload []byte) bool {
+	op := &messages.MultiOp{}
+	return proto.Unmarshal(payload, op) == nil && readOnly(op)
 }
 
 func (c *Client) deadlineErr(last error) error {

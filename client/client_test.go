@@ -22,6 +22,7 @@ type fakeNode struct {
 	addr     string
 	remote   *remote.Remote
 	requests atomic.Int64
+	reads    atomic.Int64 // of requests, those that came to the lease manager
 }
 
 func startFake(t *testing.T, answer func(n int64, req *messages.ClientRequest) *messages.ClientResponse) *fakeNode {
@@ -50,6 +51,16 @@ func startFakeWithStatus(t *testing.T, answer func(n int64, req *messages.Client
 					c.Respond(status)
 				}
 			}), "proposer")
+			// The lease manager answers reads the same way.
+			c.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
+				if req, ok := c.Message().(*messages.ReadRequest); ok {
+					f.reads.Add(1)
+					if resp := answer(f.requests.Add(1), &messages.ClientRequest{RequestId: req.RequestId, Command: req.Query}); resp != nil {
+						resp.RequestId = req.RequestId
+						c.Respond(resp)
+					}
+				}
+			}), "lease")
 		}
 	}), "replica")
 	if err != nil || parent == nil {
@@ -110,11 +121,20 @@ func TestClientReportsUnknownOutcomeInsteadOfRetryingWrite(t *testing.T) {
 	if got := silent.requests.Load(); got != 1 {
 		t.Fatalf("write sent %d times; it must not be retried blindly", got)
 	}
-	changed := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
-		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_MASTER_CHANGED, Error: "lost mastership"}
+	unknown := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
+		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN, Error: "lost mastership"}
 	})
-	if err := newClient(t, changed.addr).Put(ctx, []byte("k"), []byte("v")); !errors.Is(err, client.ErrOutcomeUnknown) {
-		t.Fatalf("master changed mid-write: %v, want ErrOutcomeUnknown", err)
+	if err := newClient(t, unknown.addr).Put(ctx, []byte("k"), []byte("v")); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("mastership lost mid-write: %v, want ErrOutcomeUnknown", err)
+	}
+	// §5.3: a write whose epoch ended before it applied was not applied
+	// anywhere: a distinct error, not "unknown".
+	changed := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
+		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_MASTER_CHANGED, Error: "epoch ended"}
+	})
+	err = newClient(t, changed.addr).Put(ctx, []byte("k"), []byte("v"))
+	if !errors.Is(err, client.ErrMasterChanged) || errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("epoch ended before the write applied: %v, want ErrMasterChanged", err)
 	}
 }
 
@@ -152,6 +172,9 @@ func TestClientRetriesReads(t *testing.T) {
 	v, found, err := c.Get(ctx, []byte("k"))
 	if err != nil || !found || string(v) != "v" {
 		t.Fatalf("get = %q %v %v", v, found, err)
+	}
+	if flaky.reads.Load() != 2 {
+		t.Fatalf("%d of %d requests went to the lease manager; a get is a lease read", flaky.reads.Load(), flaky.requests.Load())
 	}
 }
 

@@ -22,6 +22,10 @@ var (
 	// ErrOverloaded: the master's queue was full and the deadline passed
 	// while retrying; nothing was proposed.
 	ErrOverloaded = errors.New("livepaxos: master overloaded")
+	// ErrMasterChanged: the master that handled a write lost mastership
+	// (and maybe regained it) before the write applied, so it was not
+	// applied anywhere (§5.3 epochs). It is safe to retry.
+	ErrMasterChanged = errors.New("livepaxos: master changed; not applied")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("livepaxos: client closed")
 )

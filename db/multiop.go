@@ -142,3 +142,10 @@ func (kv *KV) run(o *messages.Op) *messages.OpResult {
 	}
 	panic(fmt.Sprintf("db: unvalidated op kind %d reached execution", int32(o.Kind)))
 }
+
+// EpochIs is a guard test that holds while the current epoch is epoch
+// (§5.3): a MultiOp guarded by it runs t_op only if mastership has not
+// changed since the epoch was read.
+func EpochIs(epoch uint64) *messages.Test {
+	return &messages.Test{Kind: messages.Test_KIND_EPOCH, Epoch: epoch}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/livepaxos/livepaxos/client"
+	"github.com/livepaxos/livepaxos/db"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -102,16 +103,32 @@ func newPutCmd() *cobra.Command {
 
 func newGetCmd() *cobra.Command {
 	var f clientFlags
+	var consistency string
 	cmd := &cobra.Command{
 		Use:   "get KEY",
 		Short: "Print a key's value (exit status 1 if absent)",
-		Args:  exactArgs(1),
+		Long: `Print a key's value. --consistency chooses the read (§5.2):
+  lease   (default) linearizable, answered by the master from its lease
+  quorum  linearizable, the master confirms mastership with a majority first
+  stale   any node's state; how far behind it is goes to stderr`,
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cons, err := client.ParseConsistency(consistency)
+			if err != nil {
+				return fmt.Errorf("%w: %v", errUsage, err)
+			}
 			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				v, found, err := c.Get(ctx, []byte(args[0]))
+				res, err := c.Read(ctx, db.Get([]byte(args[0])), cons)
 				if err != nil {
 					return err
 				}
+				if cons == client.Stale {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: applied %d, %d behind\n", res.Endpoint, res.Applied, res.Behind)
+				}
+				if len(res.Results) != 1 {
+					return fmt.Errorf("get answered with %d results", len(res.Results))
+				}
+				v, found := res.Results[0].Value, res.Results[0].Found
 				if !found {
 					return fmt.Errorf("key %q not found", args[0])
 				}
@@ -121,6 +138,7 @@ func newGetCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().StringVar(&consistency, "consistency", "lease", "lease, quorum or stale")
 	return cmd
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/livepaxos/livepaxos/client"
 	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -95,6 +96,10 @@ type nodeStatus struct {
 	LastApplied uint64   `json:"last_applied"`
 	Members     []string `json:"members,omitempty"`
 	ClusterID   string   `json:"cluster_id,omitempty"`
+	Epoch       uint64   `json:"epoch"`
+	// LeaseMS: master only, how long its lease still holds.
+	LeaseMS float64 `json:"lease_ms"`
+	Boosts  uint64  `json:"ballot_boosts"`
 }
 
 func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []string, asJSON bool) error {
@@ -124,11 +129,15 @@ func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []strin
 		}
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ENDPOINT\tID\tROLE\tMASTER\tBALLOT\tCHOSEN\tAPPLIED\t")
+		fmt.Fprintln(tw, "ENDPOINT\tID\tROLE\tMASTER\tEPOCH\tLEASE\tBALLOT\tCHOSEN\tAPPLIED\t")
 		for _, r := range rows {
 			if !r.Reachable {
-				fmt.Fprintf(tw, "%s\t-\tunreachable\t-\t-\t-\t-\t\n", r.Endpoint)
+				fmt.Fprintf(tw, "%s\t-\tunreachable\t-\t-\t-\t-\t-\t-\t\n", r.Endpoint)
 				continue
+			}
+			lease := "-"
+			if r.IsMaster {
+				lease = fmt.Sprintf("%.0fms", r.LeaseMS)
 			}
 			role := "follower"
 			if r.IsMaster {
@@ -138,8 +147,8 @@ func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []strin
 			if r.MasterID != 0 {
 				master = fmt.Sprintf("%d", r.MasterID)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t\n", r.Endpoint, r.NodeID, role, master,
-				r.Ballot, r.LastChosen, r.LastApplied)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t\n", r.Endpoint, r.NodeID, role, master,
+				r.Epoch, lease, fmtBallot(r.Ballot), r.LastChosen, r.LastApplied)
 		}
 		tw.Flush()
 	}
@@ -154,11 +163,17 @@ func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []strin
 func fromStatus(ep string, st *messages.StatusResponse) nodeStatus {
 	r := nodeStatus{Endpoint: ep, NodeID: st.NodeId, Reachable: true, IsMaster: st.IsMaster,
 		MasterID: st.MasterId, Master: st.MasterAddress, Ballot: st.Ballot,
-		LastChosen: st.LastChosen, LastApplied: st.LastApplied, ClusterID: st.ClusterId}
+		LastChosen: st.LastChosen, LastApplied: st.LastApplied, ClusterID: st.ClusterId,
+		Epoch: st.Epoch, LeaseMS: float64(st.LeaseRemainingUs) / 1000, Boosts: st.Boosts}
 	for _, m := range st.Members {
 		r.Members = append(r.Members, fmt.Sprintf("%d=%s", m.Id, m.Address))
 	}
 	return r
+}
+
+// fmtBallot prints a ballot as round.node.
+func fmtBallot(b uint64) string {
+	return fmt.Sprintf("%d.%d", b/paxos.BallotStride, paxos.BallotOwner(b))
 }
 
 // loggerFor returns the client-side logger for --log-level.

@@ -32,6 +32,9 @@ type benchOptions struct {
 	warmup    float64
 	timeout   time.Duration
 	prefill   bool
+	// consistency of --op get: lease (default), quorum or stale.
+	consistency string
+	cons        client.Consistency
 }
 
 // benchResult is the one JSON line bench prints.
@@ -95,6 +98,7 @@ func newBenchCmd() *cobra.Command {
 	fl.Float64Var(&o.warmup, "warmup", 1, "unmeasured warm-up seconds")
 	fl.DurationVar(&o.timeout, "request-timeout", 10*time.Second, "per-request timeout")
 	fl.BoolVar(&o.prefill, "prefill", true, "for --op get: write every key once first (unmeasured)")
+	fl.StringVar(&o.consistency, "consistency", "lease", "for --op get: lease, quorum or stale")
 	f.add(cmd)
 	return cmd
 }
@@ -107,6 +111,11 @@ func (o *benchOptions) validate() error {
 		return fmt.Errorf("%w: --clients, --conns, --keys and --seconds must be positive; --value-size and --warmup not negative", errUsage)
 	}
 	o.conns = min(o.conns, o.clients)
+	cons, err := client.ParseConsistency(o.consistency)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	o.cons = cons
 	return nil
 }
 
@@ -161,7 +170,7 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 				if o.op == "put" {
 					err = c.Put(ctx, key, val)
 				} else {
-					_, _, err = c.Get(ctx, key)
+					_, _, err = c.GetWith(ctx, key, o.cons)
 				}
 				cancel()
 				t1 := time.Now()
@@ -185,7 +194,7 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 	wg.Wait()
 	host, _ := os.Hostname()
 	res := &benchResult{System: "livepaxos", Op: o.op, Clients: o.clients, Conns: o.conns,
-		ValueSize: o.valueSize, Seconds: o.seconds, Keys: o.keys, Read: readMode(o.op),
+		ValueSize: o.valueSize, Seconds: o.seconds, Keys: o.keys, Read: readMode(o),
 		Time: time.Now().UTC().Format(time.RFC3339), Host: fmt.Sprintf("%s/%dcpu", host, runtime.NumCPU())}
 	var all []time.Duration
 	for _, out := range outs {
@@ -210,9 +219,10 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 	return res, nil
 }
 
-func readMode(op string) string {
-	if op == "get" {
-		return "log"
+// readMode names how gets were served: lease, quorum or stale.
+func readMode(o benchOptions) string {
+	if o.op == "get" {
+		return o.consistency
 	}
 	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ type benchOptions struct {
 	// consistency of --op get: lease (default), quorum or stale.
 	consistency string
 	cons        client.Consistency
+	cpuProfile  string
 }
 
 // benchResult is the one JSON line bench prints.
@@ -76,6 +78,17 @@ func newBenchCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
+			if o.cpuProfile != "" {
+				pf, err := os.Create(o.cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			res, err := runBench(c, o)
 			if err != nil {
 				return err
@@ -99,6 +112,7 @@ func newBenchCmd() *cobra.Command {
 	fl.DurationVar(&o.timeout, "request-timeout", 10*time.Second, "per-request timeout")
 	fl.BoolVar(&o.prefill, "prefill", true, "for --op get: write every key once first (unmeasured)")
 	fl.StringVar(&o.consistency, "consistency", "lease", "for --op get: lease, quorum or stale")
+	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load generator's CPU profile to this file")
 	f.add(cmd)
 	return cmd
 }

@@ -61,9 +61,9 @@ type Client struct {
 }
 
 // conn is one client actor system. Replies to its requests come to one
-// inbox actor, which hands each to the goroutine waiting for it by request
-// id: cheaper than a protoactor future (a registered PID and a timer) per
-// request.
+// inbox process, which hands each to the goroutine waiting for it by
+// request id: cheaper than a protoactor future (a registered PID and a
+// timer) per request.
 type conn struct {
 	sys    *actor.ActorSystem
 	remote *remote.Remote
@@ -71,6 +71,18 @@ type conn struct {
 
 	mu      sync.Mutex
 	pending map[uint64]*call
+	// pids caches the PID of each endpoint's role actor: a PID resolves its
+	// process once and keeps it.
+	pids sync.Map // endpoint + "/" + role -> *actor.PID
+}
+
+func (cn *conn) pid(endpoint, role string) *actor.PID {
+	key := endpoint + "/" + role
+	if p, ok := cn.pids.Load(key); ok {
+		return p.(*actor.PID)
+	}
+	p, _ := cn.pids.LoadOrStore(key, cluster.RolePID(endpoint, role))
+	return p.(*actor.PID)
 }
 
 // call is one request waiting for its reply.
@@ -92,13 +104,28 @@ var (
 
 func newConn(sys *actor.ActorSystem, rem *remote.Remote) *conn {
 	cn := &conn{sys: sys, remote: rem, pending: make(map[uint64]*call)}
-	cn.inbox = sys.Root.SpawnPrefix(actor.PropsFromFunc(cn.receive), "client-inbox")
+	cn.inbox, _ = sys.ProcessRegistry.Add(&inbox{cn: cn}, "client-inbox-"+sys.ProcessRegistry.NextId())
 	return cn
 }
 
-// receive runs in the inbox actor.
-func (cn *conn) receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
+// inbox is the process replies come to. It is a bare protoactor Process,
+// not an actor: a reply is handed to its waiting goroutine on the goroutine
+// that delivers it (the remote reader), with no mailbox and no scheduling
+// in between, and without a future (a registered PID and a timer) per
+// request.
+type inbox struct{ cn *conn }
+
+func (in *inbox) SendUserMessage(_ *actor.PID, message any) {
+	_, msg, _ := actor.UnwrapEnvelope(message)
+	in.cn.receive(msg)
+}
+
+func (in *inbox) SendSystemMessage(*actor.PID, any) {}
+func (in *inbox) Stop(pid *actor.PID)             { in.cn.sys.ProcessRegistry.Remove(pid) }
+
+// receive handles one message that came to the inbox.
+func (cn *conn) receive(msg any) {
+	switch m := msg.(type) {
 	case *messages.ClientResponse:
 		cn.finish(m.RequestId, callResult{resp: m})
 	case *actor.DeadLetterResponse:
@@ -157,7 +184,7 @@ func (cn *conn) roundTrip(ctx context.Context, endpoint string, id uint64, req r
 	cn.pending[id] = c
 	cn.mu.Unlock()
 	role, msg := req.message(id)
-	cn.sys.Root.RequestWithCustomSender(cluster.RolePID(endpoint, role), msg, cn.inbox)
+	cn.sys.Root.RequestWithCustomSender(cn.pid(endpoint, role), msg, cn.inbox)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {

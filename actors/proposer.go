@@ -149,18 +149,20 @@ func (a *proposerActor) reply(ctx actor.Context, rep paxos.Reply) {
 func (a *proposerActor) status() *messages.StatusResponse {
 	p := a.r.proposer
 	s := &messages.StatusResponse{
-		NodeId:        a.r.cfg.NodeID,
-		Address:       a.r.cfg.Peers[a.r.cfg.NodeID],
-		IsMaster:      p.IsMaster() && !a.r.stopped.Load(),
-		MasterId:      p.MasterID(),
-		MasterAddress: a.r.cfg.Peers[p.MasterID()],
-		Ballot:        p.Ballot(),
-		LastChosen:    p.ChosenUpto(),
-		LastApplied:   p.Applied(),
-		ClusterId:     a.r.cfg.ClusterID,
-		Epoch:         a.r.epoch.Load(),
-		EpochMaster:   a.r.epochMaster.Load(),
-		Boosts:        p.Stats().Boosts,
+		NodeId:            a.r.cfg.NodeID,
+		Address:           a.r.cfg.Peers[a.r.cfg.NodeID],
+		IsMaster:          p.IsMaster() && !a.r.stopped.Load(),
+		MasterId:          p.MasterID(),
+		MasterAddress:     a.r.cfg.Peers[p.MasterID()],
+		Ballot:            p.Ballot(),
+		LastChosen:        p.ChosenUpto(),
+		LastApplied:       p.Applied(),
+		ClusterId:         a.r.cfg.ClusterID,
+		Epoch:             a.r.epoch.Load(),
+		EpochMaster:       a.r.epochMaster.Load(),
+		Boosts:            p.Stats().Boosts,
+		BoostedInstances:  p.Stats().Boosted,
+		ProposedInstances: p.Stats().Proposed,
 	}
 	if until, ok := p.LeaseUntil(time.Now()); ok {
 		s.LeaseRemainingUs = time.Until(until).Microseconds()

@@ -1819,23 +1819,25 @@ func (x *Member) GetAddress() string {
 }
 
 type StatusResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	NodeId           uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Address          string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	IsMaster         bool                   `protobuf:"varint,3,opt,name=is_master,json=isMaster,proto3" json:"is_master,omitempty"` // this node is master and accepts writes
-	MasterId         uint32                 `protobuf:"varint,4,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"` // 0 when unknown
-	MasterAddress    string                 `protobuf:"bytes,5,opt,name=master_address,json=masterAddress,proto3" json:"master_address,omitempty"`
-	Ballot           uint64                 `protobuf:"varint,6,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	LastChosen       uint64                 `protobuf:"varint,7,opt,name=last_chosen,json=lastChosen,proto3" json:"last_chosen,omitempty"`
-	LastApplied      uint64                 `protobuf:"varint,8,opt,name=last_applied,json=lastApplied,proto3" json:"last_applied,omitempty"`
-	Members          []*Member              `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
-	ClusterId        string                 `protobuf:"bytes,10,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Epoch            uint64                 `protobuf:"varint,11,opt,name=epoch,proto3" json:"epoch,omitempty"`                                                 // the current epoch (the instance its mastership began at)
-	EpochMaster      uint32                 `protobuf:"varint,12,opt,name=epoch_master,json=epochMaster,proto3" json:"epoch_master,omitempty"`                  // the master of that epoch
-	LeaseRemainingUs int64                  `protobuf:"varint,13,opt,name=lease_remaining_us,json=leaseRemainingUs,proto3" json:"lease_remaining_us,omitempty"` // master only: how long its lease still holds (0: none)
-	Boosts           uint64                 `protobuf:"varint,14,opt,name=boosts,proto3" json:"boosts,omitempty"`                                               // master only: ballot boosts in this mastership
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	NodeId            uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Address           string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	IsMaster          bool                   `protobuf:"varint,3,opt,name=is_master,json=isMaster,proto3" json:"is_master,omitempty"` // this node is master and accepts writes
+	MasterId          uint32                 `protobuf:"varint,4,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"` // 0 when unknown
+	MasterAddress     string                 `protobuf:"bytes,5,opt,name=master_address,json=masterAddress,proto3" json:"master_address,omitempty"`
+	Ballot            uint64                 `protobuf:"varint,6,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	LastChosen        uint64                 `protobuf:"varint,7,opt,name=last_chosen,json=lastChosen,proto3" json:"last_chosen,omitempty"`
+	LastApplied       uint64                 `protobuf:"varint,8,opt,name=last_applied,json=lastApplied,proto3" json:"last_applied,omitempty"`
+	Members           []*Member              `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
+	ClusterId         string                 `protobuf:"bytes,10,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Epoch             uint64                 `protobuf:"varint,11,opt,name=epoch,proto3" json:"epoch,omitempty"`                                                  // the current epoch (the instance its mastership began at)
+	EpochMaster       uint32                 `protobuf:"varint,12,opt,name=epoch_master,json=epochMaster,proto3" json:"epoch_master,omitempty"`                   // the master of that epoch
+	LeaseRemainingUs  int64                  `protobuf:"varint,13,opt,name=lease_remaining_us,json=leaseRemainingUs,proto3" json:"lease_remaining_us,omitempty"`  // master only: how long its lease still holds (0: none)
+	Boosts            uint64                 `protobuf:"varint,14,opt,name=boosts,proto3" json:"boosts,omitempty"`                                                // ballot boosts this node made as master
+	BoostedInstances  uint64                 `protobuf:"varint,15,opt,name=boosted_instances,json=boostedInstances,proto3" json:"boosted_instances,omitempty"`    // instances its boosts re-proposed in phase 1
+	ProposedInstances uint64                 `protobuf:"varint,16,opt,name=proposed_instances,json=proposedInstances,proto3" json:"proposed_instances,omitempty"` // instances it proposed as master
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1962,6 +1964,20 @@ func (x *StatusResponse) GetLeaseRemainingUs() int64 {
 func (x *StatusResponse) GetBoosts() uint64 {
 	if x != nil {
 		return x.Boosts
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetBoostedInstances() uint64 {
+	if x != nil {
+		return x.BoostedInstances
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetProposedInstances() uint64 {
+	if x != nil {
+		return x.ProposedInstances
 	}
 	return 0
 }
@@ -2370,7 +2386,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rStatusRequest\"2\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xce\x03\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xaa\x04\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -2388,7 +2404,9 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05epoch\x18\v \x01(\x04R\x05epoch\x12!\n" +
 	"\fepoch_master\x18\f \x01(\rR\vepochMaster\x12,\n" +
 	"\x12lease_remaining_us\x18\r \x01(\x03R\x10leaseRemainingUs\x12\x16\n" +
-	"\x06boosts\x18\x0e \x01(\x04R\x06boosts\"\x8f\x02\n" +
+	"\x06boosts\x18\x0e \x01(\x04R\x06boosts\x12+\n" +
+	"\x11boosted_instances\x18\x0f \x01(\x04R\x10boostedInstances\x12-\n" +
+	"\x12proposed_instances\x18\x10 \x01(\x04R\x11proposedInstances\"\x8f\x02\n" +
 	"\x06Record\x127\n" +
 	"\apromise\x18\x01 \x01(\v2\x1b.livepaxos.v1.PromiseRecordH\x00R\apromise\x12-\n" +
 	"\x06accept\x18\x02 \x01(\v2\x13.livepaxos.v1.EntryH\x00R\x06accept\x12/\n" +

@@ -100,6 +100,10 @@ type nodeStatus struct {
 	// LeaseMS: master only, how long its lease still holds.
 	LeaseMS float64 `json:"lease_ms"`
 	Boosts  uint64  `json:"ballot_boosts"`
+	// Instances this node proposed as master, and how many of them its
+	// ballot boosts re-proposed in phase 1 (§5.2).
+	Proposed uint64 `json:"proposed_instances"`
+	Boosted  uint64 `json:"boosted_instances"`
 }
 
 func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []string, asJSON bool) error {
@@ -164,7 +168,8 @@ func fromStatus(ep string, st *messages.StatusResponse) nodeStatus {
 	r := nodeStatus{Endpoint: ep, NodeID: st.NodeId, Reachable: true, IsMaster: st.IsMaster,
 		MasterID: st.MasterId, Master: st.MasterAddress, Ballot: st.Ballot,
 		LastChosen: st.LastChosen, LastApplied: st.LastApplied, ClusterID: st.ClusterId,
-		Epoch: st.Epoch, LeaseMS: float64(st.LeaseRemainingUs) / 1000, Boosts: st.Boosts}
+		Epoch: st.Epoch, LeaseMS: float64(st.LeaseRemainingUs) / 1000, Boosts: st.Boosts,
+		Proposed: st.ProposedInstances, Boosted: st.BoostedInstances}
 	for _, m := range st.Members {
 		r.Members = append(r.Members, fmt.Sprintf("%d=%s", m.Id, m.Address))
 	}

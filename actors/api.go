@@ -27,6 +27,9 @@ var (
 	ErrOverloaded     = errors.New("actors: proposal queue full")
 	ErrRejected       = errors.New("actors: command rejected")
 	ErrOutcomeUnknown = errors.New("actors: outcome unknown (mastership changed or no answer)")
+	// ErrMasterChanged: the command's epoch ended before it applied, so it
+	// was applied nowhere (§5.3).
+	ErrMasterChanged = errors.New("actors: master changed before the command applied; not applied")
 )
 
 var proposeIDs atomic.Uint64
@@ -34,6 +37,19 @@ var proposeIDs atomic.Uint64
 // ProposerPID returns the PID of this replica's proposer, to which clients
 // send messages.ClientRequest and messages.StatusRequest.
 func (r *Replica) ProposerPID() *actor.PID { return r.pid(r.cfg.NodeID, ProposerName) }
+
+// LeasePID returns the PID of this replica's lease manager, to which
+// clients send messages.ReadRequest: lease, quorum and stale reads (§5.2),
+// answered from the state machine when it implements Reader.
+func (r *Replica) LeasePID() *actor.PID { return r.pid(r.cfg.NodeID, LeaseName) }
+
+// Epoch returns the epoch of the log as this replica has applied it, and
+// the master that started it (§5.3). Two calls return the same epoch if and
+// only if no new mastership began in between (as far as this replica has
+// applied the log).
+func (r *Replica) Epoch() (epoch uint64, master uint32) {
+	return r.epoch.Load(), r.epochMaster.Load()
+}
 
 // Propose submits a command through this replica and waits until it is
 // chosen and applied, returning the state machine's result. It succeeds only
@@ -65,6 +81,8 @@ func (r *Replica) Propose(ctx context.Context, sender actor.SenderContext, comma
 	case messages.ErrorCode_ERROR_CODE_OVERLOADED:
 		return nil, ErrOverloaded
 	case messages.ErrorCode_ERROR_CODE_MASTER_CHANGED:
+		return nil, fmt.Errorf("%w: %s", ErrMasterChanged, resp.Error)
+	case messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN:
 		return nil, fmt.Errorf("%w: %s", ErrOutcomeUnknown, resp.Error)
 	case messages.ErrorCode_ERROR_CODE_TOO_LARGE:
 		return nil, fmt.Errorf("%w: %w: %s", ErrRejected, ErrTooLarge, resp.Error)

@@ -27,7 +27,7 @@ cat <<MSG
 
 livepaxos: 3 nodes running (pids ${PIDS[*]}), data and logs in $DATA
   $BIN put  --endpoints $ENDPOINTS greeting hello
-  $BIN get  --endpoints $ENDPOINTS greeting
+  $BIN get  --endpoints $ENDPOINTS greeting      # a lease read; --consistency quorum|stale
   $BIN status --endpoints $ENDPOINTS
 Kill the master (see status) with kill -9 and watch another take over.
 Ctrl-C stops all three.

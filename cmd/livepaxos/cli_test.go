@@ -32,6 +32,11 @@ func TestUsageErrorsAreExitStatusTwo(t *testing.T) {
 		{"txn", "--then", "put:k"},
 		{"cas", "k", "v"},
 		{"status", "--endpoints", ","},
+		{"get", "--consistency", "eventual", "k"},
+		{"bench", "--op", "get", "--consistency", "sometimes"},
+		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001", "--data", t.TempDir(), "--lease-timeout", "100ms", "--clock-drift-max", "200ms"},
+		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001", "--data", t.TempDir(), "--lease-timeout", "0s"},
+		{"txn", "--guard", "epoch:zero", "--then", "put:k=v"},
 	} {
 		if _, err := run(args...); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want a usage error (exit status 2)", args, err)
@@ -54,6 +59,10 @@ func TestTxnFlagsBuildMultiOp(t *testing.T) {
 	}
 	if len(op.TOp) != 3 || op.TOp[0].Kind != messages.Op_KIND_PUT || op.TOp[1].Kind != messages.Op_KIND_DELETE {
 		t.Fatalf("then %v", op.TOp)
+	}
+	g, _ = parseItems([]string{"epoch:42"}, true)
+	if op, err := (txnJSON{Guard: g, Then: th}).multiOp(); err != nil || op.Guard[0].Kind != messages.Test_KIND_EPOCH || op.Guard[0].Epoch != 42 {
+		t.Fatalf("epoch guard: %v %v", op, err)
 	}
 	if _, err := (txnJSON{Guard: []txnItem{{Op: "maybe", Key: "k"}}}).multiOp(); !errors.Is(err, errUsage) {
 		t.Fatalf("unknown test kind: %v", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -223,7 +224,8 @@ func newTxnCmd() *cobra.Command {
 		Use:   "txn",
 		Short: "Run one MultiOp: a guard, ops if it holds, ops if not",
 		Long: `Run one MultiOp atomically. Give it with flags:
-  --guard absent:KEY | present:KEY | equals:KEY=VALUE   (repeatable; all must hold)
+  --guard absent:KEY | present:KEY | equals:KEY=VALUE | epoch:N   (repeatable; all must hold;
+          epoch:N holds while the master's epoch is N, as status shows it)
   --then  put:KEY=VALUE | del:KEY | get:KEY             (repeatable; run if the guard holds)
   --else  put:KEY=VALUE | del:KEY | get:KEY             (repeatable; run otherwise)
 or as JSON with --json FILE ('-' for standard input):
@@ -275,7 +277,7 @@ Prints the outcome and each result as JSON.`,
 			})
 		},
 	}
-	cmd.Flags().StringArrayVar(&guards, "guard", nil, "a test: absent:KEY, present:KEY or equals:KEY=VALUE")
+	cmd.Flags().StringArrayVar(&guards, "guard", nil, "a test: absent:KEY, present:KEY, equals:KEY=VALUE or epoch:N")
 	cmd.Flags().StringArrayVar(&thens, "then", nil, "an op run if the guard holds: put:KEY=VALUE, del:KEY or get:KEY")
 	cmd.Flags().StringArrayVar(&elses, "else", nil, "an op run otherwise")
 	cmd.Flags().StringVar(&jsonIn, "json", "", "read the MultiOp as JSON from this file ('-': standard input)")
@@ -317,8 +319,14 @@ func (t txnJSON) multiOp() (*messages.MultiOp, error) {
 				return nil, fmt.Errorf("%w: equals test on %q needs a value", errUsage, g.Key)
 			}
 			test.Kind, test.Value = messages.Test_KIND_EQUALS, []byte(*g.Value)
+		case "epoch": // §5.3: the key is the epoch number
+			n, err := strconv.ParseUint(g.Key, 10, 64)
+			if err != nil || n == 0 {
+				return nil, fmt.Errorf("%w: epoch test needs a positive epoch number, got %q", errUsage, g.Key)
+			}
+			test = db.EpochIs(n)
 		default:
-			return nil, fmt.Errorf("%w: unknown guard test %q (absent, present, equals)", errUsage, g.Op)
+			return nil, fmt.Errorf("%w: unknown guard test %q (absent, present, equals, epoch)", errUsage, g.Op)
 		}
 		op.Guard = append(op.Guard, test)
 	}

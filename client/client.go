@@ -121,7 +121,7 @@ func (in *inbox) SendUserMessage(_ *actor.PID, message any) {
 }
 
 func (in *inbox) SendSystemMessage(*actor.PID, any) {}
-func (in *inbox) Stop(pid *actor.PID)             { in.cn.sys.ProcessRegistry.Remove(pid) }
+func (in *inbox) Stop(pid *actor.PID)               { in.cn.sys.ProcessRegistry.Remove(pid) }
 
 // receive handles one message that came to the inbox.
 func (cn *conn) receive(msg any) {

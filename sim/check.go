@@ -32,6 +32,10 @@ type checker struct {
 	// instance once a majority durably accepted it under one ballot.
 	tallies map[tallyKey]*tally
 	chosen  map[uint64]string
+	// chosenBy is, per instance, the node whose ballot first got it chosen:
+	// until that node applies it, it may still serve linearizable reads
+	// that do not see it (see effectBound).
+	chosenBy map[uint64]uint32
 	// log is the one sequence every replica's applied sequence must be a
 	// prefix of: log[i-1] is the value applied at instance i.
 	log []string
@@ -55,7 +59,8 @@ type interval struct{ from, to int64 }
 
 func newChecker(s *Simulator) *checker {
 	return &checker{s: s, quorum: len(s.ids)/2 + 1,
-		tallies: make(map[tallyKey]*tally), chosen: make(map[uint64]string), leases: make(map[uint32][]interval)}
+		tallies: make(map[tallyKey]*tally), chosen: make(map[uint64]string), leases: make(map[uint32][]interval),
+		chosenBy: make(map[uint64]uint32)}
 }
 
 // valueKey is a value's identity: its deterministic encoding.
@@ -100,6 +105,7 @@ func (c *checker) durablyAccepted(n *node, e *messages.Entry) {
 		return
 	}
 	c.chosen[e.Instance] = v
+	c.chosenBy[e.Instance] = paxos.BallotOwner(e.Ballot)
 	if c.s.trace != nil {
 		c.s.tracef("CHOSEN instance %d ballot %s: %s", e.Instance, fmtBallot(e.Ballot), describeValue(e.Value))
 	}
@@ -140,6 +146,9 @@ func (c *checker) applied(n *node, e *messages.Entry, epochs *paxos.EpochTracker
 		c.s.fail(ErrSafety, ErrAppliedDiverged, "%s applied %s at instance %d, another replica %s",
 			n.name(), describeValue(e.Value), e.Instance, describeKey(c.log[e.Instance-1]))
 		return
+	}
+	if n.id == c.chosenBy[e.Instance] {
+		c.effectBound(e)
 	}
 	for _, cmd := range e.Value.GetCommands() {
 		if want := c.admits(cmd, e.Instance); epochs.Admits(cmd) != want {
@@ -213,7 +222,22 @@ func (c *checker) firstApplied(e *messages.Entry) {
 				o.id, o.instance, e.Instance, o)
 			return
 		}
-		o.instance, o.appliedAt = e.Instance, c.s.sched.now
+		o.instance = e.Instance
+	}
+}
+
+// effectBound records, for the client writes of entry e, the latest moment
+// they can have taken effect: when the node whose ballot chose them applied
+// them. Any other node that serves a linearizable read afterwards became
+// master by a phase 1 that found them, so it applied them first; only that
+// node, still master, could answer reads without them until then. (The
+// first apply anywhere is too early a bound: a follower may apply an
+// instance before the master, which meanwhile serves lease reads.)
+func (c *checker) effectBound(e *messages.Entry) {
+	for _, cmd := range e.Value.GetCommands() {
+		if o := c.s.reqOps[cmd.RequestId]; o != nil && o.instance == e.Instance && o.appliedAt == 0 {
+			o.appliedAt = c.s.sched.now
+		}
 	}
 }
 

@@ -69,6 +69,9 @@ type op struct {
 
 func (o *op) String() string {
 	in := fmt.Sprintf("%s(%s", o.kind, o.key)
+	if o.kind == opGet {
+		in = fmt.Sprintf("get/%s(%s", o.mode, o.key)
+	}
 	switch o.kind {
 	case opPut:
 		in += "=" + o.value

@@ -28,6 +28,12 @@ var regressionSeeds = []struct {
 	// for a duplicate and promised without a record (paxos.Acceptor now
 	// tracks durablePromised).
 	{754, "promise at a ballot raised only by a lazy accept was not recorded"},
+	// The checker bounded an unacknowledged write's effect by the first
+	// apply anywhere; a follower applied it before the master, whose lease
+	// read meanwhile (correctly) did not see it: a false alarm of the
+	// linearizability check (checker.effectBound).
+	{9890, "lease read before the master applied an unacknowledged write"},
+	{18133, "lease read before the master applied an unacknowledged write"},
 }
 
 func TestRegressionSeeds(t *testing.T) {

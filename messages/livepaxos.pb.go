@@ -547,9 +547,12 @@ type Promise struct {
 	// prior is the ballot promised here before this prepare: a master whose
 	// ballot boost finds one above its own ballot was interrupted, and starts
 	// a new epoch (§5.3).
-	Prior         uint64 `protobuf:"varint,8,opt,name=prior,proto3" json:"prior,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Prior uint64 `protobuf:"varint,8,opt,name=prior,proto3" json:"prior,omitempty"`
+	// lease_remaining_us: with leased, how long the grant still holds here,
+	// so the candidate asks again as it ends rather than on its next timer.
+	LeaseRemainingUs uint64 `protobuf:"varint,9,opt,name=lease_remaining_us,json=leaseRemainingUs,proto3" json:"lease_remaining_us,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Promise) Reset() {
@@ -634,6 +637,13 @@ func (x *Promise) GetLeased() bool {
 func (x *Promise) GetPrior() uint64 {
 	if x != nil {
 		return x.Prior
+	}
+	return 0
+}
+
+func (x *Promise) GetLeaseRemainingUs() uint64 {
+	if x != nil {
+		return x.LeaseRemainingUs
 	}
 	return 0
 }
@@ -2277,7 +2287,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\aPrepare\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12%\n" +
-	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\"\xe1\x01\n" +
+	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\"\x8f\x02\n" +
 	"\aPromise\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -2287,7 +2297,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\vchosen_upto\x18\x06 \x01(\x04R\n" +
 	"chosenUpto\x12\x16\n" +
 	"\x06leased\x18\a \x01(\bR\x06leased\x12\x14\n" +
-	"\x05prior\x18\b \x01(\x04R\x05prior\"\xaa\x01\n" +
+	"\x05prior\x18\b \x01(\x04R\x05prior\x12,\n" +
+	"\x12lease_remaining_us\x18\t \x01(\x04R\x10leaseRemainingUs\"\xaa\x01\n" +
 	"\x06Accept\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12-\n" +

@@ -120,8 +120,11 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOut
 	leased := m.Ballot > a.promised && now.Before(a.leaseUntil) && BallotOwner(m.Ballot) != a.leaseNode &&
 		Planted != BugIgnoreLease
 	if m.Ballot < a.promised || m.Ballot == 0 || leased {
-		out.Reply = &Envelope{To: m.From, Msg: &messages.Promise{
-			From: a.id, Ballot: m.Ballot, Promised: a.promised, ChosenUpto: a.chosenUpto, Leased: leased}}
+		pr := &messages.Promise{From: a.id, Ballot: m.Ballot, Promised: a.promised, ChosenUpto: a.chosenUpto, Leased: leased}
+		if leased {
+			pr.LeaseRemainingUs = uint64(a.leaseUntil.Sub(now).Microseconds()) + 1
+		}
+		out.Reply = &Envelope{To: m.From, Msg: pr}
 		return out
 	}
 	prior := a.promised

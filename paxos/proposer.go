@@ -132,6 +132,10 @@ type Proposer struct {
 	promises    map[uint32]*messages.Promise
 	prepareFrom uint64
 	preparedAt  time.Time
+	// prepareDue is when a candidate sends its prepare again to the
+	// acceptors that have not promised: a retransmission interval later,
+	// or as soon as a lease that refused it runs out.
+	prepareDue time.Time
 
 	// master
 	nextInstance uint64
@@ -541,7 +545,7 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 	case stateCandidate:
 		if !now.Before(p.electionAt) {
 			p.campaign(&out, now) // no quorum in time: try again, higher
-		} else if now.Sub(p.preparedAt) >= p.cfg.RetransmitInterval {
+		} else if !now.Before(p.prepareDue) {
 			p.sendPrepare(&out, now)
 		}
 	case stateMaster:
@@ -738,6 +742,7 @@ func (p *Proposer) campaign(out *ProposerOutput, now time.Time) {
 
 func (p *Proposer) sendPrepare(out *ProposerOutput, now time.Time) {
 	p.preparedAt = now
+	p.prepareDue = now.Add(p.cfg.RetransmitInterval)
 	for _, peer := range p.cfg.Peers {
 		if p.promises[peer] == nil {
 			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Prepare{
@@ -754,6 +759,10 @@ func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.
 		if m.Promised > max(p.ballot, p.boostBallot) && p.state != stateFollower {
 			p.stepDown(out)
 			p.resetElection(now) // randomized back-off before trying again
+		} else if m.Leased && p.state == stateCandidate && m.Ballot == p.ballot {
+			if end := now.Add(time.Duration(m.LeaseRemainingUs) * time.Microsecond); end.Before(p.prepareDue) {
+				p.prepareDue = end
+			}
 		}
 		return
 	}

@@ -14,10 +14,16 @@ import (
 )
 
 // Snapshotter is implemented by state machines that can save and restore
-// their whole state. Snapshots and log truncation (§5.5) will use it; a
-// state machine without it replays the whole log on restart.
+// their whole state (§5.5). BeginSnapshot is called on the apply goroutine,
+// between two instances: it returns the last instance applied and a
+// function that writes the state as of that instance, which the replica
+// calls on another goroutine while Apply goes on (a "pause-less"
+// snapshot; db.KV freezes its contents and keeps changes aside meanwhile).
+// Restore replaces the whole state with one so written, or changes nothing
+// and returns an error. Snapshots and log truncation will use it; a state
+// machine without it replays the whole log on restart.
 type Snapshotter interface {
-	Snapshot(w io.Writer) error
+	BeginSnapshot() (instance uint64, write func(w io.Writer) error, err error)
 	Restore(r io.Reader) error
 }
 

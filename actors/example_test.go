@@ -9,6 +9,7 @@ import (
 
 	"github.com/livepaxos/livepaxos/actors"
 	"github.com/livepaxos/livepaxos/cluster"
+	"github.com/livepaxos/livepaxos/db"
 	"github.com/livepaxos/livepaxos/paxos"
 )
 
@@ -75,3 +76,10 @@ func Example() {
 	// total: 42
 	// refused: true
 }
+
+// The database is a Snapshotter, a Reader and an EpochObserver.
+var (
+	_ actors.Snapshotter   = (*db.KV)(nil)
+	_ actors.Reader        = (*db.KV)(nil)
+	_ actors.EpochObserver = (*db.KV)(nil)
+)

@@ -32,9 +32,13 @@ func (kv *KV) Hash() [32]byte {
 		h.Write(n[:])
 		io.WriteString(h, s)
 	}
-	for _, k := range slices.Sorted(maps.Keys(kv.data)) {
+	view := kv.data
+	if kv.delta != nil {
+		view = kv.merged()
+	}
+	for _, k := range slices.Sorted(maps.Keys(view)) {
 		write(k)
-		write(kv.data[k])
+		write(view[k])
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])

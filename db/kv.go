@@ -40,6 +40,10 @@ type KV struct {
 	// epoch is the current mastership's epoch (§5.3), as the log says:
 	// MultiOps can be made conditional on it.
 	epoch uint64
+	// delta is not nil while a snapshot is being written (§5.5): data is
+	// then frozen, read without the lock by the snapshot's writer, and
+	// every change goes here instead; a nil *string marks a deletion.
+	delta map[string]*string
 }
 
 // ErrNotReadOnly is returned by Query for a MultiOp that could change data.
@@ -145,7 +149,7 @@ func (kv *KV) apply(payload []byte) ([]byte, error) {
 func (kv *KV) Read(key []byte) (value []byte, ok bool) {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
-	v, ok := kv.data[string(key)]
+	v, ok := kv.get(string(key))
 	if !ok {
 		return nil, false
 	}
@@ -205,6 +209,9 @@ func (kv *KV) Epoch() uint64 {
 func (kv *KV) Len() int {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
+	if kv.delta != nil {
+		return len(kv.merged())
+	}
 	return len(kv.data)
 }
 

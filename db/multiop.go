@@ -110,7 +110,7 @@ func (kv *KV) holds(t *messages.Test) bool {
 	if t.Kind == messages.Test_KIND_EPOCH {
 		return kv.epoch == t.Epoch
 	}
-	v, ok := kv.data[string(t.Key)]
+	v, ok := kv.get(string(t.Key))
 	switch t.Kind {
 	case messages.Test_KIND_ABSENT:
 		return !ok
@@ -126,7 +126,7 @@ func (kv *KV) holds(t *messages.Test) bool {
 // bytes, and returning []byte(v) copies them out, so neither the request
 // buffers nor a returned value can alias the stored data.
 func (kv *KV) run(o *messages.Op) *messages.OpResult {
-	v, ok := kv.data[string(o.Key)]
+	v, ok := kv.get(string(o.Key))
 	switch o.Kind {
 	case messages.Op_KIND_GET:
 		if !ok {
@@ -134,10 +134,10 @@ func (kv *KV) run(o *messages.Op) *messages.OpResult {
 		}
 		return &messages.OpResult{Found: true, Value: []byte(v)}
 	case messages.Op_KIND_PUT:
-		kv.data[string(o.Key)] = string(o.Value)
+		kv.set(string(o.Key), string(o.Value))
 		return &messages.OpResult{Found: ok}
 	case messages.Op_KIND_DELETE:
-		delete(kv.data, string(o.Key))
+		kv.del(string(o.Key))
 		return &messages.OpResult{Found: ok}
 	}
 	panic(fmt.Sprintf("db: unvalidated op kind %d reached execution", int32(o.Kind)))

@@ -668,15 +668,22 @@ func (p *Proposer) finishBoost(out *ProposerOutput, now time.Time) {
 	p.sendHeartbeats(out)
 }
 
-// interrupted reports whether a boost's promises show a ballot above this
-// master's own.
+// interrupted reports whether a boost's promises show that this
+// mastership cannot go on under its epoch: a ballot above its own was
+// promised or accepted somewhere, or another master's epoch start was
+// accepted after this epoch began. The last can come from a lower ballot:
+// a rival elected just before this master proposed its own epoch start at
+// an instance this master's phase 1 did not see; re-proposing it (the
+// boost must, if it is the highest-ballot value reported) moves the log
+// into the rival's epoch, and this master's commands would all be refused
+// (sim seed 15125).
 func (p *Proposer) interrupted() bool {
 	for _, pr := range p.promises {
 		if pr.Prior > p.ballot && pr.Prior != p.boostBallot { // not a duplicate of this prepare
 			return true
 		}
 		for _, e := range pr.Accepted {
-			if e.Ballot > p.ballot {
+			if e.Ballot > p.ballot || (e.Value.GetStartsEpoch() && e.Instance > p.epoch) {
 				return true
 			}
 		}

@@ -339,6 +339,11 @@ func (c *checker) final() {
 			master.name(), master.p.InflightLen(), master.p.QueueLen())
 		return
 	}
+	if n := len(c.epochs); n > 0 && master.p.Epoch() != c.epochs[n-1] {
+		s.fail(ErrLiveness, ErrNotConverged, "master %s works in epoch %d, the log is in epoch %d: its commands would all be refused",
+			master.name(), master.p.Epoch(), c.epochs[n-1])
+		return
+	}
 	upto := master.p.ChosenUpto()
 	for _, n := range s.nodes {
 		if n.applied != upto {

@@ -34,6 +34,11 @@ var regressionSeeds = []struct {
 	// linearizability check (checker.effectBound).
 	{9890, "lease read before the master applied an unacknowledged write"},
 	{18133, "lease read before the master applied an unacknowledged write"},
+	// A ballot boost re-proposed a rival's epoch start, accepted under a
+	// lower ballot at an instance the master's election had not seen; the
+	// log moved into the rival's epoch while the master kept its own, and
+	// every command it proposed after was refused (paxos.Proposer.interrupted).
+	{15125, "ballot boost re-proposed another master's epoch start"},
 }
 
 func TestRegressionSeeds(t *testing.T) {

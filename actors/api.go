@@ -57,6 +57,39 @@ func (r *Replica) Epoch() (epoch uint64, master uint32) {
 	return r.epoch.Load(), r.epochMaster.Load()
 }
 
+// Read asks this replica's lease manager a read-only query with the given
+// consistency (§5.2) and returns the state machine's answer and the epoch
+// it was given in. Lease and quorum reads succeed only on the master
+// (ErrNotMaster elsewhere); a stale read is answered by any replica. The
+// state machine must implement Reader, or the query goes through the log.
+func (r *Replica) Read(ctx context.Context, sender actor.SenderContext, query []byte, consistency messages.Consistency) (result []byte, epoch uint64, err error) {
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return nil, 0, ctx.Err()
+	}
+	req := &messages.ReadRequest{RequestId: proposeIDs.Add(1), Query: query, Consistency: consistency}
+	reply, err := sender.RequestFuture(r.LeasePID(), req, timeout).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", ErrRejected, err)
+	}
+	resp, ok := reply.(*messages.ClientResponse)
+	if !ok {
+		return nil, 0, fmt.Errorf("%w: unexpected reply %T", ErrRejected, reply)
+	}
+	switch resp.Code {
+	case messages.ErrorCode_ERROR_CODE_OK:
+		return resp.Result, resp.Epoch, nil
+	case messages.ErrorCode_ERROR_CODE_NOT_MASTER:
+		return nil, 0, fmt.Errorf("%w (master: node %d %s)", ErrNotMaster, resp.MasterId, resp.MasterAddress)
+	case messages.ErrorCode_ERROR_CODE_OVERLOADED:
+		return nil, 0, ErrOverloaded
+	}
+	return nil, 0, fmt.Errorf("%w: %s", ErrRejected, resp.Error)
+}
+
 // Propose submits a command through this replica and waits until it is
 // chosen and applied, returning the state machine's result. It succeeds only
 // on the master; elsewhere it returns ErrNotMaster (with the master's id in

@@ -5,24 +5,31 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/livepaxos/livepaxos/actors"
 	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/db"
+	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
 )
 
 // counter is an embedder's own state machine: commands are integers to add.
-type counter struct{ total int }
+type counter struct{ total atomic.Int64 }
 
 func (c *counter) Apply(_ uint64, command []byte) ([]byte, error) {
 	n, err := strconv.Atoi(string(command))
 	if err != nil {
 		return nil, err // refused deterministically, on every replica
 	}
-	c.total += n
-	return []byte(strconv.Itoa(c.total)), nil
+	return []byte(strconv.FormatInt(c.total.Add(int64(n)), 10)), nil
+}
+
+// Query makes the counter an actors.Reader: reads are answered from its
+// state by the replica's lease manager, concurrently with Apply.
+func (c *counter) Query([]byte) ([]byte, error) {
+	return []byte(strconv.FormatInt(c.total.Load(), 10)), nil
 }
 
 // A host embeds a replica as an actor subtree of its own actor system, with
@@ -71,10 +78,20 @@ func Example() {
 	}
 	_, err = replica.Propose(ctx, system.Root, []byte("not a number"))
 	fmt.Println("refused:", err != nil)
+	// A lease read: the master answers from its state, no Paxos round.
+	for {
+		total, epoch, err := replica.Read(ctx, system.Root, nil, messages.Consistency_CONSISTENCY_LEASE)
+		if err == nil {
+			fmt.Println("read:", string(total), "in epoch", epoch)
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the lease manager has not heard of the lease yet
+	}
 	// Output:
 	// total: 5
 	// total: 42
 	// refused: true
+	// read: 42 in epoch 1
 }
 
 // The database is a Snapshotter, a Reader and an EpochObserver.

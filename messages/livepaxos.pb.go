@@ -1163,12 +1163,16 @@ func (x *CatchupRequest) GetMaxEntries() uint32 {
 // CatchupResponse carries chosen entries, contiguous from the requested
 // instance, and how far the responder knows the log to be chosen.
 type CatchupResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Entries       []*Entry               `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
-	ChosenUpto    uint64                 `protobuf:"varint,3,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	From       uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Entries    []*Entry               `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	ChosenUpto uint64                 `protobuf:"varint,3,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"`
+	// snapshot_instance, with no entries: the responder no longer holds the
+	// log from the requested instance, but has a snapshot as of this
+	// instance to install instead (§5.5).
+	SnapshotInstance uint64 `protobuf:"varint,4,opt,name=snapshot_instance,json=snapshotInstance,proto3" json:"snapshot_instance,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CatchupResponse) Reset() {
@@ -1218,6 +1222,13 @@ func (x *CatchupResponse) GetEntries() []*Entry {
 func (x *CatchupResponse) GetChosenUpto() uint64 {
 	if x != nil {
 		return x.ChosenUpto
+	}
+	return 0
+}
+
+func (x *CatchupResponse) GetSnapshotInstance() uint64 {
+	if x != nil {
+		return x.SnapshotInstance
 	}
 	return 0
 }
@@ -2339,12 +2350,13 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12%\n" +
 	"\x0efirst_instance\x18\x02 \x01(\x04R\rfirstInstance\x12\x1f\n" +
 	"\vmax_entries\x18\x03 \x01(\rR\n" +
-	"maxEntries\"u\n" +
+	"maxEntries\"\xa2\x01\n" +
 	"\x0fCatchupResponse\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12-\n" +
 	"\aentries\x18\x02 \x03(\v2\x13.livepaxos.v1.EntryR\aentries\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
-	"chosenUpto\"\xbd\x01\n" +
+	"chosenUpto\x12+\n" +
+	"\x11snapshot_instance\x18\x04 \x01(\x04R\x10snapshotInstance\"\xbd\x01\n" +
 	"\x04Test\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.livepaxos.v1.Test.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +

@@ -39,3 +39,7 @@ func MasterChanged(cmd *messages.Command, instance uint64) *messages.ClientRespo
 	return &messages.ClientResponse{RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_MASTER_CHANGED,
 		Error: "the master's epoch ended before the command applied: not applied", Instance: instance}
 }
+
+// Reset puts the tracker at epoch, started by master: where a snapshot
+// restored from left the log.
+func (t *EpochTracker) Reset(epoch uint64, master uint32) { t.epoch, t.master = epoch, master }

@@ -64,6 +64,18 @@ type Learner struct {
 	// restore state
 	restoreLatest map[uint64]*messages.Entry
 	restoreMark   uint64
+	// snapshot is the instance of this replica's newest snapshot (§5.5);
+	// dropped is the highest instance whose entry it no longer holds.
+	// Peers that need the log below dropped get the snapshot instead.
+	snapshot uint64
+	dropped  uint64
+}
+
+// SnapshotOffer asks the shell to fetch and install the snapshot a peer
+// offered, as of Instance.
+type SnapshotOffer struct {
+	From     uint32
+	Instance uint64
 }
 
 // LearnerOutput is what one learner step asks the shell to do. Records
@@ -73,6 +85,9 @@ type LearnerOutput struct {
 	Records  []*messages.Record
 	Messages []Envelope
 	Apply    []*messages.Entry // contiguous chosen entries, in instance order
+	// Install, when set, is a peer's snapshot to fetch: this replica is
+	// behind the log its peers still hold.
+	Install *SnapshotOffer
 }
 
 // NewLearner returns a learner that knows nothing chosen.
@@ -94,6 +109,53 @@ func (l *Learner) KnownChosen() uint64 { return max(l.knownChosen, l.contiguous)
 
 // ChosenAt returns the chosen entry at instance, or nil if not known.
 func (l *Learner) ChosenAt(instance uint64) *messages.Entry { return l.chosen[instance] }
+
+// RestoreSnapshot tells a learner, before it replays the log, that the
+// state machine was restored from its snapshot as of instance: everything
+// up to it counts as chosen and applied. The log below it is still read,
+// to serve peers that catch up, as far as it goes.
+func (l *Learner) RestoreSnapshot(instance uint64) {
+	l.snapshot = max(l.snapshot, instance)
+	l.contiguous = max(l.contiguous, instance)
+}
+
+// SnapshotTaken records that this replica now has a snapshot as of
+// instance, and lets go of the chosen entries up to it: peers that need
+// them are offered the snapshot.
+func (l *Learner) SnapshotTaken(instance uint64) {
+	if instance <= l.snapshot || instance > l.contiguous {
+		return
+	}
+	l.snapshot = instance
+	for i := l.dropped + 1; i <= instance; i++ {
+		delete(l.chosen, i)
+	}
+	l.dropped = instance
+}
+
+// InstallSnapshot moves the learner past a snapshot the shell installed
+// into the state machine: everything up to instance is applied, and the
+// instances after it are learned as usual.
+func (l *Learner) InstallSnapshot(instance uint64, now time.Time) LearnerOutput {
+	var out LearnerOutput
+	if instance <= l.contiguous {
+		return out
+	}
+	for i := l.contiguous + 1; i <= instance; i++ {
+		delete(l.chosen, i)
+		delete(l.pending, i)
+	}
+	l.contiguous = instance
+	l.snapshot = max(l.snapshot, instance)
+	l.dropped = max(l.dropped, instance)
+	l.advance(&out, true)
+	l.maybeAsk(&out, now)
+	return out
+}
+
+// SnapshotInstance returns the instance of this replica's snapshot (0:
+// none).
+func (l *Learner) SnapshotInstance() uint64 { return l.snapshot }
 
 // Restore replays one durable record at startup; FinishRestore completes it.
 func (l *Learner) Restore(rec *messages.Record) {
@@ -125,6 +187,9 @@ func (l *Learner) FinishRestore() (LearnerOutput, error) {
 		}
 		e := l.restoreLatest[i]
 		if e == nil {
+			if i <= l.snapshot {
+				continue // the snapshot has it
+			}
 			return out, fmt.Errorf("paxos: log marks instance %d chosen but holds no value for it", i)
 		}
 		l.chosen[i] = e
@@ -187,6 +252,11 @@ func (l *Learner) HandleCatchupRequest(m *messages.CatchupRequest) LearnerOutput
 	if limit <= 0 {
 		limit = l.cfg.MaxCatchupEntries
 	}
+	if first := max(m.FirstInstance, 1); l.snapshot > 0 && first <= l.snapshot && l.chosen[first] == nil {
+		// The log from there is gone here: offer the snapshot instead.
+		resp.SnapshotInstance = l.snapshot
+		return LearnerOutput{Messages: []Envelope{{To: m.From, Msg: resp}}}
+	}
 	bytes := 0
 	for i := max(m.FirstInstance, 1); i <= l.contiguous && len(resp.Entries) < limit; i++ {
 		e := l.chosen[i]
@@ -219,6 +289,9 @@ func (l *Learner) HandleCatchupResponse(m *messages.CatchupResponse, now time.Ti
 	l.advance(&out, true)
 	if learned && l.KnownChosen() > l.contiguous {
 		l.ask(&out, m.From, now)
+	}
+	if len(m.Entries) == 0 && m.SnapshotInstance > l.contiguous {
+		out.Install = &SnapshotOffer{From: m.From, Instance: m.SnapshotInstance}
 	}
 	return out
 }

@@ -46,9 +46,15 @@ func (b PlantedBug) String() string {
 	return fmt.Sprintf("PlantedBug(%d)", int(b))
 }
 
-// PlantedBugs lists every bug that can be planted, BugNone excluded.
+// PlantedBugs lists the bugs the simulator's random runs must catch within
+// their CI budget.
 func PlantedBugs() []PlantedBug {
-	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease, BugIgnoreEpoch}
+	// BugIgnoreEpoch is left out: the interleaving it breaks (a master's
+	// command chosen after a rival's epoch began) comes up in about one
+	// random run in 200, too rarely for a CI budget;
+	// TestPaper5_3_ReinstalledMasterAnomalyIsRejected plays it on purpose
+	// and checks the bug is seen.
+	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease}
 }
 
 // ParsePlantedBug returns the bug named s (as printed by String).

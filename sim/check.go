@@ -165,6 +165,16 @@ func (c *checker) admits(cmd *messages.Command, instance uint64) bool {
 	return cmd.Epoch == 0 || cmd.Epoch == c.epochs[instance-1]
 }
 
+// installed checks a snapshot install: the snapshot is of a prefix of the
+// one log (instances the replicas applied), past what n applied. The state
+// itself is compared at the end of the run (every replica's database hash).
+func (c *checker) installed(n *node, instance uint64) {
+	if instance > uint64(len(c.log)) {
+		c.s.fail(ErrSafety, ErrRestore, "%s installs a snapshot at %d; no replica applied past %d",
+			n.name(), instance, len(c.log))
+	}
+}
+
 // acked notes that a replica acknowledged a write applied at instance.
 func (c *checker) acked(instance uint64) { c.maxAcked = max(c.maxAcked, instance) }
 

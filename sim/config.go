@@ -89,6 +89,10 @@ type Config struct {
 	// NoLinearizability skips the porcupine check (the invariants still
 	// run at every step).
 	NoLinearizability bool
+	// SnapshotEvery is how often, on average, each node snapshots its
+	// database (0: never); a restart recovers from the newest snapshot and
+	// the log after it (§5.5).
+	SnapshotEvery time.Duration
 }
 
 // DefaultConfig is a moderate run: three nodes, faults at a steady rate.
@@ -148,5 +152,6 @@ func ConfigForSeed(seed uint64) Config {
 	if r.IntN(4) == 0 { // slow disks: group commit batches more
 		c.FsyncMax = 30 * time.Millisecond
 	}
+	c.SnapshotEvery = []time.Duration{0, 2 * time.Second, 500 * time.Millisecond}[r.IntN(3)]
 	return c
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -54,6 +55,19 @@ type node struct {
 	// reads waits for the proposer to confirm mastership (quorum reads).
 	reads   map[uint64]*clientRequest
 	readSeq uint64
+	// snapshot is the node's durable snapshot (§5.5): it survives crashes,
+	// like the records on the disk. One being written is lost by a crash.
+	snapshot     *simSnapshot
+	snapshotting bool
+}
+
+// simSnapshot is a committed snapshot file: the database's state as of
+// instance, with the epoch in force there.
+type simSnapshot struct {
+	instance uint64
+	epoch    uint64
+	master   uint32
+	state    []byte
 }
 
 func newNode(s *Simulator, id uint32) *node {
@@ -101,6 +115,17 @@ func (n *node) boot(records []*messages.Record) {
 	lcfg.ID, lcfg.Peers = n.id, n.s.ids
 	n.l = paxos.NewLearner(lcfg)
 	n.kv = db.New()
+	n.snapshotting = false
+	if snap := n.snapshot; snap != nil {
+		// Recovery (§5.5): the newest snapshot, then the log after it.
+		if err := n.kv.Restore(bytes.NewReader(snap.state)); err != nil {
+			n.s.fail(ErrSafety, ErrRestore, "%s: snapshot at %d: %v", n.name(), snap.instance, err)
+			return
+		}
+		n.l.RestoreSnapshot(snap.instance)
+		n.epochs.Reset(snap.epoch, snap.master)
+		n.applied = snap.instance
+	}
 	for _, rec := range records {
 		if err := n.a.Restore(rec); err != nil {
 			n.s.fail(ErrSafety, ErrRestore, "%s: %v", n.name(), err)
@@ -169,6 +194,7 @@ func (n *node) restart() {
 func (n *node) tick() {
 	n.ticks++
 	now := n.now()
+	n.maybeSnapshot()
 	n.proposerOut(n.p.Tick(now))
 	if n.ticks%learnerTickEvery == 0 && n.s.err == nil {
 		n.learnerOut(n.l.Tick(now))
@@ -176,6 +202,83 @@ func (n *node) tick() {
 	next := n.clock.trueDuration(TickInterval)
 	next += n.s.rng.Int64N(next/10+1) - next/20 // timers jitter a little
 	n.s.sched.after(next, n.guard(n.tick))
+}
+
+// maybeSnapshot takes a snapshot now and then (about every
+// Config.SnapshotEvery): the database is frozen between two instances and
+// written at once, and the file commits after a simulated write and sync;
+// a crash before that leaves the previous snapshot.
+func (n *node) maybeSnapshot() {
+	every := n.s.cfg.SnapshotEvery
+	if every <= 0 || n.snapshotting || n.s.rng.Int64N(int64(every/TickInterval)+1) != 0 {
+		return
+	}
+	n.startSnapshot()
+}
+
+// startSnapshot freezes the database, writes it, and commits the snapshot
+// after a simulated write and sync of its chunks.
+func (n *node) startSnapshot() {
+	if n.snapshotting || (n.snapshot != nil && n.snapshot.instance >= n.applied) {
+		return
+	}
+	_, write, err := n.kv.BeginSnapshot()
+	if err != nil {
+		n.s.fail(ErrSafety, ErrRestore, "%s: begin snapshot: %v", n.name(), err)
+		return
+	}
+	var buf bytes.Buffer
+	if err := write(&buf); err != nil {
+		n.s.fail(ErrSafety, ErrRestore, "%s: write snapshot: %v", n.name(), err)
+		return
+	}
+	epoch, master := n.epochs.Epoch()
+	snap := &simSnapshot{instance: n.applied, epoch: epoch, master: master, state: buf.Bytes()}
+	n.snapshotting = true
+	delay := int64(n.s.cfg.FsyncMin) + n.s.rng.Int64N(int64(10*n.s.cfg.FsyncMax))
+	n.s.sched.after(delay, n.guard(func() {
+		n.snapshotting = false
+		if n.snapshot != nil && n.snapshot.instance >= snap.instance {
+			return // an installed snapshot overtook this one
+		}
+		n.snapshot = snap
+		n.l.SnapshotTaken(snap.instance)
+		n.s.snapshots++
+		if n.s.trace != nil {
+			n.s.tracef("%s snapshot at %d committed (%d bytes)", n.name(), snap.instance, len(snap.state))
+		}
+	}))
+}
+
+// snapshotFetch asks a peer for its snapshot, if it is at least as of
+// instance; snapshotData carries one.
+type snapshotFetch struct{ instance uint64 }
+type snapshotData struct{ snap *simSnapshot }
+
+// install replaces this node's state with a peer's snapshot, if it is
+// ahead of what the node applied, and keeps it as the node's own (§5.5).
+func (n *node) install(snap *simSnapshot) {
+	if snap.instance <= n.applied {
+		return
+	}
+	if err := n.kv.Restore(bytes.NewReader(snap.state)); err != nil {
+		n.s.fail(ErrSafety, ErrRestore, "%s: install of a snapshot at %d: %v", n.name(), snap.instance, err)
+		return
+	}
+	n.s.check.installed(n, snap.instance)
+	if n.s.err != nil {
+		return
+	}
+	if n.s.trace != nil {
+		n.s.tracef("%s INSTALL snapshot at %d (applied was %d)", n.name(), snap.instance, n.applied)
+	}
+	n.epochs.Reset(snap.epoch, snap.master)
+	n.applied = snap.instance
+	n.snapshot = snap
+	n.s.installs++
+	out := n.l.InstallSnapshot(snap.instance, n.now())
+	n.proposerOut(n.p.LearnerApplied(n.l.Contiguous(), n.now()))
+	n.learnerOut(out)
 }
 
 // receive hands one message to the role that takes it.
@@ -192,6 +295,12 @@ func (n *node) receive(from uint32, msg any) {
 		n.learnerOut(n.l.HandleCatchupRequest(m))
 	case *messages.CatchupResponse:
 		n.learnerOut(n.l.HandleCatchupResponse(m, now))
+	case *snapshotFetch:
+		if snap := n.snapshot; snap != nil && snap.instance >= m.instance {
+			n.send(from, &snapshotData{snap: snap}) // the state is never changed in place: sharing is a copy
+		}
+	case *snapshotData:
+		n.install(m.snap)
 	case *messages.Confirm:
 		n.acceptorOut(n.a.HandleConfirm(m))
 	case *messages.Promise, *messages.Accepted, *messages.Heartbeat, *messages.Confirmed:
@@ -254,6 +363,12 @@ func (n *node) acceptorOut(out paxos.AcceptorOutput) {
 func (n *node) learnerOut(out paxos.LearnerOutput) {
 	if len(out.Records) > 0 {
 		n.append(out.Records, false)
+	}
+	if o := out.Install; o != nil && o.Instance > n.applied {
+		// The transfer is one message here (lost, delayed or duplicated
+		// like any other; the learner asks again if it never comes); the
+		// actor shell streams it in chunks.
+		n.send(o.From, &snapshotFetch{instance: o.Instance})
 	}
 	for _, env := range out.Messages {
 		n.send(env.To, env.Msg)

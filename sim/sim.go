@@ -26,13 +26,15 @@ type Result struct {
 	Lost        int
 	// Reads served by a master's lease, and after a quorum confirmed it.
 	LeaseReads, QuorumReads int
+	Snapshots               int // snapshots committed
+	Installs                int // snapshots installed from a peer
 }
 
 func (r Result) String() string {
 	return fmt.Sprintf("seed %d: %d nodes, %d steps, %s simulated, %d ops (%d ok, %d unknown), %d instances, "+
-		"%d crashes (%d unsynced records lost), %d partitions, %d messages (%d lost), %d lease reads, %d quorum reads",
-		r.Seed, r.Nodes, r.Steps, r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords, r.Partitions,
-		r.Messages, r.Lost, r.LeaseReads, r.QuorumReads)
+		"%d crashes (%d unsynced records lost), %d partitions, %d messages (%d lost), %d lease reads, %d quorum reads, "+
+		"%d snapshots (%d installed)", r.Seed, r.Nodes, r.Steps, r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords,
+		r.Partitions, r.Messages, r.Lost, r.LeaseReads, r.QuorumReads, r.Snapshots, r.Installs)
 }
 
 // Simulator runs one seeded run. It is single-threaded and not reusable:
@@ -58,6 +60,8 @@ type Simulator struct {
 	crashes     int
 	lostRecords int
 	partitions  int
+	snapshots   int
+	installs    int
 	// faultsEnd ends safety mode; issueStop is when clients stop issuing;
 	// end ends the run.
 	faultsEnd, issueStop, end int64
@@ -149,7 +153,8 @@ func (s *Simulator) finish() (Result, error) {
 func (s *Simulator) result() Result {
 	r := Result{Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Steps: s.steps, SimTime: time.Duration(s.sched.now),
 		Ops: len(s.history), Chosen: len(s.check.log), Crashes: s.crashes, LostRecords: s.lostRecords, Partitions: s.partitions,
-		Messages: s.net.sent, Lost: s.net.lost, LeaseReads: s.check.leaseReads, QuorumReads: s.check.quorumReads}
+		Messages: s.net.sent, Lost: s.net.lost, LeaseReads: s.check.leaseReads, QuorumReads: s.check.quorumReads,
+		Snapshots: s.snapshots, Installs: s.installs}
 	for _, o := range s.history {
 		switch o.status {
 		case opOK:

@@ -97,7 +97,14 @@ func describe(msg any) string {
 	case *messages.CatchupRequest:
 		return fmt.Sprintf("CatchupRequest{first=%d max=%d}", m.FirstInstance, m.MaxEntries)
 	case *messages.CatchupResponse:
+		if m.SnapshotInstance > 0 {
+			return fmt.Sprintf("CatchupResponse{chosen=%d snapshot=%d}", m.ChosenUpto, m.SnapshotInstance)
+		}
 		return fmt.Sprintf("CatchupResponse{chosen=%d [%s]}", m.ChosenUpto, describeEntries(m.Entries))
+	case *snapshotFetch:
+		return fmt.Sprintf("SnapshotFetch{%d}", m.instance)
+	case *snapshotData:
+		return fmt.Sprintf("SnapshotData{%d, %d bytes}", m.snap.instance, len(m.snap.state))
 	case *messages.ClientResponse:
 		return fmt.Sprintf("ClientResponse{r%d %s master=%d instance=%d}", m.RequestId, m.Code, m.MasterId, m.Instance)
 	case *clientRequest:

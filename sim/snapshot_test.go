@@ -1,0 +1,139 @@
+package sim
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// snapshotConfig is a quiet run in which nobody snapshots on their own:
+// the scenario decides.
+func snapshotConfig(seed uint64, nodes int) Config {
+	cfg := quietConfig(seed, nodes)
+	cfg.SnapshotEvery = 0
+	return cfg
+}
+
+// snapshotNow has n snapshot and waits until the snapshot commits.
+func (sc *scenario) snapshotNow(n *node) {
+	sc.t.Helper()
+	n.startSnapshot()
+	for i := 0; n.snapshotting; i++ {
+		if i > 1000 {
+			sc.t.Fatalf("%s: snapshot did not commit", n.name())
+		}
+		sc.run(time.Millisecond)
+	}
+	if n.snapshot == nil {
+		sc.t.Fatalf("%s: no snapshot", n.name())
+	}
+}
+
+// §5.5: a snapshot that fails (the replica crashes while writing it) is
+// never used and lets go of nothing: the previous one stays, and so does
+// the log after it.
+func TestPaper5_5_FailedSnapshotTruncatesNothing(t *testing.T) {
+	sc := newScenario(t, snapshotConfig(1, 3))
+	m := sc.master()
+	for _, c := range sc.s.clients {
+		c.start()
+	}
+	sc.run(time.Second)
+	n := sc.s.nodes[0]
+	sc.snapshotNow(n)
+	first := n.snapshot.instance
+	sc.run(500 * time.Millisecond)
+	n.startSnapshot()
+	if !n.snapshotting {
+		t.Fatal("no second snapshot started")
+	}
+	n.crash()
+	sc.run(100 * time.Millisecond)
+	n.restart()
+	if n.snapshot.instance != first {
+		t.Fatalf("after a crash mid-snapshot the node has a snapshot at %d, want the previous one at %d", n.snapshot.instance, first)
+	}
+	if n.l.SnapshotInstance() != first {
+		t.Fatalf("the learner counts a snapshot at %d, want %d", n.l.SnapshotInstance(), first)
+	}
+	sc.s.issueStop = sc.s.sched.now
+	r := sc.finish()
+	t.Logf("master %s; snapshot at %d kept through a crash mid-snapshot; %v", m.name(), first, r)
+}
+
+// §5.5: a replica cut off while the others moved on and let go of their
+// log (by snapshotting) cannot catch up from the log: it installs a
+// peer's snapshot, then learns the rest, and ends with the same database.
+func TestPaper5_5_ReplicaBehindTruncationRecoversThroughSnapshot(t *testing.T) {
+	for seed := uint64(1); seed <= 10; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			sc := newScenario(t, snapshotConfig(seed, 3+2*int(seed%2)))
+			m := sc.master()
+			lag := sc.s.nodes[int(seed)%len(sc.s.nodes)]
+			if lag == m {
+				lag = sc.s.nodes[(int(seed)+1)%len(sc.s.nodes)]
+			}
+			for _, n := range sc.s.nodes {
+				if n != lag {
+					sc.cut(n, lag)
+					sc.cut(lag, n)
+				}
+			}
+			for _, c := range sc.s.clients {
+				c.start()
+			}
+			sc.run(2 * time.Second)
+			for _, n := range sc.s.nodes {
+				if n != lag {
+					sc.snapshotNow(n)
+				}
+			}
+			sc.run(500 * time.Millisecond)
+			before := lag.applied
+			sc.s.net.heal()
+			sc.run(3 * time.Second)
+			if sc.s.installs == 0 || lag.snapshot == nil {
+				t.Fatalf("%s (applied %d) caught up without installing a snapshot", lag.name(), before)
+			}
+			sc.s.issueStop = sc.s.sched.now
+			r := sc.finish() // every database hash equal at the end
+			t.Logf("%s installed a snapshot at %d (it had applied %d); %v", lag.name(), lag.snapshot.instance, before, r)
+		})
+	}
+}
+
+// §5.5: recovery is the newest snapshot plus the log after it, and gives
+// exactly the state of a replica that never crashed.
+func TestPaper5_5_RecoveryIsSnapshotPlusReplay(t *testing.T) {
+	for seed := uint64(1); seed <= 10; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			sc := newScenario(t, snapshotConfig(seed, 3))
+			sc.master()
+			for _, c := range sc.s.clients {
+				c.start()
+			}
+			sc.run(time.Second)
+			n := sc.s.nodes[int(seed)%3]
+			sc.snapshotNow(n)
+			sc.run(time.Second) // more writes after the snapshot: the log replays them
+			n.crash()
+			n.restart()
+			if n.applied < n.snapshot.instance {
+				t.Fatalf("%s restarted at %d, below its snapshot at %d", n.name(), n.applied, n.snapshot.instance)
+			}
+			sc.s.issueStop = sc.s.sched.now
+			r := sc.finish() // the replicas converge to one instance
+			var other *node
+			for _, o := range sc.s.nodes {
+				if o != n && o.crashes == 0 {
+					other = o
+				}
+			}
+			if other.applied != n.applied || n.kv.Hash() != other.kv.Hash() {
+				t.Fatalf("%s (snapshot at %d + replay to %d) differs from %s (at %d), which never crashed", n.name(),
+					n.snapshot.instance, n.applied, other.name(), other.applied)
+			}
+			t.Logf("%s: snapshot at %d + replay to %d = %s; %v", n.name(), n.snapshot.instance, n.applied, other.name(), r)
+		})
+	}
+}

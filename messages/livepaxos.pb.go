@@ -551,8 +551,13 @@ type Promise struct {
 	// lease_remaining_us: with leased, how long the grant still holds here,
 	// so the candidate asks again as it ends rather than on its next timer.
 	LeaseRemainingUs uint64 `protobuf:"varint,9,opt,name=lease_remaining_us,json=leaseRemainingUs,proto3" json:"lease_remaining_us,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// truncated: this acceptor let go of its log up to here after a
+	// snapshot (§5.5). A prepare from an instance at or below it is refused:
+	// the acceptor can no longer report what it accepted there. Every such
+	// instance is chosen; the candidate must catch up past it first.
+	Truncated     uint64 `protobuf:"varint,10,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Promise) Reset() {
@@ -644,6 +649,13 @@ func (x *Promise) GetPrior() uint64 {
 func (x *Promise) GetLeaseRemainingUs() uint64 {
 	if x != nil {
 		return x.LeaseRemainingUs
+	}
+	return 0
+}
+
+func (x *Promise) GetTruncated() uint64 {
+	if x != nil {
+		return x.Truncated
 	}
 	return 0
 }
@@ -753,7 +765,10 @@ type Accepted struct {
 	Seq       uint64                 `protobuf:"varint,6,opt,name=seq,proto3" json:"seq,omitempty"` // the Accept's seq
 	// seen is the highest ballot any prepare carried here, refused or not: a
 	// master raises its ballot above it (§5.2 ballot boost).
-	Seen          uint64 `protobuf:"varint,7,opt,name=seen,proto3" json:"seen,omitempty"`
+	Seen uint64 `protobuf:"varint,7,opt,name=seen,proto3" json:"seen,omitempty"`
+	// truncated: this acceptor let go of its log up to here (§5.5) and
+	// accepts nothing there; instances is without them.
+	Truncated     uint64 `protobuf:"varint,8,opt,name=truncated,proto3" json:"truncated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -833,6 +848,13 @@ func (x *Accepted) GetSeq() uint64 {
 func (x *Accepted) GetSeen() uint64 {
 	if x != nil {
 		return x.Seen
+	}
+	return 0
+}
+
+func (x *Accepted) GetTruncated() uint64 {
+	if x != nil {
+		return x.Truncated
 	}
 	return 0
 }
@@ -1857,6 +1879,11 @@ type StatusResponse struct {
 	Boosts            uint64                 `protobuf:"varint,14,opt,name=boosts,proto3" json:"boosts,omitempty"`                                                // ballot boosts this node made as master
 	BoostedInstances  uint64                 `protobuf:"varint,15,opt,name=boosted_instances,json=boostedInstances,proto3" json:"boosted_instances,omitempty"`    // instances its boosts re-proposed in phase 1
 	ProposedInstances uint64                 `protobuf:"varint,16,opt,name=proposed_instances,json=proposedInstances,proto3" json:"proposed_instances,omitempty"` // instances it proposed as master
+	SnapshotInstance  uint64                 `protobuf:"varint,17,opt,name=snapshot_instance,json=snapshotInstance,proto3" json:"snapshot_instance,omitempty"`    // instance of the newest snapshot (0: none)
+	LogTruncated      uint64                 `protobuf:"varint,18,opt,name=log_truncated,json=logTruncated,proto3" json:"log_truncated,omitempty"`                // the log is let go of up to here
+	LogSegments       uint64                 `protobuf:"varint,19,opt,name=log_segments,json=logSegments,proto3" json:"log_segments,omitempty"`                   // write-ahead log segment files on disk
+	Snapshots         uint64                 `protobuf:"varint,20,opt,name=snapshots,proto3" json:"snapshots,omitempty"`                                          // snapshots taken since start
+	Installs          uint64                 `protobuf:"varint,21,opt,name=installs,proto3" json:"installs,omitempty"`                                            // peers' snapshots installed since start
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -2003,6 +2030,375 @@ func (x *StatusResponse) GetProposedInstances() uint64 {
 	return 0
 }
 
+func (x *StatusResponse) GetSnapshotInstance() uint64 {
+	if x != nil {
+		return x.SnapshotInstance
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLogTruncated() uint64 {
+	if x != nil {
+		return x.LogTruncated
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLogSegments() uint64 {
+	if x != nil {
+		return x.LogSegments
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetSnapshots() uint64 {
+	if x != nil {
+		return x.Snapshots
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetInstalls() uint64 {
+	if x != nil {
+		return x.Installs
+	}
+	return 0
+}
+
+// SnapshotRequest asks a replica's snapshotter to take a snapshot now
+// (§5.5); it answers with a SnapshotResponse once the snapshot is durable
+// and the log below it let go of, or with the error.
+type SnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRequest) Reset() {
+	*x = SnapshotRequest{}
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRequest) ProtoMessage() {}
+
+func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SnapshotRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+type SnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	NodeId        uint32                 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Instance      uint64                 `protobuf:"varint,3,opt,name=instance,proto3" json:"instance,omitempty"`                       // the snapshot's instance
+	Bytes         uint64                 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`                             // state bytes written
+	DurationUs    int64                  `protobuf:"varint,5,opt,name=duration_us,json=durationUs,proto3" json:"duration_us,omitempty"` // from the request to durable
+	Error         string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`                              // set when no snapshot was taken
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotResponse) Reset() {
+	*x = SnapshotResponse{}
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotResponse) ProtoMessage() {}
+
+func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SnapshotResponse) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *SnapshotResponse) GetNodeId() uint32 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *SnapshotResponse) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *SnapshotResponse) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *SnapshotResponse) GetDurationUs() int64 {
+	if x != nil {
+		return x.DurationUs
+	}
+	return 0
+}
+
+func (x *SnapshotResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// SnapshotMeta is the snapshot handle kept in a snapshot file (§5.5): the
+// instance it is as of and the epoch in force there.
+type SnapshotMeta struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	EpochMaster   uint32                 `protobuf:"varint,3,opt,name=epoch_master,json=epochMaster,proto3" json:"epoch_master,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotMeta) Reset() {
+	*x = SnapshotMeta{}
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotMeta) ProtoMessage() {}
+
+func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
+func (*SnapshotMeta) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SnapshotMeta) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *SnapshotMeta) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *SnapshotMeta) GetEpochMaster() uint32 {
+	if x != nil {
+		return x.EpochMaster
+	}
+	return 0
+}
+
+// SnapshotChunkRequest asks a peer's snapshotter for the bytes of its
+// snapshot file (as of at least instance) from offset: one chunk in flight
+// at a time is the flow control.
+type SnapshotChunkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunkRequest) Reset() {
+	*x = SnapshotChunkRequest{}
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunkRequest) ProtoMessage() {}
+
+func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunkRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotChunkRequest) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SnapshotChunkRequest) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *SnapshotChunkRequest) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *SnapshotChunkRequest) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+// SnapshotChunk is up to one chunk of a snapshot file. instance is the
+// snapshot's (0: none to give); done marks the last chunk.
+type SnapshotChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	Done          bool                   `protobuf:"varint,5,opt,name=done,proto3" json:"done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SnapshotChunk) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
 type Record struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
@@ -2012,6 +2408,7 @@ type Record struct {
 	//	*Record_Learned
 	//	*Record_Chosen
 	//	*Record_Meta
+	//	*Record_Truncated
 	Kind          isRecord_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2019,7 +2416,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2428,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2441,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Record) GetKind() isRecord_Kind {
@@ -2099,6 +2496,15 @@ func (x *Record) GetMeta() *MetaRecord {
 	return nil
 }
 
+func (x *Record) GetTruncated() *TruncatedRecord {
+	if x != nil {
+		if x, ok := x.Kind.(*Record_Truncated); ok {
+			return x.Truncated
+		}
+	}
+	return nil
+}
+
 type isRecord_Kind interface {
 	isRecord_Kind()
 }
@@ -2123,6 +2529,12 @@ type Record_Meta struct {
 	Meta *MetaRecord `protobuf:"bytes,5,opt,name=meta,proto3,oneof"` // identity of the data directory
 }
 
+type Record_Truncated struct {
+	// the log up to upto is let go of: a snapshot holds it (§5.5). First
+	// record of a checkpoint.
+	Truncated *TruncatedRecord `protobuf:"bytes,6,opt,name=truncated,proto3,oneof"`
+}
+
 func (*Record_Promise) isRecord_Kind() {}
 
 func (*Record_Accept) isRecord_Kind() {}
@@ -2133,6 +2545,52 @@ func (*Record_Chosen) isRecord_Kind() {}
 
 func (*Record_Meta) isRecord_Kind() {}
 
+func (*Record_Truncated) isRecord_Kind() {}
+
+type TruncatedRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Upto          uint64                 `protobuf:"varint,1,opt,name=upto,proto3" json:"upto,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TruncatedRecord) Reset() {
+	*x = TruncatedRecord{}
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TruncatedRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TruncatedRecord) ProtoMessage() {}
+
+func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TruncatedRecord.ProtoReflect.Descriptor instead.
+func (*TruncatedRecord) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TruncatedRecord) GetUpto() uint64 {
+	if x != nil {
+		return x.Upto
+	}
+	return 0
+}
+
 type PromiseRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ballot        uint64                 `protobuf:"varint,1,opt,name=ballot,proto3" json:"ballot,omitempty"`
@@ -2142,7 +2600,7 @@ type PromiseRecord struct {
 
 func (x *PromiseRecord) Reset() {
 	*x = PromiseRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2612,7 @@ func (x *PromiseRecord) String() string {
 func (*PromiseRecord) ProtoMessage() {}
 
 func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2625,7 @@ func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromiseRecord.ProtoReflect.Descriptor instead.
 func (*PromiseRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PromiseRecord) GetBallot() uint64 {
@@ -2186,7 +2644,7 @@ type ChosenRecord struct {
 
 func (x *ChosenRecord) Reset() {
 	*x = ChosenRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2656,7 @@ func (x *ChosenRecord) String() string {
 func (*ChosenRecord) ProtoMessage() {}
 
 func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2669,7 @@ func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChosenRecord.ProtoReflect.Descriptor instead.
 func (*ChosenRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ChosenRecord) GetUpto() uint64 {
@@ -2231,7 +2689,7 @@ type MetaRecord struct {
 
 func (x *MetaRecord) Reset() {
 	*x = MetaRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2243,7 +2701,7 @@ func (x *MetaRecord) String() string {
 func (*MetaRecord) ProtoMessage() {}
 
 func (x *MetaRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2256,7 +2714,7 @@ func (x *MetaRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRecord.ProtoReflect.Descriptor instead.
 func (*MetaRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *MetaRecord) GetClusterId() string {
@@ -2298,7 +2756,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\aPrepare\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12%\n" +
-	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\"\x8f\x02\n" +
+	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\"\xad\x02\n" +
 	"\aPromise\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -2309,7 +2767,9 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"chosenUpto\x12\x16\n" +
 	"\x06leased\x18\a \x01(\bR\x06leased\x12\x14\n" +
 	"\x05prior\x18\b \x01(\x04R\x05prior\x12,\n" +
-	"\x12lease_remaining_us\x18\t \x01(\x04R\x10leaseRemainingUs\"\xaa\x01\n" +
+	"\x12lease_remaining_us\x18\t \x01(\x04R\x10leaseRemainingUs\x12\x1c\n" +
+	"\ttruncated\x18\n" +
+	" \x01(\x04R\ttruncated\"\xaa\x01\n" +
 	"\x06Accept\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12-\n" +
@@ -2317,7 +2777,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\vchosen_upto\x18\x04 \x01(\x04R\n" +
 	"chosenUpto\x12\x12\n" +
 	"\x04lazy\x18\x05 \x01(\bR\x04lazy\x12\x10\n" +
-	"\x03seq\x18\x06 \x01(\x04R\x03seq\"\xa6\x01\n" +
+	"\x03seq\x18\x06 \x01(\x04R\x03seq\"\xc4\x01\n" +
 	"\bAccepted\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -2325,7 +2785,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\bpromised\x18\x04 \x01(\x04R\bpromised\x12\x1c\n" +
 	"\tinstances\x18\x05 \x03(\x04R\tinstances\x12\x10\n" +
 	"\x03seq\x18\x06 \x01(\x04R\x03seq\x12\x12\n" +
-	"\x04seen\x18\a \x01(\x04R\x04seen\"G\n" +
+	"\x04seen\x18\a \x01(\x04R\x04seen\x12\x1c\n" +
+	"\ttruncated\x18\b \x01(\x04R\ttruncated\"G\n" +
 	"\aConfirm\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x10\n" +
@@ -2409,7 +2870,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rStatusRequest\"2\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xaa\x04\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xd9\x05\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -2429,14 +2890,48 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x12lease_remaining_us\x18\r \x01(\x03R\x10leaseRemainingUs\x12\x16\n" +
 	"\x06boosts\x18\x0e \x01(\x04R\x06boosts\x12+\n" +
 	"\x11boosted_instances\x18\x0f \x01(\x04R\x10boostedInstances\x12-\n" +
-	"\x12proposed_instances\x18\x10 \x01(\x04R\x11proposedInstances\"\x8f\x02\n" +
+	"\x12proposed_instances\x18\x10 \x01(\x04R\x11proposedInstances\x12+\n" +
+	"\x11snapshot_instance\x18\x11 \x01(\x04R\x10snapshotInstance\x12#\n" +
+	"\rlog_truncated\x18\x12 \x01(\x04R\flogTruncated\x12!\n" +
+	"\flog_segments\x18\x13 \x01(\x04R\vlogSegments\x12\x1c\n" +
+	"\tsnapshots\x18\x14 \x01(\x04R\tsnapshots\x12\x1a\n" +
+	"\binstalls\x18\x15 \x01(\x04R\binstalls\"0\n" +
+	"\x0fSnapshotRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\"\xb3\x01\n" +
+	"\x10SnapshotResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\rR\x06nodeId\x12\x1a\n" +
+	"\binstance\x18\x03 \x01(\x04R\binstance\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12\x1f\n" +
+	"\vduration_us\x18\x05 \x01(\x03R\n" +
+	"durationUs\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"c\n" +
+	"\fSnapshotMeta\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12!\n" +
+	"\fepoch_master\x18\x03 \x01(\rR\vepochMaster\"^\n" +
+	"\x14SnapshotChunkRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\"\x7f\n" +
+	"\rSnapshotChunk\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\x12\x12\n" +
+	"\x04done\x18\x05 \x01(\bR\x04done\"\xce\x02\n" +
 	"\x06Record\x127\n" +
 	"\apromise\x18\x01 \x01(\v2\x1b.livepaxos.v1.PromiseRecordH\x00R\apromise\x12-\n" +
 	"\x06accept\x18\x02 \x01(\v2\x13.livepaxos.v1.EntryH\x00R\x06accept\x12/\n" +
 	"\alearned\x18\x03 \x01(\v2\x13.livepaxos.v1.EntryH\x00R\alearned\x124\n" +
 	"\x06chosen\x18\x04 \x01(\v2\x1a.livepaxos.v1.ChosenRecordH\x00R\x06chosen\x12.\n" +
-	"\x04meta\x18\x05 \x01(\v2\x18.livepaxos.v1.MetaRecordH\x00R\x04metaB\x06\n" +
-	"\x04kind\"'\n" +
+	"\x04meta\x18\x05 \x01(\v2\x18.livepaxos.v1.MetaRecordH\x00R\x04meta\x12=\n" +
+	"\ttruncated\x18\x06 \x01(\v2\x1d.livepaxos.v1.TruncatedRecordH\x00R\ttruncatedB\x06\n" +
+	"\x04kind\"%\n" +
+	"\x0fTruncatedRecord\x12\x12\n" +
+	"\x04upto\x18\x01 \x01(\x04R\x04upto\"'\n" +
 	"\rPromiseRecord\x12\x16\n" +
 	"\x06ballot\x18\x01 \x01(\x04R\x06ballot\"\"\n" +
 	"\fChosenRecord\x12\x12\n" +
@@ -2473,40 +2968,46 @@ func file_messages_livepaxos_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_messages_livepaxos_proto_goTypes = []any{
-	(ErrorCode)(0),          // 0: livepaxos.v1.ErrorCode
-	(Consistency)(0),        // 1: livepaxos.v1.Consistency
-	(Test_Kind)(0),          // 2: livepaxos.v1.Test.Kind
-	(Op_Kind)(0),            // 3: livepaxos.v1.Op.Kind
-	(*Command)(nil),         // 4: livepaxos.v1.Command
-	(*Value)(nil),           // 5: livepaxos.v1.Value
-	(*Entry)(nil),           // 6: livepaxos.v1.Entry
-	(*Prepare)(nil),         // 7: livepaxos.v1.Prepare
-	(*Promise)(nil),         // 8: livepaxos.v1.Promise
-	(*Accept)(nil),          // 9: livepaxos.v1.Accept
-	(*Accepted)(nil),        // 10: livepaxos.v1.Accepted
-	(*Confirm)(nil),         // 11: livepaxos.v1.Confirm
-	(*Confirmed)(nil),       // 12: livepaxos.v1.Confirmed
-	(*Chosen)(nil),          // 13: livepaxos.v1.Chosen
-	(*Heartbeat)(nil),       // 14: livepaxos.v1.Heartbeat
-	(*CatchupRequest)(nil),  // 15: livepaxos.v1.CatchupRequest
-	(*CatchupResponse)(nil), // 16: livepaxos.v1.CatchupResponse
-	(*Test)(nil),            // 17: livepaxos.v1.Test
-	(*Op)(nil),              // 18: livepaxos.v1.Op
-	(*MultiOp)(nil),         // 19: livepaxos.v1.MultiOp
-	(*OpResult)(nil),        // 20: livepaxos.v1.OpResult
-	(*MultiOpResult)(nil),   // 21: livepaxos.v1.MultiOpResult
-	(*ReadRequest)(nil),     // 22: livepaxos.v1.ReadRequest
-	(*ClientRequest)(nil),   // 23: livepaxos.v1.ClientRequest
-	(*ClientResponse)(nil),  // 24: livepaxos.v1.ClientResponse
-	(*StatusRequest)(nil),   // 25: livepaxos.v1.StatusRequest
-	(*Member)(nil),          // 26: livepaxos.v1.Member
-	(*StatusResponse)(nil),  // 27: livepaxos.v1.StatusResponse
-	(*Record)(nil),          // 28: livepaxos.v1.Record
-	(*PromiseRecord)(nil),   // 29: livepaxos.v1.PromiseRecord
-	(*ChosenRecord)(nil),    // 30: livepaxos.v1.ChosenRecord
-	(*MetaRecord)(nil),      // 31: livepaxos.v1.MetaRecord
+	(ErrorCode)(0),               // 0: livepaxos.v1.ErrorCode
+	(Consistency)(0),             // 1: livepaxos.v1.Consistency
+	(Test_Kind)(0),               // 2: livepaxos.v1.Test.Kind
+	(Op_Kind)(0),                 // 3: livepaxos.v1.Op.Kind
+	(*Command)(nil),              // 4: livepaxos.v1.Command
+	(*Value)(nil),                // 5: livepaxos.v1.Value
+	(*Entry)(nil),                // 6: livepaxos.v1.Entry
+	(*Prepare)(nil),              // 7: livepaxos.v1.Prepare
+	(*Promise)(nil),              // 8: livepaxos.v1.Promise
+	(*Accept)(nil),               // 9: livepaxos.v1.Accept
+	(*Accepted)(nil),             // 10: livepaxos.v1.Accepted
+	(*Confirm)(nil),              // 11: livepaxos.v1.Confirm
+	(*Confirmed)(nil),            // 12: livepaxos.v1.Confirmed
+	(*Chosen)(nil),               // 13: livepaxos.v1.Chosen
+	(*Heartbeat)(nil),            // 14: livepaxos.v1.Heartbeat
+	(*CatchupRequest)(nil),       // 15: livepaxos.v1.CatchupRequest
+	(*CatchupResponse)(nil),      // 16: livepaxos.v1.CatchupResponse
+	(*Test)(nil),                 // 17: livepaxos.v1.Test
+	(*Op)(nil),                   // 18: livepaxos.v1.Op
+	(*MultiOp)(nil),              // 19: livepaxos.v1.MultiOp
+	(*OpResult)(nil),             // 20: livepaxos.v1.OpResult
+	(*MultiOpResult)(nil),        // 21: livepaxos.v1.MultiOpResult
+	(*ReadRequest)(nil),          // 22: livepaxos.v1.ReadRequest
+	(*ClientRequest)(nil),        // 23: livepaxos.v1.ClientRequest
+	(*ClientResponse)(nil),       // 24: livepaxos.v1.ClientResponse
+	(*StatusRequest)(nil),        // 25: livepaxos.v1.StatusRequest
+	(*Member)(nil),               // 26: livepaxos.v1.Member
+	(*StatusResponse)(nil),       // 27: livepaxos.v1.StatusResponse
+	(*SnapshotRequest)(nil),      // 28: livepaxos.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),     // 29: livepaxos.v1.SnapshotResponse
+	(*SnapshotMeta)(nil),         // 30: livepaxos.v1.SnapshotMeta
+	(*SnapshotChunkRequest)(nil), // 31: livepaxos.v1.SnapshotChunkRequest
+	(*SnapshotChunk)(nil),        // 32: livepaxos.v1.SnapshotChunk
+	(*Record)(nil),               // 33: livepaxos.v1.Record
+	(*TruncatedRecord)(nil),      // 34: livepaxos.v1.TruncatedRecord
+	(*PromiseRecord)(nil),        // 35: livepaxos.v1.PromiseRecord
+	(*ChosenRecord)(nil),         // 36: livepaxos.v1.ChosenRecord
+	(*MetaRecord)(nil),           // 37: livepaxos.v1.MetaRecord
 }
 var file_messages_livepaxos_proto_depIdxs = []int32{
 	4,  // 0: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
@@ -2523,16 +3024,17 @@ var file_messages_livepaxos_proto_depIdxs = []int32{
 	1,  // 11: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 12: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
 	26, // 13: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	29, // 14: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	35, // 14: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
 	6,  // 15: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
 	6,  // 16: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	30, // 17: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	31, // 18: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	36, // 17: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	37, // 18: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	34, // 19: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_messages_livepaxos_proto_init() }
@@ -2540,12 +3042,13 @@ func file_messages_livepaxos_proto_init() {
 	if File_messages_livepaxos_proto != nil {
 		return
 	}
-	file_messages_livepaxos_proto_msgTypes[24].OneofWrappers = []any{
+	file_messages_livepaxos_proto_msgTypes[29].OneofWrappers = []any{
 		(*Record_Promise)(nil),
 		(*Record_Accept)(nil),
 		(*Record_Learned)(nil),
 		(*Record_Chosen)(nil),
 		(*Record_Meta)(nil),
+		(*Record_Truncated)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2553,7 +3056,7 @@ func file_messages_livepaxos_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_livepaxos_proto_rawDesc), len(file_messages_livepaxos_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   28,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -38,6 +38,10 @@ type Acceptor struct {
 	leaseTimeout time.Duration
 	leaseNode    uint32
 	leaseUntil   time.Time
+	// truncated: the log up to here is let go of after a snapshot (§5.5).
+	// Prepares from at or below it are refused, and accepts there are not
+	// stored: what was accepted there is no longer known here.
+	truncated uint64
 }
 
 // AcceptorOutput is what one acceptor step asks the shell to do, in order:
@@ -96,10 +100,17 @@ func (a *Acceptor) Restore(rec *messages.Record) error {
 	case *messages.Record_Promise:
 		a.promised = max(a.promised, k.Promise.Ballot)
 		a.durablePromised = a.promised
+	case *messages.Record_Truncated:
+		a.truncate(k.Truncated.Upto)
 	case *messages.Record_Accept:
 		e := k.Accept
 		if e.Instance == 0 || e.Value == nil {
 			return fmt.Errorf("paxos: malformed accept record for instance %d", e.Instance)
+		}
+		if e.Instance <= a.truncated {
+			a.promised = max(a.promised, e.Ballot)
+			a.durablePromised = a.promised
+			return nil
 		}
 		a.promised = max(a.promised, e.Ballot)
 		a.durablePromised = a.promised
@@ -108,6 +119,41 @@ func (a *Acceptor) Restore(rec *messages.Record) error {
 		}
 	}
 	return nil
+}
+
+// Truncated returns the instance up to which this acceptor let go of its
+// log (0: never).
+func (a *Acceptor) Truncated() uint64 { return a.truncated }
+
+// Truncate lets go of everything accepted up to upto, which a durable
+// snapshot covers, and returns the checkpoint: the records that rebuild
+// this acceptor's state without the older ones (the truncation point, the
+// promise, and every entry accepted above upto). The shell writes them as
+// a storage checkpoint, which deletes the older log segments (§5.5).
+// Everything up to upto must be chosen (the snapshot applied it).
+func (a *Acceptor) Truncate(upto uint64) []*messages.Record {
+	a.truncate(upto)
+	recs := []*messages.Record{
+		{Kind: &messages.Record_Truncated{Truncated: &messages.TruncatedRecord{Upto: a.truncated}}},
+		{Kind: &messages.Record_Promise{Promise: &messages.PromiseRecord{Ballot: a.durablePromised}}},
+	}
+	for _, e := range a.acceptedFrom(a.truncated + 1) {
+		recs = append(recs, &messages.Record{Kind: &messages.Record_Accept{Accept: e}})
+	}
+	return recs
+}
+
+func (a *Acceptor) truncate(upto uint64) {
+	if upto <= a.truncated {
+		return
+	}
+	for i := range a.accepted {
+		if i <= upto {
+			delete(a.accepted, i)
+			delete(a.lazy, i)
+		}
+	}
+	a.truncated = upto
 }
 
 // HandlePrepare is phase 1b. A duplicate of the prepare already promised is
@@ -119,8 +165,12 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOut
 	a.seen = max(a.seen, m.Ballot)
 	leased := m.Ballot > a.promised && now.Before(a.leaseUntil) && BallotOwner(m.Ballot) != a.leaseNode &&
 		Planted != BugIgnoreLease
-	if m.Ballot < a.promised || m.Ballot == 0 || leased {
-		pr := &messages.Promise{From: a.id, Ballot: m.Ballot, Promised: a.promised, ChosenUpto: a.chosenUpto, Leased: leased}
+	// A prepare from an instance this acceptor let go of cannot be
+	// answered truthfully: its candidate must catch up first (§5.5).
+	behind := a.truncated > 0 && max(m.FirstInstance, 1) <= a.truncated
+	if m.Ballot < a.promised || m.Ballot == 0 || leased || behind {
+		pr := &messages.Promise{From: a.id, Ballot: m.Ballot, Promised: a.promised, ChosenUpto: max(a.chosenUpto, a.truncated),
+			Leased: leased, Truncated: a.truncated}
 		if leased {
 			pr.LeaseRemainingUs = uint64(a.leaseUntil.Sub(now).Microseconds()) + 1
 		}
@@ -171,10 +221,11 @@ func (a *Acceptor) HandleAccept(m *messages.Accept, now time.Time) AcceptorOutpu
 	a.promised = m.Ballot
 	a.chosenUpto = max(a.chosenUpto, m.ChosenUpto)
 	a.grant(m.Ballot, now)
-	ack := &messages.Accepted{From: a.id, Ballot: m.Ballot, Ok: true, Promised: m.Ballot, Seq: m.Seq, Seen: a.seen}
+	ack := &messages.Accepted{From: a.id, Ballot: m.Ballot, Ok: true, Promised: m.Ballot, Seq: m.Seq, Seen: a.seen,
+		Truncated: a.truncated}
 	for _, e := range m.Entries {
-		if e.Instance == 0 || e.Value == nil {
-			continue // malformed: never acknowledge what was not stored
+		if e.Instance == 0 || e.Value == nil || e.Instance <= a.truncated {
+			continue // malformed or let go of: never acknowledge what was not stored
 		}
 		ack.Instances = append(ack.Instances, e.Instance)
 		if prev := a.accepted[e.Instance]; prev != nil && prev.Ballot == m.Ballot {

@@ -64,6 +64,10 @@ type Learner struct {
 	// restore state
 	restoreLatest map[uint64]*messages.Entry
 	restoreMark   uint64
+	// restoreTruncated: the log was checkpointed after a snapshot at this
+	// instance; learned values above it may have gone with the old
+	// segments, so the chosen mark may run past a hole.
+	restoreTruncated uint64
 	// snapshot is the instance of this replica's newest snapshot (§5.5);
 	// dropped is the highest instance whose entry it no longer holds.
 	// Peers that need the log below dropped get the snapshot instead.
@@ -173,6 +177,9 @@ func (l *Learner) Restore(rec *messages.Record) {
 		l.chosen[k.Learned.Instance] = k.Learned
 	case *messages.Record_Chosen:
 		l.restoreMark = max(l.restoreMark, k.Chosen.Upto)
+	case *messages.Record_Truncated:
+		l.restoreTruncated = max(l.restoreTruncated, k.Truncated.Upto)
+		l.dropped = max(l.dropped, k.Truncated.Upto)
 	}
 }
 
@@ -189,6 +196,12 @@ func (l *Learner) FinishRestore() (LearnerOutput, error) {
 		if e == nil {
 			if i <= l.snapshot {
 				continue // the snapshot has it
+			}
+			if l.restoreTruncated > 0 {
+				// A checkpoint dropped learned values: the hole is
+				// learned again from peers.
+				l.knownChosen = max(l.knownChosen, l.restoreMark)
+				continue
 			}
 			return out, fmt.Errorf("paxos: log marks instance %d chosen but holds no value for it", i)
 		}

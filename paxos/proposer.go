@@ -169,7 +169,10 @@ type Proposer struct {
 	sentAt     [seqWindow]time.Time
 	leaseAck   map[uint32]uint64
 	confirmAck map[uint32]uint64
-	lastSendAt time.Time // last Accept sent: idle masters renew the lease
+	// truncatedAt is how far each acceptor let go of its log (§5.5), as
+	// its acceptances report.
+	truncatedAt map[uint32]uint64
+	lastSendAt  time.Time // last Accept sent: idle masters renew the lease
 
 	// Quorum reads waiting for a confirmation round.
 	reads       []pendingRead
@@ -226,7 +229,7 @@ type ProposerOutput struct {
 func NewProposer(cfg ProposerConfig, now time.Time) *Proposer {
 	cfg.setDefaults()
 	p := &Proposer{cfg: cfg, inflight: make(map[uint64]*inflight), lastAck: make(map[uint32]time.Time),
-		leaseAck: make(map[uint32]uint64), confirmAck: make(map[uint32]uint64)}
+		leaseAck: make(map[uint32]uint64), confirmAck: make(map[uint32]uint64), truncatedAt: make(map[uint32]uint64)}
 	p.resetElection(now)
 	return p
 }
@@ -824,6 +827,7 @@ func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
 	clear(p.lastAck)
 	clear(p.leaseAck)
 	clear(p.confirmAck)
+	clear(p.truncatedAt)
 	p.boosting, p.boostAt = false, now
 	p.broadcastAccept(out, entries, nil, now)
 	p.heartbeatAt = now
@@ -861,6 +865,14 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 		p.confirmAck[m.From] = m.Seq
 		defer p.releaseReads(out, now)
 	}
+	if m.Truncated > p.truncatedAt[m.From] {
+		p.truncatedAt[m.From] = m.Truncated
+		if p.stuckBelowTruncation() {
+			p.stepDown(out)
+			p.resetElection(now)
+			return
+		}
+	}
 	moved := false
 	for _, i := range m.Instances {
 		f := p.inflight[i]
@@ -885,6 +897,32 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 		}
 		p.chosenUpto = max(p.chosenUpto, upto)
 	}
+}
+
+// stuckBelowTruncation reports whether so many acceptors let go of their
+// log past an instance still in flight that no majority can accept it any
+// more. The instance is chosen (they applied it from a snapshot), but not
+// necessarily with this master's value, and this master cannot learn which
+// through phase 2: it steps down, catches up, and may campaign again from
+// past the truncation (§5.5). It happens only to a master elected from
+// promises given just before the truncation.
+func (p *Proposer) stuckBelowTruncation() bool {
+	low := uint64(0)
+	for i := range p.inflight {
+		if low == 0 || i < low {
+			low = i
+		}
+	}
+	if low == 0 {
+		return false
+	}
+	gone := 0
+	for _, t := range p.truncatedAt {
+		if t >= low {
+			gone++
+		}
+	}
+	return gone > len(p.cfg.Peers)-p.quorum()
 }
 
 func (p *Proposer) onConfirmed(out *ProposerOutput, m *messages.Confirmed, now time.Time) {

@@ -93,6 +93,9 @@ type Config struct {
 	// database (0: never); a restart recovers from the newest snapshot and
 	// the log after it (§5.5).
 	SnapshotEvery time.Duration
+	// NoTruncate keeps the whole log after snapshots (the acceptor never
+	// lets go of what it accepted).
+	NoTruncate bool
 }
 
 // DefaultConfig is a moderate run: three nodes, faults at a steady rate.

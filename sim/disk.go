@@ -16,6 +16,9 @@ type disk struct {
 	// any wait, even a reply with nothing to persist waits behind them
 	// (actors.Replica.persist: its state may depend on their records).
 	waiters []waiter
+	// deleted counts the records checkpoints removed from the front, so
+	// that positions taken before a cut can be mapped after it.
+	deleted int
 }
 
 // waiter is work released once the log is durable up to target, in order.
@@ -30,3 +33,20 @@ func newDisk(records []*messages.Record) *disk {
 
 // unsynced returns the records a crash may lose.
 func (d *disk) unsynced() []*messages.Record { return d.log[d.synced:] }
+
+// cut deletes the first k records, as a storage checkpoint deletes the
+// segments before it once it is durable.
+func (d *disk) cut(k int) {
+	if k <= 0 {
+		return
+	}
+	d.deleted += k
+	d.log = d.log[k:]
+	d.synced -= k
+	if d.syncing >= 0 {
+		d.syncing -= k
+	}
+	for i := range d.waiters {
+		d.waiters[i].target -= k
+	}
+}

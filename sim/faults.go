@@ -102,3 +102,16 @@ func (s *Simulator) stopFaults() {
 		}
 	}
 }
+
+// noneRebuilding reports whether every node holds again what a damaged
+// snapshot took from it. Damage strikes one node at a time: a value lost
+// from a majority's disks is lost (§5.1 rebuilds one replica from the
+// others, not a majority from nothing).
+func (s *Simulator) noneRebuilding() bool {
+	for _, n := range s.nodes {
+		if n.damagedAt > 0 && (!n.up || n.applied < n.damagedAt) {
+			return false
+		}
+	}
+	return true
+}

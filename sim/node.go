@@ -59,6 +59,9 @@ type node struct {
 	// like the records on the disk. One being written is lost by a crash.
 	snapshot     *simSnapshot
 	snapshotting bool
+	// damagedAt is the instance of a snapshot a crash damaged; the node
+	// is rebuilding until it applied that far again.
+	damagedAt uint64
 }
 
 // simSnapshot is a committed snapshot file: the database's state as of
@@ -170,6 +173,18 @@ func (n *node) crash() {
 	if n.s.trace != nil {
 		n.s.tracef("%s CRASH: %d of %d records survive (%d synced)", n.name(), keep, len(n.disk.log), n.disk.synced)
 	}
+	if n.s.cfg.Faults.TornWrites && n.snapshot != nil && n.s.noneRebuilding() && n.s.rng.IntN(8) == 0 {
+		// The snapshot file is found damaged on restart: storage passes
+		// over it, and with the older ones deleted once it was durable
+		// there is none. The log may be checkpointed past it: the node
+		// rebuilds from its peers (§5.5).
+		if n.s.trace != nil {
+			n.s.tracef("%s snapshot at %d DAMAGED", n.name(), n.snapshot.instance)
+		}
+		n.damagedAt = n.snapshot.instance
+		n.snapshot = nil
+		n.s.damagedSnapshots++
+	}
 	n.s.lostRecords += len(n.disk.log) - keep
 	n.survivors = n.disk.log[:keep:keep]
 	n.up = false
@@ -243,11 +258,34 @@ func (n *node) startSnapshot() {
 		}
 		n.snapshot = snap
 		n.l.SnapshotTaken(snap.instance)
+		n.checkpoint(snap.instance)
 		n.s.snapshots++
 		if n.s.trace != nil {
 			n.s.tracef("%s snapshot at %d committed (%d bytes)", n.name(), snap.instance, len(snap.state))
 		}
 	}))
+}
+
+// checkpoint lets the acceptor go of its log up to a durable snapshot and
+// writes its checkpoint; once that is durable the records before it are
+// deleted (storage.WAL.Checkpoint).
+func (n *node) checkpoint(upto uint64) {
+	if n.s.cfg.NoTruncate {
+		return
+	}
+	recs := n.a.Truncate(upto)
+	d := n.disk
+	start := d.deleted + len(d.log) // as a position that survives earlier cuts
+	n.append(recs, true)
+	d.waiters = append(d.waiters, waiter{target: len(d.log), fn: func() {
+		k := start - d.deleted
+		n.s.truncations++
+		d.cut(k)
+		n.eagerMark = max(0, n.eagerMark-k)
+		if n.s.trace != nil {
+			n.s.tracef("%s checkpoint at %d durable: %d older records deleted", n.name(), upto, k)
+		}
+	}})
 }
 
 // snapshotFetch asks a peer for its snapshot, if it is at least as of
@@ -276,6 +314,7 @@ func (n *node) install(snap *simSnapshot) {
 	n.applied = snap.instance
 	n.snapshot = snap
 	n.s.installs++
+	n.checkpoint(snap.instance)
 	out := n.l.InstallSnapshot(snap.instance, n.now())
 	n.proposerOut(n.p.LearnerApplied(n.l.Contiguous(), n.now()))
 	n.learnerOut(out)

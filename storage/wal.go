@@ -123,9 +123,14 @@ type batch struct {
 	buf     []byte
 	ends    []int // ends[i] is the offset in buf just past record i
 	entries []entry
+	// cut, when not -1, is the index of the first record of a Checkpoint:
+	// it starts a new segment, and once it is durable every older segment
+	// is deleted.
+	cut int
 }
 
 func (b *batch) reset() {
+	b.cut = -1
 	b.buf = b.buf[:0]
 	b.ends = b.ends[:0]
 	clear(b.entries) // drop the callbacks so they can be collected
@@ -148,8 +153,8 @@ func Open(dir string, opts Options, replay func(rec []byte) error) (_ *WAL, err 
 	w := &WAL{
 		dir:     dir,
 		opts:    opts,
-		pending: new(batch),
-		spare:   new(batch),
+		pending: &batch{cut: -1},
+		spare:   &batch{cut: -1},
 		stop:    make(chan struct{}),
 	}
 	w.work = sync.NewCond(&w.mu)
@@ -197,6 +202,11 @@ func (w *WAL) recover(replay func([]byte) error) error {
 	}
 	next := uint64(1)
 	for i, seq := range seqs {
+		if i > 0 && seq != seqs[i-1]+1 {
+			// Checkpoints delete from the oldest up, so the log is always
+			// a run of consecutive segments: a hole is lost data.
+			return fmt.Errorf("%w: segment %s is missing", ErrCorrupt, segmentName(seqs[i-1]+1))
+		}
 		last := i == len(seqs)-1
 		f, end, err := w.recoverSegment(seq, last, replay)
 		if errors.Is(err, errTornHeader) && last {
@@ -346,7 +356,19 @@ func (w *WAL) Append(recs [][]byte, done func(error)) { w.append(recs, done, fal
 // known chosen: they then cost no fsync at all.
 func (w *WAL) AppendLazy(recs [][]byte) { w.append(recs, nil, true) }
 
-func (w *WAL) append(recs [][]byte, done func(error), lazy bool) {
+// Checkpoint appends recs at the start of a new segment and, once they are
+// durable, deletes every older segment, oldest first, then calls done. The
+// caller's records must make the older ones redundant: together with what
+// is appended after them, they are all a replay needs (a replica writes its
+// acceptor's state above its newest snapshot, §5.5). Records appended
+// before the checkpoint are written and synced first, like any others; a
+// crash before the deletions are done leaves them to be replayed, in order,
+// before the checkpoint, which supersedes them.
+func (w *WAL) Checkpoint(recs [][]byte, done func(error)) { w.appendAt(recs, done, false, true) }
+
+func (w *WAL) append(recs [][]byte, done func(error), lazy bool) { w.appendAt(recs, done, lazy, false) }
+
+func (w *WAL) appendAt(recs [][]byte, done func(error), lazy, checkpoint bool) {
 	if done == nil {
 		done = func(error) {}
 	}
@@ -376,6 +398,9 @@ func (w *WAL) append(recs [][]byte, done func(error), lazy bool) {
 	}
 	p := w.pending
 	if refused == nil {
+		if checkpoint {
+			p.cut = len(p.ends) // a later checkpoint in the same round wins
+		}
 		for _, r := range recs {
 			p.buf = appendFrame(p.buf, r)
 			p.ends = append(p.ends, len(p.buf))
@@ -531,10 +556,11 @@ func (w *WAL) fail(err error) error {
 // covers it, and a segment is always synced before the log rolls past it.
 func (w *WAL) write(b *batch, sync bool) error {
 	start, prev := 0, 0 // b.buf[start:prev] is whole records not yet written
-	for _, end := range b.ends {
+	cutSeq := uint64(0)
+	for i, end := range b.ends {
 		full := w.segSize+int64(end-start) > w.opts.SegmentBytes
 		empty := prev == start && w.segSize <= int64(segmentHeaderSize)
-		if full && !empty {
+		if (full || i == b.cut) && !empty {
 			if err := w.flush(b.buf[start:prev], true); err != nil {
 				return err
 			}
@@ -543,6 +569,9 @@ func (w *WAL) write(b *batch, sync bool) error {
 			}
 			start = prev
 		}
+		if i == b.cut {
+			cutSeq = w.segSeq
+		}
 		prev = end
 	}
 	if err := w.flush(b.buf[start:], sync); err != nil {
@@ -550,7 +579,34 @@ func (w *WAL) write(b *batch, sync bool) error {
 	}
 	w.records.Add(uint64(len(b.ends)))
 	w.bytes.Add(uint64(len(b.buf)))
+	if b.cut >= 0 {
+		return w.deleteBefore(cutSeq)
+	}
 	return nil
+}
+
+// deleteBefore removes every segment below seq, oldest first, so that a
+// crash part way leaves a contiguous log, and syncs the directory.
+func (w *WAL) deleteBefore(seq uint64) error {
+	seqs, err := listSegments(w.dir)
+	if err != nil {
+		return err
+	}
+	removed := 0
+	for _, s := range seqs {
+		if s >= seq {
+			break
+		}
+		if err := os.Remove(segmentPath(w.dir, s)); err != nil {
+			return err
+		}
+		removed++
+	}
+	if removed == 0 {
+		return nil
+	}
+	w.segments.Add(^uint64(removed - 1))
+	return w.syncDir(w.dir)
 }
 
 // flush writes whole records to the current segment with one write and, if

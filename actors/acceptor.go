@@ -34,6 +34,8 @@ func (a *acceptorActor) Receive(ctx actor.Context) {
 		a.handle(a.r.acceptor.HandlePrepare(m, time.Now()))
 	case *messages.Accept:
 		a.handle(a.r.acceptor.HandleAccept(m, time.Now()))
+	case *truncateLog:
+		a.truncate(m.upto)
 	case *messages.Confirm:
 		// Nothing to persist: the answer reports state already on disk.
 		out := a.r.acceptor.HandleConfirm(m)
@@ -58,5 +60,31 @@ func (a *acceptorActor) handle(out paxos.AcceptorOutput) {
 		if len(out.Learn) > 0 {
 			root.Send(a.learner, &learnMsg{entries: out.Learn})
 		}
+	})
+}
+
+// truncateLog asks the acceptor actor to let go of the log up to upto, which
+// a durable snapshot covers (§5.5).
+type truncateLog struct{ upto uint64 }
+
+// truncate writes the acceptor's checkpoint above upto; once it is durable
+// the log segments before it are deleted. Running on the acceptor actor
+// orders it after every record the acceptor appended before it.
+func (a *acceptorActor) truncate(upto uint64) {
+	if upto <= a.r.acceptor.Truncated() {
+		return
+	}
+	bufs, ok := a.r.encode(a.r.acceptor.Truncate(upto))
+	if !ok {
+		return
+	}
+	a.r.unsynced.Add(1)
+	a.r.wal.Checkpoint(bufs, func(err error) {
+		a.r.unsynced.Add(-1)
+		if err != nil {
+			a.r.fatal(err)
+			return
+		}
+		a.r.truncated.Store(upto)
 	})
 }

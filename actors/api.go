@@ -128,3 +128,36 @@ func (r *Replica) Propose(ctx context.Context, sender actor.SenderContext, comma
 	}
 	return nil, fmt.Errorf("%w: %s", ErrRejected, resp.Error)
 }
+
+// SnapshotterPID returns the PID of this replica's snapshotter, to which
+// clients send messages.SnapshotRequest.
+func (r *Replica) SnapshotterPID() *actor.PID { return r.pid(r.cfg.NodeID, SnapshotterName) }
+
+// ErrSnapshot reports a snapshot that was not taken; nothing was let go of.
+var ErrSnapshot = errors.New("actors: snapshot failed")
+
+// Snapshot has this replica snapshot its state machine now (§5.5) and
+// returns once the snapshot is durable, with the instance it is as of; the
+// log below it is then let go of. The state machine must implement
+// Snapshotter. Snapshots are per replica: the others are not asked.
+func (r *Replica) Snapshot(ctx context.Context, sender actor.SenderContext) (instance uint64, err error) {
+	timeout := time.Minute
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return 0, ctx.Err()
+	}
+	reply, err := sender.RequestFuture(r.SnapshotterPID(), &messages.SnapshotRequest{RequestId: proposeIDs.Add(1)}, timeout).Result()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrSnapshot, err)
+	}
+	resp, ok := reply.(*messages.SnapshotResponse)
+	if !ok {
+		return 0, fmt.Errorf("%w: unexpected reply %T", ErrSnapshot, reply)
+	}
+	if resp.Error != "" {
+		return 0, fmt.Errorf("%w: %s", ErrSnapshot, resp.Error)
+	}
+	return resp.Instance, nil
+}

@@ -43,10 +43,11 @@ const DefaultName = "replica"
 
 // Role actor names under the replica parent.
 const (
-	ProposerName = "proposer"
-	AcceptorName = "acceptor"
-	LearnerName  = "learner"
-	LeaseName    = "lease"
+	ProposerName    = "proposer"
+	AcceptorName    = "acceptor"
+	LearnerName     = "learner"
+	LeaseName       = "lease"
+	SnapshotterName = "snapshotter"
 )
 
 // Config describes one replica. NodeID, Peers, DataDir and StateMachine are
@@ -76,6 +77,17 @@ type Config struct {
 	// with history, so that it hears the current master before it could
 	// depose it (default 2.5s: protoactor reconnects after 2 s).
 	RestartGrace time.Duration
+	// SnapshotEvery has the replica snapshot its state machine (if it is a
+	// Snapshotter) once this many instances were applied since the last
+	// snapshot, and let go of the log below it (default 100,000; a
+	// negative value: never on its own).
+	SnapshotEvery int64
+	// SnapshotLogBytes has the replica snapshot once this many bytes were
+	// written to its log since the last snapshot (default 128 MiB; a
+	// negative value: never on this account). With the log let go of at
+	// each snapshot, a busy replica's disk holds about this much log, in
+	// whole segments, plus its newest snapshot.
+	SnapshotLogBytes int64
 	// Proposer tunes elections, batching and pipelining; ID and Peers are
 	// filled in from this Config.
 	Proposer paxos.ProposerConfig
@@ -123,6 +135,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.TickInterval == 0 {
 		c.TickInterval = 20 * time.Millisecond
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = 100_000
+	}
+	if c.SnapshotLogBytes == 0 {
+		c.SnapshotLogBytes = 128 << 20
 	}
 	if c.RestartGrace == 0 {
 		c.RestartGrace = 2500 * time.Millisecond

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -46,7 +47,62 @@ func (a *learnerActor) Receive(ctx actor.Context) {
 		a.handle(ctx, l.HandleCatchupResponse(m, now))
 	case learnerTick:
 		a.handle(ctx, l.Tick(now))
+	case *beginSnapshot:
+		a.beginSnapshot(ctx)
+	case *snapshotTaken:
+		l.SnapshotTaken(m.instance)
+		ctx.Send(a.r.pid(a.r.cfg.NodeID, AcceptorName), &truncateLog{upto: l.SnapshotInstance()})
+	case *installSnapshot:
+		a.install(ctx, m, now)
 	}
+}
+
+// beginSnapshot freezes the state machine between two instances (§5.5):
+// the snapshotter writes it on a goroutine of its own while this actor
+// goes on applying.
+func (a *learnerActor) beginSnapshot(ctx actor.Context) {
+	res := &snapshotBegun{}
+	sm, ok := a.r.cfg.StateMachine.(Snapshotter)
+	if !ok {
+		res.err = errors.New("actors: the state machine cannot snapshot")
+	} else {
+		// The state machine may not have seen the last instances (no-ops
+		// reach no state machine): the snapshot is as of the log.
+		_, res.write, res.err = sm.BeginSnapshot()
+		res.instance = a.r.learner.Contiguous()
+		epoch, master := a.r.epochs.Epoch()
+		res.meta = &messages.SnapshotMeta{Instance: res.instance, Epoch: epoch, EpochMaster: master}
+	}
+	ctx.Respond(res)
+}
+
+// install replaces the state machine with a peer's snapshot the
+// snapshotter fetched and verified, if it is still ahead of this replica.
+func (a *learnerActor) install(ctx actor.Context, m *installSnapshot, now time.Time) {
+	l := a.r.learner
+	if m.info.Instance <= l.Contiguous() {
+		return
+	}
+	sm, ok := a.r.cfg.StateMachine.(Snapshotter)
+	if !ok {
+		return
+	}
+	meta, err := loadSnapshot(sm, m.info.Path)
+	if err != nil {
+		// Restore changed nothing: keep learning from the log.
+		a.r.cfg.Logger.Warn("snapshot install failed", "node", a.r.cfg.NodeID, "err", err)
+		return
+	}
+	a.r.epochs.Reset(meta.Epoch, meta.EpochMaster)
+	a.r.publishEpoch()
+	a.r.installs.Add(1)
+	a.r.snapshotAt.Store(m.info.Instance)
+	a.r.cfg.Logger.Info("snapshot installed", "node", a.r.cfg.NodeID, "instance", m.info.Instance, "bytes", m.info.Bytes)
+	out := l.InstallSnapshot(m.info.Instance, now)
+	a.r.publishProgress()
+	ctx.Send(a.proposer, &learnerProgress{applied: l.Contiguous()})
+	ctx.Send(a.r.pid(a.r.cfg.NodeID, AcceptorName), &truncateLog{upto: m.info.Instance})
+	a.handle(ctx, out)
 }
 
 func (a *learnerActor) handle(ctx actor.Context, out paxos.LearnerOutput) {
@@ -54,6 +110,9 @@ func (a *learnerActor) handle(ctx actor.Context, out paxos.LearnerOutput) {
 		a.r.persistLazy(out.Records)
 	}
 	a.r.send(ctx, out.Messages)
+	if out.Install != nil {
+		ctx.Send(a.r.pid(a.r.cfg.NodeID, SnapshotterName), &installFrom{peer: out.Install.From, instance: out.Install.Instance})
+	}
 	a.r.knownChosen.Store(a.r.learner.KnownChosen())
 	if len(out.Apply) == 0 || a.r.stopped.Load() {
 		return

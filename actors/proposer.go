@@ -163,6 +163,11 @@ func (a *proposerActor) status() *messages.StatusResponse {
 		Boosts:            p.Stats().Boosts,
 		BoostedInstances:  p.Stats().Boosted,
 		ProposedInstances: p.Stats().Proposed,
+		SnapshotInstance:  a.r.snapshotAt.Load(),
+		LogTruncated:      a.r.truncated.Load(),
+		LogSegments:       a.r.wal.Stats().Segments,
+		Snapshots:         a.r.snapshots.Load(),
+		Installs:          a.r.installs.Load(),
 	}
 	if until, ok := p.LeaseUntil(time.Now()); ok {
 		s.LeaseRemainingUs = time.Until(until).Microseconds()

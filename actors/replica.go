@@ -40,6 +40,13 @@ type Replica struct {
 	knownChosen atomic.Uint64
 	epoch       atomic.Uint64
 	epochMaster atomic.Uint32
+	// Snapshots (§5.5): the one restored at startup, and counters for
+	// status. truncated is how far the log is let go of.
+	restoredSnapshot storage.SnapshotInfo
+	snapshotAt       atomic.Uint64
+	snapshots        atomic.Uint64
+	installs         atomic.Uint64
+	truncated        atomic.Uint64
 }
 
 // NewReplica opens the data directory, replays the write-ahead log into the
@@ -55,6 +62,10 @@ func NewReplica(cfg Config) (*Replica, error) {
 		learner:  paxos.NewLearner(cfg.Learner),
 	}
 	if err := checkIdentity(cfg.DataDir, cfg.ClusterID, cfg.NodeID); err != nil {
+		return nil, err
+	}
+	// Recovery (§5.5): the newest valid snapshot, then the log after it.
+	if err := r.restoreSnapshot(); err != nil {
 		return nil, err
 	}
 	records := 0
@@ -74,6 +85,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 		return nil, err
 	}
 	r.wal = wal
+	r.truncated.Store(r.acceptor.Truncated())
 	out, err := r.learner.FinishRestore()
 	if err != nil {
 		wal.Close()
@@ -307,6 +319,7 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		ctx.SpawnNamed(r.props(func() actor.Actor { return newLearnerActor(r) }), LearnerName)
 		ctx.SpawnNamed(r.props(func() actor.Actor { return newLeaseActor(r) }), LeaseName)
 		ctx.SpawnNamed(r.props(func() actor.Actor { return newProposerActor(r) }), ProposerName)
+		ctx.SpawnNamed(r.props(func() actor.Actor { return newSnapshotterActor(r) }), SnapshotterName)
 	}
 }
 

@@ -628,3 +628,28 @@ func (c *Client) Status(ctx context.Context, endpoint string) (*messages.StatusR
 	}
 	return st, nil
 }
+
+// Snapshot asks the node at endpoint to snapshot its state now (§5.5) and
+// waits until the snapshot is durable and the log below it let go of.
+func (c *Client) Snapshot(ctx context.Context, endpoint string) (*messages.SnapshotResponse, error) {
+	timeout := time.Minute
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(endpoint, "snapshotter"),
+		&messages.SnapshotRequest{RequestId: 1}, timeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("snapshot of %s: %w", endpoint, err)
+	}
+	resp, ok := reply.(*messages.SnapshotResponse)
+	if !ok {
+		return nil, fmt.Errorf("%w: snapshot of %s: unexpected reply %T", ErrInvalid, endpoint, reply)
+	}
+	if resp.Error != "" {
+		return resp, fmt.Errorf("%w: snapshot of %s: %s", ErrSnapshot, endpoint, resp.Error)
+	}
+	return resp, nil
+}

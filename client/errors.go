@@ -15,6 +15,9 @@ var (
 	ErrEmptyKey = errors.New("livepaxos: empty key")
 	// ErrInvalid: the request was refused as malformed; nothing was changed.
 	ErrInvalid = errors.New("livepaxos: invalid request")
+	// ErrSnapshot: the node did not take the snapshot asked for; nothing
+	// was let go of.
+	ErrSnapshot = errors.New("livepaxos: snapshot failed")
 	// ErrOutcomeUnknown: a write was sent but its answer was lost (timeout,
 	// or the master changed while it was in flight). It may or may not have
 	// been applied; it was not retried, since retrying could apply it twice.

@@ -132,6 +132,9 @@ func (a *Acceptor) Truncated() uint64 { return a.truncated }
 // a storage checkpoint, which deletes the older log segments (§5.5).
 // Everything up to upto must be chosen (the snapshot applied it).
 func (a *Acceptor) Truncate(upto uint64) []*messages.Record {
+	if upto == 0 {
+		return nil // nothing to let go of
+	}
 	a.truncate(upto)
 	recs := []*messages.Record{
 		{Kind: &messages.Record_Truncated{Truncated: &messages.TruncatedRecord{Upto: a.truncated}}},
@@ -167,7 +170,7 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOut
 		Planted != BugIgnoreLease
 	// A prepare from an instance this acceptor let go of cannot be
 	// answered truthfully: its candidate must catch up first (§5.5).
-	behind := a.truncated > 0 && max(m.FirstInstance, 1) <= a.truncated
+	behind := a.truncated > 0 && max(m.FirstInstance, 1) <= a.truncated && Planted != BugPromiseBelowTruncation
 	if m.Ballot < a.promised || m.Ballot == 0 || leased || behind {
 		pr := &messages.Promise{From: a.id, Ballot: m.Ballot, Promised: a.promised, ChosenUpto: max(a.chosenUpto, a.truncated),
 			Leased: leased, Truncated: a.truncated}

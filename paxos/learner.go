@@ -67,7 +67,7 @@ type Learner struct {
 	// restoreTruncated: the log was checkpointed after a snapshot at this
 	// instance; learned values above it may have gone with the old
 	// segments, so the chosen mark may run past a hole.
-	restoreTruncated uint64
+	restoreTruncated bool
 	// snapshot is the instance of this replica's newest snapshot (§5.5);
 	// dropped is the highest instance whose entry it no longer holds.
 	// Peers that need the log below dropped get the snapshot instead.
@@ -178,7 +178,7 @@ func (l *Learner) Restore(rec *messages.Record) {
 	case *messages.Record_Chosen:
 		l.restoreMark = max(l.restoreMark, k.Chosen.Upto)
 	case *messages.Record_Truncated:
-		l.restoreTruncated = max(l.restoreTruncated, k.Truncated.Upto)
+		l.restoreTruncated = true
 		l.dropped = max(l.dropped, k.Truncated.Upto)
 	}
 }
@@ -197,7 +197,7 @@ func (l *Learner) FinishRestore() (LearnerOutput, error) {
 			if i <= l.snapshot {
 				continue // the snapshot has it
 			}
-			if l.restoreTruncated > 0 {
+			if l.restoreTruncated {
 				// A checkpoint dropped learned values: the hole is
 				// learned again from peers.
 				l.knownChosen = max(l.knownChosen, l.restoreMark)

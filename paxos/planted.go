@@ -31,13 +31,18 @@ const (
 	// BugIgnoreEpoch: a command is applied although its master's epoch
 	// ended before its instance applied (§5.3).
 	BugIgnoreEpoch
+	// BugPromiseBelowTruncation: an acceptor that let go of its log after
+	// a snapshot promises a prepare from below the truncation point as if
+	// it had accepted nothing there (§5.5), so a new master can fill chosen
+	// instances with no-ops.
+	BugPromiseBelowTruncation
 )
 
 // Planted is the bug switched on, BugNone outside tests. Tests that set it
 // must not run in parallel with other tests of the roles and must reset it.
 var Planted PlantedBug
 
-var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch"}
+var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation"}
 
 func (b PlantedBug) String() string {
 	if b >= 0 && int(b) < len(plantedNames) {
@@ -54,7 +59,8 @@ func PlantedBugs() []PlantedBug {
 	// random run in 200, too rarely for a CI budget;
 	// TestPaper5_3_ReinstalledMasterAnomalyIsRejected plays it on purpose
 	// and checks the bug is seen.
-	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease}
+	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease,
+		BugPromiseBelowTruncation}
 }
 
 // ParsePlantedBug returns the bug named s (as printed by String).

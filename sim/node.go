@@ -234,7 +234,7 @@ func (n *node) maybeSnapshot() {
 // startSnapshot freezes the database, writes it, and commits the snapshot
 // after a simulated write and sync of its chunks.
 func (n *node) startSnapshot() {
-	if n.snapshotting || (n.snapshot != nil && n.snapshot.instance >= n.applied) {
+	if n.snapshotting || n.applied == 0 || (n.snapshot != nil && n.snapshot.instance >= n.applied) {
 		return
 	}
 	_, write, err := n.kv.BeginSnapshot()
@@ -274,6 +274,9 @@ func (n *node) checkpoint(upto uint64) {
 		return
 	}
 	recs := n.a.Truncate(upto)
+	if len(recs) == 0 {
+		return
+	}
 	d := n.disk
 	start := d.deleted + len(d.log) // as a position that survives earlier cuts
 	n.append(recs, true)

@@ -412,3 +412,6 @@ func syncDirectory(dir string) error {
 	}
 	return nil
 }
+
+// SnapshotFileName is the file name of the snapshot as of instance.
+func SnapshotFileName(instance uint64) string { return snapshotName(instance) }

@@ -33,6 +33,8 @@ type nodeFlags struct {
 	leaseTimeout  time.Duration
 	driftMax      time.Duration
 	boostInterval time.Duration
+	snapEvery     int64
+	snapLogBytes  int64
 	pprof         string
 }
 
@@ -60,6 +62,10 @@ func newNodeCmd() *cobra.Command {
 	fl.DurationVar(&f.driftMax, "clock-drift-max", 100*time.Millisecond,
 		"how much two nodes' clocks may disagree over one lease timeout; the master counts its lease this much shorter")
 	fl.DurationVar(&f.boostInterval, "boost-interval", 10*time.Second, "how often the master raises its ballot with a full phase 1 (§5.2)")
+	fl.Int64Var(&f.snapEvery, "snapshot-every", 100_000,
+		"snapshot once this many instances were applied since the last snapshot, and let go of the log below it (§5.5); 0: never on this account")
+	fl.Int64Var(&f.snapLogBytes, "snapshot-log-bytes", 128<<20,
+		"snapshot once this many bytes were written to the log since the last snapshot; 0: never on this account")
 	fl.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	return cmd
 }
@@ -88,6 +94,9 @@ func runNode(f nodeFlags) error {
 	if f.leaseTimeout <= 0 || f.driftMax <= 0 || f.boostInterval <= 0 {
 		return fmt.Errorf("%w: --lease-timeout, --clock-drift-max and --boost-interval must be positive", errUsage)
 	}
+	if f.snapEvery < 0 || f.snapLogBytes < 0 {
+		return fmt.Errorf("%w: --snapshot-every and --snapshot-log-bytes must not be negative", errUsage)
+	}
 	if f.driftMax >= f.leaseTimeout {
 		return fmt.Errorf("%w: --clock-drift-max %v must be below --lease-timeout %v", errUsage, f.driftMax, f.leaseTimeout)
 	}
@@ -114,6 +123,9 @@ func runNode(f nodeFlags) error {
 		MaxCommandBytes: f.maxValueBytes + 64<<10,
 		Logger:          logger,
 		Proposer:        paxosTuning(f),
+		// 0 on the command line is "never": -1 in the config.
+		SnapshotEvery:    orNever(f.snapEvery),
+		SnapshotLogBytes: orNever(f.snapLogBytes),
 		OnFatal: func(err error) {
 			select {
 			case fatal <- err:
@@ -174,6 +186,15 @@ func validator(limits db.Limits) func([]byte) error {
 		}
 		return err
 	}
+}
+
+// orNever maps a flag's 0 ("never") to the config's negative value (0
+// there takes the default).
+func orNever(v int64) int64 {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 func paxosTuning(f nodeFlags) paxos.ProposerConfig {

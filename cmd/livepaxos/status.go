@@ -104,6 +104,13 @@ type nodeStatus struct {
 	// ballot boosts re-proposed in phase 1 (§5.2).
 	Proposed uint64 `json:"proposed_instances"`
 	Boosted  uint64 `json:"boosted_instances"`
+	// Snapshots (§5.5): the newest one's instance, how far the log is let
+	// go of, its segment files, snapshots taken and installed from peers.
+	Snapshot     uint64 `json:"snapshot_instance"`
+	LogTruncated uint64 `json:"log_truncated"`
+	LogSegments  uint64 `json:"log_segments"`
+	Snapshots    uint64 `json:"snapshots"`
+	Installs     uint64 `json:"installs"`
 }
 
 func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []string, asJSON bool) error {
@@ -133,10 +140,10 @@ func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []strin
 		}
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ENDPOINT\tID\tROLE\tMASTER\tEPOCH\tLEASE\tBALLOT\tCHOSEN\tAPPLIED\t")
+		fmt.Fprintln(tw, "ENDPOINT\tID\tROLE\tMASTER\tEPOCH\tLEASE\tBALLOT\tCHOSEN\tAPPLIED\tSNAPSHOT\tSEGMENTS\t")
 		for _, r := range rows {
 			if !r.Reachable {
-				fmt.Fprintf(tw, "%s\t-\tunreachable\t-\t-\t-\t-\t-\t-\t\n", r.Endpoint)
+				fmt.Fprintf(tw, "%s\t-\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t\n", r.Endpoint)
 				continue
 			}
 			lease := "-"
@@ -151,8 +158,8 @@ func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []strin
 			if r.MasterID != 0 {
 				master = fmt.Sprintf("%d", r.MasterID)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t\n", r.Endpoint, r.NodeID, role, master,
-				r.Epoch, lease, fmtBallot(r.Ballot), r.LastChosen, r.LastApplied)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t\n", r.Endpoint, r.NodeID, role, master,
+				r.Epoch, lease, fmtBallot(r.Ballot), r.LastChosen, r.LastApplied, r.Snapshot, r.LogSegments)
 		}
 		tw.Flush()
 	}
@@ -169,7 +176,9 @@ func fromStatus(ep string, st *messages.StatusResponse) nodeStatus {
 		MasterID: st.MasterId, Master: st.MasterAddress, Ballot: st.Ballot,
 		LastChosen: st.LastChosen, LastApplied: st.LastApplied, ClusterID: st.ClusterId,
 		Epoch: st.Epoch, LeaseMS: float64(st.LeaseRemainingUs) / 1000, Boosts: st.Boosts,
-		Proposed: st.ProposedInstances, Boosted: st.BoostedInstances}
+		Proposed: st.ProposedInstances, Boosted: st.BoostedInstances,
+		Snapshot: st.SnapshotInstance, LogTruncated: st.LogTruncated, LogSegments: st.LogSegments,
+		Snapshots: st.Snapshots, Installs: st.Installs}
 	for _, m := range st.Members {
 		r.Members = append(r.Members, fmt.Sprintf("%d=%s", m.Id, m.Address))
 	}

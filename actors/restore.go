@@ -1,0 +1,94 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/storage"
+)
+
+// snapshotDir is where a replica keeps its snapshot files.
+func (r *Replica) snapshotDir() string { return filepath.Join(r.cfg.DataDir, "snapshots") }
+
+// restoreSnapshot loads the newest valid snapshot, if the state machine can
+// take one, into the state machine and the learner, before the log is
+// replayed. A damaged newest file is passed over (and reported); a
+// transfer cut short by a crash is removed.
+func (r *Replica) restoreSnapshot() error {
+	dir := r.snapshotDir()
+	removeInstallLeftovers(dir)
+	sm, ok := r.cfg.StateMachine.(Snapshotter)
+	if !ok {
+		return nil
+	}
+	info, skipped, err := storage.LatestSnapshot(dir)
+	for _, s := range skipped {
+		r.cfg.Logger.Warn("snapshot passed over", "node", r.cfg.NodeID, "err", s)
+	}
+	if errors.Is(err, storage.ErrNoSnapshot) || errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	meta, err := loadSnapshot(sm, info.Path)
+	if err != nil {
+		return fmt.Errorf("actors: restoring snapshot %s: %w", info.Path, err)
+	}
+	r.learner.RestoreSnapshot(info.Instance)
+	r.epochs.Reset(meta.Epoch, meta.EpochMaster)
+	r.publishEpoch()
+	r.restoredSnapshot = info
+	r.snapshotAt.Store(info.Instance)
+	r.cfg.Logger.Info("snapshot restored", "node", r.cfg.NodeID, "instance", info.Instance, "bytes", info.Bytes)
+	return nil
+}
+
+// loadSnapshot reads the snapshot file at path into sm and returns its
+// handle. The file is verified whole while it is read: a damaged one
+// returns an error, and Restore changes nothing on error.
+func loadSnapshot(sm Snapshotter, path string) (*messages.SnapshotMeta, error) {
+	rd, err := storage.OpenSnapshot(path)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	meta := &messages.SnapshotMeta{}
+	if err := proto.Unmarshal(rd.Info.Meta, meta); err != nil {
+		return nil, fmt.Errorf("%w: snapshot handle does not decode: %v", storage.ErrCorrupt, err)
+	}
+	if meta.Instance != rd.Info.Instance {
+		return nil, fmt.Errorf("%w: snapshot handle names instance %d, file %d", storage.ErrCorrupt, meta.Instance, rd.Info.Instance)
+	}
+	if err := sm.Restore(rd); err != nil {
+		return nil, err
+	}
+	return meta, nil
+}
+
+// removeInstallLeftovers deletes partial transfers a crash left behind.
+func removeInstallLeftovers(dir string) {
+	names, _ := os.ReadDir(dir)
+	for _, n := range names {
+		if strings.HasPrefix(n.Name(), "install-") && strings.HasSuffix(n.Name(), ".part") {
+			os.Remove(filepath.Join(dir, n.Name()))
+		}
+	}
+}
+
+// publishEpoch makes the epoch the tracker is at visible to the other
+// actors and the state machine.
+func (r *Replica) publishEpoch() {
+	epoch, master := r.epochs.Epoch()
+	if o, ok := r.cfg.StateMachine.(EpochObserver); ok {
+		o.ObserveEpoch(epoch)
+	}
+	r.epoch.Store(epoch)
+	r.epochMaster.Store(master)
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+func newSnapshotCmd() *cobra.Command {
+	var f clientFlags
+	var node uint32
+	cmd := &cobra.Command{
+		Use:   "snapshot",
+		Short: "Have nodes snapshot their database now and let go of the log below it",
+		Long: `Ask each node (or only --node N) to snapshot its database now (§5.5): the
+snapshot is written while writes go on, made durable, and the log below it is
+then let go of. Snapshots are per node; nodes also take them on their own
+(see node --snapshot-every and --snapshot-log-bytes).`,
+		Example: `  livepaxos snapshot --endpoints 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
+  livepaxos snapshot --node 2`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			eps, err := f.endpointList()
+			if err != nil {
+				return err
+			}
+			c, err := f.dial(1)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+			defer cancel()
+			if node != 0 {
+				eps, err = endpointOfNode(ctx, c, eps, node)
+				if err != nil {
+					return err
+				}
+			}
+			failed := 0
+			for _, ep := range eps {
+				resp, err := c.Snapshot(ctx, ep)
+				if err != nil {
+					failed++
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", ep, err)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "node %d (%s): snapshot at instance %d, %d bytes, %v\n", resp.NodeId, ep,
+					resp.Instance, resp.Bytes, (time.Duration(resp.DurationUs) * time.Microsecond).Round(time.Millisecond))
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d nodes took no snapshot", failed, len(eps))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().Uint32Var(&node, "node", 0, "only this node id (default: every endpoint)")
+	f.add(cmd)
+	cmd.Flags().Lookup("timeout").DefValue = "1m0s"
+	cmd.Flags().Set("timeout", "1m")
+	return cmd
+}
+
+// endpointOfNode finds, among eps, the endpoint of node id (asking each
+// for its status: the endpoints list addresses, not ids).
+func endpointOfNode(ctx context.Context, c interface {
+	Status(context.Context, string) (*messages.StatusResponse, error)
+}, eps []string, id uint32) ([]string, error) {
+	for _, ep := range eps {
+		if st, err := c.Status(ctx, ep); err == nil && st.NodeId == id {
+			return []string{ep}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no endpoint answers as node %d", errUsage, id)
+}

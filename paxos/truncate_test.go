@@ -1,0 +1,70 @@
+package paxos
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// After a snapshot the acceptor lets go of what it accepted up to it: a
+// prepare from there is refused (it could not report those values), an
+// accept there is not acknowledged, and its checkpoint rebuilds the rest.
+func TestPaper5_5_AcceptorTruncationRefusesWhatItCannotAnswer(t *testing.T) {
+	a := NewAcceptor(1)
+	b := NextBallot(0, 2)
+	a.HandleAccept(&messages.Accept{From: 2, Ballot: b, Entries: []*messages.Entry{
+		{Instance: 1, Value: value("a")}, {Instance: 2, Value: value("b")}, {Instance: 3, Value: value("c")}}}, t0)
+	recs := a.Truncate(2)
+	if a.AcceptedAt(1) != nil || a.AcceptedAt(2) != nil || a.AcceptedAt(3) == nil {
+		t.Fatalf("after Truncate(2): accepted 1=%v 2=%v 3=%v", a.AcceptedAt(1), a.AcceptedAt(2), a.AcceptedAt(3))
+	}
+	b2 := NextBallot(b, 3)
+	out := a.HandlePrepare(&messages.Prepare{From: 3, Ballot: b2, FirstInstance: 2}, t0)
+	if pr := out.Reply.Msg.(*messages.Promise); pr.Ok || pr.Truncated != 2 || len(out.Records) != 0 {
+		t.Fatalf("prepare from 2 after truncation at 2: %v, records %v", pr, out.Records)
+	}
+	out = a.HandlePrepare(&messages.Prepare{From: 3, Ballot: b2, FirstInstance: 3}, t0)
+	if pr := out.Reply.Msg.(*messages.Promise); !pr.Ok || len(pr.Accepted) != 1 || pr.Accepted[0].Instance != 3 {
+		t.Fatalf("prepare from 3: %v", pr)
+	}
+	out = a.HandleAccept(&messages.Accept{From: 3, Ballot: b2, Entries: []*messages.Entry{
+		{Instance: 2, Value: value("x")}, {Instance: 4, Value: value("d")}}}, t0)
+	if ack := out.Reply.Msg.(*messages.Accepted); !slices.Equal(ack.Instances, []uint64{4}) || ack.Truncated != 2 {
+		t.Fatalf("accept of 2 and 4 after truncation at 2: %v", ack)
+	}
+
+	// The checkpoint alone rebuilds the acceptor.
+	re := NewAcceptor(1)
+	for _, r := range recs {
+		if err := re.Restore(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if re.Truncated() != 2 || re.Promised() != b || re.AcceptedAt(3) == nil || re.AcceptedAt(1) != nil {
+		t.Fatalf("rebuilt from the checkpoint: truncated %d promised %d accepted 3=%v", re.Truncated(), re.Promised(), re.AcceptedAt(3))
+	}
+	if a.Truncate(0) != nil {
+		t.Fatal("Truncate(0) wrote a checkpoint")
+	}
+}
+
+// A checkpoint drops learned values above the snapshot with the old
+// segments: a chosen mark after it may run past a hole, which the learner
+// learns again instead of refusing to start.
+func TestPaper5_5_LearnerRestoreAfterCheckpointLearnsHolesAgain(t *testing.T) {
+	b := NextBallot(0, 2)
+	l := NewLearner(LearnerConfig{ID: 1, Peers: []uint32{1, 2, 3}})
+	l.RestoreSnapshot(10)
+	for _, rec := range []*messages.Record{
+		{Kind: &messages.Record_Truncated{Truncated: &messages.TruncatedRecord{Upto: 10}}},
+		{Kind: &messages.Record_Accept{Accept: entry(13, b, "c")}},
+		{Kind: &messages.Record_Chosen{Chosen: &messages.ChosenRecord{Upto: 13}}},
+	} {
+		l.Restore(rec)
+	}
+	out, err := l.FinishRestore()
+	if err != nil || len(out.Apply) != 0 || l.Contiguous() != 10 || l.KnownChosen() != 13 {
+		t.Fatalf("restore: applied %v, contiguous %d, known chosen %d, %v", instancesOf(out.Apply), l.Contiguous(), l.KnownChosen(), err)
+	}
+}

@@ -94,6 +94,10 @@ func NewReplica(cfg Config) (*Replica, error) {
 	for _, e := range out.Apply {
 		r.applyEntry(e) // results went to clients before the restart
 	}
+	if h := r.learner.RestoreHoles(); h > 0 {
+		r.cfg.Logger.Warn("log marks instances chosen without their values (a snapshot was passed over or the log checkpointed); learning them from peers",
+			"node", r.cfg.NodeID, "instances", h)
+	}
 	r.publishProgress()
 	now := time.Now()
 	// The acceptor may have granted a lease just before it stopped: honour

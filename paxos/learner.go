@@ -1,7 +1,6 @@
 package paxos
 
 import (
-	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -64,10 +63,9 @@ type Learner struct {
 	// restore state
 	restoreLatest map[uint64]*messages.Entry
 	restoreMark   uint64
-	// restoreTruncated: the log was checkpointed after a snapshot at this
-	// instance; learned values above it may have gone with the old
-	// segments, so the chosen mark may run past a hole.
-	restoreTruncated bool
+	// restoreHoles counts instances the durable chosen mark covers whose
+	// value the restore did not find (see FinishRestore).
+	restoreHoles uint64
 	// snapshot is the instance of this replica's newest snapshot (§5.5);
 	// dropped is the highest instance whose entry it no longer holds.
 	// Peers that need the log below dropped get the snapshot instead.
@@ -178,10 +176,13 @@ func (l *Learner) Restore(rec *messages.Record) {
 	case *messages.Record_Chosen:
 		l.restoreMark = max(l.restoreMark, k.Chosen.Upto)
 	case *messages.Record_Truncated:
-		l.restoreTruncated = true
 		l.dropped = max(l.dropped, k.Truncated.Upto)
 	}
 }
+
+// RestoreHoles returns how many instances the log marked chosen without
+// holding their value at restore (they are learned again from peers).
+func (l *Learner) RestoreHoles() uint64 { return l.restoreHoles }
 
 // FinishRestore marks every instance up to the durable chosen mark as chosen
 // (once chosen, any later accept at an instance carries the same value, so
@@ -197,13 +198,13 @@ func (l *Learner) FinishRestore() (LearnerOutput, error) {
 			if i <= l.snapshot {
 				continue // the snapshot has it
 			}
-			if l.restoreTruncated {
-				// A checkpoint dropped learned values: the hole is
-				// learned again from peers.
-				l.knownChosen = max(l.knownChosen, l.restoreMark)
-				continue
-			}
-			return out, fmt.Errorf("paxos: log marks instance %d chosen but holds no value for it", i)
+			// The value went with a snapshot that is gone (damaged, so
+			// passed over) or with log segments a checkpoint deleted: it
+			// is learned again from peers. Without snapshots this cannot
+			// happen; the simulator checks that it does not.
+			l.knownChosen = max(l.knownChosen, l.restoreMark)
+			l.restoreHoles++
+			continue
 		}
 		l.chosen[i] = e
 	}

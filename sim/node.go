@@ -62,6 +62,8 @@ type node struct {
 	// damagedAt is the instance of a snapshot a crash damaged; the node
 	// is rebuilding until it applied that far again.
 	damagedAt uint64
+	// hadSnapshot: the node has taken or installed a snapshot.
+	hadSnapshot bool
 }
 
 // simSnapshot is a committed snapshot file: the database's state as of
@@ -141,6 +143,12 @@ func (n *node) boot(records []*messages.Record) {
 	out, err := n.l.FinishRestore()
 	if err != nil {
 		n.s.fail(ErrSafety, ErrRestore, "%s: %v", n.name(), err)
+		return
+	}
+	if h := n.l.RestoreHoles(); h > 0 && !n.hadSnapshot {
+		// Only a snapshot (gone, or with the log checkpointed after it)
+		// explains a chosen mark without its value.
+		n.s.fail(ErrSafety, ErrRestore, "%s: the log marks %d instances chosen without their values", n.name(), h)
 		return
 	}
 	for _, e := range out.Apply {
@@ -257,6 +265,7 @@ func (n *node) startSnapshot() {
 			return // an installed snapshot overtook this one
 		}
 		n.snapshot = snap
+		n.hadSnapshot = true
 		n.l.SnapshotTaken(snap.instance)
 		n.checkpoint(snap.instance)
 		n.s.snapshots++
@@ -316,6 +325,7 @@ func (n *node) install(snap *simSnapshot) {
 	n.epochs.Reset(snap.epoch, snap.master)
 	n.applied = snap.instance
 	n.snapshot = snap
+	n.hadSnapshot = true
 	n.s.installs++
 	n.checkpoint(snap.instance)
 	out := n.l.InstallSnapshot(snap.instance, n.now())

@@ -39,6 +39,8 @@ var regressionSeeds = []struct {
 	// log moved into the rival's epoch while the master kept its own, and
 	// every command it proposed after was refused (paxos.Proposer.interrupted).
 	{15125, "ballot boost re-proposed another master's epoch start"},
+	{7195, "snapshot damaged after a restart from it: the chosen mark runs past values it held"},
+	{17967, "checkpoint at a snapshot of instance 0 dropped a learned value"},
 }
 
 func TestRegressionSeeds(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,15 @@ type benchOptions struct {
 	consistency string
 	cons        client.Consistency
 	cpuProfile  string
+	// total, when positive, ends the run once that many requests were
+	// issued (the measured window still ends after seconds at the latest).
+	total int64
+	// sequential: keys in order (each written once per pass) instead of
+	// uniformly at random, to build a database of a known size.
+	sequential bool
+	// timeline, when set, is a CSV file of completed requests and the
+	// slowest one per 100 ms, to see throughput change over a run.
+	timeline string
 }
 
 // benchResult is the one JSON line bench prints.
@@ -113,6 +123,9 @@ func newBenchCmd() *cobra.Command {
 	fl.BoolVar(&o.prefill, "prefill", true, "for --op get: write every key once first (unmeasured)")
 	fl.StringVar(&o.consistency, "consistency", "lease", "for --op get: lease, quorum or stale")
 	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write the load generator's CPU profile to this file")
+	fl.Int64Var(&o.total, "total", 0, "stop after this many requests (0: run for --seconds)")
+	fl.BoolVar(&o.sequential, "sequential", false, "take keys in order instead of at random")
+	fl.StringVar(&o.timeline, "timeline", "", "write requests completed and the slowest latency per 100ms to this CSV file")
 	f.add(cmd)
 	return cmd
 }
@@ -121,7 +134,7 @@ func (o *benchOptions) validate() error {
 	if o.op != "put" && o.op != "get" {
 		return fmt.Errorf("%w: --op must be put or get, got %q", errUsage, o.op)
 	}
-	if o.clients < 1 || o.conns < 1 || o.keys < 1 || o.valueSize < 0 || o.seconds <= 0 || o.warmup < 0 || o.timeout <= 0 {
+	if o.clients < 1 || o.conns < 1 || o.keys < 1 || o.valueSize < 0 || o.seconds <= 0 || o.warmup < 0 || o.timeout <= 0 || o.total < 0 {
 		return fmt.Errorf("%w: --clients, --conns, --keys and --seconds must be positive; --value-size and --warmup not negative", errUsage)
 	}
 	o.conns = min(o.conns, o.clients)
@@ -164,6 +177,8 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 		firstErr string
 	}
 	outs := make([]workerOut, o.clients)
+	var issued atomic.Int64
+	tl := newTimeline(start)
 	var wg sync.WaitGroup
 	for w := range o.clients {
 		wg.Add(1)
@@ -178,7 +193,14 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 				if !t0.Before(mEnd) {
 					return
 				}
+				n := issued.Add(1)
+				if o.total > 0 && n > o.total {
+					return
+				}
 				key := keys[rng.IntN(len(keys))]
+				if o.sequential {
+					key = keys[(n-1)%int64(len(keys))]
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 				var err error
 				if o.op == "put" {
@@ -188,6 +210,9 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 				}
 				cancel()
 				t1 := time.Now()
+				if err == nil {
+					tl.record(t1, t1.Sub(t0))
+				}
 				in := !t1.Before(mStart) && t1.Before(mEnd)
 				if err != nil {
 					if in {
@@ -206,6 +231,16 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 		}()
 	}
 	wg.Wait()
+	measured := o.seconds
+	if o.total > 0 {
+		// The run may have ended before the window did.
+		measured = min(o.seconds, max(time.Since(mStart).Seconds(), 1e-3))
+	}
+	if o.timeline != "" {
+		if err := tl.write(o.timeline); err != nil {
+			return nil, err
+		}
+	}
 	host, _ := os.Hostname()
 	res := &benchResult{System: "livepaxos", Op: o.op, Clients: o.clients, Conns: o.conns,
 		ValueSize: o.valueSize, Seconds: o.seconds, Keys: o.keys, Read: readMode(o),
@@ -220,7 +255,8 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 	}
 	slices.Sort(all)
 	res.Ops = int64(len(all))
-	res.OpsPerS = round3(float64(len(all)) / o.seconds)
+	res.Seconds = round3(measured)
+	res.OpsPerS = round3(float64(len(all)) / measured)
 	if n := len(all); n > 0 {
 		var sum time.Duration
 		for _, d := range all {
@@ -279,3 +315,39 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+// timeline counts completed requests and the slowest one per 100 ms.
+type timeline struct {
+	start time.Time
+	mu    sync.Mutex
+	ops   []int64
+	worst []time.Duration
+}
+
+const timelineBin = 100 * time.Millisecond
+
+func newTimeline(start time.Time) *timeline { return &timeline{start: start} }
+
+func (t *timeline) record(at time.Time, lat time.Duration) {
+	i := int(at.Sub(t.start) / timelineBin)
+	t.mu.Lock()
+	for len(t.ops) <= i {
+		t.ops = append(t.ops, 0)
+		t.worst = append(t.worst, 0)
+	}
+	t.ops[i]++
+	t.worst[i] = max(t.worst[i], lat)
+	t.mu.Unlock()
+}
+
+// write saves the timeline as CSV: the bin's start (Unix ms), requests
+// completed in it, and the slowest of them (ms).
+func (t *timeline) write(path string) error {
+	var b strings.Builder
+	b.WriteString("unix_ms,ops,max_ms\n")
+	for i := range t.ops {
+		fmt.Fprintf(&b, "%d,%d,%.3f\n", t.start.Add(time.Duration(i)*timelineBin).UnixMilli(), t.ops[i],
+			float64(t.worst[i])/1e6)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}

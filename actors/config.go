@@ -83,7 +83,7 @@ type Config struct {
 	// negative value: never on its own).
 	SnapshotEvery int64
 	// SnapshotLogBytes has the replica snapshot once this many bytes were
-	// written to its log since the last snapshot (default 128 MiB; a
+	// written to its log since the last snapshot (default 64 MiB; a
 	// negative value: never on this account). With the log let go of at
 	// each snapshot, a busy replica's disk holds about this much log, in
 	// whole segments, plus its newest snapshot.
@@ -140,7 +140,7 @@ func (c *Config) setDefaults() error {
 		c.SnapshotEvery = 100_000
 	}
 	if c.SnapshotLogBytes == 0 {
-		c.SnapshotLogBytes = 128 << 20
+		c.SnapshotLogBytes = 64 << 20
 	}
 	if c.RestartGrace == 0 {
 		c.RestartGrace = 2500 * time.Millisecond

@@ -12,15 +12,19 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Snapshot files (§5.5 of "Paxos Made Live").
 //
 // A snapshot is the state machine's state as of one log instance, plus
 // opaque metadata from the replica (the group membership at that point, the
-// epoch). It is written in chunks, each checksummed and synced on its own:
-// the paper found that one large write stalled the small log flushes
-// behind it. It is written to a temporary file and renamed into place once
+// epoch). It is written in chunks, each checksummed and written out to the
+// device on its own (sync_file_range on Linux) before the next: the paper
+// found that one large write stalled the small log flushes behind it, and
+// an fsync per chunk of a growing file costs a journal commit each, which
+// the log's fsyncs queue behind as well (measured: throughput during a
+// snapshot halved). One fsync at the end makes the file durable. It is written to a temporary file and renamed into place once
 // complete and durable, so a crash leaves either the previous snapshot or
 // the new one, never a half. The previous snapshot is removed only after
 // the new one is durable.
@@ -43,7 +47,7 @@ const (
 
 // DefaultSnapshotChunk is the chunk size: small enough that one chunk's
 // write and sync do not hold up the log's fsyncs for long.
-const DefaultSnapshotChunk = 256 << 10
+const DefaultSnapshotChunk = 64 << 10
 
 // MaxSnapshotMeta bounds a snapshot's metadata.
 const MaxSnapshotMeta = 1 << 20
@@ -55,6 +59,10 @@ var ErrNoSnapshot = errors.New("storage: no snapshot")
 // SnapshotOptions tune snapshot files. Zero fields take defaults.
 type SnapshotOptions struct {
 	ChunkBytes int
+	// Pace has the writer rest after each chunk for as long as writing it
+	// out took, leaving the device to the log at least half the time: a
+	// snapshot takes longer, and the log's fsyncs do not queue behind it.
+	Pace bool
 	// syncFn replaces fdatasync/fsync (tests count or fail syncs).
 	syncFn func(*os.File) error
 }
@@ -73,6 +81,16 @@ func (o SnapshotOptions) sync(f *os.File) error {
 	return datasync(f)
 }
 
+// writeOut writes one chunk's pages to the device before the next chunk
+// is written (see writeOut in sync_linux.go); Commit's sync makes the whole
+// file durable.
+func (o SnapshotOptions) writeOut(f *os.File, off, n int64) error {
+	if o.syncFn != nil {
+		return o.syncFn(f)
+	}
+	return writeOut(f, off, n)
+}
+
 // SnapshotWriter writes one snapshot. Write the state to it, then Commit;
 // Abort (or a failed Commit) leaves the directory as it was.
 type SnapshotWriter struct {
@@ -85,6 +103,7 @@ type SnapshotWriter struct {
 	total    uint64
 	crc      uint32
 	syncs    int
+	off      int64 // file offset of the next chunk
 	err      error
 }
 
@@ -111,10 +130,11 @@ func CreateSnapshot(dir string, instance uint64, meta []byte, opts SnapshotOptio
 		w.Abort()
 		return nil, err
 	}
+	w.off = int64(len(hdr))
 	return w, nil
 }
 
-// Write adds state bytes; every full chunk is written and synced.
+// Write adds state bytes; every full chunk is written and written out.
 func (w *SnapshotWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
@@ -145,11 +165,16 @@ func (w *SnapshotWriter) flushChunk() error {
 		w.err = err
 		return err
 	}
-	if err := w.opts.sync(w.f); err != nil {
+	started := time.Now()
+	if err := w.opts.writeOut(w.f, w.off, int64(len(frame))); err != nil {
 		w.err = fmt.Errorf("storage: sync of snapshot chunk: %w", err)
 		return w.err
 	}
+	if w.opts.Pace {
+		time.Sleep(time.Since(started))
+	}
 	w.syncs++
+	w.off += int64(len(frame))
 	w.crc = crc32.Update(w.crc, castagnoli, w.buf)
 	w.total += uint64(len(w.buf))
 	w.buf = w.buf[:0]

@@ -64,7 +64,7 @@ func newNodeCmd() *cobra.Command {
 	fl.DurationVar(&f.boostInterval, "boost-interval", 10*time.Second, "how often the master raises its ballot with a full phase 1 (§5.2)")
 	fl.Int64Var(&f.snapEvery, "snapshot-every", 100_000,
 		"snapshot once this many instances were applied since the last snapshot, and let go of the log below it (§5.5); 0: never on this account")
-	fl.Int64Var(&f.snapLogBytes, "snapshot-log-bytes", 128<<20,
+	fl.Int64Var(&f.snapLogBytes, "snapshot-log-bytes", 64<<20,
 		"snapshot once this many bytes were written to the log since the last snapshot; 0: never on this account")
 	fl.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	return cmd

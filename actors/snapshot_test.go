@@ -109,9 +109,12 @@ func TestPaper5_5_WipedReplicaCatchesUpFromSnapshot(t *testing.T) {
 	g.snapshot(2)
 	g.start(3)
 	g.sameState(300)
-	if st := g.hosts[3].replica.Status(); st.Installs == 0 {
-		t.Errorf("node 3 caught up without installing a snapshot (status %v)", st)
-	}
+	waitFor(t, 5*time.Second, func() error { // the status is published on the proposer's tick
+		if st := g.hosts[3].replica.Status(); st.Installs == 0 {
+			return fmt.Errorf("node 3 caught up without installing a snapshot (status %v)", st)
+		}
+		return nil
+	})
 	putKeys(t, g, 300, 310)
 	g.sameState(310)
 }

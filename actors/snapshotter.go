@@ -67,6 +67,7 @@ type snapshotterActor struct {
 	// taking a snapshot: who asked (answered when it is durable).
 	taking  bool
 	waiters []waiter
+	next    []waiter // asked while a snapshot was being written
 	// logBytesAt is the log's byte count when the last snapshot began.
 	logBytesAt uint64
 	started    time.Time
@@ -123,9 +124,14 @@ func (a *snapshotterActor) Receive(ctx actor.Context) {
 		}
 		a.abandonInstall()
 	case *messages.SnapshotRequest:
-		if s := ctx.Sender(); s != nil {
-			a.waiters = append(a.waiters, waiter{pid: s, id: m.RequestId})
+		w := waiter{pid: ctx.Sender(), id: m.RequestId}
+		if a.taking {
+			// The one being written began before this request: answer
+			// with the next.
+			a.next = append(a.next, w)
+			return
 		}
+		a.waiters = append(a.waiters, w)
 		a.take(ctx)
 	case snapshotTick:
 		if a.due() {
@@ -224,10 +230,17 @@ func (a *snapshotterActor) written(ctx actor.Context, m *snapshotWritten) {
 		a.r.cfg.Logger.Info("snapshot taken", "node", a.r.cfg.NodeID, "instance", m.info.Instance, "bytes", m.info.Bytes, "took", m.dur)
 	}
 	a.answer(ctx, resp)
+	if len(a.next) > 0 {
+		a.waiters, a.next = a.next, nil
+		a.take(ctx)
+	}
 }
 
 func (a *snapshotterActor) answer(ctx actor.Context, resp *messages.SnapshotResponse) {
 	for _, w := range a.waiters {
+		if w.pid == nil {
+			continue
+		}
 		r := proto.Clone(resp).(*messages.SnapshotResponse)
 		r.RequestId = w.id
 		ctx.Send(w.pid, r)

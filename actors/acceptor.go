@@ -34,6 +34,8 @@ func (a *acceptorActor) Receive(ctx actor.Context) {
 		a.handle(a.r.acceptor.HandlePrepare(m, time.Now()))
 	case *messages.Accept:
 		a.handle(a.r.acceptor.HandleAccept(m, time.Now()))
+	case *releaseLease:
+		a.r.acceptor.ReleaseLease(a.r.cfg.NodeID)
 	case *truncateLog:
 		a.truncate(m.upto)
 	case *messages.Confirm:

@@ -132,7 +132,14 @@ func (a *proposerActor) emit(ctx actor.Context, out paxos.ProposerOutput) {
 	for _, rd := range out.Reads {
 		ctx.Send(a.lease, &readReady{id: rd.ID, code: rd.Code, err: rd.Err})
 	}
+	if out.ReleaseLease {
+		ctx.Send(a.r.pid(a.r.cfg.NodeID, AcceptorName), &releaseLease{})
+	}
 }
+
+// releaseLease tells the local acceptor that this node stepped down with
+// no lease left to serve reads on (paxos.ProposerOutput.ReleaseLease).
+type releaseLease struct{}
 
 func (a *proposerActor) reply(ctx actor.Context, rep paxos.Reply) {
 	if rep.Cmd.ReplyAddress == "" {

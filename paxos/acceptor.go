@@ -81,6 +81,18 @@ func (a *Acceptor) LeaseHolder(now time.Time) uint32 {
 	return 0
 }
 
+// ReleaseLease drops a lease this acceptor granted to node (its own
+// node, which stepped down holding no lease it could still serve reads on:
+// ProposerOutput.ReleaseLease). A candidate whose acceptances reached only
+// its own acceptor before a rival deposed it would otherwise keep every
+// other candidate waiting out the grant (a fail-over of two lease
+// timeouts instead of one).
+func (a *Acceptor) ReleaseLease(node uint32) {
+	if a.leaseNode == node {
+		a.leaseUntil = time.Time{}
+	}
+}
+
 // grant gives the owner of ballot b the lease from now.
 func (a *Acceptor) grant(b uint64, now time.Time) {
 	if a.leaseTimeout > 0 {

@@ -156,6 +156,9 @@ func (c *testCluster) learnerOut(n *node, out LearnerOutput) {
 
 func (c *testCluster) proposerOut(n *node, out ProposerOutput) {
 	c.send(n.id, out.Messages)
+	if out.ReleaseLease {
+		n.a.ReleaseLease(n.id)
+	}
 	n.replies = append(n.replies, out.Replies...)
 	n.reads = append(n.reads, out.Reads...)
 	if n.p.NeedsFlush() {

@@ -169,6 +169,9 @@ type Proposer struct {
 	sentAt     [seqWindow]time.Time
 	leaseAck   map[uint32]uint64
 	confirmAck map[uint32]uint64
+	// leaseEnd is the latest end of a lease this node held as master,
+	// recorded as it steps down.
+	leaseEnd time.Time
 	// truncatedAt is how far each acceptor let go of its log (§5.5), as
 	// its acceptances report.
 	truncatedAt map[uint32]uint64
@@ -223,6 +226,11 @@ type ProposerOutput struct {
 	Messages []Envelope
 	Replies  []Reply
 	Reads    []ReadResult
+	// ReleaseLease: this node stepped down holding no lease it could still
+	// serve reads on; the shell tells the local acceptor to drop the lease
+	// it granted this node (Acceptor.ReleaseLease), so that another
+	// candidate need not wait a lease timeout for it.
+	ReleaseLease bool
 }
 
 // NewProposer returns a follower that will campaign if it hears no master.
@@ -624,7 +632,7 @@ func (p *Proposer) sendBoostPrepare(out *ProposerOutput, now time.Time) {
 func (p *Proposer) finishBoost(out *ProposerOutput, now time.Time) {
 	if p.interrupted() {
 		promises, ballot, from := p.promises, p.boostBallot, p.prepareFrom
-		p.stepDown(out)
+		p.stepDown(out, now)
 		p.state, p.ballot, p.promises, p.prepareFrom = stateCandidate, ballot, promises, from
 		p.becomeMaster(out, now)
 		return
@@ -723,7 +731,7 @@ func (p *Proposer) onHeartbeat(out *ProposerOutput, m *messages.Heartbeat, now t
 	}
 	p.seen(m.Ballot)
 	if p.state != stateFollower && m.Ballot > p.ballot {
-		p.stepDown(out)
+		p.stepDown(out, now)
 	}
 	if p.state == stateFollower {
 		p.masterID = m.From
@@ -767,7 +775,7 @@ func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.
 		// A refusal for a lease held elsewhere (m.Leased) is no reason to
 		// step down: the prepare is retransmitted until the lease expires.
 		if m.Promised > max(p.ballot, p.boostBallot) && p.state != stateFollower {
-			p.stepDown(out)
+			p.stepDown(out, now)
 			p.resetElection(now) // randomized back-off before trying again
 		} else if m.Leased && p.state == stateCandidate && m.Ballot == p.ballot {
 			if end := now.Add(time.Duration(m.LeaseRemainingUs) * time.Microsecond); end.Before(p.prepareDue) {
@@ -849,7 +857,7 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 	p.seen(m.Seen)
 	if !m.Ok {
 		if m.Promised > max(p.ballot, p.boostBallot) && p.state == stateMaster {
-			p.stepDown(out)
+			p.stepDown(out, now)
 			p.resetElection(now)
 		}
 		return
@@ -868,7 +876,7 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 	if m.Truncated > p.truncatedAt[m.From] {
 		p.truncatedAt[m.From] = m.Truncated
 		if p.stuckBelowTruncation() {
-			p.stepDown(out)
+			p.stepDown(out, now)
 			p.resetElection(now)
 			return
 		}
@@ -932,7 +940,7 @@ func (p *Proposer) onConfirmed(out *ProposerOutput, m *messages.Confirmed, now t
 	}
 	if !m.Ok {
 		if m.Promised > max(p.ballot, p.boostBallot) {
-			p.stepDown(out)
+			p.stepDown(out, now)
 			p.resetElection(now)
 		}
 		return
@@ -1040,7 +1048,13 @@ func (p *Proposer) broadcast(out *ProposerOutput, mk func() proto.Message) {
 // stepDown ends a mastership or campaign. Commands never proposed are
 // refused as not-master (safe to retry); commands in flight may still be
 // chosen by the next master, so their clients learn the outcome is unknown.
-func (p *Proposer) stepDown(out *ProposerOutput) {
+func (p *Proposer) stepDown(out *ProposerOutput, now time.Time) {
+	if until, _ := p.LeaseUntil(now); until.After(p.leaseEnd) {
+		p.leaseEnd = until
+	}
+	// No read can be served on a lease of this node's any more once its
+	// own clock is past every lease it ever held.
+	out.ReleaseLease = !now.Before(p.leaseEnd)
 	p.state = stateFollower
 	p.masterID = 0
 	p.promises = nil

@@ -520,6 +520,9 @@ func (n *node) proposerOut(out paxos.ProposerOutput) {
 	for _, env := range out.Messages {
 		n.send(env.To, env.Msg)
 	}
+	if out.ReleaseLease && n.a != nil {
+		n.a.ReleaseLease(n.id)
+	}
 	for _, rep := range out.Replies {
 		if rep.Cmd.ReplyAddress != replyAddress {
 			continue

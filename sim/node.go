@@ -62,6 +62,9 @@ type node struct {
 	// damagedAt is the instance of a snapshot a crash damaged; the node
 	// is rebuilding until it applied that far again.
 	damagedAt uint64
+	// fetching is the snapshot transfer in progress, if any (lost in a
+	// crash).
+	fetching *fetch
 	// hadSnapshot: the node has taken or installed a snapshot.
 	hadSnapshot bool
 }
@@ -121,6 +124,7 @@ func (n *node) boot(records []*messages.Record) {
 	n.l = paxos.NewLearner(lcfg)
 	n.kv = db.New()
 	n.snapshotting = false
+	n.fetching = nil
 	if snap := n.snapshot; snap != nil {
 		// Recovery (§5.5): the newest snapshot, then the log after it.
 		if err := n.kv.Restore(bytes.NewReader(snap.state)); err != nil {
@@ -300,10 +304,89 @@ func (n *node) checkpoint(upto uint64) {
 	}})
 }
 
-// snapshotFetch asks a peer for its snapshot, if it is at least as of
-// instance; snapshotData carries one.
-type snapshotFetch struct{ instance uint64 }
-type snapshotData struct{ snap *simSnapshot }
+// snapshotFetch asks a peer for the bytes of its snapshot (at least as of
+// instance) from offset; snapshotChunk carries up to snapshotChunkBytes of
+// them, one request in flight at a time, as the actor shell streams a
+// snapshot file (actors/snapshotter.go). A provider that crashes or moves
+// to a newer snapshot mid-transfer ends it; the fetcher gives up after
+// fetchTimeout without a chunk, and the learner's next catch-up asks
+// another peer.
+type snapshotFetch struct {
+	instance uint64
+	offset   int
+}
+
+type snapshotChunk struct {
+	instance uint64 // 0: nothing as recent to give
+	epoch    uint64
+	master   uint32
+	offset   int
+	data     []byte
+	done     bool
+}
+
+// snapshotChunkBytes is small so that simulated snapshots span several
+// chunks.
+const snapshotChunkBytes = 16
+
+// fetchTimeout is how long a transfer waits for its next chunk.
+const fetchTimeout = time.Second
+
+// fetch is a snapshot transfer in progress.
+type fetch struct {
+	from     uint32
+	instance uint64
+	buf      []byte
+	last     time.Duration // simulated time of the last request
+}
+
+// startFetch begins fetching peer's snapshot as of instance, unless a
+// transfer is already under way.
+func (n *node) startFetch(peer uint32, instance uint64) {
+	if f := n.fetching; f != nil {
+		if time.Duration(n.s.sched.now)-f.last < fetchTimeout {
+			return
+		}
+		n.s.transfersCut++ // the provider went quiet mid-transfer
+	}
+	n.fetching = &fetch{from: peer, instance: instance, last: time.Duration(n.s.sched.now)}
+	n.send(peer, &snapshotFetch{instance: instance})
+}
+
+// serveChunk answers a fetch with the next chunk of this node's snapshot.
+func (n *node) serveChunk(from uint32, m *snapshotFetch) {
+	resp := &snapshotChunk{offset: m.offset}
+	if snap := n.snapshot; snap != nil && snap.instance >= m.instance && m.offset <= len(snap.state) {
+		end := min(m.offset+snapshotChunkBytes, len(snap.state))
+		resp.instance, resp.epoch, resp.master = snap.instance, snap.epoch, snap.master
+		resp.data = snap.state[m.offset:end] // never changed in place: sharing is a copy
+		resp.done = end == len(snap.state)
+	}
+	n.send(from, resp)
+}
+
+// takeChunk adds a chunk to the transfer and installs the snapshot once
+// it is whole.
+func (n *node) takeChunk(from uint32, m *snapshotChunk) {
+	f := n.fetching
+	if f == nil || from != f.from || m.offset != len(f.buf) {
+		return // late, duplicated, or of a transfer given up
+	}
+	if m.instance == 0 || (m.offset > 0 && m.instance != f.instance) || m.instance < f.instance {
+		n.fetching = nil // the provider has nothing as recent, or moved on
+		n.s.transfersCut++
+		return
+	}
+	f.instance = m.instance
+	f.buf = append(f.buf, m.data...)
+	f.last = time.Duration(n.s.sched.now)
+	if !m.done {
+		n.send(from, &snapshotFetch{instance: f.instance, offset: len(f.buf)})
+		return
+	}
+	n.fetching = nil
+	n.install(&simSnapshot{instance: m.instance, epoch: m.epoch, master: m.master, state: f.buf})
+}
 
 // install replaces this node's state with a peer's snapshot, if it is
 // ahead of what the node applied, and keeps it as the node's own (§5.5).
@@ -348,11 +431,9 @@ func (n *node) receive(from uint32, msg any) {
 	case *messages.CatchupResponse:
 		n.learnerOut(n.l.HandleCatchupResponse(m, now))
 	case *snapshotFetch:
-		if snap := n.snapshot; snap != nil && snap.instance >= m.instance {
-			n.send(from, &snapshotData{snap: snap}) // the state is never changed in place: sharing is a copy
-		}
-	case *snapshotData:
-		n.install(m.snap)
+		n.serveChunk(from, m)
+	case *snapshotChunk:
+		n.takeChunk(from, m)
 	case *messages.Confirm:
 		n.acceptorOut(n.a.HandleConfirm(m))
 	case *messages.Promise, *messages.Accepted, *messages.Heartbeat, *messages.Confirmed:
@@ -417,10 +498,7 @@ func (n *node) learnerOut(out paxos.LearnerOutput) {
 		n.append(out.Records, false)
 	}
 	if o := out.Install; o != nil && o.Instance > n.applied {
-		// The transfer is one message here (lost, delayed or duplicated
-		// like any other; the learner asks again if it never comes); the
-		// actor shell streams it in chunks.
-		n.send(o.From, &snapshotFetch{instance: o.Instance})
+		n.startFetch(o.From, o.Instance)
 	}
 	for _, env := range out.Messages {
 		n.send(env.To, env.Msg)

@@ -137,3 +137,51 @@ func TestPaper5_5_RecoveryIsSnapshotPlusReplay(t *testing.T) {
 		})
 	}
 }
+
+// §5.5: the peer streaming a snapshot to a replica that is behind crashes
+// part way; the replica gives the transfer up, fetches from another peer,
+// installs and catches up.
+func TestPaper5_5_ProviderDiesMidTransfer(t *testing.T) {
+	sc := newScenario(t, snapshotConfig(3, 5))
+	m := sc.master()
+	lag := sc.s.nodes[0]
+	if lag == m {
+		lag = sc.s.nodes[1]
+	}
+	for _, n := range sc.s.nodes {
+		if n != lag {
+			sc.cut(n, lag)
+			sc.cut(lag, n)
+		}
+	}
+	for _, c := range sc.s.clients {
+		c.start()
+	}
+	sc.run(2 * time.Second)
+	for _, n := range sc.s.nodes {
+		if n != lag {
+			sc.snapshotNow(n)
+		}
+	}
+	sc.s.net.heal()
+	var provider *node
+	for i := 0; provider == nil; i++ {
+		if i > 5000 {
+			t.Fatalf("%s never started a transfer", lag.name())
+		}
+		sc.run(time.Millisecond)
+		if f := lag.fetching; f != nil && len(f.buf) > 0 {
+			provider = sc.s.nodes[f.from-1]
+		}
+	}
+	provider.crash() // a group of five goes on, even if it was the master
+	sc.run(4 * time.Second)
+	if lag.snapshot == nil || sc.s.transfersCut == 0 {
+		t.Fatalf("%s: snapshot %v after its provider %s crashed (transfers cut: %d)", lag.name(), lag.snapshot, provider.name(), sc.s.transfersCut)
+	}
+	provider.restart()
+	sc.s.issueStop = sc.s.sched.now
+	r := sc.finish()
+	t.Logf("%s's provider %s crashed mid-transfer; it installed a snapshot at %d from another peer; %v",
+		lag.name(), provider.name(), lag.snapshot.instance, r)
+}

@@ -102,9 +102,9 @@ func describe(msg any) string {
 		}
 		return fmt.Sprintf("CatchupResponse{chosen=%d [%s]}", m.ChosenUpto, describeEntries(m.Entries))
 	case *snapshotFetch:
-		return fmt.Sprintf("SnapshotFetch{%d}", m.instance)
-	case *snapshotData:
-		return fmt.Sprintf("SnapshotData{%d, %d bytes}", m.snap.instance, len(m.snap.state))
+		return fmt.Sprintf("SnapshotFetch{%d from %d}", m.instance, m.offset)
+	case *snapshotChunk:
+		return fmt.Sprintf("SnapshotChunk{%d at %d, %d bytes, done=%v}", m.instance, m.offset, len(m.data), m.done)
 	case *messages.ClientResponse:
 		return fmt.Sprintf("ClientResponse{r%d %s master=%d instance=%d}", m.RequestId, m.Code, m.MasterId, m.Instance)
 	case *clientRequest:

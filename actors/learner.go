@@ -72,6 +72,9 @@ func (a *learnerActor) beginSnapshot(ctx actor.Context) {
 		res.instance = a.r.learner.Contiguous()
 		epoch, master := a.r.epochs.Epoch()
 		res.meta = &messages.SnapshotMeta{Instance: res.instance, Epoch: epoch, EpochMaster: master}
+		for _, id := range peerIDs(a.r.cfg.Peers) {
+			res.meta.Members = append(res.meta.Members, &messages.Member{Id: id, Address: a.r.cfg.Peers[id]})
+		}
 	}
 	ctx.Respond(res)
 }

@@ -2197,12 +2197,14 @@ func (x *SnapshotResponse) GetError() string {
 }
 
 // SnapshotMeta is the snapshot handle kept in a snapshot file (§5.5): the
-// instance it is as of and the epoch in force there.
+// instance it is as of, the epoch in force there, and the group's members
+// at that point.
 type SnapshotMeta struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
 	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	EpochMaster   uint32                 `protobuf:"varint,3,opt,name=epoch_master,json=epochMaster,proto3" json:"epoch_master,omitempty"`
+	Members       []*Member              `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2256,6 +2258,13 @@ func (x *SnapshotMeta) GetEpochMaster() uint32 {
 		return x.EpochMaster
 	}
 	return 0
+}
+
+func (x *SnapshotMeta) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
 }
 
 // SnapshotChunkRequest asks a peer's snapshotter for the bytes of its
@@ -2907,11 +2916,12 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12\x1f\n" +
 	"\vduration_us\x18\x05 \x01(\x03R\n" +
 	"durationUs\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"c\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"\x93\x01\n" +
 	"\fSnapshotMeta\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12!\n" +
-	"\fepoch_master\x18\x03 \x01(\rR\vepochMaster\"^\n" +
+	"\fepoch_master\x18\x03 \x01(\rR\vepochMaster\x12.\n" +
+	"\amembers\x18\x04 \x03(\v2\x14.livepaxos.v1.MemberR\amembers\"^\n" +
 	"\x14SnapshotChunkRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x16\n" +
@@ -3024,17 +3034,18 @@ var file_messages_livepaxos_proto_depIdxs = []int32{
 	1,  // 11: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 12: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
 	26, // 13: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	35, // 14: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
-	6,  // 15: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
-	6,  // 16: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	36, // 17: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	37, // 18: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	34, // 19: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	26, // 14: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
+	35, // 15: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	6,  // 16: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
+	6,  // 17: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
+	36, // 18: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	37, // 19: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	34, // 20: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_messages_livepaxos_proto_init() }

@@ -27,6 +27,20 @@ type Snapshotter interface {
 	Restore(r io.Reader) error
 }
 
+// Checksummer is implemented by state machines whose replicas can be
+// compared at run time (§6.2). BeginChecksum is called on the apply
+// goroutine right after a checksum value applied; it returns a function
+// that computes a digest of the state as of then, which the replica calls
+// on another goroutine while Apply goes on. Equal states must give equal
+// digests on every replica (db.KV: SHA-256 over the sorted contents).
+type Checksummer interface {
+	BeginChecksum() (sum func() []byte)
+}
+
+// ErrDiverged stops a replica whose state's checksum differs from the one
+// a majority of its group computed at the same instance (§6.2).
+var ErrDiverged = errors.New("actors: this replica's state diverged from the group's")
+
 // Errors returned by Propose.
 var (
 	ErrNotMaster      = errors.New("actors: this replica is not master")

@@ -22,6 +22,7 @@ type learnerActor struct {
 	r        *Replica
 	proposer *actor.PID
 	stopTick func()
+	tally    *paxos.ChecksumTally
 }
 
 func newLearnerActor(r *Replica) actor.Actor { return &learnerActor{r: r} }
@@ -32,6 +33,7 @@ func (a *learnerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.proposer = a.r.pid(a.r.cfg.NodeID, ProposerName)
+		a.tally = paxos.NewChecksumTally(a.r.cfg.NodeID, len(a.r.cfg.Peers), 16)
 		a.stopTick = ticker(ctx.ActorSystem(), ctx.Self(), 2*a.r.cfg.TickInterval, learnerTick{})
 	case *actor.Stopping:
 		if a.stopTick != nil {
@@ -47,6 +49,10 @@ func (a *learnerActor) Receive(ctx actor.Context) {
 		a.handle(ctx, l.HandleCatchupResponse(m, now))
 	case learnerTick:
 		a.handle(ctx, l.Tick(now))
+	case *checksumDone:
+		a.ownChecksum(ctx, m)
+	case *messages.ChecksumReport:
+		a.peerChecksum(m)
 	case *beginSnapshot:
 		a.beginSnapshot(ctx)
 	case *snapshotTaken:
@@ -123,6 +129,9 @@ func (a *learnerActor) handle(ctx actor.Context, out paxos.LearnerOutput) {
 	self := a.r.cfg.NodeID
 	for _, e := range out.Apply {
 		results := a.r.applyEntry(e)
+		if e.Value.GetChecksum() {
+			a.startChecksum(ctx, e.Instance)
+		}
 		for i, res := range results {
 			cmd := e.Value.Commands[i]
 			if cmd.Origin != self || cmd.ReplyAddress == "" {

@@ -30,6 +30,14 @@ type proposerActor struct {
 	flushSent bool
 	lease     *actor.PID
 	published leaseUpdate // what the lease manager was last told
+	// checkWaiters asked for a consistency check; answered with the
+	// checksum value's instance once it is proposed.
+	checkWaiters []checkWaiter
+}
+
+type checkWaiter struct {
+	pid *actor.PID
+	id  uint64
 }
 
 func newProposerActor(r *Replica) actor.Actor { return &proposerActor{r: r} }
@@ -50,6 +58,15 @@ func (a *proposerActor) Receive(ctx actor.Context) {
 		a.submit(ctx, m)
 	case *messages.StatusRequest:
 		ctx.Respond(a.status())
+	case *messages.CheckRequest:
+		if ctx.Sender() == nil {
+			return
+		}
+		if !p.RequestCheck() {
+			ctx.Respond(&messages.CheckResponse{RequestId: m.RequestId, Error: "not master"})
+			return
+		}
+		a.checkWaiters = append(a.checkWaiters, checkWaiter{pid: ctx.Sender(), id: m.RequestId})
 	case *messages.Promise, *messages.Accepted, *messages.Heartbeat, *messages.Confirmed:
 		out = p.Step(m.(proto.Message), now)
 	case *quorumRead:
@@ -135,6 +152,18 @@ func (a *proposerActor) emit(ctx actor.Context, out paxos.ProposerOutput) {
 	if out.ReleaseLease {
 		ctx.Send(a.r.pid(a.r.cfg.NodeID, AcceptorName), &releaseLease{})
 	}
+	if len(out.Checks) > 0 {
+		for _, w := range a.checkWaiters {
+			ctx.Send(w.pid, &messages.CheckResponse{RequestId: w.id, Instance: out.Checks[0]})
+		}
+		a.checkWaiters = nil
+	}
+	if len(a.checkWaiters) > 0 && !a.r.proposer.IsMaster() {
+		for _, w := range a.checkWaiters {
+			ctx.Send(w.pid, &messages.CheckResponse{RequestId: w.id, Error: "mastership lost"})
+		}
+		a.checkWaiters = nil
+	}
 }
 
 // releaseLease tells the local acceptor that this node stepped down with
@@ -170,6 +199,9 @@ func (a *proposerActor) status() *messages.StatusResponse {
 		Boosts:            p.Stats().Boosts,
 		BoostedInstances:  p.Stats().Boosted,
 		ProposedInstances: p.Stats().Proposed,
+		CheckedInstance:   a.r.checkedInstance.Load(),
+		Checks:            a.r.checks.Load(),
+		Divergence:        a.r.divergenceText(),
 		SnapshotInstance:  a.r.snapshotAt.Load(),
 		LogTruncated:      a.r.truncated.Load(),
 		LogSegments:       a.r.wal.Stats().Segments,

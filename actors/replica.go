@@ -47,6 +47,10 @@ type Replica struct {
 	snapshots        atomic.Uint64
 	installs         atomic.Uint64
 	truncated        atomic.Uint64
+	// Runtime consistency checks (§6.2), for status.
+	checkedInstance atomic.Uint64
+	checks          atomic.Uint64
+	divergence      atomic.Pointer[string]
 }
 
 // NewReplica opens the data directory, replays the write-ahead log into the

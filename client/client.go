@@ -653,3 +653,41 @@ func (c *Client) Snapshot(ctx context.Context, endpoint string) (*messages.Snaps
 	}
 	return resp, nil
 }
+
+// Check asks the master to have every replica checksum its state at one
+// instance and compare (§6.2), and returns that instance; each node's
+// status then shows whether it agreed (CheckedInstance) or what diverged.
+func (c *Client) Check(ctx context.Context) (uint64, error) {
+	if err := c.discover(ctx); err != nil {
+		return 0, err
+	}
+	var last error
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		ep := c.target(attempt)
+		timeout := c.cfg.AttemptTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(dl))
+		}
+		reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(ep, "proposer"),
+			&messages.CheckRequest{RequestId: 1}, timeout).Result()
+		if err != nil {
+			last = err
+			c.forget(ep)
+			continue
+		}
+		resp, ok := reply.(*messages.CheckResponse)
+		if !ok {
+			return 0, fmt.Errorf("%w: check: unexpected reply %T", ErrInvalid, reply)
+		}
+		if resp.Error == "" {
+			c.remember(ep)
+			return resp.Instance, nil
+		}
+		last = errors.New(resp.Error)
+		c.forget(ep)
+		if attempt >= 2*len(c.cfg.Endpoints) {
+			break
+		}
+	}
+	return 0, c.deadlineErr(last)
+}

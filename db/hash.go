@@ -23,18 +23,45 @@ import (
 func (kv *KV) Hash() [32]byte {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
+	view := kv.data
+	if kv.delta != nil {
+		view = kv.merged()
+	}
+	return hashOf(view, kv.epoch)
+}
+
+// BeginChecksum freezes the contents as they are now (call it between two
+// instances, on the goroutine that applies) and returns a function that
+// computes their Hash on any goroutine while Apply goes on (§6.2: runtime
+// consistency checks pause no writes). Call sum exactly once. If a
+// snapshot holds the contents frozen already, the hash is computed at once
+// instead.
+func (kv *KV) BeginChecksum() (sum func() []byte) {
+	kv.mu.Lock()
+	if kv.delta != nil {
+		h := hashOf(kv.merged(), kv.epoch)
+		kv.mu.Unlock()
+		return func() []byte { return h[:] }
+	}
+	kv.delta = make(map[string]*string)
+	frozen, epoch := kv.data, kv.epoch
+	kv.mu.Unlock()
+	return func() []byte {
+		defer kv.thaw()
+		h := hashOf(frozen, epoch)
+		return h[:]
+	}
+}
+
+func hashOf(view map[string]string, epoch uint64) [32]byte {
 	h := sha256.New()
 	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], kv.epoch)
+	binary.BigEndian.PutUint64(n[:], epoch)
 	h.Write(n[:])
 	write := func(s string) {
 		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
 		h.Write(n[:])
 		io.WriteString(h, s)
-	}
-	view := kv.data
-	if kv.delta != nil {
-		view = kv.merged()
 	}
 	for _, k := range slices.Sorted(maps.Keys(view)) {
 		write(k)

@@ -113,3 +113,18 @@ func TestRestoreRefusesDamageAndChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// §6.2: a checksum is of the contents when it began, while writes go on.
+func TestBeginChecksumPausesNoWrites(t *testing.T) {
+	kv := New()
+	applyPut(t, kv, 1, "a", "1")
+	want := kv.Hash()
+	sum := kv.BeginChecksum()
+	applyPut(t, kv, 2, "b", "2") // applied while the checksum is computed
+	if got := sum(); string(got) != string(want[:]) {
+		t.Fatal("the checksum saw a write made after it began")
+	}
+	if v, ok := kv.get("b"); !ok || v != "2" {
+		t.Fatal("the write made meanwhile was lost")
+	}
+}

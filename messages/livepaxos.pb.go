@@ -345,8 +345,11 @@ type Value struct {
 	// starts_epoch marks the first value a new master proposes (a no-op
 	// otherwise): from its instance on, the epoch is that instance number and
 	// the master is epoch_master (§5.3).
-	StartsEpoch   bool   `protobuf:"varint,3,opt,name=starts_epoch,json=startsEpoch,proto3" json:"starts_epoch,omitempty"`
-	EpochMaster   uint32 `protobuf:"varint,4,opt,name=epoch_master,json=epochMaster,proto3" json:"epoch_master,omitempty"`
+	StartsEpoch bool   `protobuf:"varint,3,opt,name=starts_epoch,json=startsEpoch,proto3" json:"starts_epoch,omitempty"`
+	EpochMaster uint32 `protobuf:"varint,4,opt,name=epoch_master,json=epochMaster,proto3" json:"epoch_master,omitempty"`
+	// checksum: a no-op that asks every replica to checksum its state as of
+	// this instance and compare with the others (§6.2).
+	Checksum      bool `protobuf:"varint,5,opt,name=checksum,proto3" json:"checksum,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -407,6 +410,13 @@ func (x *Value) GetEpochMaster() uint32 {
 		return x.EpochMaster
 	}
 	return 0
+}
+
+func (x *Value) GetChecksum() bool {
+	if x != nil {
+		return x.Checksum
+	}
+	return false
 }
 
 // Entry is one instance's accepted or chosen value.
@@ -1884,8 +1894,14 @@ type StatusResponse struct {
 	LogSegments       uint64                 `protobuf:"varint,19,opt,name=log_segments,json=logSegments,proto3" json:"log_segments,omitempty"`                   // write-ahead log segment files on disk
 	Snapshots         uint64                 `protobuf:"varint,20,opt,name=snapshots,proto3" json:"snapshots,omitempty"`                                          // snapshots taken since start
 	Installs          uint64                 `protobuf:"varint,21,opt,name=installs,proto3" json:"installs,omitempty"`                                            // peers' snapshots installed since start
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Runtime consistency checks (§6.2): the last instance at which this
+	// replica's checksum agreed with a majority's, how many checks it
+	// compared, and, if any replica disagreed, what was found.
+	CheckedInstance uint64 `protobuf:"varint,22,opt,name=checked_instance,json=checkedInstance,proto3" json:"checked_instance,omitempty"`
+	Checks          uint64 `protobuf:"varint,23,opt,name=checks,proto3" json:"checks,omitempty"`
+	Divergence      string `protobuf:"bytes,24,opt,name=divergence,proto3" json:"divergence,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -2065,6 +2081,195 @@ func (x *StatusResponse) GetInstalls() uint64 {
 	return 0
 }
 
+func (x *StatusResponse) GetCheckedInstance() uint64 {
+	if x != nil {
+		return x.CheckedInstance
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetChecks() uint64 {
+	if x != nil {
+		return x.Checks
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetDivergence() string {
+	if x != nil {
+		return x.Divergence
+	}
+	return ""
+}
+
+// ChecksumReport is one replica's checksum of its state as of instance,
+// sent to every peer's learner after a checksum value applied (§6.2).
+type ChecksumReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	Checksum      []byte                 `protobuf:"bytes,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChecksumReport) Reset() {
+	*x = ChecksumReport{}
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChecksumReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChecksumReport) ProtoMessage() {}
+
+func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChecksumReport.ProtoReflect.Descriptor instead.
+func (*ChecksumReport) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ChecksumReport) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *ChecksumReport) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *ChecksumReport) GetChecksum() []byte {
+	if x != nil {
+		return x.Checksum
+	}
+	return nil
+}
+
+// CheckRequest asks a master to put a checksum value in the log now (§6.2);
+// the answer is a CheckResponse with its instance.
+type CheckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckRequest) Reset() {
+	*x = CheckRequest{}
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckRequest) ProtoMessage() {}
+
+func (x *CheckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
+func (*CheckRequest) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CheckRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+type CheckResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckResponse) Reset() {
+	*x = CheckResponse{}
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckResponse) ProtoMessage() {}
+
+func (x *CheckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
+func (*CheckResponse) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CheckResponse) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *CheckResponse) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *CheckResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // SnapshotRequest asks a replica's snapshotter to take a snapshot now
 // (§5.5); it answers with a SnapshotResponse once the snapshot is durable
 // and the log below it let go of, or with the error.
@@ -2077,7 +2282,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2294,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2307,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SnapshotRequest) GetRequestId() uint64 {
@@ -2126,7 +2331,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2343,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2356,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SnapshotResponse) GetRequestId() uint64 {
@@ -2211,7 +2416,7 @@ type SnapshotMeta struct {
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2223,7 +2428,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2236,7 +2441,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SnapshotMeta) GetInstance() uint64 {
@@ -2281,7 +2486,7 @@ type SnapshotChunkRequest struct {
 
 func (x *SnapshotChunkRequest) Reset() {
 	*x = SnapshotChunkRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2498,7 @@ func (x *SnapshotChunkRequest) String() string {
 func (*SnapshotChunkRequest) ProtoMessage() {}
 
 func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2511,7 @@ func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunkRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotChunkRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SnapshotChunkRequest) GetFrom() uint32 {
@@ -2345,7 +2550,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2357,7 +2562,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2370,7 +2575,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SnapshotChunk) GetFrom() uint32 {
@@ -2425,7 +2630,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2642,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2655,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Record) GetKind() isRecord_Kind {
@@ -2565,7 +2770,7 @@ type TruncatedRecord struct {
 
 func (x *TruncatedRecord) Reset() {
 	*x = TruncatedRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2577,7 +2782,7 @@ func (x *TruncatedRecord) String() string {
 func (*TruncatedRecord) ProtoMessage() {}
 
 func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2590,7 +2795,7 @@ func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedRecord.ProtoReflect.Descriptor instead.
 func (*TruncatedRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TruncatedRecord) GetUpto() uint64 {
@@ -2609,7 +2814,7 @@ type PromiseRecord struct {
 
 func (x *PromiseRecord) Reset() {
 	*x = PromiseRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2621,7 +2826,7 @@ func (x *PromiseRecord) String() string {
 func (*PromiseRecord) ProtoMessage() {}
 
 func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2634,7 +2839,7 @@ func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromiseRecord.ProtoReflect.Descriptor instead.
 func (*PromiseRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PromiseRecord) GetBallot() uint64 {
@@ -2653,7 +2858,7 @@ type ChosenRecord struct {
 
 func (x *ChosenRecord) Reset() {
 	*x = ChosenRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +2870,7 @@ func (x *ChosenRecord) String() string {
 func (*ChosenRecord) ProtoMessage() {}
 
 func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +2883,7 @@ func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChosenRecord.ProtoReflect.Descriptor instead.
 func (*ChosenRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ChosenRecord) GetUpto() uint64 {
@@ -2698,7 +2903,7 @@ type MetaRecord struct {
 
 func (x *MetaRecord) Reset() {
 	*x = MetaRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +2915,7 @@ func (x *MetaRecord) String() string {
 func (*MetaRecord) ProtoMessage() {}
 
 func (x *MetaRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +2928,7 @@ func (x *MetaRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRecord.ProtoReflect.Descriptor instead.
 func (*MetaRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *MetaRecord) GetClusterId() string {
@@ -2752,12 +2957,13 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x04 \x01(\x04R\trequestId\x12\x18\n" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12\x14\n" +
-	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\"\x94\x01\n" +
+	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\"\xb0\x01\n" +
 	"\x05Value\x121\n" +
 	"\bcommands\x18\x01 \x03(\v2\x15.livepaxos.v1.CommandR\bcommands\x12\x12\n" +
 	"\x04noop\x18\x02 \x01(\bR\x04noop\x12!\n" +
 	"\fstarts_epoch\x18\x03 \x01(\bR\vstartsEpoch\x12!\n" +
-	"\fepoch_master\x18\x04 \x01(\rR\vepochMaster\"f\n" +
+	"\fepoch_master\x18\x04 \x01(\rR\vepochMaster\x12\x1a\n" +
+	"\bchecksum\x18\x05 \x01(\bR\bchecksum\"f\n" +
 	"\x05Entry\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12)\n" +
@@ -2879,7 +3085,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rStatusRequest\"2\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xd9\x05\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xbc\x06\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -2904,7 +3110,24 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rlog_truncated\x18\x12 \x01(\x04R\flogTruncated\x12!\n" +
 	"\flog_segments\x18\x13 \x01(\x04R\vlogSegments\x12\x1c\n" +
 	"\tsnapshots\x18\x14 \x01(\x04R\tsnapshots\x12\x1a\n" +
-	"\binstalls\x18\x15 \x01(\x04R\binstalls\"0\n" +
+	"\binstalls\x18\x15 \x01(\x04R\binstalls\x12)\n" +
+	"\x10checked_instance\x18\x16 \x01(\x04R\x0fcheckedInstance\x12\x16\n" +
+	"\x06checks\x18\x17 \x01(\x04R\x06checks\x12\x1e\n" +
+	"\n" +
+	"divergence\x18\x18 \x01(\tR\n" +
+	"divergence\"\\\n" +
+	"\x0eChecksumReport\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x1a\n" +
+	"\bchecksum\x18\x03 \x01(\fR\bchecksum\"-\n" +
+	"\fCheckRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\"`\n" +
+	"\rCheckResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"0\n" +
 	"\x0fSnapshotRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\"\xb3\x01\n" +
@@ -2978,7 +3201,7 @@ func file_messages_livepaxos_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_messages_livepaxos_proto_goTypes = []any{
 	(ErrorCode)(0),               // 0: livepaxos.v1.ErrorCode
 	(Consistency)(0),             // 1: livepaxos.v1.Consistency
@@ -3008,16 +3231,19 @@ var file_messages_livepaxos_proto_goTypes = []any{
 	(*StatusRequest)(nil),        // 25: livepaxos.v1.StatusRequest
 	(*Member)(nil),               // 26: livepaxos.v1.Member
 	(*StatusResponse)(nil),       // 27: livepaxos.v1.StatusResponse
-	(*SnapshotRequest)(nil),      // 28: livepaxos.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),     // 29: livepaxos.v1.SnapshotResponse
-	(*SnapshotMeta)(nil),         // 30: livepaxos.v1.SnapshotMeta
-	(*SnapshotChunkRequest)(nil), // 31: livepaxos.v1.SnapshotChunkRequest
-	(*SnapshotChunk)(nil),        // 32: livepaxos.v1.SnapshotChunk
-	(*Record)(nil),               // 33: livepaxos.v1.Record
-	(*TruncatedRecord)(nil),      // 34: livepaxos.v1.TruncatedRecord
-	(*PromiseRecord)(nil),        // 35: livepaxos.v1.PromiseRecord
-	(*ChosenRecord)(nil),         // 36: livepaxos.v1.ChosenRecord
-	(*MetaRecord)(nil),           // 37: livepaxos.v1.MetaRecord
+	(*ChecksumReport)(nil),       // 28: livepaxos.v1.ChecksumReport
+	(*CheckRequest)(nil),         // 29: livepaxos.v1.CheckRequest
+	(*CheckResponse)(nil),        // 30: livepaxos.v1.CheckResponse
+	(*SnapshotRequest)(nil),      // 31: livepaxos.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),     // 32: livepaxos.v1.SnapshotResponse
+	(*SnapshotMeta)(nil),         // 33: livepaxos.v1.SnapshotMeta
+	(*SnapshotChunkRequest)(nil), // 34: livepaxos.v1.SnapshotChunkRequest
+	(*SnapshotChunk)(nil),        // 35: livepaxos.v1.SnapshotChunk
+	(*Record)(nil),               // 36: livepaxos.v1.Record
+	(*TruncatedRecord)(nil),      // 37: livepaxos.v1.TruncatedRecord
+	(*PromiseRecord)(nil),        // 38: livepaxos.v1.PromiseRecord
+	(*ChosenRecord)(nil),         // 39: livepaxos.v1.ChosenRecord
+	(*MetaRecord)(nil),           // 40: livepaxos.v1.MetaRecord
 }
 var file_messages_livepaxos_proto_depIdxs = []int32{
 	4,  // 0: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
@@ -3035,12 +3261,12 @@ var file_messages_livepaxos_proto_depIdxs = []int32{
 	0,  // 12: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
 	26, // 13: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
 	26, // 14: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
-	35, // 15: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	38, // 15: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
 	6,  // 16: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
 	6,  // 17: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	36, // 18: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	37, // 19: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	34, // 20: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	39, // 18: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	40, // 19: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	37, // 20: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
 	21, // [21:21] is the sub-list for method output_type
 	21, // [21:21] is the sub-list for method input_type
 	21, // [21:21] is the sub-list for extension type_name
@@ -3053,7 +3279,7 @@ func file_messages_livepaxos_proto_init() {
 	if File_messages_livepaxos_proto != nil {
 		return
 	}
-	file_messages_livepaxos_proto_msgTypes[29].OneofWrappers = []any{
+	file_messages_livepaxos_proto_msgTypes[32].OneofWrappers = []any{
 		(*Record_Promise)(nil),
 		(*Record_Accept)(nil),
 		(*Record_Learned)(nil),
@@ -3067,7 +3293,7 @@ func file_messages_livepaxos_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_livepaxos_proto_rawDesc), len(file_messages_livepaxos_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   34,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -239,7 +239,7 @@ func (a *Acceptor) HandleAccept(m *messages.Accept, now time.Time) AcceptorOutpu
 	ack := &messages.Accepted{From: a.id, Ballot: m.Ballot, Ok: true, Promised: m.Ballot, Seq: m.Seq, Seen: a.seen,
 		Truncated: a.truncated}
 	for _, e := range m.Entries {
-		if e.Instance == 0 || e.Value == nil || e.Instance <= a.truncated {
+		if e.Instance == 0 || e.Value == nil || (e.Instance <= a.truncated && Planted != BugPromiseBelowTruncation) {
 			continue // malformed or let go of: never acknowledge what was not stored
 		}
 		ack.Instances = append(ack.Instances, e.Instance)

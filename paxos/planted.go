@@ -32,17 +32,21 @@ const (
 	// ended before its instance applied (§5.3).
 	BugIgnoreEpoch
 	// BugPromiseBelowTruncation: an acceptor that let go of its log after
-	// a snapshot promises a prepare from below the truncation point as if
-	// it had accepted nothing there (§5.5), so a new master can fill chosen
-	// instances with no-ops.
+	// a snapshot answers prepares and accepts below the truncation point as
+	// if it had accepted nothing there (§5.5), so a new master that is
+	// behind can fill chosen instances with no-ops.
 	BugPromiseBelowTruncation
+	// BugDivergentApply: one replica (the simulator's n2) skips a command
+	// now and then: its state drifts from the others' while its log
+	// agrees, which only a runtime consistency check (§6.2) sees.
+	BugDivergentApply
 )
 
 // Planted is the bug switched on, BugNone outside tests. Tests that set it
 // must not run in parallel with other tests of the roles and must reset it.
 var Planted PlantedBug
 
-var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation"}
+var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation", "divergent-apply"}
 
 func (b PlantedBug) String() string {
 	if b >= 0 && int(b) < len(plantedNames) {
@@ -60,7 +64,7 @@ func PlantedBugs() []PlantedBug {
 	// TestPaper5_3_ReinstalledMasterAnomalyIsRejected plays it on purpose
 	// and checks the bug is seen.
 	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease,
-		BugPromiseBelowTruncation}
+		BugPromiseBelowTruncation, BugDivergentApply}
 }
 
 // ParsePlantedBug returns the bug named s (as printed by String).

@@ -39,6 +39,11 @@ type ProposerConfig struct {
 	// phase 1 (§5.2), so an old master that reconnects cannot churn
 	// mastership. A higher ballot seen anywhere triggers one sooner.
 	BoostInterval time.Duration
+	// CheckInterval is how often a master puts a checksum value in the log
+	// (§6.2): every replica checksums its state at that instance and the
+	// results are compared. 0 takes the default (5 minutes); negative:
+	// only when asked (RequestCheck).
+	CheckInterval time.Duration
 	// ReadTimeout bounds how long a read waits for mastership to be
 	// confirmed before it is answered as unavailable.
 	ReadTimeout time.Duration
@@ -78,6 +83,9 @@ func (c *ProposerConfig) setDefaults() {
 	}
 	if c.ClockDriftMax == 0 {
 		c.ClockDriftMax = 100 * time.Millisecond
+	}
+	if c.CheckInterval == 0 {
+		c.CheckInterval = 5 * time.Minute
 	}
 	if c.BoostInterval == 0 {
 		c.BoostInterval = 10 * time.Second
@@ -169,6 +177,10 @@ type Proposer struct {
 	sentAt     [seqWindow]time.Time
 	leaseAck   map[uint32]uint64
 	confirmAck map[uint32]uint64
+	// checkAt is when this master last proposed a checksum value;
+	// checkAsked, that one was asked for.
+	checkAt    time.Time
+	checkAsked bool
 	// leaseEnd is the latest end of a lease this node held as master,
 	// recorded as it steps down.
 	leaseEnd time.Time
@@ -231,6 +243,8 @@ type ProposerOutput struct {
 	// it granted this node (Acceptor.ReleaseLease), so that another
 	// candidate need not wait a lease timeout for it.
 	ReleaseLease bool
+	// Checks lists the instances of checksum values just proposed.
+	Checks []uint64
 }
 
 // NewProposer returns a follower that will campaign if it hears no master.
@@ -569,8 +583,36 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 		p.expireReads(&out, now)
 		p.maybeBoost(&out, now)
 		p.maybeRenew(&out, now)
+		p.maybeCheck(&out, now)
 	}
 	return out
+}
+
+// RequestCheck has the master put a checksum value in the log at its next
+// tick (§6.2). It returns false when this proposer is not master.
+func (p *Proposer) RequestCheck() bool {
+	if p.state != stateMaster {
+		return false
+	}
+	p.checkAsked = true
+	return true
+}
+
+// maybeCheck proposes a checksum value every CheckInterval, or when asked:
+// every replica that applies it checksums its state there (§6.2).
+func (p *Proposer) maybeCheck(out *ProposerOutput, now time.Time) {
+	due := p.checkAsked || (p.cfg.CheckInterval > 0 && now.Sub(p.checkAt) >= p.cfg.CheckInterval)
+	if !due || p.boosting || len(p.inflight) >= p.cfg.MaxInflight || p.applied < p.epoch {
+		return
+	}
+	if p.checkAt.IsZero() && !p.checkAsked {
+		p.checkAt = now // the first one an interval into the mastership
+		return
+	}
+	p.checkAsked, p.checkAt = false, now
+	e := p.newInstance(&messages.Value{Noop: true, Checksum: true}, now)
+	out.Checks = append(out.Checks, e.Instance)
+	p.broadcastAccept(out, []*messages.Entry{e}, p.durableVoters(), now)
 }
 
 // maybeRenew proposes a heartbeat value when the master has sent no Accept

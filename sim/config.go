@@ -127,7 +127,8 @@ func DefaultConfig(seed uint64) Config {
 		// A 1 s lease keeps fail-overs inside the runs' recovery bound. The
 		// drift margin covers MaxDriftPPM: two clocks 2% fast and 2% slow
 		// disagree by about 41 ms over one lease.
-		Proposer: paxos.ProposerConfig{LeaseTimeout: time.Second, ClockDriftMax: 50 * time.Millisecond},
+		Proposer: paxos.ProposerConfig{LeaseTimeout: time.Second, ClockDriftMax: 50 * time.Millisecond,
+			CheckInterval: 700 * time.Millisecond},
 	}
 }
 

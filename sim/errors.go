@@ -32,6 +32,9 @@ var (
 	// ErrStateDiverged: replicas at the same log position hold different
 	// databases.
 	ErrStateDiverged = errors.New("replicas at one position hold different databases")
+	// ErrChecksumMismatch: a replica's runtime consistency check (§6.2)
+	// found its state differs from its group's majority, so it stopped.
+	ErrChecksumMismatch = errors.New("runtime consistency check found a diverged replica")
 	// ErrNotLinearizable: the client history has no linearization.
 	ErrNotLinearizable = errors.New("client history is not linearizable")
 	// ErrLinearizabilityUnknown: the linearizability checker ran out of

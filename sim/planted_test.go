@@ -31,6 +31,9 @@ func TestPlantedBugIsCaught(t *testing.T) {
 					t.Logf("seed %d: a liveness failure, not what this bug breaks: %v", seed, err)
 					continue
 				}
+				if bug == paxos.BugDivergentApply && !errors.Is(err, ErrChecksumMismatch) {
+					t.Fatalf("seed %d: divergent-apply caught by %v, not by the runtime consistency check (§6.2)", seed, firstLine(err))
+				}
 				t.Logf("caught after %d seeds (%d steps): %v\n  replay: %s", seed, r.Steps, firstLine(err),
 					replayCommand(seed, bug))
 				return

@@ -30,13 +30,14 @@ type Result struct {
 	Installs                int // snapshots installed from a peer
 	Truncations             int // log checkpoints made durable (older records deleted)
 	TransfersCut            int // snapshot transfers given up mid-way (provider crashed, quiet or moved on)
+	Checksums               int // runtime consistency checksums computed (§6.2)
 }
 
 func (r Result) String() string {
 	return fmt.Sprintf("seed %d: %d nodes, %d steps, %s simulated, %d ops (%d ok, %d unknown), %d instances, "+
 		"%d crashes (%d unsynced records lost), %d partitions, %d messages (%d lost), %d lease reads, %d quorum reads, "+
-		"%d snapshots (%d installed, %d transfers cut, %d truncations)", r.Seed, r.Nodes, r.Steps, r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords,
-		r.Partitions, r.Messages, r.Lost, r.LeaseReads, r.QuorumReads, r.Snapshots, r.Installs, r.TransfersCut, r.Truncations)
+		"%d snapshots (%d installed, %d transfers cut, %d truncations), %d checksums", r.Seed, r.Nodes, r.Steps, r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords,
+		r.Partitions, r.Messages, r.Lost, r.LeaseReads, r.QuorumReads, r.Snapshots, r.Installs, r.TransfersCut, r.Truncations, r.Checksums)
 }
 
 // Simulator runs one seeded run. It is single-threaded and not reusable:
@@ -65,6 +66,8 @@ type Simulator struct {
 	snapshots   int
 	installs    int
 	truncations int
+	// checksums counts checksums computed at checksum values (§6.2).
+	checksums int
 	// transfersCut counts snapshot transfers given up mid-way.
 	transfersCut int
 	// damagedSnapshots counts snapshot files a crash left unreadable.
@@ -161,7 +164,7 @@ func (s *Simulator) result() Result {
 	r := Result{Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Steps: s.steps, SimTime: time.Duration(s.sched.now),
 		Ops: len(s.history), Chosen: len(s.check.log), Crashes: s.crashes, LostRecords: s.lostRecords, Partitions: s.partitions,
 		Messages: s.net.sent, Lost: s.net.lost, LeaseReads: s.check.leaseReads, QuorumReads: s.check.quorumReads,
-		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut}
+		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums}
 	for _, o := range s.history {
 		switch o.status {
 		case opOK:

@@ -1,9 +1,12 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/livepaxos/livepaxos/paxos"
 )
 
 // snapshotConfig is a quiet run in which nobody snapshots on their own:
@@ -184,4 +187,59 @@ func TestPaper5_5_ProviderDiesMidTransfer(t *testing.T) {
 	r := sc.finish()
 	t.Logf("%s's provider %s crashed mid-transfer; it installed a snapshot at %d from another peer; %v",
 		lag.name(), provider.name(), lag.snapshot.instance, r)
+}
+
+// behindTruncation plays a follower cut off while the others snapshot and
+// let go of their logs, then the master crashing as the partition heals:
+// the follower that is behind may be the next candidate. It returns what
+// the run found.
+func behindTruncation(t *testing.T, seed uint64) error {
+	sc := newScenario(t, snapshotConfig(seed, 3))
+	m := sc.master()
+	var lag, other *node
+	for _, n := range sc.s.nodes {
+		switch {
+		case n == m:
+		case lag == nil:
+			lag = n
+		default:
+			other = n
+		}
+	}
+	sc.cut(lag, m)
+	sc.cut(m, lag)
+	sc.cut(lag, other)
+	sc.cut(other, lag)
+	for _, c := range sc.s.clients {
+		c.start()
+	}
+	sc.run(2 * time.Second)
+	sc.snapshotNow(m)
+	sc.snapshotNow(other)
+	sc.run(100 * time.Millisecond)
+	sc.s.net.heal()
+	m.crash()
+	sc.s.runUntil(sc.s.sched.now + int64(5*time.Second))
+	return sc.s.err
+}
+
+// §5.5: an acceptor that let go of its log refuses a prepare from below
+// its truncation point; planted bug promise-below-truncation answers it as
+// if it had accepted nothing there, and a candidate that is behind fills
+// chosen instances with no-ops.
+func TestPaper5_5_CandidateBehindTruncationIsRefused(t *testing.T) {
+	for seed := uint64(1); seed <= 5; seed++ {
+		if err := behindTruncation(t, seed); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+	}
+	paxos.Planted = paxos.BugPromiseBelowTruncation
+	defer func() { paxos.Planted = paxos.BugNone }()
+	for seed := uint64(1); seed <= 40; seed++ {
+		if err := behindTruncation(t, seed); err != nil && errors.Is(err, ErrSafety) {
+			t.Logf("planted promise-below-truncation caught with seed %d: %v", seed, firstLine(err))
+			return
+		}
+	}
+	t.Fatal("planted promise-below-truncation not caught in 40 seeds")
 }

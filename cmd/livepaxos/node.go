@@ -35,6 +35,7 @@ type nodeFlags struct {
 	boostInterval time.Duration
 	snapEvery     int64
 	snapLogBytes  int64
+	checkInterval time.Duration
 	pprof         string
 }
 
@@ -66,6 +67,8 @@ func newNodeCmd() *cobra.Command {
 		"snapshot once this many instances were applied since the last snapshot, and let go of the log below it (§5.5); 0: never on this account")
 	fl.Int64Var(&f.snapLogBytes, "snapshot-log-bytes", 64<<20,
 		"snapshot once this many bytes were written to the log since the last snapshot; 0: never on this account")
+	fl.DurationVar(&f.checkInterval, "check-interval", 5*time.Minute,
+		"how often the master has every replica checksum its database at one instance and compare (§6.2); 0: only when asked (livepaxos check)")
 	fl.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	return cmd
 }
@@ -93,6 +96,9 @@ func runNode(f nodeFlags) error {
 	}
 	if f.leaseTimeout <= 0 || f.driftMax <= 0 || f.boostInterval <= 0 {
 		return fmt.Errorf("%w: --lease-timeout, --clock-drift-max and --boost-interval must be positive", errUsage)
+	}
+	if f.checkInterval < 0 {
+		return fmt.Errorf("%w: --check-interval must not be negative", errUsage)
 	}
 	if f.snapEvery < 0 || f.snapLogBytes < 0 {
 		return fmt.Errorf("%w: --snapshot-every and --snapshot-log-bytes must not be negative", errUsage)
@@ -198,6 +204,10 @@ func orNever(v int64) int64 {
 }
 
 func paxosTuning(f nodeFlags) paxos.ProposerConfig {
+	check := f.checkInterval
+	if check == 0 {
+		check = -1 // only when asked
+	}
 	return paxos.ProposerConfig{ElectionTimeoutMin: f.electionMin, LeaseTimeout: f.leaseTimeout,
-		ClockDriftMax: f.driftMax, BoostInterval: f.boostInterval}
+		ClockDriftMax: f.driftMax, BoostInterval: f.boostInterval, CheckInterval: check}
 }

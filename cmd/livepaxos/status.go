@@ -111,6 +111,10 @@ type nodeStatus struct {
 	LogSegments  uint64 `json:"log_segments"`
 	Snapshots    uint64 `json:"snapshots"`
 	Installs     uint64 `json:"installs"`
+	// Runtime consistency checks (§6.2).
+	CheckedInstance uint64 `json:"checked_instance"`
+	Checks          uint64 `json:"checks"`
+	Divergence      string `json:"divergence,omitempty"`
 }
 
 func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []string, asJSON bool) error {
@@ -162,6 +166,11 @@ func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []strin
 				r.Epoch, lease, fmtBallot(r.Ballot), r.LastChosen, r.LastApplied, r.Snapshot, r.LogSegments)
 		}
 		tw.Flush()
+		for _, r := range rows {
+			if r.Divergence != "" {
+				fmt.Fprintf(w, "CONSISTENCY CHECK FAILED at %s: %s\n", r.Endpoint, r.Divergence)
+			}
+		}
 	}
 	for _, r := range rows {
 		if r.Reachable {
@@ -178,7 +187,8 @@ func fromStatus(ep string, st *messages.StatusResponse) nodeStatus {
 		Epoch: st.Epoch, LeaseMS: float64(st.LeaseRemainingUs) / 1000, Boosts: st.Boosts,
 		Proposed: st.ProposedInstances, Boosted: st.BoostedInstances,
 		Snapshot: st.SnapshotInstance, LogTruncated: st.LogTruncated, LogSegments: st.LogSegments,
-		Snapshots: st.Snapshots, Installs: st.Installs}
+		Snapshots: st.Snapshots, Installs: st.Installs,
+		CheckedInstance: st.CheckedInstance, Checks: st.Checks, Divergence: st.Divergence}
 	for _, m := range st.Members {
 		r.Members = append(r.Members, fmt.Sprintf("%d=%s", m.Id, m.Address))
 	}

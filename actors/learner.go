@@ -123,6 +123,7 @@ func (a *learnerActor) handle(ctx actor.Context, out paxos.LearnerOutput) {
 		ctx.Send(a.r.pid(a.r.cfg.NodeID, SnapshotterName), &installFrom{peer: out.Install.From, instance: out.Install.Instance})
 	}
 	a.r.knownChosen.Store(a.r.learner.KnownChosen())
+	a.r.noteBehind()
 	if len(out.Apply) == 0 || a.r.stopped.Load() {
 		return
 	}

@@ -202,6 +202,8 @@ func (a *proposerActor) status() *messages.StatusResponse {
 		CheckedInstance:   a.r.checkedInstance.Load(),
 		Checks:            a.r.checks.Load(),
 		Divergence:        a.r.divergenceText(),
+		CatchingUp:        a.r.catchingUp(),
+		Role:              "voter",
 		SnapshotInstance:  a.r.snapshotAt.Load(),
 		LogTruncated:      a.r.truncated.Load(),
 		LogSegments:       a.r.wal.Stats().Segments,

@@ -51,6 +51,19 @@ type Replica struct {
 	checkedInstance atomic.Uint64
 	checks          atomic.Uint64
 	divergence      atomic.Pointer[string]
+	// behindSince is when (Unix ns) the learner last found itself behind
+	// what it knows is chosen; 0 while it is not.
+	behindSince  atomic.Int64
+	behindTarget atomic.Uint64
+}
+
+// catchUpStuckAfter is how long a replica may stay behind the chosen log
+// before status flags it as stuck in catch-up.
+const catchUpStuckAfter = 3 * time.Second
+
+func (r *Replica) catchingUp() bool {
+	since := r.behindSince.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) > catchUpStuckAfter
 }
 
 // NewReplica opens the data directory, replays the write-ahead log into the
@@ -304,6 +317,7 @@ func (r *Replica) applyEntry(e *messages.Entry) []applied {
 func (r *Replica) publishProgress() {
 	r.appliedUpto.Store(r.learner.Contiguous())
 	r.knownChosen.Store(r.learner.KnownChosen())
+	r.noteBehind()
 }
 
 func peerIDs(peers map[uint32]string) []uint32 {
@@ -348,4 +362,21 @@ func ticker(sys *actor.ActorSystem, pid *actor.PID, interval time.Duration, msg 
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { t.Stop(); close(done) }) }
+}
+
+// noteBehind keeps behindSince: since when the learner has lacked
+// instances it knew were chosen then. Under load a follower is always a
+// few instances behind the newest notice; what counts is whether it
+// reaches, in time, what was chosen when it last looked.
+func (r *Replica) noteBehind() {
+	applied, known := r.learner.Contiguous(), r.learner.KnownChosen()
+	if r.behindSince.Load() != 0 && applied < r.behindTarget.Load() {
+		return // still short of the earlier target
+	}
+	if applied >= known {
+		r.behindSince.Store(0)
+		return
+	}
+	r.behindTarget.Store(known)
+	r.behindSince.Store(time.Now().UnixNano())
 }

@@ -1900,8 +1900,13 @@ type StatusResponse struct {
 	CheckedInstance uint64 `protobuf:"varint,22,opt,name=checked_instance,json=checkedInstance,proto3" json:"checked_instance,omitempty"`
 	Checks          uint64 `protobuf:"varint,23,opt,name=checks,proto3" json:"checks,omitempty"`
 	Divergence      string `protobuf:"bytes,24,opt,name=divergence,proto3" json:"divergence,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// catching_up: this replica has known of chosen instances it has not
+	// applied for more than a few seconds (§6.3: a replica stuck in catch-up
+	// is flagged). role is "voter" (membership changes will add others).
+	CatchingUp    bool   `protobuf:"varint,25,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
+	Role          string `protobuf:"bytes,26,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -2098,6 +2103,20 @@ func (x *StatusResponse) GetChecks() uint64 {
 func (x *StatusResponse) GetDivergence() string {
 	if x != nil {
 		return x.Divergence
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetCatchingUp() bool {
+	if x != nil {
+		return x.CatchingUp
+	}
+	return false
+}
+
+func (x *StatusResponse) GetRole() string {
+	if x != nil {
+		return x.Role
 	}
 	return ""
 }
@@ -3085,7 +3104,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rStatusRequest\"2\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xbc\x06\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xf1\x06\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -3115,7 +3134,10 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x06checks\x18\x17 \x01(\x04R\x06checks\x12\x1e\n" +
 	"\n" +
 	"divergence\x18\x18 \x01(\tR\n" +
-	"divergence\"\\\n" +
+	"divergence\x12\x1f\n" +
+	"\vcatching_up\x18\x19 \x01(\bR\n" +
+	"catchingUp\x12\x12\n" +
+	"\x04role\x18\x1a \x01(\tR\x04role\"\\\n" +
 	"\x0eChecksumReport\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x1a\n" +

@@ -115,6 +115,10 @@ type nodeStatus struct {
 	CheckedInstance uint64 `json:"checked_instance"`
 	Checks          uint64 `json:"checks"`
 	Divergence      string `json:"divergence,omitempty"`
+	// Role is the node's membership role; CatchingUp flags a node that
+	// has lagged behind the chosen log for seconds (§6.3).
+	Role       string `json:"role,omitempty"`
+	CatchingUp bool   `json:"catching_up"`
 }
 
 func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []string, asJSON bool) error {
@@ -154,9 +158,15 @@ func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []strin
 			if r.IsMaster {
 				lease = fmt.Sprintf("%.0fms", r.LeaseMS)
 			}
-			role := "follower"
+			role := r.Role
+			if role == "" {
+				role = "voter"
+			}
 			if r.IsMaster {
 				role = "master"
+			}
+			if r.CatchingUp {
+				role += ", catching up"
 			}
 			master := "-"
 			if r.MasterID != 0 {
@@ -166,6 +176,7 @@ func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []strin
 				r.Epoch, lease, fmtBallot(r.Ballot), r.LastChosen, r.LastApplied, r.Snapshot, r.LogSegments)
 		}
 		tw.Flush()
+		fmt.Fprintln(w, tolerance(rows))
 		for _, r := range rows {
 			if r.Divergence != "" {
 				fmt.Fprintf(w, "CONSISTENCY CHECK FAILED at %s: %s\n", r.Endpoint, r.Divergence)
@@ -188,7 +199,8 @@ func fromStatus(ep string, st *messages.StatusResponse) nodeStatus {
 		Proposed: st.ProposedInstances, Boosted: st.BoostedInstances,
 		Snapshot: st.SnapshotInstance, LogTruncated: st.LogTruncated, LogSegments: st.LogSegments,
 		Snapshots: st.Snapshots, Installs: st.Installs,
-		CheckedInstance: st.CheckedInstance, Checks: st.Checks, Divergence: st.Divergence}
+		CheckedInstance: st.CheckedInstance, Checks: st.Checks, Divergence: st.Divergence,
+		Role: st.Role, CatchingUp: st.CatchingUp}
 	for _, m := range st.Members {
 		r.Members = append(r.Members, fmt.Sprintf("%d=%s", m.Id, m.Address))
 	}
@@ -207,4 +219,37 @@ func loggerFor(level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return l, nil
+}
+
+// tolerance says how many more node failures the group survives, judged
+// from here: the voters that answered and agree on the master (§6.3: a
+// misspelled or dead replica shows up as lost tolerance, not silently).
+func tolerance(rows []nodeStatus) string {
+	voters := len(rows)
+	if n := len(rows[0].Members); n > 0 {
+		for _, r := range rows {
+			if r.Reachable {
+				voters = len(r.Members)
+				break
+			}
+		}
+	}
+	masters := map[uint32]int{}
+	for _, r := range rows {
+		if r.Reachable && r.MasterID != 0 {
+			masters[r.MasterID]++
+		}
+	}
+	agreeing := 0
+	for _, n := range masters {
+		agreeing = max(agreeing, n)
+	}
+	quorum := voters/2 + 1
+	switch {
+	case agreeing < quorum:
+		return fmt.Sprintf("%d of %d voters reachable and agreeing on a master: NO MAJORITY, the group cannot make progress", agreeing, voters)
+	case agreeing-quorum == 0:
+		return fmt.Sprintf("%d of %d voters reachable and agreeing on a master: the group survives NO further failure", agreeing, voters)
+	}
+	return fmt.Sprintf("%d of %d voters reachable and agreeing on a master: the group survives %d more failure(s)", agreeing, voters, agreeing-quorum)
 }

@@ -197,19 +197,29 @@ func (c *testCluster) advance(d time.Duration) {
 }
 
 func (c *testCluster) master() *node {
-	var m *node
+	// A master that was down may still think it is master until it hears
+	// of the new one: that is allowed; two masters holding leases at once
+	// is not (§5.2).
+	var m, leased *node
 	for _, id := range c.ids {
-		if n := c.nodes[id]; !n.down && n.p.IsMaster() {
-			if m != nil {
-				c.t.Fatalf("two masters: %d and %d", m.id, n.id)
+		n := c.nodes[id]
+		if n.down || !n.p.IsMaster() {
+			continue
+		}
+		if _, ok := n.p.LeaseUntil(c.now); ok {
+			if leased != nil {
+				c.t.Fatalf("two masters hold leases: %d (ballot %d) and %d (ballot %d) at %v",
+					leased.id, leased.p.Ballot(), n.id, n.p.Ballot(), c.now.Sub(t0))
 			}
+			leased = n
+		}
+		if m == nil || n.p.Ballot() > m.p.Ballot() {
 			m = n
 		}
 	}
 	return m
 }
 
-// waitMaster advances time until some node is master.
 func (c *testCluster) waitMaster() *node {
 	for i := 0; i < 100; i++ {
 		if m := c.master(); m != nil {

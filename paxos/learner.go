@@ -63,6 +63,8 @@ type Learner struct {
 	// restore state
 	restoreLatest map[uint64]*messages.Entry
 	restoreMark   uint64
+	// checkpointed: the log replayed began with a checkpoint (§5.5).
+	checkpointed bool
 	// restoreHoles counts instances the durable chosen mark covers whose
 	// value the restore did not find (see FinishRestore).
 	restoreHoles uint64
@@ -176,6 +178,7 @@ func (l *Learner) Restore(rec *messages.Record) {
 	case *messages.Record_Chosen:
 		l.restoreMark = max(l.restoreMark, k.Chosen.Upto)
 	case *messages.Record_Truncated:
+		l.checkpointed = true
 		l.dropped = max(l.dropped, k.Truncated.Upto)
 	}
 }
@@ -194,6 +197,15 @@ func (l *Learner) FinishRestore() (LearnerOutput, error) {
 			continue // learned
 		}
 		e := l.restoreLatest[i]
+		if e != nil && l.checkpointed && i > l.dropped {
+			// The learned record that made this instance chosen here may
+			// have gone with the segments a checkpoint deleted, and the
+			// acceptor's record can be a stale value it accepted (it
+			// never voted for the chosen one): only a master's notice or a
+			// peer may say it is chosen again (sim seed 26383).
+			l.knownChosen = max(l.knownChosen, l.restoreMark)
+			continue
+		}
 		if e == nil {
 			if i <= l.snapshot {
 				continue // the snapshot has it
@@ -209,7 +221,7 @@ func (l *Learner) FinishRestore() (LearnerOutput, error) {
 		l.chosen[i] = e
 	}
 	for i, e := range l.restoreLatest {
-		if i > l.restoreMark && l.chosen[i] == nil {
+		if (i > l.restoreMark || l.checkpointed) && l.chosen[i] == nil && i > l.contiguous {
 			l.pending[i] = e
 		}
 	}

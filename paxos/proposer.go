@@ -829,15 +829,19 @@ func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.
 	if !p.isVoter(m.From) {
 		return
 	}
+	// A ballot is used only once its own acceptor's promise of it is on
+	// disk: that promise is what makes a restarted proposer pick a higher
+	// ballot. Without it, a crash before the promise was synced let the
+	// proposer reuse the ballot with another value (sim seed 11653).
 	switch {
 	case p.state == stateCandidate && m.Ballot == p.ballot:
 		p.promises[m.From] = m
-		if len(p.promises) >= p.quorum() {
+		if len(p.promises) >= p.quorum() && p.promises[p.cfg.ID] != nil {
 			p.becomeMaster(out, now)
 		}
 	case p.state == stateMaster && p.boosting && m.Ballot == p.boostBallot:
 		p.promises[m.From] = m
-		if len(p.promises) >= p.quorum() {
+		if len(p.promises) >= p.quorum() && p.promises[p.cfg.ID] != nil {
 			p.finishBoost(out, now)
 		}
 	}

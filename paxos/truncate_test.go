@@ -68,3 +68,33 @@ func TestPaper5_5_LearnerRestoreAfterCheckpointLearnsHolesAgain(t *testing.T) {
 		t.Fatalf("restore: applied %v, contiguous %d, known chosen %d, %v", instancesOf(out.Apply), l.Contiguous(), l.KnownChosen(), err)
 	}
 }
+
+// A replica learned instance 7 from a peer (a learned record), while its
+// acceptor held a stale value there from an older ballot; a checkpoint
+// then deleted the learned record with its segment, and a chosen mark past
+// 7 came after. On restore the stale accept must not be taken for the
+// chosen value (sim seed 26383): after a checkpoint only learned records,
+// notices and peers say what is chosen.
+func TestPaper5_5_RestoreAfterCheckpointDistrustsStaleAccepts(t *testing.T) {
+	stale, chosen := NextBallot(0, 5), NextBallot(BallotStride, 2)
+	l := NewLearner(LearnerConfig{ID: 3, Peers: []uint32{1, 2, 3}})
+	l.RestoreSnapshot(6)
+	for _, rec := range []*messages.Record{
+		{Kind: &messages.Record_Truncated{Truncated: &messages.TruncatedRecord{Upto: 6}}},
+		{Kind: &messages.Record_Accept{Accept: entry(7, stale, "never-chosen")}},
+		{Kind: &messages.Record_Chosen{Chosen: &messages.ChosenRecord{Upto: 7}}},
+	} {
+		l.Restore(rec)
+	}
+	out, err := l.FinishRestore()
+	if err != nil || len(out.Apply) != 0 || l.Contiguous() != 6 {
+		t.Fatalf("restore applied %v (contiguous %d, %v); want nothing past the snapshot", instancesOf(out.Apply), l.Contiguous(), err)
+	}
+	if out := l.HandleChosen(&messages.Chosen{From: 2, Ballot: chosen, ChosenUpto: 7}, t0); len(out.Apply) != 0 {
+		t.Fatalf("a notice for ballot %d applied the stale value of ballot %d", chosen, stale)
+	}
+	out = l.HandleCatchupResponse(&messages.CatchupResponse{From: 2, ChosenUpto: 7, Entries: []*messages.Entry{entry(7, chosen, "chosen")}}, t0)
+	if len(out.Apply) != 1 || payloads(out.Apply[0].Value)[0] != "chosen" {
+		t.Fatalf("after catch-up applied %v", out.Apply)
+	}
+}

@@ -41,6 +41,10 @@ var regressionSeeds = []struct {
 	{15125, "ballot boost re-proposed another master's epoch start"},
 	{7195, "snapshot damaged after a restart from it: the chosen mark runs past values it held"},
 	{17967, "checkpoint at a snapshot of instance 0 dropped a learned value"},
+	// A master elected on two peers' promises crashed before its own
+	// acceptor's promise of the ballot was synced, came back knowing no
+	// higher ballot and used the same one again with another value.
+	{11653, "ballot reused after a crash: the own promise was not durable"},
 }
 
 func TestRegressionSeeds(t *testing.T) {
@@ -69,6 +73,7 @@ func TestRegression_DeposedMasterNoticeCoversOnlyItsOwnBallot(t *testing.T) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			cfg := quietConfig(seed, 5)
 			cfg.Clients, cfg.Keys = 2, 1
+			cfg.Proposer.CheckInterval = -1 // no checksum value may take the instance the script counts on
 			sc := newScenario(t, cfg)
 			a := sc.master()
 			sc.put(0, a, "k0", "warmup")
@@ -139,7 +144,7 @@ func TestRegression_DeposedMasterNoticeCoversOnlyItsOwnBallot(t *testing.T) {
 // later record replaces it).
 func TestRegression_RestoreKeepsLearnedValue(t *testing.T) {
 	arose := 0
-	for seed := uint64(1); seed <= 10; seed++ {
+	for seed := uint64(1); seed <= 40; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			cfg := quietConfig(seed, 5)
 			cfg.Clients, cfg.Keys = 2, 1
@@ -211,5 +216,5 @@ func TestRegression_RestoreKeepsLearnedValue(t *testing.T) {
 	if arose == 0 {
 		t.Fatal("no seed made a learner accept a stale value after learning the chosen one")
 	}
-	t.Logf("the situation arose in %d of 10 seeds", arose)
+	t.Logf("the situation arose in %d of 40 seeds", arose)
 }

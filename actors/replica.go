@@ -123,6 +123,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 	r.proposer = paxos.NewProposer(cfg.Proposer, now)
 	r.proposer.LearnerProgress(r.learner.Contiguous())
 	r.proposer.ObserveBallot(r.acceptor.Promised())
+	r.proposer.HoldUntilApplied(r.acceptor.Truncated())
 	if r.acceptor.Promised() > 0 {
 		// It has been part of the group: give the master time to reach it
 		// (protoactor retries a lost connection after 2 s) before

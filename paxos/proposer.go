@@ -177,6 +177,9 @@ type Proposer struct {
 	sentAt     [seqWindow]time.Time
 	leaseAck   map[uint32]uint64
 	confirmAck map[uint32]uint64
+	// catchUpTo: its own acceptor let go of the log up to here; it does
+	// not campaign before its learner has applied that far.
+	catchUpTo uint64
 	// checkAt is when this master last proposed a checksum value;
 	// checkAsked, that one was asked for.
 	checkAt    time.Time
@@ -565,7 +568,11 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 	switch p.state {
 	case stateFollower:
 		if !now.Before(p.electionAt) {
-			p.campaign(&out, now)
+			if p.applied < p.catchUpTo {
+				p.resetElection(now) // cannot win: catch up first
+			} else {
+				p.campaign(&out, now)
+			}
 		}
 	case stateCandidate:
 		if !now.Before(p.electionAt) {
@@ -763,6 +770,11 @@ func (p *Proposer) bestReported() map[uint64]*messages.Entry {
 
 func (p *Proposer) seen(b uint64) { p.highestSeen = max(p.highestSeen, b) }
 
+// HoldUntilApplied keeps the proposer from campaigning until its learner
+// has applied upto: at restart, its own acceptor's truncation point (a
+// candidate behind it would be refused by its own acceptor).
+func (p *Proposer) HoldUntilApplied(upto uint64) { p.catchUpTo = max(p.catchUpTo, upto) }
+
 // ObserveBallot tells the proposer of a ballot seen elsewhere (at restart:
 // the one its own acceptor promised), so its next campaign goes above it.
 func (p *Proposer) ObserveBallot(b uint64) { p.seen(b) }
@@ -813,6 +825,17 @@ func (p *Proposer) sendPrepare(out *ProposerOutput, now time.Time) {
 
 func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.Time) {
 	p.seen(m.Promised)
+	if !m.Ok && m.From == p.cfg.ID && m.Truncated >= p.prepareFrom && p.state == stateCandidate && m.Ballot == p.ballot {
+		// Its own acceptor let go of the log where this candidate's
+		// learner still is (it lost a snapshot, say): it cannot win until
+		// it has caught up, and campaigning meanwhile would only raise the
+		// others' promises and keep them from electing anyone (sim seed
+		// 1645). Its learner catches up on its own.
+		p.catchUpTo = max(p.catchUpTo, m.Truncated)
+		p.stepDown(out, now)
+		p.resetElection(now)
+		return
+	}
 	if !m.Ok {
 		// A refusal for a lease held elsewhere (m.Leased) is no reason to
 		// step down: the prepare is retransmitted until the lease expires.

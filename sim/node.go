@@ -169,6 +169,7 @@ func (n *node) boot(records []*messages.Record) {
 	n.p = paxos.NewProposer(pcfg, n.now())
 	n.p.LearnerProgress(n.l.Contiguous())
 	n.p.ObserveBallot(n.a.Promised())
+	n.p.HoldUntilApplied(n.a.Truncated())
 	if n.s.trace != nil {
 		n.s.tracef("%s boot: %d records, promised %s, applied %d", n.name(), len(records),
 			fmtBallot(n.a.Promised()), n.applied)

@@ -45,6 +45,10 @@ var regressionSeeds = []struct {
 	// acceptor's promise of the ballot was synced, came back knowing no
 	// higher ballot and used the same one again with another value.
 	{11653, "ballot reused after a crash: the own promise was not durable"},
+	// A node whose snapshot was damaged after its log was truncated past
+	// it kept campaigning, refused by its own acceptor, and its rising
+	// ballots kept the others from electing anyone.
+	{1645, "candidate behind its own acceptor's truncation campaigned forever"},
 }
 
 func TestRegressionSeeds(t *testing.T) {

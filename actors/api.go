@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/storage"
 )
 
 // Snapshotter is implemented by state machines that can save and restore
@@ -175,3 +176,7 @@ func (r *Replica) Snapshot(ctx context.Context, sender actor.SenderContext) (ins
 	}
 	return resp.Instance, nil
 }
+
+// LogStats returns the write-ahead log's counters (records, bytes, fsyncs,
+// segments), for metrics.
+func (r *Replica) LogStats() storage.Stats { return r.wal.Stats() }

@@ -115,6 +115,10 @@ func (a *learnerActor) install(ctx actor.Context, m *installSnapshot, now time.T
 }
 
 func (a *learnerActor) handle(ctx actor.Context, out paxos.LearnerOutput) {
+	if out.Violation != nil {
+		a.r.fatal(out.Violation) // stop rather than spread bad state
+		return
+	}
 	if len(out.Records) > 0 {
 		a.r.persistLazy(out.Records)
 	}

@@ -134,7 +134,13 @@ func TestPaper4_PartitionedMasterIsReplaced(t *testing.T) {
 	if err := propose(t, ctx, g.hosts[old], "after", "heal"); !errors.Is(err, actors.ErrNotMaster) {
 		t.Fatalf("put through the old master after healing: err = %v, want ErrNotMaster", err)
 	}
-	m := g.master()
+	var m uint32
+	waitFor(t, 10*time.Second, func() error { // a ballot boost may be electing anew just now
+		if m = g.master(); m == 0 {
+			return errors.New("no master")
+		}
+		return nil
+	})
 	if err := propose(t, ctx, g.hosts[m], "after", "heal"); err != nil {
 		t.Fatalf("put through master %d after healing: %v", m, err)
 	}

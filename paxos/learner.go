@@ -1,6 +1,8 @@
 package paxos
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -92,7 +94,13 @@ type LearnerOutput struct {
 	// Install, when set, is a peer's snapshot to fetch: this replica is
 	// behind the log its peers still hold.
 	Install *SnapshotOffer
+	// Violation, when set, is a broken invariant the learner found (two
+	// values chosen for one instance): the shell must stop the replica.
+	Violation error
 }
+
+// ErrInvariant reports a broken protocol invariant found at run time.
+var ErrInvariant = errors.New("paxos: invariant violated")
 
 // NewLearner returns a learner that knows nothing chosen.
 func NewLearner(cfg LearnerConfig) *Learner {
@@ -305,7 +313,20 @@ func (l *Learner) HandleCatchupResponse(m *messages.CatchupResponse, now time.Ti
 	l.noteKnown(m.ChosenUpto, m.From, now)
 	learned := false
 	for _, e := range m.Entries {
-		if e.Instance == 0 || e.Value == nil || e.Instance <= l.contiguous || l.chosen[e.Instance] != nil {
+		if e.Instance == 0 || e.Value == nil {
+			continue
+		}
+		if held := l.chosen[e.Instance]; held != nil {
+			if !proto.Equal(held.Value, e.Value) && out.Violation == nil {
+				// Two different values chosen for one instance, by this
+				// replica's account and a peer's: state that cannot be
+				// trusted must not spread (§6.2); the shell stops.
+				out.Violation = fmt.Errorf("%w: instance %d: this replica holds %v as chosen, node %d sent %v",
+					ErrInvariant, e.Instance, held.Value, m.From, e.Value)
+			}
+			continue
+		}
+		if e.Instance <= l.contiguous {
 			continue
 		}
 		l.chosen[e.Instance] = e

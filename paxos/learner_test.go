@@ -1,6 +1,7 @@
 package paxos
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -106,5 +107,25 @@ func TestLearnerRestoreUsesChosenMark(t *testing.T) {
 	if _, err := bad.FinishRestore(); err != nil || bad.RestoreHoles() != 1 || bad.KnownChosen() != 1 || bad.Contiguous() != 0 {
 		t.Fatalf("a chosen mark with no value: %v, holes %d, known chosen %d, contiguous %d",
 			err, bad.RestoreHoles(), bad.KnownChosen(), bad.Contiguous())
+	}
+}
+
+// §6.2: a peer that sends a different value for an instance this learner
+// holds as chosen reveals a broken invariant; the learner reports it so
+// the replica stops instead of spreading bad state.
+func TestPaper6_2_LearnerAssertsOneValuePerInstance(t *testing.T) {
+	b := NextBallot(0, 2)
+	l := NewLearner(LearnerConfig{ID: 1, Peers: []uint32{1, 2, 3}})
+	out := l.HandleCatchupResponse(&messages.CatchupResponse{From: 2, ChosenUpto: 1, Entries: []*messages.Entry{entry(1, b, "a")}}, t0)
+	if out.Violation != nil || len(out.Apply) != 1 {
+		t.Fatalf("first catch-up: %v", out.Violation)
+	}
+	same := l.HandleCatchupResponse(&messages.CatchupResponse{From: 3, ChosenUpto: 1, Entries: []*messages.Entry{entry(1, b, "a")}}, t0)
+	if same.Violation != nil {
+		t.Fatalf("the same value again: %v", same.Violation)
+	}
+	other := l.HandleCatchupResponse(&messages.CatchupResponse{From: 3, ChosenUpto: 1, Entries: []*messages.Entry{entry(1, b, "b")}}, t0)
+	if !errors.Is(other.Violation, ErrInvariant) {
+		t.Fatalf("another value for a chosen instance: %v", other.Violation)
 	}
 }

@@ -525,6 +525,10 @@ func (n *node) acceptorOut(out paxos.AcceptorOutput) {
 // learnerOut is the learner shell: lazy records, messages, then apply in
 // order and answer the clients whose commands this node proposed.
 func (n *node) learnerOut(out paxos.LearnerOutput) {
+	if out.Violation != nil {
+		n.s.fail(ErrSafety, ErrTwoValuesChosen, "%s: %v", n.name(), out.Violation)
+		return
+	}
 	if len(out.Records) > 0 {
 		n.append(out.Records, false)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"hash/fnv"
 	"net/http"
 	_ "net/http/pprof" // served only with --pprof
@@ -36,6 +37,7 @@ type nodeFlags struct {
 	snapEvery     int64
 	snapLogBytes  int64
 	checkInterval time.Duration
+	metrics       string
 	pprof         string
 }
 
@@ -69,6 +71,7 @@ func newNodeCmd() *cobra.Command {
 		"snapshot once this many bytes were written to the log since the last snapshot; 0: never on this account")
 	fl.DurationVar(&f.checkInterval, "check-interval", 5*time.Minute,
 		"how often the master has every replica checksum its database at one instance and compare (§6.2); 0: only when asked (livepaxos check)")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101)")
 	fl.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	return cmd
 }
@@ -146,6 +149,13 @@ func runNode(f nodeFlags) error {
 	sys, rem, addr, err := cluster.NewSystem(cluster.Options{Listen: f.listen, Advertise: self, Logger: logger})
 	if err != nil {
 		return err
+	}
+	if f.metrics != "" {
+		reg := prometheus.NewRegistry()
+		nodeMetrics(reg, replica.Status, replica.LogStats)
+		srv := serveMetrics(f.metrics, reg)
+		go func() { logger.Warn("metrics server", "err", srv.ListenAndServe()) }()
+		defer srv.Close()
 	}
 	if f.pprof != "" {
 		go func() { logger.Warn("pprof server", "err", http.ListenAndServe(f.pprof, nil)) }()

@@ -57,6 +57,13 @@ type Config struct {
 	// Peers maps every voter's node id (this one included) to the address
 	// of its actor system (host:port).
 	Peers map[uint32]string
+	// Learners maps non-voting members (§5.4) to their addresses: they are
+	// sent the log and learn it, but never vote or become master. A node
+	// whose NodeID is here runs as a learner. No id may be in both maps.
+	Learners map[uint32]string
+	// members is Peers and Learners together: every address a replica
+	// sends to.
+	members map[uint32]string
 	// DataDir holds the write-ahead log. It is bound to ClusterID and NodeID
 	// on first use and refused afterwards by any other pair.
 	DataDir   string
@@ -118,8 +125,20 @@ func (c *Config) setDefaults() error {
 	if c.NodeID == 0 {
 		return fmt.Errorf("%w: node id must be positive", ErrConfig)
 	}
-	if _, ok := c.Peers[c.NodeID]; !ok {
+	_, voter := c.Peers[c.NodeID]
+	_, learner := c.Learners[c.NodeID]
+	if !voter && !learner {
 		return fmt.Errorf("%w: node %d is not in its own peer list", ErrConfig, c.NodeID)
+	}
+	c.members = make(map[uint32]string, len(c.Peers)+len(c.Learners))
+	for id, addr := range c.Peers {
+		c.members[id] = addr
+	}
+	for id, addr := range c.Learners {
+		if _, dup := c.Peers[id]; dup || id == 0 {
+			return fmt.Errorf("%w: node %d is both a voter and a learner", ErrConfig, id)
+		}
+		c.members[id] = addr
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("%w: data directory required", ErrConfig)
@@ -163,7 +182,7 @@ func (c *Config) setDefaults() error {
 			c.Proposer.ClockDriftMax, c.Proposer.LeaseTimeout)
 	}
 	ids := peerIDs(c.Peers)
-	c.Proposer.ID, c.Proposer.Peers = c.NodeID, ids
+	c.Proposer.ID, c.Proposer.Peers, c.Proposer.Learners = c.NodeID, ids, peerIDs(c.Learners)
 	c.Learner.ID, c.Learner.Peers = c.NodeID, ids
 	return nil
 }

@@ -33,7 +33,7 @@ func (a *learnerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.proposer = a.r.pid(a.r.cfg.NodeID, ProposerName)
-		a.tally = paxos.NewChecksumTally(a.r.cfg.NodeID, len(a.r.cfg.Peers), 16)
+		a.tally = paxos.NewChecksumTally(a.r.cfg.NodeID, len(a.r.cfg.members), 16)
 		a.stopTick = ticker(ctx.ActorSystem(), ctx.Self(), 2*a.r.cfg.TickInterval, learnerTick{})
 	case *actor.Stopping:
 		if a.stopTick != nil {
@@ -78,9 +78,7 @@ func (a *learnerActor) beginSnapshot(ctx actor.Context) {
 		res.instance = a.r.learner.Contiguous()
 		epoch, master := a.r.epochs.Epoch()
 		res.meta = &messages.SnapshotMeta{Instance: res.instance, Epoch: epoch, EpochMaster: master}
-		for _, id := range peerIDs(a.r.cfg.Peers) {
-			res.meta.Members = append(res.meta.Members, &messages.Member{Id: id, Address: a.r.cfg.Peers[id]})
-		}
+		res.meta.Members = a.r.memberList()
 	}
 	ctx.Respond(res)
 }

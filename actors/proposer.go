@@ -178,7 +178,7 @@ func (a *proposerActor) reply(ctx actor.Context, rep paxos.Reply) {
 	if resp.MasterId == 0 {
 		resp.MasterId = a.r.proposer.MasterID()
 	}
-	resp.MasterAddress = a.r.cfg.Peers[resp.MasterId]
+	resp.MasterAddress = a.r.cfg.members[resp.MasterId]
 	ctx.Send(actor.NewPID(rep.Cmd.ReplyAddress, rep.Cmd.ReplyId), resp)
 }
 
@@ -186,10 +186,10 @@ func (a *proposerActor) status() *messages.StatusResponse {
 	p := a.r.proposer
 	s := &messages.StatusResponse{
 		NodeId:            a.r.cfg.NodeID,
-		Address:           a.r.cfg.Peers[a.r.cfg.NodeID],
+		Address:           a.r.cfg.members[a.r.cfg.NodeID],
 		IsMaster:          p.IsMaster() && !a.r.stopped.Load(),
 		MasterId:          p.MasterID(),
-		MasterAddress:     a.r.cfg.Peers[p.MasterID()],
+		MasterAddress:     a.r.cfg.members[p.MasterID()],
 		Ballot:            p.Ballot(),
 		LastChosen:        p.ChosenUpto(),
 		LastApplied:       p.Applied(),
@@ -203,7 +203,7 @@ func (a *proposerActor) status() *messages.StatusResponse {
 		Checks:            a.r.checks.Load(),
 		Divergence:        a.r.divergenceText(),
 		CatchingUp:        a.r.catchingUp(),
-		Role:              "voter",
+		Role:              a.r.role(),
 		SnapshotInstance:  a.r.snapshotAt.Load(),
 		LogTruncated:      a.r.truncated.Load(),
 		LogSegments:       a.r.wal.Stats().Segments,
@@ -213,8 +213,6 @@ func (a *proposerActor) status() *messages.StatusResponse {
 	if until, ok := p.LeaseUntil(time.Now()); ok {
 		s.LeaseRemainingUs = time.Until(until).Microseconds()
 	}
-	for _, id := range peerIDs(a.r.cfg.Peers) {
-		s.Members = append(s.Members, &messages.Member{Id: id, Address: a.r.cfg.Peers[id]})
-	}
+	s.Members = a.r.memberList()
 	return s
 }

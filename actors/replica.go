@@ -194,7 +194,7 @@ func (r *Replica) fatal(err error) {
 
 // pid returns the PID of role on node id.
 func (r *Replica) pid(id uint32, role string) *actor.PID {
-	addr, ok := r.cfg.Peers[id]
+	addr, ok := r.cfg.members[id]
 	if !ok {
 		return nil
 	}
@@ -380,4 +380,25 @@ func (r *Replica) noteBehind() {
 	}
 	r.behindTarget.Store(known)
 	r.behindSince.Store(time.Now().UnixNano())
+}
+
+// role names this node's membership role (§5.4).
+func (r *Replica) role() string {
+	if _, ok := r.cfg.Learners[r.cfg.NodeID]; ok {
+		return "learner"
+	}
+	return "voter"
+}
+
+// memberList lists the group's members, voters and learners, by id.
+func (r *Replica) memberList() []*messages.Member {
+	var ms []*messages.Member
+	for _, id := range peerIDs(r.cfg.members) {
+		role := "voter"
+		if _, ok := r.cfg.Learners[id]; ok {
+			role = "learner"
+		}
+		ms = append(ms, &messages.Member{Id: id, Address: r.cfg.members[id], Role: role})
+	}
+	return ms
 }

@@ -14,6 +14,10 @@ import (
 type ProposerConfig struct {
 	ID    uint32
 	Peers []uint32 // every voter, this node included
+	// Learners are non-voting members (§5.4): they are sent the log (lazy
+	// accepts), heartbeats and chosen notices, but are never asked to vote
+	// and never counted; a learner never campaigns.
+	Learners []uint32
 	// HeartbeatInterval is how often the master tells the others it lives.
 	HeartbeatInterval time.Duration
 	// A follower that hears no master for a random time in
@@ -568,8 +572,10 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 	switch p.state {
 	case stateFollower:
 		if !now.Before(p.electionAt) {
-			if p.applied < p.catchUpTo {
-				p.resetElection(now) // cannot win: catch up first
+			if p.applied < p.catchUpTo || !p.isVoter(p.cfg.ID) {
+				// Behind its own acceptor's truncation it cannot win; a
+				// learner never campaigns.
+				p.resetElection(now)
 			} else {
 				p.campaign(&out, now)
 			}
@@ -913,7 +919,7 @@ func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
 
 // sendHeartbeats tells the other proposers this master lives.
 func (p *Proposer) sendHeartbeats(out *ProposerOutput) {
-	for _, peer := range p.cfg.Peers {
+	for _, peer := range append(p.cfg.Peers[:len(p.cfg.Peers):len(p.cfg.Peers)], p.cfg.Learners...) {
 		if peer != p.cfg.ID {
 			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Heartbeat{
 				From: p.cfg.ID, Ballot: p.ballot, ChosenUpto: p.chosenUpto}})
@@ -1072,6 +1078,10 @@ func (p *Proposer) broadcastAccept(out *ProposerOutput, entries []*messages.Entr
 			From: p.cfg.ID, Ballot: p.ballot, Entries: entries, ChosenUpto: p.chosenUpto,
 			Lazy: durable != nil && !durable[peer], Seq: seq}})
 	}
+	for _, l := range p.cfg.Learners { // they store the log; nobody counts them
+		out.Messages = append(out.Messages, Envelope{To: l, Msg: &messages.Accept{
+			From: p.cfg.ID, Ballot: p.ballot, Entries: entries, ChosenUpto: p.chosenUpto, Lazy: true, Seq: seq}})
+	}
 }
 
 // durableVoters picks the voters asked to accept durably: this node, and
@@ -1106,11 +1116,14 @@ func (p *Proposer) durableVoters() map[uint32]bool {
 	return durable
 }
 
-// broadcast sends a fresh message from mk to every voter. Each peer gets
+// broadcast sends a fresh message from mk to every voter and learner. Each peer gets
 // its own message so a shell may hand them to different transports.
 func (p *Proposer) broadcast(out *ProposerOutput, mk func() proto.Message) {
 	for _, peer := range p.cfg.Peers {
 		out.Messages = append(out.Messages, Envelope{To: peer, Msg: mk()})
+	}
+	for _, l := range p.cfg.Learners {
+		out.Messages = append(out.Messages, Envelope{To: l, Msg: mk()})
 	}
 }
 

@@ -91,8 +91,8 @@ func (c *checker) durablyAccepted(n *node, e *messages.Entry) {
 		return
 	}
 	bit := uint64(1) << n.id
-	if t.voters&bit != 0 {
-		return
+	if t.voters&bit != 0 || !n.voter() {
+		return // a learner's acceptance counts for nothing
 	}
 	t.voters |= bit
 	t.count++

@@ -206,7 +206,7 @@ func (c *client) send() {
 	s := c.s
 	c.target = c.master
 	if c.target == 0 {
-		c.target = s.ids[(c.attempt+c.next)%len(s.ids)]
+		c.target = s.all[(c.attempt+c.next)%len(s.all)]
 	}
 	s.reqSeq++
 	c.reqID = s.reqSeq

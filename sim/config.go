@@ -93,6 +93,9 @@ type Config struct {
 	// database (0: never); a restart recovers from the newest snapshot and
 	// the log after it (§5.5).
 	SnapshotEvery time.Duration
+	// Learners is how many non-voting members run beside the Nodes voters
+	// (ids Nodes+1...): they get the log and never vote (§5.4).
+	Learners int
 	// NoTruncate keeps the whole log after snapshots (the acceptor never
 	// lets go of what it accepted).
 	NoTruncate bool
@@ -157,5 +160,8 @@ func ConfigForSeed(seed uint64) Config {
 		c.FsyncMax = 30 * time.Millisecond
 	}
 	c.SnapshotEvery = []time.Duration{0, 2 * time.Second, 500 * time.Millisecond}[r.IntN(3)]
+	if r.IntN(4) == 0 {
+		c.Learners = 1
+	}
 	return c
 }

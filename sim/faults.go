@@ -70,14 +70,14 @@ func (s *Simulator) partitionSome() {
 		return
 	}
 	f := s.cfg.Faults
-	size := 1 + s.rng.IntN(len(s.ids)-1)
-	perm := s.rng.Perm(len(s.ids))
+	size := 1 + s.rng.IntN(len(s.all)-1)
+	perm := s.rng.Perm(len(s.all))
 	side := make([]uint32, size)
 	for i := range side {
-		side[i] = s.ids[perm[i]]
+		side[i] = s.all[perm[i]]
 	}
 	oneWay := s.rng.Float64() < f.OneWay
-	s.net.partition(side, s.ids, oneWay)
+	s.net.partition(side, s.all, oneWay)
 	s.partitions++
 	if s.trace != nil {
 		s.tracef("PARTITION %v cut off (one-way %v)", side, oneWay)

@@ -93,6 +93,9 @@ func newNode(s *Simulator, id uint32) *node {
 
 func (n *node) name() string { return endpointName(n.id) }
 
+// voter reports whether the node votes (is not a learner).
+func (n *node) voter() bool { return int(n.id) <= n.s.cfg.Nodes }
+
 // now is the node's own clock reading: what the roles see.
 func (n *node) now() time.Time { return n.clock.local(n.s.sched.now) }
 
@@ -127,7 +130,7 @@ func (n *node) boot(records []*messages.Record) {
 	n.kv = db.New()
 	n.snapshotting = false
 	n.fetching = nil
-	n.tally = paxos.NewChecksumTally(n.id, len(n.s.ids), 16)
+	n.tally = paxos.NewChecksumTally(n.id, len(n.s.all), 16)
 	if snap := n.snapshot; snap != nil {
 		// Recovery (§5.5): the newest snapshot, then the log after it.
 		if err := n.kv.Restore(bytes.NewReader(snap.state)); err != nil {
@@ -164,7 +167,7 @@ func (n *node) boot(records []*messages.Record) {
 		}
 	}
 	pcfg := n.s.cfg.Proposer
-	pcfg.ID, pcfg.Peers = n.id, n.s.ids
+	pcfg.ID, pcfg.Peers, pcfg.Learners = n.id, n.s.ids, n.s.learners
 	pcfg.Rand = rand.New(rand.NewPCG(n.s.rng.Uint64(), uint64(n.id)))
 	n.p = paxos.NewProposer(pcfg, n.now())
 	n.p.LearnerProgress(n.l.Contiguous())
@@ -315,7 +318,7 @@ func (n *node) checkpoint(upto uint64) {
 func (n *node) checksum(instance uint64) {
 	h := n.kv.Hash()
 	sum := h[:]
-	for _, id := range n.s.ids {
+	for _, id := range n.s.all {
 		if id != n.id {
 			n.send(id, &messages.ChecksumReport{From: n.id, Instance: instance, Checksum: sum})
 		}

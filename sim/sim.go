@@ -43,16 +43,18 @@ func (r Result) String() string {
 // Simulator runs one seeded run. It is single-threaded and not reusable:
 // make a new one per run.
 type Simulator struct {
-	cfg     Config
-	rng     *rand.Rand
-	sched   scheduler
-	net     *network
-	ids     []uint32
-	nodes   []*node
-	clients []*client
-	history []*op
-	check   *checker
-	trace   io.Writer
+	cfg   Config
+	rng   *rand.Rand
+	sched scheduler
+	net   *network
+	ids   []uint32 // the voters
+	// learners are the non-voting members; all is voters then learners.
+	learners, all []uint32
+	nodes         []*node
+	clients       []*client
+	history       []*op
+	check         *checker
+	trace         io.Writer
 
 	steps  int
 	budget int
@@ -85,6 +87,10 @@ func New(cfg Config) *Simulator {
 	for i := 1; i <= cfg.Nodes; i++ {
 		s.ids = append(s.ids, uint32(i))
 	}
+	for i := cfg.Nodes + 1; i <= cfg.Nodes+cfg.Learners; i++ {
+		s.learners = append(s.learners, uint32(i))
+	}
+	s.all = append(append([]uint32{}, s.ids...), s.learners...)
 	s.faultsEnd = int64(cfg.SafetyDuration)
 	s.end = s.faultsEnd + int64(cfg.LivenessDuration)
 	s.issueStop = s.end - int64(cfg.DrainTime)
@@ -114,7 +120,7 @@ func (s *Simulator) Run() (Result, error) {
 func (s *Simulator) start() {
 	s.tracef("START seed %d: %d nodes, %d clients, %d keys, faults %+v", s.cfg.Seed, s.cfg.Nodes,
 		s.cfg.Clients, s.cfg.Keys, s.cfg.Faults)
-	for _, id := range s.ids {
+	for _, id := range s.all {
 		n := newNode(s, id)
 		s.nodes = append(s.nodes, n)
 		n.boot(nil)

@@ -26,6 +26,7 @@ type nodeFlags struct {
 	id            uint32
 	listen        string
 	peers         string
+	learners      string
 	data          string
 	clusterID     string
 	logLevel      string
@@ -55,6 +56,7 @@ func newNodeCmd() *cobra.Command {
 	fl.Uint32Var(&f.id, "id", 0, "this node's id, as in --peers (required)")
 	fl.StringVar(&f.listen, "listen", "", "host:port to listen on (default: this node's --peers address)")
 	fl.StringVar(&f.peers, "peers", "", "every voter as id=host:port, comma-separated (required)")
+	fl.StringVar(&f.learners, "learners", "", "non-voting members as id=host:port, comma-separated: they learn the log and never vote (§5.4)")
 	fl.StringVar(&f.data, "data", "", "data directory (required)")
 	fl.StringVar(&f.clusterID, "cluster-id", "", "cluster identity bound into the data directory (default: derived from --peers)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn, error or off")
@@ -84,7 +86,21 @@ func runNode(f nodeFlags) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	var learners cluster.Peers
+	if f.learners != "" {
+		if learners, err = cluster.ParsePeers(f.learners); err != nil {
+			return fmt.Errorf("%w: --learners: %v", errUsage, err)
+		}
+		for id := range learners {
+			if _, dup := peers[id]; dup {
+				return fmt.Errorf("%w: node %d is in both --peers and --learners", errUsage, id)
+			}
+		}
+	}
 	self, ok := peers[f.id]
+	if !ok {
+		self, ok = learners[f.id]
+	}
 	if !ok {
 		return fmt.Errorf("%w: --id %d is not in --peers %s", errUsage, f.id, peers)
 	}
@@ -125,6 +141,7 @@ func runNode(f nodeFlags) error {
 	replica, err := actors.NewReplica(actors.Config{
 		NodeID:          f.id,
 		Peers:           peers,
+		Learners:        learners,
 		DataDir:         f.data,
 		ClusterID:       f.clusterID,
 		StateMachine:    kv,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -202,7 +203,11 @@ func fromStatus(ep string, st *messages.StatusResponse) nodeStatus {
 		CheckedInstance: st.CheckedInstance, Checks: st.Checks, Divergence: st.Divergence,
 		Role: st.Role, CatchingUp: st.CatchingUp}
 	for _, m := range st.Members {
-		r.Members = append(r.Members, fmt.Sprintf("%d=%s", m.Id, m.Address))
+		member := fmt.Sprintf("%d=%s", m.Id, m.Address)
+		if m.Role == "learner" {
+			member += " (learner)"
+		}
+		r.Members = append(r.Members, member)
 	}
 	return r
 }
@@ -225,18 +230,23 @@ func loggerFor(level string) (*slog.Logger, error) {
 // from here: the voters that answered and agree on the master (§6.3: a
 // misspelled or dead replica shows up as lost tolerance, not silently).
 func tolerance(rows []nodeStatus) string {
-	voters := len(rows)
-	if n := len(rows[0].Members); n > 0 {
-		for _, r := range rows {
-			if r.Reachable {
-				voters = len(r.Members)
-				break
+	voters := 0
+	for _, r := range rows {
+		if r.Reachable {
+			for _, m := range r.Members {
+				if !strings.HasSuffix(m, "(learner)") {
+					voters++
+				}
 			}
+			break
 		}
+	}
+	if voters == 0 {
+		voters = len(rows)
 	}
 	masters := map[uint32]int{}
 	for _, r := range rows {
-		if r.Reachable && r.MasterID != 0 {
+		if r.Reachable && r.MasterID != 0 && r.Role != "learner" {
 			masters[r.MasterID]++
 		}
 	}

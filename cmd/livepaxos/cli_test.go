@@ -37,6 +37,13 @@ func TestUsageErrorsAreExitStatusTwo(t *testing.T) {
 		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001", "--data", t.TempDir(), "--lease-timeout", "100ms", "--clock-drift-max", "200ms"},
 		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001", "--data", t.TempDir(), "--lease-timeout", "0s"},
 		{"txn", "--guard", "epoch:zero", "--then", "put:k=v"},
+		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001", "--data", t.TempDir(), "--snapshot-every", "-1"},
+		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001", "--data", t.TempDir(), "--check-interval", "-1s"},
+		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001", "--learners", "1=127.0.0.1:7002", "--data", t.TempDir()},
+		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001", "--learners", "2=nowhere", "--data", t.TempDir()},
+		{"snapshot", "--endpoints", ","},
+		{"check", "--endpoints", ","},
+		{"members", "list", "--endpoints", ","},
 	} {
 		if _, err := run(args...); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want a usage error (exit status 2)", args, err)
@@ -74,7 +81,7 @@ func TestHelpListsSubcommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sub := range []string{"node", "put", "get", "del", "cas", "txn", "status", "bench"} {
+	for _, sub := range []string{"node", "put", "get", "del", "cas", "txn", "status", "members", "snapshot", "check", "bench"} {
 		if !strings.Contains(out, sub) {
 			t.Errorf("help does not mention %q", sub)
 		}

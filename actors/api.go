@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -180,3 +181,32 @@ func (r *Replica) Snapshot(ctx context.Context, sender actor.SenderContext) (ins
 // LogStats returns the write-ahead log's counters (records, bytes, fsyncs,
 // segments), for metrics.
 func (r *Replica) LogStats() storage.Stats { return r.wal.Stats() }
+
+// ChangeMembers asks this replica (the master) to add a member as a
+// non-voting learner or remove a learner (§5.4), through the log, and
+// returns the new membership version once it is applied here.
+func (r *Replica) ChangeMembers(ctx context.Context, sender actor.SenderContext, req *messages.MembersRequest) (version uint64, err error) {
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return 0, ctx.Err()
+	}
+	req.RequestId = proposeIDs.Add(1)
+	reply, err := sender.RequestFuture(r.ProposerPID(), req, timeout).Result()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+	}
+	resp, ok := reply.(*messages.ClientResponse)
+	if !ok {
+		return 0, fmt.Errorf("%w: unexpected reply %T", ErrRejected, reply)
+	}
+	switch resp.Code {
+	case messages.ErrorCode_ERROR_CODE_OK:
+		return strconv.ParseUint(string(resp.Result), 10, 64)
+	case messages.ErrorCode_ERROR_CODE_NOT_MASTER:
+		return 0, fmt.Errorf("%w (master: node %d %s)", ErrNotMaster, resp.MasterId, resp.MasterAddress)
+	}
+	return 0, fmt.Errorf("%w: %s", ErrMembership, resp.Error)
+}

@@ -34,7 +34,7 @@ func (a *learnerActor) startChecksum(ctx actor.Context, instance uint64) {
 
 // checksumDone records this replica's checksum and sends it to every peer.
 func (a *learnerActor) ownChecksum(ctx actor.Context, m *checksumDone) {
-	for _, id := range peerIDs(a.r.cfg.members) {
+	for _, id := range peerIDs(a.r.view().addrs) {
 		if id != a.r.cfg.NodeID {
 			ctx.Send(a.r.pid(id, LearnerName), &messages.ChecksumReport{From: a.r.cfg.NodeID, Instance: m.instance, Checksum: m.sum})
 		}
@@ -44,7 +44,7 @@ func (a *learnerActor) ownChecksum(ctx actor.Context, m *checksumDone) {
 
 // peerChecksum records a peer's report; a malformed one changes nothing.
 func (a *learnerActor) peerChecksum(m *messages.ChecksumReport) {
-	if _, ok := a.r.cfg.members[m.From]; !ok || m.From == a.r.cfg.NodeID || len(m.Checksum) == 0 || len(m.Checksum) > maxChecksumBytes {
+	if _, ok := a.r.view().addrs[m.From]; !ok || m.From == a.r.cfg.NodeID || len(m.Checksum) == 0 || len(m.Checksum) > maxChecksumBytes {
 		return
 	}
 	a.verdict(a.tally.Record(m.Instance, m.From, m.Checksum))

@@ -61,9 +61,13 @@ type Config struct {
 	// sent the log and learn it, but never vote or become master. A node
 	// whose NodeID is here runs as a learner. No id may be in both maps.
 	Learners map[uint32]string
-	// members is Peers and Learners together: every address a replica
-	// sends to.
-	members map[uint32]string
+	// Join starts a node that is not (yet) a member: it has an empty data
+	// directory and its NodeID in neither Peers nor Learners; it runs as a
+	// non-voting replica that catches up once a member adds it (§5.4).
+	Join bool
+	// SelfAddress is this node's address when it is in neither Peers nor
+	// Learners (Join).
+	SelfAddress string
 	// DataDir holds the write-ahead log. It is bound to ClusterID and NodeID
 	// on first use and refused afterwards by any other pair.
 	DataDir   string
@@ -127,18 +131,16 @@ func (c *Config) setDefaults() error {
 	}
 	_, voter := c.Peers[c.NodeID]
 	_, learner := c.Learners[c.NodeID]
-	if !voter && !learner {
+	if !voter && !learner && !c.Join {
 		return fmt.Errorf("%w: node %d is not in its own peer list", ErrConfig, c.NodeID)
 	}
-	c.members = make(map[uint32]string, len(c.Peers)+len(c.Learners))
-	for id, addr := range c.Peers {
-		c.members[id] = addr
+	if voter && c.Join {
+		return fmt.Errorf("%w: node %d is a voter: it cannot join", ErrConfig, c.NodeID)
 	}
-	for id, addr := range c.Learners {
+	for id := range c.Learners {
 		if _, dup := c.Peers[id]; dup || id == 0 {
 			return fmt.Errorf("%w: node %d is both a voter and a learner", ErrConfig, id)
 		}
-		c.members[id] = addr
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("%w: data directory required", ErrConfig)
@@ -185,4 +187,15 @@ func (c *Config) setDefaults() error {
 	c.Proposer.ID, c.Proposer.Peers, c.Proposer.Learners = c.NodeID, ids, peerIDs(c.Learners)
 	c.Learner.ID, c.Learner.Peers = c.NodeID, ids
 	return nil
+}
+
+// Address is this node's own address.
+func (c *Config) Address() string {
+	if a, ok := c.Peers[c.NodeID]; ok {
+		return a
+	}
+	if a, ok := c.Learners[c.NodeID]; ok {
+		return a
+	}
+	return c.SelfAddress
 }

@@ -33,7 +33,7 @@ func (a *learnerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.proposer = a.r.pid(a.r.cfg.NodeID, ProposerName)
-		a.tally = paxos.NewChecksumTally(a.r.cfg.NodeID, len(a.r.cfg.members), 16)
+		a.tally = paxos.NewChecksumTally(a.r.cfg.NodeID, len(a.r.view().addrs), 16)
 		a.stopTick = ticker(ctx.ActorSystem(), ctx.Self(), 2*a.r.cfg.TickInterval, learnerTick{})
 	case *actor.Stopping:
 		if a.stopTick != nil {
@@ -79,6 +79,7 @@ func (a *learnerActor) beginSnapshot(ctx actor.Context) {
 		epoch, master := a.r.epochs.Epoch()
 		res.meta = &messages.SnapshotMeta{Instance: res.instance, Epoch: epoch, EpochMaster: master}
 		res.meta.Members = a.r.memberList()
+		res.meta.MembershipVersion = a.r.view().version
 	}
 	ctx.Respond(res)
 }
@@ -102,6 +103,8 @@ func (a *learnerActor) install(ctx actor.Context, m *installSnapshot, now time.T
 	}
 	a.r.epochs.Reset(meta.Epoch, meta.EpochMaster)
 	a.r.publishEpoch()
+	a.r.restoreMembership(meta)
+	a.passOnMembership(ctx)
 	a.r.installs.Add(1)
 	a.r.snapshotAt.Store(m.info.Instance)
 	a.r.cfg.Logger.Info("snapshot installed", "node", a.r.cfg.NodeID, "instance", m.info.Instance, "bytes", m.info.Bytes)
@@ -154,6 +157,21 @@ func (a *learnerActor) handle(ctx actor.Context, out paxos.LearnerOutput) {
 			ctx.Send(actor.NewPID(cmd.ReplyAddress, cmd.ReplyId), resp)
 		}
 	}
+	a.passOnMembership(ctx)
 	a.r.publishProgress()
 	ctx.Send(a.proposer, &learnerProgress{applied: a.r.learner.Contiguous()})
 }
+
+// passOnMembership tells the proposer the learners of a membership just
+// applied (§5.4): it sends them the log from then on.
+func (a *learnerActor) passOnMembership(ctx actor.Context) {
+	if !a.r.membersChanged {
+		return
+	}
+	a.r.membersChanged = false
+	ctx.Send(a.proposer, &membershipApplied{learners: a.r.view().learnerIDs()})
+}
+
+// membershipApplied carries the learners of the membership now in force to
+// the proposer actor.
+type membershipApplied struct{ learners []uint32 }

@@ -133,6 +133,6 @@ func (a *leaseActor) serve(ctx actor.Context, to *actor.PID, m *messages.ReadReq
 
 func (a *leaseActor) refuse(ctx actor.Context, to *actor.PID, m *messages.ReadRequest, code messages.ErrorCode, msg string) {
 	resp := &messages.ClientResponse{RequestId: m.RequestId, Code: code, Error: msg, MasterId: a.lease.masterID}
-	resp.MasterAddress = a.r.cfg.members[resp.MasterId]
+	resp.MasterAddress = a.r.view().addrs[resp.MasterId]
 	ctx.Send(to, resp)
 }

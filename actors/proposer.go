@@ -58,6 +58,11 @@ func (a *proposerActor) Receive(ctx actor.Context) {
 		a.submit(ctx, m)
 	case *messages.StatusRequest:
 		ctx.Respond(a.status())
+	case *messages.MembersRequest:
+		a.changeMembers(ctx, m)
+	case *membershipApplied:
+		p.SetLearners(m.learners)
+		return
 	case *messages.CheckRequest:
 		if ctx.Sender() == nil {
 			return
@@ -105,6 +110,28 @@ func (a *proposerActor) publishLease(ctx actor.Context, now time.Time) {
 		a.published = u
 		ctx.Send(a.lease, &u)
 	}
+}
+
+// changeMembers turns a membership request into a membership command
+// carrying the whole next configuration (§5.4); it goes through the log
+// like any command and is answered when applied.
+func (a *proposerActor) changeMembers(ctx actor.Context, m *messages.MembersRequest) {
+	sender := ctx.Sender()
+	if sender == nil {
+		return
+	}
+	cmd := &messages.Command{Origin: a.r.cfg.NodeID, ReplyAddress: sender.Address, ReplyId: sender.Id,
+		RequestId: m.RequestId, Membership: true}
+	next, err := a.r.view().changed(m)
+	if err == nil {
+		cmd.Payload, err = proto.Marshal(next)
+	}
+	if err != nil {
+		a.reply(ctx, paxos.Reply{Cmd: cmd, Response: &messages.ClientResponse{
+			RequestId: m.RequestId, Code: messages.ErrorCode_ERROR_CODE_INVALID, Error: err.Error()}})
+		return
+	}
+	a.emit(ctx, a.r.proposer.Submit(cmd))
 }
 
 // submit checks a client request and hands it to the role logic.
@@ -178,7 +205,7 @@ func (a *proposerActor) reply(ctx actor.Context, rep paxos.Reply) {
 	if resp.MasterId == 0 {
 		resp.MasterId = a.r.proposer.MasterID()
 	}
-	resp.MasterAddress = a.r.cfg.members[resp.MasterId]
+	resp.MasterAddress = a.r.view().addrs[resp.MasterId]
 	ctx.Send(actor.NewPID(rep.Cmd.ReplyAddress, rep.Cmd.ReplyId), resp)
 }
 
@@ -186,10 +213,10 @@ func (a *proposerActor) status() *messages.StatusResponse {
 	p := a.r.proposer
 	s := &messages.StatusResponse{
 		NodeId:            a.r.cfg.NodeID,
-		Address:           a.r.cfg.members[a.r.cfg.NodeID],
+		Address:           a.r.cfg.Address(),
 		IsMaster:          p.IsMaster() && !a.r.stopped.Load(),
 		MasterId:          p.MasterID(),
-		MasterAddress:     a.r.cfg.members[p.MasterID()],
+		MasterAddress:     a.r.view().addrs[p.MasterID()],
 		Ballot:            p.Ballot(),
 		LastChosen:        p.ChosenUpto(),
 		LastApplied:       p.Applied(),
@@ -204,6 +231,7 @@ func (a *proposerActor) status() *messages.StatusResponse {
 		Divergence:        a.r.divergenceText(),
 		CatchingUp:        a.r.catchingUp(),
 		Role:              a.r.role(),
+		MembershipVersion: a.r.view().version,
 		SnapshotInstance:  a.r.snapshotAt.Load(),
 		LogTruncated:      a.r.truncated.Load(),
 		LogSegments:       a.r.wal.Stats().Segments,

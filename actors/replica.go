@@ -55,6 +55,11 @@ type Replica struct {
 	// what it knows is chosen; 0 while it is not.
 	behindSince  atomic.Int64
 	behindTarget atomic.Uint64
+	// members is the membership in force as applied (§5.4);
+	// membersChanged is set by the apply path when it moved, for the
+	// learner actor to pass on.
+	members        atomic.Pointer[membersView]
+	membersChanged bool
 }
 
 // catchUpStuckAfter is how long a replica may stay behind the chosen log
@@ -81,6 +86,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 	if err := checkIdentity(cfg.DataDir, cfg.ClusterID, cfg.NodeID); err != nil {
 		return nil, err
 	}
+	r.members.Store(viewOf(initialMembership(&r.cfg)))
 	// Recovery (§5.5): the newest valid snapshot, then the log after it.
 	if err := r.restoreSnapshot(); err != nil {
 		return nil, err
@@ -120,7 +126,10 @@ func NewReplica(cfg Config) (*Replica, error) {
 	// The acceptor may have granted a lease just before it stopped: honour
 	// it as if granted now (§5.2).
 	r.acceptor.StartLease(cfg.Proposer.LeaseTimeout, now)
-	r.proposer = paxos.NewProposer(cfg.Proposer, now)
+	pcfg := cfg.Proposer
+	pcfg.Learners = r.view().learnerIDs() // as the log left them
+	r.membersChanged = false
+	r.proposer = paxos.NewProposer(pcfg, now)
 	r.proposer.LearnerProgress(r.learner.Contiguous())
 	r.proposer.ObserveBallot(r.acceptor.Promised())
 	r.proposer.HoldUntilApplied(r.acceptor.Truncated())
@@ -194,7 +203,10 @@ func (r *Replica) fatal(err error) {
 
 // pid returns the PID of role on node id.
 func (r *Replica) pid(id uint32, role string) *actor.PID {
-	addr, ok := r.cfg.members[id]
+	addr, ok := r.view().addrs[id]
+	if id == r.cfg.NodeID {
+		addr, ok = r.cfg.Address(), true // a joining node is not in the view yet
+	}
 	if !ok {
 		return nil
 	}
@@ -309,6 +321,10 @@ func (r *Replica) applyEntry(e *messages.Entry) []applied {
 			results[i].refused = true
 			continue
 		}
+		if cmd.Membership {
+			results[i].result, results[i].err = r.applyMembership(cmd.Payload)
+			continue
+		}
 		results[i].result, results[i].err = sm.Apply(e.Instance, cmd.Payload)
 	}
 	return results
@@ -384,21 +400,15 @@ func (r *Replica) noteBehind() {
 
 // role names this node's membership role (§5.4).
 func (r *Replica) role() string {
-	if _, ok := r.cfg.Learners[r.cfg.NodeID]; ok {
+	v := r.view()
+	switch {
+	case v.learners[r.cfg.NodeID]:
 		return "learner"
+	case v.addrs[r.cfg.NodeID] == "":
+		return "joining"
 	}
 	return "voter"
 }
 
 // memberList lists the group's members, voters and learners, by id.
-func (r *Replica) memberList() []*messages.Member {
-	var ms []*messages.Member
-	for _, id := range peerIDs(r.cfg.members) {
-		role := "voter"
-		if _, ok := r.cfg.Learners[id]; ok {
-			role = "learner"
-		}
-		ms = append(ms, &messages.Member{Id: id, Address: r.cfg.members[id], Role: role})
-	}
-	return ms
-}
+func (r *Replica) memberList() []*messages.Member { return r.view().membership().Members }

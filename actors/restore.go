@@ -42,6 +42,7 @@ func (r *Replica) restoreSnapshot() error {
 		return fmt.Errorf("actors: restoring snapshot %s: %w", info.Path, err)
 	}
 	r.learner.RestoreSnapshot(info.Instance)
+	r.restoreMembership(meta)
 	r.epochs.Reset(meta.Epoch, meta.EpochMaster)
 	r.publishEpoch()
 	r.restoredSnapshot = info
@@ -91,4 +92,14 @@ func (r *Replica) publishEpoch() {
 	}
 	r.epoch.Store(epoch)
 	r.epochMaster.Store(master)
+}
+
+// restoreMembership takes the membership in force at a snapshot from its
+// handle (snapshots from before membership versions carry none).
+func (r *Replica) restoreMembership(meta *messages.SnapshotMeta) {
+	if meta.MembershipVersion == 0 {
+		return
+	}
+	r.members.Store(viewOf(&messages.Membership{Version: meta.MembershipVersion, Members: meta.Members}))
+	r.membersChanged = true
 }

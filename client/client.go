@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -688,6 +689,47 @@ func (c *Client) Check(ctx context.Context) (uint64, error) {
 		if attempt >= 2*len(c.cfg.Endpoints) {
 			break
 		}
+	}
+	return 0, c.deadlineErr(last)
+}
+
+// ChangeMembers asks the master to add a member as a non-voting learner or
+// remove a learner (§5.4) and returns the new membership version once the
+// change is applied. The request is not retried after it may have reached
+// the master (a retry would be refused as a stale version anyway).
+func (c *Client) ChangeMembers(ctx context.Context, req *messages.MembersRequest) (uint64, error) {
+	if err := c.discover(ctx); err != nil {
+		return 0, err
+	}
+	var last error
+	for attempt := 0; ctx.Err() == nil && attempt < 2*len(c.cfg.Endpoints)+1; attempt++ {
+		ep := c.target(attempt)
+		timeout := c.cfg.AttemptTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = min(timeout, time.Until(dl))
+		}
+		req.RequestId = uint64(attempt + 1)
+		reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(ep, "proposer"), req, timeout).Result()
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+		}
+		resp, ok := reply.(*messages.ClientResponse)
+		if !ok {
+			return 0, fmt.Errorf("%w: unexpected reply %T", ErrInvalid, reply)
+		}
+		switch resp.Code {
+		case messages.ErrorCode_ERROR_CODE_OK:
+			c.remember(ep)
+			return strconv.ParseUint(string(resp.Result), 10, 64)
+		case messages.ErrorCode_ERROR_CODE_NOT_MASTER:
+			last = fmt.Errorf("%w: %s", ErrNotMaster, ep)
+			c.forget(ep)
+			if resp.MasterAddress != "" {
+				c.remember(resp.MasterAddress)
+			}
+			continue
+		}
+		return 0, fmt.Errorf("%w: %s", ErrInvalid, resp.Error)
 	}
 	return 0, c.deadlineErr(last)
 }

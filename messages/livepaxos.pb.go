@@ -194,7 +194,7 @@ func (x Test_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Test_Kind.Descriptor instead.
 func (Test_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15, 0}
 }
 
 type Op_Kind int32
@@ -243,7 +243,7 @@ func (x Op_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Op_Kind.Descriptor instead.
 func (Op_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16, 0}
 }
 
 // Command is one client operation inside a Paxos value. The payload is opaque
@@ -259,7 +259,11 @@ type Command struct {
 	// not the current one when its instance is applied is not applied: its
 	// master lost mastership (and maybe regained it) while handling it. 0: no
 	// condition.
-	Epoch         uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// membership: payload is a Membership, the group's whole next
+	// configuration (§5.4), applied by the replica itself, not the state
+	// machine. Applied only if its version follows the one in force.
+	Membership    bool `protobuf:"varint,7,opt,name=membership,proto3" json:"membership,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -336,6 +340,131 @@ func (x *Command) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *Command) GetMembership() bool {
+	if x != nil {
+		return x.Membership
+	}
+	return false
+}
+
+// Membership is the group's configuration: its members (voters and
+// non-voting learners) under a version that every change raises by one.
+// Version 1 is the one the replicas were started with.
+type Membership struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Members       []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Membership) Reset() {
+	*x = Membership{}
+	mi := &file_messages_livepaxos_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Membership) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Membership) ProtoMessage() {}
+
+func (x *Membership) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Membership.ProtoReflect.Descriptor instead.
+func (*Membership) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Membership) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Membership) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+// MembersRequest asks the master to change the membership (§5.4): add a
+// member as a learner, or remove a learner. Voter changes are not built
+// yet. The answer is a ClientResponse whose result is the new version.
+type MembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Add           *Member                `protobuf:"bytes,2,opt,name=add,proto3" json:"add,omitempty"`        // id and address; added as a learner
+	Remove        uint32                 `protobuf:"varint,3,opt,name=remove,proto3" json:"remove,omitempty"` // id of a learner to remove
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersRequest) Reset() {
+	*x = MembersRequest{}
+	mi := &file_messages_livepaxos_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersRequest) ProtoMessage() {}
+
+func (x *MembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
+func (*MembersRequest) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MembersRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *MembersRequest) GetAdd() *Member {
+	if x != nil {
+		return x.Add
+	}
+	return nil
+}
+
+func (x *MembersRequest) GetRemove() uint32 {
+	if x != nil {
+		return x.Remove
+	}
+	return 0
+}
+
 // Value is what one Paxos instance chooses: a batch of commands, or a no-op
 // that fills a gap left by a previous master.
 type Value struct {
@@ -356,7 +485,7 @@ type Value struct {
 
 func (x *Value) Reset() {
 	*x = Value{}
-	mi := &file_messages_livepaxos_proto_msgTypes[1]
+	mi := &file_messages_livepaxos_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +497,7 @@ func (x *Value) String() string {
 func (*Value) ProtoMessage() {}
 
 func (x *Value) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[1]
+	mi := &file_messages_livepaxos_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +510,7 @@ func (x *Value) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Value.ProtoReflect.Descriptor instead.
 func (*Value) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{1}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Value) GetCommands() []*Command {
@@ -431,7 +560,7 @@ type Entry struct {
 
 func (x *Entry) Reset() {
 	*x = Entry{}
-	mi := &file_messages_livepaxos_proto_msgTypes[2]
+	mi := &file_messages_livepaxos_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -443,7 +572,7 @@ func (x *Entry) String() string {
 func (*Entry) ProtoMessage() {}
 
 func (x *Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[2]
+	mi := &file_messages_livepaxos_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -456,7 +585,7 @@ func (x *Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entry.ProtoReflect.Descriptor instead.
 func (*Entry) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{2}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Entry) GetInstance() uint64 {
@@ -492,7 +621,7 @@ type Prepare struct {
 
 func (x *Prepare) Reset() {
 	*x = Prepare{}
-	mi := &file_messages_livepaxos_proto_msgTypes[3]
+	mi := &file_messages_livepaxos_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +633,7 @@ func (x *Prepare) String() string {
 func (*Prepare) ProtoMessage() {}
 
 func (x *Prepare) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[3]
+	mi := &file_messages_livepaxos_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +646,7 @@ func (x *Prepare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prepare.ProtoReflect.Descriptor instead.
 func (*Prepare) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{3}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Prepare) GetFrom() uint32 {
@@ -572,7 +701,7 @@ type Promise struct {
 
 func (x *Promise) Reset() {
 	*x = Promise{}
-	mi := &file_messages_livepaxos_proto_msgTypes[4]
+	mi := &file_messages_livepaxos_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +713,7 @@ func (x *Promise) String() string {
 func (*Promise) ProtoMessage() {}
 
 func (x *Promise) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[4]
+	mi := &file_messages_livepaxos_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +726,7 @@ func (x *Promise) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Promise.ProtoReflect.Descriptor instead.
 func (*Promise) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{4}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Promise) GetFrom() uint32 {
@@ -694,7 +823,7 @@ type Accept struct {
 
 func (x *Accept) Reset() {
 	*x = Accept{}
-	mi := &file_messages_livepaxos_proto_msgTypes[5]
+	mi := &file_messages_livepaxos_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +835,7 @@ func (x *Accept) String() string {
 func (*Accept) ProtoMessage() {}
 
 func (x *Accept) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[5]
+	mi := &file_messages_livepaxos_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +848,7 @@ func (x *Accept) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accept.ProtoReflect.Descriptor instead.
 func (*Accept) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{5}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Accept) GetFrom() uint32 {
@@ -785,7 +914,7 @@ type Accepted struct {
 
 func (x *Accepted) Reset() {
 	*x = Accepted{}
-	mi := &file_messages_livepaxos_proto_msgTypes[6]
+	mi := &file_messages_livepaxos_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +926,7 @@ func (x *Accepted) String() string {
 func (*Accepted) ProtoMessage() {}
 
 func (x *Accepted) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[6]
+	mi := &file_messages_livepaxos_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +939,7 @@ func (x *Accepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accepted.ProtoReflect.Descriptor instead.
 func (*Accepted) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{6}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Accepted) GetFrom() uint32 {
@@ -883,7 +1012,7 @@ type Confirm struct {
 
 func (x *Confirm) Reset() {
 	*x = Confirm{}
-	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	mi := &file_messages_livepaxos_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1024,7 @@ func (x *Confirm) String() string {
 func (*Confirm) ProtoMessage() {}
 
 func (x *Confirm) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	mi := &file_messages_livepaxos_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1037,7 @@ func (x *Confirm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirm.ProtoReflect.Descriptor instead.
 func (*Confirm) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{7}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Confirm) GetFrom() uint32 {
@@ -945,7 +1074,7 @@ type Confirmed struct {
 
 func (x *Confirmed) Reset() {
 	*x = Confirmed{}
-	mi := &file_messages_livepaxos_proto_msgTypes[8]
+	mi := &file_messages_livepaxos_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1086,7 @@ func (x *Confirmed) String() string {
 func (*Confirmed) ProtoMessage() {}
 
 func (x *Confirmed) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[8]
+	mi := &file_messages_livepaxos_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1099,7 @@ func (x *Confirmed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirmed.ProtoReflect.Descriptor instead.
 func (*Confirmed) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{8}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Confirmed) GetFrom() uint32 {
@@ -1021,7 +1150,7 @@ type Chosen struct {
 
 func (x *Chosen) Reset() {
 	*x = Chosen{}
-	mi := &file_messages_livepaxos_proto_msgTypes[9]
+	mi := &file_messages_livepaxos_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1162,7 @@ func (x *Chosen) String() string {
 func (*Chosen) ProtoMessage() {}
 
 func (x *Chosen) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[9]
+	mi := &file_messages_livepaxos_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1175,7 @@ func (x *Chosen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chosen.ProtoReflect.Descriptor instead.
 func (*Chosen) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{9}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Chosen) GetFrom() uint32 {
@@ -1082,7 +1211,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_messages_livepaxos_proto_msgTypes[10]
+	mi := &file_messages_livepaxos_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1223,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[10]
+	mi := &file_messages_livepaxos_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1236,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{10}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Heartbeat) GetFrom() uint32 {
@@ -1143,7 +1272,7 @@ type CatchupRequest struct {
 
 func (x *CatchupRequest) Reset() {
 	*x = CatchupRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[11]
+	mi := &file_messages_livepaxos_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1284,7 @@ func (x *CatchupRequest) String() string {
 func (*CatchupRequest) ProtoMessage() {}
 
 func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[11]
+	mi := &file_messages_livepaxos_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1297,7 @@ func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupRequest.ProtoReflect.Descriptor instead.
 func (*CatchupRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{11}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CatchupRequest) GetFrom() uint32 {
@@ -1209,7 +1338,7 @@ type CatchupResponse struct {
 
 func (x *CatchupResponse) Reset() {
 	*x = CatchupResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[12]
+	mi := &file_messages_livepaxos_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1350,7 @@ func (x *CatchupResponse) String() string {
 func (*CatchupResponse) ProtoMessage() {}
 
 func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[12]
+	mi := &file_messages_livepaxos_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1363,7 @@ func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupResponse.ProtoReflect.Descriptor instead.
 func (*CatchupResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{12}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CatchupResponse) GetFrom() uint32 {
@@ -1277,7 +1406,7 @@ type Test struct {
 
 func (x *Test) Reset() {
 	*x = Test{}
-	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1418,7 @@ func (x *Test) String() string {
 func (*Test) ProtoMessage() {}
 
 func (x *Test) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1431,7 @@ func (x *Test) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Test.ProtoReflect.Descriptor instead.
 func (*Test) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Test) GetKind() Test_Kind {
@@ -1344,7 +1473,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1485,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1498,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Op) GetKind() Op_Kind {
@@ -1406,7 +1535,7 @@ type MultiOp struct {
 
 func (x *MultiOp) Reset() {
 	*x = MultiOp{}
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1547,7 @@ func (x *MultiOp) String() string {
 func (*MultiOp) ProtoMessage() {}
 
 func (x *MultiOp) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1560,7 @@ func (x *MultiOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOp.ProtoReflect.Descriptor instead.
 func (*MultiOp) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MultiOp) GetGuard() []*Test {
@@ -1465,7 +1594,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1606,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1619,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OpResult) GetFound() bool {
@@ -1517,7 +1646,7 @@ type MultiOpResult struct {
 
 func (x *MultiOpResult) Reset() {
 	*x = MultiOpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1658,7 @@ func (x *MultiOpResult) String() string {
 func (*MultiOpResult) ProtoMessage() {}
 
 func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1671,7 @@ func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOpResult.ProtoReflect.Descriptor instead.
 func (*MultiOpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MultiOpResult) GetSucceeded() bool {
@@ -1572,7 +1701,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1713,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1726,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReadRequest) GetRequestId() uint64 {
@@ -1633,7 +1762,7 @@ type ClientRequest struct {
 
 func (x *ClientRequest) Reset() {
 	*x = ClientRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +1774,7 @@ func (x *ClientRequest) String() string {
 func (*ClientRequest) ProtoMessage() {}
 
 func (x *ClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +1787,7 @@ func (x *ClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRequest.ProtoReflect.Descriptor instead.
 func (*ClientRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClientRequest) GetRequestId() uint64 {
@@ -1692,7 +1821,7 @@ type ClientResponse struct {
 
 func (x *ClientResponse) Reset() {
 	*x = ClientResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1833,7 @@ func (x *ClientResponse) String() string {
 func (*ClientResponse) ProtoMessage() {}
 
 func (x *ClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1846,7 @@ func (x *ClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientResponse.ProtoReflect.Descriptor instead.
 func (*ClientResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClientResponse) GetRequestId() uint64 {
@@ -1791,7 +1920,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +1932,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +1945,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
 }
 
 type Member struct {
@@ -1830,7 +1959,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +1971,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +1984,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Member) GetId() uint32 {
@@ -1911,15 +2040,16 @@ type StatusResponse struct {
 	// catching_up: this replica has known of chosen instances it has not
 	// applied for more than a few seconds (§6.3: a replica stuck in catch-up
 	// is flagged). role is "voter" (membership changes will add others).
-	CatchingUp    bool   `protobuf:"varint,25,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
-	Role          string `protobuf:"bytes,26,opt,name=role,proto3" json:"role,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CatchingUp        bool   `protobuf:"varint,25,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
+	Role              string `protobuf:"bytes,26,opt,name=role,proto3" json:"role,omitempty"`
+	MembershipVersion uint64 `protobuf:"varint,27,opt,name=membership_version,json=membershipVersion,proto3" json:"membership_version,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2061,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2074,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StatusResponse) GetNodeId() uint32 {
@@ -2129,6 +2259,13 @@ func (x *StatusResponse) GetRole() string {
 	return ""
 }
 
+func (x *StatusResponse) GetMembershipVersion() uint64 {
+	if x != nil {
+		return x.MembershipVersion
+	}
+	return 0
+}
+
 // ChecksumReport is one replica's checksum of its state as of instance,
 // sent to every peer's learner after a checksum value applied (§6.2).
 type ChecksumReport struct {
@@ -2142,7 +2279,7 @@ type ChecksumReport struct {
 
 func (x *ChecksumReport) Reset() {
 	*x = ChecksumReport{}
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2291,7 @@ func (x *ChecksumReport) String() string {
 func (*ChecksumReport) ProtoMessage() {}
 
 func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2304,7 @@ func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChecksumReport.ProtoReflect.Descriptor instead.
 func (*ChecksumReport) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ChecksumReport) GetFrom() uint32 {
@@ -2202,7 +2339,7 @@ type CheckRequest struct {
 
 func (x *CheckRequest) Reset() {
 	*x = CheckRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2351,7 @@ func (x *CheckRequest) String() string {
 func (*CheckRequest) ProtoMessage() {}
 
 func (x *CheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2364,7 @@ func (x *CheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
 func (*CheckRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CheckRequest) GetRequestId() uint64 {
@@ -2248,7 +2385,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2260,7 +2397,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2410,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CheckResponse) GetRequestId() uint64 {
@@ -2309,7 +2446,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2458,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2471,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SnapshotRequest) GetRequestId() uint64 {
@@ -2358,7 +2495,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2507,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2520,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SnapshotResponse) GetRequestId() uint64 {
@@ -2432,18 +2569,19 @@ func (x *SnapshotResponse) GetError() string {
 // instance it is as of, the epoch in force there, and the group's members
 // at that point.
 type SnapshotMeta struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	EpochMaster   uint32                 `protobuf:"varint,3,opt,name=epoch_master,json=epochMaster,proto3" json:"epoch_master,omitempty"`
-	Members       []*Member              `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Instance          uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Epoch             uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	EpochMaster       uint32                 `protobuf:"varint,3,opt,name=epoch_master,json=epochMaster,proto3" json:"epoch_master,omitempty"`
+	Members           []*Member              `protobuf:"bytes,4,rep,name=members,proto3" json:"members,omitempty"`
+	MembershipVersion uint64                 `protobuf:"varint,5,opt,name=membership_version,json=membershipVersion,proto3" json:"membership_version,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2455,7 +2593,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2468,7 +2606,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SnapshotMeta) GetInstance() uint64 {
@@ -2499,6 +2637,13 @@ func (x *SnapshotMeta) GetMembers() []*Member {
 	return nil
 }
 
+func (x *SnapshotMeta) GetMembershipVersion() uint64 {
+	if x != nil {
+		return x.MembershipVersion
+	}
+	return 0
+}
+
 // SnapshotChunkRequest asks a peer's snapshotter for the bytes of its
 // snapshot file (as of at least instance) from offset: one chunk in flight
 // at a time is the flow control.
@@ -2513,7 +2658,7 @@ type SnapshotChunkRequest struct {
 
 func (x *SnapshotChunkRequest) Reset() {
 	*x = SnapshotChunkRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +2670,7 @@ func (x *SnapshotChunkRequest) String() string {
 func (*SnapshotChunkRequest) ProtoMessage() {}
 
 func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +2683,7 @@ func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunkRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotChunkRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SnapshotChunkRequest) GetFrom() uint32 {
@@ -2577,7 +2722,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +2734,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +2747,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SnapshotChunk) GetFrom() uint32 {
@@ -2657,7 +2802,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +2814,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +2827,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Record) GetKind() isRecord_Kind {
@@ -2797,7 +2942,7 @@ type TruncatedRecord struct {
 
 func (x *TruncatedRecord) Reset() {
 	*x = TruncatedRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2809,7 +2954,7 @@ func (x *TruncatedRecord) String() string {
 func (*TruncatedRecord) ProtoMessage() {}
 
 func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2822,7 +2967,7 @@ func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedRecord.ProtoReflect.Descriptor instead.
 func (*TruncatedRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TruncatedRecord) GetUpto() uint64 {
@@ -2841,7 +2986,7 @@ type PromiseRecord struct {
 
 func (x *PromiseRecord) Reset() {
 	*x = PromiseRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2853,7 +2998,7 @@ func (x *PromiseRecord) String() string {
 func (*PromiseRecord) ProtoMessage() {}
 
 func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2866,7 +3011,7 @@ func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromiseRecord.ProtoReflect.Descriptor instead.
 func (*PromiseRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PromiseRecord) GetBallot() uint64 {
@@ -2885,7 +3030,7 @@ type ChosenRecord struct {
 
 func (x *ChosenRecord) Reset() {
 	*x = ChosenRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2897,7 +3042,7 @@ func (x *ChosenRecord) String() string {
 func (*ChosenRecord) ProtoMessage() {}
 
 func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2910,7 +3055,7 @@ func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChosenRecord.ProtoReflect.Descriptor instead.
 func (*ChosenRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ChosenRecord) GetUpto() uint64 {
@@ -2930,7 +3075,7 @@ type MetaRecord struct {
 
 func (x *MetaRecord) Reset() {
 	*x = MetaRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2942,7 +3087,7 @@ func (x *MetaRecord) String() string {
 func (*MetaRecord) ProtoMessage() {}
 
 func (x *MetaRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2955,7 +3100,7 @@ func (x *MetaRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRecord.ProtoReflect.Descriptor instead.
 func (*MetaRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *MetaRecord) GetClusterId() string {
@@ -2976,7 +3121,7 @@ var File_messages_livepaxos_proto protoreflect.FileDescriptor
 
 const file_messages_livepaxos_proto_rawDesc = "" +
 	"\n" +
-	"\x18messages/livepaxos.proto\x12\flivepaxos.v1\"\xb0\x01\n" +
+	"\x18messages/livepaxos.proto\x12\flivepaxos.v1\"\xd0\x01\n" +
 	"\aCommand\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\rR\x06origin\x12#\n" +
 	"\rreply_address\x18\x02 \x01(\tR\freplyAddress\x12\x19\n" +
@@ -2984,7 +3129,19 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x04 \x01(\x04R\trequestId\x12\x18\n" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12\x14\n" +
-	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\"\xb0\x01\n" +
+	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12\x1e\n" +
+	"\n" +
+	"membership\x18\a \x01(\bR\n" +
+	"membership\"V\n" +
+	"\n" +
+	"Membership\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
+	"\amembers\x18\x02 \x03(\v2\x14.livepaxos.v1.MemberR\amembers\"o\n" +
+	"\x0eMembersRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12&\n" +
+	"\x03add\x18\x02 \x01(\v2\x14.livepaxos.v1.MemberR\x03add\x12\x16\n" +
+	"\x06remove\x18\x03 \x01(\rR\x06remove\"\xb0\x01\n" +
 	"\x05Value\x121\n" +
 	"\bcommands\x18\x01 \x03(\v2\x15.livepaxos.v1.CommandR\bcommands\x12\x12\n" +
 	"\x04noop\x18\x02 \x01(\bR\x04noop\x12!\n" +
@@ -3113,7 +3270,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
-	"\x04role\x18\x03 \x01(\tR\x04role\"\xf1\x06\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\"\xa0\a\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -3146,7 +3303,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"divergence\x12\x1f\n" +
 	"\vcatching_up\x18\x19 \x01(\bR\n" +
 	"catchingUp\x12\x12\n" +
-	"\x04role\x18\x1a \x01(\tR\x04role\"\\\n" +
+	"\x04role\x18\x1a \x01(\tR\x04role\x12-\n" +
+	"\x12membership_version\x18\x1b \x01(\x04R\x11membershipVersion\"\\\n" +
 	"\x0eChecksumReport\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x1a\n" +
@@ -3170,12 +3328,13 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12\x1f\n" +
 	"\vduration_us\x18\x05 \x01(\x03R\n" +
 	"durationUs\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"\x93\x01\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"\xc2\x01\n" +
 	"\fSnapshotMeta\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12!\n" +
 	"\fepoch_master\x18\x03 \x01(\rR\vepochMaster\x12.\n" +
-	"\amembers\x18\x04 \x03(\v2\x14.livepaxos.v1.MemberR\amembers\"^\n" +
+	"\amembers\x18\x04 \x03(\v2\x14.livepaxos.v1.MemberR\amembers\x12-\n" +
+	"\x12membership_version\x18\x05 \x01(\x04R\x11membershipVersion\"^\n" +
 	"\x14SnapshotChunkRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x16\n" +
@@ -3232,77 +3391,81 @@ func file_messages_livepaxos_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_messages_livepaxos_proto_goTypes = []any{
 	(ErrorCode)(0),               // 0: livepaxos.v1.ErrorCode
 	(Consistency)(0),             // 1: livepaxos.v1.Consistency
 	(Test_Kind)(0),               // 2: livepaxos.v1.Test.Kind
 	(Op_Kind)(0),                 // 3: livepaxos.v1.Op.Kind
 	(*Command)(nil),              // 4: livepaxos.v1.Command
-	(*Value)(nil),                // 5: livepaxos.v1.Value
-	(*Entry)(nil),                // 6: livepaxos.v1.Entry
-	(*Prepare)(nil),              // 7: livepaxos.v1.Prepare
-	(*Promise)(nil),              // 8: livepaxos.v1.Promise
-	(*Accept)(nil),               // 9: livepaxos.v1.Accept
-	(*Accepted)(nil),             // 10: livepaxos.v1.Accepted
-	(*Confirm)(nil),              // 11: livepaxos.v1.Confirm
-	(*Confirmed)(nil),            // 12: livepaxos.v1.Confirmed
-	(*Chosen)(nil),               // 13: livepaxos.v1.Chosen
-	(*Heartbeat)(nil),            // 14: livepaxos.v1.Heartbeat
-	(*CatchupRequest)(nil),       // 15: livepaxos.v1.CatchupRequest
-	(*CatchupResponse)(nil),      // 16: livepaxos.v1.CatchupResponse
-	(*Test)(nil),                 // 17: livepaxos.v1.Test
-	(*Op)(nil),                   // 18: livepaxos.v1.Op
-	(*MultiOp)(nil),              // 19: livepaxos.v1.MultiOp
-	(*OpResult)(nil),             // 20: livepaxos.v1.OpResult
-	(*MultiOpResult)(nil),        // 21: livepaxos.v1.MultiOpResult
-	(*ReadRequest)(nil),          // 22: livepaxos.v1.ReadRequest
-	(*ClientRequest)(nil),        // 23: livepaxos.v1.ClientRequest
-	(*ClientResponse)(nil),       // 24: livepaxos.v1.ClientResponse
-	(*StatusRequest)(nil),        // 25: livepaxos.v1.StatusRequest
-	(*Member)(nil),               // 26: livepaxos.v1.Member
-	(*StatusResponse)(nil),       // 27: livepaxos.v1.StatusResponse
-	(*ChecksumReport)(nil),       // 28: livepaxos.v1.ChecksumReport
-	(*CheckRequest)(nil),         // 29: livepaxos.v1.CheckRequest
-	(*CheckResponse)(nil),        // 30: livepaxos.v1.CheckResponse
-	(*SnapshotRequest)(nil),      // 31: livepaxos.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),     // 32: livepaxos.v1.SnapshotResponse
-	(*SnapshotMeta)(nil),         // 33: livepaxos.v1.SnapshotMeta
-	(*SnapshotChunkRequest)(nil), // 34: livepaxos.v1.SnapshotChunkRequest
-	(*SnapshotChunk)(nil),        // 35: livepaxos.v1.SnapshotChunk
-	(*Record)(nil),               // 36: livepaxos.v1.Record
-	(*TruncatedRecord)(nil),      // 37: livepaxos.v1.TruncatedRecord
-	(*PromiseRecord)(nil),        // 38: livepaxos.v1.PromiseRecord
-	(*ChosenRecord)(nil),         // 39: livepaxos.v1.ChosenRecord
-	(*MetaRecord)(nil),           // 40: livepaxos.v1.MetaRecord
+	(*Membership)(nil),           // 5: livepaxos.v1.Membership
+	(*MembersRequest)(nil),       // 6: livepaxos.v1.MembersRequest
+	(*Value)(nil),                // 7: livepaxos.v1.Value
+	(*Entry)(nil),                // 8: livepaxos.v1.Entry
+	(*Prepare)(nil),              // 9: livepaxos.v1.Prepare
+	(*Promise)(nil),              // 10: livepaxos.v1.Promise
+	(*Accept)(nil),               // 11: livepaxos.v1.Accept
+	(*Accepted)(nil),             // 12: livepaxos.v1.Accepted
+	(*Confirm)(nil),              // 13: livepaxos.v1.Confirm
+	(*Confirmed)(nil),            // 14: livepaxos.v1.Confirmed
+	(*Chosen)(nil),               // 15: livepaxos.v1.Chosen
+	(*Heartbeat)(nil),            // 16: livepaxos.v1.Heartbeat
+	(*CatchupRequest)(nil),       // 17: livepaxos.v1.CatchupRequest
+	(*CatchupResponse)(nil),      // 18: livepaxos.v1.CatchupResponse
+	(*Test)(nil),                 // 19: livepaxos.v1.Test
+	(*Op)(nil),                   // 20: livepaxos.v1.Op
+	(*MultiOp)(nil),              // 21: livepaxos.v1.MultiOp
+	(*OpResult)(nil),             // 22: livepaxos.v1.OpResult
+	(*MultiOpResult)(nil),        // 23: livepaxos.v1.MultiOpResult
+	(*ReadRequest)(nil),          // 24: livepaxos.v1.ReadRequest
+	(*ClientRequest)(nil),        // 25: livepaxos.v1.ClientRequest
+	(*ClientResponse)(nil),       // 26: livepaxos.v1.ClientResponse
+	(*StatusRequest)(nil),        // 27: livepaxos.v1.StatusRequest
+	(*Member)(nil),               // 28: livepaxos.v1.Member
+	(*StatusResponse)(nil),       // 29: livepaxos.v1.StatusResponse
+	(*ChecksumReport)(nil),       // 30: livepaxos.v1.ChecksumReport
+	(*CheckRequest)(nil),         // 31: livepaxos.v1.CheckRequest
+	(*CheckResponse)(nil),        // 32: livepaxos.v1.CheckResponse
+	(*SnapshotRequest)(nil),      // 33: livepaxos.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),     // 34: livepaxos.v1.SnapshotResponse
+	(*SnapshotMeta)(nil),         // 35: livepaxos.v1.SnapshotMeta
+	(*SnapshotChunkRequest)(nil), // 36: livepaxos.v1.SnapshotChunkRequest
+	(*SnapshotChunk)(nil),        // 37: livepaxos.v1.SnapshotChunk
+	(*Record)(nil),               // 38: livepaxos.v1.Record
+	(*TruncatedRecord)(nil),      // 39: livepaxos.v1.TruncatedRecord
+	(*PromiseRecord)(nil),        // 40: livepaxos.v1.PromiseRecord
+	(*ChosenRecord)(nil),         // 41: livepaxos.v1.ChosenRecord
+	(*MetaRecord)(nil),           // 42: livepaxos.v1.MetaRecord
 }
 var file_messages_livepaxos_proto_depIdxs = []int32{
-	4,  // 0: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
-	5,  // 1: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
-	6,  // 2: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
-	6,  // 3: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
-	6,  // 4: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
-	2,  // 5: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
-	3,  // 6: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
-	17, // 7: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
-	18, // 8: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
-	18, // 9: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
-	20, // 10: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
-	1,  // 11: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 12: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
-	26, // 13: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	26, // 14: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
-	38, // 15: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
-	6,  // 16: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
-	6,  // 17: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	39, // 18: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	40, // 19: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	37, // 20: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	28, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
+	28, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
+	4,  // 2: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
+	7,  // 3: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
+	8,  // 4: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
+	8,  // 5: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
+	8,  // 6: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
+	2,  // 7: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
+	3,  // 8: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
+	19, // 9: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
+	20, // 10: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
+	20, // 11: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
+	22, // 12: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
+	1,  // 13: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
+	0,  // 14: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
+	28, // 15: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
+	28, // 16: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
+	40, // 17: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	8,  // 18: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
+	8,  // 19: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
+	41, // 20: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	42, // 21: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	39, // 22: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_messages_livepaxos_proto_init() }
@@ -3310,7 +3473,7 @@ func file_messages_livepaxos_proto_init() {
 	if File_messages_livepaxos_proto != nil {
 		return
 	}
-	file_messages_livepaxos_proto_msgTypes[32].OneofWrappers = []any{
+	file_messages_livepaxos_proto_msgTypes[34].OneofWrappers = []any{
 		(*Record_Promise)(nil),
 		(*Record_Accept)(nil),
 		(*Record_Learned)(nil),
@@ -3324,7 +3487,7 @@ func file_messages_livepaxos_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_livepaxos_proto_rawDesc), len(file_messages_livepaxos_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

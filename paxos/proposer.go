@@ -776,6 +776,10 @@ func (p *Proposer) bestReported() map[uint64]*messages.Entry {
 
 func (p *Proposer) seen(b uint64) { p.highestSeen = max(p.highestSeen, b) }
 
+// SetLearners replaces the non-voting members the proposer sends the log
+// to, as a membership change applied (§5.4). The voters never change here.
+func (p *Proposer) SetLearners(ids []uint32) { p.cfg.Learners = append([]uint32(nil), ids...) }
+
 // HoldUntilApplied keeps the proposer from campaigning until its learner
 // has applied upto: at restart, its own acceptor's truncation point (a
 // candidate behind it would be refused by its own acceptor).

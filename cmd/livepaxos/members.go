@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/livepaxos/livepaxos/cluster"
+	"github.com/livepaxos/livepaxos/messages"
 )
 
 func newMembersCmd() *cobra.Command {
@@ -14,7 +18,55 @@ func newMembersCmd() *cobra.Command {
 		Use:   "members",
 		Short: "The group's members and their roles",
 	}
-	cmd.AddCommand(newMembersListCmd())
+	cmd.AddCommand(newMembersListCmd(), newMembersChangeCmd("add"), newMembersChangeCmd("remove"))
+	return cmd
+}
+
+// newMembersChangeCmd is `members add ID=HOST:PORT` (as a non-voting
+// learner) or `members remove ID` (a learner).
+func newMembersChangeCmd(verb string) *cobra.Command {
+	var f clientFlags
+	use, short := "add ID=HOST:PORT", "Add a member as a non-voting learner, through the log (start it with node --join)"
+	if verb == "remove" {
+		use, short = "remove ID", "Remove a learner, through the log"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &messages.MembersRequest{}
+			if verb == "add" {
+				ps, err := cluster.ParsePeers(args[0])
+				if err != nil || len(ps) != 1 {
+					return fmt.Errorf("%w: want ID=HOST:PORT, got %q", errUsage, args[0])
+				}
+				for id, addr := range ps {
+					req.Add = &messages.Member{Id: id, Address: addr}
+				}
+			} else {
+				id, err := strconv.ParseUint(args[0], 10, 32)
+				if err != nil || id == 0 {
+					return fmt.Errorf("%w: want a node id, got %q", errUsage, args[0])
+				}
+				req.Remove = uint32(id)
+			}
+			c, err := f.dial(1)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+			defer cancel()
+			v, err := c.ChangeMembers(ctx, req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "membership version %d\n", v)
+			return nil
+		},
+	}
+	f.add(cmd)
 	return cmd
 }
 
@@ -36,9 +88,8 @@ func newMembersListCmd() *cobra.Command {
 		Short: "List the members (voters and non-voting learners) as the first node that answers knows them",
 		Long: `List the group's members as a reachable node knows them: each one's id, address
 and role (voter, or learner: non-voting, §5.4), whether it answers, whether it is
-master, and how far it has applied the log. Membership changes through the log
-(add, remove, promote) are not built yet: members are set by --peers and
---learners.`,
+master, and how far it has applied the log. Voters are set by --peers; learners
+by --learners or added and removed through the log (members add/remove).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			eps, err := f.endpointList()

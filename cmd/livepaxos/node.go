@@ -27,6 +27,7 @@ type nodeFlags struct {
 	listen        string
 	peers         string
 	learners      string
+	join          bool
 	data          string
 	clusterID     string
 	logLevel      string
@@ -56,6 +57,7 @@ func newNodeCmd() *cobra.Command {
 	fl.Uint32Var(&f.id, "id", 0, "this node's id, as in --peers (required)")
 	fl.StringVar(&f.listen, "listen", "", "host:port to listen on (default: this node's --peers address)")
 	fl.StringVar(&f.peers, "peers", "", "every voter as id=host:port, comma-separated (required)")
+	fl.BoolVar(&f.join, "join", false, "start a node that is in neither --peers nor --learners (empty data directory); it catches up once `livepaxos members add` adds it as a learner (needs --listen)")
 	fl.StringVar(&f.learners, "learners", "", "non-voting members as id=host:port, comma-separated: they learn the log and never vote (§5.4)")
 	fl.StringVar(&f.data, "data", "", "data directory (required)")
 	fl.StringVar(&f.clusterID, "cluster-id", "", "cluster identity bound into the data directory (default: derived from --peers)")
@@ -101,6 +103,9 @@ func runNode(f nodeFlags) error {
 	if !ok {
 		self, ok = learners[f.id]
 	}
+	if !ok && f.join && f.listen != "" {
+		self, ok = f.listen, true
+	}
 	if !ok {
 		return fmt.Errorf("%w: --id %d is not in --peers %s", errUsage, f.id, peers)
 	}
@@ -142,6 +147,8 @@ func runNode(f nodeFlags) error {
 		NodeID:          f.id,
 		Peers:           peers,
 		Learners:        learners,
+		Join:            f.join,
+		SelfAddress:     self,
 		DataDir:         f.data,
 		ClusterID:       f.clusterID,
 		StateMachine:    kv,

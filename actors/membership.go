@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
 )
 
 // membersView is the group's configuration as this replica has applied the
@@ -124,13 +125,10 @@ func (r *Replica) applyMembership(payload []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: does not decode: %v", ErrMembership, err)
 	}
 	cur := r.view()
-	if m.Version != cur.version+1 {
-		return nil, fmt.Errorf("%w: version %d does not follow %d (another change came first)", ErrMembership, m.Version, cur.version)
+	if err := paxos.CheckMembershipChange(cur.membership(), m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMembership, err)
 	}
 	next := viewOf(m)
-	if !slices.Equal(next.voters(), cur.voters()) {
-		return nil, fmt.Errorf("%w: the voters would change", ErrMembership)
-	}
 	r.members.Store(next)
 	r.membersChanged = true
 	r.cfg.Logger.Info("membership changed", "node", r.cfg.NodeID, "version", m.Version, "learners", next.learnerIDs())

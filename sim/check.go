@@ -26,8 +26,10 @@ type tally struct {
 // what was chosen comes from the acceptors' durable records, not from what
 // any learner believes.
 type checker struct {
-	s      *Simulator
-	quorum int
+	// versionAt is the membership version after each membership command.
+	versionAt map[uint64]uint64
+	s         *Simulator
+	quorum    int
 	// tallies and chosen are the ground truth: a value is chosen at an
 	// instance once a majority durably accepted it under one ballot.
 	tallies map[tallyKey]*tally
@@ -373,3 +375,17 @@ func (c *checker) final() {
 }
 
 func fmtDur(d int64) string { return fmt.Sprint(timeDuration(d)) }
+
+// membership checks that every replica holds the same membership version
+// after applying a membership command at instance (§5.4).
+func (c *checker) membership(n *node, instance, version uint64) {
+	if c.versionAt == nil {
+		c.versionAt = make(map[uint64]uint64)
+	}
+	if v, ok := c.versionAt[instance]; ok && v != version {
+		c.s.fail(ErrSafety, ErrMembershipDiverged, "%s holds membership v%d after instance %d, another replica v%d",
+			n.name(), version, instance, v)
+		return
+	}
+	c.versionAt[instance] = version
+}

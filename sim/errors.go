@@ -35,6 +35,9 @@ var (
 	// ErrChecksumMismatch: a replica's runtime consistency check (§6.2)
 	// found its state differs from its group's majority, so it stopped.
 	ErrChecksumMismatch = errors.New("runtime consistency check found a diverged replica")
+	// ErrMembershipDiverged: two replicas hold different memberships after
+	// applying the same instance (§5.4).
+	ErrMembershipDiverged = errors.New("replicas disagree on the membership")
 	// ErrNotLinearizable: the client history has no linearization.
 	ErrNotLinearizable = errors.New("client history is not linearizable")
 	// ErrLinearizabilityUnknown: the linearizability checker ran out of

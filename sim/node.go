@@ -67,6 +67,9 @@ type node struct {
 	// fetching is the snapshot transfer in progress, if any (lost in a
 	// crash).
 	fetching *fetch
+	// members is the membership in force as this incarnation applied the
+	// log (§5.4): replicated state, rebuilt from the snapshot and the log.
+	members *messages.Membership
 	// hadSnapshot: the node has taken or installed a snapshot.
 	hadSnapshot bool
 }
@@ -78,6 +81,7 @@ type simSnapshot struct {
 	epoch    uint64
 	master   uint32
 	state    []byte
+	members  *messages.Membership // the membership in force (§5.4)
 }
 
 func newNode(s *Simulator, id uint32) *node {
@@ -131,6 +135,7 @@ func (n *node) boot(records []*messages.Record) {
 	n.snapshotting = false
 	n.fetching = nil
 	n.tally = paxos.NewChecksumTally(n.id, len(n.s.all), 16)
+	n.members = n.s.initialMembership()
 	if snap := n.snapshot; snap != nil {
 		// Recovery (§5.5): the newest snapshot, then the log after it.
 		if err := n.kv.Restore(bytes.NewReader(snap.state)); err != nil {
@@ -139,6 +144,9 @@ func (n *node) boot(records []*messages.Record) {
 		}
 		n.l.RestoreSnapshot(snap.instance)
 		n.epochs.Reset(snap.epoch, snap.master)
+		if snap.members != nil {
+			n.members = snap.members
+		}
 		n.applied = snap.instance
 	}
 	for _, rec := range records {
@@ -167,7 +175,7 @@ func (n *node) boot(records []*messages.Record) {
 		}
 	}
 	pcfg := n.s.cfg.Proposer
-	pcfg.ID, pcfg.Peers, pcfg.Learners = n.id, n.s.ids, n.s.learners
+	pcfg.ID, pcfg.Peers, pcfg.Learners = n.id, n.s.ids, paxos.MembershipLearners(n.members)
 	pcfg.Rand = rand.New(rand.NewPCG(n.s.rng.Uint64(), uint64(n.id)))
 	n.p = paxos.NewProposer(pcfg, n.now())
 	n.p.LearnerProgress(n.l.Contiguous())
@@ -267,7 +275,7 @@ func (n *node) startSnapshot() {
 		return
 	}
 	epoch, master := n.epochs.Epoch()
-	snap := &simSnapshot{instance: n.applied, epoch: epoch, master: master, state: buf.Bytes()}
+	snap := &simSnapshot{instance: n.applied, epoch: epoch, master: master, state: buf.Bytes(), members: n.members}
 	n.snapshotting = true
 	delay := int64(n.s.cfg.FsyncMin) + n.s.rng.Int64N(int64(10*n.s.cfg.FsyncMax))
 	n.s.sched.after(delay, n.guard(func() {
@@ -311,6 +319,27 @@ func (n *node) checkpoint(upto uint64) {
 	}})
 }
 
+// applyMembership applies a membership command from the log, as
+// actors.Replica does: it takes effect only if paxos.CheckMembershipChange
+// allows it, and the proposer then sends the log to the new learners.
+func (n *node) applyMembership(instance uint64, payload []byte) {
+	next := &messages.Membership{}
+	if err := proto.Unmarshal(payload, next); err != nil {
+		n.s.fail(ErrSafety, ErrMembershipDiverged, "%s: membership command at %d does not decode", n.name(), instance)
+		return
+	}
+	if paxos.CheckMembershipChange(n.members, next) == nil {
+		n.members = next
+		if n.p != nil { // at boot the proposer is made after the replay, from n.members
+			n.p.SetLearners(paxos.MembershipLearners(next))
+		}
+		if n.s.trace != nil {
+			n.s.tracef("%s membership v%d at %d: learners %v", n.name(), next.Version, instance, paxos.MembershipLearners(next))
+		}
+	}
+	n.s.check.membership(n, instance, n.members.GetVersion())
+}
+
 // checksum is the §6.2 runtime consistency check at a checksum value:
 // the node sends every peer its database's digest at instance and compares
 // with theirs (paxos.ChecksumTally); a node that finds itself in the
@@ -352,6 +381,7 @@ type snapshotChunk struct {
 	instance uint64 // 0: nothing as recent to give
 	epoch    uint64
 	master   uint32
+	members  *messages.Membership
 	offset   int
 	data     []byte
 	done     bool
@@ -390,7 +420,7 @@ func (n *node) serveChunk(from uint32, m *snapshotFetch) {
 	resp := &snapshotChunk{offset: m.offset}
 	if snap := n.snapshot; snap != nil && snap.instance >= m.instance && m.offset <= len(snap.state) {
 		end := min(m.offset+snapshotChunkBytes, len(snap.state))
-		resp.instance, resp.epoch, resp.master = snap.instance, snap.epoch, snap.master
+		resp.instance, resp.epoch, resp.master, resp.members = snap.instance, snap.epoch, snap.master, snap.members
 		resp.data = snap.state[m.offset:end] // never changed in place: sharing is a copy
 		resp.done = end == len(snap.state)
 	}
@@ -417,7 +447,7 @@ func (n *node) takeChunk(from uint32, m *snapshotChunk) {
 		return
 	}
 	n.fetching = nil
-	n.install(&simSnapshot{instance: m.instance, epoch: m.epoch, master: m.master, state: f.buf})
+	n.install(&simSnapshot{instance: m.instance, epoch: m.epoch, master: m.master, state: f.buf, members: m.members})
 }
 
 // install replaces this node's state with a peer's snapshot, if it is
@@ -438,6 +468,10 @@ func (n *node) install(snap *simSnapshot) {
 		n.s.tracef("%s INSTALL snapshot at %d (applied was %d)", n.name(), snap.instance, n.applied)
 	}
 	n.epochs.Reset(snap.epoch, snap.master)
+	if snap.members != nil {
+		n.members = snap.members
+		n.p.SetLearners(paxos.MembershipLearners(n.members))
+	}
 	n.applied = snap.instance
 	n.snapshot = snap
 	n.hadSnapshot = true
@@ -609,7 +643,10 @@ func (n *node) apply(e *messages.Entry, reply bool) bool {
 		admitted := n.epochs.Admits(cmd)
 		var res []byte
 		var err error
-		if admitted && !(paxos.Planted == paxos.BugDivergentApply && n.id == 2 && cmd.Origin != n.id && i == 0 && e.Instance%5 == 0) {
+		switch {
+		case admitted && cmd.Membership:
+			n.applyMembership(e.Instance, cmd.Payload)
+		case admitted && !(paxos.Planted == paxos.BugDivergentApply && n.id == 2 && cmd.Origin != n.id && i == 0 && e.Instance%5 == 0):
 			res, err = n.kv.Apply(e.Instance, cmd.Payload)
 		}
 		if !reply || cmd.Origin != n.id || cmd.ReplyAddress != replyAddress {

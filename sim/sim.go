@@ -31,13 +31,14 @@ type Result struct {
 	Truncations             int // log checkpoints made durable (older records deleted)
 	TransfersCut            int // snapshot transfers given up mid-way (provider crashed, quiet or moved on)
 	Checksums               int // runtime consistency checksums computed (§6.2)
+	MembershipOps           int // learner removals and additions the operator asked for (§5.4)
 }
 
 func (r Result) String() string {
 	return fmt.Sprintf("seed %d: %d nodes, %d steps, %s simulated, %d ops (%d ok, %d unknown), %d instances, "+
 		"%d crashes (%d unsynced records lost), %d partitions, %d messages (%d lost), %d lease reads, %d quorum reads, "+
-		"%d snapshots (%d installed, %d transfers cut, %d truncations), %d checksums", r.Seed, r.Nodes, r.Steps, r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords,
-		r.Partitions, r.Messages, r.Lost, r.LeaseReads, r.QuorumReads, r.Snapshots, r.Installs, r.TransfersCut, r.Truncations, r.Checksums)
+		"%d snapshots (%d installed, %d transfers cut, %d truncations), %d checksums, %d membership changes asked", r.Seed, r.Nodes, r.Steps, r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords,
+		r.Partitions, r.Messages, r.Lost, r.LeaseReads, r.QuorumReads, r.Snapshots, r.Installs, r.TransfersCut, r.Truncations, r.Checksums, r.MembershipOps)
 }
 
 // Simulator runs one seeded run. It is single-threaded and not reusable:
@@ -68,6 +69,8 @@ type Simulator struct {
 	snapshots   int
 	installs    int
 	truncations int
+	// membershipOps counts membership changes the operator asked for.
+	membershipOps int
 	// checksums counts checksums computed at checksum values (§6.2).
 	checksums int
 	// transfersCut counts snapshot transfers given up mid-way.
@@ -112,6 +115,9 @@ func (s *Simulator) Run() (Result, error) {
 	}
 	s.startFaults()
 	s.sched.at(s.faultsEnd, s.stopFaults)
+	if len(s.learners) > 0 {
+		s.sched.after(int64(500*time.Millisecond), s.operate)
+	}
 	s.runUntil(s.end)
 	return s.finish()
 }
@@ -170,7 +176,7 @@ func (s *Simulator) result() Result {
 	r := Result{Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Steps: s.steps, SimTime: time.Duration(s.sched.now),
 		Ops: len(s.history), Chosen: len(s.check.log), Crashes: s.crashes, LostRecords: s.lostRecords, Partitions: s.partitions,
 		Messages: s.net.sent, Lost: s.net.lost, LeaseReads: s.check.leaseReads, QuorumReads: s.check.quorumReads,
-		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums}
+		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums, MembershipOps: s.membershipOps}
 	for _, o := range s.history {
 		switch o.status {
 		case opOK:

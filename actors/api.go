@@ -79,12 +79,9 @@ func (r *Replica) Epoch() (epoch uint64, master uint32) {
 // (ErrNotMaster elsewhere); a stale read is answered by any replica. The
 // state machine must implement Reader, or the query goes through the log.
 func (r *Replica) Read(ctx context.Context, sender actor.SenderContext, query []byte, consistency messages.Consistency) (result []byte, epoch uint64, err error) {
-	timeout := 10 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	if timeout <= 0 {
-		return nil, 0, ctx.Err()
+	timeout, err := requestTimeout(ctx, 10*time.Second)
+	if err != nil {
+		return nil, 0, err
 	}
 	req := &messages.ReadRequest{RequestId: proposeIDs.Add(1), Query: query, Consistency: consistency}
 	reply, err := sender.RequestFuture(r.LeasePID(), req, timeout).Result()
@@ -112,12 +109,9 @@ func (r *Replica) Read(ctx context.Context, sender actor.SenderContext, query []
 // the error text when known). sender is any context of the system the
 // replica runs in (for example system.Root).
 func (r *Replica) Propose(ctx context.Context, sender actor.SenderContext, command []byte) ([]byte, error) {
-	timeout := 10 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	if timeout <= 0 {
-		return nil, ctx.Err()
+	timeout, err := requestTimeout(ctx, 10*time.Second)
+	if err != nil {
+		return nil, err
 	}
 	req := &messages.ClientRequest{RequestId: proposeIDs.Add(1), Command: command}
 	reply, err := sender.RequestFuture(r.ProposerPID(), req, timeout).Result()
@@ -157,12 +151,9 @@ var ErrSnapshot = errors.New("actors: snapshot failed")
 // log below it is then let go of. The state machine must implement
 // Snapshotter. Snapshots are per replica: the others are not asked.
 func (r *Replica) Snapshot(ctx context.Context, sender actor.SenderContext) (instance uint64, err error) {
-	timeout := time.Minute
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	if timeout <= 0 {
-		return 0, ctx.Err()
+	timeout, err := requestTimeout(ctx, time.Minute)
+	if err != nil {
+		return 0, err
 	}
 	reply, err := sender.RequestFuture(r.SnapshotterPID(), &messages.SnapshotRequest{RequestId: proposeIDs.Add(1)}, timeout).Result()
 	if err != nil {
@@ -186,12 +177,9 @@ func (r *Replica) LogStats() storage.Stats { return r.wal.Stats() }
 // non-voting learner or remove a learner (§5.4), through the log, and
 // returns the new membership version once it is applied here.
 func (r *Replica) ChangeMembers(ctx context.Context, sender actor.SenderContext, req *messages.MembersRequest) (version uint64, err error) {
-	timeout := 10 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	if timeout <= 0 {
-		return 0, ctx.Err()
+	timeout, err := requestTimeout(ctx, 10*time.Second)
+	if err != nil {
+		return 0, err
 	}
 	req.RequestId = proposeIDs.Add(1)
 	reply, err := sender.RequestFuture(r.ProposerPID(), req, timeout).Result()
@@ -209,4 +197,20 @@ func (r *Replica) ChangeMembers(ctx context.Context, sender actor.SenderContext,
 		return 0, fmt.Errorf("%w (master: node %d %s)", ErrNotMaster, resp.MasterId, resp.MasterAddress)
 	}
 	return 0, fmt.Errorf("%w: %s", ErrMembership, resp.Error)
+}
+
+// requestTimeout is how long a request to the replica may wait: until ctx's
+// deadline, or fallback without one; an expired ctx is its error.
+func requestTimeout(ctx context.Context, fallback time.Duration) (time.Duration, error) {
+	timeout := fallback
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		return 0, context.DeadlineExceeded
+	}
+	return timeout, nil
 }

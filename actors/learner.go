@@ -127,9 +127,9 @@ func (a *learnerActor) handle(ctx actor.Context, out paxos.LearnerOutput) {
 	if out.Install != nil {
 		ctx.Send(a.r.pid(a.r.cfg.NodeID, SnapshotterName), &installFrom{peer: out.Install.From, instance: out.Install.Instance})
 	}
-	a.r.knownChosen.Store(a.r.learner.KnownChosen())
-	a.r.noteBehind()
 	if len(out.Apply) == 0 || a.r.stopped.Load() {
+		a.r.knownChosen.Store(a.r.learner.KnownChosen())
+		a.r.noteBehind()
 		return
 	}
 	self := a.r.cfg.NodeID
@@ -169,7 +169,7 @@ func (a *learnerActor) passOnMembership(ctx actor.Context) {
 		return
 	}
 	a.r.membersChanged = false
-	ctx.Send(a.proposer, &membershipApplied{learners: a.r.view().learnerIDs()})
+	ctx.Send(a.proposer, &membershipApplied{learners: paxos.MembershipLearners(a.r.view().membership())})
 }
 
 // membershipApplied carries the learners of the membership now in force to

@@ -122,7 +122,4 @@ func TestPaper5_4_LearnerAddedAndRemovedThroughTheLog(t *testing.T) {
 		}
 		return nil
 	})
-	if n := g.hosts[4].kv.Len(); n != 40 {
-		t.Logf("the removed learner holds %d keys (it stopped receiving the log at 40)", n)
-	}
 }

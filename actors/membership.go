@@ -66,26 +66,6 @@ func (v *membersView) membership() *messages.Membership {
 	return m
 }
 
-func (v *membersView) voters() []uint32 {
-	var ids []uint32
-	for id := range v.addrs {
-		if !v.learners[id] {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	return ids
-}
-
-func (v *membersView) learnerIDs() []uint32 {
-	var ids []uint32
-	for id := range v.learners {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
-
 // changed returns the next membership for a request, or why not. Only
 // learners come and go for now: the voters, and so every quorum, stay as
 // configured (changes of voters need per-instance quorums, see
@@ -131,7 +111,7 @@ func (r *Replica) applyMembership(payload []byte) ([]byte, error) {
 	next := viewOf(m)
 	r.members.Store(next)
 	r.membersChanged = true
-	r.cfg.Logger.Info("membership changed", "node", r.cfg.NodeID, "version", m.Version, "learners", next.learnerIDs())
+	r.cfg.Logger.Info("membership changed", "node", r.cfg.NodeID, "version", m.Version, "learners", paxos.MembershipLearners(m))
 	return []byte(strconv.FormatUint(m.Version, 10)), nil
 }
 

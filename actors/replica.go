@@ -127,7 +127,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 	// it as if granted now (§5.2).
 	r.acceptor.StartLease(cfg.Proposer.LeaseTimeout, now)
 	pcfg := cfg.Proposer
-	pcfg.Learners = r.view().learnerIDs() // as the log left them
+	pcfg.Learners = paxos.MembershipLearners(r.view().membership()) // as the log left them
 	r.membersChanged = false
 	r.proposer = paxos.NewProposer(pcfg, now)
 	r.proposer.LearnerProgress(r.learner.Contiguous())

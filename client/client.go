@@ -168,11 +168,19 @@ func (cn *conn) failEndpoint(addr string, err error) {
 type request struct {
 	write   bool // a command through the log, to the proposer
 	payload []byte
+	// members, when set, is a membership change (to the proposer, never
+	// repeated: a second one would be refused as a stale version).
+	members *messages.MembersRequest
 	// reads: served by the lease manager with this consistency.
 	consistency messages.Consistency
 }
 
 func (r request) message(id uint64) (role string, msg proto.Message) {
+	if r.members != nil {
+		m := proto.Clone(r.members).(*messages.MembersRequest)
+		m.RequestId = id
+		return "proposer", m
+	}
 	if r.write {
 		return "proposer", &messages.ClientRequest{RequestId: id, Command: r.payload}
 	}
@@ -440,7 +448,7 @@ func (c *Client) call(ctx context.Context, req request) (*messages.ClientRespons
 		return nil, "", ErrClosed
 	}
 	// A log command that only reads is as safe to repeat as a read.
-	idempotent := !req.write || readOnlyPayload(req.payload)
+	idempotent := !req.write || (req.members == nil && readOnlyPayload(req.payload))
 	stale := !req.write && req.consistency == Stale
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -695,41 +703,12 @@ func (c *Client) Check(ctx context.Context) (uint64, error) {
 
 // ChangeMembers asks the master to add a member as a non-voting learner or
 // remove a learner (§5.4) and returns the new membership version once the
-// change is applied. The request is not retried after it may have reached
-// the master (a retry would be refused as a stale version anyway).
+// change is applied. Like a write, it is not repeated once it may have
+// reached the master (a repeat would be refused as a stale version anyway).
 func (c *Client) ChangeMembers(ctx context.Context, req *messages.MembersRequest) (uint64, error) {
-	if err := c.discover(ctx); err != nil {
+	resp, _, err := c.call(ctx, request{write: true, members: req})
+	if err != nil {
 		return 0, err
 	}
-	var last error
-	for attempt := 0; ctx.Err() == nil && attempt < 2*len(c.cfg.Endpoints)+1; attempt++ {
-		ep := c.target(attempt)
-		timeout := c.cfg.AttemptTimeout
-		if dl, ok := ctx.Deadline(); ok {
-			timeout = min(timeout, time.Until(dl))
-		}
-		req.RequestId = uint64(attempt + 1)
-		reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(ep, "proposer"), req, timeout).Result()
-		if err != nil {
-			return 0, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
-		}
-		resp, ok := reply.(*messages.ClientResponse)
-		if !ok {
-			return 0, fmt.Errorf("%w: unexpected reply %T", ErrInvalid, reply)
-		}
-		switch resp.Code {
-		case messages.ErrorCode_ERROR_CODE_OK:
-			c.remember(ep)
-			return strconv.ParseUint(string(resp.Result), 10, 64)
-		case messages.ErrorCode_ERROR_CODE_NOT_MASTER:
-			last = fmt.Errorf("%w: %s", ErrNotMaster, ep)
-			c.forget(ep)
-			if resp.MasterAddress != "" {
-				c.remember(resp.MasterAddress)
-			}
-			continue
-		}
-		return 0, fmt.Errorf("%w: %s", ErrInvalid, resp.Error)
-	}
-	return 0, c.deadlineErr(last)
+	return strconv.ParseUint(string(resp.Result), 10, 64)
 }

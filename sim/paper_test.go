@@ -92,6 +92,23 @@ func (sc *scenario) put(c int, to *node, key, value string) *op {
 // cut drops messages from a to b until healed.
 func (sc *scenario) cut(a, b *node) { sc.s.net.cut[[2]uint32{a.id, b.id}] = true }
 
+// isolate cuts every link between n and the other nodes, both ways.
+func (sc *scenario) isolate(n *node) {
+	for _, o := range sc.s.nodes {
+		if o != n {
+			sc.cut(o, n)
+			sc.cut(n, o)
+		}
+	}
+}
+
+// startClients has every client start issuing operations.
+func (sc *scenario) startClients() {
+	for _, c := range sc.s.clients {
+		c.start()
+	}
+}
+
 // finish heals everything, lets the system settle and runs the end checks.
 func (sc *scenario) finish() Result {
 	sc.t.Helper()
@@ -196,15 +213,8 @@ func TestPaper4_CatchUpUnderSimulation(t *testing.T) {
 			if lag == m {
 				lag = sc.s.nodes[(int(seed)+1)%len(sc.s.nodes)]
 			}
-			for _, n := range sc.s.nodes {
-				if n != lag {
-					sc.cut(n, lag)
-					sc.cut(lag, n)
-				}
-			}
-			for _, c := range sc.s.clients {
-				c.start()
-			}
+			sc.isolate(lag)
+			sc.startClients()
 			sc.run(3 * time.Second)
 			if seed%3 == 0 { // and it crashes while cut off
 				lag.crash()
@@ -245,9 +255,7 @@ func TestPaper4_BatchingUnderSimulation(t *testing.T) {
 			cfg.Proposer.MaxBatchCommands = 16
 			sc := newScenario(t, cfg)
 			sc.master()
-			for _, c := range sc.s.clients {
-				c.start()
-			}
+			sc.startClients()
 			sc.run(2 * time.Second)
 			sc.s.issueStop = sc.s.sched.now
 			r := sc.finish()

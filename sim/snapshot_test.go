@@ -38,9 +38,7 @@ func (sc *scenario) snapshotNow(n *node) {
 func TestPaper5_5_FailedSnapshotTruncatesNothing(t *testing.T) {
 	sc := newScenario(t, snapshotConfig(1, 3))
 	m := sc.master()
-	for _, c := range sc.s.clients {
-		c.start()
-	}
+	sc.startClients()
 	sc.run(time.Second)
 	n := sc.s.nodes[0]
 	sc.snapshotNow(n)
@@ -76,15 +74,8 @@ func TestPaper5_5_ReplicaBehindTruncationRecoversThroughSnapshot(t *testing.T) {
 			if lag == m {
 				lag = sc.s.nodes[(int(seed)+1)%len(sc.s.nodes)]
 			}
-			for _, n := range sc.s.nodes {
-				if n != lag {
-					sc.cut(n, lag)
-					sc.cut(lag, n)
-				}
-			}
-			for _, c := range sc.s.clients {
-				c.start()
-			}
+			sc.isolate(lag)
+			sc.startClients()
 			sc.run(2 * time.Second)
 			for _, n := range sc.s.nodes {
 				if n != lag {
@@ -112,9 +103,7 @@ func TestPaper5_5_RecoveryIsSnapshotPlusReplay(t *testing.T) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			sc := newScenario(t, snapshotConfig(seed, 3))
 			sc.master()
-			for _, c := range sc.s.clients {
-				c.start()
-			}
+			sc.startClients()
 			sc.run(time.Second)
 			n := sc.s.nodes[int(seed)%3]
 			sc.snapshotNow(n)
@@ -151,15 +140,8 @@ func TestPaper5_5_ProviderDiesMidTransfer(t *testing.T) {
 	if lag == m {
 		lag = sc.s.nodes[1]
 	}
-	for _, n := range sc.s.nodes {
-		if n != lag {
-			sc.cut(n, lag)
-			sc.cut(lag, n)
-		}
-	}
-	for _, c := range sc.s.clients {
-		c.start()
-	}
+	sc.isolate(lag)
+	sc.startClients()
 	sc.run(2 * time.Second)
 	for _, n := range sc.s.nodes {
 		if n != lag {
@@ -206,13 +188,8 @@ func behindTruncation(t *testing.T, seed uint64) error {
 			other = n
 		}
 	}
-	sc.cut(lag, m)
-	sc.cut(m, lag)
-	sc.cut(lag, other)
-	sc.cut(other, lag)
-	for _, c := range sc.s.clients {
-		c.start()
-	}
+	sc.isolate(lag)
+	sc.startClients()
 	sc.run(2 * time.Second)
 	sc.snapshotNow(m)
 	sc.snapshotNow(other)

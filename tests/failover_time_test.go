@@ -56,6 +56,7 @@ func failoverOnce(t *testing.T) (write, read time.Duration) {
 	defer probe.Close()
 	var mu sync.Mutex
 	var firstWrite, firstRead time.Time
+	reached := 0                        // operations answered before the kill
 	killed := time.Now().Add(time.Hour) // set below
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -75,6 +76,9 @@ func failoverOnce(t *testing.T) (write, read time.Duration) {
 			if err == nil && !start.Before(killed) && first.IsZero() {
 				*first = time.Now()
 			}
+			if err == nil && start.Before(killed) {
+				reached++
+			}
 			mu.Unlock()
 			if err != nil {
 				time.Sleep(5 * time.Millisecond) // back off a little between failed attempts
@@ -87,7 +91,14 @@ func failoverOnce(t *testing.T) (write, read time.Duration) {
 		go loop(func(ctx context.Context) error { return probe.Put(ctx, key, []byte("v")) }, &firstWrite)
 		go loop(func(ctx context.Context) error { _, _, err := probe.Get(ctx, key); return err }, &firstRead)
 	}
-	time.Sleep(300 * time.Millisecond) // the load reaches the old master
+	waitFor(t, 10*time.Second, "the load to reach the old master", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if reached < 4 { // a few operations answered by the old master
+			return errNotYet
+		}
+		return nil
+	})
 	mu.Lock()
 	killed = time.Now()
 	mu.Unlock()

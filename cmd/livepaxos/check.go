@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/livepaxos/livepaxos/client"
 )
 
 func newCheckCmd() *cobra.Command {
@@ -25,50 +26,47 @@ every --check-interval. Exits 1 if any node diverged or did not report.`,
 			if err != nil {
 				return err
 			}
-			c, err := f.dial(1)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-			defer cancel()
-			at, err := c.Check(ctx)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "checksum value at instance %d\n", at)
-			bad := 0
-			for _, ep := range eps {
-				line := ""
-				for ctx.Err() == nil {
-					st, err := c.Status(ctx, ep)
-					switch {
-					case err != nil:
-						line = fmt.Sprintf("%s: unreachable: %v", ep, err)
-					case st.Divergence != "":
-						line = fmt.Sprintf("%s: node %d: DIVERGED: %s", ep, st.NodeId, st.Divergence)
-					case st.CheckedInstance >= at:
-						line = fmt.Sprintf("%s: node %d: agrees with the majority at instance %d", ep, st.NodeId, st.CheckedInstance)
-					default:
-						line = fmt.Sprintf("%s: node %d: not checked yet (applied %d)", ep, st.NodeId, st.LastApplied)
-						time.Sleep(50 * time.Millisecond) // polling another process: nothing to wait on
-						continue
+			return f.withClient(func(ctx context.Context, c *client.Client) error {
+				at, err := c.Check(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "checksum value at instance %d\n", at)
+				bad := 0
+				for _, ep := range eps {
+					line, agrees := checkVerdict(ctx, c, ep, at)
+					if !agrees {
+						bad++
 					}
-					break
+					fmt.Fprintln(cmd.OutOrStdout(), line)
 				}
-				if line == "" || !containsAgree(line) {
-					bad++
+				if bad > 0 {
+					return fmt.Errorf("%d of %d nodes did not agree", bad, len(eps))
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), line)
-			}
-			if bad > 0 {
-				return fmt.Errorf("%d of %d nodes did not agree", bad, len(eps))
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	f.add(cmd)
 	return cmd
 }
 
-func containsAgree(line string) bool { return strings.Contains(line, "agrees with the majority") }
+// checkVerdict waits until endpoint ep has compared its checksum at
+// instance at (or found a divergence, or cannot be asked) and describes it.
+func checkVerdict(ctx context.Context, c *client.Client, ep string, at uint64) (line string, agrees bool) {
+	line = fmt.Sprintf("%s: no verdict before the timeout", ep)
+	for ctx.Err() == nil {
+		st, err := c.Status(ctx, ep)
+		switch {
+		case err != nil:
+			return fmt.Sprintf("%s: unreachable: %v", ep, err), false
+		case st.Divergence != "":
+			return fmt.Sprintf("%s: node %d: DIVERGED: %s", ep, st.NodeId, st.Divergence), false
+		case st.CheckedInstance >= at:
+			return fmt.Sprintf("%s: node %d: agrees with the majority at instance %d", ep, st.NodeId, st.CheckedInstance), true
+		}
+		line = fmt.Sprintf("%s: node %d: not checked yet (applied %d)", ep, st.NodeId, st.LastApplied)
+		time.Sleep(50 * time.Millisecond) // polling another process: nothing to wait on
+	}
+	return line, false
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/livepaxos/livepaxos/client"
 	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/messages"
 )
@@ -51,19 +52,14 @@ func newMembersChangeCmd(verb string) *cobra.Command {
 				}
 				req.Remove = uint32(id)
 			}
-			c, err := f.dial(1)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-			defer cancel()
-			v, err := c.ChangeMembers(ctx, req)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "membership version %d\n", v)
-			return nil
+			return f.withClient(func(ctx context.Context, c *client.Client) error {
+				v, err := c.ChangeMembers(ctx, req)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "membership version %d\n", v)
+				return nil
+			})
 		},
 	}
 	f.add(cmd)
@@ -96,30 +92,13 @@ by --learners or added and removed through the log (members add/remove).`,
 			if err != nil {
 				return err
 			}
-			c, err := f.dial(1)
+			var rows []memberRow
+			err = f.withClient(func(ctx context.Context, c *client.Client) error {
+				rows = listMembers(ctx, c, eps)
+				return nil
+			})
 			if err != nil {
 				return err
-			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-			defer cancel()
-			var rows []memberRow
-			for _, ep := range eps {
-				st, err := c.Status(ctx, ep)
-				if err != nil {
-					continue
-				}
-				for _, m := range st.Members {
-					row := memberRow{ID: m.Id, Address: m.Address, Role: m.Role}
-					if row.Role == "" {
-						row.Role = "voter"
-					}
-					if ms, err := c.Status(ctx, m.Address); err == nil {
-						row.Reachable, row.Master, row.Applied = true, ms.IsMaster, ms.LastApplied
-					}
-					rows = append(rows, row)
-				}
-				break
 			}
 			if rows == nil {
 				return fmt.Errorf("no node reachable")
@@ -153,4 +132,28 @@ by --learners or added and removed through the log (members add/remove).`,
 	cmd.Flags().Lookup("timeout").DefValue = "2s"
 	cmd.Flags().Set("timeout", "2s")
 	return cmd
+}
+
+// listMembers asks the first endpoint that answers for the members, then
+// each member for its state.
+func listMembers(ctx context.Context, c *client.Client, eps []string) []memberRow {
+	for _, ep := range eps {
+		st, err := c.Status(ctx, ep)
+		if err != nil {
+			continue
+		}
+		var rows []memberRow
+		for _, m := range st.Members {
+			row := memberRow{ID: m.Id, Address: m.Address, Role: m.Role}
+			if row.Role == "" {
+				row.Role = "voter"
+			}
+			if ms, err := c.Status(ctx, m.Address); err == nil {
+				row.Reachable, row.Master, row.Applied = true, ms.IsMaster, ms.LastApplied
+			}
+			rows = append(rows, row)
+		}
+		return rows
+	}
+	return nil
 }

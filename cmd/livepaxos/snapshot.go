@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/client"
 )
 
 func newSnapshotCmd() *cobra.Command {
@@ -28,34 +28,28 @@ then let go of. Snapshots are per node; nodes also take them on their own
 			if err != nil {
 				return err
 			}
-			c, err := f.dial(1)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-			defer cancel()
-			if node != 0 {
-				eps, err = endpointOfNode(ctx, c, eps, node)
-				if err != nil {
-					return err
+			return f.withClient(func(ctx context.Context, c *client.Client) error {
+				if node != 0 {
+					if eps, err = endpointOfNode(ctx, c, eps, node); err != nil {
+						return err
+					}
 				}
-			}
-			failed := 0
-			for _, ep := range eps {
-				resp, err := c.Snapshot(ctx, ep)
-				if err != nil {
-					failed++
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", ep, err)
-					continue
+				failed := 0
+				for _, ep := range eps {
+					resp, err := c.Snapshot(ctx, ep)
+					if err != nil {
+						failed++
+						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", ep, err)
+						continue
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "node %d (%s): snapshot at instance %d, %d bytes, %v\n", resp.NodeId, ep,
+						resp.Instance, resp.Bytes, (time.Duration(resp.DurationUs) * time.Microsecond).Round(time.Millisecond))
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "node %d (%s): snapshot at instance %d, %d bytes, %v\n", resp.NodeId, ep,
-					resp.Instance, resp.Bytes, (time.Duration(resp.DurationUs) * time.Microsecond).Round(time.Millisecond))
-			}
-			if failed > 0 {
-				return fmt.Errorf("%d of %d nodes took no snapshot", failed, len(eps))
-			}
-			return nil
+				if failed > 0 {
+					return fmt.Errorf("%d of %d nodes took no snapshot", failed, len(eps))
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().Uint32Var(&node, "node", 0, "only this node id (default: every endpoint)")
@@ -67,9 +61,7 @@ then let go of. Snapshots are per node; nodes also take them on their own
 
 // endpointOfNode finds, among eps, the endpoint of node id (asking each
 // for its status: the endpoints list addresses, not ids).
-func endpointOfNode(ctx context.Context, c interface {
-	Status(context.Context, string) (*messages.StatusResponse, error)
-}, eps []string, id uint32) ([]string, error) {
+func endpointOfNode(ctx context.Context, c *client.Client, eps []string, id uint32) ([]string, error) {
 	for _, ep := range eps {
 		if st, err := c.Status(ctx, ep); err == nil && st.NodeId == id {
 			return []string{ep}, nil

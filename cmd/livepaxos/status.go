@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -120,6 +119,8 @@ type nodeStatus struct {
 	// has lagged behind the chosen log for seconds (§6.3).
 	Role       string `json:"role,omitempty"`
 	CatchingUp bool   `json:"catching_up"`
+	// Voters is how many of Members vote (the others are learners).
+	Voters int `json:"voters"`
 }
 
 func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []string, asJSON bool) error {
@@ -206,6 +207,8 @@ func fromStatus(ep string, st *messages.StatusResponse) nodeStatus {
 		member := fmt.Sprintf("%d=%s", m.Id, m.Address)
 		if m.Role == "learner" {
 			member += " (learner)"
+		} else {
+			r.Voters++
 		}
 		r.Members = append(r.Members, member)
 	}
@@ -233,11 +236,7 @@ func tolerance(rows []nodeStatus) string {
 	voters := 0
 	for _, r := range rows {
 		if r.Reachable {
-			for _, m := range r.Members {
-				if !strings.HasSuffix(m, "(learner)") {
-					voters++
-				}
-			}
+			voters = r.Voters
 			break
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 
@@ -25,31 +26,33 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // checkIdentity verifies dir's identity file, or, for a directory with no
 // log yet, creates it (atomically: a temporary file, synced, renamed, and
-// the directory synced).
-func checkIdentity(dir, clusterID string, nodeID uint32) error {
+// the directory synced) with a new random incarnation (§5.1). It returns
+// the directory's incarnation (0 for a directory made before incarnations).
+func checkIdentity(dir, clusterID string, nodeID uint32) (uint64, error) {
 	path := filepath.Join(dir, identityFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		meta, err := decodeIdentity(b)
 		if err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrCorruptIdentity, path, err)
+			return 0, fmt.Errorf("%w: %s: %v", ErrCorruptIdentity, path, err)
 		}
 		if meta.ClusterId != clusterID || meta.NodeId != nodeID {
-			return fmt.Errorf("%w: %s belongs to node %d of cluster %q, not node %d of cluster %q",
+			return 0, fmt.Errorf("%w: %s belongs to node %d of cluster %q, not node %d of cluster %q",
 				ErrForeignData, dir, meta.NodeId, meta.ClusterId, nodeID, clusterID)
 		}
-		return nil
+		return meta.Incarnation, nil
 	case !errors.Is(err, os.ErrNotExist):
-		return err
+		return 0, err
 	}
 	if logs, _ := filepath.Glob(filepath.Join(dir, "*.wal")); len(logs) > 0 {
-		return fmt.Errorf("%w: %s holds a log but no %s file", ErrForeignData, dir, identityFile)
+		return 0, fmt.Errorf("%w: %s holds a log but no %s file", ErrForeignData, dir, identityFile)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return 0, err
 	}
-	return writeIdentity(path, &messages.MetaRecord{ClusterId: clusterID, NodeId: nodeID})
+	inc := rand.Uint64()>>1 + 1
+	return inc, writeIdentity(path, &messages.MetaRecord{ClusterId: clusterID, NodeId: nodeID, Incarnation: inc})
 }
 
 // encodeIdentity frames the record with its CRC-32C.

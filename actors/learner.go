@@ -169,9 +169,13 @@ func (a *learnerActor) passOnMembership(ctx actor.Context) {
 		return
 	}
 	a.r.membersChanged = false
-	ctx.Send(a.proposer, &membershipApplied{learners: paxos.MembershipLearners(a.r.view().membership())})
+	a.r.learner.SetPeers(a.r.view().ids())
+	ctx.Send(a.proposer, &membershipApplied{members: a.r.view().membership(), at: a.r.membersAt})
 }
 
-// membershipApplied carries the learners of the membership now in force to
-// the proposer actor.
-type membershipApplied struct{ learners []uint32 }
+// membershipApplied carries the membership now in force, and the instance
+// it was applied at, to the proposer actor.
+type membershipApplied struct {
+	members *messages.Membership
+	at      uint64
+}

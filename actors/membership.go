@@ -13,10 +13,10 @@ import (
 )
 
 // membersView is the group's configuration as this replica has applied the
-// log (§5.4): every member's address, which are learners, and the version.
-// It is replaced whole, never changed in place, so the actors read it
-// through an atomic pointer.
+// log (§5.4). It is replaced whole, never changed in place, so the actors
+// read it through an atomic pointer.
 type membersView struct {
+	m        *messages.Membership
 	version  uint64
 	addrs    map[uint32]string
 	learners map[uint32]bool
@@ -26,10 +26,10 @@ type membersView struct {
 var ErrMembership = errors.New("actors: membership change refused")
 
 func viewOf(m *messages.Membership) *membersView {
-	v := &membersView{version: m.Version, addrs: map[uint32]string{}, learners: map[uint32]bool{}}
+	v := &membersView{m: m, version: m.Version, addrs: map[uint32]string{}, learners: map[uint32]bool{}}
 	for _, mem := range m.Members {
 		v.addrs[mem.Id] = mem.Address
-		if mem.Role == "learner" {
+		if mem.Role == paxos.LearnerRole {
 			v.learners[mem.Id] = true
 		}
 	}
@@ -40,58 +40,70 @@ func viewOf(m *messages.Membership) *membersView {
 func initialMembership(c *Config) *messages.Membership {
 	m := &messages.Membership{Version: 1}
 	for _, id := range peerIDs(c.Peers) {
-		m.Members = append(m.Members, &messages.Member{Id: id, Address: c.Peers[id], Role: "voter"})
+		m.Members = append(m.Members, &messages.Member{Id: id, Address: c.Peers[id], Role: paxos.VoterRole})
 	}
 	for _, id := range peerIDs(c.Learners) {
-		m.Members = append(m.Members, &messages.Member{Id: id, Address: c.Learners[id], Role: "learner"})
+		m.Members = append(m.Members, &messages.Member{Id: id, Address: c.Learners[id], Role: paxos.LearnerRole})
 	}
 	return m
 }
 
-// membership returns the view as a message.
+// membership returns the view as a message (a copy: callers may change it).
 func (v *membersView) membership() *messages.Membership {
-	m := &messages.Membership{Version: v.version}
+	m := proto.Clone(v.m).(*messages.Membership)
+	slices.SortFunc(m.Members, func(a, b *messages.Member) int { return int(a.Id) - int(b.Id) })
+	return m
+}
+
+// ids lists every member's id.
+func (v *membersView) ids() []uint32 {
 	ids := make([]uint32, 0, len(v.addrs))
 	for id := range v.addrs {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	for _, id := range ids {
-		role := "voter"
-		if v.learners[id] {
-			role = "learner"
-		}
-		m.Members = append(m.Members, &messages.Member{Id: id, Address: v.addrs[id], Role: role})
-	}
-	return m
+	return ids
 }
 
-// changed returns the next membership for a request, or why not. Only
-// learners come and go for now: the voters, and so every quorum, stay as
-// configured (changes of voters need per-instance quorums, see
-// docs/membership.md).
+// PromoteLag is how far behind the chosen log a learner may be and still
+// be promoted to voter: a voter that cannot vote yet would cost the group
+// a failure it could otherwise survive.
+const PromoteLag = 1000
+
+// changed returns the next membership for a request, or why not (§5.4):
+// add a learner, promote a learner to voter, or remove a member, one at a
+// time. The master checks the result against the configuration at its
+// frontier before proposing it (paxos.CheckMembershipChange).
 func (v *membersView) changed(req *messages.MembersRequest) (*messages.Membership, error) {
 	next := v.membership()
 	next.Version = v.version + 1
 	switch {
-	case req.Add != nil && req.Remove == 0:
+	case req.Add != nil && req.Remove == 0 && req.Promote == 0:
 		if req.Add.Id == 0 || req.Add.Address == "" {
 			return nil, fmt.Errorf("%w: a member needs an id and an address", ErrMembership)
 		}
 		if _, ok := v.addrs[req.Add.Id]; ok {
 			return nil, fmt.Errorf("%w: node %d is already a member", ErrMembership, req.Add.Id)
 		}
-		next.Members = append(next.Members, &messages.Member{Id: req.Add.Id, Address: req.Add.Address, Role: "learner"})
-	case req.Add == nil && req.Remove != 0:
+		next.Members = append(next.Members, &messages.Member{Id: req.Add.Id, Address: req.Add.Address, Role: paxos.LearnerRole})
+	case req.Add == nil && req.Remove != 0 && req.Promote == 0:
 		if _, ok := v.addrs[req.Remove]; !ok {
 			return nil, fmt.Errorf("%w: node %d is not a member", ErrMembership, req.Remove)
 		}
-		if !v.learners[req.Remove] {
-			return nil, fmt.Errorf("%w: node %d is a voter; removing voters is not built yet", ErrMembership, req.Remove)
-		}
 		next.Members = slices.DeleteFunc(next.Members, func(m *messages.Member) bool { return m.Id == req.Remove })
+	case req.Add == nil && req.Remove == 0 && req.Promote != 0:
+		if _, ok := v.addrs[req.Promote]; !ok {
+			return nil, fmt.Errorf("%w: node %d is not a member", ErrMembership, req.Promote)
+		}
+		if !v.learners[req.Promote] {
+			return nil, fmt.Errorf("%w: node %d is already a voter", ErrMembership, req.Promote)
+		}
+		paxos.MemberOf(next, req.Promote).Role = paxos.VoterRole
 	default:
-		return nil, fmt.Errorf("%w: say one member to add or one to remove", ErrMembership)
+		return nil, fmt.Errorf("%w: say one member to add, promote or remove", ErrMembership)
+	}
+	if err := paxos.CheckMembershipChange(v.m, next); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMembership, err)
 	}
 	return next, nil
 }
@@ -99,7 +111,7 @@ func (v *membersView) changed(req *messages.MembersRequest) (*messages.Membershi
 // applyMembership applies a membership command from the log, the same way
 // on every replica: it takes effect only if its version follows the one in
 // force and it keeps the voters.
-func (r *Replica) applyMembership(payload []byte) ([]byte, error) {
+func (r *Replica) applyMembership(instance uint64, payload []byte) ([]byte, error) {
 	m := &messages.Membership{}
 	if err := proto.Unmarshal(payload, m); err != nil {
 		return nil, fmt.Errorf("%w: does not decode: %v", ErrMembership, err)
@@ -110,8 +122,9 @@ func (r *Replica) applyMembership(payload []byte) ([]byte, error) {
 	}
 	next := viewOf(m)
 	r.members.Store(next)
+	r.membersAt = instance
 	r.membersChanged = true
-	r.cfg.Logger.Info("membership changed", "node", r.cfg.NodeID, "version", m.Version, "learners", paxos.MembershipLearners(m))
+	r.cfg.Logger.Info("membership changed", "node", r.cfg.NodeID, "version", m.Version, "voters", paxos.MembershipVoters(m), "learners", paxos.MembershipLearners(m))
 	return []byte(strconv.FormatUint(m.Version, 10)), nil
 }
 

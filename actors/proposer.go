@@ -61,7 +61,7 @@ func (a *proposerActor) Receive(ctx actor.Context) {
 	case *messages.MembersRequest:
 		a.changeMembers(ctx, m)
 	case *membershipApplied:
-		p.SetLearners(m.learners)
+		p.MembershipApplied(m.members, m.at)
 		return
 	case *messages.CheckRequest:
 		if ctx.Sender() == nil {

@@ -60,6 +60,10 @@ type Replica struct {
 	// learner actor to pass on.
 	members        atomic.Pointer[membersView]
 	membersChanged bool
+	// membersAt is the instance the membership in force was applied at.
+	membersAt uint64
+	// incarnation is this data directory's (§5.1).
+	incarnation uint64
 }
 
 // catchUpStuckAfter is how long a replica may stay behind the chosen log
@@ -83,9 +87,12 @@ func NewReplica(cfg Config) (*Replica, error) {
 		acceptor: paxos.NewAcceptor(cfg.NodeID),
 		learner:  paxos.NewLearner(cfg.Learner),
 	}
-	if err := checkIdentity(cfg.DataDir, cfg.ClusterID, cfg.NodeID); err != nil {
+	inc, err := checkIdentity(cfg.DataDir, cfg.ClusterID, cfg.NodeID)
+	if err != nil {
 		return nil, err
 	}
+	r.incarnation = inc
+	r.acceptor.SetIncarnation(inc)
 	r.members.Store(viewOf(initialMembership(&r.cfg)))
 	// Recovery (§5.5): the newest valid snapshot, then the log after it.
 	if err := r.restoreSnapshot(); err != nil {
@@ -127,9 +134,10 @@ func NewReplica(cfg Config) (*Replica, error) {
 	// it as if granted now (§5.2).
 	r.acceptor.StartLease(cfg.Proposer.LeaseTimeout, now)
 	pcfg := cfg.Proposer
-	pcfg.Learners = paxos.MembershipLearners(r.view().membership()) // as the log left them
+	pcfg.Members, pcfg.Incarnation = initialMembership(&r.cfg), r.incarnation
 	r.membersChanged = false
 	r.proposer = paxos.NewProposer(pcfg, now)
+	r.proposer.MembershipApplied(r.view().membership(), r.membersAt) // as the log left it
 	r.proposer.LearnerProgress(r.learner.Contiguous())
 	r.proposer.ObserveBallot(r.acceptor.Promised())
 	r.proposer.HoldUntilApplied(r.acceptor.Truncated())
@@ -322,7 +330,7 @@ func (r *Replica) applyEntry(e *messages.Entry) []applied {
 			continue
 		}
 		if cmd.Membership {
-			results[i].result, results[i].err = r.applyMembership(cmd.Payload)
+			results[i].result, results[i].err = r.applyMembership(e.Instance, cmd.Payload)
 			continue
 		}
 		results[i].result, results[i].err = sm.Apply(e.Instance, cmd.Payload)

@@ -101,5 +101,6 @@ func (r *Replica) restoreMembership(meta *messages.SnapshotMeta) {
 		return
 	}
 	r.members.Store(viewOf(&messages.Membership{Version: meta.MembershipVersion, Members: meta.Members}))
+	r.membersAt = meta.Instance
 	r.membersChanged = true
 }

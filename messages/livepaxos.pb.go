@@ -408,8 +408,9 @@ func (x *Membership) GetMembers() []*Member {
 type MembersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Add           *Member                `protobuf:"bytes,2,opt,name=add,proto3" json:"add,omitempty"`        // id and address; added as a learner
-	Remove        uint32                 `protobuf:"varint,3,opt,name=remove,proto3" json:"remove,omitempty"` // id of a learner to remove
+	Add           *Member                `protobuf:"bytes,2,opt,name=add,proto3" json:"add,omitempty"`          // id and address; added as a learner
+	Remove        uint32                 `protobuf:"varint,3,opt,name=remove,proto3" json:"remove,omitempty"`   // id of a learner to remove
+	Promote       uint32                 `protobuf:"varint,4,opt,name=promote,proto3" json:"promote,omitempty"` // id of a learner to make a voter
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -461,6 +462,13 @@ func (x *MembersRequest) GetAdd() *Member {
 func (x *MembersRequest) GetRemove() uint32 {
 	if x != nil {
 		return x.Remove
+	}
+	return 0
+}
+
+func (x *MembersRequest) GetPromote() uint32 {
+	if x != nil {
+		return x.Promote
 	}
 	return 0
 }
@@ -615,6 +623,10 @@ type Prepare struct {
 	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
 	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
 	FirstInstance uint64                 `protobuf:"varint,3,opt,name=first_instance,json=firstInstance,proto3" json:"first_instance,omitempty"`
+	// to_incarnation is the recipient's incarnation as the sender's
+	// configuration records it (0: any): an acceptor of another incarnation
+	// does not promise (§5.1).
+	ToIncarnation uint64 `protobuf:"varint,4,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -670,6 +682,13 @@ func (x *Prepare) GetFirstInstance() uint64 {
 	return 0
 }
 
+func (x *Prepare) GetToIncarnation() uint64 {
+	if x != nil {
+		return x.ToIncarnation
+	}
+	return 0
+}
+
 // Promise is phase 1b. When ok is false, promised names the higher ballot
 // that caused the refusal.
 type Promise struct {
@@ -695,6 +714,7 @@ type Promise struct {
 	// the acceptor can no longer report what it accepted there. Every such
 	// instance is chosen; the candidate must catch up past it first.
 	Truncated     uint64 `protobuf:"varint,10,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	Incarnation   uint64 `protobuf:"varint,11,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // the acceptor's incarnation: votes count per (node, incarnation)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -799,6 +819,13 @@ func (x *Promise) GetTruncated() uint64 {
 	return 0
 }
 
+func (x *Promise) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 // Accept is phase 2a for one or more instances under one ballot.
 //
 // A lazy Accept is one the proposer does not count: the acceptor stores the
@@ -817,6 +844,7 @@ type Accept struct {
 	// seq numbers the master's sends; the answer echoes it, so the master
 	// knows from when an acceptor's lease grant runs.
 	Seq           uint64 `protobuf:"varint,6,opt,name=seq,proto3" json:"seq,omitempty"`
+	ToIncarnation uint64 `protobuf:"varint,7,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"` // as in Prepare
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -893,6 +921,13 @@ func (x *Accept) GetSeq() uint64 {
 	return 0
 }
 
+func (x *Accept) GetToIncarnation() uint64 {
+	if x != nil {
+		return x.ToIncarnation
+	}
+	return 0
+}
+
 // Accepted is phase 2b. When ok is false, promised names the higher ballot.
 type Accepted struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -908,6 +943,7 @@ type Accepted struct {
 	// truncated: this acceptor let go of its log up to here (§5.5) and
 	// accepts nothing there; instances is without them.
 	Truncated     uint64 `protobuf:"varint,8,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	Incarnation   uint64 `protobuf:"varint,9,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -998,6 +1034,13 @@ func (x *Accepted) GetTruncated() uint64 {
 	return 0
 }
 
+func (x *Accepted) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 // Confirm asks an acceptor whether it still promises no ballot above
 // ballot: a majority of yes answers, asked after a read arrived, proves the
 // sender was master when the read arrived (a quorum read).
@@ -1006,6 +1049,7 @@ type Confirm struct {
 	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
 	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
 	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	ToIncarnation uint64                 `protobuf:"varint,4,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"` // as in Prepare
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1061,6 +1105,13 @@ func (x *Confirm) GetSeq() uint64 {
 	return 0
 }
 
+func (x *Confirm) GetToIncarnation() uint64 {
+	if x != nil {
+		return x.ToIncarnation
+	}
+	return 0
+}
+
 type Confirmed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
@@ -1068,6 +1119,7 @@ type Confirmed struct {
 	Ok            bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
 	Promised      uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
 	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	Incarnation   uint64                 `protobuf:"varint,6,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1137,6 +1189,13 @@ func (x *Confirmed) GetSeq() uint64 {
 	return 0
 }
 
+func (x *Confirmed) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 // Chosen tells learners that every instance <= chosen_upto whose accepted
 // ballot equals ballot holds the chosen value.
 type Chosen struct {
@@ -1201,10 +1260,15 @@ func (x *Chosen) GetChosenUpto() uint64 {
 
 // Heartbeat is sent by the master's proposer to the other proposers.
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	ChosenUpto    uint64                 `protobuf:"varint,3,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	From       uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot     uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	ChosenUpto uint64                 `protobuf:"varint,3,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"`
+	// to_incarnation is the recipient's incarnation as the master's
+	// configuration records it (§5.1): a replica that started on an empty
+	// disk and finds another one recorded lost its disk, and does not
+	// campaign until the configuration records its new one.
+	ToIncarnation uint64 `protobuf:"varint,4,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1256,6 +1320,13 @@ func (x *Heartbeat) GetBallot() uint64 {
 func (x *Heartbeat) GetChosenUpto() uint64 {
 	if x != nil {
 		return x.ChosenUpto
+	}
+	return 0
+}
+
+func (x *Heartbeat) GetToIncarnation() uint64 {
+	if x != nil {
+		return x.ToIncarnation
 	}
 	return 0
 }
@@ -1949,10 +2020,15 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type Member struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"` // "voter" or "learner" (non-voting, §5.4)
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Role    string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"` // "voter" or "learner" (non-voting, §5.4)
+	// incarnation is the marker that tells a member's fresh disk from a lost
+	// one (§5.1): the number its data directory was created with, recorded
+	// in the configuration the first time it votes. 0: not recorded yet.
+	// A vote counts only from the incarnation the configuration records.
+	Incarnation   uint64 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2006,6 +2082,13 @@ func (x *Member) GetRole() string {
 		return x.Role
 	}
 	return ""
+}
+
+func (x *Member) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
 }
 
 type StatusResponse struct {
@@ -3066,9 +3149,11 @@ func (x *ChosenRecord) GetUpto() uint64 {
 }
 
 type MetaRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	NodeId        uint32                 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	NodeId    uint32                 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// incarnation: chosen at random when the directory was created (§5.1).
+	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3117,6 +3202,13 @@ func (x *MetaRecord) GetNodeId() uint32 {
 	return 0
 }
 
+func (x *MetaRecord) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 var File_messages_livepaxos_proto protoreflect.FileDescriptor
 
 const file_messages_livepaxos_proto_rawDesc = "" +
@@ -3136,12 +3228,13 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\n" +
 	"Membership\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
-	"\amembers\x18\x02 \x03(\v2\x14.livepaxos.v1.MemberR\amembers\"o\n" +
+	"\amembers\x18\x02 \x03(\v2\x14.livepaxos.v1.MemberR\amembers\"\x89\x01\n" +
 	"\x0eMembersRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12&\n" +
 	"\x03add\x18\x02 \x01(\v2\x14.livepaxos.v1.MemberR\x03add\x12\x16\n" +
-	"\x06remove\x18\x03 \x01(\rR\x06remove\"\xb0\x01\n" +
+	"\x06remove\x18\x03 \x01(\rR\x06remove\x12\x18\n" +
+	"\apromote\x18\x04 \x01(\rR\apromote\"\xb0\x01\n" +
 	"\x05Value\x121\n" +
 	"\bcommands\x18\x01 \x03(\v2\x15.livepaxos.v1.CommandR\bcommands\x12\x12\n" +
 	"\x04noop\x18\x02 \x01(\bR\x04noop\x12!\n" +
@@ -3151,11 +3244,12 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05Entry\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12)\n" +
-	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\\\n" +
+	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\x83\x01\n" +
 	"\aPrepare\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12%\n" +
-	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\"\xad\x02\n" +
+	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\x12%\n" +
+	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\"\xcf\x02\n" +
 	"\aPromise\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -3168,7 +3262,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05prior\x18\b \x01(\x04R\x05prior\x12,\n" +
 	"\x12lease_remaining_us\x18\t \x01(\x04R\x10leaseRemainingUs\x12\x1c\n" +
 	"\ttruncated\x18\n" +
-	" \x01(\x04R\ttruncated\"\xaa\x01\n" +
+	" \x01(\x04R\ttruncated\x12 \n" +
+	"\vincarnation\x18\v \x01(\x04R\vincarnation\"\xd1\x01\n" +
 	"\x06Accept\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12-\n" +
@@ -3176,7 +3271,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\vchosen_upto\x18\x04 \x01(\x04R\n" +
 	"chosenUpto\x12\x12\n" +
 	"\x04lazy\x18\x05 \x01(\bR\x04lazy\x12\x10\n" +
-	"\x03seq\x18\x06 \x01(\x04R\x03seq\"\xc4\x01\n" +
+	"\x03seq\x18\x06 \x01(\x04R\x03seq\x12%\n" +
+	"\x0eto_incarnation\x18\a \x01(\x04R\rtoIncarnation\"\xe6\x01\n" +
 	"\bAccepted\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -3185,27 +3281,31 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\tinstances\x18\x05 \x03(\x04R\tinstances\x12\x10\n" +
 	"\x03seq\x18\x06 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04seen\x18\a \x01(\x04R\x04seen\x12\x1c\n" +
-	"\ttruncated\x18\b \x01(\x04R\ttruncated\"G\n" +
+	"\ttruncated\x18\b \x01(\x04R\ttruncated\x12 \n" +
+	"\vincarnation\x18\t \x01(\x04R\vincarnation\"n\n" +
 	"\aConfirm\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x04R\x03seq\"u\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12%\n" +
+	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\"\x97\x01\n" +
 	"\tConfirmed\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x1a\n" +
 	"\bpromised\x18\x04 \x01(\x04R\bpromised\x12\x10\n" +
-	"\x03seq\x18\x05 \x01(\x04R\x03seq\"U\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12 \n" +
+	"\vincarnation\x18\x06 \x01(\x04R\vincarnation\"U\n" +
 	"\x06Chosen\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
-	"chosenUpto\"X\n" +
+	"chosenUpto\"\x7f\n" +
 	"\tHeartbeat\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
-	"chosenUpto\"l\n" +
+	"chosenUpto\x12%\n" +
+	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\"l\n" +
 	"\x0eCatchupRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12%\n" +
 	"\x0efirst_instance\x18\x02 \x01(\x04R\rfirstInstance\x12\x1f\n" +
@@ -3266,11 +3366,12 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\binstance\x18\a \x01(\x04R\binstance\x12\x14\n" +
 	"\x05epoch\x18\b \x01(\x04R\x05epoch\x12\x16\n" +
 	"\x06behind\x18\t \x01(\x04R\x06behind\"\x0f\n" +
-	"\rStatusRequest\"F\n" +
+	"\rStatusRequest\"h\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
-	"\x04role\x18\x03 \x01(\tR\x04role\"\xa0\a\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12 \n" +
+	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\"\xa0\a\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -3358,12 +3459,13 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rPromiseRecord\x12\x16\n" +
 	"\x06ballot\x18\x01 \x01(\x04R\x06ballot\"\"\n" +
 	"\fChosenRecord\x12\x12\n" +
-	"\x04upto\x18\x01 \x01(\x04R\x04upto\"D\n" +
+	"\x04upto\x18\x01 \x01(\x04R\x04upto\"f\n" +
 	"\n" +
 	"MetaRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x17\n" +
-	"\anode_id\x18\x02 \x01(\rR\x06nodeId*\xe1\x01\n" +
+	"\anode_id\x18\x02 \x01(\rR\x06nodeId\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation*\xe1\x01\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x19\n" +
 	"\x15ERROR_CODE_NOT_MASTER\x10\x01\x12\x16\n" +

@@ -42,6 +42,20 @@ type Acceptor struct {
 	// Prepares from at or below it are refused, and accepts there are not
 	// stored: what was accepted there is no longer known here.
 	truncated uint64
+	// incarnation is this replica's (§5.1): a request for a vote that
+	// names another (the sender's configuration records the incarnation
+	// this replica had before it lost its disk) is refused, with this one
+	// named, so the master replaces it; until then it votes for nothing.
+	incarnation uint64
+}
+
+// SetIncarnation sets the incarnation this acceptor answers as.
+func (a *Acceptor) SetIncarnation(inc uint64) { a.incarnation = inc }
+
+// stranger reports whether a request naming incarnation to is meant for
+// another incarnation of this replica.
+func (a *Acceptor) stranger(to uint64) bool {
+	return to != 0 && a.incarnation != 0 && to != a.incarnation && Planted != BugCorruptVotesAtOnce
 }
 
 // AcceptorOutput is what one acceptor step asks the shell to do, in order:
@@ -183,9 +197,9 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOut
 	// A prepare from an instance this acceptor let go of cannot be
 	// answered truthfully: its candidate must catch up first (§5.5).
 	behind := a.truncated > 0 && max(m.FirstInstance, 1) <= a.truncated && Planted != BugPromiseBelowTruncation
-	if m.Ballot < a.promised || m.Ballot == 0 || leased || behind {
+	if m.Ballot < a.promised || m.Ballot == 0 || leased || behind || a.stranger(m.ToIncarnation) {
 		pr := &messages.Promise{From: a.id, Ballot: m.Ballot, Promised: a.promised, ChosenUpto: max(a.chosenUpto, a.truncated),
-			Leased: leased, Truncated: a.truncated}
+			Leased: leased, Truncated: a.truncated, Incarnation: a.incarnation}
 		if leased {
 			pr.LeaseRemainingUs = uint64(a.leaseUntil.Sub(now).Microseconds()) + 1
 		}
@@ -202,7 +216,7 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOut
 	}
 	out.Reply = &Envelope{To: m.From, Msg: &messages.Promise{
 		From: a.id, Ballot: m.Ballot, Ok: true, Promised: a.promised,
-		Accepted: a.acceptedFrom(m.FirstInstance), ChosenUpto: a.chosenUpto, Prior: prior}}
+		Accepted: a.acceptedFrom(m.FirstInstance), ChosenUpto: a.chosenUpto, Prior: prior, Incarnation: a.incarnation}}
 	return out
 }
 
@@ -228,16 +242,16 @@ func (a *Acceptor) acceptedFrom(first uint64) []*messages.Entry {
 // any acceptor starts its own count.
 func (a *Acceptor) HandleAccept(m *messages.Accept, now time.Time) AcceptorOutput {
 	var out AcceptorOutput
-	if m.Ballot < a.promised || m.Ballot == 0 {
+	if m.Ballot < a.promised || m.Ballot == 0 || a.stranger(m.ToIncarnation) {
 		out.Reply = &Envelope{To: m.From, Msg: &messages.Accepted{
-			From: a.id, Ballot: m.Ballot, Promised: a.promised, Seq: m.Seq, Seen: a.seen}}
+			From: a.id, Ballot: m.Ballot, Promised: a.promised, Seq: m.Seq, Seen: a.seen, Incarnation: a.incarnation}}
 		return out
 	}
 	a.promised = m.Ballot
 	a.chosenUpto = max(a.chosenUpto, m.ChosenUpto)
 	a.grant(m.Ballot, now)
 	ack := &messages.Accepted{From: a.id, Ballot: m.Ballot, Ok: true, Promised: m.Ballot, Seq: m.Seq, Seen: a.seen,
-		Truncated: a.truncated}
+		Truncated: a.truncated, Incarnation: a.incarnation}
 	for _, e := range m.Entries {
 		if e.Instance == 0 || e.Value == nil || (e.Instance <= a.truncated && Planted != BugPromiseBelowTruncation) {
 			continue // malformed or let go of: never acknowledge what was not stored
@@ -282,5 +296,6 @@ func (a *Acceptor) HandleAccept(m *messages.Accept, now time.Time) AcceptorOutpu
 // it was sent.
 func (a *Acceptor) HandleConfirm(m *messages.Confirm) AcceptorOutput {
 	return AcceptorOutput{Reply: &Envelope{To: m.From, Msg: &messages.Confirmed{
-		From: a.id, Ballot: m.Ballot, Ok: m.Ballot != 0 && a.promised <= m.Ballot, Promised: a.promised, Seq: m.Seq}}}
+		From: a.id, Ballot: m.Ballot, Ok: m.Ballot != 0 && a.promised <= m.Ballot && !a.stranger(m.ToIncarnation),
+		Promised: a.promised, Seq: m.Seq, Incarnation: a.incarnation}}}
 }

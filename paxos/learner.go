@@ -388,7 +388,11 @@ func (l *Learner) ask(out *LearnerOutput, peer uint32, now time.Time) {
 		From: l.cfg.ID, FirstInstance: l.contiguous + 1, MaxEntries: uint32(l.cfg.MaxCatchupEntries)}})
 }
 
-// nextPeer rotates through the other voters.
+// SetPeers replaces the members a catch-up asks, as a membership change
+// applied (§5.4).
+func (l *Learner) SetPeers(ids []uint32) { l.cfg.Peers = append([]uint32(nil), ids...) }
+
+// nextPeer rotates through the other members.
 func (l *Learner) nextPeer() uint32 {
 	for range l.cfg.Peers {
 		p := l.cfg.Peers[l.askCursor%len(l.cfg.Peers)]

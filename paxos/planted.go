@@ -40,13 +40,21 @@ const (
 	// now and then: its state drifts from the others' while its log
 	// agrees, which only a runtime consistency check (§6.2) sees.
 	BugDivergentApply
+	// BugCorruptVotesAtOnce: a replica that lost its disk votes under its
+	// new incarnation at once, as if the configuration recorded it (§5.1):
+	// it may forget a promise or an acceptance a majority counted on.
+	BugCorruptVotesAtOnce
+	// BugQuorumFromStaleConfig: a master counts acceptances of every
+	// instance against the configuration in force when it was elected,
+	// ignoring changes its own log chose since (§5.4).
+	BugQuorumFromStaleConfig
 )
 
 // Planted is the bug switched on, BugNone outside tests. Tests that set it
 // must not run in parallel with other tests of the roles and must reset it.
 var Planted PlantedBug
 
-var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation", "divergent-apply"}
+var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation", "divergent-apply", "corrupt-votes-at-once", "quorum-from-stale-config"}
 
 func (b PlantedBug) String() string {
 	if b >= 0 && int(b) < len(plantedNames) {

@@ -1,6 +1,7 @@
 package paxos
 
 import (
+	"math"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -18,6 +19,18 @@ type ProposerConfig struct {
 	// accepts), heartbeats and chosen notices, but are never asked to vote
 	// and never counted; a learner never campaigns.
 	Learners []uint32
+	// Members is the configuration in force after the instances the local
+	// learner has applied (§5.4); nil: version 1 of Peers and Learners.
+	// MembershipApplied keeps it current.
+	Members *messages.Membership
+	// Incarnation is this node's incarnation (§5.1): a node whose
+	// configuration records another one lost its disk and never campaigns.
+	Incarnation uint64
+	// Fresh: the node started on an empty data directory. Once a master's
+	// heartbeat names another incarnation of it, it knows it lost its disk
+	// and does not campaign until the configuration it applied records its
+	// new one: its votes must not stand in for the old incarnation's.
+	Fresh bool
 	// HeartbeatInterval is how often the master tells the others it lives.
 	HeartbeatInterval time.Duration
 	// A follower that hears no master for a random time in
@@ -202,6 +215,42 @@ type Proposer struct {
 	roundAt     time.Time
 	roundWanted bool // reads arrived after the round in flight was sent
 
+	// Membership (§5.4). members is the configuration in force at the
+	// proposer's frontier: after the values it proposed as master, else
+	// after what its learner applied (appliedMembers, in force from
+	// appliedMembersAt+1). voters and learners are members' ids.
+	members          *messages.Membership
+	membersFrom      uint64 // the first instance members governs
+	appliedMembers   *messages.Membership
+	appliedMembersAt uint64
+	voters, learners []uint32
+	// pendingChange is a membership command waiting for the pipeline to
+	// drain: it is proposed alone once nothing is in flight. changeAt is
+	// the instance of a membership value in flight (0: none): nothing is
+	// proposed after it until it is chosen, so every instance in flight is
+	// governed by members. changeNext is the configuration it makes.
+	pendingChange *messages.Command
+	changeAt      uint64
+	changeNext    *messages.Membership
+	// reprepareFrom: a change of quorum was chosen just below it, and this
+	// mastership must run phase 1 again with the new voters before it
+	// proposes there (a boost from reprepareFrom).
+	reprepareFrom uint64
+	// epochPending: elected, but its epoch-start value waits until a
+	// change of quorum found among the re-proposals is chosen and phase 1
+	// ran with the new voters.
+	epochPending bool
+	// incarnations are the incarnations voters answered with: the master
+	// records one in the configuration when none is, and replaces one when
+	// a replica refuses for answering as another (it lost its disk, §5.1).
+	incarnations map[uint32]uint64
+	replaced     map[uint32]uint64
+	// lastNow is the time of the last Step or Tick: Submit, which takes
+	// none, acts at it.
+	lastNow time.Time
+	// replacedSeen: a heartbeat named another incarnation of this node.
+	replacedSeen bool
+
 	// Ballot boost (§5.2): a phase 1 under a higher ballot of its own while
 	// staying master.
 	boosting    bool
@@ -258,10 +307,33 @@ type ProposerOutput struct {
 func NewProposer(cfg ProposerConfig, now time.Time) *Proposer {
 	cfg.setDefaults()
 	p := &Proposer{cfg: cfg, inflight: make(map[uint64]*inflight), lastAck: make(map[uint32]time.Time),
-		leaseAck: make(map[uint32]uint64), confirmAck: make(map[uint32]uint64), truncatedAt: make(map[uint32]uint64)}
+		leaseAck: make(map[uint32]uint64), confirmAck: make(map[uint32]uint64), truncatedAt: make(map[uint32]uint64),
+		incarnations: make(map[uint32]uint64), replaced: make(map[uint32]uint64)}
+	m := cfg.Members
+	if m == nil {
+		m = &messages.Membership{Version: 1}
+		for _, id := range cfg.Peers {
+			m.Members = append(m.Members, &messages.Member{Id: id, Role: VoterRole})
+		}
+		for _, id := range cfg.Learners {
+			m.Members = append(m.Members, &messages.Member{Id: id, Role: LearnerRole})
+		}
+	}
+	p.appliedMembers = m
+	p.setMembers(m)
 	p.resetElection(now)
 	return p
 }
+
+// setMembers makes m the configuration at the frontier.
+func (p *Proposer) setMembers(m *messages.Membership) {
+	p.members = m
+	p.voters = MembershipVoters(m)
+	p.learners = MembershipLearners(m)
+}
+
+// Members returns the configuration at this proposer's frontier.
+func (p *Proposer) Members() *messages.Membership { return p.members }
 
 // IsMaster reports whether this proposer is master and accepts writes.
 func (p *Proposer) IsMaster() bool { return p.state == stateMaster }
@@ -321,8 +393,8 @@ func (p *Proposer) LeaseUntil(now time.Time) (until time.Time, ok bool) {
 // (by acks, the highest seq each answered) have all answered, if any is
 // still in the window.
 func (p *Proposer) quorumSent(acks map[uint32]uint64) (time.Time, bool) {
-	seqs := make([]uint64, 0, len(p.cfg.Peers))
-	for _, peer := range p.cfg.Peers {
+	seqs := make([]uint64, 0, len(p.voters))
+	for _, peer := range p.voters {
 		seqs = append(seqs, acks[peer])
 	}
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] > seqs[j] })
@@ -353,20 +425,29 @@ func (p *Proposer) NeedsFlush() bool {
 	if p.state != stateMaster {
 		return false
 	}
-	return p.noticeDirty || (len(p.queue) > 0 && len(p.inflight) < p.cfg.MaxInflight && !p.boosting)
+	return p.noticeDirty || (len(p.queue) > 0 && len(p.inflight) < p.cfg.MaxInflight && p.proposing()) ||
+		(p.pendingChange != nil && len(p.inflight) == 0 && p.proposing())
 }
 
-func (p *Proposer) quorum() int { return quorum(len(p.cfg.Peers)) }
+// proposing reports whether the master may put new values in flight: not
+// during a boost's phase 1, not past a membership value still in flight,
+// and not before its epoch has started.
+func (p *Proposer) proposing() bool {
+	return p.state == stateMaster && !p.boosting && p.changeAt == 0 && !p.epochPending && p.reprepareFrom == 0
+}
 
-// isVoter reports whether id is in the group: only voters' promises and
-// acknowledgements count towards a quorum, whatever a message claims.
-func (p *Proposer) isVoter(id uint32) bool {
-	for _, peer := range p.cfg.Peers {
-		if peer == id {
-			return true
-		}
-	}
-	return false
+func (p *Proposer) quorum() int { return quorum(len(p.voters)) }
+
+// counts reports whether a vote from incarnation inc of node id counts
+// under the configuration in force at the frontier: only its voters'
+// promises and acknowledgements count towards a quorum, whatever a message
+// claims, and only from the incarnation it records (§5.1, §5.4).
+func (p *Proposer) counts(id uint32, inc uint64) bool { return CountsVote(p.members, id, inc) }
+
+// toIncarnation is what the frontier's configuration records of peer's
+// incarnation, sent with every request for a vote.
+func (p *Proposer) toIncarnation(peer uint32) uint64 {
+	return MemberOf(p.members, peer).GetIncarnation()
 }
 
 func (p *Proposer) resetElection(now time.Time) {
@@ -402,12 +483,90 @@ func (p *Proposer) Submit(cmd *messages.Command) ProposerOutput {
 		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
 			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_OVERLOADED,
 			Error: "proposal queue full", MasterId: p.cfg.ID}})
+	case cmd.Membership:
+		p.submitChange(&out, cmd)
 	default:
-		cmd.Epoch = p.epoch
 		p.queue = append(p.queue, cmd)
 		p.queueBytes += len(cmd.Payload)
 	}
 	return out
+}
+
+// submitChange takes a membership command (§5.4): one at a time, checked
+// against the configuration at the frontier, proposed alone once the
+// pipeline has drained. A membership command carries no epoch: its version
+// alone decides whether it applies (a stale one finds another version in
+// force), so a change a deposed master proposed still takes effect if
+// chosen.
+func (p *Proposer) submitChange(out *ProposerOutput, cmd *messages.Command) {
+	refuse := func(code messages.ErrorCode, why string) {
+		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
+			RequestId: cmd.RequestId, Code: code, Error: why, MasterId: p.cfg.ID}})
+	}
+	if p.pendingChange != nil || p.changeAt != 0 || p.epochPending || p.reprepareFrom != 0 {
+		refuse(messages.ErrorCode_ERROR_CODE_OVERLOADED, "another membership change is in progress; try again")
+		return
+	}
+	next := &messages.Membership{}
+	if err := proto.Unmarshal(cmd.Payload, next); err != nil {
+		refuse(messages.ErrorCode_ERROR_CODE_INVALID, "membership does not decode: "+err.Error())
+		return
+	}
+	if err := CheckMembershipChange(p.members, next); err != nil {
+		refuse(messages.ErrorCode_ERROR_CODE_INVALID, err.Error())
+		return
+	}
+	if len(MembershipVoters(next)) < len(p.voters) && len(p.replaced) > 0 {
+		refuse(messages.ErrorCode_ERROR_CODE_INVALID, "a voter is rebuilding after losing its disk: no voter is removed until it is replaced")
+		return
+	}
+	if !CountsVote(next, p.cfg.ID, p.cfg.Incarnation) {
+		// Removing the master: it hands mastership over first (§5.4). It
+		// steps down and keeps out of elections until the lease the
+		// acceptors granted it has run out and another has had time to
+		// win (before that, it alone could be elected); the client retries
+		// with the new master, which proposes the change.
+		p.stepDown(out, p.lastNow)
+		p.HoldElection(p.lastNow, p.cfg.LeaseTimeout+2*p.cfg.ElectionTimeoutMax)
+		refuse(messages.ErrorCode_ERROR_CODE_NOT_MASTER, "the master hands mastership over before it is removed: retry with the next master")
+		return
+	}
+	cmd.Epoch = 0
+	p.pendingChange = cmd
+}
+
+// proposeChange proposes the pending membership command alone, once
+// nothing is in flight.
+func (p *Proposer) proposeChange(now time.Time) *messages.Entry {
+	cmd := p.pendingChange
+	p.pendingChange = nil
+	return p.newInstance(&messages.Value{Commands: []*messages.Command{cmd}}, now)
+}
+
+// changeChosen is called once the membership value at changeAt is chosen:
+// its configuration governs every later instance. If it changes how votes
+// are counted, phase 1 runs again with the new voters (a boost from the
+// next instance) before anything is proposed past it: a candidate of the
+// old configuration may have had values accepted there by voters this
+// mastership never asked (docs/membership.md).
+func (p *Proposer) changeChosen(out *ProposerOutput, now time.Time) {
+	at, next := p.changeAt, p.changeNext
+	p.changeAt, p.changeNext = 0, nil
+	old := p.members
+	p.setMembers(next)
+	if ChangesQuorum(old, next) && Planted != BugQuorumFromStaleConfig {
+		p.reprepareFrom = at + 1
+		p.startBoost(out, now, at+1)
+		return
+	}
+	if Planted == BugQuorumFromStaleConfig && ChangesQuorum(old, next) {
+		p.setMembers(old) // the bug: go on counting with the configuration it was elected under
+	}
+	if p.epochPending {
+		p.epoch, p.epochPending = p.nextInstance, false
+		p.broadcastAccept(out, []*messages.Entry{p.newInstance(
+			&messages.Value{Noop: true, StartsEpoch: true, EpochMaster: p.cfg.ID}, now)}, nil, now)
+	}
 }
 
 // Read registers quorum read id: it may be served once a majority has
@@ -437,9 +596,9 @@ func (p *Proposer) Read(id uint64, now time.Time) ProposerOutput {
 func (p *Proposer) sendConfirm(out *ProposerOutput, now time.Time) {
 	p.roundSeq, p.roundAt, p.roundWanted = p.nextSeq(now), now, false
 	p.stats.ReadRound++
-	for _, peer := range p.cfg.Peers {
+	for _, peer := range p.voters {
 		out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Confirm{
-			From: p.cfg.ID, Ballot: p.ballot, Seq: p.roundSeq}})
+			From: p.cfg.ID, Ballot: p.ballot, Seq: p.roundSeq, ToIncarnation: p.toIncarnation(peer)}})
 	}
 }
 
@@ -449,8 +608,8 @@ func (p *Proposer) releaseReads(out *ProposerOutput, now time.Time) {
 	if len(p.reads) == 0 || p.state != stateMaster || p.applied < p.epoch {
 		return
 	}
-	seqs := make([]uint64, 0, len(p.cfg.Peers))
-	for _, peer := range p.cfg.Peers {
+	seqs := make([]uint64, 0, len(p.voters))
+	for _, peer := range p.voters {
 		seqs = append(seqs, p.confirmAck[peer])
 	}
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] > seqs[j] })
@@ -509,7 +668,10 @@ func (p *Proposer) Flush(now time.Time) ProposerOutput {
 		return out
 	}
 	var fresh []*messages.Entry
-	for len(p.queue) > 0 && len(p.inflight) < p.cfg.MaxInflight && !p.boosting {
+	if p.pendingChange != nil && len(p.inflight) == 0 && p.proposing() {
+		fresh = append(fresh, p.proposeChange(now))
+	}
+	for len(p.queue) > 0 && len(p.inflight) < p.cfg.MaxInflight && p.proposing() && p.pendingChange == nil {
 		n, bytes := 0, 0
 		for n < len(p.queue) && n < p.cfg.MaxBatchCommands {
 			sz := len(p.queue[n].Payload)
@@ -521,6 +683,9 @@ func (p *Proposer) Flush(now time.Time) ProposerOutput {
 		}
 		batch := make([]*messages.Command, n)
 		copy(batch, p.queue[:n])
+		for _, cmd := range batch {
+			cmd.Epoch = p.epoch
+		}
 		clear(p.queue[:n])
 		p.queue = p.queue[n:]
 		p.queueBytes -= bytes
@@ -544,15 +709,26 @@ func (p *Proposer) Flush(now time.Time) ProposerOutput {
 // newInstance puts v in flight at the next instance.
 func (p *Proposer) newInstance(v *messages.Value, now time.Time) *messages.Entry {
 	e := &messages.Entry{Instance: p.nextInstance, Ballot: p.ballot, Value: v}
+	p.watchChange(e)
 	p.nextInstance++
 	p.inflight[e.Instance] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now}
 	p.stats.Proposed++
 	return e
 }
 
+// watchChange notes a membership value put in flight at e: until it is
+// chosen, nothing is proposed after it (only its own configuration is
+// certain for the instances in flight).
+func (p *Proposer) watchChange(e *messages.Entry) {
+	if next := FoldMembership(p.members, e.Value); next != p.members {
+		p.changeAt, p.changeNext = e.Instance, next
+	}
+}
+
 // Step handles a message for the proposer role.
 func (p *Proposer) Step(msg proto.Message, now time.Time) ProposerOutput {
 	var out ProposerOutput
+	p.lastNow = now
 	switch m := msg.(type) {
 	case *messages.Heartbeat:
 		p.onHeartbeat(&out, m, now)
@@ -569,12 +745,14 @@ func (p *Proposer) Step(msg proto.Message, now time.Time) ProposerOutput {
 // Tick drives the timers: elections, retransmission and heartbeats.
 func (p *Proposer) Tick(now time.Time) ProposerOutput {
 	var out ProposerOutput
+	p.lastNow = now
 	switch p.state {
 	case stateFollower:
 		if !now.Before(p.electionAt) {
-			if p.applied < p.catchUpTo || !p.isVoter(p.cfg.ID) {
+			if p.applied < p.catchUpTo || !CountsVote(p.appliedMembers, p.cfg.ID, p.cfg.Incarnation) || p.unproven() {
 				// Behind its own acceptor's truncation it cannot win; a
-				// learner never campaigns.
+				// learner never campaigns, nor a replica whose vote the
+				// configuration does not count (it lost its disk, §5.1).
 				p.resetElection(now)
 			} else {
 				p.campaign(&out, now)
@@ -597,6 +775,7 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 		p.maybeBoost(&out, now)
 		p.maybeRenew(&out, now)
 		p.maybeCheck(&out, now)
+		p.maybeReconfigure()
 	}
 	return out
 }
@@ -615,7 +794,7 @@ func (p *Proposer) RequestCheck() bool {
 // every replica that applies it checksums its state there (§6.2).
 func (p *Proposer) maybeCheck(out *ProposerOutput, now time.Time) {
 	due := p.checkAsked || (p.cfg.CheckInterval > 0 && now.Sub(p.checkAt) >= p.cfg.CheckInterval)
-	if !due || p.boosting || len(p.inflight) >= p.cfg.MaxInflight || p.applied < p.epoch {
+	if !due || !p.proposing() || p.pendingChange != nil || len(p.inflight) >= p.cfg.MaxInflight || p.applied < p.epoch {
 		return
 	}
 	if p.checkAt.IsZero() && !p.checkAsked {
@@ -631,7 +810,7 @@ func (p *Proposer) maybeCheck(out *ProposerOutput, now time.Time) {
 // maybeRenew proposes a heartbeat value when the master has sent no Accept
 // for half a lease: the acceptances renew the lease through the log (§5.2).
 func (p *Proposer) maybeRenew(out *ProposerOutput, now time.Time) {
-	if p.boosting || len(p.inflight) > 0 || len(p.queue) > 0 || now.Sub(p.lastSendAt) < p.cfg.LeaseTimeout/2 {
+	if !p.proposing() || len(p.inflight) > 0 || len(p.queue) > 0 || p.pendingChange != nil || now.Sub(p.lastSendAt) < p.cfg.LeaseTimeout/2 {
 		return
 	}
 	p.stats.Renewals++
@@ -643,7 +822,12 @@ func (p *Proposer) maybeRenew(out *ProposerOutput, now time.Time) {
 // that has not gathered a majority within an election timeout.
 func (p *Proposer) maybeBoost(out *ProposerOutput, now time.Time) {
 	if p.boosting {
-		if now.Sub(p.boostAt) >= p.cfg.ElectionTimeoutMin {
+		if now.Sub(p.boostAt) >= p.cfg.ElectionTimeoutMin && p.reprepareFrom != 0 {
+			// The new voters did not answer: without their phase 1 this
+			// mastership cannot go on past the change.
+			p.stepDown(out, now)
+			p.resetElection(now)
+		} else if now.Sub(p.boostAt) >= p.cfg.ElectionTimeoutMin {
 			p.boosting, p.promises = false, nil // try again later; the mastership goes on
 		} else if now.Sub(p.preparedAt) >= p.cfg.RetransmitInterval {
 			p.sendBoostPrepare(out, now)
@@ -652,24 +836,32 @@ func (p *Proposer) maybeBoost(out *ProposerOutput, now time.Time) {
 	}
 	due := now.Sub(p.boostAt) >= p.cfg.BoostInterval ||
 		(p.highestSeen > p.ballot && now.Sub(p.boostAt) >= p.cfg.RetransmitInterval)
-	if !due {
+	if !due || p.changeAt != 0 || p.epochPending {
 		return
 	}
+	// As a campaign does (see campaign), but never from below the
+	// configuration in force: the instances before it are chosen, and the
+	// new voters' promises say nothing about them.
+	p.startBoost(out, now, max(p.applied+1, p.membersFrom))
+}
+
+// startBoost starts a phase 1 from instance from under a new ballot.
+func (p *Proposer) startBoost(out *ProposerOutput, now time.Time, from uint64) {
 	p.boosting = true
 	p.boostAt = now
 	p.boostBallot = NextBallot(max(p.highestSeen, p.ballot), p.cfg.ID)
 	p.seen(p.boostBallot)
 	p.promises = make(map[uint32]*messages.Promise)
-	p.prepareFrom = p.applied + 1 // as a campaign does: see campaign
+	p.prepareFrom = from
 	p.sendBoostPrepare(out, now)
 }
 
 func (p *Proposer) sendBoostPrepare(out *ProposerOutput, now time.Time) {
 	p.preparedAt = now
-	for _, peer := range p.cfg.Peers {
+	for _, peer := range p.voters {
 		if p.promises[peer] == nil {
 			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Prepare{
-				From: p.cfg.ID, Ballot: p.boostBallot, FirstInstance: p.prepareFrom}})
+				From: p.cfg.ID, Ballot: p.boostBallot, FirstInstance: p.prepareFrom, ToIncarnation: p.toIncarnation(peer)}})
 		}
 	}
 }
@@ -708,7 +900,35 @@ func (p *Proposer) finishBoost(out *ProposerOutput, now time.Time) {
 	p.ballot = p.boostBallot
 	p.boosting, p.promises = false, nil
 	p.noticeUpto = p.prepareFrom - 1
+	p.reprepareFrom = 0
+	p.changeAt, p.changeNext = 0, nil
+	entries := p.repropose(best, old, top, now)
+	p.stats.Boosts++
+	p.stats.Boosted += uint64(len(entries))
+	clear(p.lastAck)
+	if p.epochPending && p.changeAt == 0 {
+		p.epoch = p.nextInstance
+		p.epochPending = false
+		entries = append(entries, p.newInstance(&messages.Value{Noop: true, StartsEpoch: true, EpochMaster: p.cfg.ID}, now))
+	}
+	if len(entries) > 0 {
+		p.broadcastAccept(out, entries, nil, now)
+	}
+	p.heartbeatAt = now
+	p.sendHeartbeats(out)
+}
+
+// repropose puts in flight, under the current ballot, every instance from
+// prepareFrom to top: the value accepted under the highest ballot the
+// promises report (best), else the one this master had in flight there
+// (old, a boost's), else a no-op. It stops after the first value that
+// changes how votes are counted (§5.4): the promises came from the
+// configuration before it, and say nothing reliable about the instances
+// after it; once it is chosen, phase 1 runs again with the new voters
+// (changeChosen).
+func (p *Proposer) repropose(best map[uint64]*messages.Entry, old map[uint64]*inflight, top uint64, now time.Time) []*messages.Entry {
 	var entries []*messages.Entry
+	p.nextInstance = p.prepareFrom
 	for i := p.prepareFrom; i <= top; i++ {
 		var v *messages.Value
 		switch {
@@ -722,16 +942,19 @@ func (p *Proposer) finishBoost(out *ProposerOutput, now time.Time) {
 		e := &messages.Entry{Instance: i, Ballot: p.ballot, Value: v}
 		p.inflight[i] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now}
 		entries = append(entries, e)
+		p.nextInstance = i + 1
+		if next := FoldMembership(p.members, v); next != p.members {
+			if ChangesQuorum(p.members, next) {
+				p.changeAt, p.changeNext = i, next
+				break
+			}
+			p.setMembers(next) // learners only: no vote counts differently
+		}
 	}
-	p.nextInstance = top + 1
-	p.stats.Boosts++
-	p.stats.Boosted += uint64(len(entries))
-	clear(p.lastAck)
-	if len(entries) > 0 {
-		p.broadcastAccept(out, entries, nil, now)
+	if p.changeAt == 0 {
+		p.nextInstance = max(p.nextInstance, top+1)
 	}
-	p.heartbeatAt = now
-	p.sendHeartbeats(out)
+	return entries
 }
 
 // interrupted reports whether a boost's promises show that this
@@ -776,9 +999,21 @@ func (p *Proposer) bestReported() map[uint64]*messages.Entry {
 
 func (p *Proposer) seen(b uint64) { p.highestSeen = max(p.highestSeen, b) }
 
-// SetLearners replaces the non-voting members the proposer sends the log
-// to, as a membership change applied (§5.4). The voters never change here.
-func (p *Proposer) SetLearners(ids []uint32) { p.cfg.Learners = append([]uint32(nil), ids...) }
+// MembershipApplied tells the proposer that the local learner applied the
+// configuration m at instance at (or installed a snapshot of it): m
+// governs every instance after at (§5.4). A follower takes it at once; a
+// master keeps its own view, which its own proposals carry ahead.
+func (p *Proposer) MembershipApplied(m *messages.Membership, at uint64) {
+	if at < p.appliedMembersAt {
+		return
+	}
+	p.appliedMembers, p.appliedMembersAt = m, at
+	p.LearnerProgress(at)
+	if p.state == stateFollower {
+		p.setMembers(m)
+		p.membersFrom = at + 1
+	}
+}
 
 // HoldUntilApplied keeps the proposer from campaigning until its learner
 // has applied upto: at restart, its own acceptor's truncation point (a
@@ -794,6 +1029,9 @@ func (p *Proposer) onHeartbeat(out *ProposerOutput, m *messages.Heartbeat, now t
 		return
 	}
 	p.seen(m.Ballot)
+	if m.ToIncarnation != 0 && m.ToIncarnation != p.cfg.Incarnation {
+		p.replacedSeen = true
+	}
 	if p.state != stateFollower && m.Ballot > p.ballot {
 		p.stepDown(out, now)
 	}
@@ -817,7 +1055,9 @@ func (p *Proposer) campaign(out *ProposerOutput, now time.Time) {
 	p.state = stateCandidate
 	p.masterID = 0
 	p.promises = make(map[uint32]*messages.Promise)
-	p.prepareFrom = p.applied + 1
+	p.setMembers(p.appliedMembers)
+	p.membersFrom = p.appliedMembersAt + 1
+	p.prepareFrom = max(p.applied, p.appliedMembersAt) + 1
 	p.resetElection(now)
 	p.sendPrepare(out, now)
 }
@@ -825,16 +1065,17 @@ func (p *Proposer) campaign(out *ProposerOutput, now time.Time) {
 func (p *Proposer) sendPrepare(out *ProposerOutput, now time.Time) {
 	p.preparedAt = now
 	p.prepareDue = now.Add(p.cfg.RetransmitInterval)
-	for _, peer := range p.cfg.Peers {
+	for _, peer := range p.voters {
 		if p.promises[peer] == nil {
 			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Prepare{
-				From: p.cfg.ID, Ballot: p.ballot, FirstInstance: p.prepareFrom}})
+				From: p.cfg.ID, Ballot: p.ballot, FirstInstance: p.prepareFrom, ToIncarnation: p.toIncarnation(peer)}})
 		}
 	}
 }
 
 func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.Time) {
 	p.seen(m.Promised)
+	p.noteIncarnation(m.From, m.Incarnation, m.Ok, m.Ballot)
 	if !m.Ok && m.From == p.cfg.ID && m.Truncated >= p.prepareFrom && p.state == stateCandidate && m.Ballot == p.ballot {
 		// Its own acceptor let go of the log where this candidate's
 		// learner still is (it lost a snapshot, say): it cannot win until
@@ -859,7 +1100,7 @@ func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.
 		}
 		return
 	}
-	if !p.isVoter(m.From) {
+	if !p.counts(m.From, m.Incarnation) {
 		return
 	}
 	// A ballot is used only once its own acceptor's promise of it is on
@@ -896,21 +1137,18 @@ func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
 	p.state = stateMaster
 	p.masterID = p.cfg.ID
 	p.promises = nil
-	p.nextInstance = top + 1
 	p.chosenUpto = max(p.chosenUpto, p.prepareFrom-1)
 	p.noticeUpto = p.prepareFrom - 1
-	var entries []*messages.Entry
-	for i := p.prepareFrom; i <= top; i++ {
-		v := &messages.Value{Noop: true}
-		if b := best[i]; b != nil && Planted != BugIgnorePromiseValues {
-			v = b.Value
-		}
-		e := &messages.Entry{Instance: i, Ballot: p.ballot, Value: v}
-		p.inflight[i] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now}
-		entries = append(entries, e)
+	p.changeAt, p.changeNext, p.reprepareFrom = 0, nil, 0
+	entries := p.repropose(best, nil, top, now)
+	if p.changeAt != 0 {
+		// Its epoch starts once the change is chosen and phase 1 ran
+		// with the new voters (finishBoost); no read or command before.
+		p.epoch, p.epochPending = math.MaxUint64, true
+	} else {
+		p.epoch, p.epochPending = p.nextInstance, false
+		entries = append(entries, p.newInstance(&messages.Value{Noop: true, StartsEpoch: true, EpochMaster: p.cfg.ID}, now))
 	}
-	p.epoch = p.nextInstance
-	entries = append(entries, p.newInstance(&messages.Value{Noop: true, StartsEpoch: true, EpochMaster: p.cfg.ID}, now))
 	clear(p.lastAck)
 	clear(p.leaseAck)
 	clear(p.confirmAck)
@@ -923,10 +1161,10 @@ func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
 
 // sendHeartbeats tells the other proposers this master lives.
 func (p *Proposer) sendHeartbeats(out *ProposerOutput) {
-	for _, peer := range append(p.cfg.Peers[:len(p.cfg.Peers):len(p.cfg.Peers)], p.cfg.Learners...) {
+	for _, peer := range append(p.voters[:len(p.voters):len(p.voters)], p.learners...) {
 		if peer != p.cfg.ID {
 			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Heartbeat{
-				From: p.cfg.ID, Ballot: p.ballot, ChosenUpto: p.chosenUpto}})
+				From: p.cfg.ID, Ballot: p.ballot, ChosenUpto: p.chosenUpto, ToIncarnation: p.toIncarnation(peer)}})
 		}
 	}
 }
@@ -934,14 +1172,16 @@ func (p *Proposer) sendHeartbeats(out *ProposerOutput) {
 func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now time.Time) {
 	p.seen(m.Promised)
 	p.seen(m.Seen)
+	p.noteIncarnation(m.From, m.Incarnation, m.Ok, m.Ballot)
 	if !m.Ok {
-		if m.Promised > max(p.ballot, p.boostBallot) && p.state == stateMaster {
+		if m.Promised > max(p.ballot, p.boostBallot) && p.state == stateMaster ||
+			p.state == stateMaster && p.replaced[m.From] != 0 && p.stuckBelowTruncation() {
 			p.stepDown(out, now)
 			p.resetElection(now)
 		}
 		return
 	}
-	if p.state != stateMaster || m.Ballot != p.ballot || !p.isVoter(m.From) {
+	if p.state != stateMaster || m.Ballot != p.ballot || !p.counts(m.From, m.Incarnation) {
 		return
 	}
 	p.lastAck[m.From] = now
@@ -983,7 +1223,76 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 			p.noticeDirty = true
 		}
 		p.chosenUpto = max(p.chosenUpto, upto)
+		if p.changeAt != 0 && len(p.inflight) == 0 {
+			p.changeChosen(out, now)
+		}
 	}
+}
+
+// unproven reports whether this node started on an empty directory, heard
+// from a master that records another incarnation of it, and has not yet
+// applied a configuration that records its own (ProposerConfig.Fresh).
+func (p *Proposer) unproven() bool {
+	return p.cfg.Fresh && p.replacedSeen && MemberOf(p.appliedMembers, p.cfg.ID).GetIncarnation() != p.cfg.Incarnation
+}
+
+// noteIncarnation remembers the incarnation a voter answered with: an
+// accepted vote from one the configuration does not record yet is
+// recorded (registered), and a refusal from another incarnation than the
+// recorded one (the acceptor lost its disk and starts again, §5.1) asks
+// for it to be replaced, by maybeReconfigure. Only answers to this
+// proposer's current ballots are taken: a delayed one may come from an
+// incarnation that is gone.
+func (p *Proposer) noteIncarnation(id uint32, inc uint64, ok bool, ballot uint64) {
+	if inc == 0 || p.state == stateFollower || (ballot != p.ballot && ballot != p.boostBallot) {
+		return
+	}
+	mem := MemberOf(p.members, id)
+	if mem == nil || mem.Role == LearnerRole {
+		return
+	}
+	switch {
+	case ok && mem.Incarnation == 0:
+		p.incarnations[id] = inc
+	case !ok && mem.Incarnation != 0 && mem.Incarnation != inc:
+		p.replaced[id] = inc
+	}
+}
+
+// maybeReconfigure has the master record the incarnations of voters the
+// configuration does not record yet (all at once), or else replace one
+// voter's incarnation by the one it answers with now, through the log like
+// any membership change (§5.1). Until the replacement is chosen, the
+// replica's new incarnation neither votes nor is counted; from then on
+// only it is.
+func (p *Proposer) maybeReconfigure() {
+	if !p.proposing() || p.pendingChange != nil || p.applied < p.epoch {
+		return
+	}
+	next := proto.Clone(p.members).(*messages.Membership)
+	changed := false
+	for _, mem := range next.Members {
+		if inc := p.incarnations[mem.Id]; mem.Role == VoterRole && mem.Incarnation == 0 && inc != 0 {
+			mem.Incarnation, changed = inc, true
+		}
+	}
+	if !changed {
+		for _, id := range p.voters {
+			if inc := p.replaced[id]; inc != 0 && inc != MemberOf(next, id).Incarnation {
+				MemberOf(next, id).Incarnation, changed = inc, true
+				break
+			}
+		}
+	}
+	if !changed {
+		return
+	}
+	next.Version++
+	if CheckMembershipChange(p.members, next) != nil {
+		return
+	}
+	payload, _ := proto.Marshal(next)
+	p.pendingChange = &messages.Command{Origin: p.cfg.ID, Membership: true, Payload: payload}
 }
 
 // stuckBelowTruncation reports whether so many acceptors let go of their
@@ -1004,17 +1313,19 @@ func (p *Proposer) stuckBelowTruncation() bool {
 		return false
 	}
 	gone := 0
-	for _, t := range p.truncatedAt {
-		if t >= low {
+	for _, id := range p.voters {
+		// A voter that lost its disk cannot accept for its old
+		// incarnation either (§5.1).
+		if p.truncatedAt[id] >= low || p.replaced[id] != 0 {
 			gone++
 		}
 	}
-	return gone > len(p.cfg.Peers)-p.quorum()
+	return gone > len(p.voters)-p.quorum()
 }
 
 func (p *Proposer) onConfirmed(out *ProposerOutput, m *messages.Confirmed, now time.Time) {
 	p.seen(m.Promised)
-	if p.state != stateMaster || !p.isVoter(m.From) || m.Ballot != p.ballot {
+	if p.state != stateMaster || !p.counts(m.From, m.Incarnation) || m.Ballot != p.ballot {
 		return
 	}
 	if !m.Ok {
@@ -1054,7 +1365,7 @@ func (p *Proposer) retransmit(out *ProposerOutput, now time.Time) {
 	sort.Slice(late, func(i, j int) bool { return late[i].entry.Instance < late[j].entry.Instance })
 	seq := p.nextSeq(now)
 	p.lastSendAt = now
-	for _, peer := range p.cfg.Peers {
+	for _, peer := range p.voters {
 		var es []*messages.Entry
 		for _, f := range late {
 			if !f.acks[peer] {
@@ -1063,7 +1374,7 @@ func (p *Proposer) retransmit(out *ProposerOutput, now time.Time) {
 		}
 		if len(es) > 0 {
 			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Accept{
-				From: p.cfg.ID, Ballot: p.ballot, Entries: es, ChosenUpto: p.chosenUpto, Seq: seq}})
+				From: p.cfg.ID, Ballot: p.ballot, Entries: es, ChosenUpto: p.chosenUpto, Seq: seq, ToIncarnation: p.toIncarnation(peer)}})
 		}
 	}
 	for _, f := range late {
@@ -1077,14 +1388,14 @@ func (p *Proposer) retransmit(out *ProposerOutput, now time.Time) {
 func (p *Proposer) broadcastAccept(out *ProposerOutput, entries []*messages.Entry, durable map[uint32]bool, now time.Time) {
 	seq := p.nextSeq(now)
 	p.lastSendAt = now
-	for _, peer := range p.cfg.Peers {
+	for _, peer := range p.voters {
 		out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Accept{
 			From: p.cfg.ID, Ballot: p.ballot, Entries: entries, ChosenUpto: p.chosenUpto,
-			Lazy: durable != nil && !durable[peer], Seq: seq}})
+			Lazy: durable != nil && !durable[peer], Seq: seq, ToIncarnation: p.toIncarnation(peer)}})
 	}
-	for _, l := range p.cfg.Learners { // they store the log; nobody counts them
+	for _, l := range p.learners { // they store the log; nobody counts them
 		out.Messages = append(out.Messages, Envelope{To: l, Msg: &messages.Accept{
-			From: p.cfg.ID, Ballot: p.ballot, Entries: entries, ChosenUpto: p.chosenUpto, Lazy: true, Seq: seq}})
+			From: p.cfg.ID, Ballot: p.ballot, Entries: entries, ChosenUpto: p.chosenUpto, Lazy: true, Seq: seq, ToIncarnation: p.toIncarnation(l)}})
 	}
 }
 
@@ -1097,13 +1408,13 @@ func (p *Proposer) broadcastAccept(out *ProposerOutput, entries []*messages.Entr
 // retransmission, and is passed over.
 func (p *Proposer) durableVoters() map[uint32]bool {
 	var followers []uint32
-	for _, peer := range p.cfg.Peers {
+	for _, peer := range p.voters {
 		if _, ok := p.lastAck[peer]; ok && peer != p.cfg.ID {
 			followers = append(followers, peer)
 		}
 	}
 	need := p.quorum() - 1
-	if len(followers) < need || len(followers) == len(p.cfg.Peers)-1 && need == len(followers) {
+	if len(followers) < need || len(followers) == len(p.voters)-1 && need == len(followers) {
 		return nil // nobody to spare
 	}
 	sort.Slice(followers, func(i, j int) bool {
@@ -1123,10 +1434,10 @@ func (p *Proposer) durableVoters() map[uint32]bool {
 // broadcast sends a fresh message from mk to every voter and learner. Each peer gets
 // its own message so a shell may hand them to different transports.
 func (p *Proposer) broadcast(out *ProposerOutput, mk func() proto.Message) {
-	for _, peer := range p.cfg.Peers {
+	for _, peer := range p.voters {
 		out.Messages = append(out.Messages, Envelope{To: peer, Msg: mk()})
 	}
-	for _, l := range p.cfg.Learners {
+	for _, l := range p.learners {
 		out.Messages = append(out.Messages, Envelope{To: l, Msg: mk()})
 	}
 }
@@ -1144,6 +1455,15 @@ func (p *Proposer) stepDown(out *ProposerOutput, now time.Time) {
 	p.state = stateFollower
 	p.masterID = 0
 	p.promises = nil
+	if cmd := p.pendingChange; cmd != nil && cmd.ReplyAddress != "" {
+		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
+			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, Error: "master stepped down"}})
+	}
+	p.pendingChange, p.changeAt, p.changeNext, p.reprepareFrom, p.epochPending = nil, 0, nil, 0, false
+	p.setMembers(p.appliedMembers)
+	p.membersFrom = p.appliedMembersAt + 1
+	clear(p.incarnations)
+	clear(p.replaced)
 	for _, cmd := range p.queue {
 		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
 			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, Error: "master stepped down"}})

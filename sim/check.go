@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -13,12 +14,20 @@ import (
 // at most one value per instance.
 type tallyKey struct{ instance, ballot uint64 }
 
-// tally counts the acceptors that durably accepted a value at one
-// (instance, ballot).
+// tally lists the acceptors that durably accepted a value at one
+// (instance, ballot), each as (node, incarnation): whether they make a
+// majority depends on the configuration that governs the instance.
 type tally struct {
-	value  string
-	voters uint64 // bit i: node i accepted
-	count  int
+	value   string
+	entry   *messages.Entry
+	voters  []voterID
+	decided bool
+}
+
+// voterID is one incarnation of one node (§5.1).
+type voterID struct {
+	id  uint32
+	inc uint64
 }
 
 // checker holds the invariants checked at every step (§6 "runtime
@@ -29,7 +38,13 @@ type checker struct {
 	// versionAt is the membership version after each membership command.
 	versionAt map[uint64]uint64
 	s         *Simulator
-	quorum    int
+	// configs is the checker's own account of §5.4: the configuration
+	// that governs each instance, from the one log: configs[k] governs
+	// from configFrom[k] on. pending holds tallies of instances whose
+	// configuration is not known yet (the log has not reached them).
+	configs    []*messages.Membership
+	configFrom []uint64
+	pending    map[uint64][]tallyKey
 	// tallies and chosen are the ground truth: a value is chosen at an
 	// instance once a majority durably accepted it under one ballot.
 	tallies map[tallyKey]*tally
@@ -60,8 +75,8 @@ type checker struct {
 type interval struct{ from, to int64 }
 
 func newChecker(s *Simulator) *checker {
-	return &checker{s: s, quorum: len(s.ids)/2 + 1,
-		tallies: make(map[tallyKey]*tally), chosen: make(map[uint64]string), leases: make(map[uint32][]interval),
+	return &checker{s: s, configs: []*messages.Membership{s.initialMembership()}, configFrom: []uint64{1},
+		pending: make(map[uint64][]tallyKey), tallies: make(map[tallyKey]*tally), chosen: make(map[uint64]string), leases: make(map[uint32][]interval),
 		chosenBy: make(map[uint64]uint32)}
 }
 
@@ -83,7 +98,7 @@ func (c *checker) durablyAccepted(n *node, e *messages.Entry) {
 	v := valueKey(e.Value)
 	t := c.tallies[k]
 	if t == nil {
-		t = &tally{value: v}
+		t = &tally{value: v, entry: e}
 		c.tallies[k] = t
 	}
 	if t.value != v {
@@ -92,15 +107,57 @@ func (c *checker) durablyAccepted(n *node, e *messages.Entry) {
 			e.Instance, fmtBallot(e.Ballot), n.name(), describeValue(e.Value), describeKey(t.value))
 		return
 	}
-	bit := uint64(1) << n.id
-	if t.voters&bit != 0 || !n.voter() {
-		return // a learner's acceptance counts for nothing
-	}
-	t.voters |= bit
-	t.count++
-	if t.count != c.quorum {
+	who := voterID{n.id, n.diskInc}
+	if slices.Contains(t.voters, who) {
 		return
 	}
+	t.voters = append(t.voters, who)
+	c.judge(k)
+}
+
+// configAt returns the configuration that governs instance, if the log
+// has reached it.
+func (c *checker) configAt(instance uint64) (*messages.Membership, bool) {
+	if instance > uint64(len(c.log))+1 {
+		return nil, false
+	}
+	k, _ := slices.BinarySearch(c.configFrom, instance+1)
+	return c.configs[k-1], true
+}
+
+// judge decides whether the tally k makes its value chosen: a majority of
+// the voters of the instance's configuration, each counted only as the
+// incarnation the configuration records (or any, where it records none).
+// Written here from docs/membership.md, not shared with the roles, so a
+// role that counts wrongly disagrees with it.
+func (c *checker) judge(k tallyKey) {
+	t := c.tallies[k]
+	if t.decided {
+		return
+	}
+	cfg, ok := c.configAt(k.instance)
+	if !ok {
+		c.pending[k.instance] = append(c.pending[k.instance], k)
+		return
+	}
+	voters, count := 0, 0
+	for _, m := range cfg.Members {
+		if m.Role == paxos.LearnerRole {
+			continue
+		}
+		voters++
+		for _, w := range t.voters {
+			if w.id == m.Id && (m.Incarnation == 0 || m.Incarnation == w.inc) {
+				count++
+				break
+			}
+		}
+	}
+	if count < voters/2+1 {
+		return
+	}
+	t.decided = true
+	e, v := t.entry, t.value
 	if prev, ok := c.chosen[e.Instance]; ok && prev != v {
 		c.s.fail(ErrSafety, ErrTwoValuesChosen, "instance %d: %s chosen under ballot %s, %s chosen before",
 			e.Instance, describeValue(e.Value), fmtBallot(e.Ballot), describeKey(prev))
@@ -141,8 +198,22 @@ func (c *checker) applied(n *node, e *messages.Entry, epochs *paxos.EpochTracker
 		if e.Value.GetStartsEpoch() {
 			epoch = e.Instance
 		}
+		if _, ok := c.chosen[e.Instance]; !ok {
+			c.s.fail(ErrSafety, ErrLearnedNotChosen, "%s applied %s at instance %d; no majority of its configuration accepted it",
+				n.name(), describeValue(e.Value), e.Instance)
+			return
+		}
 		c.log = append(c.log, v)
 		c.epochs = append(c.epochs, epoch)
+		cur := c.configs[len(c.configs)-1]
+		if next := paxos.FoldMembership(cur, e.Value); next != cur {
+			c.configs = append(c.configs, next)
+			c.configFrom = append(c.configFrom, e.Instance+1)
+		}
+		for _, k := range c.pending[e.Instance+1] {
+			c.judge(k)
+		}
+		delete(c.pending, e.Instance+1)
 		c.firstApplied(e)
 	case c.log[e.Instance-1] != v:
 		c.s.fail(ErrSafety, ErrAppliedDiverged, "%s applied %s at instance %d, another replica %s",

@@ -44,6 +44,12 @@ type Faults struct {
 	// page cache may have written some), never a later record without the
 	// earlier ones; otherwise exactly the synced records survive.
 	TornWrites bool
+	// Wipes: once in a run, a crash loses the whole disk (§5.1) of a voter
+	// whose incarnation the configuration records, in a group of three
+	// voters or more. Once only: a second loss before every replica has
+	// applied past the first one's replacement is two failures for the
+	// instances in between (docs/membership.md).
+	Wipes bool
 	// A partition forms on average every PartitionEvery (0: never) and
 	// heals after a time in [PartitionMin, PartitionMax). OneWay of them
 	// cut only one direction.
@@ -161,7 +167,9 @@ func ConfigForSeed(seed uint64) Config {
 	}
 	c.SnapshotEvery = []time.Duration{0, 2 * time.Second, 500 * time.Millisecond}[r.IntN(3)]
 	if r.IntN(4) == 0 {
-		c.Learners = 1
+		// Membership changes run (the operator), and disks are lost.
+		c.Learners = 1 + r.IntN(2)
+		c.Faults.Wipes = c.Faults.CrashEvery > 0
 	}
 	return c
 }

@@ -1,5 +1,7 @@
 package sim
 
+import "github.com/livepaxos/livepaxos/paxos"
+
 // The fault injector of safety mode. Each kind of fault is its own
 // process: it waits a random time around its mean, strikes, and schedules
 // its next strike, until the faults stop.
@@ -112,6 +114,27 @@ func (s *Simulator) noneRebuilding() bool {
 		if n.damagedAt > 0 && (!n.up || n.applied < n.damagedAt) {
 			return false
 		}
+		if n.wiped && (!n.up || !s.recorded(n)) {
+			return false
+		}
 	}
 	return true
+}
+
+// registeredVoter reports whether n is a voter whose incarnation the
+// configuration the one log reached records.
+func (s *Simulator) registeredVoter(n *node) bool {
+	cfg := s.check.configs[len(s.check.configs)-1]
+	m := paxos.MemberOf(cfg, n.id)
+	// With two voters, losing one's disk leaves no majority to replace
+	// it: a group of two survives no failure, a lost disk included.
+	return m != nil && m.Role == paxos.VoterRole && m.Incarnation == n.diskInc && len(paxos.MembershipVoters(cfg)) >= 3
+}
+
+// recorded reports whether the configuration the one log reached records
+// n's current incarnation, or does not count n as a voter at all.
+func (s *Simulator) recorded(n *node) bool {
+	cfg := s.check.configs[len(s.check.configs)-1]
+	m := paxos.MemberOf(cfg, n.id)
+	return m == nil || m.Role == paxos.LearnerRole || m.Incarnation == n.diskInc
 }

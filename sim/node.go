@@ -70,6 +70,13 @@ type node struct {
 	// members is the membership in force as this incarnation applied the
 	// log (§5.4): replicated state, rebuilt from the snapshot and the log.
 	members *messages.Membership
+	// membersAt is the instance members was applied at (or the snapshot's).
+	membersAt uint64
+	// diskInc is the incarnation of the node's disk (§5.1), chosen when
+	// the disk was first used; it survives crashes, not a wipe.
+	diskInc uint64
+	// wiped: the node lost its disk (a wipe fault) and rebuilds.
+	wiped bool
 	// hadSnapshot: the node has taken or installed a snapshot.
 	hadSnapshot bool
 }
@@ -97,8 +104,14 @@ func newNode(s *Simulator, id uint32) *node {
 
 func (n *node) name() string { return endpointName(n.id) }
 
-// voter reports whether the node votes (is not a learner).
-func (n *node) voter() bool { return int(n.id) <= n.s.cfg.Nodes }
+// memberIDs lists the ids of members of m.
+func memberIDs(m *messages.Membership) []uint32 {
+	var ids []uint32
+	for _, mem := range m.Members {
+		ids = append(ids, mem.Id)
+	}
+	return ids
+}
 
 // now is the node's own clock reading: what the roles see.
 func (n *node) now() time.Time { return n.clock.local(n.s.sched.now) }
@@ -126,6 +139,11 @@ func (n *node) boot(records []*messages.Record) {
 	n.applied = 0
 	n.flushScheduled = false
 	n.a = paxos.NewAcceptor(n.id)
+	fresh := n.diskInc == 0
+	if n.diskInc == 0 {
+		n.diskInc = n.s.rng.Uint64()>>1 + 1
+	}
+	n.a.SetIncarnation(n.diskInc)
 	n.epochs = paxos.EpochTracker{}
 	n.reads = make(map[uint64]*clientRequest)
 	lcfg := n.s.cfg.Learner
@@ -135,7 +153,7 @@ func (n *node) boot(records []*messages.Record) {
 	n.snapshotting = false
 	n.fetching = nil
 	n.tally = paxos.NewChecksumTally(n.id, len(n.s.all), 16)
-	n.members = n.s.initialMembership()
+	n.members, n.membersAt = n.s.initialMembership(), 0
 	if snap := n.snapshot; snap != nil {
 		// Recovery (§5.5): the newest snapshot, then the log after it.
 		if err := n.kv.Restore(bytes.NewReader(snap.state)); err != nil {
@@ -145,7 +163,7 @@ func (n *node) boot(records []*messages.Record) {
 		n.l.RestoreSnapshot(snap.instance)
 		n.epochs.Reset(snap.epoch, snap.master)
 		if snap.members != nil {
-			n.members = snap.members
+			n.members, n.membersAt = snap.members, snap.instance
 		}
 		n.applied = snap.instance
 	}
@@ -175,9 +193,11 @@ func (n *node) boot(records []*messages.Record) {
 		}
 	}
 	pcfg := n.s.cfg.Proposer
-	pcfg.ID, pcfg.Peers, pcfg.Learners = n.id, n.s.ids, paxos.MembershipLearners(n.members)
+	pcfg.ID, pcfg.Members, pcfg.Incarnation, pcfg.Fresh = n.id, n.s.initialMembership(), n.diskInc, fresh
 	pcfg.Rand = rand.New(rand.NewPCG(n.s.rng.Uint64(), uint64(n.id)))
 	n.p = paxos.NewProposer(pcfg, n.now())
+	n.p.MembershipApplied(n.members, n.membersAt)
+	n.l.SetPeers(memberIDs(n.members))
 	n.p.LearnerProgress(n.l.Contiguous())
 	n.p.ObserveBallot(n.a.Promised())
 	n.p.HoldUntilApplied(n.a.Truncated())
@@ -214,6 +234,16 @@ func (n *node) crash() {
 	}
 	n.s.lostRecords += len(n.disk.log) - keep
 	n.survivors = n.disk.log[:keep:keep]
+	if n.s.cfg.Faults.Wipes && n.s.wipes == 0 && n.s.registeredVoter(n) && n.s.rng.IntN(5) == 0 {
+		// The disk is lost (§5.1): the node comes back empty, with a new
+		// incarnation, and rebuilds from its peers.
+		if n.s.trace != nil {
+			n.s.tracef("%s disk WIPED", n.name())
+		}
+		n.survivors, n.snapshot, n.hadSnapshot, n.damagedAt = nil, nil, false, 0
+		n.diskInc, n.wiped = 0, true
+		n.s.wipes++
+	}
 	n.up = false
 	n.inc++
 	n.crashes++
@@ -329,12 +359,14 @@ func (n *node) applyMembership(instance uint64, payload []byte) {
 		return
 	}
 	if paxos.CheckMembershipChange(n.members, next) == nil {
-		n.members = next
+		n.members, n.membersAt = next, instance
 		if n.p != nil { // at boot the proposer is made after the replay, from n.members
-			n.p.SetLearners(paxos.MembershipLearners(next))
+			n.p.MembershipApplied(next, instance)
 		}
+		n.l.SetPeers(memberIDs(next))
 		if n.s.trace != nil {
-			n.s.tracef("%s membership v%d at %d: learners %v", n.name(), next.Version, instance, paxos.MembershipLearners(next))
+			n.s.tracef("%s membership v%d at %d: voters %v learners %v", n.name(), next.Version, instance,
+				paxos.MembershipVoters(next), paxos.MembershipLearners(next))
 		}
 	}
 	n.s.check.membership(n, instance, n.members.GetVersion())
@@ -469,8 +501,9 @@ func (n *node) install(snap *simSnapshot) {
 	}
 	n.epochs.Reset(snap.epoch, snap.master)
 	if snap.members != nil {
-		n.members = snap.members
-		n.p.SetLearners(paxos.MembershipLearners(n.members))
+		n.members, n.membersAt = snap.members, snap.instance
+		n.p.MembershipApplied(n.members, snap.instance)
+		n.l.SetPeers(memberIDs(n.members))
 	}
 	n.applied = snap.instance
 	n.snapshot = snap

@@ -70,13 +70,25 @@ func (sc *scenario) master() *node {
 				count++
 			}
 		}
-		if count == 1 {
+		if count == 1 && registered(sc.s, m) {
 			return m
 		}
 		sc.run(100 * time.Millisecond)
 	}
 	sc.t.Fatal("no master elected")
 	return nil
+}
+
+// registered reports whether m's configuration records the incarnation of
+// every voter that is up (§5.1): a new master does that first, and the
+// scenarios start once it is done.
+func registered(s *Simulator, m *node) bool {
+	for _, mem := range m.p.Members().Members {
+		if mem.Role == paxos.VoterRole && mem.Incarnation == 0 && s.nodes[mem.Id-1].up {
+			return false
+		}
+	}
+	return m.p.InflightLen() == 0
 }
 
 // put has client c write key=value through node to.

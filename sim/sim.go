@@ -31,14 +31,15 @@ type Result struct {
 	Truncations             int // log checkpoints made durable (older records deleted)
 	TransfersCut            int // snapshot transfers given up mid-way (provider crashed, quiet or moved on)
 	Checksums               int // runtime consistency checksums computed (§6.2)
-	MembershipOps           int // learner removals and additions the operator asked for (§5.4)
+	MembershipOps           int // membership changes the operator asked for (§5.4)
+	Wipes                   int // disks lost (§5.1)
 }
 
 func (r Result) String() string {
 	return fmt.Sprintf("seed %d: %d nodes, %d steps, %s simulated, %d ops (%d ok, %d unknown), %d instances, "+
 		"%d crashes (%d unsynced records lost), %d partitions, %d messages (%d lost), %d lease reads, %d quorum reads, "+
-		"%d snapshots (%d installed, %d transfers cut, %d truncations), %d checksums, %d membership changes asked", r.Seed, r.Nodes, r.Steps, r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords,
-		r.Partitions, r.Messages, r.Lost, r.LeaseReads, r.QuorumReads, r.Snapshots, r.Installs, r.TransfersCut, r.Truncations, r.Checksums, r.MembershipOps)
+		"%d snapshots (%d installed, %d transfers cut, %d truncations), %d checksums, %d membership changes asked, %d disks wiped", r.Seed, r.Nodes, r.Steps, r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords,
+		r.Partitions, r.Messages, r.Lost, r.LeaseReads, r.QuorumReads, r.Snapshots, r.Installs, r.TransfersCut, r.Truncations, r.Checksums, r.MembershipOps, r.Wipes)
 }
 
 // Simulator runs one seeded run. It is single-threaded and not reusable:
@@ -71,6 +72,7 @@ type Simulator struct {
 	truncations int
 	// membershipOps counts membership changes the operator asked for.
 	membershipOps int
+	wipes         int
 	// checksums counts checksums computed at checksum values (§6.2).
 	checksums int
 	// transfersCut counts snapshot transfers given up mid-way.
@@ -176,7 +178,7 @@ func (s *Simulator) result() Result {
 	r := Result{Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Steps: s.steps, SimTime: time.Duration(s.sched.now),
 		Ops: len(s.history), Chosen: len(s.check.log), Crashes: s.crashes, LostRecords: s.lostRecords, Partitions: s.partitions,
 		Messages: s.net.sent, Lost: s.net.lost, LeaseReads: s.check.leaseReads, QuorumReads: s.check.quorumReads,
-		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums, MembershipOps: s.membershipOps}
+		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums, MembershipOps: s.membershipOps, Wipes: s.wipes}
 	for _, o := range s.history {
 		switch o.status {
 		case opOK:

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -41,11 +42,25 @@ func (a *acceptorActor) Receive(ctx actor.Context) {
 	case *messages.Confirm:
 		// Nothing to persist: the answer reports state already on disk.
 		out := a.r.acceptor.HandleConfirm(m)
+		a.proven(out)
 		a.r.send(ctx, []paxos.Envelope{*out.Reply})
 	}
 }
 
+// proven records durably, before any answer leaves, that this data
+// directory's acceptor has been asked for a vote under its own incarnation
+// (§5.1): it is no longer fresh. Once per directory.
+func (a *acceptorActor) proven(out paxos.AcceptorOutput) {
+	if !out.Proven {
+		return
+	}
+	if err := markProven(a.r.cfg.DataDir, a.r.acceptor.Bootstrap()); err != nil {
+		a.r.fatal(fmt.Errorf("actors: recording the incarnation as proven: %w", err))
+	}
+}
+
 func (a *acceptorActor) handle(out paxos.AcceptorOutput) {
+	a.proven(out)
 	if out.Lazy {
 		// A lazy accept: nobody counts it, so it waits for no fsync.
 		a.r.persistLazy(out.Records)

@@ -27,32 +27,50 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // checkIdentity verifies dir's identity file, or, for a directory with no
 // log yet, creates it (atomically: a temporary file, synced, renamed, and
 // the directory synced) with a new random incarnation (§5.1). It returns
-// the directory's incarnation (0 for a directory made before incarnations).
-func checkIdentity(dir, clusterID string, nodeID uint32) (uint64, error) {
+// the directory's incarnation (0 for a directory made before incarnations)
+// and whether it is still fresh (see paxos.Acceptor.SetIncarnation), in
+// the record it returns.
+func checkIdentity(dir, clusterID string, nodeID uint32) (*messages.MetaRecord, error) {
 	path := filepath.Join(dir, identityFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		meta, err := decodeIdentity(b)
 		if err != nil {
-			return 0, fmt.Errorf("%w: %s: %v", ErrCorruptIdentity, path, err)
+			return nil, fmt.Errorf("%w: %s: %v", ErrCorruptIdentity, path, err)
 		}
 		if meta.ClusterId != clusterID || meta.NodeId != nodeID {
-			return 0, fmt.Errorf("%w: %s belongs to node %d of cluster %q, not node %d of cluster %q",
+			return nil, fmt.Errorf("%w: %s belongs to node %d of cluster %q, not node %d of cluster %q",
 				ErrForeignData, dir, meta.NodeId, meta.ClusterId, nodeID, clusterID)
 		}
-		return meta.Incarnation, nil
+		return meta, nil
 	case !errors.Is(err, os.ErrNotExist):
-		return 0, err
+		return nil, err
 	}
 	if logs, _ := filepath.Glob(filepath.Join(dir, "*.wal")); len(logs) > 0 {
-		return 0, fmt.Errorf("%w: %s holds a log but no %s file", ErrForeignData, dir, identityFile)
+		return nil, fmt.Errorf("%w: %s holds a log but no %s file", ErrForeignData, dir, identityFile)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, err
+		return nil, err
 	}
-	inc := rand.Uint64()>>1 + 1
-	return inc, writeIdentity(path, &messages.MetaRecord{ClusterId: clusterID, NodeId: nodeID, Incarnation: inc})
+	meta := &messages.MetaRecord{ClusterId: clusterID, NodeId: nodeID, Incarnation: rand.Uint64()>>1 + 1, Fresh: true}
+	return meta, writeIdentity(path, meta)
+}
+
+// markProven rewrites dir's identity file as no longer fresh, with the
+// bootstrap set its acceptor recorded (if any).
+func markProven(dir string, bootstrap []*messages.Member) error {
+	path := filepath.Join(dir, identityFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	meta, err := decodeIdentity(b)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorruptIdentity, path, err)
+	}
+	meta.Fresh, meta.Bootstrap = false, bootstrap
+	return writeIdentity(path, meta)
 }
 
 // encodeIdentity frames the record with its CRC-32C.

@@ -87,12 +87,13 @@ func NewReplica(cfg Config) (*Replica, error) {
 		acceptor: paxos.NewAcceptor(cfg.NodeID),
 		learner:  paxos.NewLearner(cfg.Learner),
 	}
-	inc, err := checkIdentity(cfg.DataDir, cfg.ClusterID, cfg.NodeID)
+	meta, err := checkIdentity(cfg.DataDir, cfg.ClusterID, cfg.NodeID)
 	if err != nil {
 		return nil, err
 	}
-	r.incarnation = inc
-	r.acceptor.SetIncarnation(inc)
+	r.incarnation = meta.Incarnation
+	r.acceptor.SetIncarnation(meta.Incarnation, meta.Fresh)
+	r.acceptor.SetBootstrap(meta.Bootstrap)
 	r.members.Store(viewOf(initialMembership(&r.cfg)))
 	// Recovery (§5.5): the newest valid snapshot, then the log after it.
 	if err := r.restoreSnapshot(); err != nil {
@@ -134,7 +135,8 @@ func NewReplica(cfg Config) (*Replica, error) {
 	// it as if granted now (§5.2).
 	r.acceptor.StartLease(cfg.Proposer.LeaseTimeout, now)
 	pcfg := cfg.Proposer
-	pcfg.Members, pcfg.Incarnation = initialMembership(&r.cfg), r.incarnation
+	pcfg.Members, pcfg.Incarnation, pcfg.Fresh = initialMembership(&r.cfg), r.incarnation, r.acceptor.Fresh()
+	pcfg.Bootstrap = r.acceptor.Bootstrap()
 	r.membersChanged = false
 	r.proposer = paxos.NewProposer(pcfg, now)
 	r.proposer.MembershipApplied(r.view().membership(), r.membersAt) // as the log left it

@@ -627,6 +627,11 @@ type Prepare struct {
 	// configuration records it (0: any): an acceptor of another incarnation
 	// does not promise (§5.1).
 	ToIncarnation uint64 `protobuf:"varint,4,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"`
+	// bootstrap names every voter's incarnation as a poll of a brand-new
+	// group found them all fresh and empty (§5.1): recorded by each acceptor
+	// that answers, so that any candidate can name them until the
+	// configuration records incarnations.
+	Bootstrap     []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -689,6 +694,13 @@ func (x *Prepare) GetToIncarnation() uint64 {
 	return 0
 }
 
+func (x *Prepare) GetBootstrap() []*Member {
+	if x != nil {
+		return x.Bootstrap
+	}
+	return nil
+}
+
 // Promise is phase 1b. When ok is false, promised names the higher ballot
 // that caused the refusal.
 type Promise struct {
@@ -713,8 +725,16 @@ type Promise struct {
 	// snapshot (§5.5). A prepare from an instance at or below it is refused:
 	// the acceptor can no longer report what it accepted there. Every such
 	// instance is chosen; the candidate must catch up past it first.
-	Truncated     uint64 `protobuf:"varint,10,opt,name=truncated,proto3" json:"truncated,omitempty"`
-	Incarnation   uint64 `protobuf:"varint,11,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // the acceptor's incarnation: votes count per (node, incarnation)
+	Truncated   uint64 `protobuf:"varint,10,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	Incarnation uint64 `protobuf:"varint,11,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // the acceptor's incarnation: votes count per (node, incarnation)
+	// fresh: the acceptor started on an empty disk and has voted for nothing
+	// since: it answers only requests that name its incarnation (§5.1).
+	// empty: it holds no promise, acceptance or truncation at all. A
+	// candidate of a brand-new group that hears fresh and empty from every
+	// voter knows no vote was ever given: it names their incarnations.
+	Fresh         bool      `protobuf:"varint,12,opt,name=fresh,proto3" json:"fresh,omitempty"`
+	Empty         bool      `protobuf:"varint,13,opt,name=empty,proto3" json:"empty,omitempty"`
+	Bootstrap     []*Member `protobuf:"bytes,14,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // as recorded from a Prepare
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -824,6 +844,27 @@ func (x *Promise) GetIncarnation() uint64 {
 		return x.Incarnation
 	}
 	return 0
+}
+
+func (x *Promise) GetFresh() bool {
+	if x != nil {
+		return x.Fresh
+	}
+	return false
+}
+
+func (x *Promise) GetEmpty() bool {
+	if x != nil {
+		return x.Empty
+	}
+	return false
+}
+
+func (x *Promise) GetBootstrap() []*Member {
+	if x != nil {
+		return x.Bootstrap
+	}
+	return nil
 }
 
 // Accept is phase 2a for one or more instances under one ballot.
@@ -944,6 +985,7 @@ type Accepted struct {
 	// accepts nothing there; instances is without them.
 	Truncated     uint64 `protobuf:"varint,8,opt,name=truncated,proto3" json:"truncated,omitempty"`
 	Incarnation   uint64 `protobuf:"varint,9,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
+	Fresh         bool   `protobuf:"varint,10,opt,name=fresh,proto3" json:"fresh,omitempty"`            // as in Promise
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1041,6 +1083,13 @@ func (x *Accepted) GetIncarnation() uint64 {
 	return 0
 }
 
+func (x *Accepted) GetFresh() bool {
+	if x != nil {
+		return x.Fresh
+	}
+	return false
+}
+
 // Confirm asks an acceptor whether it still promises no ballot above
 // ballot: a majority of yes answers, asked after a read arrived, proves the
 // sender was master when the read arrived (a quorum read).
@@ -1120,6 +1169,7 @@ type Confirmed struct {
 	Promised      uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
 	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
 	Incarnation   uint64                 `protobuf:"varint,6,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
+	Fresh         bool                   `protobuf:"varint,7,opt,name=fresh,proto3" json:"fresh,omitempty"`             // as in Promise
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1194,6 +1244,13 @@ func (x *Confirmed) GetIncarnation() uint64 {
 		return x.Incarnation
 	}
 	return 0
+}
+
+func (x *Confirmed) GetFresh() bool {
+	if x != nil {
+		return x.Fresh
+	}
+	return false
 }
 
 // Chosen tells learners that every instance <= chosen_upto whose accepted
@@ -3153,7 +3210,11 @@ type MetaRecord struct {
 	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	NodeId    uint32                 `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// incarnation: chosen at random when the directory was created (§5.1).
-	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Incarnation uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	// fresh: the directory was created empty and its acceptor has not yet
+	// answered a request naming its incarnation (§5.1).
+	Fresh         bool      `protobuf:"varint,4,opt,name=fresh,proto3" json:"fresh,omitempty"`
+	Bootstrap     []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // see Prepare.bootstrap
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3209,6 +3270,20 @@ func (x *MetaRecord) GetIncarnation() uint64 {
 	return 0
 }
 
+func (x *MetaRecord) GetFresh() bool {
+	if x != nil {
+		return x.Fresh
+	}
+	return false
+}
+
+func (x *MetaRecord) GetBootstrap() []*Member {
+	if x != nil {
+		return x.Bootstrap
+	}
+	return nil
+}
+
 var File_messages_livepaxos_proto protoreflect.FileDescriptor
 
 const file_messages_livepaxos_proto_rawDesc = "" +
@@ -3244,12 +3319,13 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05Entry\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12)\n" +
-	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\x83\x01\n" +
+	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\xb7\x01\n" +
 	"\aPrepare\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12%\n" +
 	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\x12%\n" +
-	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\"\xcf\x02\n" +
+	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x122\n" +
+	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\"\xaf\x03\n" +
 	"\aPromise\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -3263,7 +3339,10 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x12lease_remaining_us\x18\t \x01(\x04R\x10leaseRemainingUs\x12\x1c\n" +
 	"\ttruncated\x18\n" +
 	" \x01(\x04R\ttruncated\x12 \n" +
-	"\vincarnation\x18\v \x01(\x04R\vincarnation\"\xd1\x01\n" +
+	"\vincarnation\x18\v \x01(\x04R\vincarnation\x12\x14\n" +
+	"\x05fresh\x18\f \x01(\bR\x05fresh\x12\x14\n" +
+	"\x05empty\x18\r \x01(\bR\x05empty\x122\n" +
+	"\tbootstrap\x18\x0e \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\"\xd1\x01\n" +
 	"\x06Accept\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12-\n" +
@@ -3272,7 +3351,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"chosenUpto\x12\x12\n" +
 	"\x04lazy\x18\x05 \x01(\bR\x04lazy\x12\x10\n" +
 	"\x03seq\x18\x06 \x01(\x04R\x03seq\x12%\n" +
-	"\x0eto_incarnation\x18\a \x01(\x04R\rtoIncarnation\"\xe6\x01\n" +
+	"\x0eto_incarnation\x18\a \x01(\x04R\rtoIncarnation\"\xfc\x01\n" +
 	"\bAccepted\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -3282,19 +3361,22 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x03seq\x18\x06 \x01(\x04R\x03seq\x12\x12\n" +
 	"\x04seen\x18\a \x01(\x04R\x04seen\x12\x1c\n" +
 	"\ttruncated\x18\b \x01(\x04R\ttruncated\x12 \n" +
-	"\vincarnation\x18\t \x01(\x04R\vincarnation\"n\n" +
+	"\vincarnation\x18\t \x01(\x04R\vincarnation\x12\x14\n" +
+	"\x05fresh\x18\n" +
+	" \x01(\bR\x05fresh\"n\n" +
 	"\aConfirm\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x10\n" +
 	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12%\n" +
-	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\"\x97\x01\n" +
+	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\"\xad\x01\n" +
 	"\tConfirmed\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x1a\n" +
 	"\bpromised\x18\x04 \x01(\x04R\bpromised\x12\x10\n" +
 	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12 \n" +
-	"\vincarnation\x18\x06 \x01(\x04R\vincarnation\"U\n" +
+	"\vincarnation\x18\x06 \x01(\x04R\vincarnation\x12\x14\n" +
+	"\x05fresh\x18\a \x01(\bR\x05fresh\"U\n" +
 	"\x06Chosen\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
@@ -3459,13 +3541,15 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rPromiseRecord\x12\x16\n" +
 	"\x06ballot\x18\x01 \x01(\x04R\x06ballot\"\"\n" +
 	"\fChosenRecord\x12\x12\n" +
-	"\x04upto\x18\x01 \x01(\x04R\x04upto\"f\n" +
+	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xb0\x01\n" +
 	"\n" +
 	"MetaRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\rR\x06nodeId\x12 \n" +
-	"\vincarnation\x18\x03 \x01(\x04R\vincarnation*\xe1\x01\n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\x12\x14\n" +
+	"\x05fresh\x18\x04 \x01(\bR\x05fresh\x122\n" +
+	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap*\xe1\x01\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x19\n" +
 	"\x15ERROR_CODE_NOT_MASTER\x10\x01\x12\x16\n" +
@@ -3544,30 +3628,33 @@ var file_messages_livepaxos_proto_depIdxs = []int32{
 	28, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
 	4,  // 2: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
 	7,  // 3: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
-	8,  // 4: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
-	8,  // 5: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
-	8,  // 6: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
-	2,  // 7: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
-	3,  // 8: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
-	19, // 9: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
-	20, // 10: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
-	20, // 11: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
-	22, // 12: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
-	1,  // 13: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 14: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
-	28, // 15: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	28, // 16: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
-	40, // 17: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
-	8,  // 18: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
-	8,  // 19: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	41, // 20: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	42, // 21: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	39, // 22: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	28, // 4: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
+	8,  // 5: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
+	28, // 6: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
+	8,  // 7: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
+	8,  // 8: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
+	2,  // 9: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
+	3,  // 10: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
+	19, // 11: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
+	20, // 12: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
+	20, // 13: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
+	22, // 14: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
+	1,  // 15: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
+	0,  // 16: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
+	28, // 17: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
+	28, // 18: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
+	40, // 19: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	8,  // 20: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
+	8,  // 21: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
+	41, // 22: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	42, // 23: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	39, // 24: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	28, // 25: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_messages_livepaxos_proto_init() }

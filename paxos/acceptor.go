@@ -47,16 +47,56 @@ type Acceptor struct {
 	// this replica had before it lost its disk) is refused, with this one
 	// named, so the master replaces it; until then it votes for nothing.
 	incarnation uint64
+	// fresh: the acceptor started on an empty disk and has not yet been
+	// asked for a vote under its own incarnation. It may be a replica that
+	// lost its disk, and votes of its lost incarnation may count wherever
+	// the configuration records no incarnation for it: it answers nothing
+	// but requests that name its own (§5.1).
+	fresh bool
+	// bootstrap is the set of incarnations a poll of a brand-new group
+	// found fresh and empty, as a Prepare naming this incarnation carried
+	// it; durable (Proven) and reported in promises.
+	bootstrap []*messages.Member
 }
 
-// SetIncarnation sets the incarnation this acceptor answers as.
-func (a *Acceptor) SetIncarnation(inc uint64) { a.incarnation = inc }
+// SetBootstrap restores the bootstrap set recorded before a restart.
+func (a *Acceptor) SetBootstrap(set []*messages.Member) { a.bootstrap = set }
 
-// stranger reports whether a request naming incarnation to is meant for
-// another incarnation of this replica.
-func (a *Acceptor) stranger(to uint64) bool {
-	return to != 0 && a.incarnation != 0 && to != a.incarnation && Planted != BugCorruptVotesAtOnce
+// Bootstrap returns the recorded bootstrap set, nil if none.
+func (a *Acceptor) Bootstrap() []*messages.Member { return a.bootstrap }
+
+// SetIncarnation sets the incarnation this acceptor answers as, and
+// whether it is fresh (started on an empty disk and not yet asked for a
+// vote under its incarnation: see Fresh).
+func (a *Acceptor) SetIncarnation(inc uint64, fresh bool) {
+	a.incarnation, a.fresh = inc, fresh && inc != 0
 }
+
+// Fresh reports whether the acceptor still answers only requests that
+// name its incarnation.
+func (a *Acceptor) Fresh() bool { return a.fresh }
+
+// stranger reports whether a request naming incarnation to (0: the
+// sender's configuration records none) may not be answered with a vote:
+// it names another incarnation of this replica, or none while this one is
+// fresh. A request naming this incarnation ends freshness (out.Proven).
+func (a *Acceptor) stranger(to uint64, out *AcceptorOutput) bool {
+	switch {
+	case a.incarnation == 0 || Planted == BugCorruptVotesAtOnce:
+		return false
+	case to == a.incarnation:
+		if a.fresh {
+			a.fresh, out.Proven = false, true
+		}
+		return false
+	case to != 0:
+		return true
+	}
+	return a.fresh
+}
+
+// empty reports whether the acceptor holds nothing at all.
+func (a *Acceptor) empty() bool { return a.promised == 0 && len(a.accepted) == 0 && a.truncated == 0 }
 
 // AcceptorOutput is what one acceptor step asks the shell to do, in order:
 // persist Records, then send Reply and hand Learn to the local learner.
@@ -69,6 +109,9 @@ type AcceptorOutput struct {
 	// Learn holds the entries just accepted; the local learner keeps them
 	// until a Chosen notice names their ballot.
 	Learn []*messages.Entry
+	// Proven: the acceptor stopped being fresh (SetIncarnation); the shell
+	// records that durably before the reply leaves.
+	Proven bool
 }
 
 // NewAcceptor returns an acceptor with nothing promised or accepted.
@@ -197,9 +240,13 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOut
 	// A prepare from an instance this acceptor let go of cannot be
 	// answered truthfully: its candidate must catch up first (§5.5).
 	behind := a.truncated > 0 && max(m.FirstInstance, 1) <= a.truncated && Planted != BugPromiseBelowTruncation
-	if m.Ballot < a.promised || m.Ballot == 0 || leased || behind || a.stranger(m.ToIncarnation) {
+	stranger := a.stranger(m.ToIncarnation, &out)
+	if !stranger && m.ToIncarnation != 0 && len(m.Bootstrap) > 0 && a.bootstrap == nil {
+		a.bootstrap, out.Proven = m.Bootstrap, true
+	}
+	if m.Ballot < a.promised || m.Ballot == 0 || leased || behind || stranger {
 		pr := &messages.Promise{From: a.id, Ballot: m.Ballot, Promised: a.promised, ChosenUpto: max(a.chosenUpto, a.truncated),
-			Leased: leased, Truncated: a.truncated, Incarnation: a.incarnation}
+			Leased: leased, Truncated: a.truncated, Incarnation: a.incarnation, Fresh: a.fresh, Empty: a.empty(), Bootstrap: a.bootstrap}
 		if leased {
 			pr.LeaseRemainingUs = uint64(a.leaseUntil.Sub(now).Microseconds()) + 1
 		}
@@ -216,7 +263,8 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOut
 	}
 	out.Reply = &Envelope{To: m.From, Msg: &messages.Promise{
 		From: a.id, Ballot: m.Ballot, Ok: true, Promised: a.promised,
-		Accepted: a.acceptedFrom(m.FirstInstance), ChosenUpto: a.chosenUpto, Prior: prior, Incarnation: a.incarnation}}
+		Accepted: a.acceptedFrom(m.FirstInstance), ChosenUpto: a.chosenUpto, Prior: prior, Incarnation: a.incarnation,
+		Bootstrap: a.bootstrap}}
 	return out
 }
 
@@ -242,9 +290,12 @@ func (a *Acceptor) acceptedFrom(first uint64) []*messages.Entry {
 // any acceptor starts its own count.
 func (a *Acceptor) HandleAccept(m *messages.Accept, now time.Time) AcceptorOutput {
 	var out AcceptorOutput
-	if m.Ballot < a.promised || m.Ballot == 0 || a.stranger(m.ToIncarnation) {
+	if m.Lazy && m.ToIncarnation == 0 && a.fresh && m.Ballot >= a.promised && m.Ballot != 0 {
+		// A learner's copy of the log (or a voter's the configuration
+		// does not record yet): stored, never answered, so no vote.
+	} else if m.Ballot < a.promised || m.Ballot == 0 || a.stranger(m.ToIncarnation, &out) {
 		out.Reply = &Envelope{To: m.From, Msg: &messages.Accepted{
-			From: a.id, Ballot: m.Ballot, Promised: a.promised, Seq: m.Seq, Seen: a.seen, Incarnation: a.incarnation}}
+			From: a.id, Ballot: m.Ballot, Promised: a.promised, Seq: m.Seq, Seen: a.seen, Incarnation: a.incarnation, Fresh: a.fresh}}
 		return out
 	}
 	a.promised = m.Ballot
@@ -295,7 +346,10 @@ func (a *Acceptor) HandleAccept(m *messages.Accept, now time.Time) AcceptorOutpu
 // towards another master's majority was on disk, and so in memory, before
 // it was sent.
 func (a *Acceptor) HandleConfirm(m *messages.Confirm) AcceptorOutput {
-	return AcceptorOutput{Reply: &Envelope{To: m.From, Msg: &messages.Confirmed{
-		From: a.id, Ballot: m.Ballot, Ok: m.Ballot != 0 && a.promised <= m.Ballot && !a.stranger(m.ToIncarnation),
-		Promised: a.promised, Seq: m.Seq, Incarnation: a.incarnation}}}
+	var out AcceptorOutput
+	stranger := a.stranger(m.ToIncarnation, &out)
+	out.Reply = &Envelope{To: m.From, Msg: &messages.Confirmed{
+		From: a.id, Ballot: m.Ballot, Ok: m.Ballot != 0 && a.promised <= m.Ballot && !stranger,
+		Promised: a.promised, Seq: m.Seq, Incarnation: a.incarnation, Fresh: a.fresh}}
+	return out
 }

@@ -1,8 +1,10 @@
 package paxos
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
@@ -31,6 +33,9 @@ type ProposerConfig struct {
 	// and does not campaign until the configuration it applied records its
 	// new one: its votes must not stand in for the old incarnation's.
 	Fresh bool
+	// Bootstrap is the bootstrap set this node's acceptor recorded, if
+	// any (messages.Prepare.bootstrap).
+	Bootstrap []*messages.Member
 	// HeartbeatInterval is how often the master tells the others it lives.
 	HeartbeatInterval time.Duration
 	// A follower that hears no master for a random time in
@@ -245,11 +250,22 @@ type Proposer struct {
 	// a replica refuses for answering as another (it lost its disk, §5.1).
 	incarnations map[uint32]uint64
 	replaced     map[uint32]uint64
+	// learnerIncs are the learners' incarnations, as they answered the
+	// master's probes (a Confirm naming none): a learner is promoted with
+	// its incarnation recorded, so it votes at once.
+	learnerIncs map[uint32]uint64
 	// lastNow is the time of the last Step or Tick: Submit, which takes
 	// none, acts at it.
 	lastNow time.Time
 	// replacedSeen: a heartbeat named another incarnation of this node.
 	replacedSeen bool
+	// freshPoll collects, for the campaign in progress, the voters that
+	// refused as fresh and empty (§5.1); once every voter of a brand-new
+	// group has, no vote was ever given anywhere, and bootstrapIncs names
+	// their incarnations in every request until the configuration records
+	// them.
+	freshPoll     map[uint32]uint64
+	bootstrapIncs map[uint32]uint64
 
 	// Ballot boost (§5.2): a phase 1 under a higher ballot of its own while
 	// staying master.
@@ -308,7 +324,7 @@ func NewProposer(cfg ProposerConfig, now time.Time) *Proposer {
 	cfg.setDefaults()
 	p := &Proposer{cfg: cfg, inflight: make(map[uint64]*inflight), lastAck: make(map[uint32]time.Time),
 		leaseAck: make(map[uint32]uint64), confirmAck: make(map[uint32]uint64), truncatedAt: make(map[uint32]uint64),
-		incarnations: make(map[uint32]uint64), replaced: make(map[uint32]uint64)}
+		incarnations: make(map[uint32]uint64), replaced: make(map[uint32]uint64), learnerIncs: make(map[uint32]uint64)}
 	m := cfg.Members
 	if m == nil {
 		m = &messages.Membership{Version: 1}
@@ -321,6 +337,7 @@ func NewProposer(cfg ProposerConfig, now time.Time) *Proposer {
 	}
 	p.appliedMembers = m
 	p.setMembers(m)
+	p.adoptBootstrap(cfg.Bootstrap)
 	p.resetElection(now)
 	return p
 }
@@ -447,7 +464,63 @@ func (p *Proposer) counts(id uint32, inc uint64) bool { return CountsVote(p.memb
 // toIncarnation is what the frontier's configuration records of peer's
 // incarnation, sent with every request for a vote.
 func (p *Proposer) toIncarnation(peer uint32) uint64 {
-	return MemberOf(p.members, peer).GetIncarnation()
+	if inc := MemberOf(p.members, peer).GetIncarnation(); inc != 0 {
+		return inc
+	}
+	return p.bootstrapIncs[peer]
+}
+
+// pollFresh notes a fresh and empty voter's refusal of this campaign's
+// prepare. When every voter of the first configuration (no incarnation
+// recorded) has refused so, the group is brand new: no promise or
+// acceptance was ever given, so none can have been lost with a disk, and
+// the prepare is sent again naming each voter's incarnation, which they
+// answer (§5.1). A replica that lost its disk never gets here: the others
+// are not empty.
+func (p *Proposer) pollFresh(out *ProposerOutput, m *messages.Promise, now time.Time) {
+	if p.state != stateCandidate || m.Ballot != p.ballot || !m.Fresh || !m.Empty || p.prepareFrom != 1 {
+		return
+	}
+	if p.freshPoll == nil {
+		p.freshPoll = make(map[uint32]uint64)
+	}
+	p.freshPoll[m.From] = m.Incarnation
+	for _, id := range p.voters {
+		if p.freshPoll[id] == 0 || MemberOf(p.members, id).Incarnation != 0 {
+			return
+		}
+	}
+	p.bootstrapIncs = p.freshPoll
+	p.freshPoll = nil
+	p.sendPrepare(out, now)
+}
+
+// adoptBootstrap takes a bootstrap set some acceptor recorded, if this
+// proposer has none: the incarnations it names were every voter's when a
+// poll found the group brand new. A replica that lost its disk since
+// refuses requests naming its old incarnation, so naming them is safe.
+func (p *Proposer) adoptBootstrap(set []*messages.Member) {
+	if p.bootstrapIncs != nil || len(set) == 0 {
+		return
+	}
+	p.bootstrapIncs = make(map[uint32]uint64, len(set))
+	for _, m := range set {
+		p.bootstrapIncs[m.Id] = m.Incarnation
+	}
+}
+
+// bootstrapSet is bootstrapIncs as carried in a Prepare.
+func (p *Proposer) bootstrapSet() []*messages.Member {
+	if p.bootstrapIncs == nil {
+		return nil
+	}
+	set := make([]*messages.Member, 0, len(p.bootstrapIncs))
+	for _, id := range p.voters {
+		if inc := p.bootstrapIncs[id]; inc != 0 {
+			set = append(set, &messages.Member{Id: id, Incarnation: inc})
+		}
+	}
+	return set
 }
 
 func (p *Proposer) resetElection(now time.Time) {
@@ -516,6 +589,24 @@ func (p *Proposer) submitChange(out *ProposerOutput, cmd *messages.Command) {
 		refuse(messages.ErrorCode_ERROR_CODE_INVALID, err.Error())
 		return
 	}
+	if !slices.Equal(MembershipVoters(next), p.voters) && p.unrecordedVoter() {
+		// A voter whose incarnation is not recorded cannot vote yet (§5.1);
+		// another change of voters could leave no majority that can.
+		refuse(messages.ErrorCode_ERROR_CODE_OVERLOADED, "a voter's incarnation is not recorded yet: try again shortly")
+		return
+	}
+	for _, id := range MembershipVoters(next) {
+		if m := MemberOf(next, id); m.Incarnation == 0 && !slices.Contains(p.voters, id) {
+			// A new voter is recorded with its incarnation, so that it
+			// votes at once: otherwise recording it would take a majority
+			// without it.
+			if m.Incarnation = p.learnerIncs[id]; m.Incarnation == 0 {
+				refuse(messages.ErrorCode_ERROR_CODE_OVERLOADED, fmt.Sprintf("not heard from node %d yet: try again shortly", id))
+				return
+			}
+			cmd.Payload, _ = proto.Marshal(next)
+		}
+	}
 	if len(MembershipVoters(next)) < len(p.voters) && len(p.replaced) > 0 {
 		refuse(messages.ErrorCode_ERROR_CODE_INVALID, "a voter is rebuilding after losing its disk: no voter is removed until it is replaced")
 		return
@@ -533,6 +624,17 @@ func (p *Proposer) submitChange(out *ProposerOutput, cmd *messages.Command) {
 	}
 	cmd.Epoch = 0
 	p.pendingChange = cmd
+}
+
+// unrecordedVoter reports whether the configuration at the frontier
+// records no incarnation for some voter.
+func (p *Proposer) unrecordedVoter() bool {
+	for _, id := range p.voters {
+		if MemberOf(p.members, id).Incarnation == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // proposeChange proposes the pending membership command alone, once
@@ -1055,6 +1157,7 @@ func (p *Proposer) campaign(out *ProposerOutput, now time.Time) {
 	p.state = stateCandidate
 	p.masterID = 0
 	p.promises = make(map[uint32]*messages.Promise)
+	p.freshPoll = nil
 	p.setMembers(p.appliedMembers)
 	p.membersFrom = p.appliedMembersAt + 1
 	p.prepareFrom = max(p.applied, p.appliedMembersAt) + 1
@@ -1068,14 +1171,19 @@ func (p *Proposer) sendPrepare(out *ProposerOutput, now time.Time) {
 	for _, peer := range p.voters {
 		if p.promises[peer] == nil {
 			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Prepare{
-				From: p.cfg.ID, Ballot: p.ballot, FirstInstance: p.prepareFrom, ToIncarnation: p.toIncarnation(peer)}})
+				From: p.cfg.ID, Ballot: p.ballot, FirstInstance: p.prepareFrom, ToIncarnation: p.toIncarnation(peer),
+				Bootstrap: p.bootstrapSet()}})
 		}
 	}
 }
 
 func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.Time) {
 	p.seen(m.Promised)
-	p.noteIncarnation(m.From, m.Incarnation, m.Ok, m.Ballot)
+	p.noteIncarnation(m.From, m.Incarnation, m.Ok, m.Fresh, m.Ballot)
+	if p.bootstrapIncs == nil && len(m.Bootstrap) > 0 && p.state == stateCandidate {
+		p.adoptBootstrap(m.Bootstrap)
+		p.sendPrepare(out, now) // again, naming the incarnations
+	}
 	if !m.Ok && m.From == p.cfg.ID && m.Truncated >= p.prepareFrom && p.state == stateCandidate && m.Ballot == p.ballot {
 		// Its own acceptor let go of the log where this candidate's
 		// learner still is (it lost a snapshot, say): it cannot win until
@@ -1085,6 +1193,10 @@ func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.
 		p.catchUpTo = max(p.catchUpTo, m.Truncated)
 		p.stepDown(out, now)
 		p.resetElection(now)
+		return
+	}
+	if !m.Ok && m.Fresh {
+		p.pollFresh(out, m, now)
 		return
 	}
 	if !m.Ok {
@@ -1159,8 +1271,14 @@ func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
 	p.sendHeartbeats(out)
 }
 
-// sendHeartbeats tells the other proposers this master lives.
+// sendHeartbeats tells the other proposers this master lives, and probes
+// the learners whose incarnation it has not heard (see learnerIncs).
 func (p *Proposer) sendHeartbeats(out *ProposerOutput) {
+	for _, l := range p.learners {
+		if p.learnerIncs[l] == 0 {
+			out.Messages = append(out.Messages, Envelope{To: l, Msg: &messages.Confirm{From: p.cfg.ID, Ballot: p.ballot}})
+		}
+	}
 	for _, peer := range append(p.voters[:len(p.voters):len(p.voters)], p.learners...) {
 		if peer != p.cfg.ID {
 			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Heartbeat{
@@ -1172,7 +1290,7 @@ func (p *Proposer) sendHeartbeats(out *ProposerOutput) {
 func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now time.Time) {
 	p.seen(m.Promised)
 	p.seen(m.Seen)
-	p.noteIncarnation(m.From, m.Incarnation, m.Ok, m.Ballot)
+	p.noteIncarnation(m.From, m.Incarnation, m.Ok, m.Fresh, m.Ballot)
 	if !m.Ok {
 		if m.Promised > max(p.ballot, p.boostBallot) && p.state == stateMaster ||
 			p.state == stateMaster && p.replaced[m.From] != 0 && p.stuckBelowTruncation() {
@@ -1236,14 +1354,15 @@ func (p *Proposer) unproven() bool {
 	return p.cfg.Fresh && p.replacedSeen && MemberOf(p.appliedMembers, p.cfg.ID).GetIncarnation() != p.cfg.Incarnation
 }
 
-// noteIncarnation remembers the incarnation a voter answered with: an
-// accepted vote from one the configuration does not record yet is
+// noteIncarnation remembers the incarnation a voter answered with: a vote,
+// or a fresh acceptor's refusal (it answers nothing until a request names
+// its incarnation), from one the configuration does not record yet is
 // recorded (registered), and a refusal from another incarnation than the
 // recorded one (the acceptor lost its disk and starts again, §5.1) asks
 // for it to be replaced, by maybeReconfigure. Only answers to this
 // proposer's current ballots are taken: a delayed one may come from an
 // incarnation that is gone.
-func (p *Proposer) noteIncarnation(id uint32, inc uint64, ok bool, ballot uint64) {
+func (p *Proposer) noteIncarnation(id uint32, inc uint64, ok, fresh bool, ballot uint64) {
 	if inc == 0 || p.state == stateFollower || (ballot != p.ballot && ballot != p.boostBallot) {
 		return
 	}
@@ -1252,7 +1371,7 @@ func (p *Proposer) noteIncarnation(id uint32, inc uint64, ok bool, ballot uint64
 		return
 	}
 	switch {
-	case ok && mem.Incarnation == 0:
+	case (ok || fresh) && mem.Incarnation == 0:
 		p.incarnations[id] = inc
 	case !ok && mem.Incarnation != 0 && mem.Incarnation != inc:
 		p.replaced[id] = inc
@@ -1325,6 +1444,9 @@ func (p *Proposer) stuckBelowTruncation() bool {
 
 func (p *Proposer) onConfirmed(out *ProposerOutput, m *messages.Confirmed, now time.Time) {
 	p.seen(m.Promised)
+	if mem := MemberOf(p.members, m.From); mem != nil && mem.Role == LearnerRole && m.Incarnation != 0 {
+		p.learnerIncs[m.From] = m.Incarnation
+	}
 	if p.state != stateMaster || !p.counts(m.From, m.Incarnation) || m.Ballot != p.ballot {
 		return
 	}

@@ -121,14 +121,23 @@ func (s *Simulator) noneRebuilding() bool {
 	return true
 }
 
-// registeredVoter reports whether n is a voter whose incarnation the
-// configuration the one log reached records.
-func (s *Simulator) registeredVoter(n *node) bool {
+// mayWipe reports whether n may lose its disk now: it is a voter, and the
+// configuration the one log reached records the incarnation of every
+// voter (one the group has not recorded yet cannot vote, and losing
+// another would be two failures). With two voters, losing one's disk
+// leaves no majority to replace it: a group of two survives no failure,
+// a lost disk included.
+func (s *Simulator) mayWipe(n *node) bool {
 	cfg := s.check.configs[len(s.check.configs)-1]
-	m := paxos.MemberOf(cfg, n.id)
-	// With two voters, losing one's disk leaves no majority to replace
-	// it: a group of two survives no failure, a lost disk included.
-	return m != nil && m.Role == paxos.VoterRole && m.Incarnation == n.diskInc && len(paxos.MembershipVoters(cfg)) >= 3
+	if m := paxos.MemberOf(cfg, n.id); m == nil || m.Role != paxos.VoterRole || len(paxos.MembershipVoters(cfg)) < 3 {
+		return false
+	}
+	for _, id := range paxos.MembershipVoters(cfg) {
+		if paxos.MemberOf(cfg, id).Incarnation != s.nodes[id-1].diskInc {
+			return false
+		}
+	}
+	return true
 }
 
 // recorded reports whether the configuration the one log reached records

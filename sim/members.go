@@ -69,11 +69,14 @@ func (s *Simulator) operate() {
 		what = "add learner " + endpointName(id)
 	case s.sched.now >= s.faultsEnd:
 		return
-	case op == 1 && len(learners) > 0:
+	case op == 1 && len(learners) > 0 && s.healthy(voters):
+		// A promoted learner votes once the configuration records its
+		// incarnation, which takes a majority without it: promote only
+		// into a healthy group (docs/membership.md).
 		id := pick(learners)
 		paxos.MemberOf(next, id).Role = paxos.VoterRole
 		what = "promote " + endpointName(id)
-	case op == 2 && len(voters) > 3 && s.noneRebuilding():
+	case op == 2 && len(voters) > 3 && s.healthy(voters):
 		id := pick(voters)
 		paxos.MemberOf(next, id).Role, paxos.MemberOf(next, id).Incarnation = paxos.LearnerRole, 0
 		what = "demote " + endpointName(id)
@@ -90,4 +93,14 @@ func (s *Simulator) operate() {
 		s.tracef("OPERATOR asks %s for membership v%d: %s", master.name(), next.Version, what)
 	}
 	master.proposerOut(master.p.Submit(&messages.Command{Origin: master.id, Membership: true, Payload: payload}))
+}
+
+// healthy reports whether every voter is up and no replica is rebuilding.
+func (s *Simulator) healthy(voters []uint32) bool {
+	for _, id := range voters {
+		if !s.nodes[id-1].up {
+			return false
+		}
+	}
+	return s.noneRebuilding()
 }

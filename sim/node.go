@@ -77,6 +77,11 @@ type node struct {
 	diskInc uint64
 	// wiped: the node lost its disk (a wipe fault) and rebuilds.
 	wiped bool
+	// diskFresh: the disk started empty and its acceptor has not yet been
+	// asked for a vote under its incarnation (durable, as the identity
+	// file is in actors).
+	diskFresh     bool
+	diskBootstrap []*messages.Member
 	// hadSnapshot: the node has taken or installed a snapshot.
 	hadSnapshot bool
 }
@@ -139,11 +144,12 @@ func (n *node) boot(records []*messages.Record) {
 	n.applied = 0
 	n.flushScheduled = false
 	n.a = paxos.NewAcceptor(n.id)
-	fresh := n.diskInc == 0
 	if n.diskInc == 0 {
 		n.diskInc = n.s.rng.Uint64()>>1 + 1
+		n.diskFresh = true
 	}
-	n.a.SetIncarnation(n.diskInc)
+	n.a.SetIncarnation(n.diskInc, n.diskFresh)
+	n.a.SetBootstrap(n.diskBootstrap)
 	n.epochs = paxos.EpochTracker{}
 	n.reads = make(map[uint64]*clientRequest)
 	lcfg := n.s.cfg.Learner
@@ -193,7 +199,8 @@ func (n *node) boot(records []*messages.Record) {
 		}
 	}
 	pcfg := n.s.cfg.Proposer
-	pcfg.ID, pcfg.Members, pcfg.Incarnation, pcfg.Fresh = n.id, n.s.initialMembership(), n.diskInc, fresh
+	pcfg.ID, pcfg.Members, pcfg.Incarnation, pcfg.Fresh = n.id, n.s.initialMembership(), n.diskInc, n.diskFresh
+	pcfg.Bootstrap = n.diskBootstrap
 	pcfg.Rand = rand.New(rand.NewPCG(n.s.rng.Uint64(), uint64(n.id)))
 	n.p = paxos.NewProposer(pcfg, n.now())
 	n.p.MembershipApplied(n.members, n.membersAt)
@@ -234,14 +241,14 @@ func (n *node) crash() {
 	}
 	n.s.lostRecords += len(n.disk.log) - keep
 	n.survivors = n.disk.log[:keep:keep]
-	if n.s.cfg.Faults.Wipes && n.s.wipes == 0 && n.s.registeredVoter(n) && n.s.rng.IntN(5) == 0 {
+	if n.s.cfg.Faults.Wipes && n.s.wipes == 0 && n.s.mayWipe(n) && n.s.rng.IntN(5) == 0 {
 		// The disk is lost (§5.1): the node comes back empty, with a new
 		// incarnation, and rebuilds from its peers.
 		if n.s.trace != nil {
 			n.s.tracef("%s disk WIPED", n.name())
 		}
 		n.survivors, n.snapshot, n.hadSnapshot, n.damagedAt = nil, nil, false, 0
-		n.diskInc, n.wiped = 0, true
+		n.diskInc, n.wiped, n.diskBootstrap = 0, true, nil
 		n.s.wipes++
 	}
 	n.up = false
@@ -556,6 +563,9 @@ func (n *node) receive(from uint32, msg any) {
 // accepted entries to the local learner. A reply with nothing to persist
 // still waits while earlier records are unsynced (actors.Replica.persist).
 func (n *node) acceptorOut(out paxos.AcceptorOutput) {
+	if out.Proven {
+		n.diskFresh, n.diskBootstrap = false, n.a.Bootstrap()
+	}
 	n.s.check.decided(n, out.Reply)
 	if n.s.err != nil {
 		return

@@ -37,6 +37,9 @@ func quietConfig(seed uint64, nodes int) Config {
 type scenario struct {
 	t *testing.T
 	s *Simulator
+	// noRegistrationWait: master() returns as soon as one master is
+	// elected, before it records the voters' incarnations.
+	noRegistrationWait bool
 }
 
 func newScenario(t *testing.T, cfg Config) *scenario {
@@ -70,7 +73,7 @@ func (sc *scenario) master() *node {
 				count++
 			}
 		}
-		if count == 1 && registered(sc.s, m) {
+		if count == 1 && (sc.noRegistrationWait || registered(sc.s, m)) {
 			return m
 		}
 		sc.run(100 * time.Millisecond)

@@ -8,10 +8,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/storage"
 )
 
 // identityFile binds a data directory to one node of one cluster. It is
@@ -122,6 +124,39 @@ func writeIdentity(path string, meta *messages.MetaRecord) error {
 		return err
 	}
 	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// IsCorrupt reports whether err from NewReplica means the data directory
+// failed its checksums (identity file, log record or a missing segment):
+// its state cannot be trusted, and the replica must rebuild (MoveAside)
+// or stop (§5.1). A directory of another node or cluster is not corrupt.
+func IsCorrupt(err error) bool {
+	return errors.Is(err, ErrCorruptIdentity) || errors.Is(err, storage.ErrCorrupt)
+}
+
+// MoveAside renames a corrupt data directory to dir.corrupt-<unix nanos>
+// and makes dir again, empty: the replica started on it next is a new
+// incarnation that rebuilds from the group and votes only once the group
+// records it (§5.1). It returns where the old directory went.
+func MoveAside(dir string) (string, error) {
+	dir = filepath.Clean(dir)
+	aside := fmt.Sprintf("%s.corrupt-%d", dir, time.Now().UnixNano())
+	if err := os.Rename(dir, aside); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return aside, err
+	}
+	return aside, syncDir(filepath.Dir(dir))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}

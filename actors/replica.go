@@ -417,6 +417,11 @@ func (r *Replica) role() string {
 	case v.addrs[r.cfg.NodeID] == "":
 		return "joining"
 	}
+	if inc := paxos.MemberOf(v.m, r.cfg.NodeID).GetIncarnation(); inc != 0 && r.incarnation != 0 && inc != r.incarnation {
+		// It lost its disk (§5.1): it votes for nothing until the group
+		// records its new incarnation.
+		return "non-voting (rebuilding)"
+	}
 	return "voter"
 }
 

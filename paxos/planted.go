@@ -72,7 +72,7 @@ func PlantedBugs() []PlantedBug {
 	// TestPaper5_3_ReinstalledMasterAnomalyIsRejected plays it on purpose
 	// and checks the bug is seen.
 	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease,
-		BugPromiseBelowTruncation, BugDivergentApply}
+		BugPromiseBelowTruncation, BugDivergentApply, BugCorruptVotesAtOnce, BugQuorumFromStaleConfig}
 }
 
 // ParsePlantedBug returns the bug named s (as printed by String).

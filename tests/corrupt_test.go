@@ -13,10 +13,11 @@ import (
 // log the two ways a disk can. A record cut short at the very end is what a
 // crash mid-write leaves: the node cuts it off, starts, and catches up from
 // its peers. A damaged record with intact records after it is corruption of
-// data that may have been acknowledged: the node must refuse to start
-// rather than forget a promise, while the others keep serving.
+// data that may have been acknowledged: with --on-corruption stop the node
+// must refuse to start rather than forget a promise, while the others keep
+// serving (the default, rebuild, is TestPaper5_1_MultiProcessGarbageAndEmptyDataDir).
 func TestLogRecordCorruptionRefusedOrCut(t *testing.T) {
-	c := newCluster(t, 3)
+	c := newCluster(t, 3, "--on-corruption", "stop")
 	master := c.waitWritable(20 * time.Second)
 	l := newLedger()
 	writeKeys(c.cl, l, "before", 200, 8)

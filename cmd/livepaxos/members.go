@@ -19,17 +19,21 @@ func newMembersCmd() *cobra.Command {
 		Use:   "members",
 		Short: "The group's members and their roles",
 	}
-	cmd.AddCommand(newMembersListCmd(), newMembersChangeCmd("add"), newMembersChangeCmd("remove"))
+	cmd.AddCommand(newMembersListCmd(), newMembersChangeCmd("add"), newMembersChangeCmd("promote"), newMembersChangeCmd("remove"))
 	return cmd
 }
 
 // newMembersChangeCmd is `members add ID=HOST:PORT` (as a non-voting
-// learner) or `members remove ID` (a learner).
+// learner), `members promote ID` (a learner to voter) or `members remove
+// ID` (a learner or a voter; the master hands mastership over first).
 func newMembersChangeCmd(verb string) *cobra.Command {
 	var f clientFlags
 	use, short := "add ID=HOST:PORT", "Add a member as a non-voting learner, through the log (start it with node --join)"
-	if verb == "remove" {
-		use, short = "remove ID", "Remove a learner, through the log"
+	switch verb {
+	case "promote":
+		use, short = "promote ID", "Make a learner a voter, through the log (one voter at a time; promote once it has caught up)"
+	case "remove":
+		use, short = "remove ID", "Remove a member, through the log (removing the master hands mastership over first)"
 	}
 	cmd := &cobra.Command{
 		Use:   use,
@@ -50,7 +54,11 @@ func newMembersChangeCmd(verb string) *cobra.Command {
 				if err != nil || id == 0 {
 					return fmt.Errorf("%w: want a node id, got %q", errUsage, args[0])
 				}
-				req.Remove = uint32(id)
+				if verb == "promote" {
+					req.Promote = uint32(id)
+				} else {
+					req.Remove = uint32(id)
+				}
 			}
 			return f.withClient(func(ctx context.Context, c *client.Client) error {
 				v, err := c.ChangeMembers(ctx, req)

@@ -41,6 +41,7 @@ type nodeFlags struct {
 	checkInterval time.Duration
 	metrics       string
 	pprof         string
+	onCorruption  string
 }
 
 func newNodeCmd() *cobra.Command {
@@ -77,6 +78,8 @@ func newNodeCmd() *cobra.Command {
 		"how often the master has every replica checksum its database at one instance and compare (§6.2); 0: only when asked (livepaxos check)")
 	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101)")
 	fl.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
+	fl.StringVar(&f.onCorruption, "on-corruption", "rebuild",
+		"when the data directory fails its checksums: rebuild (move it aside and rejoin as a new incarnation that votes only once the group records it, §5.1) or stop")
 	return cmd
 }
 
@@ -127,6 +130,9 @@ func runNode(f nodeFlags) error {
 	if f.snapEvery < 0 || f.snapLogBytes < 0 {
 		return fmt.Errorf("%w: --snapshot-every and --snapshot-log-bytes must not be negative", errUsage)
 	}
+	if f.onCorruption != "rebuild" && f.onCorruption != "stop" {
+		return fmt.Errorf("%w: --on-corruption must be rebuild or stop, not %q", errUsage, f.onCorruption)
+	}
 	if f.driftMax >= f.leaseTimeout {
 		return fmt.Errorf("%w: --clock-drift-max %v must be below --lease-timeout %v", errUsage, f.driftMax, f.leaseTimeout)
 	}
@@ -141,31 +147,46 @@ func runNode(f nodeFlags) error {
 		return err
 	}
 	limits := db.Limits{MaxValueBytes: f.maxValueBytes}
-	kv := db.NewWithLimits(limits)
 	fatal := make(chan error, 1)
-	replica, err := actors.NewReplica(actors.Config{
-		NodeID:          f.id,
-		Peers:           peers,
-		Learners:        learners,
-		Join:            f.join,
-		SelfAddress:     self,
-		DataDir:         f.data,
-		ClusterID:       f.clusterID,
-		StateMachine:    kv,
-		ValidateCommand: validator(limits),
-		MaxCommandBytes: f.maxValueBytes + 64<<10,
-		Logger:          logger,
-		Proposer:        paxosTuning(f),
-		// 0 on the command line is "never": -1 in the config.
-		SnapshotEvery:    orNever(f.snapEvery),
-		SnapshotLogBytes: orNever(f.snapLogBytes),
-		OnFatal: func(err error) {
-			select {
-			case fatal <- err:
-			default:
-			}
-		},
-	})
+	var kv *db.KV
+	open := func() (*actors.Replica, error) {
+		kv = db.NewWithLimits(limits)
+		return actors.NewReplica(actors.Config{
+			NodeID:          f.id,
+			Peers:           peers,
+			Learners:        learners,
+			Join:            f.join,
+			SelfAddress:     self,
+			DataDir:         f.data,
+			ClusterID:       f.clusterID,
+			StateMachine:    kv,
+			ValidateCommand: validator(limits),
+			MaxCommandBytes: f.maxValueBytes + 64<<10,
+			Logger:          logger,
+			Proposer:        paxosTuning(f),
+			// 0 on the command line is "never": -1 in the config.
+			SnapshotEvery:    orNever(f.snapEvery),
+			SnapshotLogBytes: orNever(f.snapLogBytes),
+			OnFatal: func(err error) {
+				select {
+				case fatal <- err:
+				default:
+				}
+			},
+		})
+	}
+	replica, err := open()
+	if err != nil && actors.IsCorrupt(err) && f.onCorruption == "rebuild" {
+		// §5.1: never vote with state that cannot be trusted. The damaged
+		// directory is kept aside for inspection; the node starts empty
+		// with a new incarnation and rebuilds from the group.
+		aside, merr := actors.MoveAside(f.data)
+		if merr != nil {
+			return fmt.Errorf("%w; moving it aside to rebuild failed too: %v", err, merr)
+		}
+		logger.Error("data directory corrupt: moved aside, rebuilding from the group as a new incarnation", "node", f.id, "err", err, "moved_to", aside)
+		replica, err = open()
+	}
 	if err != nil {
 		return err
 	}

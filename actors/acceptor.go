@@ -56,8 +56,14 @@ func (a *acceptorActor) proven(out paxos.AcceptorOutput) {
 	}
 	if err := markProven(a.r.cfg.DataDir, a.r.acceptor.Bootstrap()); err != nil {
 		a.r.fatal(fmt.Errorf("actors: recording the incarnation as proven: %w", err))
+		return
 	}
+	a.root.Send(a.r.pid(a.r.cfg.NodeID, ProposerName), &acceptorProven{})
 }
+
+// acceptorProven tells the proposer actor that its acceptor is no longer
+// fresh (paxos.Proposer.AcceptorProven).
+type acceptorProven struct{}
 
 func (a *acceptorActor) handle(out paxos.AcceptorOutput) {
 	a.proven(out)

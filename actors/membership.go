@@ -110,7 +110,7 @@ func (v *membersView) changed(req *messages.MembersRequest) (*messages.Membershi
 
 // applyMembership applies a membership command from the log, the same way
 // on every replica: it takes effect only if its version follows the one in
-// force and it keeps the voters.
+// force and paxos.CheckMembershipChange allows it (one voter at a time).
 func (r *Replica) applyMembership(instance uint64, payload []byte) ([]byte, error) {
 	m := &messages.Membership{}
 	if err := proto.Unmarshal(payload, m); err != nil {

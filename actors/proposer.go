@@ -60,6 +60,9 @@ func (a *proposerActor) Receive(ctx actor.Context) {
 		ctx.Respond(a.status())
 	case *messages.MembersRequest:
 		a.changeMembers(ctx, m)
+	case *acceptorProven:
+		p.AcceptorProven()
+		return
 	case *membershipApplied:
 		p.MembershipApplied(m.members, m.at)
 		return

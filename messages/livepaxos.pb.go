@@ -403,13 +403,14 @@ func (x *Membership) GetMembers() []*Member {
 }
 
 // MembersRequest asks the master to change the membership (§5.4): add a
-// member as a learner, or remove a learner. Voter changes are not built
-// yet. The answer is a ClientResponse whose result is the new version.
+// member as a learner, promote a learner to voter, or remove a member (the
+// master hands mastership over before its own removal). One at a time.
+// The answer is a ClientResponse whose result is the new version.
 type MembersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Add           *Member                `protobuf:"bytes,2,opt,name=add,proto3" json:"add,omitempty"`          // id and address; added as a learner
-	Remove        uint32                 `protobuf:"varint,3,opt,name=remove,proto3" json:"remove,omitempty"`   // id of a learner to remove
+	Remove        uint32                 `protobuf:"varint,3,opt,name=remove,proto3" json:"remove,omitempty"`   // id of a member to remove
 	Promote       uint32                 `protobuf:"varint,4,opt,name=promote,proto3" json:"promote,omitempty"` // id of a learner to make a voter
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -729,7 +730,8 @@ type Promise struct {
 	Incarnation uint64 `protobuf:"varint,11,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // the acceptor's incarnation: votes count per (node, incarnation)
 	// fresh: the acceptor started on an empty disk and has voted for nothing
 	// since: it answers only requests that name its incarnation (§5.1).
-	// empty: it holds no promise, acceptance or truncation at all. A
+	// empty: it held no promise, acceptance or truncation at all before
+	// this prepare. A
 	// candidate of a brand-new group that hears fresh and empty from every
 	// voter knows no vote was ever given: it names their incarnations.
 	Fresh         bool      `protobuf:"varint,12,opt,name=fresh,proto3" json:"fresh,omitempty"`
@@ -2179,7 +2181,8 @@ type StatusResponse struct {
 	Divergence      string `protobuf:"bytes,24,opt,name=divergence,proto3" json:"divergence,omitempty"`
 	// catching_up: this replica has known of chosen instances it has not
 	// applied for more than a few seconds (§6.3: a replica stuck in catch-up
-	// is flagged). role is "voter" (membership changes will add others).
+	// is flagged). role is "voter", "learner", "joining" or "non-voting
+	// (rebuilding)" (the group records another incarnation of it, §5.1).
 	CatchingUp        bool   `protobuf:"varint,25,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
 	Role              string `protobuf:"bytes,26,opt,name=role,proto3" json:"role,omitempty"`
 	MembershipVersion uint64 `protobuf:"varint,27,opt,name=membership_version,json=membershipVersion,proto3" json:"membership_version,omitempty"`

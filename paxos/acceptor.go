@@ -82,12 +82,14 @@ func (a *Acceptor) Fresh() bool { return a.fresh }
 // fresh. A request naming this incarnation ends freshness (out.Proven).
 func (a *Acceptor) stranger(to uint64, out *AcceptorOutput) bool {
 	switch {
-	case a.incarnation == 0 || Planted == BugCorruptVotesAtOnce:
+	case a.incarnation == 0:
 		return false
 	case to == a.incarnation:
 		if a.fresh {
 			a.fresh, out.Proven = false, true
 		}
+		return false
+	case Planted == BugCorruptVotesAtOnce:
 		return false
 	case to != 0:
 		return true
@@ -253,7 +255,7 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOut
 		out.Reply = &Envelope{To: m.From, Msg: pr}
 		return out
 	}
-	prior := a.promised
+	prior, wasEmpty := a.promised, a.empty()
 	if m.Ballot > a.durablePromised {
 		// New, or promised so far only in memory by a lazy Accept.
 		a.promised = m.Ballot
@@ -264,7 +266,7 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOut
 	out.Reply = &Envelope{To: m.From, Msg: &messages.Promise{
 		From: a.id, Ballot: m.Ballot, Ok: true, Promised: a.promised,
 		Accepted: a.acceptedFrom(m.FirstInstance), ChosenUpto: a.chosenUpto, Prior: prior, Incarnation: a.incarnation,
-		Bootstrap: a.bootstrap}}
+		Fresh: a.fresh, Empty: wasEmpty, Bootstrap: a.bootstrap}}
 	return out
 }
 

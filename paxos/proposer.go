@@ -257,8 +257,12 @@ type Proposer struct {
 	// lastNow is the time of the last Step or Tick: Submit, which takes
 	// none, acts at it.
 	lastNow time.Time
-	// replacedSeen: a heartbeat named another incarnation of this node.
+	// replacedSeen: a heartbeat named another incarnation of this node, or
+	// an answer showed a voter that is not fresh and empty (the group is
+	// not brand new, so this fresh node's campaign could not win).
 	replacedSeen bool
+	// acceptorProven: its own acceptor is no longer fresh.
+	acceptorProven bool
 	// freshPoll collects, for the campaign in progress, the voters that
 	// refused as fresh and empty (§5.1); once every voter of a brand-new
 	// group has, no vote was ever given anywhere, and bootstrapIncs names
@@ -981,8 +985,11 @@ func (p *Proposer) sendBoostPrepare(out *ProposerOutput, now time.Time) {
 func (p *Proposer) finishBoost(out *ProposerOutput, now time.Time) {
 	if p.interrupted() {
 		promises, ballot, from := p.promises, p.boostBallot, p.prepareFrom
+		members, membersFrom := p.members, p.membersFrom // the promises were counted under these
 		p.stepDown(out, now)
 		p.state, p.ballot, p.promises, p.prepareFrom = stateCandidate, ballot, promises, from
+		p.setMembers(members)
+		p.membersFrom = membersFrom
 		p.becomeMaster(out, now)
 		return
 	}
@@ -1180,6 +1187,16 @@ func (p *Proposer) sendPrepare(out *ProposerOutput, now time.Time) {
 func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.Time) {
 	p.seen(m.Promised)
 	p.noteIncarnation(m.From, m.Incarnation, m.Ok, m.Fresh, m.Ballot)
+	if m.From != p.cfg.ID && p.toIncarnation(m.From) == 0 && (!m.Fresh || !m.Empty) && p.cfg.Fresh && !p.acceptorProven {
+		// Not a brand-new group: this fresh node cannot win until the
+		// group records its incarnation; campaigning would only raise the
+		// others' promises and keep them from electing anyone.
+		p.replacedSeen = true
+		if p.state == stateCandidate && p.unproven() {
+			p.stepDown(out, now)
+			return
+		}
+	}
 	if p.bootstrapIncs == nil && len(m.Bootstrap) > 0 && p.state == stateCandidate {
 		p.adoptBootstrap(m.Bootstrap)
 		p.sendPrepare(out, now) // again, naming the incarnations
@@ -1347,11 +1364,16 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 	}
 }
 
+// AcceptorProven tells the proposer that its own acceptor is no longer
+// fresh (a request named its incarnation).
+func (p *Proposer) AcceptorProven() { p.acceptorProven = true }
+
 // unproven reports whether this node started on an empty directory, heard
 // from a master that records another incarnation of it, and has not yet
 // applied a configuration that records its own (ProposerConfig.Fresh).
 func (p *Proposer) unproven() bool {
-	return p.cfg.Fresh && p.replacedSeen && MemberOf(p.appliedMembers, p.cfg.ID).GetIncarnation() != p.cfg.Incarnation
+	return p.cfg.Fresh && !p.acceptorProven && p.replacedSeen &&
+		MemberOf(p.appliedMembers, p.cfg.ID).GetIncarnation() != p.cfg.Incarnation
 }
 
 // noteIncarnation remembers the incarnation a voter answered with: a vote,

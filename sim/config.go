@@ -46,7 +46,8 @@ type Faults struct {
 	TornWrites bool
 	// Wipes: once in a run, a crash loses the whole disk (§5.1) of a voter
 	// whose incarnation the configuration records, in a group of three
-	// voters or more. Once only: a second loss before every replica has
+	// voters or more. Once only, and not in a run that damaged a snapshot
+	// (nor one after): a second loss of state before every replica has
 	// applied past the first one's replacement is two failures for the
 	// instances in between (docs/membership.md).
 	Wipes bool

@@ -76,10 +76,12 @@ func (s *Simulator) operate() {
 		id := pick(learners)
 		paxos.MemberOf(next, id).Role = paxos.VoterRole
 		what = "promote " + endpointName(id)
+		s.voterChanges++
 	case op == 2 && len(voters) > 3 && s.healthy(voters):
 		id := pick(voters)
 		paxos.MemberOf(next, id).Role, paxos.MemberOf(next, id).Incarnation = paxos.LearnerRole, 0
 		what = "demote " + endpointName(id)
+		s.voterChanges++
 	case op == 3 && len(learners) > 0:
 		id := pick(learners)
 		next.Members = slices.DeleteFunc(next.Members, func(m *messages.Member) bool { return m.Id == id })

@@ -125,8 +125,7 @@ func TestPaper5_4_GrowThreeToFiveAndShrinkBack(t *testing.T) {
 // with a new incarnation.
 func (sc *scenario) wipe(n *node) {
 	n.crash()
-	n.survivors, n.snapshot, n.hadSnapshot, n.damagedAt = nil, nil, false, 0
-	n.diskInc, n.wiped, n.diskBootstrap = 0, true, nil
+	n.loseDisk()
 	n.restart()
 }
 

@@ -227,7 +227,7 @@ func (n *node) crash() {
 	if n.s.trace != nil {
 		n.s.tracef("%s CRASH: %d of %d records survive (%d synced)", n.name(), keep, len(n.disk.log), n.disk.synced)
 	}
-	if n.s.cfg.Faults.TornWrites && n.snapshot != nil && n.s.noneRebuilding() && n.s.rng.IntN(8) == 0 {
+	if n.s.cfg.Faults.TornWrites && n.snapshot != nil && n.s.noneRebuilding() && n.s.wipes == 0 && n.s.rng.IntN(8) == 0 {
 		// The snapshot file is found damaged on restart: storage passes
 		// over it, and with the older ones deleted once it was durable
 		// there is none. The log may be checkpointed past it: the node
@@ -241,20 +241,35 @@ func (n *node) crash() {
 	}
 	n.s.lostRecords += len(n.disk.log) - keep
 	n.survivors = n.disk.log[:keep:keep]
-	if n.s.cfg.Faults.Wipes && n.s.wipes == 0 && n.s.mayWipe(n) && n.s.rng.IntN(5) == 0 {
+	if n.s.cfg.Faults.Wipes && n.s.wipes == 0 && n.s.damagedSnapshots == 0 && n.s.mayWipe(n) && n.s.rng.IntN(5) == 0 {
 		// The disk is lost (§5.1): the node comes back empty, with a new
-		// incarnation, and rebuilds from its peers.
-		if n.s.trace != nil {
+		// incarnation, and rebuilds from its peers. Or a bit flips in a
+		// record with intact records after it: the restart finds the log
+		// corrupt, moves the directory aside (actors.MoveAside) and
+		// rebuilds the same way.
+		flip := len(n.survivors) > 1 && n.s.rng.IntN(2) == 0
+		if flip {
+			n.s.bitFlips++
+		}
+		if n.s.trace != nil && flip {
+			n.s.tracef("%s a log record CORRUPT (bit flip, intact records after it): found at restart, directory moved aside", n.name())
+		} else if n.s.trace != nil {
 			n.s.tracef("%s disk WIPED", n.name())
 		}
-		n.survivors, n.snapshot, n.hadSnapshot, n.damagedAt = nil, nil, false, 0
-		n.diskInc, n.wiped, n.diskBootstrap = 0, true, nil
-		n.s.wipes++
+		n.loseDisk()
 	}
 	n.up = false
 	n.inc++
 	n.crashes++
 	n.p, n.a, n.l, n.kv, n.disk = nil, nil, nil, nil, nil
+}
+
+// loseDisk empties the crashed node's disk: it restarts with nothing, as a
+// new incarnation (§5.1).
+func (n *node) loseDisk() {
+	n.survivors, n.snapshot, n.hadSnapshot, n.damagedAt = nil, nil, false, 0
+	n.diskInc, n.wiped, n.diskBootstrap = 0, true, nil
+	n.s.wipes++
 }
 
 func (n *node) restart() {
@@ -565,6 +580,9 @@ func (n *node) receive(from uint32, msg any) {
 func (n *node) acceptorOut(out paxos.AcceptorOutput) {
 	if out.Proven {
 		n.diskFresh, n.diskBootstrap = false, n.a.Bootstrap()
+		if n.p != nil {
+			n.p.AcceptorProven()
+		}
 	}
 	n.s.check.decided(n, out.Reply)
 	if n.s.err != nil {

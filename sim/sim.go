@@ -32,14 +32,16 @@ type Result struct {
 	TransfersCut            int // snapshot transfers given up mid-way (provider crashed, quiet or moved on)
 	Checksums               int // runtime consistency checksums computed (§6.2)
 	MembershipOps           int // membership changes the operator asked for (§5.4)
-	Wipes                   int // disks lost (§5.1)
+	Wipes                   int // disks lost or found corrupt (§5.1)
+	BitFlips                int // of those, corrupt log records
+	VoterChanges            int // of the membership changes, promotions and demotions
 }
 
 func (r Result) String() string {
 	return fmt.Sprintf("seed %d: %d nodes, %d steps, %s simulated, %d ops (%d ok, %d unknown), %d instances, "+
 		"%d crashes (%d unsynced records lost), %d partitions, %d messages (%d lost), %d lease reads, %d quorum reads, "+
-		"%d snapshots (%d installed, %d transfers cut, %d truncations), %d checksums, %d membership changes asked, %d disks wiped", r.Seed, r.Nodes, r.Steps, r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords,
-		r.Partitions, r.Messages, r.Lost, r.LeaseReads, r.QuorumReads, r.Snapshots, r.Installs, r.TransfersCut, r.Truncations, r.Checksums, r.MembershipOps, r.Wipes)
+		"%d snapshots (%d installed, %d transfers cut, %d truncations), %d checksums, %d membership changes asked, %d disks lost (%d of them a corrupt record)", r.Seed, r.Nodes, r.Steps, r.SimTime, r.Ops, r.OpsOK, r.OpsUnknown, r.Chosen, r.Crashes, r.LostRecords,
+		r.Partitions, r.Messages, r.Lost, r.LeaseReads, r.QuorumReads, r.Snapshots, r.Installs, r.TransfersCut, r.Truncations, r.Checksums, r.MembershipOps, r.Wipes, r.BitFlips)
 }
 
 // Simulator runs one seeded run. It is single-threaded and not reusable:
@@ -73,6 +75,8 @@ type Simulator struct {
 	// membershipOps counts membership changes the operator asked for.
 	membershipOps int
 	wipes         int
+	voterChanges  int // promotions and demotions asked
+	bitFlips      int // of the wipes, those that were a corrupt log record
 	// checksums counts checksums computed at checksum values (§6.2).
 	checksums int
 	// transfersCut counts snapshot transfers given up mid-way.
@@ -178,7 +182,7 @@ func (s *Simulator) result() Result {
 	r := Result{Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Steps: s.steps, SimTime: time.Duration(s.sched.now),
 		Ops: len(s.history), Chosen: len(s.check.log), Crashes: s.crashes, LostRecords: s.lostRecords, Partitions: s.partitions,
 		Messages: s.net.sent, Lost: s.net.lost, LeaseReads: s.check.leaseReads, QuorumReads: s.check.quorumReads,
-		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums, MembershipOps: s.membershipOps, Wipes: s.wipes}
+		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums, MembershipOps: s.membershipOps, Wipes: s.wipes, BitFlips: s.bitFlips, VoterChanges: s.voterChanges}
 	for _, o := range s.history {
 		switch o.status {
 		case opOK:

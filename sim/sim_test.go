@@ -84,6 +84,9 @@ func runSeeds(start uint64, count, workers int, progress func(done int, r Result
 		total.TransfersCut += r.TransfersCut
 		total.Checksums += r.Checksums
 		total.MembershipOps += r.MembershipOps
+		total.Wipes += r.Wipes
+		total.VoterChanges += r.VoterChanges
+		total.BitFlips += r.BitFlips
 		total.Messages += r.Messages
 		total.Lost += r.Lost
 	}
@@ -118,10 +121,11 @@ func TestSimulation(t *testing.T) {
 	}
 	t.Logf("%d seeds in %s (%d workers): %d steps (%.0f steps/s), %s simulated (%.1f simulated s per wall s), "+
 		"%d ops (%d ok, %d unknown), %d instances, %d crashes, %d partitions, %d lease reads, %d quorum reads, "+
-		"%d snapshots, %d installed from a peer (%d transfers cut mid-way), %d log truncations, %d consistency checksums, %d membership changes asked",
+		"%d snapshots, %d installed from a peer (%d transfers cut mid-way), %d log truncations, %d consistency checksums, %d membership changes asked (%d of voters), %d disks lost (%d of them a corrupt record)",
 		count, wall.Round(time.Millisecond), workers(), total.Steps, float64(total.Steps)/wall.Seconds(),
 		total.SimTime, total.SimTime.Seconds()/wall.Seconds(), total.Ops, total.OpsOK, total.OpsUnknown,
-		total.Chosen, total.Crashes, total.Partitions, total.LeaseReads, total.QuorumReads, total.Snapshots, total.Installs, total.TransfersCut, total.Truncations, total.Checksums, total.MembershipOps)
+		total.Chosen, total.Crashes, total.Partitions, total.LeaseReads, total.QuorumReads, total.Snapshots, total.Installs, total.TransfersCut, total.Truncations, total.Checksums, total.MembershipOps,
+		total.VoterChanges, total.Wipes, total.BitFlips)
 }
 
 // replayOne runs one seed, with its trace on stdout if asked.

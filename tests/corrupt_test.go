@@ -25,16 +25,7 @@ func TestLogRecordCorruptionRefusedOrCut(t *testing.T) {
 
 	// The victim is a follower, so damaging it costs no election; the
 	// other follower is stopped later to show the victim really votes.
-	victim, other := 0, 0
-	for id := 1; id <= 3; id++ {
-		switch {
-		case id == master:
-		case victim == 0:
-			victim = id
-		default:
-			other = id
-		}
-	}
+	victim, other := c.followers(master)
 	dir := c.node(victim).dataDir
 
 	// (a) A torn final record, as a crash mid-write leaves it, two ways.

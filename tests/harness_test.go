@@ -378,6 +378,20 @@ func (c *testCluster) rejoin(id int, within time.Duration) (master int) {
 	return c.waitMaster(within)
 }
 
+// followers returns the two nodes of a 3-node cluster that are not master.
+func (c *testCluster) followers(master int) (a, b int) {
+	for id := 1; id <= 3; id++ {
+		switch {
+		case id == master:
+		case a == 0:
+			a = id
+		default:
+			b = id
+		}
+	}
+	return a, b
+}
+
 // waitWritable waits until a master accepts a command through the log (a
 // Get goes through the log, so it proves the same as a write, and is safe
 // to retry) and returns the master's id.

@@ -23,16 +23,7 @@ func TestPaper5_1_MultiProcessGarbageAndEmptyDataDir(t *testing.T) {
 	l := newLedger()
 	writeKeys(c.cl, l, "before", 200, 8)
 	c.waitConverged(10 * time.Second)
-	victim, other := 0, 0
-	for id := 1; id <= 3; id++ {
-		switch {
-		case id == master:
-		case victim == 0:
-			victim = id
-		default:
-			other = id
-		}
-	}
+	victim, other := c.followers(master)
 	dir := c.node(victim).dataDir
 	for round, damage := range []struct {
 		name string

@@ -245,7 +245,7 @@ func tolerance(rows []nodeStatus) string {
 	}
 	masters := map[uint32]int{}
 	for _, r := range rows {
-		if r.Reachable && r.MasterID != 0 && r.Role != "learner" {
+		if r.Reachable && r.MasterID != 0 && r.Role == "voter" { // not learners, nor a voter rebuilding (§5.1)
 			masters[r.MasterID]++
 		}
 	}

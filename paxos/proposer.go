@@ -380,9 +380,10 @@ func (p *Proposer) ChosenUpto() uint64 { return p.chosenUpto }
 // Applied returns the last instance the local learner reported applied.
 func (p *Proposer) Applied() uint64 { return p.applied }
 
-// Epoch returns this master's epoch, 0 when not master.
+// Epoch returns this master's epoch, 0 when not master or before its
+// epoch has started.
 func (p *Proposer) Epoch() uint64 {
-	if p.state != stateMaster {
+	if p.state != stateMaster || p.epochPending {
 		return 0
 	}
 	return p.epoch
@@ -669,10 +670,15 @@ func (p *Proposer) changeChosen(out *ProposerOutput, now time.Time) {
 		p.setMembers(old) // the bug: go on counting with the configuration it was elected under
 	}
 	if p.epochPending {
-		p.epoch, p.epochPending = p.nextInstance, false
-		p.broadcastAccept(out, []*messages.Entry{p.newInstance(
-			&messages.Value{Noop: true, StartsEpoch: true, EpochMaster: p.cfg.ID}, now)}, nil, now)
+		p.broadcastAccept(out, []*messages.Entry{p.startEpoch(now)}, nil, now)
 	}
+}
+
+// startEpoch puts this mastership's first value of its own in flight: the
+// no-op that starts its epoch (§5.3) at the next instance.
+func (p *Proposer) startEpoch(now time.Time) *messages.Entry {
+	p.epoch, p.epochPending = p.nextInstance, false
+	return p.newInstance(&messages.Value{Noop: true, StartsEpoch: true, EpochMaster: p.cfg.ID}, now)
 }
 
 // Read registers quorum read id: it may be served once a majority has
@@ -1016,9 +1022,7 @@ func (p *Proposer) finishBoost(out *ProposerOutput, now time.Time) {
 	p.stats.Boosted += uint64(len(entries))
 	clear(p.lastAck)
 	if p.epochPending && p.changeAt == 0 {
-		p.epoch = p.nextInstance
-		p.epochPending = false
-		entries = append(entries, p.newInstance(&messages.Value{Noop: true, StartsEpoch: true, EpochMaster: p.cfg.ID}, now))
+		entries = append(entries, p.startEpoch(now))
 	}
 	if len(entries) > 0 {
 		p.broadcastAccept(out, entries, nil, now)
@@ -1275,8 +1279,7 @@ func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
 		// with the new voters (finishBoost); no read or command before.
 		p.epoch, p.epochPending = math.MaxUint64, true
 	} else {
-		p.epoch, p.epochPending = p.nextInstance, false
-		entries = append(entries, p.newInstance(&messages.Value{Noop: true, StartsEpoch: true, EpochMaster: p.cfg.ID}, now))
+		entries = append(entries, p.startEpoch(now))
 	}
 	clear(p.lastAck)
 	clear(p.leaseAck)

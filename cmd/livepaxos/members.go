@@ -92,8 +92,10 @@ func newMembersListCmd() *cobra.Command {
 		Short: "List the members (voters and non-voting learners) as the first node that answers knows them",
 		Long: `List the group's members as a reachable node knows them: each one's id, address
 and role (voter, or learner: non-voting, §5.4), whether it answers, whether it is
-master, and how far it has applied the log. Voters are set by --peers; learners
-by --learners or added and removed through the log (members add/remove).`,
+master, and how far it has applied the log. The first voters are set by --peers
+and learners by --learners; after that members change through the log: members
+add (as a learner), promote (to voter), remove. A voter rebuilding after losing
+its disk shows as non-voting until the group records its new incarnation (§5.1).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			eps, err := f.endpointList()

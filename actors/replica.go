@@ -414,8 +414,10 @@ func (r *Replica) role() string {
 	switch {
 	case v.learners[r.cfg.NodeID]:
 		return "learner"
-	case v.addrs[r.cfg.NodeID] == "":
+	case v.addrs[r.cfg.NodeID] == "" && r.cfg.Join && v.version == 1:
 		return "joining"
+	case v.addrs[r.cfg.NodeID] == "":
+		return "removed" // not (or no longer) in the configuration it applied
 	}
 	if inc := paxos.MemberOf(v.m, r.cfg.NodeID).GetIncarnation(); inc != 0 && r.incarnation != 0 && inc != r.incarnation {
 		// It lost its disk (§5.1): it votes for nothing until the group

@@ -2181,7 +2181,7 @@ type StatusResponse struct {
 	Divergence      string `protobuf:"bytes,24,opt,name=divergence,proto3" json:"divergence,omitempty"`
 	// catching_up: this replica has known of chosen instances it has not
 	// applied for more than a few seconds (§6.3: a replica stuck in catch-up
-	// is flagged). role is "voter", "learner", "joining" or "non-voting
+	// is flagged). role is "voter", "learner", "joining", "removed" or "non-voting
 	// (rebuilding)" (the group records another incarnation of it, §5.1).
 	CatchingUp        bool   `protobuf:"varint,25,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
 	Role              string `protobuf:"bytes,26,opt,name=role,proto3" json:"role,omitempty"`

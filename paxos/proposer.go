@@ -660,6 +660,15 @@ func (p *Proposer) changeChosen(out *ProposerOutput, now time.Time) {
 	at, next := p.changeAt, p.changeNext
 	p.changeAt, p.changeNext = 0, nil
 	old := p.members
+	for _, id := range append(p.voters[:len(p.voters):len(p.voters)], p.learners...) {
+		if MemberOf(next, id) == nil && id != p.cfg.ID {
+			// A removed member is sent nothing from now on: this last
+			// notice lets it learn the change that removed it (its status
+			// then says so).
+			out.Messages = append(out.Messages, Envelope{To: id, Msg: &messages.Chosen{
+				From: p.cfg.ID, Ballot: p.ballot, ChosenUpto: p.noticeUpto}})
+		}
+	}
 	p.setMembers(next)
 	if ChangesQuorum(old, next) && Planted != BugQuorumFromStaleConfig {
 		p.reprepareFrom = at + 1

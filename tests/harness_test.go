@@ -138,6 +138,7 @@ type nodeProc struct {
 	exitErr  error         // of the current run, once done is closed
 	runStart int64         // offset in logPath where the current run begins
 	runs     int
+	join     bool // started with --join: in no member list (see addJoiner)
 }
 
 // testCluster is a set of node processes sharing one --peers list.
@@ -214,6 +215,20 @@ func (c *testCluster) stopAll() {
 
 func (c *testCluster) node(id int) *nodeProc { return c.nodes[id-1] }
 
+// addJoiner starts one more node, in no member list (node --join), and
+// returns its id: it follows the log once `members add` adds it.
+func (c *testCluster) addJoiner() int {
+	c.t.Helper()
+	id := len(c.nodes) + 1
+	c.nodes = append(c.nodes, &nodeProc{
+		id: id, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePorts(c.t, 1)[0])), join: true,
+		dataDir: filepath.Join(c.dir, fmt.Sprintf("n%d", id)),
+		logPath: filepath.Join(c.dir, fmt.Sprintf("n%d.log", id)),
+	})
+	c.start(id)
+	return id
+}
+
 func (c *testCluster) endpoints() []string {
 	var eps []string
 	for _, n := range c.nodes {
@@ -226,6 +241,9 @@ func (c *testCluster) endpoints() []string {
 func (c *testCluster) nodeArgs(id int) []string {
 	n := c.node(id)
 	args := []string{"node", "--id", strconv.Itoa(id), "--peers", c.peers, "--data", n.dataDir, "--log-level", "info"}
+	if n.join {
+		args = append(args, "--join", "--listen", n.addr)
+	}
 	return append(args, c.extra...)
 }
 

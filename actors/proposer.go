@@ -64,7 +64,7 @@ func (a *proposerActor) Receive(ctx actor.Context) {
 		p.AcceptorProven()
 		return
 	case *membershipApplied:
-		p.MembershipApplied(m.members, m.at)
+		a.emit(ctx, p.MembershipApplied(m.members, m.at, time.Now()))
 		return
 	case *messages.CheckRequest:
 		if ctx.Sender() == nil {

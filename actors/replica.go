@@ -139,7 +139,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 	pcfg.Bootstrap = r.acceptor.Bootstrap()
 	r.membersChanged = false
 	r.proposer = paxos.NewProposer(pcfg, now)
-	r.proposer.MembershipApplied(r.view().membership(), r.membersAt) // as the log left it
+	r.proposer.MembershipApplied(r.view().membership(), r.membersAt, now) // as the log left it: a follower, nothing to emit
 	r.proposer.LearnerProgress(r.learner.Contiguous())
 	r.proposer.ObserveBallot(r.acceptor.Promised())
 	r.proposer.HoldUntilApplied(r.acceptor.Truncated())

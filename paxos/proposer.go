@@ -1123,18 +1123,32 @@ func (p *Proposer) seen(b uint64) { p.highestSeen = max(p.highestSeen, b) }
 
 // MembershipApplied tells the proposer that the local learner applied the
 // configuration m at instance at (or installed a snapshot of it): m
-// governs every instance after at (§5.4). A follower takes it at once; a
-// master keeps its own view, which its own proposals carry ahead.
-func (p *Proposer) MembershipApplied(m *messages.Membership, at uint64) {
+// governs every instance after at (§5.4). A follower takes it at once. A
+// master or candidate keeps its own view, which its own proposals carry
+// ahead, unless m is newer than that view: then another master chose a
+// change this one never proposed, its view is stale, and it adopts m if
+// only learners differ, or else steps down (its campaign or its
+// instances in flight were counted under the wrong voters).
+func (p *Proposer) MembershipApplied(m *messages.Membership, at uint64, now time.Time) ProposerOutput {
+	var out ProposerOutput
 	if at < p.appliedMembersAt {
-		return
+		return out
 	}
 	p.appliedMembers, p.appliedMembersAt = m, at
 	p.LearnerProgress(at)
-	if p.state == stateFollower {
+	switch {
+	case p.state == stateFollower:
 		p.setMembers(m)
 		p.membersFrom = at + 1
+	case m.GetVersion() <= p.members.GetVersion():
+	case p.state == stateMaster && !ChangesQuorum(p.members, m):
+		p.setMembers(m)
+		p.membersFrom = at + 1
+	default:
+		p.stepDown(&out, now)
+		p.resetElection(now)
 	}
+	return out
 }
 
 // HoldUntilApplied keeps the proposer from campaigning until its learner

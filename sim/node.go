@@ -203,7 +203,7 @@ func (n *node) boot(records []*messages.Record) {
 	pcfg.Bootstrap = n.diskBootstrap
 	pcfg.Rand = rand.New(rand.NewPCG(n.s.rng.Uint64(), uint64(n.id)))
 	n.p = paxos.NewProposer(pcfg, n.now())
-	n.p.MembershipApplied(n.members, n.membersAt)
+	n.p.MembershipApplied(n.members, n.membersAt, n.now()) // a new follower: nothing to send
 	n.l.SetPeers(memberIDs(n.members))
 	n.p.LearnerProgress(n.l.Contiguous())
 	n.p.ObserveBallot(n.a.Promised())
@@ -383,7 +383,7 @@ func (n *node) applyMembership(instance uint64, payload []byte) {
 	if paxos.CheckMembershipChange(n.members, next) == nil {
 		n.members, n.membersAt = next, instance
 		if n.p != nil { // at boot the proposer is made after the replay, from n.members
-			n.p.MembershipApplied(next, instance)
+			n.proposerOut(n.p.MembershipApplied(next, instance, n.now()))
 		}
 		n.l.SetPeers(memberIDs(next))
 		if n.s.trace != nil {
@@ -524,7 +524,7 @@ func (n *node) install(snap *simSnapshot) {
 	n.epochs.Reset(snap.epoch, snap.master)
 	if snap.members != nil {
 		n.members, n.membersAt = snap.members, snap.instance
-		n.p.MembershipApplied(n.members, snap.instance)
+		n.proposerOut(n.p.MembershipApplied(n.members, snap.instance, n.now()))
 		n.l.SetPeers(memberIDs(n.members))
 	}
 	n.applied = snap.instance

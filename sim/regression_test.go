@@ -49,6 +49,20 @@ var regressionSeeds = []struct {
 	// it kept campaigning, refused by its own acceptor, and its rising
 	// ballots kept the others from electing anyone.
 	{1645, "candidate behind its own acceptor's truncation campaigned forever"},
+	// A deposed master (still master in its own eyes, its boost hiding the
+	// higher promise) applied a membership change another master had
+	// chosen, kept its own older view, and accepted an operator's change
+	// built on that view; the learners refused it (wrong version), the
+	// proposer adopted it and counted votes with voters the log never had.
+	{78226, "master's configuration view fell behind a change chosen by another master"},
+	// A fresh replica that could never win kept campaigning (§5.1).
+	{19633, "fresh replica's campaigns kept the others from electing anyone"},
+	// A wiped voter, a damaged snapshot and a behind candidate: two losses
+	// of state, no majority for the old configuration's instances.
+	{17211, "a lost disk and a damaged snapshot in one run"},
+	// A learner missed the notice of the last instance chosen at the end
+	// of the run; the settle wait was shorter than two heartbeats.
+	{89778, "end-of-run settle shorter than a lost notice's resend"},
 }
 
 func TestRegressionSeeds(t *testing.T) {

@@ -123,12 +123,7 @@ func writeIdentity(path string, meta *messages.MetaRecord) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return storage.SyncDir(filepath.Dir(path))
 }
 
 // IsCorrupt reports whether err from NewReplica means the data directory
@@ -152,14 +147,5 @@ func MoveAside(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return aside, err
 	}
-	return aside, syncDir(filepath.Dir(dir))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return aside, storage.SyncDir(filepath.Dir(dir))
 }

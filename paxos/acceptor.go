@@ -292,10 +292,11 @@ func (a *Acceptor) acceptedFrom(first uint64) []*messages.Entry {
 // any acceptor starts its own count.
 func (a *Acceptor) HandleAccept(m *messages.Accept, now time.Time) AcceptorOutput {
 	var out AcceptorOutput
-	if m.Lazy && m.ToIncarnation == 0 && a.fresh && m.Ballot >= a.promised && m.Ballot != 0 {
-		// A learner's copy of the log (or a voter's the configuration
-		// does not record yet): stored, never answered, so no vote.
-	} else if m.Ballot < a.promised || m.Ballot == 0 || a.stranger(m.ToIncarnation, &out) {
+	// A fresh acceptor still stores a lazy Accept naming no incarnation (a
+	// learner's copy of the log, or a voter's the configuration does not
+	// record yet): it is never answered, so it is no vote.
+	storeOnly := m.Lazy && m.ToIncarnation == 0 && a.fresh
+	if m.Ballot < a.promised || m.Ballot == 0 || (!storeOnly && a.stranger(m.ToIncarnation, &out)) {
 		out.Reply = &Envelope{To: m.From, Msg: &messages.Accepted{
 			From: a.id, Ballot: m.Ballot, Promised: a.promised, Seq: m.Seq, Seen: a.seen, Incarnation: a.incarnation, Fresh: a.fresh}}
 		return out

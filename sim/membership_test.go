@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -183,10 +182,10 @@ func TestPaper5_1_WipedReplicaRebuildsAsNonVoting(t *testing.T) {
 }
 
 // §5.1: the same loss with the bug planted that lets a wiped replica vote
-// at once under its new incarnation: the simulator's random runs catch it
-// (paxos.BugCorruptVotesAtOnce in TestPlantedBugIsCaught); here the
-// scripted run shows the wiped acceptor answering the old incarnation's
-// requests when the bug is on.
+// at once under its new incarnation. The scripted run shows the wiped
+// acceptor answering the old incarnation's requests when the bug is on;
+// that the random runs catch it (a safety violation) is
+// TestPlantedBugIsCaught/corrupt-votes-at-once.
 func TestPaper5_1_PlantedCorruptReplicaVotesAtOnce(t *testing.T) {
 	paxos.Planted = paxos.BugCorruptVotesAtOnce
 	defer func() { paxos.Planted = paxos.BugNone }()
@@ -203,14 +202,5 @@ func TestPaper5_1_PlantedCorruptReplicaVotesAtOnce(t *testing.T) {
 		Entries: []*messages.Entry{{Instance: 999, Value: &messages.Value{Noop: true}}}}, x.now())
 	if acc, ok := out.Reply.Msg.(*messages.Accepted); !ok || !acc.Ok {
 		t.Fatalf("with the bug planted the wiped acceptor should vote: %v", out.Reply.Msg)
-	}
-	var caught error
-	for seed := uint64(1); seed <= plantedBudget && caught == nil; seed++ {
-		if _, err := Run(ConfigForSeed(seed)); err != nil && errors.Is(err, ErrSafety) {
-			caught = err
-		}
-	}
-	if caught == nil {
-		t.Fatal("the planted bug was not caught")
 	}
 }

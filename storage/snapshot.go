@@ -216,7 +216,7 @@ func (w *SnapshotWriter) Commit() error {
 		w.Abort()
 		return err
 	}
-	if err := syncDirectory(w.dir); err != nil {
+	if err := SyncDir(w.dir); err != nil {
 		return err
 	}
 	// The new snapshot is durable: older ones may go.
@@ -425,8 +425,8 @@ func snapshotName(instance uint64) string {
 	return fmt.Sprintf("%s%020d%s", snapshotPrefix, instance, snapshotSuffix)
 }
 
-// syncDirectory fsyncs a directory so a rename in it is durable.
-func syncDirectory(dir string) error {
+// SyncDir fsyncs a directory so a rename or a new entry in it is durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -23,6 +23,9 @@ type LearnerConfig struct {
 	CatchupInterval   time.Duration
 	MaxCatchupEntries int
 	MaxCatchupBytes   int
+	// Planted is a known bug this learner runs with (tests only: see
+	// PlantedBug).
+	Planted PlantedBug
 }
 
 func (c *LearnerConfig) setDefaults() {
@@ -270,7 +273,7 @@ func (l *Learner) HandleChosen(m *messages.Chosen, now time.Time) LearnerOutput 
 			l.chosen[i] = e
 		}
 	}
-	if Planted == BugApplyOutOfOrder {
+	if l.cfg.Planted == BugApplyOutOfOrder {
 		l.plantedApplyEarly(&out)
 	}
 	l.advance(&out, true)

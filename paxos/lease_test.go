@@ -208,8 +208,6 @@ func TestPaper5_3_ReinstalledMasterAnomalyIsRejected(t *testing.T) {
 // reinstalledMaster plays the anomaly and reports whether the epoch
 // refused the stranded command.
 func reinstalledMaster(t *testing.T, bug PlantedBug) (refused bool) {
-	Planted = bug
-	defer func() { Planted = BugNone }()
 	c := newTestCluster(t, 3, 3)
 	m := c.waitMaster()
 	c.advance(100 * time.Millisecond)
@@ -237,6 +235,7 @@ func reinstalledMaster(t *testing.T, bug PlantedBug) (refused bool) {
 	c.advance(500 * time.Millisecond)
 	live := c.otherMaster(n)
 	var tr EpochTracker
+	tr.Plant(bug)
 	found := false
 	for _, e := range live.applied {
 		tr.Enter(e)

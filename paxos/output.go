@@ -53,6 +53,3 @@ type Reply struct {
 	Cmd      *messages.Command
 	Response *messages.ClientResponse
 }
-
-// quorum returns the size of a majority of n voters.
-func quorum(n int) int { return n/2 + 1 }

@@ -7,8 +7,10 @@ import (
 
 // PlantedBug names a known bug that can be switched on to prove the
 // simulator catches it ("Paxos Made Live" §6: known bugs were planted to
-// check that the tests find them). Only tests set it; production code never
-// does, and every hook is a single comparison with Planted.
+// check that the tests find them). It is a setting of one replica
+// (core.Config.Planted, handed to its roles), not a global, so tests that
+// plant bugs run in parallel with others. Production code never sets one,
+// and every hook is a single comparison with the setting.
 type PlantedBug int
 
 const (
@@ -49,10 +51,6 @@ const (
 	// ignoring changes its own log chose since (§5.4).
 	BugQuorumFromStaleConfig
 )
-
-// Planted is the bug switched on, BugNone outside tests. Tests that set it
-// must not run in parallel with other tests of the roles and must reset it.
-var Planted PlantedBug
 
 var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation", "divergent-apply", "corrupt-votes-at-once", "quorum-from-stale-config"}
 

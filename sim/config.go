@@ -106,6 +106,9 @@ type Config struct {
 	// NoTruncate keeps the whole log after snapshots (the acceptor never
 	// lets go of what it accepted).
 	NoTruncate bool
+	// Planted is a known bug the replicas run with (divergent-apply: n2
+	// only).
+	Planted paxos.PlantedBug
 }
 
 // DefaultConfig is a moderate run: three nodes, faults at a steady rate.

@@ -187,9 +187,9 @@ func TestPaper5_1_WipedReplicaRebuildsAsNonVoting(t *testing.T) {
 // that the random runs catch it (a safety violation) is
 // TestPlantedBugIsCaught/corrupt-votes-at-once.
 func TestPaper5_1_PlantedCorruptReplicaVotesAtOnce(t *testing.T) {
-	paxos.Planted = paxos.BugCorruptVotesAtOnce
-	defer func() { paxos.Planted = paxos.BugNone }()
-	sc := newScenario(t, quietConfig(5, 3))
+	cfg := quietConfig(5, 3)
+	cfg.Planted = paxos.BugCorruptVotesAtOnce
+	sc := newScenario(t, cfg)
 	sc.writes("a", 3)
 	m := sc.master()
 	x := sc.s.nodes[0]

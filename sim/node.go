@@ -144,6 +144,7 @@ func (n *node) boot(records []*messages.Record) {
 	n.applied = 0
 	n.flushScheduled = false
 	n.a = paxos.NewAcceptor(n.id)
+	n.a.Plant(n.s.cfg.Planted)
 	if n.diskInc == 0 {
 		n.diskInc = n.s.rng.Uint64()>>1 + 1
 		n.diskFresh = true
@@ -151,9 +152,10 @@ func (n *node) boot(records []*messages.Record) {
 	n.a.SetIncarnation(n.diskInc, n.diskFresh)
 	n.a.SetBootstrap(n.diskBootstrap)
 	n.epochs = paxos.EpochTracker{}
+	n.epochs.Plant(n.s.cfg.Planted)
 	n.reads = make(map[uint64]*clientRequest)
 	lcfg := n.s.cfg.Learner
-	lcfg.ID, lcfg.Peers = n.id, n.s.ids
+	lcfg.ID, lcfg.Peers, lcfg.Planted = n.id, n.s.ids, n.s.cfg.Planted
 	n.l = paxos.NewLearner(lcfg)
 	n.kv = db.New()
 	n.snapshotting = false
@@ -202,6 +204,7 @@ func (n *node) boot(records []*messages.Record) {
 	pcfg.ID, pcfg.Members, pcfg.Incarnation, pcfg.Fresh = n.id, n.s.initialMembership(), n.diskInc, n.diskFresh
 	pcfg.Bootstrap = n.diskBootstrap
 	pcfg.Rand = rand.New(rand.NewPCG(n.s.rng.Uint64(), uint64(n.id)))
+	pcfg.Planted = n.s.cfg.Planted
 	n.p = paxos.NewProposer(pcfg, n.now())
 	n.p.MembershipApplied(n.members, n.membersAt, n.now()) // a new follower: nothing to send
 	n.l.SetPeers(memberIDs(n.members))
@@ -612,7 +615,7 @@ func (n *node) acceptorOut(out paxos.AcceptorOutput) {
 			n.learnerOut(n.l.HandleLearn(out.Learn))
 		}
 	}
-	if paxos.Planted == paxos.BugReplyBeforePersist || (len(out.Records) == 0 && len(n.disk.waiters) == 0) {
+	if n.s.cfg.Planted == paxos.BugReplyBeforePersist || (len(out.Records) == 0 && len(n.disk.waiters) == 0) {
 		release()
 		return
 	}
@@ -707,7 +710,7 @@ func (n *node) apply(e *messages.Entry, reply bool) bool {
 		switch {
 		case admitted && cmd.Membership:
 			n.applyMembership(e.Instance, cmd.Payload)
-		case admitted && !(paxos.Planted == paxos.BugDivergentApply && n.id == 2 && cmd.Origin != n.id && i == 0 && e.Instance%5 == 0):
+		case admitted && !(n.s.cfg.Planted == paxos.BugDivergentApply && n.id == 2 && cmd.Origin != n.id && i == 0 && e.Instance%5 == 0):
 			res, err = n.kv.Apply(e.Instance, cmd.Payload)
 		}
 		if !reply || cmd.Origin != n.id || cmd.ReplyAddress != replyAddress {

@@ -134,9 +134,8 @@ func replayOne(t *testing.T, seed uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	paxos.Planted = bug
-	defer func() { paxos.Planted = paxos.BugNone }()
 	cfg := ConfigForSeed(seed)
+	cfg.Planted = bug
 	if *flagTrace {
 		cfg.Trace = os.Stdout
 	}

@@ -175,8 +175,10 @@ func TestPaper5_5_ProviderDiesMidTransfer(t *testing.T) {
 // let go of their logs, then the master crashing as the partition heals:
 // the follower that is behind may be the next candidate. It returns what
 // the run found.
-func behindTruncation(t *testing.T, seed uint64) error {
-	sc := newScenario(t, snapshotConfig(seed, 3))
+func behindTruncation(t *testing.T, seed uint64, bug paxos.PlantedBug) error {
+	cfg := snapshotConfig(seed, 3)
+	cfg.Planted = bug
+	sc := newScenario(t, cfg)
 	m := sc.master()
 	var lag, other *node
 	for _, n := range sc.s.nodes {
@@ -206,14 +208,12 @@ func behindTruncation(t *testing.T, seed uint64) error {
 // chosen instances with no-ops.
 func TestPaper5_5_CandidateBehindTruncationIsRefused(t *testing.T) {
 	for seed := uint64(1); seed <= 5; seed++ {
-		if err := behindTruncation(t, seed); err != nil {
+		if err := behindTruncation(t, seed, paxos.BugNone); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 	}
-	paxos.Planted = paxos.BugPromiseBelowTruncation
-	defer func() { paxos.Planted = paxos.BugNone }()
 	for seed := uint64(1); seed <= 40; seed++ {
-		if err := behindTruncation(t, seed); err != nil && errors.Is(err, ErrSafety) {
+		if err := behindTruncation(t, seed, paxos.BugPromiseBelowTruncation); err != nil && errors.Is(err, ErrSafety) {
 			t.Logf("planted promise-below-truncation caught with seed %d: %v", seed, firstLine(err))
 			return
 		}

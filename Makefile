@@ -50,7 +50,7 @@ failover: build
 ## bench: Go benchmarks of the hot paths.
 bench:
 	$(GO) test -run XXX -bench . -benchtime 2s ./storage ./db
-	$(GO) test -run XXX -bench . -benchtime 2000x ./paxos
+	$(GO) test -run XXX -bench . -benchtime 2000x ./core
 
 vet:
 	$(GO) vet $(PKGS)

@@ -68,7 +68,7 @@ func (sc *scenario) master() *node {
 		var m *node
 		count := 0
 		for _, n := range sc.s.nodes {
-			if n.up && n.p.IsMaster() {
+			if n.up && n.r().IsMaster() {
 				m = n
 				count++
 			}
@@ -86,12 +86,12 @@ func (sc *scenario) master() *node {
 // every voter that is up (§5.1): a new master does that first, and the
 // scenarios start once it is done.
 func registered(s *Simulator, m *node) bool {
-	for _, mem := range m.p.Members().Members {
+	for _, mem := range m.r().FrontierMembers().Members {
 		if mem.Role == paxos.VoterRole && mem.Incarnation == 0 && s.nodes[mem.Id-1].up {
 			return false
 		}
 	}
-	return m.p.InflightLen() == 0
+	return m.r().InflightLen() == 0
 }
 
 // put has client c write key=value through node to.
@@ -136,6 +136,17 @@ func (sc *scenario) finish() Result {
 	r, err := s.finish()
 	if err != nil {
 		sc.t.Fatal(err)
+	}
+	// Progress: the log moved, and some operation took effect (a write
+	// applied, or anything answered) if any was issued.
+	took := 0
+	for _, o := range s.history {
+		if o.instance != 0 || o.status == opOK {
+			took++
+		}
+	}
+	if len(s.check.log) == 0 || (r.Ops > 0 && took == 0) {
+		sc.t.Fatalf("no progress: %d instances applied, none of %d operations took effect", len(s.check.log), r.Ops)
 	}
 	return r
 }
@@ -197,7 +208,7 @@ func TestPaper4_ReproposalUnderSimulation(t *testing.T) {
 			}
 			if !reproposed {
 				t.Fatalf("new master %s did not re-propose instance %d under ballot %s", next.name(), instance,
-					fmtBallot(next.p.Ballot()))
+					fmtBallot(next.r().Ballot()))
 			}
 			for _, n := range others {
 				if n.applied < instance || sc.s.check.log[instance-1] != first {
@@ -206,7 +217,7 @@ func TestPaper4_ReproposalUnderSimulation(t *testing.T) {
 			}
 			r := sc.finish()
 			t.Logf("instance %d re-proposed by %s under %s; write %s; %v", instance, next.name(),
-				fmtBallot(next.p.Ballot()), o, r)
+				fmtBallot(next.r().Ballot()), o, r)
 			if o.status == opOK && o.instance != instance {
 				t.Fatalf("the write was acknowledged at instance %d, chosen at %d", o.instance, instance)
 			}
@@ -239,7 +250,7 @@ func TestPaper4_CatchUpUnderSimulation(t *testing.T) {
 			before := lag.applied
 			sc.s.issueStop = sc.s.sched.now // the clients stop; the log stands still
 			sc.run(2 * time.Second)
-			upto := sc.master().p.ChosenUpto()
+			upto := sc.master().r().ChosenUpto()
 			if upto < before+3*8 {
 				t.Fatalf("only %d instances chosen, %d applied by the lagging replica: too few to need chunks", upto, before)
 			}

@@ -171,20 +171,24 @@ type request struct {
 	// members, when set, is a membership change (to the proposer, never
 	// repeated: a second one would be refused as a stale version).
 	members *messages.MembersRequest
-	// reads: served by the lease manager with this consistency.
+	// reads: served by the replica (§5.2) with this consistency.
 	consistency messages.Consistency
 }
+
+// coreRole is the actor of a replica that takes commands, reads and
+// status requests: its replica core (actors.CoreName).
+const coreRole = "core"
 
 func (r request) message(id uint64) (role string, msg proto.Message) {
 	if r.members != nil {
 		m := proto.Clone(r.members).(*messages.MembersRequest)
 		m.RequestId = id
-		return "proposer", m
+		return coreRole, m
 	}
 	if r.write {
-		return "proposer", &messages.ClientRequest{RequestId: id, Command: r.payload}
+		return coreRole, &messages.ClientRequest{RequestId: id, Command: r.payload}
 	}
-	return "lease", &messages.ReadRequest{RequestId: id, Query: r.payload, Consistency: r.consistency}
+	return coreRole, &messages.ReadRequest{RequestId: id, Query: r.payload, Consistency: r.consistency}
 }
 
 func (cn *conn) roundTrip(ctx context.Context, endpoint string, id uint64, req request, timeout time.Duration) (*messages.ClientResponse, error) {
@@ -626,7 +630,7 @@ func (c *Client) Status(ctx context.Context, endpoint string) (*messages.StatusR
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
 	}
-	reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(endpoint, "proposer"),
+	reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(endpoint, coreRole),
 		&messages.StatusRequest{}, timeout).Result()
 	if err != nil {
 		return nil, fmt.Errorf("status of %s: %w", endpoint, err)
@@ -677,7 +681,7 @@ func (c *Client) Check(ctx context.Context) (uint64, error) {
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = min(timeout, time.Until(dl))
 		}
-		reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(ep, "proposer"),
+		reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(ep, coreRole),
 			&messages.CheckRequest{RequestId: 1}, timeout).Result()
 		if err != nil {
 			last = err

@@ -26,11 +26,19 @@ race:
 run: build
 	./scripts/run-local.sh $(BIN)
 
-## proto: regenerate messages/*.pb.go (needs protoc: apt-get install protobuf-compiler).
+## proto: regenerate messages/*.pb.go, the gRPC service and its JSON
+## gateway (needs protoc: apt-get install protobuf-compiler; the plugins are
+## pinned as tools in go.mod).
 proto:
 	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install -y protobuf-compiler"; exit 1; }
 	$(GO) build -o bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
-	protoc --plugin=protoc-gen-go=bin/protoc-gen-go --go_out=. --go_opt=paths=source_relative messages/*.proto
+	$(GO) build -o bin/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	$(GO) build -o bin/protoc-gen-grpc-gateway github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway
+	protoc --plugin=protoc-gen-go=bin/protoc-gen-go --go_out=. --go_opt=paths=source_relative \
+		--plugin=protoc-gen-go-grpc=bin/protoc-gen-go-grpc --go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		--plugin=protoc-gen-grpc-gateway=bin/protoc-gen-grpc-gateway --grpc-gateway_out=. \
+		--grpc-gateway_opt=paths=source_relative,generate_unbound_methods=true \
+		messages/*.proto
 
 ## peerbench: livepaxos beside etcd and hashicorp/raft (../shared/peerbench).
 peerbench: build

@@ -214,3 +214,31 @@ func requestTimeout(ctx context.Context, fallback time.Duration) (time.Duration,
 	}
 	return timeout, nil
 }
+
+// Members returns the group's configuration as this replica applied it
+// (§5.4), with each member's peer and client addresses (a copy).
+func (r *Replica) Members() *messages.Membership { return r.view().membership() }
+
+// Master returns the master as this replica's proposer last knew it (0:
+// unknown) and whether it is this replica itself. Safe for concurrent use.
+func (r *Replica) Master() (id uint32, self bool) {
+	if l := r.lease.Load(); l != nil {
+		return l.masterID, l.master && !r.stopped.Load()
+	}
+	return 0, false
+}
+
+// RolePID returns the PID of role (ProposerName, LeaseName,
+// SnapshotterName, ...) on member id, as this replica's configuration
+// addresses it; nil if id is not a member.
+func (r *Replica) RolePID(id uint32, role string) *actor.PID { return r.pid(id, role) }
+
+// NodeID returns this replica's node id.
+func (r *Replica) NodeID() uint32 { return r.cfg.NodeID }
+
+// ClientAddress returns this node's own client API address (Config.ClientAddress).
+func (r *Replica) ClientAddress() string { return r.cfg.ClientAddress }
+
+// ClientAddressOf returns member id's client API address as the
+// membership records it ("" when not recorded). Safe for concurrent use.
+func (r *Replica) ClientAddressOf(id uint32) string { return r.view().clients[id] }

@@ -84,55 +84,98 @@ func (a *leaseActor) read(ctx actor.Context, m *messages.ReadRequest) {
 	if sender == nil {
 		return
 	}
-	if a.r.stopped.Load() {
-		a.refuse(ctx, sender, m, messages.ErrorCode_ERROR_CODE_NOT_MASTER, "replica stopped")
-		return
-	}
 	if a.reader == nil {
 		// The state machine cannot answer queries: the read goes through
 		// the log, which is linearizable whatever was asked.
 		ctx.RequestWithCustomSender(a.proposer, &messages.ClientRequest{RequestId: m.RequestId, Command: m.Query}, sender)
 		return
 	}
-	switch m.Consistency {
-	case messages.Consistency_CONSISTENCY_STALE:
-		a.serve(ctx, sender, m)
-	case messages.Consistency_CONSISTENCY_LEASE, messages.Consistency_CONSISTENCY_QUORUM:
-		switch {
-		case !a.lease.master:
-			a.refuse(ctx, sender, m, messages.ErrorCode_ERROR_CODE_NOT_MASTER, "not master")
-		case m.Consistency == messages.Consistency_CONSISTENCY_LEASE && time.Now().Before(a.lease.until):
-			a.serve(ctx, sender, m)
-		case len(a.waiting) >= MaxPendingReads:
-			a.refuse(ctx, sender, m, messages.ErrorCode_ERROR_CODE_OVERLOADED, "too many reads waiting")
-		default:
-			a.nextID++
-			a.waiting[a.nextID] = waitingRead{sender: sender, req: m}
-			ctx.Send(a.proposer, &quorumRead{id: a.nextID})
-		}
-	default:
-		a.refuse(ctx, sender, m, messages.ErrorCode_ERROR_CODE_INVALID, "unknown consistency")
+	if resp, ok := a.r.answerRead(a.reader, &a.lease, m, time.Now()); ok {
+		ctx.Send(sender, resp)
+		return
 	}
+	if len(a.waiting) >= MaxPendingReads {
+		a.refuse(ctx, sender, m, messages.ErrorCode_ERROR_CODE_OVERLOADED, "too many reads waiting")
+		return
+	}
+	a.nextID++
+	a.waiting[a.nextID] = waitingRead{sender: sender, req: m}
+	ctx.Send(a.proposer, &quorumRead{id: a.nextID})
 }
 
-// serve answers a read from the state machine as it is now.
-func (a *leaseActor) serve(ctx actor.Context, to *actor.PID, m *messages.ReadRequest) {
-	applied := a.r.appliedUpto.Load()
-	resp := &messages.ClientResponse{RequestId: m.RequestId, Instance: applied, Epoch: a.r.epoch.Load()}
-	if known := a.r.knownChosen.Load(); m.Consistency == messages.Consistency_CONSISTENCY_STALE && known > applied {
+// answerRead is the lease manager's decision (§5.2), given the lease as
+// the proposer last told it: a stale read is answered from this replica's
+// state as it is; a lease read is answered so while this replica is master
+// and its lease holds at now; a read elsewhere than the master is refused
+// as not master. ok is false when mastership must first be confirmed with
+// a majority (a quorum read, or a lease read without a lease).
+func (r *Replica) answerRead(reader Reader, lease *leaseUpdate, m *messages.ReadRequest, now time.Time) (resp *messages.ClientResponse, ok bool) {
+	refuse := func(code messages.ErrorCode, msg string) (*messages.ClientResponse, bool) {
+		return r.refusal(m.RequestId, lease.masterID, code, msg), true
+	}
+	switch {
+	case r.stopped.Load():
+		return refuse(messages.ErrorCode_ERROR_CODE_NOT_MASTER, "replica stopped")
+	case m.Consistency == messages.Consistency_CONSISTENCY_STALE:
+		return r.query(reader, m), true
+	case m.Consistency != messages.Consistency_CONSISTENCY_LEASE && m.Consistency != messages.Consistency_CONSISTENCY_QUORUM:
+		return refuse(messages.ErrorCode_ERROR_CODE_INVALID, "unknown consistency")
+	case !lease.master:
+		return refuse(messages.ErrorCode_ERROR_CODE_NOT_MASTER, "not master")
+	case m.Consistency == messages.Consistency_CONSISTENCY_LEASE && now.Before(lease.until):
+		return r.query(reader, m), true
+	}
+	return nil, false
+}
+
+// ServeRead serves a read on the calling goroutine when this replica can
+// do so alone (§5.2): a stale read always; a lease read while this replica
+// is master and its lease holds. ok is false otherwise: the read must go
+// to the master's lease manager as a messages.ReadRequest (a quorum read
+// always does, and a lease read without a lease confirms mastership
+// there), or to this replica's when its state machine is not a Reader.
+// The decision is the lease manager's own (answerRead). Safe for
+// concurrent use.
+func (r *Replica) ServeRead(m *messages.ReadRequest) (resp *messages.ClientResponse, ok bool) {
+	reader, isReader := r.cfg.StateMachine.(Reader)
+	lease := r.lease.Load()
+	if !isReader || lease == nil || r.stopped.Load() {
+		return nil, false
+	}
+	resp, ok = r.answerRead(reader, lease, m, time.Now())
+	if !ok || resp.Code != messages.ErrorCode_ERROR_CODE_OK {
+		return nil, false // refused here: the lease manager answers (or the master's does)
+	}
+	return resp, true
+}
+
+// query answers a read from the state machine as it is now.
+func (r *Replica) query(reader Reader, m *messages.ReadRequest) *messages.ClientResponse {
+	applied := r.appliedUpto.Load()
+	resp := &messages.ClientResponse{RequestId: m.RequestId, Instance: applied, Epoch: r.epoch.Load()}
+	if known := r.knownChosen.Load(); m.Consistency == messages.Consistency_CONSISTENCY_STALE && known > applied {
 		resp.Behind = known - applied
 	}
-	result, err := a.reader.Query(m.Query)
+	result, err := reader.Query(m.Query)
 	if err != nil {
 		resp.Code, resp.Error = messages.ErrorCode_ERROR_CODE_INVALID, err.Error()
 	} else {
 		resp.Result = result
 	}
-	ctx.Send(to, resp)
+	return resp
+}
+
+// refusal is a read's refusal naming the master as known.
+func (r *Replica) refusal(id uint64, masterID uint32, code messages.ErrorCode, msg string) *messages.ClientResponse {
+	return &messages.ClientResponse{RequestId: id, Code: code, Error: msg, MasterId: masterID,
+		MasterAddress: r.view().addrs[masterID]}
+}
+
+// serve answers a read that waited for mastership to be confirmed.
+func (a *leaseActor) serve(ctx actor.Context, to *actor.PID, m *messages.ReadRequest) {
+	ctx.Send(to, a.r.query(a.reader, m))
 }
 
 func (a *leaseActor) refuse(ctx actor.Context, to *actor.PID, m *messages.ReadRequest, code messages.ErrorCode, msg string) {
-	resp := &messages.ClientResponse{RequestId: m.RequestId, Code: code, Error: msg, MasterId: a.lease.masterID}
-	resp.MasterAddress = a.r.view().addrs[resp.MasterId]
-	ctx.Send(to, resp)
+	ctx.Send(to, a.r.refusal(m.RequestId, a.lease.masterID, code, msg))
 }

@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 
@@ -20,15 +21,21 @@ type membersView struct {
 	version  uint64
 	addrs    map[uint32]string
 	learners map[uint32]bool
+	// clients are the members' client API addresses, as recorded.
+	clients map[uint32]string
 }
 
 // ErrMembership refuses a membership change that cannot be made.
 var ErrMembership = errors.New("actors: membership change refused")
 
 func viewOf(m *messages.Membership) *membersView {
-	v := &membersView{m: m, version: m.Version, addrs: map[uint32]string{}, learners: map[uint32]bool{}}
+	v := &membersView{m: m, version: m.Version, addrs: map[uint32]string{}, learners: map[uint32]bool{},
+		clients: map[uint32]string{}}
 	for _, mem := range m.Members {
 		v.addrs[mem.Id] = mem.Address
+		if mem.ClientAddress != "" {
+			v.clients[mem.Id] = mem.ClientAddress
+		}
 		if mem.Role == paxos.LearnerRole {
 			v.learners[mem.Id] = true
 		}
@@ -78,20 +85,29 @@ func (v *membersView) changed(req *messages.MembersRequest) (*messages.Membershi
 	next := v.membership()
 	next.Version = v.version + 1
 	switch {
-	case req.Add != nil && req.Remove == 0 && req.Promote == 0:
+	case req.Add != nil && req.Remove == 0 && req.Promote == 0 && req.ClientAddress == nil:
 		if req.Add.Id == 0 || req.Add.Address == "" {
 			return nil, fmt.Errorf("%w: a member needs an id and an address", ErrMembership)
 		}
 		if _, ok := v.addrs[req.Add.Id]; ok {
 			return nil, fmt.Errorf("%w: node %d is already a member", ErrMembership, req.Add.Id)
 		}
-		next.Members = append(next.Members, &messages.Member{Id: req.Add.Id, Address: req.Add.Address, Role: paxos.LearnerRole})
-	case req.Add == nil && req.Remove != 0 && req.Promote == 0:
+		if err := checkHostPort(req.Add.Address); err != nil {
+			return nil, fmt.Errorf("%w: node %d: %v", ErrMembership, req.Add.Id, err)
+		}
+		if ca := req.Add.ClientAddress; ca != "" {
+			if err := checkHostPort(ca); err != nil {
+				return nil, fmt.Errorf("%w: client address of node %d: %v", ErrMembership, req.Add.Id, err)
+			}
+		}
+		next.Members = append(next.Members, &messages.Member{Id: req.Add.Id, Address: req.Add.Address, Role: paxos.LearnerRole,
+			ClientAddress: req.Add.ClientAddress})
+	case req.Add == nil && req.Remove != 0 && req.Promote == 0 && req.ClientAddress == nil:
 		if _, ok := v.addrs[req.Remove]; !ok {
 			return nil, fmt.Errorf("%w: node %d is not a member", ErrMembership, req.Remove)
 		}
 		next.Members = slices.DeleteFunc(next.Members, func(m *messages.Member) bool { return m.Id == req.Remove })
-	case req.Add == nil && req.Remove == 0 && req.Promote != 0:
+	case req.Add == nil && req.Remove == 0 && req.Promote != 0 && req.ClientAddress == nil:
 		if _, ok := v.addrs[req.Promote]; !ok {
 			return nil, fmt.Errorf("%w: node %d is not a member", ErrMembership, req.Promote)
 		}
@@ -99,8 +115,20 @@ func (v *membersView) changed(req *messages.MembersRequest) (*messages.Membershi
 			return nil, fmt.Errorf("%w: node %d is already a voter", ErrMembership, req.Promote)
 		}
 		paxos.MemberOf(next, req.Promote).Role = paxos.VoterRole
+	case req.Add == nil && req.Remove == 0 && req.Promote == 0 && req.ClientAddress != nil:
+		id, addr := req.ClientAddress.Id, req.ClientAddress.ClientAddress
+		if _, ok := v.addrs[id]; !ok {
+			return nil, fmt.Errorf("%w: node %d is not a member", ErrMembership, id)
+		}
+		if err := checkHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%w: client address of node %d: %v", ErrMembership, id, err)
+		}
+		if v.clients[id] == addr {
+			return nil, fmt.Errorf("%w: node %d's client address is %s already", ErrMembership, id, addr)
+		}
+		paxos.MemberOf(next, id).ClientAddress = addr
 	default:
-		return nil, fmt.Errorf("%w: say one member to add, promote or remove", ErrMembership)
+		return nil, fmt.Errorf("%w: say one member to add, promote or remove, or one client address to record", ErrMembership)
 	}
 	if err := paxos.CheckMembershipChange(v.m, next); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMembership, err)
@@ -130,3 +158,22 @@ func (r *Replica) applyMembership(instance uint64, payload []byte) ([]byte, erro
 
 // view returns the membership in force.
 func (r *Replica) view() *membersView { return r.members.Load() }
+
+// MaxAddressBytes bounds a member's peer or client address.
+const MaxAddressBytes = 256
+
+// checkHostPort accepts host:port with a non-empty host and a port in
+// 1..65535: what a client can dial.
+func checkHostPort(addr string) error {
+	if len(addr) > MaxAddressBytes {
+		return fmt.Errorf("address is %d bytes, limit %d", len(addr), MaxAddressBytes)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return fmt.Errorf("address %q is not host:port", addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("address %q: port must be 1..65535", addr)
+	}
+	return nil
+}

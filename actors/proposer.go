@@ -111,6 +111,7 @@ func (a *proposerActor) publishLease(ctx actor.Context, now time.Time) {
 	u := leaseUpdate{until: until, master: p.IsMaster(), masterID: p.MasterID()}
 	if u != a.published {
 		a.published = u
+		a.r.lease.Store(&u)
 		ctx.Send(a.lease, &u)
 	}
 }
@@ -215,31 +216,33 @@ func (a *proposerActor) reply(ctx actor.Context, rep paxos.Reply) {
 func (a *proposerActor) status() *messages.StatusResponse {
 	p := a.r.proposer
 	s := &messages.StatusResponse{
-		NodeId:            a.r.cfg.NodeID,
-		Address:           a.r.cfg.Address(),
-		IsMaster:          p.IsMaster() && !a.r.stopped.Load(),
-		MasterId:          p.MasterID(),
-		MasterAddress:     a.r.view().addrs[p.MasterID()],
-		Ballot:            p.Ballot(),
-		LastChosen:        p.ChosenUpto(),
-		LastApplied:       p.Applied(),
-		ClusterId:         a.r.cfg.ClusterID,
-		Epoch:             a.r.epoch.Load(),
-		EpochMaster:       a.r.epochMaster.Load(),
-		Boosts:            p.Stats().Boosts,
-		BoostedInstances:  p.Stats().Boosted,
-		ProposedInstances: p.Stats().Proposed,
-		CheckedInstance:   a.r.checkedInstance.Load(),
-		Checks:            a.r.checks.Load(),
-		Divergence:        a.r.divergenceText(),
-		CatchingUp:        a.r.catchingUp(),
-		Role:              a.r.role(),
-		MembershipVersion: a.r.view().version,
-		SnapshotInstance:  a.r.snapshotAt.Load(),
-		LogTruncated:      a.r.truncated.Load(),
-		LogSegments:       a.r.wal.Stats().Segments,
-		Snapshots:         a.r.snapshots.Load(),
-		Installs:          a.r.installs.Load(),
+		NodeId:              a.r.cfg.NodeID,
+		Address:             a.r.cfg.Address(),
+		IsMaster:            p.IsMaster() && !a.r.stopped.Load(),
+		MasterId:            p.MasterID(),
+		MasterAddress:       a.r.view().addrs[p.MasterID()],
+		ClientAddress:       a.r.cfg.ClientAddress,
+		MasterClientAddress: a.r.view().clients[p.MasterID()],
+		Ballot:              p.Ballot(),
+		LastChosen:          p.ChosenUpto(),
+		LastApplied:         p.Applied(),
+		ClusterId:           a.r.cfg.ClusterID,
+		Epoch:               a.r.epoch.Load(),
+		EpochMaster:         a.r.epochMaster.Load(),
+		Boosts:              p.Stats().Boosts,
+		BoostedInstances:    p.Stats().Boosted,
+		ProposedInstances:   p.Stats().Proposed,
+		CheckedInstance:     a.r.checkedInstance.Load(),
+		Checks:              a.r.checks.Load(),
+		Divergence:          a.r.divergenceText(),
+		CatchingUp:          a.r.catchingUp(),
+		Role:                a.r.role(),
+		MembershipVersion:   a.r.view().version,
+		SnapshotInstance:    a.r.snapshotAt.Load(),
+		LogTruncated:        a.r.truncated.Load(),
+		LogSegments:         a.r.wal.Stats().Segments,
+		Snapshots:           a.r.snapshots.Load(),
+		Installs:            a.r.installs.Load(),
 	}
 	if until, ok := p.LeaseUntil(time.Now()); ok {
 		s.LeaseRemainingUs = time.Until(until).Microseconds()

@@ -31,6 +31,9 @@ type Replica struct {
 	// nothing may still depend on state that is not on disk yet.
 	unsynced atomic.Int64
 	status   atomic.Pointer[messages.StatusResponse]
+	// lease is the proposer's latest word on its lease (§5.2), for reads
+	// served outside the lease manager (ServeRead).
+	lease atomic.Pointer[leaseUpdate]
 	// epochs follows the epoch through the applied log; only the learner
 	// actor (and NewReplica before it) touches it.
 	epochs paxos.EpochTracker

@@ -10,7 +10,6 @@ package client
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -305,6 +304,7 @@ func (c *Client) call(ctx context.Context, call *messages.StreamCall, idempotent
 	stale := !call.Write && call.Consistency == Stale
 	backoff := time.Duration(0)
 	var lastErr error = ErrNoMaster
+	refused := map[string]bool{} // endpoints misconfigured for this client
 	for attempt := 0; ; attempt++ {
 		if backoff > 0 {
 			select {
@@ -321,9 +321,17 @@ func (c *Client) call(ctx context.Context, call *messages.StreamCall, idempotent
 		endpoint := c.target(attempt, stale)
 		r, err := c.attempt(ctx, endpoint, call, timeout)
 		if err != nil {
-			if errors.Is(err, errNotClientPort) {
-				// A wrong address in the configuration, not a fault to wait out.
-				return nil, "", fmt.Errorf("%w: %s: %w", ErrUnreachable, endpoint, explain(err))
+			if misconfigured(err) {
+				// Not a fault to wait out: a wrong address or TLS setting.
+				// Said at once when no endpoint is left to try.
+				lastErr = fmt.Errorf("%w: %s: %w", ErrUnreachable, endpoint, explain(err))
+				refused[endpoint] = true
+				if len(refused) >= len(c.knownEndpoints()) {
+					return nil, "", lastErr
+				}
+				c.unreachable(endpoint)
+				backoff = 0
+				continue
 			}
 			if isNotSent(err) {
 				c.unreachable(endpoint)

@@ -96,3 +96,20 @@ func isEmptyKey(err error) bool { return errors.Is(err, db.ErrEmptyKey) }
 func isTooLarge(err error) bool {
 	return errors.Is(err, db.ErrValueTooLarge) || errors.Is(err, db.ErrKeyTooLarge) || errors.Is(err, db.ErrTooManyOps)
 }
+
+// misconfigured reports whether an attempt failed for a reason that
+// waiting will not mend: the endpoint is not a client port, or its TLS
+// and this client's do not fit (tlsconf's sentinels).
+func misconfigured(err error) bool {
+	if errors.Is(err, errNotClientPort) {
+		return true
+	}
+	e := tlsconf.Explain(err)
+	for _, s := range []error{tlsconf.ErrServerNeedsTLS, tlsconf.ErrServerNotTLS, tlsconf.ErrUnknownAuthority,
+		tlsconf.ErrCertExpired, tlsconf.ErrClientCertRequired, tlsconf.ErrBadCertificate} {
+		if errors.Is(e, s) {
+			return true
+		}
+	}
+	return false
+}

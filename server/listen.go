@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
@@ -30,7 +29,7 @@ const MaxMessageBytes = 16 << 20
 
 // serving is what Serve started, for Close to stop.
 type serving struct {
-	mux    cmux.CMux
+	mux    portMux
 	grpc   *grpc.Server
 	http   *http.Server
 	health *health.Server
@@ -44,14 +43,19 @@ type serving struct {
 // every connection is TLS first (and, with client CAs in it, must present a
 // certificate they signed).
 func (s *Server) Serve(lis net.Listener, tlsConfig *tls.Config) error {
+	var m portMux
+	var grpcL, http1L net.Listener
 	if tlsConfig != nil {
-		lis = tls.NewListener(lis, alpnConfig(tlsConfig))
+		am := newALPNMux(lis, alpnConfig(tlsConfig), s.log)
+		m, grpcL, http1L = am, am.grpc, am.http1
+	} else {
+		cm := cmux.New(lis)
+		// gRPC clients wait for the server's SETTINGS before they send
+		// headers: the matcher sends them.
+		grpcL = cm.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+		http1L = cm.Match(cmux.HTTP1Fast())
+		m = cm
 	}
-	m := cmux.New(lis)
-	// gRPC clients wait for the server's SETTINGS before they send
-	// headers: the matcher sends them.
-	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-	http1L := m.Match(cmux.HTTP1Fast())
 
 	svc := &kvService{s: s}
 	g := grpc.NewServer(
@@ -91,25 +95,6 @@ func (s *Server) Serve(lis net.Listener, tlsConfig *tls.Config) error {
 		return nil
 	}
 	return err
-}
-
-// alpnConfig serves gRPC clients HTTP/2 and everyone else HTTP/1.1 on
-// one TLS port. gRPC requires h2 by ALPN and its clients offer nothing
-// else; a client that also offers http/1.1 (curl, a browser) gets
-// http/1.1, so its JSON goes to the gateway: the port tells gRPC from the
-// rest by the HTTP/2 content-type, which only a gRPC client sends there.
-func alpnConfig(base *tls.Config) *tls.Config {
-	cfg := base.Clone()
-	cfg.NextProtos = []string{"h2", "http/1.1"}
-	http1 := cfg.Clone()
-	http1.NextProtos = []string{"http/1.1"}
-	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		if slices.Contains(hello.SupportedProtos, "http/1.1") {
-			return http1, nil
-		}
-		return nil, nil
-	}
-	return cfg
 }
 
 // recoverUnary and recoverStream turn a panic in a handler into an

@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin/livepaxos
 PKGS := ./...
 
-.PHONY: all build test race run proto bench peerbench soak failover vet fmt clean
+.PHONY: all build test race run proto bench peerbench soak failover vet fmt clean image compose-up compose-down
 SEEDS ?= 100000
 
 all: build
@@ -25,6 +25,25 @@ race:
 ## run: a local 3-node cluster on 127.0.0.1:7001-7003; Ctrl-C stops all three.
 run: build
 	./scripts/run-local.sh $(BIN)
+
+## image: the container image livepaxos:dev (FROM scratch; IMAGE=name:tag to
+## change it) from a static binary the local toolchain builds.
+IMAGE ?= livepaxos:dev
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o bin/livepaxos-static ./cmd/livepaxos
+	mkdir -p bin/image-dirs/data bin/image-dirs/certs
+	docker build -t $(IMAGE) .
+
+## compose-up: a 3-node cluster with TLS in containers (deploy/compose);
+## then: docker-compose -f deploy/compose/docker-compose.yml run --rm client put greeting hello
+compose-up: image
+	docker-compose -f deploy/compose/docker-compose.yml up -d
+	docker-compose -f deploy/compose/docker-compose.yml run --rm -T client status --wait 60s
+
+## compose-down: stop that cluster and remove its containers and network
+## (its volumes, data and certificates, stay: add -v by hand to drop them).
+compose-down:
+	docker-compose -f deploy/compose/docker-compose.yml down --remove-orphans
 
 ## proto: regenerate messages/*.pb.go, the gRPC service and its JSON
 ## gateway (needs protoc: apt-get install protobuf-compiler; the plugins are

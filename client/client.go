@@ -54,11 +54,14 @@ type Client struct {
 	next   atomic.Uint64
 	master atomic.Pointer[string] // the master's client address, as last named
 	closed atomic.Bool
+	// learned: the membership was asked for once (refreshMembers).
+	learned atomic.Bool
 
 	mu        sync.Mutex
 	nodes     map[string]*nodeConn
 	endpoints []string             // configured, then learned from the membership
 	avoid     map[string]time.Time // endpoints that failed, until when
+	avoiding  atomic.Int32         // len(avoid), read without the lock on the hot path
 	learnedAt time.Time            // last membership refresh
 }
 
@@ -374,7 +377,7 @@ func (c *Client) attempt(ctx context.Context, endpoint string, call *messages.St
 	if err != nil {
 		return nil, err
 	}
-	msg := proto.Clone(call).(*messages.StreamCall)
+	msg := &messages.StreamCall{Write: call.Write, Op: call.Op, Consistency: call.Consistency}
 	// The node gives up a little before this client does, so that its
 	// answer (say, "no master found in time": nothing was proposed)
 	// arrives before the client would have to call the outcome unknown.
@@ -457,6 +460,9 @@ func (c *Client) knownEndpoints() []string {
 const avoidFor = 2 * time.Second
 
 func (c *Client) avoided(ep string) bool {
+	if c.avoiding.Load() == 0 {
+		return false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	until, ok := c.avoid[ep]
@@ -467,6 +473,7 @@ func (c *Client) avoided(ep string) bool {
 func (c *Client) unreachable(ep string) {
 	c.mu.Lock()
 	c.avoid[ep] = time.Now().Add(avoidFor)
+	c.avoiding.Store(int32(len(c.avoid)))
 	c.mu.Unlock()
 	c.forgetMaster(ep)
 }
@@ -474,17 +481,21 @@ func (c *Client) unreachable(ep string) {
 // learn takes the master's client address from an answer's header, and
 // the first time, the other members' from the membership.
 func (c *Client) learn(endpoint string, h *messages.Header, stale bool) {
-	c.mu.Lock()
-	delete(c.avoid, endpoint)
-	first := c.learnedAt.IsZero()
-	c.mu.Unlock()
+	if c.avoiding.Load() != 0 || !c.learned.Load() {
+		c.mu.Lock()
+		delete(c.avoid, endpoint)
+		c.avoiding.Store(int32(len(c.avoid)))
+		first := c.learnedAt.IsZero()
+		c.mu.Unlock()
+		c.learned.Store(true)
+		if first {
+			c.refreshMembers()
+		}
+	}
 	if m := h.GetMasterClientAddress(); m != "" && !stale {
 		if cur := c.master.Load(); cur == nil || *cur != m {
 			c.master.Store(&m)
 		}
-	}
-	if first {
-		c.refreshMembers()
 	}
 }
 

@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin/livepaxos
 PKGS := ./...
 
-.PHONY: all build test race run proto bench peerbench soak failover vet fmt clean
+.PHONY: all build test race run proto bench peerbench soak failover vet fmt clean image compose-up compose-down
 SEEDS ?= 100000
 
 all: build
@@ -26,11 +26,38 @@ race:
 run: build
 	./scripts/run-local.sh $(BIN)
 
-## proto: regenerate messages/*.pb.go (needs protoc: apt-get install protobuf-compiler).
+## image: the container image livepaxos:dev (FROM scratch; IMAGE=name:tag to
+## change it) from a static binary the local toolchain builds.
+IMAGE ?= livepaxos:dev
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o bin/livepaxos-static ./cmd/livepaxos
+	mkdir -p bin/image-dirs/data bin/image-dirs/certs
+	docker build -t $(IMAGE) .
+
+## compose-up: a 3-node cluster with TLS in containers (deploy/compose);
+## then: docker-compose -f deploy/compose/docker-compose.yml run --rm client put greeting hello
+compose-up: image
+	docker-compose -f deploy/compose/docker-compose.yml up -d
+	docker-compose -f deploy/compose/docker-compose.yml run --rm -T client status --wait 60s
+
+## compose-down: stop that cluster and remove its containers and network
+## (its volumes, data and certificates, stay: add -v by hand to drop them).
+compose-down:
+	docker-compose -f deploy/compose/docker-compose.yml down --remove-orphans
+
+## proto: regenerate messages/*.pb.go, the gRPC service and its JSON
+## gateway (needs protoc: apt-get install protobuf-compiler; the plugins are
+## pinned as tools in go.mod).
 proto:
 	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install -y protobuf-compiler"; exit 1; }
 	$(GO) build -o bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
-	protoc --plugin=protoc-gen-go=bin/protoc-gen-go --go_out=. --go_opt=paths=source_relative messages/*.proto
+	$(GO) build -o bin/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	$(GO) build -o bin/protoc-gen-grpc-gateway github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway
+	protoc --plugin=protoc-gen-go=bin/protoc-gen-go --go_out=. --go_opt=paths=source_relative \
+		--plugin=protoc-gen-go-grpc=bin/protoc-gen-go-grpc --go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		--plugin=protoc-gen-grpc-gateway=bin/protoc-gen-grpc-gateway --grpc-gateway_out=. \
+		--grpc-gateway_opt=paths=source_relative,generate_unbound_methods=true \
+		messages/*.proto
 
 ## peerbench: livepaxos beside etcd and hashicorp/raft (../shared/peerbench).
 peerbench: build

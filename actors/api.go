@@ -79,18 +79,20 @@ func (r *Replica) Read(ctx context.Context, sender actor.SenderContext, query []
 	return readResult(a.resp, a.err)
 }
 
-// ServeRead answers a read on the calling goroutine when this replica can
-// do so alone (§5.2), with the lease-serving decision of the core
+// ServeRead serves a read on the calling goroutine when this replica can
+// do so alone (§5.2), with the core's lease-serving decision
 // (core.View.Decide) on the view the core last published: a stale read
-// always; a lease read while this replica is master and holds its lease;
-// a lease or quorum read anywhere but the master is refused as not master
-// (with the master's id when known). ok is false when the read must go to
-// the core as a messages.ReadRequest instead: a quorum read, a lease read
-// without a lease, or a state machine that is not a Reader. Safe for
-// concurrent use.
+// always; a lease read while this replica is master and its lease holds.
+// ok is false otherwise: the read must go to the core (of the master) as a
+// messages.ReadRequest, which serves it once a majority confirmed the
+// mastership (a quorum read, a lease read without a lease), or refuses it
+// naming the master. Safe for concurrent use.
 func (r *Replica) ServeRead(m *messages.ReadRequest) (resp *messages.ClientResponse, ok bool) {
 	resp, _, ok = r.serveRead(m)
-	return resp, ok
+	if !ok || resp.Code != messages.ErrorCode_ERROR_CODE_OK {
+		return nil, false
+	}
+	return resp, true
 }
 
 func (r *Replica) serveRead(m *messages.ReadRequest) (*messages.ClientResponse, error, bool) {

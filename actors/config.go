@@ -65,6 +65,11 @@ type Config struct {
 	// SelfAddress is this node's address when it is in neither Peers nor
 	// Learners (Join).
 	SelfAddress string
+	// ClientAddress is where this node serves the client API, as clients
+	// dial it (node --client-advertise). Status reports it, and the node
+	// records it in the membership through the log once it knows a
+	// master, so that clients and the other nodes find it.
+	ClientAddress string
 	// DataDir holds the write-ahead log. It is bound to ClusterID and NodeID
 	// on first use and refused afterwards by any other pair.
 	DataDir   string

@@ -246,8 +246,18 @@ func (r *Replica) SnapshotterPID() *actor.PID { return r.pid(r.cfg.NodeID, Snaps
 // NodeID returns this replica's node id.
 func (r *Replica) NodeID() uint32 { return r.cfg.NodeID }
 
+// ClientAddress returns this node's own client API address
+// (Config.ClientAddress).
+func (r *Replica) ClientAddress() string { return r.cfg.ClientAddress }
+
+// ClientAddressOf returns member id's client API address as the
+// membership records it ("" when not recorded). Safe for concurrent use.
+func (r *Replica) ClientAddressOf(id uint32) string {
+	return paxos.MemberOf(r.members.Load(), id).GetClientAddress()
+}
+
 // Members returns the group's configuration as this replica applied it
-// (§5.4).
+// (§5.4), with each member's peer and client addresses (a copy).
 func (r *Replica) Members() *messages.Membership {
 	return proto.Clone(r.members.Load()).(*messages.Membership)
 }
@@ -265,7 +275,8 @@ func (r *Replica) Master() (id uint32, self bool) {
 // runs) for Status.
 func (r *Replica) publishStatus() {
 	s := r.d.Replica().Status(time.Now())
-	s.Address, s.ClusterId = r.cfg.Address(), r.cfg.ClusterID
+	s.Address, s.ClusterId, s.ClientAddress = r.cfg.Address(), r.cfg.ClusterID, r.cfg.ClientAddress
+	s.MasterClientAddress = r.ClientAddressOf(s.MasterId)
 	s.IsMaster = s.IsMaster && !r.stopped.Load()
 	if r.wal != nil {
 		s.LogSegments = r.wal.Stats().Segments

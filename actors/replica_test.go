@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/db"
 	"github.com/livepaxos/livepaxos/paxos"
+	"github.com/livepaxos/livepaxos/server"
 )
 
 // host is one in-process node: an actor system with a replica of the KV
@@ -27,6 +29,9 @@ type host struct {
 	replica *actors.Replica
 	kv      *db.KV
 	pid     *actor.PID
+	// The client API: clients reach the replica here, as in a node.
+	clientAddr string
+	api        *server.Server
 }
 
 type testGroup struct {
@@ -51,7 +56,7 @@ func newTestGroupWith(t *testing.T, n int, configure func(cfg *actors.Config)) *
 		}
 		id := uint32(i)
 		g.peers[id] = addr
-		g.hosts[id] = &host{id: id, dir: t.TempDir(), sys: sys, remote: rem}
+		g.hosts[id] = &host{id: id, dir: t.TempDir(), sys: sys, remote: rem, clientAddr: "127.0.0.1:0"}
 	}
 	for id := range g.hosts {
 		g.start(id)
@@ -75,6 +80,12 @@ func (g *testGroup) start(id uint32) {
 	if g.configure != nil {
 		g.configure(&cfg)
 	}
+	lis, err := net.Listen("tcp", h.clientAddr)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	h.clientAddr = lis.Addr().String()
+	cfg.ClientAddress = h.clientAddr
 	r, err := actors.NewReplica(cfg)
 	if err != nil {
 		g.t.Fatal(err)
@@ -83,6 +94,10 @@ func (g *testGroup) start(id uint32) {
 	if h.pid, err = h.sys.Root.SpawnNamed(r.Props(), actors.DefaultName); err != nil {
 		g.t.Fatal(err)
 	}
+	if h.api, err = server.New(server.Config{Replica: r, System: h.sys}); err != nil {
+		g.t.Fatal(err)
+	}
+	go h.api.Serve(lis, nil)
 }
 
 // stop stops the replica subtree and releases its data directory: what
@@ -92,6 +107,7 @@ func (g *testGroup) stop(id uint32) {
 	if h.replica == nil {
 		return
 	}
+	h.api.Close()
 	h.sys.Root.StopFuture(h.pid).Wait()
 	h.replica.Close()
 	h.replica = nil
@@ -100,7 +116,7 @@ func (g *testGroup) stop(id uint32) {
 func (g *testGroup) client() *client.Client {
 	var eps []string
 	for _, id := range []uint32{1, 2, 3} {
-		eps = append(eps, g.peers[id])
+		eps = append(eps, g.hosts[id].clientAddr)
 	}
 	c, err := client.New(client.Config{Endpoints: eps, AttemptTimeout: time.Second})
 	if err != nil {

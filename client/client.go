@@ -1,40 +1,41 @@
-// Package client is the Go client of a livepaxos cluster: it finds the
-// master, follows redirects, retries what is safe to retry, and reports a
-// write whose outcome it cannot know with ErrOutcomeUnknown instead of
-// retrying it blindly.
+// Package client is the Go client of a livepaxos cluster. It talks to the
+// nodes' client ports (service livepaxos.v1.KV, gRPC) on connections it
+// opens itself, and needs no inbound connection: any node answers, and
+// one that is not master forwards the request to the master. The client
+// goes straight to the master once an answer names its client address,
+// retries what is safe to retry, and reports a write whose outcome it
+// cannot know with ErrOutcomeUnknown instead of retrying it blindly.
 package client
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
-	"strconv"
-	"strings"
+
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/db"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
 // Config describes a client. Endpoints is required.
 type Config struct {
-	// Endpoints are node addresses (host:port); any of them will do, the
-	// client finds the master.
+	// Endpoints are client addresses (host:port, a node's
+	// --client-advertise) of any nodes of the cluster; the client learns
+	// the others from the membership and goes to the master on its own.
 	Endpoints []string
-	// Listen is where this client's actor system receives replies
-	// (default 127.0.0.1:0, a free loopback port).
-	Listen string
-	// Conns is the number of client actor systems, each with its own
-	// connections; requests spread over them (default 1).
+	// TLS, when set, is used for every connection (tlsconf.ClientConfig
+	// builds one from files); nil talks plaintext.
+	TLS *tls.Config
+	// Conns is the number of gRPC connections per node, each with its own
+	// Stream; requests spread over them (default 1).
 	Conns int
 	// AttemptTimeout bounds one request to one node (default 5s); the
 	// context bounds the whole call.
@@ -42,9 +43,6 @@ type Config struct {
 	// CallTimeout bounds a whole call whose context has no deadline
 	// (default 30s), so that no call retries forever.
 	CallTimeout time.Duration
-	// ProbeTimeout bounds one round of asking the endpoints who is master
-	// (default 300ms; a status answer takes about a millisecond on a LAN).
-	ProbeTimeout time.Duration
 	// Limits are checked before anything is sent (defaults: see db.Limits).
 	Limits db.Limits
 	Logger *slog.Logger
@@ -52,183 +50,31 @@ type Config struct {
 
 // Client talks to a livepaxos cluster. It is safe for concurrent use.
 type Client struct {
-	cfg     Config
-	conns   []*conn
-	next    atomic.Uint64
-	reqID   atomic.Uint64
-	master  atomic.Pointer[string]
-	closed  atomic.Bool
-	closeMu sync.Once
+	cfg    Config
+	next   atomic.Uint64
+	master atomic.Pointer[string] // the master's client address, as last named
+	closed atomic.Bool
+	// learned: the membership was asked for once (refreshMembers).
+	learned atomic.Bool
+
+	mu        sync.Mutex
+	nodes     map[string]*nodeConn
+	endpoints []string             // configured, then learned from the membership
+	avoid     map[string]time.Time // endpoints that failed, until when
+	avoiding  atomic.Int32         // len(avoid), read without the lock on the hot path
+	learnedAt time.Time            // last membership refresh
 }
 
-// conn is one client actor system. Replies to its requests come to one
-// inbox process, which hands each to the goroutine waiting for it by
-// request id: cheaper than a protoactor future (a registered PID and a
-// timer) per request.
-type conn struct {
-	sys    *actor.ActorSystem
-	remote *remote.Remote
-	inbox  *actor.PID
-
-	mu      sync.Mutex
-	pending map[uint64]*call
-	// pids caches the PID of each endpoint's role actor: a PID resolves its
-	// process once and keeps it.
-	pids sync.Map // endpoint + "/" + role -> *actor.PID
-}
-
-func (cn *conn) pid(endpoint, role string) *actor.PID {
-	key := endpoint + "/" + role
-	if p, ok := cn.pids.Load(key); ok {
-		return p.(*actor.PID)
-	}
-	p, _ := cn.pids.LoadOrStore(key, cluster.RolePID(endpoint, role))
-	return p.(*actor.PID)
-}
-
-// call is one request waiting for its reply.
-type call struct {
-	endpoint string
-	done     chan callResult // buffered: delivered to at most once
-}
-
-type callResult struct {
-	resp *messages.ClientResponse
-	err  error
-}
-
-// Errors of one attempt, before they are mapped to the sentinels.
-var (
-	errNotDelivered = errors.New("not delivered")
-	errNoAnswer     = errors.New("no answer in time")
-)
-
-func newConn(sys *actor.ActorSystem, rem *remote.Remote) *conn {
-	cn := &conn{sys: sys, remote: rem, pending: make(map[uint64]*call)}
-	cn.inbox, _ = sys.ProcessRegistry.Add(&inbox{cn: cn}, "client-inbox-"+sys.ProcessRegistry.NextId())
-	return cn
-}
-
-// inbox is the process replies come to. It is a bare protoactor Process,
-// not an actor: a reply is handed to its waiting goroutine on the goroutine
-// that delivers it (the remote reader), with no mailbox and no scheduling
-// in between, and without a future (a registered PID and a timer) per
-// request.
-type inbox struct{ cn *conn }
-
-func (in *inbox) SendUserMessage(_ *actor.PID, message any) {
-	_, msg, _ := actor.UnwrapEnvelope(message)
-	in.cn.receive(msg)
-}
-
-func (in *inbox) SendSystemMessage(*actor.PID, any) {}
-func (in *inbox) Stop(pid *actor.PID)               { in.cn.sys.ProcessRegistry.Remove(pid) }
-
-// receive handles one message that came to the inbox.
-func (cn *conn) receive(msg any) {
-	switch m := msg.(type) {
-	case *messages.ClientResponse:
-		cn.finish(m.RequestId, callResult{resp: m})
-	case *actor.DeadLetterResponse:
-		// The endpoint writer could not connect: nothing sent there arrived.
-		if m.Target != nil {
-			cn.failEndpoint(m.Target.Address, errNotDelivered)
-		}
-	}
-}
-
-func (cn *conn) finish(id uint64, r callResult) {
-	cn.mu.Lock()
-	c := cn.pending[id]
-	delete(cn.pending, id)
-	cn.mu.Unlock()
-	if c != nil {
-		c.done <- r
-	}
-}
-
-// failEndpoint ends every call in flight to addr with err.
-func (cn *conn) failEndpoint(addr string, err error) {
-	cn.mu.Lock()
-	var failed []*call
-	for id, c := range cn.pending {
-		if c.endpoint == addr {
-			failed = append(failed, c)
-			delete(cn.pending, id)
-		}
-	}
-	cn.mu.Unlock()
-	for _, c := range failed {
-		c.done <- callResult{err: err}
-	}
-}
-
-// roundTrip sends one request to endpoint's proposer and waits for its reply.
-// request is one request of a call, as sent to each node tried.
-type request struct {
-	write   bool // a command through the log, to the proposer
-	payload []byte
-	// members, when set, is a membership change (to the proposer, never
-	// repeated: a second one would be refused as a stale version).
-	members *messages.MembersRequest
-	// reads: served by the replica (§5.2) with this consistency.
-	consistency messages.Consistency
-}
-
-// coreRole is the actor of a replica that takes commands, reads and
-// status requests: its replica core (actors.CoreName).
-const coreRole = "core"
-
-func (r request) message(id uint64) (role string, msg proto.Message) {
-	if r.members != nil {
-		m := proto.Clone(r.members).(*messages.MembersRequest)
-		m.RequestId = id
-		return coreRole, m
-	}
-	if r.write {
-		return coreRole, &messages.ClientRequest{RequestId: id, Command: r.payload}
-	}
-	return coreRole, &messages.ReadRequest{RequestId: id, Query: r.payload, Consistency: r.consistency}
-}
-
-func (cn *conn) roundTrip(ctx context.Context, endpoint string, id uint64, req request, timeout time.Duration) (*messages.ClientResponse, error) {
-	c := &call{endpoint: endpoint, done: make(chan callResult, 1)}
-	cn.mu.Lock()
-	cn.pending[id] = c
-	cn.mu.Unlock()
-	role, msg := req.message(id)
-	cn.sys.Root.RequestWithCustomSender(cn.pid(endpoint, role), msg, cn.inbox)
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case r := <-c.done:
-		return r.resp, r.err
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	cn.mu.Lock()
-	delete(cn.pending, id)
-	cn.mu.Unlock()
-	select {
-	case r := <-c.done: // it arrived as we gave up
-		return r.resp, r.err
-	default:
-		return nil, errNoAnswer
-	}
-}
-
-// New starts the client's actor systems. It does not contact the cluster.
+// New prepares a client. It does not contact the cluster: connections
+// open on first use.
 func New(cfg Config) (*Client, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, fmt.Errorf("%w: no endpoints", ErrInvalid)
 	}
 	for _, e := range cfg.Endpoints {
-		if !strings.Contains(e, ":") {
+		if _, _, err := net.SplitHostPort(e); err != nil {
 			return nil, fmt.Errorf("%w: endpoint %q is not host:port", ErrInvalid, e)
 		}
-	}
-	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:0"
 	}
 	if cfg.Conns <= 0 {
 		cfg.Conns = 1
@@ -239,47 +85,43 @@ func New(cfg Config) (*Client, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 30 * time.Second
 	}
-	if cfg.ProbeTimeout <= 0 {
-		cfg.ProbeTimeout = 300 * time.Millisecond
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg}
-	for i := 0; i < cfg.Conns; i++ {
-		sys, rem, _, err := cluster.NewSystem(cluster.Options{Listen: cfg.Listen, Logger: cfg.Logger})
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		cn := newConn(sys, rem)
-		// A broken connection ends the calls in flight on it at once:
-		// their requests may have arrived, so they end as "no answer"
-		// (unknown for a write, retried for a read), and the master they
-		// went to is forgotten until a probe finds one again.
-		sys.EventStream.Subscribe(func(evt any) {
-			if e, ok := evt.(*remote.EndpointTerminatedEvent); ok {
-				c.forget(e.Address)
-				cn.failEndpoint(e.Address, errNoAnswer)
-			}
-		})
-		c.conns = append(c.conns, cn)
-	}
-	return c, nil
+	return &Client{cfg: cfg, nodes: map[string]*nodeConn{}, endpoints: slices.Clone(cfg.Endpoints),
+		avoid: map[string]time.Time{}}, nil
 }
 
-// Close stops the client's actor systems.
+// Close closes every connection; calls in flight end.
 func (c *Client) Close() {
-	c.closeMu.Do(func() {
-		c.closed.Store(true)
-		for _, cn := range c.conns {
-			cn.remote.Shutdown(false)
-			cn.sys.Shutdown()
-		}
-	})
+	if c.closed.Swap(true) {
+		return
+	}
+	c.mu.Lock()
+	nodes := c.nodes
+	c.nodes = map[string]*nodeConn{}
+	c.mu.Unlock()
+	for _, n := range nodes {
+		n.close()
+	}
 }
 
-// Put sets key to value.
-func (c *Client) Put(ctx context.Context, key, value []byte) error {
-	_, err := c.Txn(ctx, db.Put(key, value))
-	return err
+// node returns the connections to endpoint, dialing them on first use.
+func (c *Client) node(endpoint string) (*nodeConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	if n, ok := c.nodes[endpoint]; ok {
+		return n, nil
+	}
+	n, err := dialNode(endpoint, c.cfg.Conns, c.cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalid, endpoint, err)
+	}
+	c.nodes[endpoint] = n
+	return n, nil
 }
 
 // Consistency is what a read promises (§5.2).
@@ -320,8 +162,16 @@ type ReadResult struct {
 	// Behind (stale reads) counts instances the replica knows are chosen
 	// and has not applied yet.
 	Behind uint64
-	// Endpoint answered.
+	// Endpoint is the node the client asked; NodeID the one that answered
+	// (for a lease or quorum read, the master, when Endpoint forwarded it).
 	Endpoint string
+	NodeID   uint32
+}
+
+// Put sets key to value.
+func (c *Client) Put(ctx context.Context, key, value []byte) error {
+	_, err := c.Txn(ctx, db.Put(key, value))
+	return err
 }
 
 // Get returns the value of key and whether it exists. The read is
@@ -345,7 +195,7 @@ func (c *Client) GetWith(ctx context.Context, key []byte, consistency Consistenc
 // Read runs a read-only MultiOp (guards and gets; an epoch guard too) with
 // the given consistency, without going through the log.
 func (c *Client) Read(ctx context.Context, op *messages.MultiOp, consistency Consistency) (*ReadResult, error) {
-	if !readOnly(op) {
+	if !db.IsReadOnly(op) {
 		return nil, fmt.Errorf("%w: Read takes a read-only MultiOp; use Txn", ErrInvalid)
 	}
 	if err := c.cfg.Limits.Validate(op); err != nil {
@@ -355,15 +205,17 @@ func (c *Client) Read(ctx context.Context, op *messages.MultiOp, consistency Con
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	resp, endpoint, err := c.call(ctx, request{payload: payload, consistency: consistency})
+	r, endpoint, err := c.call(ctx, &messages.StreamCall{Op: payload, Consistency: consistency}, true)
 	if err != nil {
 		return nil, err
 	}
 	res := &messages.MultiOpResult{}
-	if err := proto.Unmarshal(resp.Result, res); err != nil {
+	if err := proto.Unmarshal(r.Result, res); err != nil {
 		return nil, fmt.Errorf("%w: undecodable result: %v", ErrInvalid, err)
 	}
-	return &ReadResult{MultiOpResult: res, Applied: resp.Instance, Epoch: resp.Epoch, Behind: resp.Behind, Endpoint: endpoint}, nil
+	h := r.GetHeader()
+	return &ReadResult{MultiOpResult: res, Applied: h.GetInstance(), Epoch: h.GetEpoch(), Behind: h.GetBehind(),
+		Endpoint: endpoint, NodeID: h.GetNodeId()}, nil
 }
 
 // Epoch returns the current master's epoch (§5.3): it changes on every new
@@ -410,309 +262,291 @@ func (c *Client) Txn(ctx context.Context, op *messages.MultiOp) (*messages.Multi
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	resp, _, err := c.call(ctx, request{write: true, payload: payload})
+	// A command that only reads is as safe to repeat as a read.
+	r, _, err := c.call(ctx, &messages.StreamCall{Write: true, Op: payload}, db.IsReadOnly(op))
 	if err != nil {
 		return nil, err
 	}
 	res := &messages.MultiOpResult{}
-	if err := proto.Unmarshal(resp.Result, res); err != nil {
+	if err := proto.Unmarshal(r.Result, res); err != nil {
 		return nil, fmt.Errorf("%w: undecodable result: %v", ErrInvalid, err)
 	}
 	return res, nil
 }
 
-// readOnly reports whether op changes nothing whatever it finds, so it is
-// safe to send again after a lost answer.
-func readOnly(op *messages.MultiOp) bool {
-	for _, list := range [][]*messages.Op{op.TOp, op.FOp} {
-		for _, o := range list {
-			if o.Kind != messages.Op_KIND_GET {
-				return false
-			}
-		}
+// withDeadline bounds ctx by CallTimeout when it has no deadline.
+func (c *Client) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
 	}
-	return true
+	return context.WithTimeout(ctx, c.cfg.CallTimeout)
 }
 
-func mapValidation(err error) error {
-	switch {
-	case errors.Is(err, db.ErrEmptyKey):
-		return fmt.Errorf("%w: %v", ErrEmptyKey, err)
-	case errors.Is(err, db.ErrValueTooLarge), errors.Is(err, db.ErrKeyTooLarge), errors.Is(err, db.ErrTooManyOps):
-		return fmt.Errorf("%w: %v", ErrValueTooLarge, err)
+// attemptTimeout is one attempt's time: AttemptTimeout, or less if ctx
+// ends sooner.
+func (c *Client) attemptTimeout(ctx context.Context) time.Duration {
+	t := c.cfg.AttemptTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		t = min(t, time.Until(dl))
 	}
-	return fmt.Errorf("%w: %v", ErrInvalid, err)
+	return t
 }
 
-// call sends a request to the master (any node, for a stale read),
-// following redirects. Only requests that were certainly not proposed, or
-// change nothing, are sent again.
-func (c *Client) call(ctx context.Context, req request) (*messages.ClientResponse, string, error) {
+// call sends one write or read on a Stream, to the master when known
+// (any node otherwise, which forwards it; any node for a stale read),
+// and follows the cluster's word until it has an answer. A call is sent
+// again only when it certainly did not arrive, or when it changes nothing
+// (idempotent).
+func (c *Client) call(ctx context.Context, call *messages.StreamCall, idempotent bool) (*messages.StreamResult, string, error) {
 	if c.closed.Load() {
 		return nil, "", ErrClosed
 	}
-	// A log command that only reads is as safe to repeat as a read.
-	idempotent := !req.write || (req.members == nil && readOnlyPayload(req.payload))
-	stale := !req.write && req.consistency == Stale
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)
-		defer cancel()
-	}
-	cn := c.conns[c.next.Add(1)%uint64(len(c.conns))]
-	backoff := 10 * time.Millisecond
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	idempotent = idempotent || !call.Write
+	stale := !call.Write && call.Consistency == Stale
+	backoff := time.Duration(0)
 	var lastErr error = ErrNoMaster
+	refused := map[string]bool{} // endpoints misconfigured for this client
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
+		if backoff > 0 {
 			select {
 			case <-ctx.Done():
-				return nil, "", c.deadlineErr(lastErr)
+				return nil, "", deadlineErr(lastErr)
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 200*time.Millisecond)
 		}
-		if !idempotent && !stale && c.master.Load() == nil {
-			// A write goes only to a node believed to be master: sent to a
-			// dead endpoint it would wait out its timeout and end as
-			// "outcome unknown". A status probe is safe to repeat.
-			if err := c.discover(ctx); err != nil {
-				lastErr = err
+		backoff = min(max(2*backoff, 10*time.Millisecond), 200*time.Millisecond)
+		timeout := c.attemptTimeout(ctx)
+		if timeout <= 0 {
+			return nil, "", deadlineErr(lastErr)
+		}
+		endpoint := c.target(attempt, stale)
+		r, err := c.attempt(ctx, endpoint, call, timeout)
+		if err != nil {
+			if misconfigured(err) {
+				// Not a fault to wait out: a wrong address or TLS setting.
+				// Said at once when no endpoint is left to try.
+				lastErr = fmt.Errorf("%w: %s: %w", ErrUnreachable, endpoint, explain(err))
+				refused[endpoint] = true
+				if len(refused) >= len(c.knownEndpoints()) {
+					return nil, "", lastErr
+				}
+				c.unreachable(endpoint)
+				backoff = 0
 				continue
 			}
-		}
-		endpoint := c.target(attempt)
-		if stale {
-			endpoint = c.cfg.Endpoints[(attempt+int(c.next.Load()))%len(c.cfg.Endpoints)]
-		}
-		timeout := c.cfg.AttemptTimeout
-		if dl, ok := ctx.Deadline(); ok {
-			timeout = min(timeout, time.Until(dl))
-		}
-		if timeout <= 0 {
-			return nil, "", c.deadlineErr(lastErr)
-		}
-		resp, err := cn.roundTrip(ctx, endpoint, c.reqID.Add(1), req, timeout)
-		if err != nil {
-			if errors.Is(err, errNotDelivered) {
-				lastErr = fmt.Errorf("%w: %s unreachable", ErrNoMaster, endpoint)
-				c.forget(endpoint)
-				continue // never delivered: safe to send elsewhere
+			if isNotSent(err) {
+				c.unreachable(endpoint)
+				lastErr = fmt.Errorf("%w: %s: %w", ErrNoMaster, endpoint, explain(err))
+				if attempt%len(c.knownEndpoints()) == len(c.knownEndpoints())-1 {
+					c.refreshMembers()
+				} else {
+					backoff = 0 // never delivered: go elsewhere at once
+				}
+				continue
 			}
-			c.forget(endpoint)
+			c.forgetMaster(endpoint)
 			if !idempotent {
 				return nil, "", fmt.Errorf("%w: no answer from %s", ErrOutcomeUnknown, endpoint)
 			}
 			lastErr = fmt.Errorf("%w: no answer from %s", ErrNoMaster, endpoint)
 			continue
 		}
-		switch resp.Code {
-		case messages.ErrorCode_ERROR_CODE_OK:
-			if !stale {
-				c.remember(endpoint)
-			}
-			return resp, endpoint, nil
-		case messages.ErrorCode_ERROR_CODE_NOT_MASTER:
-			lastErr = fmt.Errorf("%w: %s: %s", ErrNotMaster, endpoint, resp.Error)
-			if resp.MasterAddress != "" && resp.MasterAddress != endpoint {
-				c.remember(resp.MasterAddress)
-				backoff = time.Millisecond // a redirect: go at once
-			} else {
-				c.forget(endpoint)
-			}
-		case messages.ErrorCode_ERROR_CODE_OVERLOADED:
-			lastErr = fmt.Errorf("%w: %s", ErrOverloaded, resp.Error)
-		case messages.ErrorCode_ERROR_CODE_UNAVAILABLE:
-			lastErr = fmt.Errorf("%w: %s: %s", ErrNoMaster, endpoint, resp.Error)
-			c.forget(endpoint)
-		case messages.ErrorCode_ERROR_CODE_MASTER_CHANGED:
-			if !idempotent {
-				return nil, "", fmt.Errorf("%w: %s", ErrMasterChanged, resp.Error)
-			}
-			lastErr = fmt.Errorf("%w: %s", ErrNotMaster, resp.Error)
-			c.forget(endpoint)
-		case messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN:
-			if !idempotent {
-				return nil, "", fmt.Errorf("%w: %s", ErrOutcomeUnknown, resp.Error)
-			}
-			lastErr = fmt.Errorf("%w: %s", ErrNotMaster, resp.Error)
-			c.forget(endpoint)
-		case messages.ErrorCode_ERROR_CODE_TOO_LARGE:
-			return nil, "", fmt.Errorf("%w: %s", ErrValueTooLarge, resp.Error)
-		default:
-			return nil, "", fmt.Errorf("%w: %s", ErrInvalid, resp.Error)
+		c.learn(endpoint, r.GetHeader(), stale)
+		retry, err := c.outcome(r.Code, r.Error, endpoint, idempotent)
+		if !retry {
+			return r, endpoint, err
+		}
+		lastErr = err
+		if r.GetHeader().GetMasterClientAddress() != "" && r.GetHeader().GetMasterClientAddress() != endpoint {
+			backoff = 0 // a redirect: go at once
 		}
 	}
 }
 
-// readOnlyPayload reports whether an encoded MultiOp only reads.
-func readOnlyPayload(payload []byte) bool {
-	op := &messages.MultiOp{}
-	return proto.Unmarshal(payload, op) == nil && readOnly(op)
-}
-
-func (c *Client) deadlineErr(last error) error {
-	return fmt.Errorf("%w (deadline passed)", last)
-}
-
-// target is the master if known, else the endpoints in turn.
-func (c *Client) target(attempt int) string {
-	if m := c.master.Load(); m != nil {
-		return *m
+// attempt sends call to endpoint and waits up to timeout for its answer.
+func (c *Client) attempt(ctx context.Context, endpoint string, call *messages.StreamCall, timeout time.Duration) (*messages.StreamResult, error) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	n, err := c.node(endpoint)
+	if err != nil {
+		return nil, err
 	}
-	return c.cfg.Endpoints[(attempt+int(c.next.Load()))%len(c.cfg.Endpoints)]
-}
-
-func (c *Client) remember(endpoint string) {
-	if m := c.master.Load(); m == nil || *m != endpoint {
-		c.master.Store(&endpoint)
+	st, err := n.stream(actx, int(c.next.Add(1)%uint64(c.cfg.Conns)), 4096)
+	if err != nil {
+		return nil, err
+	}
+	msg := &messages.StreamCall{Write: call.Write, Op: call.Op, Consistency: call.Consistency}
+	// The node gives up a little before this client does, so that its
+	// answer (say, "no master found in time": nothing was proposed)
+	// arrives before the client would have to call the outcome unknown.
+	msg.TimeoutMs = uint32(timeout * 9 / 10 / time.Millisecond)
+	sc, err := st.start(msg)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case a := <-sc.done:
+		return a.res, a.err
+	case <-actx.Done():
+		if !st.abandon(sc) {
+			return nil, errNotSent
+		}
+		return nil, errLost
 	}
 }
 
-func (c *Client) forget(endpoint string) {
+// outcome maps a node's answer code to the caller's error, and says
+// whether the call should be sent again.
+func (c *Client) outcome(code messages.ErrorCode, msg, endpoint string, idempotent bool) (retry bool, err error) {
+	switch code {
+	case messages.ErrorCode_ERROR_CODE_OK:
+		return false, nil
+	case messages.ErrorCode_ERROR_CODE_NOT_MASTER, messages.ErrorCode_ERROR_CODE_UNAVAILABLE:
+		// Nothing was proposed: the node found no master in time.
+		c.forgetMaster(endpoint)
+		return true, fmt.Errorf("%w: %s: %s", ErrNoMaster, endpoint, msg)
+	case messages.ErrorCode_ERROR_CODE_OVERLOADED:
+		return true, fmt.Errorf("%w: %s", ErrOverloaded, msg)
+	case messages.ErrorCode_ERROR_CODE_MASTER_CHANGED:
+		if !idempotent {
+			return false, fmt.Errorf("%w: %s", ErrMasterChanged, msg)
+		}
+		return true, fmt.Errorf("%w: %s", ErrNotMaster, msg)
+	case messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN:
+		if !idempotent {
+			return false, fmt.Errorf("%w: %s", ErrOutcomeUnknown, msg)
+		}
+		return true, fmt.Errorf("%w: %s", ErrNoMaster, msg)
+	case messages.ErrorCode_ERROR_CODE_TOO_LARGE:
+		return false, fmt.Errorf("%w: %s", ErrValueTooLarge, msg)
+	}
+	return false, fmt.Errorf("%w: %s", ErrInvalid, msg)
+}
+
+// target is where attempt goes: for a stale read, the endpoints in turn;
+// otherwise the master when an answer named its client address, else the
+// endpoints in turn (any node forwards to the master). Endpoints that
+// failed lately come last.
+func (c *Client) target(attempt int, stale bool) string {
+	if !stale {
+		if m := c.master.Load(); m != nil && !c.avoided(*m) {
+			return *m
+		}
+	}
+	eps := c.knownEndpoints()
+	start := int(c.next.Load())
+	if !stale {
+		start = 0 // the same first choice for every call: one hop for all
+	}
+	for i := range eps {
+		ep := eps[(start+attempt+i)%len(eps)]
+		if !c.avoided(ep) {
+			return ep
+		}
+	}
+	return eps[(start+attempt)%len(eps)]
+}
+
+// knownEndpoints are the configured endpoints and those learned since.
+func (c *Client) knownEndpoints() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endpoints
+}
+
+// avoidFor is how long an endpoint that could not be reached comes last.
+const avoidFor = 2 * time.Second
+
+func (c *Client) avoided(ep string) bool {
+	if c.avoiding.Load() == 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.avoid[ep]
+	return ok && time.Now().Before(until)
+}
+
+// unreachable notes that nothing could be sent to ep.
+func (c *Client) unreachable(ep string) {
+	c.mu.Lock()
+	c.avoid[ep] = time.Now().Add(avoidFor)
+	c.avoiding.Store(int32(len(c.avoid)))
+	c.mu.Unlock()
+	c.forgetMaster(ep)
+}
+
+// learn takes the master's client address from an answer's header, and
+// the first time, the other members' from the membership.
+func (c *Client) learn(endpoint string, h *messages.Header, stale bool) {
+	if c.avoiding.Load() != 0 || !c.learned.Load() {
+		c.mu.Lock()
+		delete(c.avoid, endpoint)
+		c.avoiding.Store(int32(len(c.avoid)))
+		first := c.learnedAt.IsZero()
+		c.mu.Unlock()
+		c.learned.Store(true)
+		if first {
+			c.refreshMembers()
+		}
+	}
+	if m := h.GetMasterClientAddress(); m != "" && !stale {
+		if cur := c.master.Load(); cur == nil || *cur != m {
+			c.master.Store(&m)
+		}
+	}
+}
+
+func (c *Client) forgetMaster(endpoint string) {
 	if m := c.master.Load(); m != nil && *m == endpoint {
 		c.master.CompareAndSwap(m, nil)
 	}
 }
 
-// discover asks the endpoints, all at once, who is master, and remembers
-// the first that says it is. Another node's word is not enough for an
-// endpoint it could ask itself: right after a master dies, the survivors
-// still name it until they elect a new one, and a write sent there would
-// end as "outcome unknown". A hint is used only for a master outside the
-// configured endpoints.
-func (c *Client) discover(ctx context.Context) error {
-	// A short probe: a dead endpoint must not hold up a round in which the
-	// live ones have already answered; the caller retries with back-off.
-	probe, cancel := context.WithTimeout(ctx, min(c.cfg.AttemptTimeout, c.cfg.ProbeTimeout))
-	defer cancel()
-	type answer struct{ self, hint string }
-	answers := make(chan answer, len(c.cfg.Endpoints))
-	for _, ep := range c.cfg.Endpoints {
-		go func() {
-			st, err := c.Status(probe, ep)
-			switch {
-			case err != nil:
-				answers <- answer{}
-			case st.IsMaster:
-				answers <- answer{self: ep}
-			default:
-				answers <- answer{hint: st.MasterAddress}
-			}
-		}()
-	}
-	outside := ""
-	for range c.cfg.Endpoints {
-		select {
-		case a := <-answers:
-			if a.self != "" {
-				c.remember(a.self)
-				return nil
-			}
-			if a.hint != "" && !slices.Contains(c.cfg.Endpoints, a.hint) {
-				outside = a.hint
-			}
-		case <-probe.Done():
-		}
-	}
-	if outside != "" {
-		c.remember(outside)
-		return nil
-	}
-	return fmt.Errorf("%w: no endpoint says it is master", ErrNoMaster)
-}
+// refreshEvery bounds how often the membership is asked for.
+const refreshEvery = 5 * time.Second
 
-// Status asks one node for its status.
-func (c *Client) Status(ctx context.Context, endpoint string) (*messages.StatusResponse, error) {
-	timeout := c.cfg.AttemptTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
+// refreshMembers learns the members' client addresses, in the background,
+// at most once per refreshEvery: a client given one endpoint finds the
+// others.
+func (c *Client) refreshMembers() {
+	c.mu.Lock()
+	if time.Since(c.learnedAt) < refreshEvery {
+		c.mu.Unlock()
+		return
 	}
-	if timeout <= 0 {
-		return nil, context.DeadlineExceeded
-	}
-	reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(endpoint, coreRole),
-		&messages.StatusRequest{}, timeout).Result()
-	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", endpoint, err)
-	}
-	st, ok := reply.(*messages.StatusResponse)
-	if !ok {
-		return nil, fmt.Errorf("%w: status of %s: unexpected reply %T", ErrInvalid, endpoint, reply)
-	}
-	return st, nil
-}
-
-// Snapshot asks the node at endpoint to snapshot its state now (§5.5) and
-// waits until the snapshot is durable and the log below it let go of.
-func (c *Client) Snapshot(ctx context.Context, endpoint string) (*messages.SnapshotResponse, error) {
-	timeout := time.Minute
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	if timeout <= 0 {
-		return nil, context.DeadlineExceeded
-	}
-	reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(endpoint, "snapshotter"),
-		&messages.SnapshotRequest{RequestId: 1}, timeout).Result()
-	if err != nil {
-		return nil, fmt.Errorf("snapshot of %s: %w", endpoint, err)
-	}
-	resp, ok := reply.(*messages.SnapshotResponse)
-	if !ok {
-		return nil, fmt.Errorf("%w: snapshot of %s: unexpected reply %T", ErrInvalid, endpoint, reply)
-	}
-	if resp.Error != "" {
-		return resp, fmt.Errorf("%w: snapshot of %s: %s", ErrSnapshot, endpoint, resp.Error)
-	}
-	return resp, nil
-}
-
-// Check asks the master to have every replica checksum its state at one
-// instance and compare (§6.2), and returns that instance; each node's
-// status then shows whether it agreed (CheckedInstance) or what diverged.
-func (c *Client) Check(ctx context.Context) (uint64, error) {
-	if err := c.discover(ctx); err != nil {
-		return 0, err
-	}
-	var last error
-	for attempt := 0; ctx.Err() == nil; attempt++ {
-		ep := c.target(attempt)
-		timeout := c.cfg.AttemptTimeout
-		if dl, ok := ctx.Deadline(); ok {
-			timeout = min(timeout, time.Until(dl))
-		}
-		reply, err := c.conns[0].sys.Root.RequestFuture(cluster.RolePID(ep, coreRole),
-			&messages.CheckRequest{RequestId: 1}, timeout).Result()
+	c.learnedAt = time.Now()
+	c.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.AttemptTimeout)
+		defer cancel()
+		m, err := c.Members(ctx)
 		if err != nil {
-			last = err
-			c.forget(ep)
-			continue
+			return
 		}
-		resp, ok := reply.(*messages.CheckResponse)
-		if !ok {
-			return 0, fmt.Errorf("%w: check: unexpected reply %T", ErrInvalid, reply)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, mem := range m.Members {
+			if a := mem.ClientAddress; a != "" && !slices.Contains(c.endpoints, a) {
+				c.endpoints = append(slices.Clone(c.endpoints), a)
+			}
 		}
-		if resp.Error == "" {
-			c.remember(ep)
-			return resp.Instance, nil
-		}
-		last = errors.New(resp.Error)
-		c.forget(ep)
-		if attempt >= 2*len(c.cfg.Endpoints) {
-			break
-		}
-	}
-	return 0, c.deadlineErr(last)
+	}()
 }
 
-// ChangeMembers asks the master to add a member as a non-voting learner or
-// remove a learner (§5.4) and returns the new membership version once the
-// change is applied. Like a write, it is not repeated once it may have
-// reached the master (a repeat would be refused as a stale version anyway).
-func (c *Client) ChangeMembers(ctx context.Context, req *messages.MembersRequest) (uint64, error) {
-	resp, _, err := c.call(ctx, request{write: true, members: req})
-	if err != nil {
-		return 0, err
+// mapValidation turns a database limit error into the client's sentinel.
+func mapValidation(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isEmptyKey(err):
+		return fmt.Errorf("%w: %v", ErrEmptyKey, err)
+	case isTooLarge(err):
+		return fmt.Errorf("%w: %v", ErrValueTooLarge, err)
 	}
-	return strconv.ParseUint(string(resp.Result), 10, 64)
+	return fmt.Errorf("%w: %v", ErrInvalid, err)
 }
+
+func deadlineErr(last error) error { return fmt.Errorf("%w (deadline passed)", last) }

@@ -3,71 +3,87 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/client"
-	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
-// fakeNode is a scripted "replica/proposer": answer decides each reply to
-// a ClientRequest (nil: no reply at all); status answers StatusRequests.
+// fakeNode is a scripted client port: answer decides the result of each
+// call on a Stream (nil: no answer at all; errDrop: end the stream).
 type fakeNode struct {
-	addr     string
-	remote   *remote.Remote
-	requests atomic.Int64
-	reads    atomic.Int64 // of requests, those that were reads
+	messages.UnimplementedKVServer
+	addr    string
+	answer  func(n int64, call *messages.StreamCall) *messages.StreamResult
+	calls   atomic.Int64
+	reads   atomic.Int64 // of calls, the reads
+	members *messages.Membership
 }
 
-func startFake(t *testing.T, answer func(n int64, req *messages.ClientRequest) *messages.ClientResponse) *fakeNode {
-	return startFakeWithStatus(t, answer, &messages.StatusResponse{IsMaster: true})
-}
+// errDrop, as an answer's error text, makes the fake end the stream
+// instead of answering: the connection broke after the call arrived.
+const errDrop = "drop the stream"
 
-func startFakeWithStatus(t *testing.T, answer func(n int64, req *messages.ClientRequest) *messages.ClientResponse,
-	status *messages.StatusResponse) *fakeNode {
+func startFake(t *testing.T, answer func(n int64, call *messages.StreamCall) *messages.StreamResult) *fakeNode {
 	t.Helper()
-	sys, rem, addr, err := cluster.NewSystem(cluster.Options{Listen: "127.0.0.1:0"})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeNode{addr: addr, remote: rem}
-	t.Cleanup(func() { rem.Shutdown(false) })
-	parent, err := sys.Root.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
-		if _, ok := c.Message().(*actor.Started); ok {
-			c.SpawnNamed(actor.PropsFromFunc(func(c actor.Context) {
-				switch req := c.Message().(type) {
-				case *messages.ClientRequest:
-					if resp := answer(f.requests.Add(1), req); resp != nil {
-						resp.RequestId = req.RequestId
-						c.Respond(resp)
-					}
-				case *messages.StatusRequest:
-					c.Respond(status)
-				case *messages.ReadRequest: // answered the same way
-					f.reads.Add(1)
-					if resp := answer(f.requests.Add(1), &messages.ClientRequest{RequestId: req.RequestId, Command: req.Query}); resp != nil {
-						resp.RequestId = req.RequestId
-						c.Respond(resp)
-					}
-				}
-			}), "core")
-		}
-	}), "replica")
-	if err != nil || parent == nil {
-		t.Fatal(err)
-	}
+	f := &fakeNode{addr: lis.Addr().String(), answer: answer}
+	g := grpc.NewServer()
+	messages.RegisterKVServer(g, f)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
 	return f
 }
 
-func ok(res *messages.MultiOpResult) *messages.ClientResponse {
+func (f *fakeNode) Stream(st messages.KV_StreamServer) error {
+	for {
+		in, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		for _, call := range in.Calls {
+			if !call.Write {
+				f.reads.Add(1)
+			}
+			r := f.answer(f.calls.Add(1), call)
+			if r == nil {
+				continue
+			}
+			if r.Error == errDrop {
+				return errors.New(errDrop)
+			}
+			r.Id = call.Id
+			if err := st.Send(&messages.StreamResponse{Results: []*messages.StreamResult{r}}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (f *fakeNode) Members(context.Context, *messages.MembersListRequest) (*messages.Membership, error) {
+	if f.members == nil {
+		return &messages.Membership{}, nil
+	}
+	return f.members, nil
+}
+
+func ok(res *messages.MultiOpResult, header *messages.Header) *messages.StreamResult {
 	b, _ := proto.Marshal(res)
-	return &messages.ClientResponse{Result: b}
+	return &messages.StreamResult{Result: b, Header: header}
+}
+
+func okPut() *messages.StreamResult {
+	return ok(&messages.MultiOpResult{Succeeded: true, Results: []*messages.OpResult{{}}}, nil)
 }
 
 func newClient(t *testing.T, endpoints ...string) *client.Client {
@@ -80,102 +96,118 @@ func newClient(t *testing.T, endpoints ...string) *client.Client {
 	return c
 }
 
-func TestClientFollowsRedirectToMaster(t *testing.T) {
-	master := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
-		return ok(&messages.MultiOpResult{Succeeded: true, Results: []*messages.OpResult{{}}})
-	})
-	// It still claims mastership in its status (it stepped down since), so
-	// the first write goes to it and is redirected.
-	follower := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
-		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, MasterId: 1, MasterAddress: master.addr}
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Any node answers; once an answer names the master's client address, the
+// client goes there directly (one hop fewer).
+func TestClientGoesToTheMasterNamedInAnswers(t *testing.T) {
+	master := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult { return okPut() })
+	follower := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult {
+		return ok(&messages.MultiOpResult{Succeeded: true, Results: []*messages.OpResult{{}}},
+			&messages.Header{MasterId: 1, MasterClientAddress: master.addr})
 	})
 	c := newClient(t, follower.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := testCtx(t, 5*time.Second)
 	for range 3 {
 		if err := c.Put(ctx, []byte("k"), []byte("v")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := follower.requests.Load(); got != 1 {
-		t.Fatalf("follower asked %d times; the client should remember the master", got)
+	if got := follower.calls.Load(); got != 1 {
+		t.Fatalf("follower asked %d times; the client should go to the master it named", got)
 	}
-	if got := master.requests.Load(); got != 3 {
-		t.Fatalf("master asked %d times, want 3", got)
+	if got := master.calls.Load(); got != 2 {
+		t.Fatalf("master asked %d times, want 2", got)
 	}
 }
 
 func TestClientReportsUnknownOutcomeInsteadOfRetryingWrite(t *testing.T) {
-	silent := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse { return nil })
-	c := newClient(t, silent.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := c.Put(ctx, []byte("k"), []byte("v"))
-	if !errors.Is(err, client.ErrOutcomeUnknown) {
+	ctx := testCtx(t, 5*time.Second)
+	silent := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult { return nil })
+	if err := newClient(t, silent.addr).Put(ctx, []byte("k"), []byte("v")); !errors.Is(err, client.ErrOutcomeUnknown) {
 		t.Fatalf("put with no answer: %v, want ErrOutcomeUnknown", err)
 	}
-	if got := silent.requests.Load(); got != 1 {
+	if got := silent.calls.Load(); got != 1 {
 		t.Fatalf("write sent %d times; it must not be retried blindly", got)
 	}
-	unknown := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
-		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN, Error: "lost mastership"}
+	broken := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult {
+		return &messages.StreamResult{Error: errDrop}
+	})
+	if err := newClient(t, broken.addr).Put(ctx, []byte("k"), []byte("v")); !errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("put whose connection broke after it arrived: %v, want ErrOutcomeUnknown", err)
+	}
+	if got := broken.calls.Load(); got != 1 {
+		t.Fatalf("write sent %d times after its connection broke", got)
+	}
+	unknown := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult {
+		return &messages.StreamResult{Code: messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN, Error: "lost mastership"}
 	})
 	if err := newClient(t, unknown.addr).Put(ctx, []byte("k"), []byte("v")); !errors.Is(err, client.ErrOutcomeUnknown) {
 		t.Fatalf("mastership lost mid-write: %v, want ErrOutcomeUnknown", err)
 	}
 	// §5.3: a write whose epoch ended before it applied was not applied
 	// anywhere: a distinct error, not "unknown".
-	changed := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
-		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_MASTER_CHANGED, Error: "epoch ended"}
+	changed := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult {
+		return &messages.StreamResult{Code: messages.ErrorCode_ERROR_CODE_MASTER_CHANGED, Error: "epoch ended"}
 	})
-	err = newClient(t, changed.addr).Put(ctx, []byte("k"), []byte("v"))
+	err := newClient(t, changed.addr).Put(ctx, []byte("k"), []byte("v"))
 	if !errors.Is(err, client.ErrMasterChanged) || errors.Is(err, client.ErrOutcomeUnknown) {
 		t.Fatalf("epoch ended before the write applied: %v, want ErrMasterChanged", err)
 	}
 }
 
-// A write is sent only to a node believed to be master: with a dead
-// endpoint first in the list, it is not lost in an unanswered attempt.
-func TestClientWritesOnlyToDiscoveredMaster(t *testing.T) {
-	master := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
-		return ok(&messages.MultiOpResult{Succeeded: true, Results: []*messages.OpResult{{}}})
-	})
-	follower := startFakeWithStatus(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
-		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER}
-	}, &messages.StatusResponse{MasterAddress: master.addr})
+// A write that certainly never left (the endpoint refused the connection)
+// goes to the next endpoint; so does one a node refused because it found
+// no master (nothing was proposed).
+func TestClientSendsAWriteElsewhereOnlyWhenNothingWasProposed(t *testing.T) {
+	live := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult { return okPut() })
 	dead := "127.0.0.1:1" // nothing listens there
-	c := newClient(t, dead, follower.addr, master.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	c := newClient(t, dead, live.addr)
+	ctx := testCtx(t, 5*time.Second)
 	if err := c.Put(ctx, []byte("k"), []byte("v")); err != nil {
 		t.Fatalf("put with a dead endpoint listed first: %v", err)
 	}
-	if follower.requests.Load() != 0 || master.requests.Load() != 1 {
-		t.Fatalf("writes: follower %d, master %d; want 0 and 1", follower.requests.Load(), master.requests.Load())
+	if got := live.calls.Load(); got != 1 {
+		t.Fatalf("live endpoint asked %d times, want 1", got)
+	}
+	var refusals atomic.Int64
+	noMaster := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult {
+		refusals.Add(1)
+		return &messages.StreamResult{Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, Error: "no master known"}
+	})
+	c = newClient(t, noMaster.addr)
+	err := c.Put(testCtx(t, time.Second), []byte("k"), []byte("v"))
+	if !errors.Is(err, client.ErrNoMaster) || errors.Is(err, client.ErrOutcomeUnknown) {
+		t.Fatalf("put while the node knows no master: %v, want ErrNoMaster (nothing proposed)", err)
+	}
+	if refusals.Load() < 2 {
+		t.Fatalf("a refused write was tried %d times; it is safe to retry until the deadline", refusals.Load())
 	}
 }
 
 func TestClientRetriesReads(t *testing.T) {
-	flaky := startFake(t, func(n int64, _ *messages.ClientRequest) *messages.ClientResponse {
+	flaky := startFake(t, func(n int64, _ *messages.StreamCall) *messages.StreamResult {
 		if n == 1 {
 			return nil // the first answer is lost
 		}
-		return ok(&messages.MultiOpResult{Succeeded: true, Results: []*messages.OpResult{{Found: true, Value: []byte("v")}}})
+		return ok(&messages.MultiOpResult{Succeeded: true, Results: []*messages.OpResult{{Found: true, Value: []byte("v")}}}, nil)
 	})
 	c := newClient(t, flaky.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	v, found, err := c.Get(ctx, []byte("k"))
+	v, found, err := c.Get(testCtx(t, 5*time.Second), []byte("k"))
 	if err != nil || !found || string(v) != "v" {
 		t.Fatalf("get = %q %v %v", v, found, err)
 	}
 	if flaky.reads.Load() != 2 {
-		t.Fatalf("%d of %d requests were reads; a get is a lease read", flaky.reads.Load(), flaky.requests.Load())
+		t.Fatalf("%d of %d calls were reads; a get is a read, retried once", flaky.reads.Load(), flaky.calls.Load())
 	}
 }
 
 func TestClientRefusesBadInputBeforeSending(t *testing.T) {
-	node := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse { return ok(&messages.MultiOpResult{}) })
+	node := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult { return okPut() })
 	c := newClient(t, node.addr)
 	ctx := context.Background()
 	if err := c.Put(ctx, nil, []byte("v")); !errors.Is(err, client.ErrEmptyKey) {
@@ -184,7 +216,7 @@ func TestClientRefusesBadInputBeforeSending(t *testing.T) {
 	if err := c.Put(ctx, []byte("k"), make([]byte, 1<<20+1)); !errors.Is(err, client.ErrValueTooLarge) {
 		t.Fatalf("oversize value: %v", err)
 	}
-	if got := node.requests.Load(); got != 0 {
+	if got := node.calls.Load(); got != 0 {
 		t.Fatalf("%d bad requests reached the node", got)
 	}
 	if _, err := client.New(client.Config{}); !errors.Is(err, client.ErrInvalid) {
@@ -193,8 +225,8 @@ func TestClientRefusesBadInputBeforeSending(t *testing.T) {
 }
 
 func TestClientMapsServerRefusals(t *testing.T) {
-	tooLarge := startFake(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
-		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_TOO_LARGE, Error: "value over the node's limit"}
+	tooLarge := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult {
+		return &messages.StreamResult{Code: messages.ErrorCode_ERROR_CODE_TOO_LARGE, Error: "value over the node's limit"}
 	})
 	err := newClient(t, tooLarge.addr).Put(context.Background(), []byte("k"), []byte("v"))
 	if !errors.Is(err, client.ErrValueTooLarge) {
@@ -202,22 +234,71 @@ func TestClientMapsServerRefusals(t *testing.T) {
 	}
 }
 
-// Right after a master dies the survivors still name it until they elect
-// another: the client must not send a write on their word to an endpoint
-// that does not answer for itself, where it would end as "outcome unknown".
-func TestClientDoesNotWriteToAMasterNamedOnlyByOthers(t *testing.T) {
-	dead := "127.0.0.1:1" // nothing listens there
-	follower := startFakeWithStatus(t, func(int64, *messages.ClientRequest) *messages.ClientResponse {
-		return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, MasterAddress: dead}
-	}, &messages.StatusResponse{MasterId: 1, MasterAddress: dead})
-	c := newClient(t, dead, follower.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	defer cancel()
-	err := c.Put(ctx, []byte("k"), []byte("v"))
-	if !errors.Is(err, client.ErrNoMaster) || errors.Is(err, client.ErrOutcomeUnknown) {
-		t.Fatalf("put while no live node is master: %v, want ErrNoMaster (nothing sent)", err)
+// An endpoint that is not a client port (a node's peer port, say) is a
+// configuration mistake: said at once, not waited out.
+func TestClientSaysWhenAnEndpointIsNotAClientPort(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if follower.requests.Load() != 0 {
-		t.Fatal("a write went to a follower")
+	g := grpc.NewServer() // serves no KV service, as a peer port does not
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	c := newClient(t, lis.Addr().String())
+	start := time.Now()
+	err = c.Put(testCtx(t, 10*time.Second), []byte("k"), []byte("v"))
+	if !errors.Is(err, client.ErrUnreachable) || errors.Is(err, client.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "peer port") {
+		t.Fatalf("put to a port without the client API: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v to say so", d)
 	}
 }
+
+// A client given one endpoint learns the others from the membership, and
+// goes on when that one dies.
+func TestClientLearnsTheOtherMembers(t *testing.T) {
+	second := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult { return okPut() })
+	first := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult { return okPut() })
+	first.members = &messages.Membership{Version: 2, Members: []*messages.Member{
+		{Id: 1, ClientAddress: first.addr}, {Id: 2, ClientAddress: second.addr}}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0") // the first endpoint, to be killed
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	messages.RegisterKVServer(g, first)
+	go g.Serve(lis)
+	first.members.Members[0].ClientAddress = lis.Addr().String()
+	c := newClient(t, lis.Addr().String())
+	ctx := testCtx(t, 10*time.Second)
+	if err := c.Put(ctx, []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m, err := c.Members(ctx)
+		if err == nil && len(m.Members) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members: %v %v", m, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	g.Stop()
+	// The client learned second's address in the background after its
+	// first answer; writes now reach it.
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		err := c.Put(ctx, []byte("k"), []byte("v"))
+		if err == nil && second.calls.Load() > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the only configured endpoint died: %v (second asked %d times)", err, second.calls.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+

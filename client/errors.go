@@ -1,13 +1,25 @@
 package client
 
-import "errors"
+import (
+	"errors"
+	"strings"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/livepaxos/livepaxos/db"
+	"github.com/livepaxos/livepaxos/tlsconf"
+)
 
 // Sentinel errors. Test with errors.Is.
 var (
 	// ErrNotMaster: the node asked is not master and named no master to ask.
 	ErrNotMaster = errors.New("livepaxos: not master")
-	// ErrNoMaster: no master answered before the deadline.
+	// ErrNoMaster: no master answered before the deadline (no node could
+	// be reached, or none found a master).
 	ErrNoMaster = errors.New("livepaxos: no master reachable")
+	// ErrUnreachable: the node asked could not be reached (down, wrong
+	// address, or a TLS mismatch, which the error names).
+	ErrUnreachable = errors.New("livepaxos: node unreachable")
 	// ErrValueTooLarge: a key, value or command over the limit; nothing was
 	// changed.
 	ErrValueTooLarge = errors.New("livepaxos: value too large")
@@ -32,3 +44,72 @@ var (
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("livepaxos: client closed")
 )
+
+// isNotSent reports whether an attempt certainly sent nothing.
+func isNotSent(err error) bool { return errors.Is(err, errNotSent) }
+
+// explain makes a connection failure one line that says what went wrong
+// (TLS misconfiguration above all: tlsconf.Explain), without the
+// internal errNotSent marker.
+func explain(err error) error {
+	var rest []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if e != errNotSent {
+				rest = append(rest, e)
+			}
+		}
+		switch len(rest) {
+		case 0:
+			return errors.New("unreachable")
+		case 1:
+			err = rest[0]
+		default:
+			err = errors.Join(rest...)
+		}
+	} else if err == errNotSent {
+		return errors.New("unreachable")
+	}
+	if e := tlsconf.Explain(err); e != err {
+		return e
+	}
+	return errors.New(transportMessage(err))
+}
+
+// transportMessage is the heart of a gRPC transport error: "dial tcp
+// ...: connection refused" rather than the layers of status text around it.
+func transportMessage(err error) string {
+	msg := err.Error()
+	if st, ok := status.FromError(err); ok {
+		msg = st.Message()
+	}
+	for _, p := range []string{`connection error: desc = "`, "transport: ", "Error while dialing: ", "error while dialing: "} {
+		if i := strings.Index(msg, p); i >= 0 {
+			msg = strings.TrimSuffix(msg[i+len(p):], `"`)
+		}
+	}
+	return msg
+}
+
+func isEmptyKey(err error) bool { return errors.Is(err, db.ErrEmptyKey) }
+
+func isTooLarge(err error) bool {
+	return errors.Is(err, db.ErrValueTooLarge) || errors.Is(err, db.ErrKeyTooLarge) || errors.Is(err, db.ErrTooManyOps)
+}
+
+// misconfigured reports whether an attempt failed for a reason that
+// waiting will not mend: the endpoint is not a client port, or its TLS
+// and this client's do not fit (tlsconf's sentinels).
+func misconfigured(err error) bool {
+	if errors.Is(err, errNotClientPort) {
+		return true
+	}
+	e := tlsconf.Explain(err)
+	for _, s := range []error{tlsconf.ErrServerNeedsTLS, tlsconf.ErrServerNotTLS, tlsconf.ErrUnknownAuthority,
+		tlsconf.ErrCertExpired, tlsconf.ErrClientCertRequired, tlsconf.ErrBadCertificate} {
+		if errors.Is(e, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -90,6 +90,10 @@ func parseID(s string) (uint32, error) {
 	return uint32(n), nil
 }
 
+// CheckAddress accepts host:port with a non-empty host and a port in
+// 1..65535: an address a node can listen on and others can dial.
+func CheckAddress(addr string) error { return checkAddr(addr) }
+
 // checkAddr accepts host:port with a non-empty host and a port in 1..65535.
 // Port 0 is refused because peers must know where to dial.
 func checkAddr(addr string) error {

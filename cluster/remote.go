@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,8 +13,11 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+
+	"github.com/livepaxos/livepaxos/tlsconf"
 )
 
 var (
@@ -73,6 +77,13 @@ type Options struct {
 	// no backpressure); this only stops it from preallocating a million
 	// slots per peer. 0 means DefaultWriterQueueSize.
 	WriterQueueSize int
+	// ServerTLS and ClientTLS, when set, put the peer port under TLS:
+	// ServerTLS for connections other nodes make here (require their
+	// certificates, tlsconf.PeerConfigs, so a connection without one
+	// signed by the peer CA is refused before any message is read), and
+	// ClientTLS for the connections this node makes. Both or neither.
+	ServerTLS *tls.Config
+	ClientTLS *tls.Config
 	// Keepalive is the gRPC keepalive ping interval, and the time to wait
 	// for the ack, on both ends of every connection. 0 means
 	// DefaultKeepalive. gRPC's client side does not ping more often than
@@ -96,6 +107,9 @@ func (o Options) withDefaults() (Options, error) {
 		if f.negative {
 			return o, fmt.Errorf("%w: %s is negative", ErrBadOptions, f.name)
 		}
+	}
+	if (o.ServerTLS == nil) != (o.ClientTLS == nil) {
+		return o, fmt.Errorf("%w: peer TLS needs both ServerTLS and ClientTLS", ErrBadOptions)
 	}
 	if o.Logger == nil {
 		o.Logger = discardLogger()
@@ -201,11 +215,16 @@ func remoteOptions(opts Options, g *guard) []remote.ConfigOption {
 		}),
 	}
 	serverOpts = append(serverOpts, g.serverOptions()...)
+	creds := insecure.NewCredentials()
+	if opts.ServerTLS != nil {
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.ServerTLS)))
+		creds = tlsconf.ClientCredentials(opts.ClientTLS)
+	}
 
 	// WithDialOptions replaces protoactor's defaults (which are only
 	// grpc.WithInsecure), so the transport credentials go back in here.
 	dialOpts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(limits...),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                clientPing,

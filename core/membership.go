@@ -3,7 +3,9 @@ package core
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -45,28 +47,43 @@ func (r *Replica) ChangeMembers(req *messages.MembersRequest, cmd *messages.Comm
 	r.Propose(cmd, now)
 }
 
-// changed returns the next membership for a request, or why not. The
-// master checks the result against the configuration at its frontier
-// before proposing it (paxos.CheckMembershipChange).
+// changed returns the next membership for a request, or why not: add a
+// learner, promote a learner to voter, remove a member, one at a time, or
+// record a member's client address. The master checks the result against
+// the configuration at its frontier before proposing it
+// (paxos.CheckMembershipChange).
 func changed(cur *messages.Membership, req *messages.MembersRequest) (*messages.Membership, error) {
 	next := proto.Clone(cur).(*messages.Membership)
 	next.Version = cur.Version + 1
 	member := func(id uint32) *messages.Member { return paxos.MemberOf(cur, id) }
+	one := func(add, remove, promote, client bool) bool {
+		return add == (req.Add != nil) && remove == (req.Remove != 0) && promote == (req.Promote != 0) &&
+			client == (req.ClientAddress != nil)
+	}
 	switch {
-	case req.Add != nil && req.Remove == 0 && req.Promote == 0:
+	case one(true, false, false, false):
 		if req.Add.Id == 0 || req.Add.Address == "" {
 			return nil, fmt.Errorf("%w: a member needs an id and an address", ErrMembership)
 		}
 		if member(req.Add.Id) != nil {
 			return nil, fmt.Errorf("%w: node %d is already a member", ErrMembership, req.Add.Id)
 		}
-		next.Members = append(next.Members, &messages.Member{Id: req.Add.Id, Address: req.Add.Address, Role: paxos.LearnerRole})
-	case req.Add == nil && req.Remove != 0 && req.Promote == 0:
+		if err := checkHostPort(req.Add.Address); err != nil {
+			return nil, fmt.Errorf("%w: node %d: %v", ErrMembership, req.Add.Id, err)
+		}
+		if ca := req.Add.ClientAddress; ca != "" {
+			if err := checkHostPort(ca); err != nil {
+				return nil, fmt.Errorf("%w: client address of node %d: %v", ErrMembership, req.Add.Id, err)
+			}
+		}
+		next.Members = append(next.Members, &messages.Member{Id: req.Add.Id, Address: req.Add.Address, Role: paxos.LearnerRole,
+			ClientAddress: req.Add.ClientAddress})
+	case one(false, true, false, false):
 		if member(req.Remove) == nil {
 			return nil, fmt.Errorf("%w: node %d is not a member", ErrMembership, req.Remove)
 		}
 		next.Members = slices.DeleteFunc(next.Members, func(m *messages.Member) bool { return m.Id == req.Remove })
-	case req.Add == nil && req.Remove == 0 && req.Promote != 0:
+	case one(false, false, true, false):
 		m := member(req.Promote)
 		if m == nil {
 			return nil, fmt.Errorf("%w: node %d is not a member", ErrMembership, req.Promote)
@@ -75,13 +92,45 @@ func changed(cur *messages.Membership, req *messages.MembersRequest) (*messages.
 			return nil, fmt.Errorf("%w: node %d is already a voter", ErrMembership, req.Promote)
 		}
 		paxos.MemberOf(next, req.Promote).Role = paxos.VoterRole
+	case one(false, false, false, true):
+		id, addr := req.ClientAddress.Id, req.ClientAddress.ClientAddress
+		m := member(id)
+		if m == nil {
+			return nil, fmt.Errorf("%w: node %d is not a member", ErrMembership, id)
+		}
+		if err := checkHostPort(addr); err != nil {
+			return nil, fmt.Errorf("%w: client address of node %d: %v", ErrMembership, id, err)
+		}
+		if m.ClientAddress == addr {
+			return nil, fmt.Errorf("%w: node %d's client address is %s already", ErrMembership, id, addr)
+		}
+		paxos.MemberOf(next, id).ClientAddress = addr
 	default:
-		return nil, fmt.Errorf("%w: say one member to add, promote or remove", ErrMembership)
+		return nil, fmt.Errorf("%w: say one member to add, promote or remove, or one client address to record", ErrMembership)
 	}
 	if err := paxos.CheckMembershipChange(cur, next); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMembership, err)
 	}
 	return next, nil
+}
+
+// MaxAddressBytes bounds a member's peer or client address.
+const MaxAddressBytes = 256
+
+// checkHostPort accepts host:port with a non-empty host and a port in
+// 1..65535: what a client can dial.
+func checkHostPort(addr string) error {
+	if len(addr) > MaxAddressBytes {
+		return fmt.Errorf("address is %d bytes, limit %d", len(addr), MaxAddressBytes)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return fmt.Errorf("address %q is not host:port", addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("address %q: port must be 1..65535", addr)
+	}
+	return nil
 }
 
 // sortedMembers returns a copy of m's members in id order.

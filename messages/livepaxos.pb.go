@@ -407,11 +407,14 @@ func (x *Membership) GetMembers() []*Member {
 // master hands mastership over before its own removal). One at a time.
 // The answer is a ClientResponse whose result is the new version.
 type MembersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Add           *Member                `protobuf:"bytes,2,opt,name=add,proto3" json:"add,omitempty"`          // id and address; added as a learner
-	Remove        uint32                 `protobuf:"varint,3,opt,name=remove,proto3" json:"remove,omitempty"`   // id of a member to remove
-	Promote       uint32                 `protobuf:"varint,4,opt,name=promote,proto3" json:"promote,omitempty"` // id of a learner to make a voter
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Add       *Member                `protobuf:"bytes,2,opt,name=add,proto3" json:"add,omitempty"`          // id and address; added as a learner
+	Remove    uint32                 `protobuf:"varint,3,opt,name=remove,proto3" json:"remove,omitempty"`   // id of a member to remove
+	Promote   uint32                 `protobuf:"varint,4,opt,name=promote,proto3" json:"promote,omitempty"` // id of a learner to make a voter
+	// client_address: record member id's client API address (a member asks
+	// for its own once it knows a master; the quorum does not change).
+	ClientAddress *Member `protobuf:"bytes,5,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -472,6 +475,13 @@ func (x *MembersRequest) GetPromote() uint32 {
 		return x.Promote
 	}
 	return 0
+}
+
+func (x *MembersRequest) GetClientAddress() *Member {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return nil
 }
 
 // Value is what one Paxos instance chooses: a batch of commands, or a no-op
@@ -2087,7 +2097,11 @@ type Member struct {
 	// one (§5.1): the number its data directory was created with, recorded
 	// in the configuration the first time it votes. 0: not recorded yet.
 	// A vote counts only from the incarnation the configuration records.
-	Incarnation   uint64 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Incarnation uint64 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	// client_address is where the member serves the client API (node
+	// --client-advertise), recorded through the log by the member itself
+	// once it knows a master; empty until then.
+	ClientAddress string `protobuf:"bytes,5,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2150,6 +2164,13 @@ func (x *Member) GetIncarnation() uint64 {
 	return 0
 }
 
+func (x *Member) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
 type StatusResponse struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	NodeId            uint32                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -2183,11 +2204,13 @@ type StatusResponse struct {
 	// applied for more than a few seconds (§6.3: a replica stuck in catch-up
 	// is flagged). role is "voter", "learner", "joining", "removed" or "non-voting
 	// (rebuilding)" (the group records another incarnation of it, §5.1).
-	CatchingUp        bool   `protobuf:"varint,25,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
-	Role              string `protobuf:"bytes,26,opt,name=role,proto3" json:"role,omitempty"`
-	MembershipVersion uint64 `protobuf:"varint,27,opt,name=membership_version,json=membershipVersion,proto3" json:"membership_version,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	CatchingUp          bool   `protobuf:"varint,25,opt,name=catching_up,json=catchingUp,proto3" json:"catching_up,omitempty"`
+	Role                string `protobuf:"bytes,26,opt,name=role,proto3" json:"role,omitempty"`
+	MembershipVersion   uint64 `protobuf:"varint,27,opt,name=membership_version,json=membershipVersion,proto3" json:"membership_version,omitempty"`
+	ClientAddress       string `protobuf:"bytes,28,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`                     // this node's client API address
+	MasterClientAddress string `protobuf:"bytes,29,opt,name=master_client_address,json=masterClientAddress,proto3" json:"master_client_address,omitempty"` // the master's, as the membership records it
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -2407,6 +2430,20 @@ func (x *StatusResponse) GetMembershipVersion() uint64 {
 		return x.MembershipVersion
 	}
 	return 0
+}
+
+func (x *StatusResponse) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetMasterClientAddress() string {
+	if x != nil {
+		return x.MasterClientAddress
+	}
+	return ""
 }
 
 // ChecksumReport is one replica's checksum of its state as of instance,
@@ -3306,13 +3343,14 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\n" +
 	"Membership\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
-	"\amembers\x18\x02 \x03(\v2\x14.livepaxos.v1.MemberR\amembers\"\x89\x01\n" +
+	"\amembers\x18\x02 \x03(\v2\x14.livepaxos.v1.MemberR\amembers\"\xc6\x01\n" +
 	"\x0eMembersRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12&\n" +
 	"\x03add\x18\x02 \x01(\v2\x14.livepaxos.v1.MemberR\x03add\x12\x16\n" +
 	"\x06remove\x18\x03 \x01(\rR\x06remove\x12\x18\n" +
-	"\apromote\x18\x04 \x01(\rR\apromote\"\xb0\x01\n" +
+	"\apromote\x18\x04 \x01(\rR\apromote\x12;\n" +
+	"\x0eclient_address\x18\x05 \x01(\v2\x14.livepaxos.v1.MemberR\rclientAddress\"\xb0\x01\n" +
 	"\x05Value\x121\n" +
 	"\bcommands\x18\x01 \x03(\v2\x15.livepaxos.v1.CommandR\bcommands\x12\x12\n" +
 	"\x04noop\x18\x02 \x01(\bR\x04noop\x12!\n" +
@@ -3451,12 +3489,13 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\binstance\x18\a \x01(\x04R\binstance\x12\x14\n" +
 	"\x05epoch\x18\b \x01(\x04R\x05epoch\x12\x16\n" +
 	"\x06behind\x18\t \x01(\x04R\x06behind\"\x0f\n" +
-	"\rStatusRequest\"h\n" +
+	"\rStatusRequest\"\x8f\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x12 \n" +
-	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\"\xa0\a\n" +
+	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12%\n" +
+	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\"\xfb\a\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -3490,7 +3529,9 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\vcatching_up\x18\x19 \x01(\bR\n" +
 	"catchingUp\x12\x12\n" +
 	"\x04role\x18\x1a \x01(\tR\x04role\x12-\n" +
-	"\x12membership_version\x18\x1b \x01(\x04R\x11membershipVersion\"\\\n" +
+	"\x12membership_version\x18\x1b \x01(\x04R\x11membershipVersion\x12%\n" +
+	"\x0eclient_address\x18\x1c \x01(\tR\rclientAddress\x122\n" +
+	"\x15master_client_address\x18\x1d \x01(\tR\x13masterClientAddress\"\\\n" +
 	"\x0eChecksumReport\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x1a\n" +
@@ -3629,35 +3670,36 @@ var file_messages_livepaxos_proto_goTypes = []any{
 var file_messages_livepaxos_proto_depIdxs = []int32{
 	28, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
 	28, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
-	4,  // 2: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
-	7,  // 3: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
-	28, // 4: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
-	8,  // 5: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
-	28, // 6: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
-	8,  // 7: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
-	8,  // 8: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
-	2,  // 9: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
-	3,  // 10: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
-	19, // 11: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
-	20, // 12: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
-	20, // 13: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
-	22, // 14: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
-	1,  // 15: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 16: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
-	28, // 17: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	28, // 18: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
-	40, // 19: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
-	8,  // 20: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
-	8,  // 21: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	41, // 22: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	42, // 23: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	39, // 24: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
-	28, // 25: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	28, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
+	4,  // 3: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
+	7,  // 4: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
+	28, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
+	8,  // 6: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
+	28, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
+	8,  // 8: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
+	8,  // 9: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
+	2,  // 10: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
+	3,  // 11: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
+	19, // 12: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
+	20, // 13: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
+	20, // 14: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
+	22, // 15: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
+	1,  // 16: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
+	0,  // 17: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
+	28, // 18: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
+	28, // 19: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
+	40, // 20: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	8,  // 21: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
+	8,  // 22: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
+	41, // 23: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	42, // 24: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	39, // 25: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	28, // 26: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_messages_livepaxos_proto_init() }

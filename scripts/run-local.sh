@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Starts a local 3-node livepaxos cluster on 127.0.0.1:7001-7003 with data in
+# Starts a local 3-node livepaxos cluster (peer ports 127.0.0.1:7001-7003,
+# client ports 7101-7103) with data in
 # ${LIVEPAXOS_DATA:-./data}. Ctrl-C stops all three (by PID).
 set -euo pipefail
 BIN=${1:-bin/livepaxos}
 DATA=${LIVEPAXOS_DATA:-$PWD/data}
 PEERS=1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
-ENDPOINTS=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
+ENDPOINTS=127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
 mkdir -p "$DATA"
 PIDS=()
 stop() {

@@ -127,8 +127,10 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() error)
 
 // nodeProc is one node of a testCluster, across its restarts.
 type nodeProc struct {
-	id      int
-	addr    string
+	id         int
+	addr       string // peer address
+	clientAddr string // client API address
+	host       string // the lab host it runs on ("" on this machine)
 	dataDir string
 	logPath string // every run appends here, after a banner
 
@@ -150,6 +152,11 @@ type testCluster struct {
 	extra []string // appended to every node's flags
 	nodes []*nodeProc
 	cl    *client.Client
+	// lab, when set, runs each node on its own lab host (a network
+	// namespace; see newLabCluster).
+	lab *netLab
+	// certs, when set, puts both ports of every node under TLS.
+	certs *testCerts
 }
 
 // newCluster picks ports and directories for n nodes and starts them all.
@@ -158,32 +165,41 @@ type testCluster struct {
 func newCluster(t *testing.T, n int, extra ...string) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, bin: livepaxosBin(t), dir: t.TempDir(), extra: extra}
-	var peers []string
-	ports := freePorts(t, n)
+	ports := freePorts(t, 2*n)
 	for i := 1; i <= n; i++ {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i-1]))
-		peers = append(peers, fmt.Sprintf("%d=%s", i, addr))
 		c.nodes = append(c.nodes, &nodeProc{
-			id: i, addr: addr,
-			dataDir: filepath.Join(c.dir, fmt.Sprintf("n%d", i)),
-			logPath: filepath.Join(c.dir, fmt.Sprintf("n%d.log", i)),
+			id:         i,
+			addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2*i-2])),
+			clientAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2*i-1])),
+			dataDir:    filepath.Join(c.dir, fmt.Sprintf("n%d", i)),
+			logPath:    filepath.Join(c.dir, fmt.Sprintf("n%d.log", i)),
 		})
+	}
+	c.startAll()
+	return c
+}
+
+// startAll starts every node and makes the test's client.
+func (c *testCluster) startAll() {
+	t := c.t
+	var peers []string
+	for _, n := range c.nodes {
+		peers = append(peers, fmt.Sprintf("%d=%s", n.id, n.addr))
 	}
 	c.peers = strings.Join(peers, ",")
 	t.Cleanup(c.stopAll)
-	for i := 1; i <= n; i++ {
-		c.start(i)
+	for _, n := range c.nodes {
+		c.start(n.id)
 	}
-	// A request to a node that was killed is not refused: protoactor queues
-	// it while it retries the connection, every 2 s, so only the attempt
+	// A request that reached a node which then died, or that a node
+	// forwarded to a master which died, gets no answer: only the attempt
 	// timeout ends it. 2 s instead of the default 5 s keeps the tests that
 	// kill nodes quick; it is still far above a write's latency here.
-	cl, err := client.New(client.Config{Endpoints: c.endpoints(), AttemptTimeout: 2 * time.Second})
+	cl, err := client.New(client.Config{Endpoints: c.endpoints(), AttemptTimeout: 2 * time.Second, TLS: c.clientTLS()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.cl = cl
-	return c
 }
 
 // stopAll is the cleanup: SIGKILL whatever still runs (by PID), close the
@@ -220,8 +236,10 @@ func (c *testCluster) node(id int) *nodeProc { return c.nodes[id-1] }
 func (c *testCluster) addJoiner() int {
 	c.t.Helper()
 	id := len(c.nodes) + 1
+	ports := freePorts(c.t, 2)
 	c.nodes = append(c.nodes, &nodeProc{
-		id: id, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePorts(c.t, 1)[0])), join: true,
+		id: id, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), join: true,
+		clientAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
 		dataDir: filepath.Join(c.dir, fmt.Sprintf("n%d", id)),
 		logPath: filepath.Join(c.dir, fmt.Sprintf("n%d.log", id)),
 	})
@@ -229,10 +247,11 @@ func (c *testCluster) addJoiner() int {
 	return id
 }
 
+// endpoints are the nodes' client addresses.
 func (c *testCluster) endpoints() []string {
 	var eps []string
 	for _, n := range c.nodes {
-		eps = append(eps, n.addr)
+		eps = append(eps, n.clientAddr)
 	}
 	return eps
 }
@@ -240,10 +259,12 @@ func (c *testCluster) endpoints() []string {
 // nodeArgs are the flags of node id; a restart uses the same ones.
 func (c *testCluster) nodeArgs(id int) []string {
 	n := c.node(id)
-	args := []string{"node", "--id", strconv.Itoa(id), "--peers", c.peers, "--data", n.dataDir, "--log-level", "info"}
+	args := []string{"node", "--id", strconv.Itoa(id), "--peers", c.peers, "--data", n.dataDir, "--log-level", "info",
+		"--client-listen", n.clientAddr}
 	if n.join {
 		args = append(args, "--join", "--listen", n.addr)
 	}
+	args = append(args, c.tlsArgs(n)...)
 	return append(args, c.extra...)
 }
 
@@ -269,6 +290,9 @@ func (c *testCluster) start(id int) {
 	fmt.Fprintf(f, "==== run %d of node %d: %s %s ====\n", n.runs, id, c.bin, strings.Join(c.nodeArgs(id), " "))
 	off, _ := f.Seek(0, io.SeekEnd)
 	cmd := exec.Command(c.bin, c.nodeArgs(id)...)
+	if c.lab != nil {
+		cmd = c.lab.Command(context.Background(), n.host, c.bin, c.nodeArgs(id)...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -368,7 +392,7 @@ func (c *testCluster) runOutput(id int) string {
 func (c *testCluster) status(id int) (*messages.StatusResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	return c.cl.Status(ctx, c.node(id).addr)
+	return c.cl.Status(ctx, c.node(id).clientAddr)
 }
 
 // waitServing waits until node id answers status requests.

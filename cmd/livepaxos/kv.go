@@ -22,10 +22,15 @@ type clientFlags struct {
 	endpoints string
 	timeout   time.Duration
 	logLevel  string
+	tls       clientTLSFlags
 }
 
+// defaultEndpoints are the client ports of `make run`'s nodes.
+const defaultEndpoints = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
+
 func (f *clientFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.endpoints, "endpoints", "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003", "node addresses, comma-separated")
+	cmd.Flags().StringVar(&f.endpoints, "endpoints", defaultEndpoints, "client addresses of nodes (their --client-advertise), comma-separated; any one will do")
+	f.tls.add(cmd.Flags())
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "give up after this long")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "off", "debug, info, warn, error or off")
 }
@@ -55,7 +60,11 @@ func (f *clientFlags) dial(conns int) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(client.Config{Endpoints: eps, Conns: conns, Logger: logger})
+	tlsCfg, err := f.tls.config()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	c, err := client.New(client.Config{Endpoints: eps, Conns: conns, Logger: logger, TLS: tlsCfg})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -28,7 +28,7 @@ func newMembersCmd() *cobra.Command {
 // ID` (a learner or a voter; the master hands mastership over first).
 func newMembersChangeCmd(verb string) *cobra.Command {
 	var f clientFlags
-	use, short := "add ID=HOST:PORT", "Add a member as a non-voting learner, through the log (start it with node --join)"
+	use, short := "add ID=HOST:PORT", "Add a member as a non-voting learner, through the log (HOST:PORT: its peer address; start it with node --join)"
 	switch verb {
 	case "promote":
 		use, short = "promote ID", "Make a learner a voter, through the log (one voter at a time; promote once it has caught up)"
@@ -76,12 +76,13 @@ func newMembersChangeCmd(verb string) *cobra.Command {
 
 // memberRow is one line of `members list`.
 type memberRow struct {
-	ID        uint32 `json:"id"`
-	Address   string `json:"address"`
-	Role      string `json:"role"`
-	Reachable bool   `json:"reachable"`
-	Master    bool   `json:"master"`
-	Applied   uint64 `json:"last_applied"`
+	ID            uint32 `json:"id"`
+	Address       string `json:"address"`
+	ClientAddress string `json:"client_address"`
+	Role          string `json:"role"`
+	Reachable     bool   `json:"reachable"`
+	Master        bool   `json:"master"`
+	Applied       uint64 `json:"last_applied"`
 }
 
 func newMembersListCmd() *cobra.Command {
@@ -90,28 +91,24 @@ func newMembersListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the members (voters and non-voting learners) as the first node that answers knows them",
-		Long: `List the group's members as a reachable node knows them: each one's id, address
-and role (voter, or learner: non-voting, §5.4), whether it answers, whether it is
-master, and how far it has applied the log. The first voters are set by --peers
-and learners by --learners; after that members change through the log: members
-add (as a learner), promote (to voter), remove. A voter rebuilding after losing
-its disk shows as non-voting until the group records its new incarnation (§5.1).`,
+		Long: `List the group's members as a reachable node knows them: each one's id, peer
+address, client address, and role (voter, or learner: non-voting, §5.4), whether it
+answers on its client address, whether it is master, and how far it has applied the
+log. The first voters are set by --peers and learners by --learners; after that
+members change through the log: members add (as a learner), promote (to voter),
+remove. A node records its own client address once it knows a master. A voter
+rebuilding after losing its disk shows as non-voting until the group records its
+new incarnation (§5.1).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			eps, err := f.endpointList()
-			if err != nil {
-				return err
-			}
 			var rows []memberRow
-			err = f.withClient(func(ctx context.Context, c *client.Client) error {
-				rows = listMembers(ctx, c, eps)
-				return nil
+			err := f.withClient(func(ctx context.Context, c *client.Client) error {
+				var err error
+				rows, err = listMembers(ctx, c)
+				return err
 			})
 			if err != nil {
 				return err
-			}
-			if rows == nil {
-				return fmt.Errorf("no node reachable")
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -123,7 +120,7 @@ its disk shows as non-voting until the group records its new incarnation (§5.1)
 				return nil
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tSTATE\tAPPLIED\t")
+			fmt.Fprintln(tw, "ID\tPEER ADDRESS\tCLIENT ADDRESS\tROLE\tSTATE\tAPPLIED\t")
 			for _, r := range rows {
 				state := "unreachable"
 				switch {
@@ -132,7 +129,11 @@ its disk shows as non-voting until the group records its new incarnation (§5.1)
 				case r.Reachable:
 					state = "up"
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t\n", r.ID, r.Address, r.Role, state, r.Applied)
+				ca := r.ClientAddress
+				if ca == "" {
+					ca = "-"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t\n", r.ID, r.Address, ca, r.Role, state, r.Applied)
 			}
 			return tw.Flush()
 		},
@@ -144,26 +145,32 @@ its disk shows as non-voting until the group records its new incarnation (§5.1)
 	return cmd
 }
 
-// listMembers asks the first endpoint that answers for the members, then
-// each member for its state.
-func listMembers(ctx context.Context, c *client.Client, eps []string) []memberRow {
-	for _, ep := range eps {
-		st, err := c.Status(ctx, ep)
-		if err != nil {
-			continue
-		}
-		var rows []memberRow
-		for _, m := range st.Members {
-			row := memberRow{ID: m.Id, Address: m.Address, Role: m.Role}
-			if row.Role == "" {
-				row.Role = "voter"
-			}
-			if ms, err := c.Status(ctx, m.Address); err == nil {
-				row.Reachable, row.Master, row.Applied = true, ms.IsMaster, ms.LastApplied
-			}
-			rows = append(rows, row)
-		}
-		return rows
+// listMembers asks a node for the members, then each member, on its
+// client address, for its state.
+func listMembers(ctx context.Context, c *client.Client) ([]memberRow, error) {
+	m, err := c.Members(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	rows := make([]memberRow, len(m.Members))
+	done := make(chan struct{}, len(m.Members))
+	for i, mem := range m.Members {
+		rows[i] = memberRow{ID: mem.Id, Address: mem.Address, ClientAddress: mem.ClientAddress, Role: mem.Role}
+		if rows[i].Role == "" {
+			rows[i].Role = "voter"
+		}
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if mem.ClientAddress == "" {
+				return
+			}
+			if ms, err := c.Status(ctx, mem.ClientAddress); err == nil {
+				rows[i].Reachable, rows[i].Master, rows[i].Applied = true, ms.IsMaster, ms.LastApplied
+			}
+		}()
+	}
+	for range m.Members {
+		<-done
+	}
+	return rows, nil
 }

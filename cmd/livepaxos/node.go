@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"hash/fnv"
+	"net"
 	"net/http"
 	_ "net/http/pprof" // served only with --pprof
 	"os"
@@ -20,28 +21,34 @@ import (
 	"github.com/livepaxos/livepaxos/db"
 	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
+	"github.com/livepaxos/livepaxos/server"
 )
 
 type nodeFlags struct {
-	id            uint32
-	listen        string
-	peers         string
-	learners      string
-	join          bool
-	data          string
-	clusterID     string
-	logLevel      string
-	maxValueBytes int
-	electionMin   time.Duration
-	leaseTimeout  time.Duration
-	driftMax      time.Duration
-	boostInterval time.Duration
-	snapEvery     int64
-	snapLogBytes  int64
-	checkInterval time.Duration
-	metrics       string
-	pprof         string
-	onCorruption  string
+	id              uint32
+	listen          string
+	advertise       string
+	clientListen    string
+	clientAdvertise string
+	tls             serverTLSFlags
+	peerTLS         peerTLSFlags
+	peers           string
+	learners        string
+	join            bool
+	data            string
+	clusterID       string
+	logLevel        string
+	maxValueBytes   int
+	electionMin     time.Duration
+	leaseTimeout    time.Duration
+	driftMax        time.Duration
+	boostInterval   time.Duration
+	snapEvery       int64
+	snapLogBytes    int64
+	checkInterval   time.Duration
+	metrics         string
+	pprof           string
+	onCorruption    string
 }
 
 func newNodeCmd() *cobra.Command {
@@ -49,14 +56,31 @@ func newNodeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run one replica of a cluster",
-		Example: `  livepaxos node --id 1 --listen 127.0.0.1:7001 \
-    --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data /tmp/lp1`,
+		Long: `Run one replica of a cluster. It talks to the other nodes on its peer port
+(--listen, advertised as its --peers address) and serves clients on a port of its
+own (--client-listen, by default the peer port plus 100): the gRPC service
+livepaxos.v1.KV, and the same methods as JSON over HTTP
+(POST /livepaxos.v1.KV/<Method>). Any node answers any request: one that is not
+master forwards it to the master and answers on the caller's connection.`,
+		Example: `  livepaxos node --id 1 --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data /tmp/lp1
+      # peer port 127.0.0.1:7001, clients on 127.0.0.1:7101
+
+  # in a container: listen on every interface, advertise the name others dial
+  livepaxos node --id 1 --peers 1=n1:7001,2=n2:7001,3=n3:7001 --listen 0.0.0.0:7001 \
+    --client-listen 0.0.0.0:7101 --client-advertise n1:7101 --data /data \
+    --peer-tls-cert n1.crt --peer-tls-key n1.key --peer-tls-ca ca.crt \
+    --tls-cert n1.crt --tls-key n1.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(f) },
 	}
 	fl := cmd.Flags()
 	fl.Uint32Var(&f.id, "id", 0, "this node's id, as in --peers (required)")
-	fl.StringVar(&f.listen, "listen", "", "host:port to listen on (default: this node's --peers address)")
+	fl.StringVar(&f.listen, "listen", "", "peer port: host:port to listen on, 0.0.0.0 for every interface (default: this node's --peers address)")
+	fl.StringVar(&f.advertise, "advertise", "", "peer port: the host:port the other nodes dial (default: this node's --peers address; with --join, --listen)")
+	fl.StringVar(&f.clientListen, "client-listen", "", "client port: host:port to serve the client API on (default: the --listen host, peer port + 100)")
+	fl.StringVar(&f.clientAdvertise, "client-advertise", "", "client port: the host:port clients dial, recorded in the membership (default: --client-listen, or the --advertise host when that is a wildcard)")
+	f.tls.add(fl)
+	f.peerTLS.add(fl)
 	fl.StringVar(&f.peers, "peers", "", "every voter as id=host:port, comma-separated (required)")
 	fl.BoolVar(&f.join, "join", false, "start a node that is in neither --peers nor --learners (empty data directory); it catches up once `livepaxos members add` adds it as a learner (needs --listen)")
 	fl.StringVar(&f.learners, "learners", "", "non-voting members as id=host:port, comma-separated: they learn the log and never vote (§5.4)")
@@ -102,18 +126,25 @@ func runNode(f nodeFlags) error {
 			}
 		}
 	}
-	self, ok := peers[f.id]
+	member, ok := peers[f.id]
 	if !ok {
-		self, ok = learners[f.id]
+		member, ok = learners[f.id]
 	}
-	if !ok && f.join && f.listen != "" {
-		self, ok = f.listen, true
-	}
-	if !ok {
+	if !ok && !f.join {
 		return fmt.Errorf("%w: --id %d is not in --peers %s", errUsage, f.id, peers)
 	}
-	if f.listen == "" {
-		f.listen = self
+	addrs, err := resolveAddresses(member, f.listen, f.advertise, f.clientListen, f.clientAdvertise)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	self := addrs.peerAdvertise
+	clientTLS, err := f.tls.config()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	peerServerTLS, peerClientTLS, err := f.peerTLS.configs()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if f.maxValueBytes <= 0 {
 		return fmt.Errorf("%w: --max-value-bytes must be positive", errUsage)
@@ -159,9 +190,10 @@ func runNode(f nodeFlags) error {
 			SelfAddress:     self,
 			DataDir:         f.data,
 			ClusterID:       f.clusterID,
+			ClientAddress:   addrs.clientAdvertise,
 			StateMachine:    kv,
 			ValidateCommand: validator(limits),
-			MaxCommandBytes: f.maxValueBytes + 64<<10,
+			MaxCommandBytes: maxCommandBytes(limits),
 			Logger:          logger,
 			Proposer:        paxosTuning(f),
 			// 0 on the command line is "never": -1 in the config.
@@ -191,10 +223,19 @@ func runNode(f nodeFlags) error {
 		return err
 	}
 	defer replica.Close()
-	sys, rem, addr, err := cluster.NewSystem(cluster.Options{Listen: f.listen, Advertise: self, Logger: logger})
+	// The client port first: a busy one is found before the peer port
+	// opens to the group.
+	clientLis, err := net.Listen("tcp", addrs.clientListen)
+	if err != nil {
+		return fmt.Errorf("client port %s: %w", addrs.clientListen, err)
+	}
+	defer clientLis.Close()
+	sys, rem, addr, err := cluster.NewSystem(cluster.Options{Listen: addrs.peerListen, Advertise: self, Logger: logger,
+		ServerTLS: peerServerTLS, ClientTLS: peerClientTLS})
 	if err != nil {
 		return err
 	}
+	defer cluster.WatchPeers(sys, logger, cluster.DefaultPeerLogInterval)()
 	if f.metrics != "" {
 		reg := prometheus.NewRegistry()
 		nodeMetrics(reg, replica.Status, replica.LogStats)
@@ -210,7 +251,16 @@ func runNode(f nodeFlags) error {
 		rem.Shutdown(false)
 		return err
 	}
-	logger.Info("node started", "id", f.id, "address", addr, "applied", replica.Applied(), "cluster", f.clusterID)
+	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(limits),
+		MaxCommandBytes: maxCommandBytes(limits), Logger: logger})
+	if err != nil {
+		rem.Shutdown(false)
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- api.Serve(clientLis, clientTLS) }()
+	logger.Info("node started", "id", f.id, "address", addr, "client_address", addrs.clientAdvertise,
+		"applied", replica.Applied(), "cluster", f.clusterID)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	var runErr error
@@ -219,7 +269,11 @@ func runNode(f nodeFlags) error {
 		logger.Info("stopping", "signal", s.String())
 	case runErr = <-fatal:
 		logger.Error("node stopping on a fatal error", "err", runErr)
+	case runErr = <-served:
+		runErr = fmt.Errorf("client API stopped: %w", runErr)
+		logger.Error("node stopping", "err", runErr)
 	}
+	api.Close()
 	sys.Root.StopFuture(pid).Wait()
 	rem.Shutdown(false)
 	return runErr
@@ -236,11 +290,20 @@ func defaultClusterID(peers cluster.Peers) string {
 // validator refuses a command that is not a valid MultiOp before anything
 // is proposed.
 func validator(limits db.Limits) func([]byte) error {
+	check := validateOp(limits)
 	return func(b []byte) error {
 		op := &messages.MultiOp{}
 		if err := proto.Unmarshal(b, op); err != nil {
 			return fmt.Errorf("%w: %v", db.ErrMalformed, err)
 		}
+		return check(op)
+	}
+}
+
+// validateOp checks a MultiOp against the database's limits; a size error
+// wraps actors.ErrTooLarge, so that it reaches the client as too large.
+func validateOp(limits db.Limits) func(*messages.MultiOp) error {
+	return func(op *messages.MultiOp) error {
 		err := limits.Validate(op)
 		if errors.Is(err, db.ErrValueTooLarge) || errors.Is(err, db.ErrKeyTooLarge) || errors.Is(err, db.ErrTooManyOps) {
 			return fmt.Errorf("%w: %w", actors.ErrTooLarge, err)
@@ -248,6 +311,10 @@ func validator(limits db.Limits) func([]byte) error {
 		return err
 	}
 }
+
+// maxCommandBytes is the largest encoded command: a value at the limit,
+// with room for its key and the MultiOp around it.
+func maxCommandBytes(limits db.Limits) int { return limits.MaxValueBytes + 64<<10 }
 
 // orNever maps a flag's 0 ("never") to the config's negative value (0
 // there takes the default).

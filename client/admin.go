@@ -1,0 +1,187 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// rpcError is a unary call's error as the caller sees it: what the node
+// said, or (when no node answered) why the endpoint could not be reached.
+// nodeSaid reports which.
+func (c *Client) rpcError(endpoint string, err error) (code messages.ErrorCode, msg string, nodeSaid bool, out error) {
+	st := status.Convert(err)
+	if code, _, _, ok := messages.StatusError(st); ok {
+		return code, st.Message(), true, nil
+	}
+	return 0, "", false, fmt.Errorf("%w: %s: %w", ErrUnreachable, endpoint, explain(err))
+}
+
+// Status asks the node at endpoint (a client address) for its status: its
+// own view of the group.
+func (c *Client) Status(ctx context.Context, endpoint string) (*messages.StatusResponse, error) {
+	n, err := c.node(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout(ctx))
+	defer cancel()
+	st, err := n.kvs[0].Status(actx, &messages.StatusRequest{})
+	if err != nil {
+		if _, msg, said, out := c.rpcError(endpoint, err); !said {
+			return nil, out
+		} else {
+			return nil, fmt.Errorf("%w: status of %s: %s", ErrInvalid, endpoint, msg)
+		}
+	}
+	return st, nil
+}
+
+// Members returns the group's configuration as the first node that
+// answers applied it: each member's id, role, peer and client addresses.
+func (c *Client) Members(ctx context.Context) (*messages.Membership, error) {
+	var lastErr error = ErrNoMaster
+	for attempt, eps := 0, c.knownEndpoints(); attempt < len(eps)+1; attempt++ {
+		ep := c.target(attempt, false)
+		n, err := c.node(ep)
+		if err != nil {
+			return nil, err
+		}
+		actx, cancel := context.WithTimeout(ctx, c.attemptTimeout(ctx))
+		m, err := n.kvs[0].Members(actx, &messages.MembersListRequest{})
+		cancel()
+		if err == nil {
+			return m, nil
+		}
+		_, msg, said, out := c.rpcError(ep, err)
+		if said {
+			out = fmt.Errorf("%w: members of %s: %s", ErrInvalid, ep, msg)
+		} else {
+			c.unreachable(ep)
+		}
+		lastErr = out
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+// Snapshot asks the node at endpoint to snapshot its state now (§5.5) and
+// waits until the snapshot is durable and the log below it let go of.
+func (c *Client) Snapshot(ctx context.Context, endpoint string) (*messages.SnapshotResponse, error) {
+	n, err := c.node(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+	}
+	resp, err := n.kvs[0].Snapshot(ctx, &messages.SnapshotRequest{})
+	if err != nil {
+		_, msg, said, out := c.rpcError(endpoint, err)
+		if said {
+			return nil, fmt.Errorf("%w: snapshot of %s: %s", ErrSnapshot, endpoint, msg)
+		}
+		return nil, out
+	}
+	if resp.Error != "" {
+		return resp, fmt.Errorf("%w: snapshot of %s: %s", ErrSnapshot, endpoint, resp.Error)
+	}
+	return resp, nil
+}
+
+// Check asks the master (through any node) to have every replica checksum
+// its state at one instance and compare (§6.2), and returns that
+// instance; each node's status then shows whether it agreed
+// (CheckedInstance) or what diverged.
+func (c *Client) Check(ctx context.Context) (uint64, error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	var lastErr error = ErrNoMaster
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return 0, deadlineErr(lastErr)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		ep := c.target(attempt, false)
+		n, err := c.node(ep)
+		if err != nil {
+			return 0, err
+		}
+		actx, cancelAttempt := context.WithTimeout(ctx, c.attemptTimeout(ctx))
+		resp, err := n.kvs[0].Check(actx, &messages.CheckRequest{})
+		cancelAttempt()
+		if err == nil {
+			return resp.Instance, nil
+		}
+		code, msg, said, out := c.rpcError(ep, err)
+		if !said {
+			c.unreachable(ep)
+			lastErr = out
+			continue
+		}
+		if retry, e := c.outcome(code, msg, ep, true); !retry {
+			return 0, e
+		} else {
+			lastErr = e
+		}
+	}
+}
+
+// ChangeMembers asks the master to change the membership through the log
+// (§5.4): add a member as a non-voting learner, promote a learner, remove
+// a member, or record a member's client address. It returns the new
+// membership version once the change is applied. Like a write, it is not
+// sent again once it may have reached a node (a repeat would be refused as
+// a stale version anyway): then it fails with ErrOutcomeUnknown.
+func (c *Client) ChangeMembers(ctx context.Context, req *messages.MembersRequest) (uint64, error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	var lastErr error = ErrNoMaster
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return 0, deadlineErr(lastErr)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		ep := c.target(attempt, false)
+		n, err := c.node(ep)
+		if err != nil {
+			return 0, err
+		}
+		actx, cancelAttempt := context.WithTimeout(ctx, c.attemptTimeout(ctx))
+		if err := n.ready(actx); err != nil {
+			cancelAttempt()
+			c.unreachable(ep)
+			lastErr = fmt.Errorf("%w: %s: %w", ErrNoMaster, ep, explain(err))
+			continue
+		}
+		resp, err := n.kvs[0].ChangeMembers(actx, req)
+		cancelAttempt()
+		if err == nil {
+			c.learn(ep, resp.Header, false)
+			return resp.Version, nil
+		}
+		code, msg, said, _ := c.rpcError(ep, err)
+		if !said {
+			return 0, fmt.Errorf("%w: no answer from %s: %v", ErrOutcomeUnknown, ep, explain(err))
+		}
+		retry, e := c.outcome(code, msg, ep, false)
+		if !retry {
+			return 0, e
+		}
+		lastErr = e
+	}
+}

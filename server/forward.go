@@ -1,0 +1,182 @@
+package server
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// Why a forwarded request got no answer. The difference matters for a
+// write: one never delivered may be sent elsewhere, one that got no
+// answer may have been proposed.
+var (
+	errNotDelivered = errors.New("not delivered")
+	errNoAnswer     = errors.New("no answer in time")
+)
+
+// answer is one role actor's reply to a forwarded request.
+type answer struct {
+	msg any // *messages.ClientResponse, *messages.SnapshotResponse or *messages.CheckResponse
+	err error
+}
+
+// pendingCall is one request waiting for its answer.
+type pendingCall struct {
+	addr     string // the target's address, to end the call if it disconnects
+	deadline time.Time
+	done     func(answer) // called exactly once, on whichever goroutine ends the call
+}
+
+// forwarder sends requests to role actors, this node's or the master's over
+// the peer transport, and hands each answer to its caller. Answers come to
+// one inbox: a bare protoactor Process registered in the node's system,
+// matched by request id. It is cheaper than a protoactor future (a
+// registered PID and a timer) per request, and the answer is handed over on
+// the goroutine that delivers it, with no mailbox in between.
+type forwarder struct {
+	sys   *actor.ActorSystem
+	inbox *actor.PID
+	ids   atomic.Uint64
+
+	mu      sync.Mutex
+	pending map[uint64]*pendingCall
+	// maxPending bounds the calls waiting at once; more are refused at
+	// once rather than queued.
+	maxPending int
+
+	stop chan struct{}
+	once sync.Once
+}
+
+// errTooManyPending refuses a request while maxPending calls wait.
+var errTooManyPending = errors.New("too many requests in flight at this node")
+
+func newForwarder(sys *actor.ActorSystem, maxPending int) *forwarder {
+	f := &forwarder{sys: sys, pending: make(map[uint64]*pendingCall), maxPending: maxPending, stop: make(chan struct{})}
+	f.inbox, _ = sys.ProcessRegistry.Add(&inbox{f: f}, "client-api-inbox-"+sys.ProcessRegistry.NextId())
+	// A peer whose connection broke will not answer the calls it has: end
+	// them at once (a write among them may have been proposed).
+	sys.EventStream.Subscribe(func(evt any) {
+		if e, ok := evt.(*remote.EndpointTerminatedEvent); ok {
+			f.failAddress(e.Address, errNoAnswer)
+		}
+	})
+	go f.expireLoop()
+	return f
+}
+
+// close ends every call in flight and stops the expiry loop.
+func (f *forwarder) close() {
+	f.once.Do(func() {
+		close(f.stop)
+		f.mu.Lock()
+		calls := f.pending
+		f.pending = make(map[uint64]*pendingCall)
+		f.mu.Unlock()
+		for _, c := range calls {
+			c.done(answer{err: errNoAnswer})
+		}
+		f.sys.ProcessRegistry.Remove(f.inbox)
+	})
+}
+
+// send delivers the message build makes for a fresh request id to target
+// and calls done once with the answer, or with errNotDelivered or
+// errNoAnswer by the deadline. done must not block.
+func (f *forwarder) send(target *actor.PID, deadline time.Time, build func(id uint64) any, done func(answer)) {
+	id := f.ids.Add(1)
+	f.mu.Lock()
+	if len(f.pending) >= f.maxPending {
+		f.mu.Unlock()
+		done(answer{err: errTooManyPending})
+		return
+	}
+	f.pending[id] = &pendingCall{addr: target.Address, deadline: deadline, done: done}
+	f.mu.Unlock()
+	f.sys.Root.RequestWithCustomSender(target, build(id), f.inbox)
+}
+
+// finish ends call id with a.
+func (f *forwarder) finish(id uint64, a answer) {
+	f.mu.Lock()
+	c := f.pending[id]
+	delete(f.pending, id)
+	f.mu.Unlock()
+	if c != nil {
+		c.done(a)
+	}
+}
+
+// failAddress ends every call in flight to addr with err.
+func (f *forwarder) failAddress(addr string, err error) {
+	f.mu.Lock()
+	var failed []*pendingCall
+	for id, c := range f.pending {
+		if c.addr == addr {
+			failed = append(failed, c)
+			delete(f.pending, id)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range failed {
+		c.done(answer{err: err})
+	}
+}
+
+// expireInterval is how often calls past their deadline are ended: one
+// sweep for all of them instead of a timer per request.
+const expireInterval = 25 * time.Millisecond
+
+func (f *forwarder) expireLoop() {
+	t := time.NewTicker(expireInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.stop:
+			return
+		case now := <-t.C:
+			f.mu.Lock()
+			var expired []*pendingCall
+			for id, c := range f.pending {
+				if !now.Before(c.deadline) {
+					expired = append(expired, c)
+					delete(f.pending, id)
+				}
+			}
+			f.mu.Unlock()
+			for _, c := range expired {
+				c.done(answer{err: errNoAnswer})
+			}
+		}
+	}
+}
+
+// inbox is the Process answers come to.
+type inbox struct{ f *forwarder }
+
+func (in *inbox) SendUserMessage(_ *actor.PID, message any) {
+	_, msg, _ := actor.UnwrapEnvelope(message)
+	switch m := msg.(type) {
+	case *messages.ClientResponse:
+		in.f.finish(m.RequestId, answer{msg: m})
+	case *messages.SnapshotResponse:
+		in.f.finish(m.RequestId, answer{msg: m})
+	case *messages.CheckResponse:
+		in.f.finish(m.RequestId, answer{msg: m})
+	case *actor.DeadLetterResponse:
+		// The target does not exist, or its node could not be reached:
+		// nothing sent there arrived.
+		if m.Target != nil {
+			in.f.failAddress(m.Target.Address, errNotDelivered)
+		}
+	}
+}
+
+func (in *inbox) SendSystemMessage(*actor.PID, any) {}
+func (in *inbox) Stop(pid *actor.PID)               { in.f.sys.ProcessRegistry.Remove(pid) }

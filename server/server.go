@@ -1,0 +1,131 @@
+// Package server serves a node's client API (service livepaxos.v1.KV,
+// messages/kv.proto) on its client port.
+//
+// Any node answers any request. Writes, membership changes and checks go
+// to the master's proposer, and lease and quorum reads to the master's
+// lease manager, over the peer transport; the answer comes back to this
+// node and goes out on the caller's own connection. So a client needs one
+// reachable node and no inbound connection: it may sit behind a firewall
+// or NAT. A lease read at the master, and a stale read anywhere, is
+// answered on the calling goroutine from the state machine, with no actor
+// in between (actors.Replica.ServeRead).
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/livepaxos/livepaxos/actors"
+	"github.com/livepaxos/livepaxos/messages"
+)
+
+// Config describes the client API of one node.
+type Config struct {
+	// Replica is the node's replica, already spawned in System.
+	Replica *actors.Replica
+	// System is the node's actor system, remoting started: answers from
+	// the master come back to this node through it.
+	System *actor.ActorSystem
+	// Validate, if set, checks a MultiOp before it is sent anywhere; its
+	// error is returned as invalid (or too large when it wraps
+	// actors.ErrTooLarge) and nothing is proposed.
+	Validate func(*messages.MultiOp) error
+	// MaxCommandBytes refuses larger requests before they are sent on
+	// (default 1 MiB + 64 KiB, as actors.Config).
+	MaxCommandBytes int
+	// RequestTimeout bounds a request whose call has no deadline, and how
+	// long a forwarded request waits for its answer (default 10s).
+	RequestTimeout time.Duration
+	// MaxInFlight bounds the requests this node has sent on and not seen
+	// answered (default 65,536); more are refused as overloaded.
+	MaxInFlight int
+	// MaxStreamInFlight bounds one Stream's calls in flight (default
+	// 4,096): a client with more waits, through gRPC flow control.
+	MaxStreamInFlight int
+	// RegisterEvery is how often the node checks that the membership
+	// records its client address, and asks the master to record it if not
+	// (default 1s).
+	RegisterEvery time.Duration
+	Logger        *slog.Logger
+}
+
+// ErrConfig reports a Config that cannot serve.
+var ErrConfig = errors.New("server: invalid config")
+
+// Server is one node's client API. Create it with New; Close it before
+// stopping the replica.
+type Server struct {
+	cfg     Config
+	replica *actors.Replica
+	fwd     *forwarder
+	log     *slog.Logger
+	stop    chan struct{}
+
+	mu      sync.Mutex
+	closed  bool
+	serving *serving
+}
+
+// ErrClosed is returned by Serve after Close.
+var ErrClosed = errors.New("server: closed")
+
+// New prepares the client API of a node; serve it with Serve.
+func New(cfg Config) (*Server, error) {
+	if cfg.Replica == nil || cfg.System == nil {
+		return nil, fmt.Errorf("%w: a replica and its actor system are required", ErrConfig)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.MaxCommandBytes <= 0 {
+		cfg.MaxCommandBytes = 1<<20 + 64<<10
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 65536
+	}
+	if cfg.MaxStreamInFlight <= 0 {
+		cfg.MaxStreamInFlight = 4096
+	}
+	if cfg.RegisterEvery <= 0 {
+		cfg.RegisterEvery = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, replica: cfg.Replica, log: cfg.Logger, stop: make(chan struct{}),
+		fwd: newForwarder(cfg.System, cfg.MaxInFlight)}
+	go s.registerLoop()
+	return s, nil
+}
+
+// Close stops serving: open connections are closed, calls in flight end
+// (a write among them with an unknown outcome), and Serve returns.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	sv := s.serving
+	s.mu.Unlock()
+	close(s.stop)
+	if sv != nil {
+		sv.health.Shutdown()
+		sv.grpc.Stop()
+		sv.http.Close()
+		sv.mux.Close()
+	}
+	s.fwd.close()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}

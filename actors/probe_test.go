@@ -62,13 +62,7 @@ func TestPaper4_PartitionedMasterIsReplaced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	var old uint32
-	waitFor(t, 5*time.Second, func() error {
-		if old = g.master(); old == 0 {
-			return errors.New("no master yet")
-		}
-		return nil
-	})
+	old := g.waitMaster(5 * time.Second)
 	for i := range 20 {
 		if err := propose(t, ctx, g.hosts[old], fmt.Sprintf("k%03d", i), fmt.Sprint(i)); err != nil {
 			t.Fatalf("put %d through node %d: %v", i, old, err)
@@ -146,13 +140,7 @@ func TestPaper4_PartitionedMasterIsReplaced(t *testing.T) {
 	if err := propose(t, ctx, g.hosts[old], "after", "heal"); !errors.Is(err, actors.ErrNotMaster) {
 		t.Fatalf("put through the old master after healing: err = %v, want ErrNotMaster", err)
 	}
-	var m uint32
-	waitFor(t, 10*time.Second, func() error { // a ballot boost may be electing anew just now
-		if m = g.master(); m == 0 {
-			return errors.New("no master")
-		}
-		return nil
-	})
+	m := g.waitMaster(10 * time.Second) // a ballot boost may be electing anew just now
 	if err := propose(t, ctx, g.hosts[m], "after", "heal"); err != nil {
 		t.Fatalf("put through master %d after healing: %v", m, err)
 	}

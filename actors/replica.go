@@ -124,21 +124,51 @@ func (r *Replica) Applied() uint64 {
 	return 0
 }
 
-// Status returns the replica's latest status, as served to clients.
+// Status returns the replica's status, as served to clients: computed by
+// the core's actor now, or the one it last published when it does not run
+// (or does not answer within statusWait). Do not call it from the
+// replica's own actors.
 func (r *Replica) Status() *messages.StatusResponse {
+	r.mu.Lock()
+	sys, running := r.sys, !r.closed
+	r.mu.Unlock()
+	select {
+	case <-r.started:
+	default:
+		running = false
+	}
+	if running && !r.stopped.Load() && sys != nil {
+		fresh := make(chan *messages.StatusResponse, 1)
+		sys.Root.Send(r.pid(r.cfg.NodeID, CoreName), &localRequest{run: func(*core.Driver) {
+			r.publishStatus()
+			fresh <- r.status.Load()
+		}})
+		timer := time.NewTimer(statusWait)
+		defer timer.Stop()
+		select {
+		case s := <-fresh:
+			return s
+		case <-timer.C:
+		}
+	}
 	if s := r.status.Load(); s != nil {
 		return s
 	}
 	return &messages.StatusResponse{NodeId: r.cfg.NodeID}
 }
 
+// statusWait bounds how long Status waits for the core's actor.
+const statusWait = time.Second
+
 // Epoch returns the epoch of the log as this replica has applied it, and
 // the master that started it (§5.3). Two calls return the same epoch if
 // and only if no new mastership began in between (as far as this replica
 // has applied the log).
 func (r *Replica) Epoch() (epoch uint64, master uint32) {
-	s := r.Status()
-	return s.Epoch, s.EpochMaster
+	if v := r.view.Load(); v != nil {
+		return v.Epoch, v.EpochMaster
+	}
+	return 0, 0
 }
 
 // LogStats returns the write-ahead log's counters (records, bytes, fsyncs,

@@ -25,8 +25,10 @@ type View struct {
 	// applied its epoch's first instance).
 	LeaseUntil time.Time
 	// Applied is the last instance applied, KnownChosen the highest known
-	// chosen, Epoch the epoch in force as applied.
+	// chosen, Epoch the epoch in force as applied and EpochMaster the
+	// master that started it (§5.3).
 	Applied, KnownChosen, Epoch uint64
+	EpochMaster                 uint32
 }
 
 // Decision is what becomes of one read.
@@ -83,7 +85,7 @@ func (v *View) Response(requestID uint64, c messages.Consistency, d Decision) *m
 // View returns the replica's view at now.
 func (r *Replica) View(now time.Time) View {
 	v := View{Stopped: r.stopped, Applied: r.applied, KnownChosen: r.l.KnownChosen()}
-	v.Epoch, _ = r.epochs.Epoch()
+	v.Epoch, v.EpochMaster = r.epochs.Epoch()
 	if r.p == nil {
 		return v
 	}

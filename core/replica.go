@@ -1,7 +1,6 @@
 package core
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -77,7 +76,6 @@ func New(cfg Config) (*Replica, error) {
 	r.a.SetBootstrap(cfg.Bootstrap)
 	r.l = paxos.NewLearner(cfg.Learner)
 	r.epochs.Plant(cfg.Planted)
-	r.checks.tally = paxos.NewChecksumTally(cfg.ID, len(cfg.Members.Members), cfg.ChecksumsKept)
 	r.history = []mark{{members: cfg.Members}}
 	return r, nil
 }
@@ -284,9 +282,6 @@ func (r *Replica) learnerOut(out paxos.LearnerOutput, now time.Time) {
 		r.proposerOut(r.p.LearnerApplied(r.l.Contiguous(), now), now)
 	}
 }
-
-// ErrStopped answers inputs to a replica that stopped.
-var ErrStopped = errors.New("core: replica stopped")
 
 // fail stops the replica: nothing more is sent, proposed or applied.
 func (r *Replica) fail(err error) {

@@ -35,6 +35,8 @@ func (r *Replica) FinishRestore(now time.Time) error {
 		r.apply(e, false, now) // the proposer comes next, from the membership replayed
 	}
 	r.lastNow = now
+	// Checksums are compared among the members as the log left them.
+	r.checks.tally = paxos.NewChecksumTally(r.id, len(r.members.GetMembers()), r.cfg.ChecksumsKept)
 	// The acceptor may have granted a lease just before it stopped:
 	// honour it as if granted now (§5.2).
 	r.a.StartLease(r.cfg.Proposer.LeaseTimeout, now)

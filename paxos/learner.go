@@ -50,7 +50,8 @@ func (c *LearnerConfig) setDefaults() {
 type Learner struct {
 	cfg LearnerConfig
 	// chosen holds every chosen entry this replica knows, for applying and
-	// for serving peers that catch up. Snapshots will bound it.
+	// for serving peers that catch up, down to its snapshot
+	// (SnapshotTaken lets go of what a snapshot covers).
 	chosen map[uint64]*messages.Entry
 	// pending holds accepted entries above contiguous not yet known chosen.
 	pending map[uint64]*messages.Entry

@@ -169,6 +169,12 @@ func (r *Replica) ChangeMembers(ctx context.Context, sender actor.SenderContext,
 	return 0, errorOf(a.resp)
 }
 
+// Members returns the group's configuration as this replica applied it
+// (§5.4), with each member's peer and client addresses (a copy).
+func (r *Replica) Members() *messages.Membership {
+	return proto.Clone(r.members.Load()).(*messages.Membership)
+}
+
 // localRefusal is the API's error for a command refused before the core.
 func localRefusal(err error) error {
 	if errors.Is(err, ErrStopped) || errors.Is(err, ErrTooLarge) {

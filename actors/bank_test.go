@@ -186,16 +186,7 @@ func TestCloseStopsTheReplicaAndReleasesItsDirectory(t *testing.T) {
 	if err := old.replica.Close(); err != nil { // no StopFuture: Close alone
 		t.Fatal(err)
 	}
-	var next uint32
-	waitFor(t, 15*time.Second, func() error {
-		for id, h := range g.hosts {
-			if id != m && h.replica.Status().IsMaster {
-				next = id
-				return nil
-			}
-		}
-		return fmt.Errorf("no master since node %d closed", m)
-	})
+	next := g.waitMasterOtherThan(m, 15*time.Second)
 	if _, err := proposeAt(t, ctx, g.hosts[next], "deposit dave 1"); err != nil {
 		t.Fatal(err)
 	}

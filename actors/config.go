@@ -15,14 +15,13 @@ import (
 )
 
 // The state machine a replica feeds, and the optional interfaces that
-// give it reads, epochs, snapshots and consistency checks: see package
-// core, which calls them.
+// give it reads, epochs and snapshots (and core.Checksummer, consistency
+// checks): package core calls them.
 type (
 	StateMachine  = core.StateMachine
 	Reader        = core.Reader
 	EpochObserver = core.EpochObserver
 	Snapshotter   = core.Snapshotter
-	Checksummer   = core.Checksummer
 )
 
 // DefaultName is the actor name of the replica parent; peers address its
@@ -158,12 +157,6 @@ func (c *Config) setDefaults() error {
 	if c.TickInterval == 0 {
 		c.TickInterval = 20 * time.Millisecond
 	}
-	if c.SnapshotEvery == 0 {
-		c.SnapshotEvery = 100_000
-	}
-	if c.SnapshotLogBytes == 0 {
-		c.SnapshotLogBytes = 64 << 20
-	}
 	if c.RestartGrace == 0 {
 		c.RestartGrace = 2500 * time.Millisecond
 	}
@@ -173,16 +166,6 @@ func (c *Config) setDefaults() error {
 	if c.OnFatal == nil {
 		log := c.Logger
 		c.OnFatal = func(err error) { log.Error("replica stopped", "err", err) }
-	}
-	if c.Proposer.LeaseTimeout == 0 {
-		c.Proposer.LeaseTimeout = 2 * time.Second
-	}
-	if c.Proposer.ClockDriftMax == 0 {
-		c.Proposer.ClockDriftMax = 100 * time.Millisecond
-	}
-	if c.Proposer.ClockDriftMax >= c.Proposer.LeaseTimeout {
-		return fmt.Errorf("%w: clock drift bound %v must be below the lease timeout %v", ErrConfig,
-			c.Proposer.ClockDriftMax, c.Proposer.LeaseTimeout)
 	}
 	return nil
 }

@@ -10,38 +10,50 @@ import (
 
 // Errors of the embedding API (Propose, Read, Snapshot, ChangeMembers and
 // Client). Test with errors.Is; NotMasterError carries the master.
+
+// Refusals: nothing was proposed, nothing changed; a retry may succeed.
 var (
 	// ErrNotMaster: this replica is not master (see NotMasterError).
 	ErrNotMaster = errors.New("actors: this replica is not master")
-	// ErrOverloaded: the master's queue was full; nothing was proposed.
+	// ErrOverloaded: the master's queue was full.
 	ErrOverloaded = errors.New("actors: proposal queue full")
-	// ErrRejected: the state machine refused the command (its own error
-	// is wrapped too, and its result returned beside) or the query.
-	ErrRejected = errors.New("actors: command rejected")
-	// ErrInvalid: the command was refused before it was proposed
-	// (Config.ValidateCommand, or a malformed request); nothing changed.
+	// ErrUnavailable: a read could not be served in time (mastership not
+	// confirmed by a majority).
+	ErrUnavailable = errors.New("actors: read not served in time")
+)
+
+// A command or read refused for what it is: retrying it changes nothing.
+var (
+	// ErrInvalid: refused before it was proposed (Config.ValidateCommand,
+	// or a malformed request).
 	ErrInvalid = errors.New("actors: invalid request")
+	// ErrMembership refuses a membership change that cannot be made.
+	ErrMembership = core.ErrMembership
 	// ErrTooLarge marks a command refused for its size. A ValidateCommand
 	// error that wraps it reaches the client as ERROR_CODE_TOO_LARGE.
 	ErrTooLarge = errors.New("too large")
+	// ErrRejected: the state machine refused the command (its own error
+	// is wrapped too, and its result returned beside) or the query.
+	ErrRejected = errors.New("actors: command rejected")
+)
+
+// What became of a command whose answer says the log moved without it.
+var (
 	// ErrOutcomeUnknown: the command may or may not have applied
 	// (mastership changed while it was in flight, or no answer in time).
 	ErrOutcomeUnknown = errors.New("actors: outcome unknown (mastership changed or no answer)")
 	// ErrMasterChanged: the command's epoch ended before it applied, so it
 	// was applied nowhere (§5.3). It is safe to retry.
 	ErrMasterChanged = errors.New("actors: master changed before the command applied; not applied")
-	// ErrUnavailable: a read could not be served in time (mastership not
-	// confirmed by a majority); nothing changed. Retry.
-	ErrUnavailable = errors.New("actors: read not served in time")
-	// ErrDiverged stops a replica whose state's checksum differs from the
-	// one a majority of its group computed at the same instance (§6.2).
-	ErrDiverged = core.ErrDiverged
-	// ErrMembership refuses a membership change that cannot be made.
-	ErrMembership = core.ErrMembership
-	// ErrSnapshot reports a snapshot that was not taken; nothing was let
-	// go of.
-	ErrSnapshot = errors.New("actors: snapshot failed")
 )
+
+// ErrSnapshot reports a snapshot that was not taken; nothing was let go
+// of.
+var ErrSnapshot = errors.New("actors: snapshot failed")
+
+// ErrDiverged stops a replica whose state's checksum differs from the one
+// a majority of its group computed at the same instance (§6.2).
+var ErrDiverged = core.ErrDiverged
 
 // NotMasterError is ErrNotMaster with the master this replica knows of
 // (MasterID 0: none known), so a caller can go there.

@@ -57,12 +57,10 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	defer replica.Close()
-	pid, err := system.Root.SpawnNamed(replica.Props(), actors.DefaultName)
-	if err != nil {
+	if err := replica.Start(system); err != nil {
 		panic(err)
 	}
-	defer func() { system.Root.StopFuture(pid).Wait() }()
+	defer replica.Close() // stops its actors, then releases the directory
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

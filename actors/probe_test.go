@@ -82,28 +82,13 @@ func TestPaper4_PartitionedMasterIsReplaced(t *testing.T) {
 			}
 		}
 	}
-	var next uint32
-	waitFor(t, 5*time.Second, func() error {
-		for id, h := range g.hosts {
-			if id != old && h.replica.Status().IsMaster {
-				next = id
-				return nil
-			}
-		}
-		return errors.New("no follower has taken over")
-	})
+	next := g.waitMasterOtherThan(old, 5*time.Second)
 	for i := 20; i < 40; i++ {
 		// The two left may still settle who is master (a duel of
 		// candidates): a client goes to whoever is, as the old one stays
 		// cut off.
 		waitFor(t, 10*time.Second, func() error {
-			next = 0
-			for id, h := range g.hosts {
-				if id != old && h.replica.Status().IsMaster {
-					next = id
-				}
-			}
-			if next == 0 {
+			if next = g.masterOtherThan(old); next == 0 {
 				return errors.New("no master on the majority side")
 			}
 			return propose(t, ctx, g.hosts[next], fmt.Sprintf("k%03d", i), fmt.Sprint(i))

@@ -286,12 +286,6 @@ func (r *Replica) ClientAddressOf(id uint32) string {
 	return paxos.MemberOf(r.members.Load(), id).GetClientAddress()
 }
 
-// Members returns the group's configuration as this replica applied it
-// (§5.4), with each member's peer and client addresses (a copy).
-func (r *Replica) Members() *messages.Membership {
-	return proto.Clone(r.members.Load()).(*messages.Membership)
-}
-
 // Master returns the master as this replica last knew it (0: unknown) and
 // whether it is this replica itself. Safe for concurrent use.
 func (r *Replica) Master() (id uint32, self bool) {

@@ -156,6 +156,31 @@ func (g *testGroup) waitMaster(d time.Duration) uint32 {
 	return m
 }
 
+// masterOtherThan returns a replica other than old that reports
+// mastership (0: none).
+func (g *testGroup) masterOtherThan(old uint32) uint32 {
+	for id, h := range g.hosts {
+		if id != old && h.replica != nil && h.replica.Status().IsMaster {
+			return id
+		}
+	}
+	return 0
+}
+
+// waitMasterOtherThan waits until a replica other than old reports
+// mastership and returns its id.
+func (g *testGroup) waitMasterOtherThan(old uint32, d time.Duration) uint32 {
+	g.t.Helper()
+	var m uint32
+	waitFor(g.t, d, func() error {
+		if m = g.masterOtherThan(old); m == 0 {
+			return fmt.Errorf("no master but node %d", old)
+		}
+		return nil
+	})
+	return m
+}
+
 func (g *testGroup) master() uint32 {
 	for id, h := range g.hosts {
 		if h.replica != nil && h.replica.Status().IsMaster {

@@ -69,15 +69,9 @@ func (c *Config) setDefaults() error {
 	if len(paxos.MembershipVoters(c.Members)) == 0 {
 		return fmt.Errorf("%w: no voter", ErrConfig)
 	}
-	if c.SnapshotEvery == 0 {
-		c.SnapshotEvery = 100_000
-	}
-	if c.SnapshotLogBytes == 0 {
-		c.SnapshotLogBytes = 64 << 20
-	}
-	if c.ChecksumsKept == 0 {
-		c.ChecksumsKept = 16
-	}
+	orDefault(&c.SnapshotEvery, 100_000)
+	orDefault(&c.SnapshotLogBytes, 64<<20)
+	orDefault(&c.ChecksumsKept, 16)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -85,12 +79,7 @@ func (c *Config) setDefaults() error {
 	p.ID, p.Planted = c.ID, c.Planted
 	p.Peers, p.Learners = paxos.MembershipVoters(c.Members), paxos.MembershipLearners(c.Members)
 	p.Members, p.Incarnation, p.Fresh, p.Bootstrap = c.Members, c.Incarnation, c.Fresh, c.Bootstrap
-	if p.LeaseTimeout == 0 {
-		p.LeaseTimeout = 2 * time.Second
-	}
-	if p.ClockDriftMax == 0 {
-		p.ClockDriftMax = 100 * time.Millisecond
-	}
+	*p = p.WithDefaults() // the lease timeout is the acceptor's too
 	if p.ClockDriftMax >= p.LeaseTimeout {
 		return fmt.Errorf("%w: clock drift bound %v must be below the lease timeout %v", ErrConfig, p.ClockDriftMax, p.LeaseTimeout)
 	}
@@ -98,4 +87,12 @@ func (c *Config) setDefaults() error {
 	l.ID, l.Planted = c.ID, c.Planted
 	l.Peers = memberIDs(c.Members)
 	return nil
+}
+
+// orDefault sets *v to def if it is zero.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }

@@ -29,18 +29,10 @@ type LearnerConfig struct {
 }
 
 func (c *LearnerConfig) setDefaults() {
-	if c.CatchupDelay == 0 {
-		c.CatchupDelay = 150 * time.Millisecond
-	}
-	if c.CatchupInterval == 0 {
-		c.CatchupInterval = time.Second
-	}
-	if c.MaxCatchupEntries == 0 {
-		c.MaxCatchupEntries = 512
-	}
-	if c.MaxCatchupBytes == 0 {
-		c.MaxCatchupBytes = 2 << 20
-	}
+	orDefault(&c.CatchupDelay, 150*time.Millisecond)
+	orDefault(&c.CatchupInterval, time.Second)
+	orDefault(&c.MaxCatchupEntries, 512)
+	orDefault(&c.MaxCatchupBytes, 2<<20)
 }
 
 // Learner learns which value each instance chose and hands the chosen values

@@ -1,7 +1,6 @@
 package paxos
 
 import (
-	"sort"
 	"time"
 
 	"github.com/livepaxos/livepaxos/messages"
@@ -76,12 +75,7 @@ func (p *Proposer) releaseReads(out *ProposerOutput, now time.Time) {
 	if len(p.reads) == 0 || p.state != stateMaster || p.applied < p.epoch {
 		return
 	}
-	seqs := make([]uint64, 0, len(p.voters))
-	for _, peer := range p.voters {
-		seqs = append(seqs, p.confirmAck[peer])
-	}
-	sort.Slice(seqs, func(i, j int) bool { return seqs[i] > seqs[j] })
-	confirmed := seqs[p.quorum()-1]
+	confirmed := p.quorumSeq(p.confirmAck)
 	if p.roundSeq != 0 && confirmed >= p.roundSeq {
 		p.roundSeq = 0
 	}

@@ -42,14 +42,8 @@ func TestPaper5_2_DeposedCandidateReleasesItsOwnLease(t *testing.T) {
 	other := NewAcceptor(3)
 	other.StartLease(testLease, t0)
 	now := t0.Add(testLease) // the old master's grants have run out
-	out := p.Tick(now.Add(10 * time.Second))
 	now = now.Add(10 * time.Second)
-	var prepare *messages.Prepare
-	for _, e := range out.Messages {
-		if m, ok := e.Msg.(*messages.Prepare); ok {
-			prepare = m
-		}
-	}
+	prepare := prepareOf(p.Tick(now))
 	if prepare == nil {
 		t.Fatal("no campaign")
 	}
@@ -86,7 +80,7 @@ func TestPaper5_2_DeposedCandidateReleasesItsOwnLease(t *testing.T) {
 	rival := &messages.Prepare{From: 3, Ballot: NextBallot(p.Ballot(), 3), FirstInstance: 1}
 	other.HandlePrepare(rival, now)
 	refusal := other.HandleAccept(accept, now).Reply.Msg
-	out = p.Step(refusal, now)
+	out := p.Step(refusal, now)
 	if p.IsMaster() || !out.ReleaseLease {
 		t.Fatalf("after a higher ballot's refusal: master %v, release %v", p.IsMaster(), out.ReleaseLease)
 	}

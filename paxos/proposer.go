@@ -75,49 +75,29 @@ type ProposerConfig struct {
 	Planted PlantedBug
 }
 
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c ProposerConfig) WithDefaults() ProposerConfig {
+	c.setDefaults()
+	return c
+}
+
 func (c *ProposerConfig) setDefaults() {
-	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = 100 * time.Millisecond
-	}
-	if c.ElectionTimeoutMin == 0 {
-		c.ElectionTimeoutMin = 700 * time.Millisecond
-	}
+	orDefault(&c.HeartbeatInterval, 100*time.Millisecond)
+	orDefault(&c.ElectionTimeoutMin, 700*time.Millisecond)
 	if c.ElectionTimeoutMax <= c.ElectionTimeoutMin {
 		c.ElectionTimeoutMax = 2 * c.ElectionTimeoutMin
 	}
-	if c.RetransmitInterval == 0 {
-		c.RetransmitInterval = 250 * time.Millisecond
-	}
-	if c.MaxBatchCommands == 0 {
-		c.MaxBatchCommands = 1024
-	}
-	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = 1 << 20
-	}
-	if c.MaxInflight == 0 {
-		c.MaxInflight = 32
-	}
-	if c.MaxQueue == 0 {
-		c.MaxQueue = 32768
-	}
-	if c.LeaseTimeout == 0 {
-		c.LeaseTimeout = 2 * time.Second
-	}
-	if c.ClockDriftMax == 0 {
-		c.ClockDriftMax = 100 * time.Millisecond
-	}
-	if c.CheckInterval == 0 {
-		c.CheckInterval = 5 * time.Minute
-	}
-	if c.BoostInterval == 0 {
-		c.BoostInterval = 10 * time.Second
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = time.Second
-	}
-	if c.MaxReads == 0 {
-		c.MaxReads = 32768
-	}
+	orDefault(&c.RetransmitInterval, 250*time.Millisecond)
+	orDefault(&c.MaxBatchCommands, 1024)
+	orDefault(&c.MaxBatchBytes, 1<<20)
+	orDefault(&c.MaxInflight, 32)
+	orDefault(&c.MaxQueue, 32768)
+	orDefault(&c.LeaseTimeout, 2*time.Second)
+	orDefault(&c.ClockDriftMax, 100*time.Millisecond)
+	orDefault(&c.CheckInterval, 5*time.Minute)
+	orDefault(&c.BoostInterval, 10*time.Second)
+	orDefault(&c.ReadTimeout, time.Second)
+	orDefault(&c.MaxReads, 32768)
 	if c.Rand == nil {
 		c.Rand = rand.New(rand.NewPCG(uint64(c.ID), 0x1ea5e))
 	}

@@ -1,7 +1,7 @@
 package paxos
 
 import (
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/livepaxos/livepaxos/messages"
@@ -16,12 +16,7 @@ import (
 // (by acks, the highest seq each answered) have all answered, if any is
 // still in the window.
 func (p *Proposer) quorumSent(acks map[uint32]uint64) (time.Time, bool) {
-	seqs := make([]uint64, 0, len(p.voters))
-	for _, peer := range p.voters {
-		seqs = append(seqs, acks[peer])
-	}
-	sort.Slice(seqs, func(i, j int) bool { return seqs[i] > seqs[j] })
-	s := seqs[p.quorum()-1]
+	s := p.quorumSeq(acks)
 	if s == 0 || s+seqWindow <= p.seq {
 		return time.Time{}, false
 	}
@@ -52,6 +47,20 @@ func (p *Proposer) toIncarnation(peer uint32) uint64 {
 		return inc
 	}
 	return p.bootstrapIncs[peer]
+}
+
+// quorumSeq returns the highest seq that a majority of voters have all
+// answered, by acks (the highest seq each answered): the majority-th
+// highest of them. Called on every step of a busy master, so it sorts on
+// the stack.
+func (p *Proposer) quorumSeq(acks map[uint32]uint64) uint64 {
+	var buf [16]uint64
+	seqs := buf[:0]
+	for _, peer := range p.voters {
+		seqs = append(seqs, acks[peer])
+	}
+	slices.Sort(seqs)
+	return seqs[len(seqs)-p.quorum()]
 }
 
 // quorum returns the size of a majority of n voters.

@@ -353,17 +353,18 @@ func (c *checker) decided(n *node, reply *paxos.Envelope) {
 	if reply == nil || c.s.cfg.NoContractCheck {
 		return
 	}
+	var ok bool
+	var ballot uint64
+	var what string
 	switch m := reply.Msg.(type) {
 	case *messages.Promise:
-		if m.Ok && m.Ballot < n.durablePromised {
-			c.s.fail(ErrSafety, ErrDurableContradiction, "%s promises ballot %s but durably promised %s",
-				n.name(), fmtBallot(m.Ballot), fmtBallot(n.durablePromised))
-		}
+		ok, ballot, what = m.Ok, m.Ballot, "promises ballot"
 	case *messages.Accepted:
-		if m.Ok && m.Ballot < n.durablePromised {
-			c.s.fail(ErrSafety, ErrDurableContradiction, "%s accepts under ballot %s but durably promised %s",
-				n.name(), fmtBallot(m.Ballot), fmtBallot(n.durablePromised))
-		}
+		ok, ballot, what = m.Ok, m.Ballot, "accepts under ballot"
+	}
+	if ok && ballot < n.durablePromised {
+		c.s.fail(ErrSafety, ErrDurableContradiction, "%s %s %s but durably promised %s",
+			n.name(), what, fmtBallot(ballot), fmtBallot(n.durablePromised))
 	}
 }
 

@@ -107,6 +107,45 @@ func (sc *scenario) put(c int, to *node, key, value string) *op {
 // cut drops messages from a to b until healed.
 func (sc *scenario) cut(a, b *node) { sc.s.net.cut[[2]uint32{a.id, b.id}] = true }
 
+// others returns the nodes other than n, in id order.
+func (sc *scenario) others(n *node) []*node {
+	var out []*node
+	for _, o := range sc.s.nodes {
+		if o != n {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// lagging picks, by seed, a node other than the master m, and cuts it off
+// while clients write: the replica that falls behind.
+func (sc *scenario) lagging(seed uint64, m *node) *node {
+	lag := sc.s.nodes[int(seed)%len(sc.s.nodes)]
+	if lag == m {
+		lag = sc.s.nodes[(int(seed)+1)%len(sc.s.nodes)]
+	}
+	sc.isolate(lag)
+	sc.startClients()
+	return lag
+}
+
+// awaitMaster runs until one of nodes that is up is master (at most 5 s)
+// and returns it.
+func (sc *scenario) awaitMaster(nodes []*node) *node {
+	sc.t.Helper()
+	for range 50 {
+		sc.run(100 * time.Millisecond)
+		for _, n := range nodes {
+			if n.up && n.r().IsMaster() {
+				return n
+			}
+		}
+	}
+	sc.t.Fatal("no master among the nodes")
+	return nil
+}
+
 // isolate cuts every link between n and the other nodes, both ways.
 func (sc *scenario) isolate(n *node) {
 	for _, o := range sc.s.nodes {
@@ -234,13 +273,7 @@ func TestPaper4_CatchUpUnderSimulation(t *testing.T) {
 			cfg := quietConfig(seed, 3+2*int(seed%2))
 			cfg.Learner.MaxCatchupEntries = 8 // many chunks
 			sc := newScenario(t, cfg)
-			m := sc.master()
-			lag := sc.s.nodes[int(seed)%len(sc.s.nodes)]
-			if lag == m {
-				lag = sc.s.nodes[(int(seed)+1)%len(sc.s.nodes)]
-			}
-			sc.isolate(lag)
-			sc.startClients()
+			lag := sc.lagging(seed, sc.master())
 			sc.run(3 * time.Second)
 			if seed%3 == 0 { // and it crashes while cut off
 				lag.crash()

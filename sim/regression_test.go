@@ -188,17 +188,8 @@ func TestRegression_DeposedMasterNoticeCoversOnlyItsOwnBallot(t *testing.T) {
 			a := sc.master()
 			sc.put(0, a, "k0", "warmup")
 			sc.run(200 * time.Millisecond)
-			var x *node
-			var rest []*node
-			for _, n := range sc.s.nodes {
-				switch {
-				case n == a:
-				case x == nil:
-					x = n
-				default:
-					rest = append(rest, n)
-				}
-			}
+			others := sc.others(a)
+			x, rest := others[0], others[1:]
 			for _, n := range rest {
 				sc.cut(a, n)
 				sc.cut(x, n)
@@ -216,21 +207,7 @@ func TestRegression_DeposedMasterNoticeCoversOnlyItsOwnBallot(t *testing.T) {
 				t.Fatalf("%s did not accept the deposed master's value at %d", x.name(), instance)
 			}
 			// The rest elect a master of their own.
-			var c *node
-			for range 50 {
-				sc.run(100 * time.Millisecond)
-				for _, n := range rest {
-					if n.r().IsMaster() {
-						c = n
-					}
-				}
-				if c != nil {
-					break
-				}
-			}
-			if c == nil {
-				t.Fatal("the majority side elected no master")
-			}
+			c := sc.awaitMaster(rest)
 			sc.put(1, c, "k0", "from-new-master")
 			sc.run(time.Second)
 			if a.r().IsMaster() && a.applied >= instance {
@@ -288,21 +265,7 @@ func TestRegression_RestoreKeepsLearnedValue(t *testing.T) {
 			a.crash()
 			x.crash() // down while the others move on, so it never votes
 			sc.s.net.drop = nil
-			var c *node
-			for range 50 {
-				sc.run(100 * time.Millisecond)
-				for _, n := range sc.s.nodes {
-					if n.up && n.r().IsMaster() {
-						c = n
-					}
-				}
-				if c != nil {
-					break
-				}
-			}
-			if c == nil {
-				t.Fatal("no new master")
-			}
+			c := sc.awaitMaster(sc.s.nodes)
 			sc.put(1, c, "k0", "chosen")
 			sc.run(500 * time.Millisecond)
 			x.restart()

@@ -37,6 +37,16 @@ func (sc *scenario) snapshotNow(n *node) {
 	}
 }
 
+// snapshotAllBut has every node but lag snapshot now.
+func (sc *scenario) snapshotAllBut(lag *node) {
+	sc.t.Helper()
+	for _, n := range sc.s.nodes {
+		if n != lag {
+			sc.snapshotNow(n)
+		}
+	}
+}
+
 // §5.5: a snapshot that fails (the replica crashes while writing it) is
 // never used and lets go of nothing: the previous one stays, and so does
 // the log after it.
@@ -74,19 +84,9 @@ func TestPaper5_5_ReplicaBehindTruncationRecoversThroughSnapshot(t *testing.T) {
 	for seed := uint64(1); seed <= 10; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			sc := newScenario(t, snapshotConfig(seed, 3+2*int(seed%2)))
-			m := sc.master()
-			lag := sc.s.nodes[int(seed)%len(sc.s.nodes)]
-			if lag == m {
-				lag = sc.s.nodes[(int(seed)+1)%len(sc.s.nodes)]
-			}
-			sc.isolate(lag)
-			sc.startClients()
+			lag := sc.lagging(seed, sc.master())
 			sc.run(2 * time.Second)
-			for _, n := range sc.s.nodes {
-				if n != lag {
-					sc.snapshotNow(n)
-				}
-			}
+			sc.snapshotAllBut(lag)
 			sc.run(500 * time.Millisecond)
 			before := lag.applied
 			sc.s.net.heal()
@@ -140,19 +140,9 @@ func TestPaper5_5_RecoveryIsSnapshotPlusReplay(t *testing.T) {
 // installs and catches up.
 func TestPaper5_5_ProviderDiesMidTransfer(t *testing.T) {
 	sc := newScenario(t, snapshotConfig(3, 5))
-	m := sc.master()
-	lag := sc.s.nodes[0]
-	if lag == m {
-		lag = sc.s.nodes[1]
-	}
-	sc.isolate(lag)
-	sc.startClients()
+	lag := sc.lagging(0, sc.master())
 	sc.run(2 * time.Second)
-	for _, n := range sc.s.nodes {
-		if n != lag {
-			sc.snapshotNow(n)
-		}
-	}
+	sc.snapshotAllBut(lag)
 	sc.s.net.heal()
 	var provider *node
 	for i := 0; provider == nil; i++ {
@@ -185,16 +175,8 @@ func behindTruncation(t *testing.T, seed uint64, bug paxos.PlantedBug) error {
 	cfg.Planted = bug
 	sc := newScenario(t, cfg)
 	m := sc.master()
-	var lag, other *node
-	for _, n := range sc.s.nodes {
-		switch {
-		case n == m:
-		case lag == nil:
-			lag = n
-		default:
-			other = n
-		}
-	}
+	others := sc.others(m)
+	lag, other := others[0], others[1]
 	sc.isolate(lag)
 	sc.startClients()
 	sc.run(2 * time.Second)

@@ -50,7 +50,7 @@ func (s *Server) failureOf(req *request, a answer) *failure {
 		f.code, f.msg = messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN, "no answer from the master in time"
 	case errors.Is(a.err, errNoAnswer):
 		f.msg = "no answer from the master in time"
-	case errors.Is(a.err, errNoMaster):
+	case errors.Is(a.err, errNoMaster), errors.Is(a.err, errMasterUnreachable):
 		f.code = messages.ErrorCode_ERROR_CODE_NOT_MASTER
 	}
 	return f

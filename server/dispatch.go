@@ -48,6 +48,9 @@ func (r *request) idempotent() bool {
 // errNoMaster: no master is known here, or none answered in time.
 var errNoMaster = errors.New("no master known")
 
+// errMasterUnreachable: the master this node knows is not connected to it.
+var errMasterUnreachable = errors.New("the master is not reachable from this node")
+
 // Retry pacing for a request refused because its target was not master (an
 // election under way): short at first, never more than maxBackoff.
 const (
@@ -64,7 +67,7 @@ func (s *Server) dispatch(req *request, done func(answer)) {
 		return
 	}
 	req.tried = to
-	s.fwd.send(target, req.deadline, func(id uint64) any { return req.message(id) }, func(a answer) {
+	s.fwd.send(target, req.deadline, req.idempotent(), func(id uint64) any { return req.message(id) }, func(a answer) {
 		s.settle(req, done, a)
 	})
 }
@@ -92,8 +95,14 @@ func (s *Server) route(req *request) (*actor.PID, uint32, error) {
 		return nil, 0, errNoMaster
 	}
 	pid := s.replica.RolePID(master, role)
-	if pid == nil {
+	switch {
+	case pid == nil:
 		return nil, 0, errNoMaster
+	case !req.idempotent() && master != self && s.fwd.isDown(pid.Address):
+		// A write sent to a peer whose connection is down could be lost
+		// with no way to tell (see inbox.SendUserMessage): wait for it to
+		// come back or for another master.
+		return nil, 0, errMasterUnreachable
 	}
 	return pid, master, nil
 }

@@ -31,6 +31,10 @@ type pendingCall struct {
 	addr     string // the target's address, to end the call if it disconnects
 	deadline time.Time
 	done     func(answer) // called exactly once, on whichever goroutine ends the call
+	// retryable: sending it again is harmless (it changes nothing), so a
+	// dead letter may end it as errNotDelivered. A write is never: see
+	// inbox.SendUserMessage.
+	retryable bool
 }
 
 // forwarder sends requests to role actors, this node's or the master's over
@@ -52,6 +56,12 @@ type forwarder struct {
 
 	stop chan struct{}
 	once sync.Once
+
+	// down holds the peer addresses whose connection protoactor reported
+	// terminated and not connected since: a write is not forwarded there
+	// (see Server.route), since whether a message sent meanwhile arrived
+	// cannot be told.
+	down sync.Map // address -> struct{}
 }
 
 // errTooManyPending refuses a request while maxPending calls wait.
@@ -63,8 +73,12 @@ func newForwarder(sys *actor.ActorSystem, maxPending int) *forwarder {
 	// A peer whose connection broke will not answer the calls it has: end
 	// them at once (a write among them may have been proposed).
 	sys.EventStream.Subscribe(func(evt any) {
-		if e, ok := evt.(*remote.EndpointTerminatedEvent); ok {
-			f.failAddress(e.Address, errNoAnswer)
+		switch e := evt.(type) {
+		case *remote.EndpointTerminatedEvent:
+			f.down.Store(e.Address, struct{}{})
+			f.failAddress(e.Address, func(*pendingCall) error { return errNoAnswer })
+		case *remote.EndpointConnectedEvent:
+			f.down.Delete(e.Address)
 		}
 	})
 	go f.expireLoop()
@@ -86,10 +100,17 @@ func (f *forwarder) close() {
 	})
 }
 
+// isDown reports whether protoactor last reported addr's connection
+// terminated.
+func (f *forwarder) isDown(addr string) bool {
+	_, down := f.down.Load(addr)
+	return down
+}
+
 // send delivers the message build makes for a fresh request id to target
-// and calls done once with the answer, or with errNotDelivered or
-// errNoAnswer by the deadline. done must not block.
-func (f *forwarder) send(target *actor.PID, deadline time.Time, build func(id uint64) any, done func(answer)) {
+// and calls done once with the answer, or with errNotDelivered (only when
+// retryable) or errNoAnswer by the deadline. done must not block.
+func (f *forwarder) send(target *actor.PID, deadline time.Time, retryable bool, build func(id uint64) any, done func(answer)) {
 	id := f.ids.Add(1)
 	f.mu.Lock()
 	if len(f.pending) >= f.maxPending {
@@ -97,7 +118,7 @@ func (f *forwarder) send(target *actor.PID, deadline time.Time, build func(id ui
 		done(answer{err: errTooManyPending})
 		return
 	}
-	f.pending[id] = &pendingCall{addr: target.Address, deadline: deadline, done: done}
+	f.pending[id] = &pendingCall{addr: target.Address, deadline: deadline, done: done, retryable: retryable}
 	f.mu.Unlock()
 	f.sys.Root.RequestWithCustomSender(target, build(id), f.inbox)
 }
@@ -113,8 +134,9 @@ func (f *forwarder) finish(id uint64, a answer) {
 	}
 }
 
-// failAddress ends every call in flight to addr with err.
-func (f *forwarder) failAddress(addr string, err error) {
+// failAddress ends every call in flight to addr, each with the error why
+// gives it.
+func (f *forwarder) failAddress(addr string, why func(*pendingCall) error) {
 	f.mu.Lock()
 	var failed []*pendingCall
 	for id, c := range f.pending {
@@ -125,7 +147,7 @@ func (f *forwarder) failAddress(addr string, err error) {
 	}
 	f.mu.Unlock()
 	for _, c := range failed {
-		c.done(answer{err: err})
+		c.done(answer{err: why(c)})
 	}
 }
 
@@ -171,9 +193,19 @@ func (in *inbox) SendUserMessage(_ *actor.PID, message any) {
 		in.f.finish(m.RequestId, answer{msg: m})
 	case *actor.DeadLetterResponse:
 		// The target does not exist, or its node could not be reached:
-		// nothing sent there arrived.
+		// the message it answers did not arrive. Which message, it does
+		// not say, and the calls in flight to that address may include
+		// some sent over a connection made since, which did arrive. So
+		// only a call that is harmless to repeat ends as not delivered;
+		// a write ends with no answer (its outcome unknown), and writes
+		// are not sent to a peer known to be down in the first place.
 		if m.Target != nil {
-			in.f.failAddress(m.Target.Address, errNotDelivered)
+			in.f.failAddress(m.Target.Address, func(c *pendingCall) error {
+				if c.retryable {
+					return errNotDelivered
+				}
+				return errNoAnswer
+			})
 		}
 	}
 }

@@ -7,9 +7,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +20,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/livepaxos/livepaxos/client"
 	"github.com/livepaxos/livepaxos/messages"
@@ -145,6 +149,7 @@ func testMultiHost(t *testing.T, withTLS bool) {
 			t.Fatalf("key %s still there after the txn deleted it: %q", key, r.stdout)
 		}
 	}
+	c.jsonAndReflection()
 	status := c.mustCLI("status", "--endpoints", strings.Join(c.endpoints(), ","))
 	if !strings.Contains(status, "survives 1 more failure") {
 		t.Fatalf("status from the client host:\n%s", status)
@@ -429,4 +434,62 @@ func (c *testCluster) rawKV(endpoint string) messages.KVClient {
 	}
 	c.t.Cleanup(func() { cc.Close() })
 	return messages.NewKVClient(cc)
+}
+
+// jsonAndReflection: the client port answers JSON over HTTP (a put through
+// one node, a get through another) and lists its services by gRPC server
+// reflection, as curl and grpcurl would use them.
+func (c *testCluster) jsonAndReflection() {
+	t := c.t
+	scheme, hc := "http", &http.Client{Timeout: 10 * time.Second}
+	if cfg := c.clientTLS(); cfg != nil {
+		scheme, hc.Transport = "https", &http.Transport{TLSClientConfig: cfg}
+	}
+	post := func(ep, method, body string) string {
+		t.Helper()
+		resp, err := hc.Post(scheme+"://"+ep+"/livepaxos.v1.KV/"+method, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("JSON %s at %s: %v", method, ep, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("JSON %s at %s: %s %s", method, ep, resp.Status, b)
+		}
+		return string(b)
+	}
+	// "json/key" and "from curl", base64 as protobuf's JSON has bytes.
+	post(c.nodes[1].clientAddr, "Put", `{"key":"anNvbi9rZXk=","value":"ZnJvbSBjdXJs"}`)
+	if got := post(c.nodes[2].clientAddr, "Get", `{"key":"anNvbi9rZXk=","consistency":"CONSISTENCY_QUORUM"}`); !strings.Contains(got, `"value":"ZnJvbSBjdXJs"`) {
+		t.Fatalf("JSON get: %s", got)
+	}
+	creds := insecure.NewCredentials()
+	if cfg := c.clientTLS(); cfg != nil {
+		creds = tlsconf.ClientCredentials(cfg)
+	}
+	cc, err := grpc.NewClient(c.nodes[0].clientAddr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rc, err := reflectionpb.NewServerReflectionClient(cc).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := rc.Recv()
+	if err != nil {
+		t.Fatalf("server reflection: %v", err)
+	}
+	var names []string
+	for _, svc := range resp.GetListServicesResponse().GetService() {
+		names = append(names, svc.Name)
+	}
+	if !slices.Contains(names, "livepaxos.v1.KV") || !slices.Contains(names, "grpc.health.v1.Health") {
+		t.Fatalf("services listed by reflection: %v", names)
+	}
 }

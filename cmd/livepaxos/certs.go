@@ -1,11 +1,15 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,10 +71,11 @@ func newCertsCmd() *cobra.Command {
 func newCertsInitCmd() *cobra.Command {
 	var dir string
 	var days int
+	var ifAbsent bool
 	cmd := &cobra.Command{
 		Use:   "init --dir DIR",
 		Short: "Make a development CA: DIR/ca.crt and DIR/ca.key",
-		Long:  "Make a development CA: DIR/ca.crt and DIR/ca.key (mode 0600).\nIt refuses to replace an existing CA.\n\n" + certsHelp,
+		Long:  "Make a development CA: DIR/ca.crt and DIR/ca.key (mode 0600).\nIt refuses to replace an existing CA; with --if-absent it keeps one that\nloads and exits 0 (for scripts and containers that run it at every start).\n\n" + certsHelp,
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dir == "" {
@@ -80,6 +85,14 @@ func newCertsInitCmd() *cobra.Command {
 				return err
 			}
 			certFile, keyFile := filepath.Join(dir, caCertFile), filepath.Join(dir, caKeyFile)
+			if ifAbsent && bothExist(certFile, keyFile) {
+				ca, err := tlsconf.LoadCA(certFile, keyFile)
+				if err != nil {
+					return fmt.Errorf("%s already holds a CA that does not load (%v); remove %s and %s yourself to start over", dir, err, caCertFile, caKeyFile)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "kept %s (development CA, valid until %s)\n", certFile, ca.Cert.NotAfter.UTC().Format(time.DateOnly))
+				return nil
+			}
 			for _, f := range []string{certFile, keyFile} {
 				if _, err := os.Lstat(f); err == nil {
 					return fmt.Errorf("%s already holds a CA (%s); refusing to overwrite it, since every certificate it issued would stop verifying (remove %s and %s yourself to start over)", dir, f, caCertFile, caKeyFile)
@@ -106,18 +119,21 @@ func newCertsInitCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for ca.crt and ca.key (created if missing)")
 	cmd.Flags().IntVar(&days, "days", 365, "days the CA is valid")
+	cmd.Flags().BoolVar(&ifAbsent, "if-absent", false, "keep an existing CA (if it loads) and exit 0 instead of refusing")
 	return cmd
 }
 
 func newCertsIssueCmd() *cobra.Command {
 	var dir, name, hosts string
-	var client bool
+	var client, ifAbsent bool
 	var days int
 	cmd := &cobra.Command{
-		Use:   "issue --dir DIR --name NAME [--hosts h1,h2,...] [--client]",
+		Use:   "issue --dir DIR --name NAME [--hosts h1,h2,...] [--client] [--if-absent]",
 		Short: "Issue a node or client certificate signed by DIR's CA: DIR/NAME.crt and DIR/NAME.key",
 		Long: `Issue a certificate signed by the CA in DIR (see 'livepaxos certs init'):
-DIR/NAME.crt and DIR/NAME.key (mode 0600). It refuses to replace existing files.
+DIR/NAME.crt and DIR/NAME.key (mode 0600). It refuses to replace existing files;
+with --if-absent it keeps them and exits 0 if they are a pair the CA signed for
+the same use and hosts (for scripts and containers that run it at every start).
 Without --client the certificate is a node's, for server and client use, and
 names --hosts; with --client it is a client's, for client use only.
 
@@ -177,6 +193,13 @@ names --hosts; with --client it is a client's, for client use only.
 				return err
 			}
 			certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+			if ifAbsent && bothExist(certFile, keyFile) {
+				if err := checkIssued(ca.Cert, certFile, keyFile, usage, hostList); err != nil {
+					return fmt.Errorf("%s already has a certificate for %s that --if-absent cannot keep: %v; remove %s and %s to issue a new one", dir, name, err, certFile, keyFile)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "kept %s\n", certFile)
+				return nil
+			}
 			if err := tlsconf.WriteKeyPair(certFile, certPEM, keyFile, keyPEM); err != nil {
 				if errors.Is(err, os.ErrExist) {
 					return fmt.Errorf("%s already has a certificate for %s; remove %s and %s to issue a new one", dir, name, certFile, keyFile)
@@ -200,7 +223,64 @@ names --hosts; with --client it is a client's, for client use only.
 	cmd.Flags().StringVar(&hosts, "hosts", "localhost,127.0.0.1", "node host names and IP addresses, comma-separated (not with --client)")
 	cmd.Flags().BoolVar(&client, "client", false, "a client certificate (client use only, no hosts)")
 	cmd.Flags().IntVar(&days, "days", 365, "days the certificate is valid (at most until the CA expires)")
+	cmd.Flags().BoolVar(&ifAbsent, "if-absent", false, "keep an existing certificate for NAME (signed by the CA for the same use and hosts) and exit 0 instead of refusing")
 	return cmd
+}
+
+// bothExist reports whether both files exist. One without the other is left
+// to the normal path, which refuses to overwrite it.
+func bothExist(a, b string) bool {
+	_, errA := os.Lstat(a)
+	_, errB := os.Lstat(b)
+	return errA == nil && errB == nil
+}
+
+// checkIssued tells whether an existing key pair is what issue would make
+// now: its key matches, the CA signed it for usage, it is still valid, and it
+// names exactly hosts. Anything else would be kept silently while the caller
+// expects another certificate.
+func checkIssued(ca *x509.Certificate, certFile, keyFile string, usage tlsconf.Usage, hosts []string) error {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return err
+	}
+	if server := slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth); usage == tlsconf.Client && server {
+		return errors.New("it is a node certificate, not a --client one")
+	} else if usage != tlsconf.Client && !server {
+		return errors.New("it is a --client certificate, not a node one")
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	keyUsages := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	if usage != tlsconf.Client {
+		keyUsages = append(keyUsages, x509.ExtKeyUsageServerAuth)
+	}
+	for _, u := range keyUsages {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
+			return err
+		}
+	}
+	have := slices.Clone(leaf.DNSNames)
+	for _, ip := range leaf.IPAddresses {
+		have = append(have, ip.String())
+	}
+	want := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			h = ip.String()
+		}
+		want = append(want, h)
+	}
+	slices.Sort(have)
+	slices.Sort(want)
+	if !slices.Equal(slices.Compact(have), slices.Compact(want)) {
+		return fmt.Errorf("it names hosts %s, not %s", strings.Join(have, ","), strings.Join(want, ","))
+	}
+	return nil
 }
 
 func checkDays(days int) error {

@@ -164,3 +164,70 @@ func TestCertsHelpSaysHowToUseThem(t *testing.T) {
 		}
 	}
 }
+
+// --if-absent makes init and issue safe to run at every start (the compose
+// file's certs services do): an existing CA or certificate that fits is kept
+// byte for byte, one that does not fit is refused, and absent ones are made.
+func TestCertsIfAbsentKeepsWhatFits(t *testing.T) {
+	dir := t.TempDir()
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	mustRun(t, "certs", "init", "--dir", dir, "--if-absent")
+	mustRun(t, "certs", "issue", "--dir", dir, "--name", "n1", "--hosts", "n1,localhost,127.0.0.1", "--if-absent")
+	mustRun(t, "certs", "issue", "--dir", dir, "--name", "alice", "--client", "--if-absent")
+	before := map[string]string{}
+	for _, f := range []string{"ca.crt", "ca.key", "n1.crt", "n1.key", "alice.crt", "alice.key"} {
+		before[f] = read(f)
+	}
+
+	if out := mustRun(t, "certs", "init", "--dir", dir, "--if-absent"); !strings.Contains(out, "kept") {
+		t.Errorf("init --if-absent over a CA: %q, want it kept", out)
+	}
+	// The same hosts in another order and spelling are the same certificate.
+	mustRun(t, "certs", "issue", "--dir", dir, "--name", "n1", "--hosts", "127.0.0.1, localhost,n1", "--if-absent")
+	mustRun(t, "certs", "issue", "--dir", dir, "--name", "alice", "--client", "--if-absent")
+	for f, b := range before {
+		if read(f) != b {
+			t.Errorf("--if-absent replaced %s", f)
+		}
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--name", "n1", "--hosts", "n1,localhost"}, "names hosts"},
+		{[]string{"--name", "n1", "--client"}, "node certificate"},
+		{[]string{"--name", "alice", "--hosts", "alice"}, "--client certificate"},
+	} {
+		args := append([]string{"certs", "issue", "--dir", dir, "--if-absent"}, tc.args...)
+		if _, err := run(args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want a refusal saying %q", args, err, tc.want)
+		}
+	}
+
+	// A certificate another CA signed is not kept either.
+	other := t.TempDir()
+	mustRun(t, "certs", "init", "--dir", other)
+	mustRun(t, "certs", "issue", "--dir", other, "--name", "n1", "--hosts", "n1")
+	for _, f := range []string{"n1.crt", "n1.key"} {
+		if err := os.Rename(filepath.Join(other, f), filepath.Join(dir, "x"+f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := run("certs", "issue", "--dir", dir, "--name", "xn1", "--hosts", "n1", "--if-absent"); err == nil || !strings.Contains(err.Error(), "cannot keep") {
+		t.Errorf("keeping a certificate of another CA: %v, want a refusal", err)
+	}
+	// Nor a CA whose key is not its certificate's.
+	if err := os.WriteFile(filepath.Join(dir, "ca.key"), []byte(read("n1.key")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("certs", "init", "--dir", dir, "--if-absent"); err == nil || !strings.Contains(err.Error(), "does not load") {
+		t.Errorf("init --if-absent over a broken CA: %v, want a refusal", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -180,6 +181,9 @@ func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []strin
 		tw.Flush()
 		fmt.Fprintln(w, tolerance(rows))
 		for _, r := range rows {
+			if !r.Reachable && r.Error != "" {
+				fmt.Fprintf(w, "%s unreachable: %s\n", r.Endpoint, strings.TrimPrefix(r.Error, "livepaxos: node unreachable: "+r.Endpoint+": "))
+			}
 			if r.Divergence != "" {
 				fmt.Fprintf(w, "CONSISTENCY CHECK FAILED at %s: %s\n", r.Endpoint, r.Divergence)
 			}

@@ -27,7 +27,8 @@ func (c *counter) Apply(_ uint64, command []byte) ([]byte, error) {
 }
 
 // Query makes the counter an actors.Reader: reads are answered from its
-// state by the replica's lease manager, concurrently with Apply.
+// state (on the caller's goroutine for lease and stale reads), concurrently
+// with Apply.
 func (c *counter) Query([]byte) ([]byte, error) {
 	return []byte(strconv.FormatInt(c.total.Load(), 10)), nil
 }
@@ -83,7 +84,7 @@ func Example() {
 			fmt.Println("read:", string(total), "in epoch", epoch)
 			break
 		}
-		time.Sleep(20 * time.Millisecond) // the lease manager has not heard of the lease yet
+		time.Sleep(20 * time.Millisecond) // mastership not confirmed yet: retry
 	}
 	// Output:
 	// total: 5

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -27,8 +28,20 @@ const (
 )
 
 // memSM is the state machine: it records the commands applied, and
-// answers a query with the number applied.
-type memSM struct{ applied []string }
+// answers a query with the number applied. As a Snapshotter it names the
+// instance snapAt (0: none, the replica's) and writes how many commands it
+// applied.
+type memSM struct {
+	applied []string
+	snapAt  uint64
+}
+
+func (m *memSM) BeginSnapshot() (uint64, func(io.Writer) error, error) {
+	n := len(m.applied)
+	return m.snapAt, func(w io.Writer) error { _, err := fmt.Fprint(w, n); return err }, nil
+}
+
+func (m *memSM) Restore(io.Reader) error { return nil }
 
 func (m *memSM) Apply(_ uint64, cmd []byte) ([]byte, error) {
 	m.applied = append(m.applied, string(cmd))
@@ -51,6 +64,8 @@ type node struct {
 	replies []Reply
 	reads   []*messages.ClientResponse
 	answers []proto.Message
+	// snapshots are the handles of the snapshots written.
+	snapshots []*messages.SnapshotMeta
 }
 
 func (n *node) r() *Replica { return n.d.Replica() }
@@ -80,8 +95,10 @@ func (n *node) Answer(_ any, msg proto.Message)   { n.answers = append(n.answers
 func (n *node) Checksum(i uint64, sum func() []byte) {
 	n.c.later(func() { n.d.ChecksumComputed(i, sum()) })
 }
-func (n *node) WriteSnapshot(*messages.SnapshotMeta, func(io.Writer) error) {
-	n.c.t.Fatal("the test cluster takes no snapshots")
+func (n *node) WriteSnapshot(meta *messages.SnapshotMeta, write func(io.Writer) error) {
+	n.snapshots = append(n.snapshots, meta)
+	err := write(io.Discard)
+	n.c.later(func() { n.d.SnapshotWritten(SnapshotResult{Instance: meta.Instance, Err: err}) })
 }
 func (n *node) Fetch(paxos.SnapshotOffer)          {}
 func (n *node) ScheduleFlush()                     { n.c.later(func() { n.d.Flush() }) }

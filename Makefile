@@ -13,14 +13,20 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/livepaxos
 
-## test: vet, then every test (unit, simulator budget, multi-process cluster).
+## test: vet, then every test (unit, simulator budget, multi-process cluster);
+## the packages that run actor systems in the test process run under the race
+## detector.
+RACE_PKGS := ./actors ./client ./cluster ./probe ./server
 test: build
 	$(GO) vet $(PKGS)
-	LIVEPAXOS_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 12m $(PKGS)
+	LIVEPAXOS_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 12m \
+		$$($(GO) list $(PKGS) | grep -v -x $(foreach p,$(RACE_PKGS),-e 'github.com/livepaxos/livepaxos/$(patsubst ./%,%,$(p))'))
+	$(GO) test -race -count=1 -timeout 12m $(RACE_PKGS)
 
-## race: the tests under the race detector (slower; not part of CI's budget).
-race:
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+## race: every test under the race detector (the simulator's seeds take
+## about ten minutes so).
+race: build
+	LIVEPAXOS_BIN=$(abspath $(BIN)) $(GO) test -race -count=1 -timeout 60m $(PKGS)
 
 ## run: a local 3-node cluster on 127.0.0.1:7001-7003; Ctrl-C stops all three.
 run: build
@@ -77,7 +83,7 @@ failover: build
 ## bench: Go benchmarks of the hot paths.
 bench:
 	$(GO) test -run XXX -bench . -benchtime 2s ./storage ./db
-	$(GO) test -run XXX -bench . -benchtime 2000x ./paxos
+	$(GO) test -run XXX -bench . -benchtime 2000x ./core
 
 vet:
 	$(GO) vet $(PKGS)

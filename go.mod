@@ -57,3 +57,8 @@ tool (
 	google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	google.golang.org/protobuf/cmd/protoc-gen-go
 )
+
+// protoactor-go at the version required above, with one change: gRPC's
+// global logger is silenced once, at init, not at every Remote.Start
+// (a data race under -race). See third_party/README.md.
+replace github.com/asynkron/protoactor-go => ./third_party/protoactor-go

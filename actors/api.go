@@ -4,199 +4,292 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/livepaxos/livepaxos/core"
 	"github.com/livepaxos/livepaxos/messages"
-	"github.com/livepaxos/livepaxos/storage"
 )
 
-// Snapshotter is implemented by state machines that can save and restore
-// their whole state (§5.5). BeginSnapshot is called on the apply goroutine,
-// between two instances: it returns the last instance applied and a
-// function that writes the state as of that instance, which the replica
-// calls on another goroutine while Apply goes on (a "pause-less"
-// snapshot; db.KV freezes its contents and keeps changes aside meanwhile).
-// Restore replaces the whole state with one so written, or changes nothing
-// and returns an error. Snapshots and log truncation will use it; a state
-// machine without it replays the whole log on restart.
-type Snapshotter interface {
-	BeginSnapshot() (instance uint64, write func(w io.Writer) error, err error)
-	Restore(r io.Reader) error
-}
-
-// Checksummer is implemented by state machines whose replicas can be
-// compared at run time (§6.2). BeginChecksum is called on the apply
-// goroutine right after a checksum value applied; it returns a function
-// that computes a digest of the state as of then, which the replica calls
-// on another goroutine while Apply goes on. Equal states must give equal
-// digests on every replica (db.KV: SHA-256 over the sorted contents).
-type Checksummer interface {
-	BeginChecksum() (sum func() []byte)
-}
-
-// ErrDiverged stops a replica whose state's checksum differs from the one
-// a majority of its group computed at the same instance (§6.2).
-var ErrDiverged = errors.New("actors: this replica's state diverged from the group's")
-
-// Errors returned by Propose.
-var (
-	ErrNotMaster      = errors.New("actors: this replica is not master")
-	ErrOverloaded     = errors.New("actors: proposal queue full")
-	ErrRejected       = errors.New("actors: command rejected")
-	ErrOutcomeUnknown = errors.New("actors: outcome unknown (mastership changed or no answer)")
-	// ErrMasterChanged: the command's epoch ended before it applied, so it
-	// was applied nowhere (§5.3).
-	ErrMasterChanged = errors.New("actors: master changed before the command applied; not applied")
-)
-
-var proposeIDs atomic.Uint64
-
-// ProposerPID returns the PID of this replica's proposer, to which clients
-// send messages.ClientRequest and messages.StatusRequest.
-func (r *Replica) ProposerPID() *actor.PID { return r.pid(r.cfg.NodeID, ProposerName) }
-
-// LeasePID returns the PID of this replica's lease manager, to which
-// clients send messages.ReadRequest: lease, quorum and stale reads (§5.2),
-// answered from the state machine when it implements Reader.
-func (r *Replica) LeasePID() *actor.PID { return r.pid(r.cfg.NodeID, LeaseName) }
-
-// Epoch returns the epoch of the log as this replica has applied it, and
-// the master that started it (§5.3). Two calls return the same epoch if and
-// only if no new mastership began in between (as far as this replica has
-// applied the log).
-func (r *Replica) Epoch() (epoch uint64, master uint32) {
-	return r.epoch.Load(), r.epochMaster.Load()
-}
-
-// Read asks this replica's lease manager a read-only query with the given
-// consistency (§5.2) and returns the state machine's answer and the epoch
-// it was given in. Lease and quorum reads succeed only on the master
-// (ErrNotMaster elsewhere); a stale read is answered by any replica. The
-// state machine must implement Reader, or the query goes through the log.
-func (r *Replica) Read(ctx context.Context, sender actor.SenderContext, query []byte, consistency messages.Consistency) (result []byte, epoch uint64, err error) {
-	timeout, err := requestTimeout(ctx, 10*time.Second)
-	if err != nil {
-		return nil, 0, err
-	}
-	req := &messages.ReadRequest{RequestId: proposeIDs.Add(1), Query: query, Consistency: consistency}
-	reply, err := sender.RequestFuture(r.LeasePID(), req, timeout).Result()
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", ErrRejected, err)
-	}
-	resp, ok := reply.(*messages.ClientResponse)
-	if !ok {
-		return nil, 0, fmt.Errorf("%w: unexpected reply %T", ErrRejected, reply)
-	}
-	switch resp.Code {
-	case messages.ErrorCode_ERROR_CODE_OK:
-		return resp.Result, resp.Epoch, nil
-	case messages.ErrorCode_ERROR_CODE_NOT_MASTER:
-		return nil, 0, fmt.Errorf("%w (master: node %d %s)", ErrNotMaster, resp.MasterId, resp.MasterAddress)
-	case messages.ErrorCode_ERROR_CODE_OVERLOADED:
-		return nil, 0, ErrOverloaded
-	}
-	return nil, 0, fmt.Errorf("%w: %s", ErrRejected, resp.Error)
-}
+// The embedding API: a host in the same process as the replica proposes,
+// reads, snapshots and changes the membership with these calls. Their
+// requests go to the replica core's actor as Go values and their answers
+// come back the same way, so the state machine's own errors reach the
+// caller as they are (errors.Is works) with the result beside them. A
+// client in another process talks to the replica with Client (client.go)
+// or the protocol messages.
 
 // Propose submits a command through this replica and waits until it is
-// chosen and applied, returning the state machine's result. It succeeds only
-// on the master; elsewhere it returns ErrNotMaster (with the master's id in
-// the error text when known). sender is any context of the system the
+// chosen and applied, returning the state machine's result. It succeeds
+// only on the master; elsewhere it returns a *NotMasterError naming the
+// master when known (errors.Is(err, ErrNotMaster)). If Apply refused the
+// command, err wraps both ErrRejected and Apply's own error, and result
+// is what Apply returned with it. sender is any context of the system the
 // replica runs in (for example system.Root).
-func (r *Replica) Propose(ctx context.Context, sender actor.SenderContext, command []byte) ([]byte, error) {
-	timeout, err := requestTimeout(ctx, 10*time.Second)
+func (r *Replica) Propose(ctx context.Context, sender actor.SenderContext, command []byte) (result []byte, err error) {
+	if err := r.checkCommand(command); err != nil {
+		return nil, localRefusal(err)
+	}
+	a, err := r.call(ctx, sender, 10*time.Second, func(d *core.Driver, t localToken) {
+		d.Propose(&messages.Command{ReplyAddress: r.localAddress, ReplyId: t.String(), RequestId: uint64(t), Payload: command})
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
-	req := &messages.ClientRequest{RequestId: proposeIDs.Add(1), Command: command}
-	reply, err := sender.RequestFuture(r.ProposerPID(), req, timeout).Result()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
-	}
-	resp, ok := reply.(*messages.ClientResponse)
-	if !ok {
-		return nil, fmt.Errorf("%w: unexpected reply %T", ErrRejected, reply)
-	}
-	switch resp.Code {
-	case messages.ErrorCode_ERROR_CODE_OK:
-		return resp.Result, nil
-	case messages.ErrorCode_ERROR_CODE_NOT_MASTER:
-		return nil, fmt.Errorf("%w (master: node %d %s)", ErrNotMaster, resp.MasterId, resp.MasterAddress)
-	case messages.ErrorCode_ERROR_CODE_OVERLOADED:
-		return nil, ErrOverloaded
-	case messages.ErrorCode_ERROR_CODE_MASTER_CHANGED:
-		return nil, fmt.Errorf("%w: %s", ErrMasterChanged, resp.Error)
-	case messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN:
-		return nil, fmt.Errorf("%w: %s", ErrOutcomeUnknown, resp.Error)
-	case messages.ErrorCode_ERROR_CODE_TOO_LARGE:
-		return nil, fmt.Errorf("%w: %w: %s", ErrRejected, ErrTooLarge, resp.Error)
-	}
-	return nil, fmt.Errorf("%w: %s", ErrRejected, resp.Error)
+	return a.commandResult()
 }
 
-// SnapshotterPID returns the PID of this replica's snapshotter, to which
-// clients send messages.SnapshotRequest.
-func (r *Replica) SnapshotterPID() *actor.PID { return r.pid(r.cfg.NodeID, SnapshotterName) }
+// Read asks this replica a read-only query with the given consistency
+// (§5.2) and returns the state machine's answer and the epoch it was given
+// in. A stale read is answered by any replica; lease and quorum reads only
+// by the master (elsewhere a *NotMasterError), a lease read at once while
+// the master's lease holds, else once a majority confirmed its mastership
+// (ErrUnavailable if that did not happen in time). A Query error wraps
+// ErrRejected and the error itself. A state machine that is not a Reader
+// has the query go through the log as a command.
+func (r *Replica) Read(ctx context.Context, sender actor.SenderContext, query []byte, consistency messages.Consistency) (result []byte, epoch uint64, err error) {
+	if _, ok := r.cfg.StateMachine.(Reader); !ok {
+		a, err := r.call(ctx, sender, 10*time.Second, func(d *core.Driver, t localToken) {
+			d.Propose(&messages.Command{ReplyAddress: r.localAddress, ReplyId: t.String(), RequestId: uint64(t), Payload: query})
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		result, err := a.commandResult()
+		if a.resp != nil {
+			epoch = a.resp.Epoch
+		}
+		return result, epoch, err
+	}
+	req := &messages.ReadRequest{Query: query, Consistency: consistency}
+	if resp, qerr, ok := r.serveRead(req); ok {
+		return readResult(resp, qerr)
+	}
+	a, err := r.call(ctx, sender, 10*time.Second, func(d *core.Driver, t localToken) { d.Read(req, t) })
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if a.resp == nil {
+		return nil, 0, a.err
+	}
+	return readResult(a.resp, a.err)
+}
 
-// ErrSnapshot reports a snapshot that was not taken; nothing was let go of.
-var ErrSnapshot = errors.New("actors: snapshot failed")
+// ServeRead serves a read on the calling goroutine when this replica can
+// do so alone (§5.2), with the core's lease-serving decision
+// (core.View.Decide) on the view the core last published: a stale read
+// always; a lease read while this replica is master and its lease holds.
+// ok is false otherwise: the read must go to the core (of the master) as a
+// messages.ReadRequest, which serves it once a majority confirmed the
+// mastership (a quorum read, a lease read without a lease), or refuses it
+// naming the master. Safe for concurrent use.
+func (r *Replica) ServeRead(m *messages.ReadRequest) (resp *messages.ClientResponse, ok bool) {
+	resp, _, ok = r.serveRead(m)
+	if !ok || resp.Code != messages.ErrorCode_ERROR_CODE_OK {
+		return nil, false
+	}
+	return resp, true
+}
+
+func (r *Replica) serveRead(m *messages.ReadRequest) (*messages.ClientResponse, error, bool) {
+	v := r.view.Load()
+	if _, isReader := r.cfg.StateMachine.(Reader); !isReader || v == nil {
+		return nil, nil, false
+	}
+	if r.stopped.Load() && !v.Stopped {
+		stopped := *v
+		stopped.Stopped = true
+		v = &stopped
+	}
+	dec := v.Decide(m.Consistency, time.Now())
+	if dec.Confirm {
+		return nil, nil, false
+	}
+	resp, err := core.Serve(r.cfg.StateMachine, v, m, dec)
+	return resp, err, true
+}
+
+// readResult is a read's answer as the API returns it.
+func readResult(resp *messages.ClientResponse, queryErr error) ([]byte, uint64, error) {
+	if queryErr != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrRejected, queryErr)
+	}
+	if err := errorOf(resp); err != nil {
+		return nil, 0, err
+	}
+	return resp.Result, resp.Epoch, nil
+}
 
 // Snapshot has this replica snapshot its state machine now (§5.5) and
 // returns once the snapshot is durable, with the instance it is as of; the
 // log below it is then let go of. The state machine must implement
 // Snapshotter. Snapshots are per replica: the others are not asked.
 func (r *Replica) Snapshot(ctx context.Context, sender actor.SenderContext) (instance uint64, err error) {
-	timeout, err := requestTimeout(ctx, time.Minute)
+	a, err := r.call(ctx, sender, time.Minute, func(d *core.Driver, t localToken) { d.RequestSnapshot(t) })
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%w: %w", ErrSnapshot, err)
 	}
-	reply, err := sender.RequestFuture(r.SnapshotterPID(), &messages.SnapshotRequest{RequestId: proposeIDs.Add(1)}, timeout).Result()
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrSnapshot, err)
-	}
-	resp, ok := reply.(*messages.SnapshotResponse)
-	if !ok {
-		return 0, fmt.Errorf("%w: unexpected reply %T", ErrSnapshot, reply)
-	}
-	if resp.Error != "" {
+	resp, ok := a.msg.(*messages.SnapshotResponse)
+	switch {
+	case a.err != nil:
+		return 0, fmt.Errorf("%w: %w", ErrSnapshot, a.err)
+	case !ok:
+		return 0, fmt.Errorf("%w: unexpected answer %T", ErrSnapshot, a.msg)
+	case resp.Error != "":
 		return 0, fmt.Errorf("%w: %s", ErrSnapshot, resp.Error)
 	}
 	return resp.Instance, nil
 }
 
-// LogStats returns the write-ahead log's counters (records, bytes, fsyncs,
-// segments), for metrics.
-func (r *Replica) LogStats() storage.Stats { return r.wal.Stats() }
-
-// ChangeMembers asks this replica (the master) to add a member as a
-// non-voting learner or remove a learner (§5.4), through the log, and
-// returns the new membership version once it is applied here.
+// ChangeMembers asks this replica (the master) to change the membership
+// (§5.4): add a member as a non-voting learner, promote a learner, or
+// remove a member, through the log; it returns the new membership version
+// once the change is applied here. A change that cannot be made is
+// ErrMembership; elsewhere than the master, a *NotMasterError.
 func (r *Replica) ChangeMembers(ctx context.Context, sender actor.SenderContext, req *messages.MembersRequest) (version uint64, err error) {
-	timeout, err := requestTimeout(ctx, 10*time.Second)
+	a, err := r.call(ctx, sender, 10*time.Second, func(d *core.Driver, t localToken) {
+		d.ChangeMembers(req, &messages.Command{ReplyAddress: r.localAddress, ReplyId: t.String()})
+	})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
-	req.RequestId = proposeIDs.Add(1)
-	reply, err := sender.RequestFuture(r.ProposerPID(), req, timeout).Result()
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+	if a.resp == nil {
+		return 0, a.err
 	}
-	resp, ok := reply.(*messages.ClientResponse)
-	if !ok {
-		return 0, fmt.Errorf("%w: unexpected reply %T", ErrRejected, reply)
-	}
-	switch resp.Code {
+	switch a.resp.Code {
 	case messages.ErrorCode_ERROR_CODE_OK:
-		return strconv.ParseUint(string(resp.Result), 10, 64)
-	case messages.ErrorCode_ERROR_CODE_NOT_MASTER:
-		return 0, fmt.Errorf("%w (master: node %d %s)", ErrNotMaster, resp.MasterId, resp.MasterAddress)
+		return strconv.ParseUint(string(a.resp.Result), 10, 64)
+	case messages.ErrorCode_ERROR_CODE_INVALID:
+		return 0, fmt.Errorf("%w: %s", ErrMembership, a.resp.Error)
 	}
-	return 0, fmt.Errorf("%w: %s", ErrMembership, resp.Error)
+	return 0, errorOf(a.resp)
+}
+
+// Members returns the group's configuration as this replica applied it
+// (§5.4), with each member's peer and client addresses (a copy).
+func (r *Replica) Members() *messages.Membership {
+	return proto.Clone(r.members.Load()).(*messages.Membership)
+}
+
+// localRefusal is the API's error for a command refused before the core.
+func localRefusal(err error) error {
+	if errors.Is(err, ErrStopped) || errors.Is(err, ErrTooLarge) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrInvalid, err)
+}
+
+// localToken names a caller in this process waiting for an answer.
+type localToken uint64
+
+func (t localToken) String() string { return strconv.FormatUint(uint64(t), 10) }
+
+// localAnswer is what a local caller gets: a command's or read's response
+// (with the state machine's own error), or another answer (msg), or why
+// none came (err alone).
+type localAnswer struct {
+	resp *messages.ClientResponse
+	msg  proto.Message
+	err  error
+}
+
+// commandResult is a command's answer as the API returns it.
+func (a localAnswer) commandResult() ([]byte, error) {
+	switch {
+	case a.resp == nil:
+		return nil, a.err
+	case a.err != nil: // Apply's own error, and its result
+		return a.resp.Result, fmt.Errorf("%w: %w", ErrRejected, a.err)
+	}
+	return a.resp.Result, errorOf(a.resp)
+}
+
+// waiters are the local callers waiting for answers from the core's
+// actor. Safe for concurrent use.
+type waiters struct {
+	mu     sync.Mutex
+	next   localToken
+	m      map[localToken]chan localAnswer
+	failed error
+}
+
+func (w *waiters) init() { w.m = make(map[localToken]chan localAnswer) }
+
+func (w *waiters) add() (localToken, chan localAnswer, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		return 0, nil, w.failed
+	}
+	w.next++
+	ch := make(chan localAnswer, 1)
+	w.m[w.next] = ch
+	return w.next, ch, nil
+}
+
+// deliver hands id its answer (once; a caller that gave up gets nothing).
+func (w *waiters) deliver(id uint64, a localAnswer) {
+	w.mu.Lock()
+	ch := w.m[localToken(id)]
+	delete(w.m, localToken(id))
+	w.mu.Unlock()
+	if ch != nil {
+		ch <- a
+	}
+}
+
+func (w *waiters) drop(t localToken) {
+	w.mu.Lock()
+	delete(w.m, t)
+	w.mu.Unlock()
+}
+
+// failAll answers every waiter with err, and every later caller.
+func (w *waiters) failAll(err error) {
+	w.mu.Lock()
+	chs := w.m
+	w.m, w.failed = make(map[localToken]chan localAnswer), err
+	w.mu.Unlock()
+	for _, ch := range chs {
+		ch <- localAnswer{err: err}
+	}
+}
+
+// call runs a request on the core's actor and waits for its answer, until
+// ctx's deadline (or fallback without one).
+func (r *Replica) call(ctx context.Context, sender actor.SenderContext, fallback time.Duration, run func(d *core.Driver, t localToken)) (localAnswer, error) {
+	timeout, err := requestTimeout(ctx, fallback)
+	if err != nil {
+		return localAnswer{}, err
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select { // a request sent before the core's actor runs would be lost
+	case <-r.started:
+	case <-ctx.Done():
+		return localAnswer{}, ctx.Err()
+	case <-timer.C:
+		return localAnswer{}, fmt.Errorf("%w: the replica was not started", context.DeadlineExceeded)
+	}
+	t, ch, err := r.local.add()
+	if err != nil {
+		return localAnswer{}, err
+	}
+	sender.Send(r.pid(r.cfg.NodeID, CoreName), &localRequest{run: func(d *core.Driver) { run(d, t) }})
+	select {
+	case a := <-ch:
+		return a, nil
+	case <-ctx.Done():
+		r.local.drop(t)
+		return localAnswer{}, ctx.Err()
+	case <-timer.C:
+		r.local.drop(t)
+		return localAnswer{}, context.DeadlineExceeded
+	}
 }
 
 // requestTimeout is how long a request to the replica may wait: until ctx's
@@ -214,31 +307,3 @@ func requestTimeout(ctx context.Context, fallback time.Duration) (time.Duration,
 	}
 	return timeout, nil
 }
-
-// Members returns the group's configuration as this replica applied it
-// (§5.4), with each member's peer and client addresses (a copy).
-func (r *Replica) Members() *messages.Membership { return r.view().membership() }
-
-// Master returns the master as this replica's proposer last knew it (0:
-// unknown) and whether it is this replica itself. Safe for concurrent use.
-func (r *Replica) Master() (id uint32, self bool) {
-	if l := r.lease.Load(); l != nil {
-		return l.masterID, l.master && !r.stopped.Load()
-	}
-	return 0, false
-}
-
-// RolePID returns the PID of role (ProposerName, LeaseName,
-// SnapshotterName, ...) on member id, as this replica's configuration
-// addresses it; nil if id is not a member.
-func (r *Replica) RolePID(id uint32, role string) *actor.PID { return r.pid(id, role) }
-
-// NodeID returns this replica's node id.
-func (r *Replica) NodeID() uint32 { return r.cfg.NodeID }
-
-// ClientAddress returns this node's own client API address (Config.ClientAddress).
-func (r *Replica) ClientAddress() string { return r.cfg.ClientAddress }
-
-// ClientAddressOf returns member id's client API address as the
-// membership records it ("" when not recorded). Safe for concurrent use.
-func (r *Replica) ClientAddressOf(id uint32) string { return r.view().clients[id] }

@@ -4,50 +4,46 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/livepaxos/livepaxos/core"
+	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
 )
 
-// StateMachine is the application a replica feeds chosen commands to. Apply
-// is called from one goroutine, strictly in log order, exactly once per
-// chosen command (including on restart, when the log is replayed). It must be
-// deterministic: every replica computes the same results from the same log.
-// The returned bytes go back to the client that submitted the command.
-type StateMachine interface {
-	Apply(instance uint64, command []byte) (result []byte, err error)
-}
+// The state machine a replica feeds, and the optional interfaces that
+// give it reads, epochs and snapshots (and core.Checksummer, consistency
+// checks): package core calls them.
+type (
+	StateMachine  = core.StateMachine
+	Reader        = core.Reader
+	EpochObserver = core.EpochObserver
+	Snapshotter   = core.Snapshotter
+)
 
-// Reader is implemented by state machines that answer read-only queries
-// without going through the log: the lease manager serves lease, quorum and
-// stale reads (§5.2) with it. Query must be safe to call concurrently with
-// Apply and must not change state. A state machine without it has its reads
-// go through the log like any command.
-type Reader interface {
-	Query(query []byte) (result []byte, err error)
-}
-
-// EpochObserver is implemented by state machines that want the epoch
-// (§5.3): ObserveEpoch is called, in log order and before the commands of
-// the instance that starts it, each time a new mastership's epoch begins.
-// Every replica sees the same calls at the same log positions.
-type EpochObserver interface {
-	ObserveEpoch(epoch uint64)
-}
-
-// DefaultName is the actor name of the replica parent; peers address role
-// actors under it.
+// DefaultName is the actor name of the replica parent; peers address its
+// children under it ("<name>/core", "<name>/snapshotter").
 const DefaultName = "replica"
 
-// Role actor names under the replica parent.
+// The replica parent's children: the replica core's shell, which takes
+// every protocol message, client request and read, and the snapshot
+// device, which writes, serves and fetches snapshot files (§5.5).
 const (
-	ProposerName    = "proposer"
-	AcceptorName    = "acceptor"
-	LearnerName     = "learner"
-	LeaseName       = "lease"
+	CoreName        = "core"
 	SnapshotterName = "snapshotter"
+)
+
+// The roles a client or a peer addresses. Since one replica core holds
+// every role, each is the core's actor; the names stay so that a caller
+// says which role it means.
+const (
+	ProposerName = CoreName // client commands, status, membership, checks
+	LeaseName    = CoreName // reads (§5.2)
+	AcceptorName = CoreName
+	LearnerName  = CoreName
 )
 
 // Config describes one replica. NodeID, Peers, DataDir and StateMachine are
@@ -87,7 +83,7 @@ type Config struct {
 	// MaxCommandBytes refuses larger commands (default 1 MiB + 64 KiB, room
 	// for a 1 MiB value and its key).
 	MaxCommandBytes int
-	// TickInterval is the resolution of the role timers (default 20ms).
+	// TickInterval is the resolution of the replica's timers (default 20ms).
 	TickInterval time.Duration
 	// RestartGrace delays the first campaign of a replica that restarts
 	// with history, so that it hears the current master before it could
@@ -104,22 +100,21 @@ type Config struct {
 	// each snapshot, a busy replica's disk holds about this much log, in
 	// whole segments, plus its newest snapshot.
 	SnapshotLogBytes int64
-	// Proposer tunes elections, batching and pipelining; ID and Peers are
-	// filled in from this Config.
+	// Proposer tunes elections, batching, pipelining and leases; ID and
+	// Peers are filled in from this Config.
 	Proposer paxos.ProposerConfig
 	Learner  paxos.LearnerConfig
 	Logger   *slog.Logger
 	// OnFatal is called once when the replica must stop: a failed fsync, a
-	// broken invariant, a role actor that panicked. The replica has stopped
+	// broken invariant, an actor that panicked. The replica has stopped
 	// serving by then. Default: log it.
 	OnFatal func(error)
 	// SenderMiddleware and ReceiverMiddleware are installed on the replica
-	// parent and every role actor; the sender middleware also wraps the
-	// sends the acceptor makes once its records are durable. They see every
-	// protocol message this replica sends or receives (and, on receive, the
-	// actor lifecycle and timer messages), which is what test hooks such as
-	// package probe's Interceptor need. Leave them empty in production: with
-	// none, sends take protoactor's direct path.
+	// parent and its children. They see every protocol message this
+	// replica sends or receives (and, on receive, the actor lifecycle and
+	// timer messages), which is what test hooks such as package probe's
+	// Interceptor need. Leave them empty in production: with none, sends
+	// take protoactor's direct path.
 	SenderMiddleware   []actor.SenderMiddleware
 	ReceiverMiddleware []actor.ReceiverMiddleware
 }
@@ -162,12 +157,6 @@ func (c *Config) setDefaults() error {
 	if c.TickInterval == 0 {
 		c.TickInterval = 20 * time.Millisecond
 	}
-	if c.SnapshotEvery == 0 {
-		c.SnapshotEvery = 100_000
-	}
-	if c.SnapshotLogBytes == 0 {
-		c.SnapshotLogBytes = 64 << 20
-	}
 	if c.RestartGrace == 0 {
 		c.RestartGrace = 2500 * time.Millisecond
 	}
@@ -178,20 +167,36 @@ func (c *Config) setDefaults() error {
 		log := c.Logger
 		c.OnFatal = func(err error) { log.Error("replica stopped", "err", err) }
 	}
-	if c.Proposer.LeaseTimeout == 0 {
-		c.Proposer.LeaseTimeout = 2 * time.Second
-	}
-	if c.Proposer.ClockDriftMax == 0 {
-		c.Proposer.ClockDriftMax = 100 * time.Millisecond
-	}
-	if c.Proposer.ClockDriftMax >= c.Proposer.LeaseTimeout {
-		return fmt.Errorf("%w: clock drift bound %v must be below the lease timeout %v", ErrConfig,
-			c.Proposer.ClockDriftMax, c.Proposer.LeaseTimeout)
-	}
-	ids := peerIDs(c.Peers)
-	c.Proposer.ID, c.Proposer.Peers, c.Proposer.Learners = c.NodeID, ids, peerIDs(c.Learners)
-	c.Learner.ID, c.Learner.Peers = c.NodeID, ids
 	return nil
+}
+
+// coreConfig is the replica core's config for this replica, whose data
+// directory has the identity meta.
+func (c *Config) coreConfig(meta *messages.MetaRecord) core.Config {
+	return core.Config{ID: c.NodeID, Members: initialMembership(c), Joining: c.Join, Incarnation: meta.Incarnation,
+		Fresh: meta.Fresh, Bootstrap: meta.Bootstrap, Proposer: c.Proposer, Learner: c.Learner, RestartGrace: c.RestartGrace,
+		SnapshotEvery: c.SnapshotEvery, SnapshotLogBytes: c.SnapshotLogBytes, Logger: c.Logger}
+}
+
+// initialMembership is version 1: the configured voters and learners.
+func initialMembership(c *Config) *messages.Membership {
+	m := &messages.Membership{Version: 1}
+	for _, id := range peerIDs(c.Peers) {
+		m.Members = append(m.Members, &messages.Member{Id: id, Address: c.Peers[id], Role: paxos.VoterRole})
+	}
+	for _, id := range peerIDs(c.Learners) {
+		m.Members = append(m.Members, &messages.Member{Id: id, Address: c.Learners[id], Role: paxos.LearnerRole})
+	}
+	return m
+}
+
+func peerIDs(peers map[uint32]string) []uint32 {
+	ids := make([]uint32, 0, len(peers))
+	for id := range peers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Address is this node's own address.

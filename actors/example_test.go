@@ -27,7 +27,8 @@ func (c *counter) Apply(_ uint64, command []byte) ([]byte, error) {
 }
 
 // Query makes the counter an actors.Reader: reads are answered from its
-// state by the replica's lease manager, concurrently with Apply.
+// state (on the caller's goroutine for lease and stale reads), concurrently
+// with Apply.
 func (c *counter) Query([]byte) ([]byte, error) {
 	return []byte(strconv.FormatInt(c.total.Load(), 10)), nil
 }
@@ -57,12 +58,10 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	defer replica.Close()
-	pid, err := system.Root.SpawnNamed(replica.Props(), actors.DefaultName)
-	if err != nil {
+	if err := replica.Start(system); err != nil {
 		panic(err)
 	}
-	defer func() { system.Root.StopFuture(pid).Wait() }()
+	defer replica.Close() // stops its actors, then releases the directory
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -85,7 +84,7 @@ func Example() {
 			fmt.Println("read:", string(total), "in epoch", epoch)
 			break
 		}
-		time.Sleep(20 * time.Millisecond) // the lease manager has not heard of the lease yet
+		time.Sleep(20 * time.Millisecond) // mastership not confirmed yet: retry
 	}
 	// Output:
 	// total: 5

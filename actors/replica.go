@@ -1,8 +1,10 @@
 package actors
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,94 +12,80 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/livepaxos/livepaxos/core"
 	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
 	"github.com/livepaxos/livepaxos/storage"
 )
 
 // Replica is one member of a livepaxos group, ready to be spawned as an
-// actor subtree. Create it with NewReplica, spawn Props() under cfg.Name,
-// and stop the subtree (then Close) to shut it down.
+// actor subtree: the replica core (package core) in an actor of its own,
+// with the write-ahead log, the transport and the snapshot files as its
+// devices. Create it with NewReplica, spawn it with Start (or spawn Props
+// under cfg.Name yourself), and Close it to stop it and release its data
+// directory.
 type Replica struct {
-	cfg      Config
-	wal      *storage.WAL
-	acceptor *paxos.Acceptor
-	learner  *paxos.Learner
-	proposer *paxos.Proposer
+	cfg Config
+	wal *storage.WAL
+	// d is the replica core behind its driver. After NewReplica only the
+	// core actor touches it.
+	d *core.Driver
+	// shell is the driver's host: the devices, run by the core actor.
+	shell *shell
+	// incarnation is this data directory's (§5.1).
+	incarnation uint64
+	// restored is the snapshot restored at startup (§5.5).
+	restored storage.SnapshotInfo
+
+	// What other goroutines read, published by the core actor: the
+	// replica's view (reads, §5.2), the membership in force (addresses)
+	// and its status.
+	view    atomic.Pointer[core.View]
+	members atomic.Pointer[messages.Membership]
+	status  atomic.Pointer[messages.StatusResponse]
 
 	fatalOnce sync.Once
 	stopped   atomic.Bool
-	// unsynced counts appends not yet durable: a reply that persists
-	// nothing may still depend on state that is not on disk yet.
-	unsynced atomic.Int64
-	status   atomic.Pointer[messages.StatusResponse]
-	// lease is the proposer's latest word on its lease (§5.2), for reads
-	// served outside the lease manager (ServeRead).
-	lease atomic.Pointer[leaseUpdate]
-	// epochs follows the epoch through the applied log; only the learner
-	// actor (and NewReplica before it) touches it.
-	epochs paxos.EpochTracker
-	// What the learner has applied, for stale reads and status: written by
-	// the learner actor, read by the others.
-	appliedUpto atomic.Uint64
-	knownChosen atomic.Uint64
-	epoch       atomic.Uint64
-	epochMaster atomic.Uint32
-	// Snapshots (§5.5): the one restored at startup, and counters for
-	// status. truncated is how far the log is let go of.
-	restoredSnapshot storage.SnapshotInfo
-	snapshotAt       atomic.Uint64
-	snapshots        atomic.Uint64
-	installs         atomic.Uint64
-	truncated        atomic.Uint64
-	// Runtime consistency checks (§6.2), for status.
-	checkedInstance atomic.Uint64
-	checks          atomic.Uint64
-	divergence      atomic.Pointer[string]
-	// behindSince is when (Unix ns) the learner last found itself behind
-	// what it knows is chosen; 0 while it is not.
-	behindSince  atomic.Int64
-	behindTarget atomic.Uint64
-	// members is the membership in force as applied (§5.4);
-	// membersChanged is set by the apply path when it moved, for the
-	// learner actor to pass on.
-	members        atomic.Pointer[membersView]
-	membersChanged bool
-	// membersAt is the instance the membership in force was applied at.
-	membersAt uint64
-	// incarnation is this data directory's (§5.1).
-	incarnation uint64
+
+	// Callers in this process (Propose, Read, ...) wait on local: their
+	// requests carry localAddress, unique to this Replica, as the reply
+	// address, and a waiter id.
+	localAddress string
+	local        waiters
+	// started is closed once the core's actor runs: local requests wait
+	// for it.
+	started     chan struct{}
+	startedOnce sync.Once
+
+	// Where it runs once spawned, for Close.
+	mu     sync.Mutex
+	sys    *actor.ActorSystem
+	parent *actor.PID
+	closed bool
 }
 
-// catchUpStuckAfter is how long a replica may stay behind the chosen log
-// before status flags it as stuck in catch-up.
-const catchUpStuckAfter = 3 * time.Second
-
-func (r *Replica) catchingUp() bool {
-	since := r.behindSince.Load()
-	return since != 0 && time.Since(time.Unix(0, since)) > catchUpStuckAfter
-}
-
-// NewReplica opens the data directory, replays the write-ahead log into the
-// acceptor and learner, and re-applies every entry the log marks chosen to
-// the state machine, so the replica resumes where it stopped.
+// NewReplica opens the data directory, restores the newest snapshot into
+// the state machine and replays the write-ahead log into the replica core,
+// which applies again every entry the log marks chosen, so the replica
+// resumes where it stopped.
 func NewReplica(cfg Config) (*Replica, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
-	}
-	r := &Replica{
-		cfg:      cfg,
-		acceptor: paxos.NewAcceptor(cfg.NodeID),
-		learner:  paxos.NewLearner(cfg.Learner),
 	}
 	meta, err := checkIdentity(cfg.DataDir, cfg.ClusterID, cfg.NodeID)
 	if err != nil {
 		return nil, err
 	}
-	r.incarnation = meta.Incarnation
-	r.acceptor.SetIncarnation(meta.Incarnation, meta.Fresh)
-	r.acceptor.SetBootstrap(meta.Bootstrap)
-	r.members.Store(viewOf(initialMembership(&r.cfg)))
+	nonce := make([]byte, 8)
+	rand.Read(nonce)
+	r := &Replica{cfg: cfg, incarnation: meta.Incarnation, localAddress: "local:" + hex.EncodeToString(nonce),
+		started: make(chan struct{})}
+	r.local.init()
+	r.members.Store(initialMembership(&r.cfg))
+	r.shell = &shell{r: r}
+	if r.d, err = core.NewDriver(cfg.coreConfig(meta), cfg.StateMachine, r.shell); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	// Recovery (§5.5): the newest valid snapshot, then the log after it.
 	if err := r.restoreSnapshot(); err != nil {
 		return nil, err
@@ -109,81 +97,128 @@ func NewReplica(cfg Config) (*Replica, error) {
 			return fmt.Errorf("%w: record %d does not decode: %v", storage.ErrCorrupt, records, err)
 		}
 		records++
-		if err := r.acceptor.Restore(rec); err != nil {
-			return err
-		}
-		r.learner.Restore(rec)
-		return nil
+		return r.d.Restore(rec)
 	})
 	if err != nil {
 		return nil, err
 	}
 	r.wal = wal
-	r.truncated.Store(r.acceptor.Truncated())
-	out, err := r.learner.FinishRestore()
-	if err != nil {
+	if err := r.d.FinishRestore(); err != nil {
 		wal.Close()
 		return nil, err
 	}
-	for _, e := range out.Apply {
-		r.applyEntry(e) // results went to clients before the restart
-	}
-	if h := r.learner.RestoreHoles(); h > 0 {
+	if h := r.d.Replica().RestoreHoles(); h > 0 {
 		r.cfg.Logger.Warn("log marks instances chosen without their values (a snapshot was passed over or the log checkpointed); learning them from peers",
 			"node", r.cfg.NodeID, "instances", h)
 	}
-	r.publishProgress()
-	now := time.Now()
-	// The acceptor may have granted a lease just before it stopped: honour
-	// it as if granted now (§5.2).
-	r.acceptor.StartLease(cfg.Proposer.LeaseTimeout, now)
-	pcfg := cfg.Proposer
-	pcfg.Members, pcfg.Incarnation, pcfg.Fresh = initialMembership(&r.cfg), r.incarnation, r.acceptor.Fresh()
-	pcfg.Bootstrap = r.acceptor.Bootstrap()
-	r.membersChanged = false
-	r.proposer = paxos.NewProposer(pcfg, now)
-	r.proposer.MembershipApplied(r.view().membership(), r.membersAt, now) // as the log left it: a follower, nothing to emit
-	r.proposer.LearnerProgress(r.learner.Contiguous())
-	r.proposer.ObserveBallot(r.acceptor.Promised())
-	r.proposer.HoldUntilApplied(r.acceptor.Truncated())
-	if r.acceptor.Promised() > 0 {
-		// It has been part of the group: give the master time to reach it
-		// (protoactor retries a lost connection after 2 s) before
-		// campaigning.
-		r.proposer.HoldElection(time.Now(), cfg.RestartGrace)
-	}
+	r.publishStatus()
 	return r, nil
 }
 
 // Applied returns the last instance applied to the state machine at
 // startup (after that, see Status).
-func (r *Replica) Applied() uint64 { return r.learner.Contiguous() }
+func (r *Replica) Applied() uint64 {
+	if v := r.view.Load(); v != nil {
+		return v.Applied
+	}
+	return 0
+}
 
-// Status returns the replica's latest status, as served to clients.
+// Status returns the replica's status, as served to clients: computed by
+// the core's actor now, or the one it last published when it does not run
+// (or does not answer within statusWait). Do not call it from the
+// replica's own actors.
 func (r *Replica) Status() *messages.StatusResponse {
+	r.mu.Lock()
+	sys, running := r.sys, !r.closed
+	r.mu.Unlock()
+	select {
+	case <-r.started:
+	default:
+		running = false
+	}
+	if running && !r.stopped.Load() && sys != nil {
+		fresh := make(chan *messages.StatusResponse, 1)
+		sys.Root.Send(r.pid(r.cfg.NodeID, CoreName), &localRequest{run: func(*core.Driver) {
+			r.publishStatus()
+			fresh <- r.status.Load()
+		}})
+		timer := time.NewTimer(statusWait)
+		defer timer.Stop()
+		select {
+		case s := <-fresh:
+			return s
+		case <-timer.C:
+		}
+	}
 	if s := r.status.Load(); s != nil {
 		return s
 	}
 	return &messages.StatusResponse{NodeId: r.cfg.NodeID}
 }
 
-// Close releases the data directory. Stop the actor subtree first.
-func (r *Replica) Close() error {
-	r.stopped.Store(true)
-	return r.wal.Close()
+// statusWait bounds how long Status waits for the core's actor.
+const statusWait = time.Second
+
+// Epoch returns the epoch of the log as this replica has applied it, and
+// the master that started it (§5.3). Two calls return the same epoch if
+// and only if no new mastership began in between (as far as this replica
+// has applied the log).
+func (r *Replica) Epoch() (epoch uint64, master uint32) {
+	if v := r.view.Load(); v != nil {
+		return v.Epoch, v.EpochMaster
+	}
+	return 0, 0
 }
 
-// Props returns the props of the replica parent actor.
+// LogStats returns the write-ahead log's counters (records, bytes, fsyncs,
+// segments), for metrics.
+func (r *Replica) LogStats() storage.Stats { return r.wal.Stats() }
+
+// Start spawns the replica in sys under cfg.Name. Remoting must have been
+// started first (cluster.NewSystem does), so that its address is known.
+func (r *Replica) Start(sys *actor.ActorSystem) error {
+	_, err := sys.Root.SpawnNamed(r.Props(), r.cfg.Name)
+	return err
+}
+
+// Props returns the props of the replica parent actor, for a host that
+// spawns it itself (under cfg.Name); Close stops it either way.
 func (r *Replica) Props() *actor.Props {
 	return r.props(func() actor.Actor { return &replicaActor{r: r} },
 		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
-			r.fatal(fmt.Errorf("actors: role actor failed: %v", reason))
+			r.fatal(fmt.Errorf("actors: replica actor failed: %v", reason))
 			return actor.StopDirective
 		})))
 }
 
-// props builds the props of the parent or a role actor, with the
-// configured middleware.
+// ErrClosed answers requests to a replica that was closed.
+var ErrClosed = errors.New("actors: replica closed")
+
+// Close stops the replica: its actors stop (it sends nothing more, so the
+// others fail over), then its log is flushed and its data directory
+// released, so a replica may be started on it again in this process. It
+// is safe to call more than once and from any goroutine but the replica's
+// own actors.
+func (r *Replica) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	sys, parent := r.sys, r.parent
+	r.mu.Unlock()
+	r.stopped.Store(true)
+	if sys != nil && parent != nil {
+		sys.Root.StopFuture(parent).Wait()
+	}
+	r.local.failAll(ErrClosed)
+	return r.wal.Close()
+}
+
+// props builds the props of the parent or a child, with the configured
+// middleware.
 func (r *Replica) props(producer actor.Producer, opts ...actor.PropsOption) *actor.Props {
 	if len(r.cfg.SenderMiddleware) > 0 {
 		opts = append(opts, actor.WithSenderMiddleware(r.cfg.SenderMiddleware...))
@@ -194,189 +229,109 @@ func (r *Replica) props(producer actor.Producer, opts ...actor.PropsOption) *act
 	return actor.PropsFromProducer(producer, opts...)
 }
 
-// rootContext returns the context for sends made outside any actor (from
-// the log's goroutine): the system's root, or, when sender middleware is
-// configured, a root context of this replica's own that runs it.
-func (r *Replica) rootContext(sys *actor.ActorSystem) *actor.RootContext {
-	if len(r.cfg.SenderMiddleware) == 0 {
-		return sys.Root
-	}
-	return actor.NewRootContext(sys, nil, r.cfg.SenderMiddleware...)
-}
-
-// fatal stops the replica from serving: a broken fsync or invariant must not
-// spread bad state.
+// fatal stops the replica from serving: a broken fsync or invariant must
+// not spread bad state. Safe from any goroutine.
 func (r *Replica) fatal(err error) {
 	r.fatalOnce.Do(func() {
 		r.stopped.Store(true)
 		r.cfg.Logger.Error("fatal", "node", r.cfg.NodeID, "err", err)
+		r.local.failAll(fmt.Errorf("%w: %v", ErrStopped, err))
 		r.cfg.OnFatal(err)
 	})
 }
 
-// pid returns the PID of role on node id.
-func (r *Replica) pid(id uint32, role string) *actor.PID {
-	addr, ok := r.view().addrs[id]
+// ErrStopped answers requests to a replica that stopped (a failed fsync, a
+// broken invariant, a diverged state).
+var ErrStopped = errors.New("actors: replica stopped")
+
+// pid returns the PID of child (CoreName, SnapshotterName) on node id, as
+// the membership in force addresses it; nil if id is not a member.
+func (r *Replica) pid(id uint32, child string) *actor.PID {
+	addr := paxos.MemberOf(r.members.Load(), id).GetAddress()
 	if id == r.cfg.NodeID {
-		addr, ok = r.cfg.Address(), true // a joining node is not in the view yet
+		addr = r.cfg.Address() // a joining node is not a member yet
 	}
-	if !ok {
+	if addr == "" {
 		return nil
 	}
-	return actor.NewPID(addr, r.cfg.Name+"/"+role)
+	return actor.NewPID(addr, r.cfg.Name+"/"+child)
 }
 
-func (r *Replica) rolePID(id uint32, role paxos.Role) *actor.PID {
-	switch role {
-	case paxos.RoleProposer:
-		return r.pid(id, ProposerName)
-	case paxos.RoleAcceptor:
-		return r.pid(id, AcceptorName)
-	case paxos.RoleLearner:
-		return r.pid(id, LearnerName)
-	}
-	return nil
+// RolePID returns the PID of role (ProposerName, LeaseName,
+// SnapshotterName, ...) on member id; nil if id is not a member.
+func (r *Replica) RolePID(id uint32, role string) *actor.PID { return r.pid(id, role) }
+
+// ProposerPID returns the PID to which clients send this replica
+// messages.ClientRequest, StatusRequest, MembersRequest and CheckRequest.
+func (r *Replica) ProposerPID() *actor.PID { return r.pid(r.cfg.NodeID, ProposerName) }
+
+// LeasePID returns the PID to which clients send this replica
+// messages.ReadRequest: lease, quorum and stale reads (§5.2).
+func (r *Replica) LeasePID() *actor.PID { return r.pid(r.cfg.NodeID, LeaseName) }
+
+// SnapshotterPID returns the PID to which clients send this replica
+// messages.SnapshotRequest.
+func (r *Replica) SnapshotterPID() *actor.PID { return r.pid(r.cfg.NodeID, SnapshotterName) }
+
+// NodeID returns this replica's node id.
+func (r *Replica) NodeID() uint32 { return r.cfg.NodeID }
+
+// ClientAddress returns this node's own client API address
+// (Config.ClientAddress).
+func (r *Replica) ClientAddress() string { return r.cfg.ClientAddress }
+
+// ClientAddressOf returns member id's client API address as the
+// membership records it ("" when not recorded). Safe for concurrent use.
+func (r *Replica) ClientAddressOf(id uint32) string {
+	return paxos.MemberOf(r.members.Load(), id).GetClientAddress()
 }
 
-// send delivers envelopes to their role actors. Messages for this node stay
-// in process.
-func (r *Replica) send(sender actor.SenderContext, envs []paxos.Envelope) {
-	if r.stopped.Load() {
-		return
+// Master returns the master as this replica last knew it (0: unknown) and
+// whether it is this replica itself. Safe for concurrent use.
+func (r *Replica) Master() (id uint32, self bool) {
+	if v := r.view.Load(); v != nil {
+		return v.MasterID, v.Master && !r.stopped.Load()
 	}
-	for _, env := range envs {
-		if pid := r.rolePID(env.To, paxos.RoleOf(env.Msg)); pid != nil {
-			sender.Send(pid, env.Msg)
-		}
-	}
+	return 0, false
 }
 
-// persist appends records to the log and calls then once they, and every
-// record appended before them, are durable.
-func (r *Replica) persist(recs []*messages.Record, then func()) {
-	if len(recs) == 0 && r.unsynced.Load() == 0 {
-		if then != nil && !r.stopped.Load() {
-			then()
-		}
-		return
+// publishStatus computes the status on the core actor (or before it
+// runs) for Status.
+func (r *Replica) publishStatus() {
+	s := r.d.Replica().Status(time.Now())
+	s.Address, s.ClusterId, s.ClientAddress = r.cfg.Address(), r.cfg.ClusterID, r.cfg.ClientAddress
+	s.MasterClientAddress = r.ClientAddressOf(s.MasterId)
+	s.IsMaster = s.IsMaster && !r.stopped.Load()
+	if r.wal != nil {
+		s.LogSegments = r.wal.Stats().Segments
 	}
-	bufs, ok := r.encode(recs)
-	if !ok {
-		return
-	}
-	r.unsynced.Add(1)
-	r.wal.Append(bufs, func(err error) {
-		r.unsynced.Add(-1)
-		if err != nil {
-			r.fatal(err)
-			return
-		}
-		if then != nil && !r.stopped.Load() {
-			then()
-		}
-	})
+	r.status.Store(s)
 }
 
-// encode marshals records for the log; a record that cannot be encoded is a
-// broken invariant.
-func (r *Replica) encode(recs []*messages.Record) ([][]byte, bool) {
-	bufs := make([][]byte, 0, len(recs))
-	for _, rec := range recs {
-		b, err := proto.Marshal(rec)
-		if err != nil {
-			r.fatal(fmt.Errorf("actors: encoding a record: %w", err))
-			return nil, false
-		}
-		bufs = append(bufs, b)
-	}
-	return bufs, true
-}
-
-// persistLazy appends records that can be rebuilt from a majority (learned
-// values, chosen marks): they ride on the next fsync instead of causing one.
-func (r *Replica) persistLazy(recs []*messages.Record) {
-	bufs, ok := r.encode(recs)
-	if !ok {
-		return
-	}
-	r.wal.AppendLazy(bufs)
-}
-
-// applied is the state machine's answer to one command.
-type applied struct {
-	result []byte
-	err    error
-	// refused: the command's epoch had ended, so it was not applied (§5.3).
-	refused bool
-}
-
-// applyEntry hands one chosen entry's commands to the state machine, in
-// order, after moving the epoch over it. No-ops apply nothing; a command
-// from an ended epoch is refused, on every replica alike. An error from
-// Apply is the state machine's deterministic refusal of that command: it
-// goes back to the client.
-func (r *Replica) applyEntry(e *messages.Entry) []applied {
-	sm := r.cfg.StateMachine
-	if r.epochs.Enter(e) {
-		epoch, master := r.epochs.Epoch()
-		if o, ok := sm.(EpochObserver); ok {
-			o.ObserveEpoch(epoch)
-		}
-		r.epoch.Store(epoch)
-		r.epochMaster.Store(master)
-	}
-	if e.Value == nil || e.Value.Noop {
-		return nil
-	}
-	results := make([]applied, len(e.Value.Commands))
-	for i, cmd := range e.Value.Commands {
-		if !r.epochs.Admits(cmd) {
-			results[i].refused = true
-			continue
-		}
-		if cmd.Membership {
-			results[i].result, results[i].err = r.applyMembership(e.Instance, cmd.Payload)
-			continue
-		}
-		results[i].result, results[i].err = sm.Apply(e.Instance, cmd.Payload)
-	}
-	return results
-}
-
-// publishProgress makes the learner's progress visible to the other actors.
-func (r *Replica) publishProgress() {
-	r.appliedUpto.Store(r.learner.Contiguous())
-	r.knownChosen.Store(r.learner.KnownChosen())
-	r.noteBehind()
-}
-
-func peerIDs(peers map[uint32]string) []uint32 {
-	ids := make([]uint32, 0, len(peers))
-	for id := range peers {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids
-}
-
-// replicaActor is the parent: it spawns the role actors and supervises
-// them. Any role failure stops the whole replica (see Props).
+// replicaActor is the parent: it spawns the core's actor and the snapshot
+// device and supervises them. Any failure stops the whole replica (see
+// Props).
 type replicaActor struct{ r *Replica }
 
 func (a *replicaActor) Receive(ctx actor.Context) {
-	switch ctx.Message().(type) {
-	case *actor.Started:
-		r := a.r
-		ctx.SpawnNamed(r.props(func() actor.Actor { return newAcceptorActor(r) }), AcceptorName)
-		ctx.SpawnNamed(r.props(func() actor.Actor { return newLearnerActor(r) }), LearnerName)
-		ctx.SpawnNamed(r.props(func() actor.Actor { return newLeaseActor(r) }), LeaseName)
-		ctx.SpawnNamed(r.props(func() actor.Actor { return newProposerActor(r) }), ProposerName)
-		ctx.SpawnNamed(r.props(func() actor.Actor { return newSnapshotterActor(r) }), SnapshotterName)
+	if _, ok := ctx.Message().(*actor.Started); !ok {
+		return
 	}
+	r := a.r
+	r.mu.Lock()
+	r.sys, r.parent = ctx.ActorSystem(), ctx.Self()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		ctx.Stop(ctx.Self())
+		return
+	}
+	ctx.SpawnNamed(r.props(func() actor.Actor { return newSnapshotterActor(r) }), SnapshotterName)
+	ctx.SpawnNamed(r.props(func() actor.Actor { return &coreActor{r: r} }), CoreName)
 }
 
 // ticker sends msg to pid every interval until stop is called. Timers are
-// the shell's business: the role logic only sees the time values.
+// the shell's business: the core only sees the time values.
 func ticker(sys *actor.ActorSystem, pid *actor.PID, interval time.Duration, msg any) (stop func()) {
 	t := time.NewTicker(interval)
 	done := make(chan struct{})
@@ -393,42 +348,3 @@ func ticker(sys *actor.ActorSystem, pid *actor.PID, interval time.Duration, msg 
 	var once sync.Once
 	return func() { once.Do(func() { t.Stop(); close(done) }) }
 }
-
-// noteBehind keeps behindSince: since when the learner has lacked
-// instances it knew were chosen then. Under load a follower is always a
-// few instances behind the newest notice; what counts is whether it
-// reaches, in time, what was chosen when it last looked.
-func (r *Replica) noteBehind() {
-	applied, known := r.learner.Contiguous(), r.learner.KnownChosen()
-	if r.behindSince.Load() != 0 && applied < r.behindTarget.Load() {
-		return // still short of the earlier target
-	}
-	if applied >= known {
-		r.behindSince.Store(0)
-		return
-	}
-	r.behindTarget.Store(known)
-	r.behindSince.Store(time.Now().UnixNano())
-}
-
-// role names this node's membership role (§5.4).
-func (r *Replica) role() string {
-	v := r.view()
-	switch {
-	case v.learners[r.cfg.NodeID]:
-		return "learner"
-	case v.addrs[r.cfg.NodeID] == "" && r.cfg.Join && v.version == 1:
-		return "joining"
-	case v.addrs[r.cfg.NodeID] == "":
-		return "removed" // not (or no longer) in the configuration it applied
-	}
-	if inc := paxos.MemberOf(v.m, r.cfg.NodeID).GetIncarnation(); inc != 0 && r.incarnation != 0 && inc != r.incarnation {
-		// It lost its disk (§5.1): it votes for nothing until the group
-		// records its new incarnation.
-		return "non-voting (rebuilding)"
-	}
-	return "voter"
-}
-
-// memberList lists the group's members, voters and learners, by id.
-func (r *Replica) memberList() []*messages.Member { return r.view().membership().Members }

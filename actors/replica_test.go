@@ -107,9 +107,10 @@ func (g *testGroup) stop(id uint32) {
 	if h.replica == nil {
 		return
 	}
-	h.api.Close()
-	h.sys.Root.StopFuture(h.pid).Wait()
-	h.replica.Close()
+	if h.api != nil {
+		h.api.Close()
+	}
+	h.replica.Close() // stops the replica's actors, then releases its directory
 	h.replica = nil
 }
 
@@ -140,6 +141,44 @@ func waitFor(t *testing.T, d time.Duration, cond func() error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// waitMaster waits until a replica reports mastership and returns its id.
+func (g *testGroup) waitMaster(d time.Duration) uint32 {
+	g.t.Helper()
+	var m uint32
+	waitFor(g.t, d, func() error {
+		if m = g.master(); m == 0 {
+			return errors.New("no master")
+		}
+		return nil
+	})
+	return m
+}
+
+// masterOtherThan returns a replica other than old that reports
+// mastership (0: none).
+func (g *testGroup) masterOtherThan(old uint32) uint32 {
+	for id, h := range g.hosts {
+		if id != old && h.replica != nil && h.replica.Status().IsMaster {
+			return id
+		}
+	}
+	return 0
+}
+
+// waitMasterOtherThan waits until a replica other than old reports
+// mastership and returns its id.
+func (g *testGroup) waitMasterOtherThan(old uint32, d time.Duration) uint32 {
+	g.t.Helper()
+	var m uint32
+	waitFor(g.t, d, func() error {
+		if m = g.masterOtherThan(old); m == 0 {
+			return fmt.Errorf("no master but node %d", old)
+		}
+		return nil
+	})
+	return m
 }
 
 func (g *testGroup) master() uint32 {

@@ -17,8 +17,8 @@ import (
 func (r *Replica) snapshotDir() string { return filepath.Join(r.cfg.DataDir, "snapshots") }
 
 // restoreSnapshot loads the newest valid snapshot, if the state machine can
-// take one, into the state machine and the learner, before the log is
-// replayed. A damaged newest file is passed over (and reported); a
+// take one, into the state machine and the replica core, before the log
+// is replayed. A damaged newest file is passed over (and reported); a
 // transfer cut short by a crash is removed.
 func (r *Replica) restoreSnapshot() error {
 	dir := r.snapshotDir()
@@ -41,12 +41,8 @@ func (r *Replica) restoreSnapshot() error {
 	if err != nil {
 		return fmt.Errorf("actors: restoring snapshot %s: %w", info.Path, err)
 	}
-	r.learner.RestoreSnapshot(info.Instance)
-	r.restoreMembership(meta)
-	r.epochs.Reset(meta.Epoch, meta.EpochMaster)
-	r.publishEpoch()
-	r.restoredSnapshot = info
-	r.snapshotAt.Store(info.Instance)
+	r.d.RestoreSnapshot(meta)
+	r.restored = info
 	r.cfg.Logger.Info("snapshot restored", "node", r.cfg.NodeID, "instance", info.Instance, "bytes", info.Bytes)
 	return nil
 }
@@ -81,26 +77,4 @@ func removeInstallLeftovers(dir string) {
 			os.Remove(filepath.Join(dir, n.Name()))
 		}
 	}
-}
-
-// publishEpoch makes the epoch the tracker is at visible to the other
-// actors and the state machine.
-func (r *Replica) publishEpoch() {
-	epoch, master := r.epochs.Epoch()
-	if o, ok := r.cfg.StateMachine.(EpochObserver); ok {
-		o.ObserveEpoch(epoch)
-	}
-	r.epoch.Store(epoch)
-	r.epochMaster.Store(master)
-}
-
-// restoreMembership takes the membership in force at a snapshot from its
-// handle (snapshots from before membership versions carry none).
-func (r *Replica) restoreMembership(meta *messages.SnapshotMeta) {
-	if meta.MembershipVersion == 0 {
-		return
-	}
-	r.members.Store(viewOf(&messages.Membership{Version: meta.MembershipVersion, Members: meta.Members}))
-	r.membersAt = meta.Instance
-	r.membersChanged = true
 }

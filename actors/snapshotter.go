@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/livepaxos/livepaxos/core"
 	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/storage"
 )
@@ -26,52 +27,41 @@ const installTimeout = 3 * time.Second
 
 type snapshotTick struct{}
 
-// beginSnapshot asks the learner actor to freeze the state machine between
-// two instances; snapshotBegun is its answer.
-type beginSnapshot struct{}
-
-type snapshotBegun struct {
-	instance uint64
-	meta     *messages.SnapshotMeta
-	write    func(io.Writer) error
-	err      error
+// writeSnapshot asks the snapshot device to write a snapshot the core
+// began (core.Devices.WriteSnapshot).
+type writeSnapshot struct {
+	meta  *messages.SnapshotMeta
+	write func(io.Writer) error
 }
 
-// snapshotWritten reports a snapshot file committed (or failed).
-type snapshotWritten struct {
+// written reports a snapshot file committed (or failed), to the device.
+type written struct {
 	info storage.SnapshotInfo
-	dur  time.Duration
-	err  error
+	res  core.SnapshotResult
 }
 
-// snapshotTaken tells the learner actor a snapshot is durable as of
-// instance: it may let go of the log below it.
-type snapshotTaken struct{ instance uint64 }
+// snapshotWritten reports it to the core's actor.
+type snapshotWritten struct{ res core.SnapshotResult }
 
-// installFrom asks the snapshotter to fetch a peer's snapshot.
+// installFrom asks the snapshot device to fetch a peer's snapshot.
 type installFrom struct {
 	peer     uint32
 	instance uint64
 }
 
-// installSnapshot hands the learner actor a fetched, verified snapshot.
+// installSnapshot hands the core's actor a fetched, verified snapshot.
 type installSnapshot struct{ info storage.SnapshotInfo }
 
-// snapshotterActor takes this replica's snapshots (§5.5), serves them to
-// peers in chunks and fetches a peer's when the learner is behind what the
-// peers still hold in their logs.
+// snapshotterActor is the snapshot device (§5.5): it writes the snapshots
+// the core takes, serves this replica's newest one to peers in chunks,
+// and fetches a peer's when the core asks (the replica is behind what its
+// peers still hold in their logs). When to snapshot, and what a snapshot
+// lets go of, are the core's decisions.
 type snapshotterActor struct {
 	r        *Replica
-	learner  *actor.PID
+	core     *actor.PID
 	stopTick func()
-	// taking a snapshot: who asked (answered when it is durable).
-	taking  bool
-	waiters []waiter
-	next    []waiter // asked while a snapshot was being written
-	// logBytesAt is the log's byte count when the last snapshot began.
-	logBytesAt uint64
-	started    time.Time
-	latest     storage.SnapshotInfo
+	latest   storage.SnapshotInfo
 	// installing from a peer
 	install     *installFrom
 	installFile *os.File
@@ -80,43 +70,15 @@ type snapshotterActor struct {
 	lastChunk   time.Time
 }
 
-type waiter struct {
-	pid *actor.PID
-	id  uint64
-}
-
 func newSnapshotterActor(r *Replica) actor.Actor { return &snapshotterActor{r: r} }
-
-// due is the automatic policy: a snapshot once SnapshotEvery instances
-// were applied, or SnapshotLogBytes written to the log, since the last
-// one, so that a busy replica's disk and memory stay bounded.
-func (a *snapshotterActor) due() bool {
-	if _, ok := a.r.cfg.StateMachine.(Snapshotter); !ok {
-		return false
-	}
-	applied := a.r.appliedUpto.Load()
-	if applied <= a.latest.Instance {
-		return false
-	}
-	// The replicas of a group see the same log, so the same thresholds
-	// would have them all snapshot at once, slowing every member of the
-	// master's quorum together: each node's thresholds are stretched by
-	// up to 25% according to its id, so their snapshots take turns.
-	stretch := func(v int64) uint64 { return uint64(v) + uint64(v)/12*uint64((a.r.cfg.NodeID-1)%4) }
-	if every := a.r.cfg.SnapshotEvery; every > 0 && applied-a.latest.Instance >= stretch(every) {
-		return true
-	}
-	limit := a.r.cfg.SnapshotLogBytes
-	return limit > 0 && a.r.wal.Stats().Bytes-a.logBytesAt >= stretch(limit)
-}
 
 func (a *snapshotterActor) dir() string { return filepath.Join(a.r.cfg.DataDir, "snapshots") }
 
 func (a *snapshotterActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		a.learner = a.r.pid(a.r.cfg.NodeID, LearnerName)
-		a.latest = a.r.restoredSnapshot
+		a.core = actor.NewPID(ctx.Self().Address, a.r.cfg.Name+"/"+CoreName)
+		a.latest = a.r.restored
 		a.stopTick = ticker(ctx.ActorSystem(), ctx.Self(), time.Second, snapshotTick{})
 	case *actor.Stopping:
 		if a.stopTick != nil {
@@ -124,26 +86,18 @@ func (a *snapshotterActor) Receive(ctx actor.Context) {
 		}
 		a.abandonInstall()
 	case *messages.SnapshotRequest:
-		w := waiter{pid: ctx.Sender(), id: m.RequestId}
-		if a.taking {
-			// The one being written began before this request: answer
-			// with the next.
-			a.next = append(a.next, w)
-			return
-		}
-		a.waiters = append(a.waiters, w)
-		a.take(ctx)
+		ctx.Forward(a.core) // the core decides; its answer goes to the sender
 	case snapshotTick:
-		if a.due() {
-			a.take(ctx)
-		}
 		if a.install != nil && time.Since(a.lastChunk) > installTimeout {
 			a.abandonInstall()
 		}
-	case *snapshotBegun:
+	case *writeSnapshot:
 		a.write(ctx, m)
-	case *snapshotWritten:
-		a.written(ctx, m)
+	case *written:
+		if m.res.Err == nil && m.info.Instance > a.latest.Instance {
+			a.latest = m.info
+		}
+		ctx.Send(a.core, &snapshotWritten{res: m.res})
 	case *messages.SnapshotChunkRequest:
 		a.serveChunk(ctx, m)
 	case *installFrom:
@@ -153,42 +107,19 @@ func (a *snapshotterActor) Receive(ctx actor.Context) {
 	}
 }
 
-func (a *snapshotterActor) take(ctx actor.Context) {
-	if a.taking {
-		return
-	}
-	if _, ok := a.r.cfg.StateMachine.(Snapshotter); !ok {
-		a.answer(ctx, &messages.SnapshotResponse{NodeId: a.r.cfg.NodeID, Error: "the state machine cannot snapshot"})
-		return
-	}
-	if a.r.appliedUpto.Load() <= a.latest.Instance {
-		// Nothing applied since the last one: it is the answer.
-		a.answer(ctx, &messages.SnapshotResponse{NodeId: a.r.cfg.NodeID, Instance: a.latest.Instance, Bytes: a.latest.Bytes})
-		return
-	}
-	a.taking, a.started = true, time.Now()
-	a.logBytesAt = a.r.wal.Stats().Bytes
-	ctx.Request(a.learner, &beginSnapshot{})
-}
-
 // write writes the frozen state to a snapshot file on a goroutine of its
-// own: the learner goes on applying meanwhile.
-func (a *snapshotterActor) write(ctx actor.Context, m *snapshotBegun) {
-	if m.err != nil {
-		a.written(ctx, &snapshotWritten{err: m.err})
-		return
-	}
-	self, sys, dir := ctx.Self(), ctx.ActorSystem(), a.dir()
-	started := a.started
+// own: the core goes on applying meanwhile.
+func (a *snapshotterActor) write(ctx actor.Context, m *writeSnapshot) {
+	self, sys, dir, started := ctx.Self(), ctx.ActorSystem(), a.dir(), time.Now()
 	go func() {
-		res := &snapshotWritten{}
-		res.info, res.err = writeSnapshotFile(dir, m)
-		res.dur = time.Since(started)
+		res := &written{}
+		res.info, res.res.Err = writeSnapshotFile(dir, m)
+		res.res.Instance, res.res.Bytes, res.res.Took = res.info.Instance, res.info.Bytes, time.Since(started)
 		sys.Root.Send(self, res)
 	}()
 }
 
-func writeSnapshotFile(dir string, m *snapshotBegun) (storage.SnapshotInfo, error) {
+func writeSnapshotFile(dir string, m *writeSnapshot) (storage.SnapshotInfo, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return storage.SnapshotInfo{}, err
 	}
@@ -196,7 +127,7 @@ func writeSnapshotFile(dir string, m *snapshotBegun) (storage.SnapshotInfo, erro
 	if err != nil {
 		return storage.SnapshotInfo{}, err
 	}
-	w, err := storage.CreateSnapshot(dir, m.instance, meta, storage.SnapshotOptions{Pace: true})
+	w, err := storage.CreateSnapshot(dir, m.meta.Instance, meta, storage.SnapshotOptions{Pace: true})
 	if err != nil {
 		return storage.SnapshotInfo{}, err
 	}
@@ -209,43 +140,7 @@ func writeSnapshotFile(dir string, m *snapshotBegun) (storage.SnapshotInfo, erro
 	}
 	// Report it only once it reads back whole: an unverifiable snapshot is
 	// never used, so nothing is let go of on its account.
-	return storage.VerifySnapshot(filepath.Join(dir, storage.SnapshotFileName(m.instance)))
-}
-
-func (a *snapshotterActor) written(ctx actor.Context, m *snapshotWritten) {
-	a.taking = false
-	resp := &messages.SnapshotResponse{NodeId: a.r.cfg.NodeID, DurationUs: m.dur.Microseconds()}
-	a.r.snapshots.Add(1)
-	if m.err != nil {
-		resp.Error = m.err.Error()
-		a.r.cfg.Logger.Warn("snapshot failed", "node", a.r.cfg.NodeID, "err", m.err)
-	} else {
-		if m.info.Instance > a.latest.Instance {
-			a.latest = m.info
-			a.r.snapshotAt.Store(m.info.Instance)
-		}
-		resp.Instance, resp.Bytes = m.info.Instance, m.info.Bytes
-		ctx.Send(a.learner, &snapshotTaken{instance: m.info.Instance})
-		a.r.snapshotAt.Store(a.latest.Instance)
-		a.r.cfg.Logger.Info("snapshot taken", "node", a.r.cfg.NodeID, "instance", m.info.Instance, "bytes", m.info.Bytes, "took", m.dur)
-	}
-	a.answer(ctx, resp)
-	if len(a.next) > 0 {
-		a.waiters, a.next = a.next, nil
-		a.take(ctx)
-	}
-}
-
-func (a *snapshotterActor) answer(ctx actor.Context, resp *messages.SnapshotResponse) {
-	for _, w := range a.waiters {
-		if w.pid == nil {
-			continue
-		}
-		r := proto.Clone(resp).(*messages.SnapshotResponse)
-		r.RequestId = w.id
-		ctx.Send(w.pid, r)
-	}
-	a.waiters = nil
+	return storage.VerifySnapshot(filepath.Join(dir, storage.SnapshotFileName(m.meta.Instance)))
 }
 
 // serveChunk sends a peer the next chunk of the newest snapshot file.
@@ -269,7 +164,7 @@ func (a *snapshotterActor) serveChunk(ctx actor.Context, m *messages.SnapshotChu
 }
 
 func (a *snapshotterActor) startInstall(ctx actor.Context, m *installFrom) {
-	if a.install != nil || m.instance <= a.r.appliedUpto.Load() || m.instance <= a.latest.Instance {
+	if a.install != nil || m.instance <= a.r.Applied() || m.instance <= a.latest.Instance {
 		return // one transfer at a time, and only of something newer
 	}
 	if err := os.MkdirAll(a.dir(), 0o755); err != nil {
@@ -322,7 +217,7 @@ func (a *snapshotterActor) chunk(ctx actor.Context, m *messages.SnapshotChunk) {
 		os.Remove(path)
 		return
 	}
-	if info.Instance <= a.latest.Instance || info.Instance <= a.r.appliedUpto.Load() {
+	if info.Instance <= a.latest.Instance || info.Instance <= a.r.Applied() {
 		os.Remove(path) // overtaken meanwhile
 		return
 	}
@@ -335,7 +230,7 @@ func (a *snapshotterActor) chunk(ctx actor.Context, m *messages.SnapshotChunk) {
 	if info.Instance > a.latest.Instance {
 		a.latest = info
 	}
-	ctx.Send(a.learner, &installSnapshot{info: info})
+	ctx.Send(a.core, &installSnapshot{info: info})
 }
 
 func (a *snapshotterActor) abandonInstall() {

@@ -18,12 +18,8 @@ import (
 // startNode builds a system with NewSystem (on a free loopback port unless
 // opts.Listen says otherwise) and stops it when the test ends.
 // Shutdown(false): a graceful stop can wait 10 s for a reconnecting writer.
-//
-// Not race-detector clean: protoactor's Remote.Start calls
-// grpclog.SetLoggerV2 (remote/server.go:61), an unsynchronised write of
-// gRPC's global logger that races with every gRPC goroutine already running,
-// including the Serve goroutine of the previous Start. Any process that
-// starts two remotes trips -race; nothing outside protoactor can order it.
+// (Race-detector clean since protoactor's Remote.Start no longer writes
+// gRPC's global logger: third_party/README.md.)
 func startNode(t *testing.T, opts Options) (*actor.ActorSystem, string) {
 	t.Helper()
 	if opts.Listen == "" {

@@ -27,7 +27,7 @@ import (
 // Apply and ApplyBatch must be called from one goroutine at a time (the
 // replica applies chosen values from a single actor); Query, Read, Hash and
 // the other readers may run concurrently with them, which is how a master
-// serves lease reads from its lease manager while its learner applies.
+// serves lease reads on other goroutines while the replica applies.
 //
 // Data is held as map[string]string because Go strings are immutable: storing
 // string(b) copies the caller's bytes once, and nothing, neither a reused

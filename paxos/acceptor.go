@@ -57,7 +57,13 @@ type Acceptor struct {
 	// found fresh and empty, as a Prepare naming this incarnation carried
 	// it; durable (Proven) and reported in promises.
 	bootstrap []*messages.Member
+	// planted is the known bug this acceptor runs with (tests only).
+	planted PlantedBug
 }
+
+// Plant switches a known bug on in this acceptor (tests only: see
+// PlantedBug).
+func (a *Acceptor) Plant(bug PlantedBug) { a.planted = bug }
 
 // SetBootstrap restores the bootstrap set recorded before a restart.
 func (a *Acceptor) SetBootstrap(set []*messages.Member) { a.bootstrap = set }
@@ -89,7 +95,7 @@ func (a *Acceptor) stranger(to uint64, out *AcceptorOutput) bool {
 			a.fresh, out.Proven = false, true
 		}
 		return false
-	case Planted == BugCorruptVotesAtOnce:
+	case a.planted == BugCorruptVotesAtOnce:
 		return false
 	case to != 0:
 		return true
@@ -238,10 +244,10 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOut
 	var out AcceptorOutput
 	a.seen = max(a.seen, m.Ballot)
 	leased := m.Ballot > a.promised && now.Before(a.leaseUntil) && BallotOwner(m.Ballot) != a.leaseNode &&
-		Planted != BugIgnoreLease
+		a.planted != BugIgnoreLease
 	// A prepare from an instance this acceptor let go of cannot be
 	// answered truthfully: its candidate must catch up first (§5.5).
-	behind := a.truncated > 0 && max(m.FirstInstance, 1) <= a.truncated && Planted != BugPromiseBelowTruncation
+	behind := a.truncated > 0 && max(m.FirstInstance, 1) <= a.truncated && a.planted != BugPromiseBelowTruncation
 	stranger := a.stranger(m.ToIncarnation, &out)
 	if !stranger && m.ToIncarnation != 0 && len(m.Bootstrap) > 0 && a.bootstrap == nil {
 		a.bootstrap, out.Proven = m.Bootstrap, true
@@ -307,7 +313,7 @@ func (a *Acceptor) HandleAccept(m *messages.Accept, now time.Time) AcceptorOutpu
 	ack := &messages.Accepted{From: a.id, Ballot: m.Ballot, Ok: true, Promised: m.Ballot, Seq: m.Seq, Seen: a.seen,
 		Truncated: a.truncated, Incarnation: a.incarnation}
 	for _, e := range m.Entries {
-		if e.Instance == 0 || e.Value == nil || (e.Instance <= a.truncated && Planted != BugPromiseBelowTruncation) {
+		if e.Instance == 0 || e.Value == nil || (e.Instance <= a.truncated && a.planted != BugPromiseBelowTruncation) {
 			continue // malformed or let go of: never acknowledge what was not stored
 		}
 		ack.Instances = append(ack.Instances, e.Instance)

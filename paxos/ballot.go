@@ -18,3 +18,11 @@ func NextBallot(above uint64, id uint32) uint64 {
 
 // BallotOwner returns the node id that owns ballot b (0 for the zero ballot).
 func BallotOwner(b uint64) uint32 { return uint32(b % BallotStride) }
+
+// orDefault sets *v to def if it is zero: the configs' defaults.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}

@@ -12,9 +12,14 @@ import "github.com/livepaxos/livepaxos/messages"
 //
 // Every replica runs one over the same log, so all reach the same verdicts.
 type EpochTracker struct {
-	epoch  uint64
-	master uint32
+	epoch   uint64
+	master  uint32
+	planted PlantedBug
 }
+
+// Plant switches a known bug on in this tracker (tests only: see
+// PlantedBug).
+func (t *EpochTracker) Plant(bug PlantedBug) { t.planted = bug }
 
 // Epoch returns the current epoch and its master (0, 0 before the first).
 func (t *EpochTracker) Epoch() (epoch uint64, master uint32) { return t.epoch, t.master }
@@ -31,7 +36,7 @@ func (t *EpochTracker) Enter(e *messages.Entry) bool {
 
 // Admits reports whether cmd, part of the entry last entered, may apply.
 func (t *EpochTracker) Admits(cmd *messages.Command) bool {
-	return cmd.Epoch == 0 || cmd.Epoch == t.epoch || Planted == BugIgnoreEpoch
+	return cmd.Epoch == 0 || cmd.Epoch == t.epoch || t.planted == BugIgnoreEpoch
 }
 
 // MasterChanged is the answer to a command the epoch refused.

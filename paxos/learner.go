@@ -23,21 +23,16 @@ type LearnerConfig struct {
 	CatchupInterval   time.Duration
 	MaxCatchupEntries int
 	MaxCatchupBytes   int
+	// Planted is a known bug this learner runs with (tests only: see
+	// PlantedBug).
+	Planted PlantedBug
 }
 
 func (c *LearnerConfig) setDefaults() {
-	if c.CatchupDelay == 0 {
-		c.CatchupDelay = 150 * time.Millisecond
-	}
-	if c.CatchupInterval == 0 {
-		c.CatchupInterval = time.Second
-	}
-	if c.MaxCatchupEntries == 0 {
-		c.MaxCatchupEntries = 512
-	}
-	if c.MaxCatchupBytes == 0 {
-		c.MaxCatchupBytes = 2 << 20
-	}
+	orDefault(&c.CatchupDelay, 150*time.Millisecond)
+	orDefault(&c.CatchupInterval, time.Second)
+	orDefault(&c.MaxCatchupEntries, 512)
+	orDefault(&c.MaxCatchupBytes, 2<<20)
 }
 
 // Learner learns which value each instance chose and hands the chosen values
@@ -47,7 +42,8 @@ func (c *LearnerConfig) setDefaults() {
 type Learner struct {
 	cfg LearnerConfig
 	// chosen holds every chosen entry this replica knows, for applying and
-	// for serving peers that catch up. Snapshots will bound it.
+	// for serving peers that catch up, down to its snapshot
+	// (SnapshotTaken lets go of what a snapshot covers).
 	chosen map[uint64]*messages.Entry
 	// pending holds accepted entries above contiguous not yet known chosen.
 	pending map[uint64]*messages.Entry
@@ -270,7 +266,7 @@ func (l *Learner) HandleChosen(m *messages.Chosen, now time.Time) LearnerOutput 
 			l.chosen[i] = e
 		}
 	}
-	if Planted == BugApplyOutOfOrder {
+	if l.cfg.Planted == BugApplyOutOfOrder {
 		l.plantedApplyEarly(&out)
 	}
 	l.advance(&out, true)

@@ -63,7 +63,7 @@ func CountsVote(m *messages.Membership, id uint32, inc uint64) bool {
 	if mem == nil || mem.Role == LearnerRole {
 		return false
 	}
-	return mem.Incarnation == 0 || mem.Incarnation == inc || Planted == BugCorruptVotesAtOnce
+	return mem.Incarnation == 0 || mem.Incarnation == inc
 }
 
 // ChangesQuorum reports whether next counts votes differently from cur: a

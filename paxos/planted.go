@@ -7,16 +7,18 @@ import (
 
 // PlantedBug names a known bug that can be switched on to prove the
 // simulator catches it ("Paxos Made Live" §6: known bugs were planted to
-// check that the tests find them). Only tests set it; production code never
-// does, and every hook is a single comparison with Planted.
+// check that the tests find them). It is a setting of one replica
+// (core.Config.Planted, handed to its roles), not a global, so tests that
+// plant bugs run in parallel with others. Production code never sets one,
+// and every hook is a single comparison with the setting.
 type PlantedBug int
 
 const (
 	// BugNone: the roles behave as written.
 	BugNone PlantedBug = iota
 	// BugReplyBeforePersist: the acceptor's reply leaves before its records
-	// are durable. The hook lives in the shell (the simulator), which owns
-	// the persist-then-send order; the roles here never see it.
+	// are durable. The hook is in the replica core's gate (core/ready.go),
+	// which owns the persist-then-send order; the roles here never see it.
 	BugReplyBeforePersist
 	// BugIgnorePromiseValues: a new master ignores the values its promises
 	// report and fills every reported instance with a no-op.
@@ -36,9 +38,10 @@ const (
 	// if it had accepted nothing there (§5.5), so a new master that is
 	// behind can fill chosen instances with no-ops.
 	BugPromiseBelowTruncation
-	// BugDivergentApply: one replica (the simulator's n2) skips a command
-	// now and then: its state drifts from the others' while its log
-	// agrees, which only a runtime consistency check (§6.2) sees.
+	// BugDivergentApply: a replica with it planted (the simulator plants it
+	// in n2 alone) skips a command now and then (core/apply.go): its state
+	// drifts from the others' while its log agrees, which only a runtime
+	// consistency check (§6.2) sees.
 	BugDivergentApply
 	// BugCorruptVotesAtOnce: a replica that lost its disk votes under its
 	// new incarnation at once, as if the configuration recorded it (§5.1):
@@ -49,10 +52,6 @@ const (
 	// ignoring changes its own log chose since (§5.4).
 	BugQuorumFromStaleConfig
 )
-
-// Planted is the bug switched on, BugNone outside tests. Tests that set it
-// must not run in parallel with other tests of the roles and must reset it.
-var Planted PlantedBug
 
 var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation", "divergent-apply", "corrupt-votes-at-once", "quorum-from-stale-config"}
 
@@ -68,9 +67,9 @@ func (b PlantedBug) String() string {
 func PlantedBugs() []PlantedBug {
 	// BugIgnoreEpoch is left out: the interleaving it breaks (a master's
 	// command chosen after a rival's epoch began) comes up in about one
-	// random run in 200, too rarely for a CI budget;
-	// TestPaper5_3_ReinstalledMasterAnomalyIsRejected plays it on purpose
-	// and checks the bug is seen.
+	// random run in 300, too rarely for a CI budget; the simulator's
+	// TestPaper5_3_PlantedIgnoreEpochIsCaught plays it on purpose and
+	// checks the bug is caught by its invariant.
 	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease,
 		BugPromiseBelowTruncation, BugDivergentApply, BugCorruptVotesAtOnce, BugQuorumFromStaleConfig}
 }

@@ -20,13 +20,7 @@ func newTestProposer(id uint32, maxBatch, window int) *Proposer {
 // elect drives a proposer through phase 1 with the given promises.
 func elect(t *testing.T, p *Proposer, promises func(ballot uint64) []*messages.Promise) ProposerOutput {
 	t.Helper()
-	out := p.Tick(t0.Add(10 * time.Second))
-	var prep *messages.Prepare
-	for _, e := range out.Messages {
-		if m, ok := e.Msg.(*messages.Prepare); ok {
-			prep = m
-		}
-	}
+	prep := prepareOf(p.Tick(t0.Add(10 * time.Second)))
 	if prep == nil {
 		t.Fatal("no prepare after the election timeout")
 	}
@@ -41,6 +35,24 @@ func elect(t *testing.T, p *Proposer, promises func(ballot uint64) []*messages.P
 		t.Fatal("not master after a quorum of promises")
 	}
 	return last
+}
+
+// electBy12 elects p with empty promises from voters 1 and 2.
+func electBy12(t *testing.T, p *Proposer) ProposerOutput {
+	t.Helper()
+	return elect(t, p, func(b uint64) []*messages.Promise {
+		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
+	})
+}
+
+// prepareOf returns the Prepare among out's messages, or nil.
+func prepareOf(out ProposerOutput) *messages.Prepare {
+	for _, e := range out.Messages {
+		if m, ok := e.Msg.(*messages.Prepare); ok {
+			return m
+		}
+	}
+	return nil
 }
 
 // ackEpochStart has voters 1 and 2 accept a new master's first instance (the
@@ -113,9 +125,7 @@ func TestPaper4_GapsAreFilledWithNoops(t *testing.T) {
 
 func TestPaper4_BatchingAndBoundedPipeline(t *testing.T) {
 	p := newTestProposer(1, 4, 2)
-	elect(t, p, func(b uint64) []*messages.Promise {
-		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
-	})
+	electBy12(t, p)
 	ackEpochStart(p)
 	for i := range 10 {
 		p.Submit(cmd(1, uint64(i), fmt.Sprint(i)))
@@ -155,9 +165,7 @@ func TestPaper4_BatchingAndBoundedPipeline(t *testing.T) {
 
 func TestProposerQueueIsBounded(t *testing.T) {
 	p := NewProposer(ProposerConfig{ID: 1, Peers: []uint32{1, 2, 3}, MaxQueue: 2}, t0)
-	elect(t, p, func(b uint64) []*messages.Promise {
-		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
-	})
+	electBy12(t, p)
 	p.Submit(cmd(1, 1, "a"))
 	p.Submit(cmd(1, 2, "b"))
 	out := p.Submit(cmd(1, 3, "c"))
@@ -178,9 +186,7 @@ func TestProposerRefusesWhenNotMaster(t *testing.T) {
 
 func TestProposerStepsDownOnHigherBallot(t *testing.T) {
 	p := newTestProposer(1, 4, 4)
-	elect(t, p, func(b uint64) []*messages.Promise {
-		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
-	})
+	electBy12(t, p)
 	p.Submit(cmd(1, 1, "queued-a"))
 	p.Flush(t0)
 	p.Submit(cmd(1, 2, "queued-b"))
@@ -203,9 +209,7 @@ func TestProposerStepsDownOnHigherBallot(t *testing.T) {
 
 func TestProposerRetransmitsToSilentPeers(t *testing.T) {
 	p := newTestProposer(1, 4, 4)
-	elect(t, p, func(b uint64) []*messages.Promise {
-		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
-	})
+	electBy12(t, p)
 	p.Submit(cmd(1, 1, "x"))
 	p.Flush(t0)
 	p.Step(&messages.Accepted{From: 1, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(), Instances: []uint64{1, 2}}, t0)
@@ -262,9 +266,7 @@ func lazyTo(out ProposerOutput) map[uint32]bool {
 // asks the other durably, and from then on it is the one chosen.
 func TestPaper4_ThriftyAcceptAsksOnlyAMajorityToSync(t *testing.T) {
 	p := newTestProposer(1, 1, 8)
-	elect(t, p, func(b uint64) []*messages.Promise {
-		return []*messages.Promise{{From: 1, Ballot: b, Ok: true}, {From: 2, Ballot: b, Ok: true}}
-	})
+	electBy12(t, p)
 	now := t0.Add(10 * time.Second)
 	ack := func(from uint32, i uint64, at time.Time) {
 		p.Step(&messages.Accepted{From: from, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(), Instances: []uint64{i}}, at)

@@ -3,9 +3,11 @@ package sim
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/livepaxos/livepaxos/core"
 	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
 )
@@ -67,6 +69,11 @@ type checker struct {
 	// leases are, per node, the real-time intervals of the leases under
 	// which it served lease reads (merged when they overlap).
 	leases map[uint32][]interval
+	// aheadOfChooser holds instances a replica applied before the one
+	// whose ballot got them chosen did (a situation); applyCount counts
+	// the replicas that applied each instance.
+	aheadOfChooser map[uint64]uint32
+	applyCount     map[uint64]int
 	// LeaseReads and QuorumReads count the reads served, for the Result.
 	leaseReads, quorumReads int
 }
@@ -77,7 +84,7 @@ type interval struct{ from, to int64 }
 func newChecker(s *Simulator) *checker {
 	return &checker{s: s, configs: []*messages.Membership{s.initialMembership()}, configFrom: []uint64{1},
 		pending: make(map[uint64][]tallyKey), tallies: make(map[tallyKey]*tally), chosen: make(map[uint64]string), leases: make(map[uint32][]interval),
-		chosenBy: make(map[uint64]uint32)}
+		chosenBy: make(map[uint64]uint32), aheadOfChooser: make(map[uint64]uint32), applyCount: make(map[uint64]int)}
 }
 
 // valueKey is a value's identity: its deterministic encoding.
@@ -174,10 +181,12 @@ func (c *checker) judge(k tallyKey) {
 	}
 }
 
-// applied checks one entry a replica's learner handed out: in order, each
-// once, the same value every other replica applied there, and the value
-// the acceptors chose.
-func (c *checker) applied(n *node, e *messages.Entry, epochs *paxos.EpochTracker) {
+// applied checks one entry a replica handed to its apply side: in order,
+// each once, the same value every other replica applied there, the value
+// the acceptors chose, and each command admitted or refused as the
+// checker's own account of the epochs says.
+func (c *checker) applied(n *node, a *core.Apply) {
+	e := a.Entry
 	if e.Instance != n.applied+1 {
 		c.s.fail(ErrSafety, ErrAppliedOutOfOrder, "%s applied instance %d after instance %d",
 			n.name(), e.Instance, n.applied)
@@ -206,7 +215,7 @@ func (c *checker) applied(n *node, e *messages.Entry, epochs *paxos.EpochTracker
 		c.log = append(c.log, v)
 		c.epochs = append(c.epochs, epoch)
 		cur := c.configs[len(c.configs)-1]
-		if next := paxos.FoldMembership(cur, e.Value); next != cur {
+		if next := expectConfig(cur, e.Value); next != cur {
 			c.configs = append(c.configs, next)
 			c.configFrom = append(c.configFrom, e.Instance+1)
 		}
@@ -222,9 +231,16 @@ func (c *checker) applied(n *node, e *messages.Entry, epochs *paxos.EpochTracker
 	}
 	if n.id == c.chosenBy[e.Instance] {
 		c.effectBound(e)
+		delete(c.aheadOfChooser, e.Instance)
+	} else if _, ok := c.chosenBy[e.Instance]; ok && c.applyCount[e.Instance] == 0 {
+		c.aheadOfChooser[e.Instance] = c.chosenBy[e.Instance]
 	}
-	for _, cmd := range e.Value.GetCommands() {
-		if want := c.admits(cmd, e.Instance); epochs.Admits(cmd) != want {
+	c.applyCount[e.Instance]++
+	for i, cmd := range e.Value.GetCommands() {
+		if e.Value.GetNoop() {
+			break
+		}
+		if want := c.admits(cmd, e.Instance); a.Commands[i].Admitted != want {
 			c.s.fail(ErrSafety, ErrEpochIgnored, "%s: request %d of epoch %d at instance %d (epoch %d there): admitted %v",
 				n.name(), cmd.RequestId, cmd.Epoch, e.Instance, c.epochs[e.Instance-1], !want)
 			return
@@ -252,9 +268,10 @@ func (c *checker) installed(n *node, instance uint64) {
 func (c *checker) acked(instance uint64) { c.maxAcked = max(c.maxAcked, instance) }
 
 // servedRead checks a lease or quorum read as n serves it: its state must
-// hold every acknowledged write, and a lease read's lease must not overlap
-// in real time with a lease another replica served reads under.
-func (c *checker) servedRead(n *node, lease bool) {
+// hold every acknowledged write, and a lease read's lease (until, on n's
+// clock) must not overlap in real time with a lease another replica served
+// reads under.
+func (c *checker) servedRead(n *node, lease bool, until time.Time) {
 	if n.applied < c.maxAcked {
 		c.s.fail(ErrSafety, ErrStaleRead, "%s served a %s read at applied %d; instance %d was acknowledged",
 			n.name(), map[bool]string{true: "lease", false: "quorum"}[lease], n.applied, c.maxAcked)
@@ -265,7 +282,12 @@ func (c *checker) servedRead(n *node, lease bool) {
 		return
 	}
 	c.leaseReads++
-	until, _ := n.p.LeaseUntil(n.now())
+	for _, chooser := range c.aheadOfChooser {
+		if chooser == n.id {
+			c.s.situation(sitReadBeforeChooserApplied)
+			break
+		}
+	}
 	pc := c.s.cfg.Proposer
 	iv := interval{from: n.clock.trueTime(until.Add(-(pc.LeaseTimeout - pc.ClockDriftMax))), to: n.clock.trueTime(until)}
 	for id, ivs := range c.leases {
@@ -331,17 +353,18 @@ func (c *checker) decided(n *node, reply *paxos.Envelope) {
 	if reply == nil || c.s.cfg.NoContractCheck {
 		return
 	}
+	var ok bool
+	var ballot uint64
+	var what string
 	switch m := reply.Msg.(type) {
 	case *messages.Promise:
-		if m.Ok && m.Ballot < n.durablePromised {
-			c.s.fail(ErrSafety, ErrDurableContradiction, "%s promises ballot %s but durably promised %s",
-				n.name(), fmtBallot(m.Ballot), fmtBallot(n.durablePromised))
-		}
+		ok, ballot, what = m.Ok, m.Ballot, "promises ballot"
 	case *messages.Accepted:
-		if m.Ok && m.Ballot < n.durablePromised {
-			c.s.fail(ErrSafety, ErrDurableContradiction, "%s accepts under ballot %s but durably promised %s",
-				n.name(), fmtBallot(m.Ballot), fmtBallot(n.durablePromised))
-		}
+		ok, ballot, what = m.Ok, m.Ballot, "accepts under ballot"
+	}
+	if ok && ballot < n.durablePromised {
+		c.s.fail(ErrSafety, ErrDurableContradiction, "%s %s %s but durably promised %s",
+			n.name(), what, fmtBallot(ballot), fmtBallot(n.durablePromised))
 	}
 }
 
@@ -405,7 +428,7 @@ func (c *checker) final() {
 			s.fail(ErrLiveness, ErrNotConverged, "%s is down at the end", n.name())
 			return
 		}
-		if n.p.IsMaster() {
+		if n.r().IsMaster() {
 			if master != nil {
 				s.fail(ErrLiveness, ErrNotConverged, "%s and %s are both master at the end", master.name(), n.name())
 				return
@@ -417,17 +440,17 @@ func (c *checker) final() {
 		s.fail(ErrLiveness, ErrNotConverged, "no master at the end")
 		return
 	}
-	if master.p.InflightLen() > 0 || master.p.QueueLen() > 0 {
+	if master.r().InflightLen() > 0 || master.r().QueueLen() > 0 {
 		s.fail(ErrLiveness, ErrNotConverged, "master %s still has %d instances in flight and %d commands queued",
-			master.name(), master.p.InflightLen(), master.p.QueueLen())
+			master.name(), master.r().InflightLen(), master.r().QueueLen())
 		return
 	}
-	if n := len(c.epochs); n > 0 && master.p.Epoch() != c.epochs[n-1] {
+	if n := len(c.epochs); n > 0 && master.r().MasterEpoch() != c.epochs[n-1] {
 		s.fail(ErrLiveness, ErrNotConverged, "master %s works in epoch %d, the log is in epoch %d: its commands would all be refused",
-			master.name(), master.p.Epoch(), c.epochs[n-1])
+			master.name(), master.r().MasterEpoch(), c.epochs[n-1])
 		return
 	}
-	upto := master.p.ChosenUpto()
+	upto := master.r().ChosenUpto()
 	for _, n := range s.nodes {
 		if n.applied != upto {
 			s.fail(ErrLiveness, ErrNotConverged, "%s applied up to %d, master %s chose up to %d",

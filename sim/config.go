@@ -13,9 +13,6 @@ const (
 	// TickInterval is how often a node's role timers fire, in its own
 	// (drifting) time: the actors' default.
 	TickInterval = 20 * time.Millisecond
-	// learnerTickEvery: the learner actor ticks at half the proposer's
-	// rate (actors/learner.go).
-	learnerTickEvery = 2
 	// flushDelay is how long a proposer's flush waits after a submit: the
 	// actor flushes once its mailbox has drained, which lets commands that
 	// arrive together share an instance (§4 batching).
@@ -96,16 +93,23 @@ type Config struct {
 	// NoLinearizability skips the porcupine check (the invariants still
 	// run at every step).
 	NoLinearizability bool
-	// SnapshotEvery is how often, on average, each node snapshots its
-	// database (0: never); a restart recovers from the newest snapshot and
-	// the log after it (§5.5).
-	SnapshotEvery time.Duration
+	// SnapshotEvery is the replicas' snapshot policy: a snapshot once this
+	// many instances were applied since the last one (0: never on this
+	// account; core.Config.SnapshotEvery). SnapshotAsk is how often, on
+	// average, an operator asks each node for a snapshot (0: never). A
+	// restart recovers from the newest snapshot and the log after it
+	// (§5.5).
+	SnapshotEvery int64
+	SnapshotAsk   time.Duration
+	// RestartGrace is how long a replica that restarts with history holds
+	// its first campaign (core.Config.RestartGrace).
+	RestartGrace time.Duration
 	// Learners is how many non-voting members run beside the Nodes voters
 	// (ids Nodes+1...): they get the log and never vote (§5.4).
 	Learners int
-	// NoTruncate keeps the whole log after snapshots (the acceptor never
-	// lets go of what it accepted).
-	NoTruncate bool
+	// Planted is a known bug the replicas run with (divergent-apply: n2
+	// only).
+	Planted paxos.PlantedBug
 }
 
 // DefaultConfig is a moderate run: three nodes, faults at a steady rate.
@@ -129,6 +133,7 @@ func DefaultConfig(seed uint64) Config {
 			PartitionEvery: 2 * time.Second, PartitionMin: 100 * time.Millisecond, PartitionMax: 2 * time.Second,
 			OneWay: 0.3,
 		},
+		RestartGrace:   300 * time.Millisecond,
 		FsyncMin:       100 * time.Microsecond,
 		FsyncMax:       3 * time.Millisecond,
 		MaxDriftPPM:    20_000, // 2%: far worse than real quartz, so drift bugs show
@@ -166,7 +171,8 @@ func ConfigForSeed(seed uint64) Config {
 	if r.IntN(4) == 0 { // slow disks: group commit batches more
 		c.FsyncMax = 30 * time.Millisecond
 	}
-	c.SnapshotEvery = []time.Duration{0, 2 * time.Second, 500 * time.Millisecond}[r.IntN(3)]
+	c.SnapshotAsk = []time.Duration{0, 2 * time.Second, 500 * time.Millisecond}[r.IntN(3)]
+	c.SnapshotEvery = []int64{0, 0, 60, 200}[r.IntN(4)]
 	if r.IntN(4) == 0 {
 		// Membership changes run (the operator), and disks are lost.
 		c.Learners = 1 + r.IntN(2)

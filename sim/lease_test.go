@@ -73,7 +73,7 @@ func TestPaper5_2_DriftBeyondBoundBreaksLeases(t *testing.T) {
 						sc.get(0, m, "k0") // the old master answers while it counts its lease valid
 					}
 					for _, n := range sc.s.nodes {
-						if n != m && n.up && n.p.IsMaster() && c1.cur == nil {
+						if n != m && n.up && n.r().IsMaster() && c1.cur == nil {
 							sc.get(1, n, "k0")
 							newMasterReads++
 						}

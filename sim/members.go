@@ -39,14 +39,14 @@ func (s *Simulator) operate() {
 	defer s.sched.after(int64(300*time.Millisecond)+s.rng.Int64N(int64(time.Second)), s.operate)
 	var master *node
 	for _, n := range s.nodes {
-		if n.up && n.p.IsMaster() {
+		if n.up && n.r().IsMaster() {
 			master = n
 		}
 	}
 	if master == nil {
 		return
 	}
-	cur := master.p.Members()
+	cur := master.r().FrontierMembers()
 	next := proto.Clone(cur).(*messages.Membership)
 	next.Version++
 	var absent, learners, voters []uint32
@@ -94,7 +94,7 @@ func (s *Simulator) operate() {
 	if s.trace != nil {
 		s.tracef("OPERATOR asks %s for membership v%d: %s", master.name(), next.Version, what)
 	}
-	master.proposerOut(master.p.Submit(&messages.Command{Origin: master.id, Membership: true, Payload: payload}))
+	master.d.Propose(&messages.Command{Membership: true, Payload: payload})
 }
 
 // healthy reports whether every voter is up and no replica is rebuilding.

@@ -19,20 +19,20 @@ func (sc *scenario) change(edit func(next *messages.Membership)) uint64 {
 	sc.t.Helper()
 	for range 100 {
 		m := sc.master()
-		next := proto.Clone(m.p.Members()).(*messages.Membership)
+		next := proto.Clone(m.r().FrontierMembers()).(*messages.Membership)
 		next.Version++
 		edit(next)
 		payload, _ := proto.Marshal(next)
-		out := m.p.Submit(&messages.Command{Origin: m.id, Membership: true, Payload: payload})
-		refused := len(out.Replies) > 0
-		m.proposerOut(out)
+		sc.s.reqSeq++ // a request id no client's operation has
+		id := sc.s.reqSeq
+		m.d.Propose(&messages.Command{Membership: true, Payload: payload, ReplyAddress: scenarioAddress, RequestId: id})
 		sc.run(300 * time.Millisecond)
-		if refused {
-			continue
+		if rep := m.scenarioReply(id); rep != nil && rep.Response.Code != messages.ErrorCode_ERROR_CODE_OK {
+			continue // refused: try again
 		}
 		done := true
 		for _, n := range sc.s.nodes {
-			if n.up && paxos.MemberOf(n.members, n.id) != nil && n.members.Version < next.Version {
+			if members := n.r().Members(); n.up && paxos.MemberOf(members, n.id) != nil && members.Version < next.Version {
 				done = false
 			}
 		}
@@ -145,28 +145,28 @@ func TestPaper5_1_WipedReplicaRebuildsAsNonVoting(t *testing.T) {
 	}
 	oldInc := x.diskInc
 	sc.wipe(x)
-	if !x.a.Fresh() || x.diskInc == oldInc {
-		t.Fatalf("%s after the wipe: fresh %v, incarnation changed %v", x.name(), x.a.Fresh(), x.diskInc != oldInc)
+	if !x.r().Fresh() || x.diskInc == oldInc {
+		t.Fatalf("%s after the wipe: fresh %v, incarnation changed %v", x.name(), x.r().Fresh(), x.diskInc != oldInc)
 	}
 	// Until the configuration records its new incarnation, the master's
 	// requests name the old one and it refuses them all.
-	out := x.a.HandleAccept(&messages.Accept{From: m.id, Ballot: m.p.Ballot(), ToIncarnation: oldInc,
-		Entries: []*messages.Entry{{Instance: 999, Value: &messages.Value{Noop: true}}}}, x.now())
-	if acc, ok := out.Reply.Msg.(*messages.Accepted); !ok || acc.Ok || acc.Incarnation != x.diskInc {
-		t.Fatalf("wiped acceptor answered a request naming its old incarnation: %v", out.Reply.Msg)
+	x.d.Step(&messages.Accept{From: m.id, Ballot: m.r().Ballot(), ToIncarnation: oldInc,
+		Entries: []*messages.Entry{{Instance: 999, Value: &messages.Value{Noop: true}}}})
+	if acc, ok := x.lastAnswer.Msg.(*messages.Accepted); !ok || acc.Ok || acc.Incarnation != x.diskInc {
+		t.Fatalf("wiped acceptor answered a request naming its old incarnation: %v", x.lastAnswer.Msg)
 	}
 	sc.writes("b", 5)
 	for range 100 {
-		if paxos.MemberOf(sc.master().p.Members(), x.id).Incarnation == x.diskInc {
+		if paxos.MemberOf(sc.master().r().FrontierMembers(), x.id).Incarnation == x.diskInc {
 			break
 		}
 		sc.run(100 * time.Millisecond)
 	}
-	if got := paxos.MemberOf(sc.master().p.Members(), x.id).Incarnation; got != x.diskInc {
+	if got := paxos.MemberOf(sc.master().r().FrontierMembers(), x.id).Incarnation; got != x.diskInc {
 		t.Fatalf("the configuration records incarnation %d for %s, want its new one %d", got, x.name(), x.diskInc)
 	}
 	sc.run(time.Second)
-	if x.a.Fresh() {
+	if x.r().Fresh() {
 		t.Fatalf("%s still fresh after its replacement", x.name())
 	}
 	// It votes again: with the third voter down, it makes the majority.
@@ -187,9 +187,9 @@ func TestPaper5_1_WipedReplicaRebuildsAsNonVoting(t *testing.T) {
 // that the random runs catch it (a safety violation) is
 // TestPlantedBugIsCaught/corrupt-votes-at-once.
 func TestPaper5_1_PlantedCorruptReplicaVotesAtOnce(t *testing.T) {
-	paxos.Planted = paxos.BugCorruptVotesAtOnce
-	defer func() { paxos.Planted = paxos.BugNone }()
-	sc := newScenario(t, quietConfig(5, 3))
+	cfg := quietConfig(5, 3)
+	cfg.Planted = paxos.BugCorruptVotesAtOnce
+	sc := newScenario(t, cfg)
 	sc.writes("a", 3)
 	m := sc.master()
 	x := sc.s.nodes[0]
@@ -198,9 +198,9 @@ func TestPaper5_1_PlantedCorruptReplicaVotesAtOnce(t *testing.T) {
 	}
 	oldInc := x.diskInc
 	sc.wipe(x)
-	out := x.a.HandleAccept(&messages.Accept{From: m.id, Ballot: m.p.Ballot() + 1<<16, ToIncarnation: oldInc,
-		Entries: []*messages.Entry{{Instance: 999, Value: &messages.Value{Noop: true}}}}, x.now())
-	if acc, ok := out.Reply.Msg.(*messages.Accepted); !ok || !acc.Ok {
-		t.Fatalf("with the bug planted the wiped acceptor should vote: %v", out.Reply.Msg)
+	x.d.Step(&messages.Accept{From: m.id, Ballot: m.r().Ballot() + 1<<16, ToIncarnation: oldInc,
+		Entries: []*messages.Entry{{Instance: 999, Value: &messages.Value{Noop: true}}}})
+	if acc, ok := x.lastAnswer.Msg.(*messages.Accepted); !ok || !acc.Ok {
+		t.Fatalf("with the bug planted the wiped acceptor should vote: %v", x.lastAnswer.Msg)
 	}
 }

@@ -12,7 +12,7 @@ type clientRequest struct {
 	client  uint32
 	reqID   uint64
 	payload []byte
-	// read: a get served by the lease manager instead of the log.
+	// read: a get served as a read (§5.2) instead of through the log.
 	read readMode
 }
 

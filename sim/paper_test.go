@@ -68,7 +68,7 @@ func (sc *scenario) master() *node {
 		var m *node
 		count := 0
 		for _, n := range sc.s.nodes {
-			if n.up && n.p.IsMaster() {
+			if n.up && n.r().IsMaster() {
 				m = n
 				count++
 			}
@@ -86,12 +86,12 @@ func (sc *scenario) master() *node {
 // every voter that is up (§5.1): a new master does that first, and the
 // scenarios start once it is done.
 func registered(s *Simulator, m *node) bool {
-	for _, mem := range m.p.Members().Members {
+	for _, mem := range m.r().FrontierMembers().Members {
 		if mem.Role == paxos.VoterRole && mem.Incarnation == 0 && s.nodes[mem.Id-1].up {
 			return false
 		}
 	}
-	return m.p.InflightLen() == 0
+	return m.r().InflightLen() == 0
 }
 
 // put has client c write key=value through node to.
@@ -106,6 +106,45 @@ func (sc *scenario) put(c int, to *node, key, value string) *op {
 
 // cut drops messages from a to b until healed.
 func (sc *scenario) cut(a, b *node) { sc.s.net.cut[[2]uint32{a.id, b.id}] = true }
+
+// others returns the nodes other than n, in id order.
+func (sc *scenario) others(n *node) []*node {
+	var out []*node
+	for _, o := range sc.s.nodes {
+		if o != n {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// lagging picks, by seed, a node other than the master m, and cuts it off
+// while clients write: the replica that falls behind.
+func (sc *scenario) lagging(seed uint64, m *node) *node {
+	lag := sc.s.nodes[int(seed)%len(sc.s.nodes)]
+	if lag == m {
+		lag = sc.s.nodes[(int(seed)+1)%len(sc.s.nodes)]
+	}
+	sc.isolate(lag)
+	sc.startClients()
+	return lag
+}
+
+// awaitMaster runs until one of nodes that is up is master (at most 5 s)
+// and returns it.
+func (sc *scenario) awaitMaster(nodes []*node) *node {
+	sc.t.Helper()
+	for range 50 {
+		sc.run(100 * time.Millisecond)
+		for _, n := range nodes {
+			if n.up && n.r().IsMaster() {
+				return n
+			}
+		}
+	}
+	sc.t.Fatal("no master among the nodes")
+	return nil
+}
 
 // isolate cuts every link between n and the other nodes, both ways.
 func (sc *scenario) isolate(n *node) {
@@ -136,6 +175,17 @@ func (sc *scenario) finish() Result {
 	r, err := s.finish()
 	if err != nil {
 		sc.t.Fatal(err)
+	}
+	// Progress: the log moved, and some operation took effect (a write
+	// applied, or anything answered) if any was issued.
+	took := 0
+	for _, o := range s.history {
+		if o.instance != 0 || o.status == opOK {
+			took++
+		}
+	}
+	if len(s.check.log) == 0 || (r.Ops > 0 && took == 0) {
+		sc.t.Fatalf("no progress: %d instances applied, none of %d operations took effect", len(s.check.log), r.Ops)
 	}
 	return r
 }
@@ -197,7 +247,7 @@ func TestPaper4_ReproposalUnderSimulation(t *testing.T) {
 			}
 			if !reproposed {
 				t.Fatalf("new master %s did not re-propose instance %d under ballot %s", next.name(), instance,
-					fmtBallot(next.p.Ballot()))
+					fmtBallot(next.r().Ballot()))
 			}
 			for _, n := range others {
 				if n.applied < instance || sc.s.check.log[instance-1] != first {
@@ -206,7 +256,7 @@ func TestPaper4_ReproposalUnderSimulation(t *testing.T) {
 			}
 			r := sc.finish()
 			t.Logf("instance %d re-proposed by %s under %s; write %s; %v", instance, next.name(),
-				fmtBallot(next.p.Ballot()), o, r)
+				fmtBallot(next.r().Ballot()), o, r)
 			if o.status == opOK && o.instance != instance {
 				t.Fatalf("the write was acknowledged at instance %d, chosen at %d", o.instance, instance)
 			}
@@ -223,13 +273,7 @@ func TestPaper4_CatchUpUnderSimulation(t *testing.T) {
 			cfg := quietConfig(seed, 3+2*int(seed%2))
 			cfg.Learner.MaxCatchupEntries = 8 // many chunks
 			sc := newScenario(t, cfg)
-			m := sc.master()
-			lag := sc.s.nodes[int(seed)%len(sc.s.nodes)]
-			if lag == m {
-				lag = sc.s.nodes[(int(seed)+1)%len(sc.s.nodes)]
-			}
-			sc.isolate(lag)
-			sc.startClients()
+			lag := sc.lagging(seed, sc.master())
 			sc.run(3 * time.Second)
 			if seed%3 == 0 { // and it crashes while cut off
 				lag.crash()
@@ -239,7 +283,7 @@ func TestPaper4_CatchUpUnderSimulation(t *testing.T) {
 			before := lag.applied
 			sc.s.issueStop = sc.s.sched.now // the clients stop; the log stands still
 			sc.run(2 * time.Second)
-			upto := sc.master().p.ChosenUpto()
+			upto := sc.master().r().ChosenUpto()
 			if upto < before+3*8 {
 				t.Fatalf("only %d instances chosen, %d applied by the lagging replica: too few to need chunks", upto, before)
 			}

@@ -35,6 +35,9 @@ type Result struct {
 	Wipes                   int // disks lost or found corrupt (§5.1)
 	BitFlips                int // of those, corrupt log records
 	VoterChanges            int // of the membership changes, promotions and demotions
+	// Situations counts the moments past bugs needed that the run reached
+	// (observe.go).
+	Situations map[string]int
 }
 
 func (r Result) String() string {
@@ -83,6 +86,7 @@ type Simulator struct {
 	transfersCut int
 	// damagedSnapshots counts snapshot files a crash left unreadable.
 	damagedSnapshots int
+	situations       map[string]int
 	// faultsEnd ends safety mode; issueStop is when clients stop issuing;
 	// end ends the run.
 	faultsEnd, issueStop, end int64
@@ -182,7 +186,8 @@ func (s *Simulator) result() Result {
 	r := Result{Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Steps: s.steps, SimTime: time.Duration(s.sched.now),
 		Ops: len(s.history), Chosen: len(s.check.log), Crashes: s.crashes, LostRecords: s.lostRecords, Partitions: s.partitions,
 		Messages: s.net.sent, Lost: s.net.lost, LeaseReads: s.check.leaseReads, QuorumReads: s.check.quorumReads,
-		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums, MembershipOps: s.membershipOps, Wipes: s.wipes, BitFlips: s.bitFlips, VoterChanges: s.voterChanges}
+		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums, MembershipOps: s.membershipOps, Wipes: s.wipes, BitFlips: s.bitFlips, VoterChanges: s.voterChanges,
+		Situations: s.situations}
 	for _, o := range s.history {
 		switch o.status {
 		case opOK:
@@ -240,8 +245,12 @@ const settleBound = 500 * time.Millisecond
 // settle runs on, a little at a time, until the master has nothing in
 // flight and every replica applied what it chose, or settleBound passed.
 func (s *Simulator) settle() {
+	start := s.sched.now
 	for end := s.sched.now + int64(settleBound); s.err == nil && s.sched.now < end && !s.quiet(); {
 		s.runUntil(s.sched.now + int64(5*time.Millisecond))
+	}
+	if s.sched.now-start > int64(200*time.Millisecond) {
+		s.situation(sitLongSettle)
 	}
 }
 
@@ -250,15 +259,15 @@ func (s *Simulator) settle() {
 func (s *Simulator) quiet() bool {
 	var master *node
 	for _, n := range s.nodes {
-		if n.up && n.p.IsMaster() {
+		if n.up && n.r().IsMaster() {
 			master = n
 		}
 	}
-	if master == nil || master.p.InflightLen() > 0 {
+	if master == nil || master.r().InflightLen() > 0 {
 		return false
 	}
 	for _, n := range s.nodes {
-		if !n.up || n.applied != master.p.ChosenUpto() {
+		if !n.up || n.applied != master.r().ChosenUpto() {
 			return false
 		}
 	}

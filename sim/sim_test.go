@@ -21,6 +21,8 @@ var (
 	flagTrace     = flag.Bool("simtrace", false, "print the trace of the -seed run to stdout")
 	flagPlanted   = flag.String("planted", "none", "plant a known bug for the -seed run (see paxos.PlantedBug)")
 	flagSoakSeeds = flag.Int("soak-seeds", 0, "TestSoak runs this many seeds (0: skip); env LIVEPAXOS_SOAK_SEEDS works too")
+
+	flagFindSituations = flag.Int("find-situations", 0, "TestFindSituations lists the seeds among 1..N that reach each situation")
 )
 
 // replayCommand is the one command that replays a seed with its trace.
@@ -134,9 +136,8 @@ func replayOne(t *testing.T, seed uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	paxos.Planted = bug
-	defer func() { paxos.Planted = paxos.BugNone }()
 	cfg := ConfigForSeed(seed)
+	cfg.Planted = bug
 	if *flagTrace {
 		cfg.Trace = os.Stdout
 	}
@@ -201,7 +202,7 @@ func TestSameSeedSameRun(t *testing.T) {
 	for _, seed := range []uint64{7, 8} {
 		a, ra, erra := traceHash(t, seed)
 		b, rb, errb := traceHash(t, seed)
-		if a != b || ra != rb || fmt.Sprint(erra) != fmt.Sprint(errb) {
+		if a != b || fmt.Sprint(ra) != fmt.Sprint(rb) || fmt.Sprint(ra.Situations) != fmt.Sprint(rb.Situations) || fmt.Sprint(erra) != fmt.Sprint(errb) {
 			t.Fatalf("seed %d: two runs differ: %x %v vs %x %v", seed, a, ra, b, rb)
 		}
 		if ra.Steps < 1000 {

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
 )
 
@@ -17,18 +20,30 @@ func snapshotConfig(seed uint64, nodes int) Config {
 	return cfg
 }
 
-// snapshotNow has n snapshot and waits until the snapshot commits.
+// snapshotNow has n snapshot (through the replica, as an operator asks)
+// and waits until the snapshot is durable.
 func (sc *scenario) snapshotNow(n *node) {
 	sc.t.Helper()
-	n.startSnapshot()
-	for i := 0; n.snapshotting; i++ {
+	var answer *messages.SnapshotResponse
+	n.d.RequestSnapshot(func(m proto.Message) { answer = m.(*messages.SnapshotResponse) })
+	for i := 0; answer == nil; i++ {
 		if i > 1000 {
 			sc.t.Fatalf("%s: snapshot did not commit", n.name())
 		}
 		sc.run(time.Millisecond)
 	}
-	if n.snapshot == nil {
-		sc.t.Fatalf("%s: no snapshot", n.name())
+	if answer.Error != "" || n.snapshot == nil {
+		sc.t.Fatalf("%s: no snapshot: %v", n.name(), answer)
+	}
+}
+
+// snapshotAllBut has every node but lag snapshot now.
+func (sc *scenario) snapshotAllBut(lag *node) {
+	sc.t.Helper()
+	for _, n := range sc.s.nodes {
+		if n != lag {
+			sc.snapshotNow(n)
+		}
 	}
 }
 
@@ -42,20 +57,20 @@ func TestPaper5_5_FailedSnapshotTruncatesNothing(t *testing.T) {
 	sc.run(time.Second)
 	n := sc.s.nodes[0]
 	sc.snapshotNow(n)
-	first := n.snapshot.instance
+	first := n.snapshot.meta.Instance
 	sc.run(500 * time.Millisecond)
-	n.startSnapshot()
+	n.d.RequestSnapshot(nil)
 	if !n.snapshotting {
 		t.Fatal("no second snapshot started")
 	}
 	n.crash()
 	sc.run(100 * time.Millisecond)
 	n.restart()
-	if n.snapshot.instance != first {
-		t.Fatalf("after a crash mid-snapshot the node has a snapshot at %d, want the previous one at %d", n.snapshot.instance, first)
+	if n.snapshot.meta.Instance != first {
+		t.Fatalf("after a crash mid-snapshot the node has a snapshot at %d, want the previous one at %d", n.snapshot.meta.Instance, first)
 	}
-	if n.l.SnapshotInstance() != first {
-		t.Fatalf("the learner counts a snapshot at %d, want %d", n.l.SnapshotInstance(), first)
+	if n.r().SnapshotInstance() != first {
+		t.Fatalf("the learner counts a snapshot at %d, want %d", n.r().SnapshotInstance(), first)
 	}
 	sc.s.issueStop = sc.s.sched.now
 	r := sc.finish()
@@ -69,19 +84,9 @@ func TestPaper5_5_ReplicaBehindTruncationRecoversThroughSnapshot(t *testing.T) {
 	for seed := uint64(1); seed <= 10; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			sc := newScenario(t, snapshotConfig(seed, 3+2*int(seed%2)))
-			m := sc.master()
-			lag := sc.s.nodes[int(seed)%len(sc.s.nodes)]
-			if lag == m {
-				lag = sc.s.nodes[(int(seed)+1)%len(sc.s.nodes)]
-			}
-			sc.isolate(lag)
-			sc.startClients()
+			lag := sc.lagging(seed, sc.master())
 			sc.run(2 * time.Second)
-			for _, n := range sc.s.nodes {
-				if n != lag {
-					sc.snapshotNow(n)
-				}
-			}
+			sc.snapshotAllBut(lag)
 			sc.run(500 * time.Millisecond)
 			before := lag.applied
 			sc.s.net.heal()
@@ -91,7 +96,7 @@ func TestPaper5_5_ReplicaBehindTruncationRecoversThroughSnapshot(t *testing.T) {
 			}
 			sc.s.issueStop = sc.s.sched.now
 			r := sc.finish() // every database hash equal at the end
-			t.Logf("%s installed a snapshot at %d (it had applied %d); %v", lag.name(), lag.snapshot.instance, before, r)
+			t.Logf("%s installed a snapshot at %d (it had applied %d); %v", lag.name(), lag.snapshot.meta.Instance, before, r)
 		})
 	}
 }
@@ -110,8 +115,8 @@ func TestPaper5_5_RecoveryIsSnapshotPlusReplay(t *testing.T) {
 			sc.run(time.Second) // more writes after the snapshot: the log replays them
 			n.crash()
 			n.restart()
-			if n.applied < n.snapshot.instance {
-				t.Fatalf("%s restarted at %d, below its snapshot at %d", n.name(), n.applied, n.snapshot.instance)
+			if n.applied < n.snapshot.meta.Instance {
+				t.Fatalf("%s restarted at %d, below its snapshot at %d", n.name(), n.applied, n.snapshot.meta.Instance)
 			}
 			sc.s.issueStop = sc.s.sched.now
 			r := sc.finish() // the replicas converge to one instance
@@ -123,9 +128,9 @@ func TestPaper5_5_RecoveryIsSnapshotPlusReplay(t *testing.T) {
 			}
 			if other.applied != n.applied || n.kv.Hash() != other.kv.Hash() {
 				t.Fatalf("%s (snapshot at %d + replay to %d) differs from %s (at %d), which never crashed", n.name(),
-					n.snapshot.instance, n.applied, other.name(), other.applied)
+					n.snapshot.meta.Instance, n.applied, other.name(), other.applied)
 			}
-			t.Logf("%s: snapshot at %d + replay to %d = %s; %v", n.name(), n.snapshot.instance, n.applied, other.name(), r)
+			t.Logf("%s: snapshot at %d + replay to %d = %s; %v", n.name(), n.snapshot.meta.Instance, n.applied, other.name(), r)
 		})
 	}
 }
@@ -135,19 +140,9 @@ func TestPaper5_5_RecoveryIsSnapshotPlusReplay(t *testing.T) {
 // installs and catches up.
 func TestPaper5_5_ProviderDiesMidTransfer(t *testing.T) {
 	sc := newScenario(t, snapshotConfig(3, 5))
-	m := sc.master()
-	lag := sc.s.nodes[0]
-	if lag == m {
-		lag = sc.s.nodes[1]
-	}
-	sc.isolate(lag)
-	sc.startClients()
+	lag := sc.lagging(0, sc.master())
 	sc.run(2 * time.Second)
-	for _, n := range sc.s.nodes {
-		if n != lag {
-			sc.snapshotNow(n)
-		}
-	}
+	sc.snapshotAllBut(lag)
 	sc.s.net.heal()
 	var provider *node
 	for i := 0; provider == nil; i++ {
@@ -168,26 +163,20 @@ func TestPaper5_5_ProviderDiesMidTransfer(t *testing.T) {
 	sc.s.issueStop = sc.s.sched.now
 	r := sc.finish()
 	t.Logf("%s's provider %s crashed mid-transfer; it installed a snapshot at %d from another peer; %v",
-		lag.name(), provider.name(), lag.snapshot.instance, r)
+		lag.name(), provider.name(), lag.snapshot.meta.Instance, r)
 }
 
 // behindTruncation plays a follower cut off while the others snapshot and
 // let go of their logs, then the master crashing as the partition heals:
 // the follower that is behind may be the next candidate. It returns what
 // the run found.
-func behindTruncation(t *testing.T, seed uint64) error {
-	sc := newScenario(t, snapshotConfig(seed, 3))
+func behindTruncation(t *testing.T, seed uint64, bug paxos.PlantedBug) error {
+	cfg := snapshotConfig(seed, 3)
+	cfg.Planted = bug
+	sc := newScenario(t, cfg)
 	m := sc.master()
-	var lag, other *node
-	for _, n := range sc.s.nodes {
-		switch {
-		case n == m:
-		case lag == nil:
-			lag = n
-		default:
-			other = n
-		}
-	}
+	others := sc.others(m)
+	lag, other := others[0], others[1]
 	sc.isolate(lag)
 	sc.startClients()
 	sc.run(2 * time.Second)
@@ -206,14 +195,12 @@ func behindTruncation(t *testing.T, seed uint64) error {
 // chosen instances with no-ops.
 func TestPaper5_5_CandidateBehindTruncationIsRefused(t *testing.T) {
 	for seed := uint64(1); seed <= 5; seed++ {
-		if err := behindTruncation(t, seed); err != nil {
+		if err := behindTruncation(t, seed, paxos.BugNone); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 	}
-	paxos.Planted = paxos.BugPromiseBelowTruncation
-	defer func() { paxos.Planted = paxos.BugNone }()
 	for seed := uint64(1); seed <= 40; seed++ {
-		if err := behindTruncation(t, seed); err != nil && errors.Is(err, ErrSafety) {
+		if err := behindTruncation(t, seed, paxos.BugPromiseBelowTruncation); err != nil && errors.Is(err, ErrSafety) {
 			t.Logf("planted promise-below-truncation caught with seed %d: %v", seed, firstLine(err))
 			return
 		}

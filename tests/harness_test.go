@@ -486,7 +486,9 @@ func (c *testCluster) waitMaster(within time.Duration) int {
 }
 
 // waitConverged waits until every running node reports the same, non-zero
-// LastApplied and LastChosen, and returns it.
+// LastApplied and LastChosen, with every member's client address recorded
+// (the nodes record theirs through the log after they start, which moves
+// the log), and returns it.
 func (c *testCluster) waitConverged(within time.Duration) uint64 {
 	c.t.Helper()
 	var applied uint64
@@ -505,6 +507,12 @@ func (c *testCluster) waitConverged(within time.Duration) uint64 {
 			seen = append(seen, fmt.Sprintf("n%d chosen=%d applied=%d", n.id, st.LastChosen, st.LastApplied))
 			if st.LastApplied != st.LastChosen {
 				same = false
+			}
+			for _, m := range st.Members {
+				if m.ClientAddress == "" {
+					same = false
+					seen = append(seen, fmt.Sprintf("n%d's client address not recorded yet", m.Id))
+				}
 			}
 			if applied == 0 {
 				applied = st.LastApplied

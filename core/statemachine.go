@@ -1,0 +1,57 @@
+package core
+
+import "io"
+
+// StateMachine is the application a replica feeds chosen commands to. Apply
+// is called from one goroutine, strictly in log order, exactly once per
+// chosen command (including on restart, when the log is replayed). It must be
+// deterministic: every replica computes the same results from the same log.
+// The returned bytes go back to the client that submitted the command, and
+// so does a non-nil error (the command's deterministic refusal), with the
+// bytes returned beside it.
+type StateMachine interface {
+	Apply(instance uint64, command []byte) (result []byte, err error)
+}
+
+// Reader is implemented by state machines that answer read-only queries
+// without going through the log: lease, quorum and stale reads (§5.2).
+// Query must be safe to call concurrently with Apply and must not change
+// state. A state machine without it has its reads go through the log like
+// any command.
+type Reader interface {
+	Query(query []byte) (result []byte, err error)
+}
+
+// EpochObserver is implemented by state machines that want the epoch
+// (§5.3): ObserveEpoch is called, in log order and before the commands of
+// the instance that starts it, each time a new mastership's epoch begins
+// (and with the epoch a snapshot restored). Every replica sees the same
+// calls at the same log positions.
+type EpochObserver interface {
+	ObserveEpoch(epoch uint64)
+}
+
+// Snapshotter is implemented by state machines that can save and restore
+// their whole state (§5.5). BeginSnapshot is called on the apply
+// goroutine, between two instances: it returns the last instance the
+// state machine applied (0: it does not keep count; the snapshot is then
+// as of the replica's last applied instance) and a function that writes
+// the state as of then, which the replica calls on another goroutine
+// while Apply goes on (a "pause-less" snapshot; db.KV freezes its
+// contents and keeps changes aside meanwhile). Restore replaces the whole
+// state with one so written, or changes nothing and returns an error.
+type Snapshotter interface {
+	BeginSnapshot() (instance uint64, write func(w io.Writer) error, err error)
+	Restore(r io.Reader) error
+}
+
+// Checksummer is implemented by state machines whose replicas can be
+// compared at run time (§6.2). BeginChecksum is called on the apply
+// goroutine right after a checksum value applied; it returns a function
+// that computes a digest of the state as of then, which the replica may
+// call on another goroutine while Apply goes on. Equal states must give
+// equal digests on every replica (db.KV: SHA-256 over the sorted
+// contents).
+type Checksummer interface {
+	BeginChecksum() (sum func() []byte)
+}

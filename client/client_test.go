@@ -301,4 +301,3 @@ func TestClientLearnsTheOtherMembers(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-

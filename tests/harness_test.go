@@ -131,8 +131,8 @@ type nodeProc struct {
 	addr       string // peer address
 	clientAddr string // client API address
 	host       string // the lab host it runs on ("" on this machine)
-	dataDir string
-	logPath string // every run appends here, after a banner
+	dataDir    string
+	logPath    string // every run appends here, after a banner
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -240,8 +240,8 @@ func (c *testCluster) addJoiner() int {
 	c.nodes = append(c.nodes, &nodeProc{
 		id: id, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), join: true,
 		clientAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
-		dataDir: filepath.Join(c.dir, fmt.Sprintf("n%d", id)),
-		logPath: filepath.Join(c.dir, fmt.Sprintf("n%d.log", id)),
+		dataDir:    filepath.Join(c.dir, fmt.Sprintf("n%d", id)),
+		logPath:    filepath.Join(c.dir, fmt.Sprintf("n%d.log", id)),
 	})
 	c.start(id)
 	return id

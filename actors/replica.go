@@ -36,6 +36,8 @@ type Replica struct {
 	incarnation uint64
 	// restored is the snapshot restored at startup (§5.5).
 	restored storage.SnapshotInfo
+	// pids: the PIDs the shell and the client API send to.
+	pids pidCache
 
 	// What other goroutines read, published by the core actor: the
 	// replica's view (reads, §5.2), the membership in force (addresses)
@@ -254,7 +256,40 @@ func (r *Replica) pid(id uint32, child string) *actor.PID {
 	if addr == "" {
 		return nil
 	}
-	return actor.NewPID(addr, r.cfg.Name+"/"+child)
+	return r.pids.get(addr, child, func() string { return r.cfg.Name + "/" + child })
+}
+
+// pidCache keeps the PIDs this replica sends to, by address and name: a
+// PID caches the process it resolves to, and making one per message
+// costs an allocation and a registry lookup on every send.
+type pidCache struct {
+	mu   sync.RWMutex
+	pids map[pidKey]*actor.PID
+}
+
+type pidKey struct{ addr, name string }
+
+// maxCachedPIDs bounds the cache; past it, it starts over (addresses come
+// from the membership and from clients' reply addresses).
+const maxCachedPIDs = 4096
+
+// get returns the PID of name (made by id when first asked) at addr.
+func (c *pidCache) get(addr, name string, id func() string) *actor.PID {
+	k := pidKey{addr, name}
+	c.mu.RLock()
+	p := c.pids[k]
+	c.mu.RUnlock()
+	if p != nil {
+		return p
+	}
+	p = actor.NewPID(addr, id())
+	c.mu.Lock()
+	if c.pids == nil || len(c.pids) >= maxCachedPIDs {
+		c.pids = make(map[pidKey]*actor.PID)
+	}
+	c.pids[k] = p
+	c.mu.Unlock()
+	return p
 }
 
 // RolePID returns the PID of role (ProposerName, LeaseName,

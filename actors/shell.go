@@ -197,7 +197,7 @@ func (sh *shell) Reply(rep core.Reply) {
 		sh.r.local.deliver(id, localAnswer{resp: rep.Response, err: rep.Err})
 		return
 	}
-	sh.send(actor.NewPID(rep.Cmd.ReplyAddress, rep.Cmd.ReplyId), rep.Response)
+	sh.send(sh.r.pids.get(rep.Cmd.ReplyAddress, rep.Cmd.ReplyId, func() string { return rep.Cmd.ReplyId }), rep.Response)
 }
 
 // AnswerRead answers a read.

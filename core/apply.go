@@ -38,6 +38,10 @@ type CommandApply struct {
 	// Run: hand the payload to the state machine's Apply; Applied takes
 	// the result.
 	Run bool
+	// Answer: a client of this replica waits for the result. A state
+	// machine that is a QuietApplier applies the others without computing
+	// a result nobody reads.
+	Answer bool
 	// Admitted: the command's epoch was current (§5.3). A command not
 	// admitted is applied nowhere and its client is told so.
 	Admitted bool
@@ -114,7 +118,7 @@ func (r *Replica) apply(e *messages.Entry, reply bool, now time.Time) {
 			// The planted bug: this replica's state drifts while its log
 			// agrees.
 		default:
-			c.Run = true
+			c.Run, c.Answer = true, answer
 			w := awaited{instance: e.Instance, epoch: a.Epoch}
 			if answer {
 				w.cmd = cmd

@@ -308,13 +308,19 @@ func (d *Driver) handle(rd Ready) {
 // and hands the results back.
 func (d *Driver) apply(as []Apply) {
 	var results []Result
+	quiet, canQuiet := d.sm.(QuietApplier)
 	for i := range as {
 		a := &as[i]
 		if a.NewEpoch {
 			d.observeEpoch(a.Epoch)
 		}
 		for j, c := range a.Commands {
-			if c.Run {
+			switch {
+			case !c.Run:
+			case canQuiet && !c.Answer:
+				err := quiet.ApplyQuiet(a.Entry.Instance, a.Entry.Value.Commands[j].Payload)
+				results = append(results, Result{Err: err})
+			default:
 				res, err := d.sm.Apply(a.Entry.Instance, a.Entry.Value.Commands[j].Payload)
 				results = append(results, Result{Result: res, Err: err})
 			}

@@ -13,6 +13,15 @@ type StateMachine interface {
 	Apply(instance uint64, command []byte) (result []byte, err error)
 }
 
+// QuietApplier is implemented by state machines that can apply a command
+// without computing its result, for the commands nobody waits for (those
+// another replica proposed, and the log replayed at startup): most of the
+// commands a follower applies. ApplyQuiet must change the state exactly as
+// Apply does.
+type QuietApplier interface {
+	ApplyQuiet(instance uint64, command []byte) error
+}
+
 // Reader is implemented by state machines that answer read-only queries
 // without going through the log: lease, quorum and stale reads (§5.2).
 // Query must be safe to call concurrently with Apply and must not change

@@ -66,6 +66,12 @@ func FuzzApply(f *testing.F) {
 		if a.Hash() != b.Hash() {
 			t.Fatal("nondeterministic state")
 		}
+		// ApplyQuiet, for commands nobody waits for, changes the state
+		// exactly as Apply does and refuses exactly what it refuses.
+		q := replica()
+		if eq := q.ApplyQuiet(1, payload); (eq == nil) != (ea == nil) || (eq != nil && eq.Error() != ea.Error()) || q.Hash() != a.Hash() {
+			t.Fatalf("ApplyQuiet: %v and state equal %v; Apply: %v", eq, q.Hash() == a.Hash(), ea)
+		}
 		res := new(messages.MultiOpResult)
 		if err := proto.Unmarshal(ra, res); err != nil {
 			t.Fatalf("result does not decode: %v", err)
@@ -104,6 +110,48 @@ func FuzzApply(f *testing.F) {
 		c := replica()
 		if got := c.Execute(op); !proto.Equal(got, res) || c.Hash() != a.Hash() {
 			t.Fatalf("Execute %v disagrees with Apply %v", got, res)
+		}
+	})
+}
+
+// FuzzValidateEncoded holds ValidateEncoded to what decoding and Validate
+// say, for any bytes: the same verdict and the same error.
+func FuzzValidateEncoded(f *testing.F) {
+	for _, op := range []*messages.MultiOp{
+		db.Put([]byte("a"), []byte("x")),
+		db.Get([]byte("a")),
+		db.Delete([]byte("b")),
+		db.CompareAndSwap([]byte("a"), []byte("1"), []byte("2")),
+		{Guard: []*messages.Test{db.EpochIs(7), present("a"), absent("z")}, TOp: []*messages.Op{put("z", "1")}, FOp: []*messages.Op{get("a")}},
+		{TOp: []*messages.Op{{Kind: 5, Key: []byte("k")}}},
+		{Guard: []*messages.Test{{Kind: 9, Key: []byte("k")}}},
+		{TOp: []*messages.Op{put("a", "changed"), del("")}},
+		{TOp: []*messages.Op{{Kind: messages.Op_KIND_GET, Key: []byte("k"), Value: []byte("v")}}},
+	} {
+		b, err := proto.Marshal(op)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0x12, 0x04, 0x08, 0x01, 0x08, 0x01}) // a repeated kind
+	f.Add([]byte("garbage"))
+	limits := db.Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxOps: 4}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := limits.ValidateEncoded(b)
+		op := new(messages.MultiOp)
+		var want error
+		if err := proto.Unmarshal(b, op); err != nil {
+			want = db.ErrMalformed
+		} else {
+			want = limits.Validate(op)
+		}
+		if (got == nil) != (want == nil) {
+			t.Fatalf("ValidateEncoded says %v, decoding and Validate say %v", got, want)
+		}
+		if got != nil && want != db.ErrMalformed && got.Error() != want.Error() {
+			t.Fatalf("ValidateEncoded says %q, Validate %q", got, want)
 		}
 	})
 }

@@ -95,6 +95,34 @@ func (kv *KV) Apply(instance uint64, payload []byte) ([]byte, error) {
 	return kv.apply(payload)
 }
 
+// ApplyQuiet is Apply for a command whose result nobody waits for (one
+// another replica proposed, or the log replayed at startup): the same
+// change to the state, without building or encoding the result.
+func (kv *KV) ApplyQuiet(instance uint64, payload []byte) error {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	if instance < kv.lastApplied {
+		panic(fmt.Sprintf("db: apply of instance %d after instance %d was applied: log positions must not go back",
+			instance, kv.lastApplied))
+	}
+	kv.lastApplied = instance
+	op := new(messages.MultiOp)
+	if err := proto.Unmarshal(payload, op); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := kv.limits.Validate(op); err != nil {
+		return err
+	}
+	ops := op.FOp
+	if kv.guardHolds(op.Guard) {
+		ops = op.TOp
+	}
+	for _, o := range ops {
+		kv.change(o)
+	}
+	return nil
+}
+
 // ApplyBatch applies the commands of one chosen Value, all at log position
 // instance, in order. results[i] and errs[i] are what Apply would have
 // returned for payloads[i]; both slices always have len(payloads) entries. An

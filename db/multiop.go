@@ -143,6 +143,17 @@ func (kv *KV) run(o *messages.Op) *messages.OpResult {
 	panic(fmt.Sprintf("db: unvalidated op kind %d reached execution", int32(o.Kind)))
 }
 
+// change is run for an op whose result is not wanted: the same change to
+// the state, nothing read or copied out.
+func (kv *KV) change(o *messages.Op) {
+	switch o.Kind {
+	case messages.Op_KIND_PUT:
+		kv.set(string(o.Key), string(o.Value))
+	case messages.Op_KIND_DELETE:
+		kv.del(string(o.Key))
+	}
+}
+
 // EpochIs is a guard test that holds while the current epoch is epoch
 // (§5.3): a MultiOp guarded by it runs t_op only if mastership has not
 // changed since the epoch was read.

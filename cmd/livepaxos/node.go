@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/actors"
 	"github.com/livepaxos/livepaxos/cluster"
@@ -290,26 +289,22 @@ func defaultClusterID(peers cluster.Peers) string {
 // validator refuses a command that is not a valid MultiOp before anything
 // is proposed.
 func validator(limits db.Limits) func([]byte) error {
-	check := validateOp(limits)
-	return func(b []byte) error {
-		op := &messages.MultiOp{}
-		if err := proto.Unmarshal(b, op); err != nil {
-			return fmt.Errorf("%w: %v", db.ErrMalformed, err)
-		}
-		return check(op)
-	}
+	return func(b []byte) error { return tooLarge(limits.ValidateEncoded(b)) }
 }
 
-// validateOp checks a MultiOp against the database's limits; a size error
-// wraps actors.ErrTooLarge, so that it reaches the client as too large.
+// validateOp checks a MultiOp against the database's limits, as validator
+// does an encoded one.
 func validateOp(limits db.Limits) func(*messages.MultiOp) error {
-	return func(op *messages.MultiOp) error {
-		err := limits.Validate(op)
-		if errors.Is(err, db.ErrValueTooLarge) || errors.Is(err, db.ErrKeyTooLarge) || errors.Is(err, db.ErrTooManyOps) {
-			return fmt.Errorf("%w: %w", actors.ErrTooLarge, err)
-		}
-		return err
+	return func(op *messages.MultiOp) error { return tooLarge(limits.Validate(op)) }
+}
+
+// tooLarge makes a size error wrap actors.ErrTooLarge, so that it reaches
+// the client as too large.
+func tooLarge(err error) error {
+	if errors.Is(err, db.ErrValueTooLarge) || errors.Is(err, db.ErrKeyTooLarge) || errors.Is(err, db.ErrTooManyOps) {
+		return fmt.Errorf("%w: %w", actors.ErrTooLarge, err)
 	}
+	return err
 }
 
 // maxCommandBytes is the largest encoded command: a value at the limit,

@@ -349,7 +349,12 @@ func (r *Replica) publishStatus() {
 type replicaActor struct{ r *Replica }
 
 func (a *replicaActor) Receive(ctx actor.Context) {
-	if _, ok := ctx.Message().(*actor.Started); !ok {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+	case *actor.Stopping:
+		a.r.stoppingUnasked("replica")
+		return
+	default:
 		return
 	}
 	r := a.r
@@ -363,6 +368,21 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 	}
 	ctx.SpawnNamed(r.props(func() actor.Actor { return newSnapshotterActor(r) }), SnapshotterName)
 	ctx.SpawnNamed(r.props(func() actor.Actor { return &coreActor{r: r} }), CoreName)
+}
+
+// stoppingUnasked is called when one of the replica's actors stops: unless
+// Close stopped it, something else did (it cannot come from the network:
+// the peer port takes no lifecycle message), and a replica missing an
+// actor must not live on as a zombie that holds its ports and answers
+// nothing. The replica stops with the reason, which ends a node's process
+// (OnFatal) so that its service manager restarts it.
+func (r *Replica) stoppingUnasked(actorName string) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if !closed {
+		r.fatal(fmt.Errorf("actors: the %s actor stopped, though the replica was not closed", actorName))
+	}
 }
 
 // ticker sends msg to pid every interval until stop is called. Timers are

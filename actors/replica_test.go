@@ -76,7 +76,7 @@ func (g *testGroup) start(id uint32) {
 	h := g.hosts[id]
 	h.kv = db.New()
 	cfg := actors.Config{NodeID: id, Peers: g.peers, DataDir: h.dir, ClusterID: "test",
-		StateMachine: h.kv, Proposer: paxos.ProposerConfig{ElectionTimeoutMin: 150 * time.Millisecond}}
+		StateMachine: h.kv, Proposer: paxos.ProposerConfig{ElectionTimeoutMin: testElectionTimeout}}
 	if g.configure != nil {
 		g.configure(&cfg)
 	}
@@ -242,3 +242,10 @@ func TestPaper4_ReplicasInProcessFailoverAndCatchUp(t *testing.T) {
 		}
 	}
 }
+
+// testElectionTimeout is the in-process groups' election timeout: short,
+// so that fail-over tests are quick, but not so short that a heartbeat
+// delayed by a loaded machine (tests run beside the simulator and other
+// processes on two cores) starts an election that churns mastership under
+// a test's writes.
+const testElectionTimeout = 400 * time.Millisecond

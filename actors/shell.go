@@ -66,6 +66,7 @@ func (a *coreActor) Receive(ctx actor.Context) {
 		if a.stopTick != nil {
 			a.stopTick()
 		}
+		r.stoppingUnasked(CoreName)
 		return
 	case *messages.ClientRequest:
 		sh.submit(ctx, m)

@@ -85,6 +85,7 @@ func (a *snapshotterActor) Receive(ctx actor.Context) {
 			a.stopTick()
 		}
 		a.abandonInstall()
+		a.r.stoppingUnasked(SnapshotterName)
 	case *messages.SnapshotRequest:
 		ctx.Forward(a.core) // the core decides; its answer goes to the sender
 	case snapshotTick:

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 )
@@ -77,15 +76,47 @@ const dropLogInterval = time.Second
 // ~40 ns, BenchmarkGuardFilter) only to turn a closed stream into a dropped
 // envelope for senders that garble bytes.
 type guard struct {
-	sys *actor.ActorSystem
-	log *slog.Logger
+	sys   *actor.ActorSystem
+	log   *slog.Logger
+	allow func(protoreflect.FullName) bool // nil: any type but protoactor's own
 
-	dropped atomic.Uint64
+	dropped [numDropReasons]atomic.Uint64
 	panics  atomic.Uint64
 	streams atomic.Int64
 
 	lastDropLog atomic.Int64 // unix nanoseconds
 }
+
+// dropReason is why the guard removed an envelope, for the counters.
+type dropReason int
+
+const (
+	// dropMalformed: indexes out of range, an unknown serializer, a nil
+	// envelope or PID.
+	dropMalformed dropReason = iota
+	// dropTarget: addressed to another node, or to this one under
+	// another spelling.
+	dropTarget
+	// dropUnknownType: a type this binary does not know.
+	dropUnknownType
+	// dropLifecycle: one of protoactor's own system or lifecycle messages
+	// (Stop, PoisonPill, Watch, Unwatch, Terminated, Restart, ...): no
+	// remote may stop, watch or restart an actor here.
+	dropLifecycle
+	// dropNotAllowed: a type outside Options.AllowMessages.
+	dropNotAllowed
+	numDropReasons
+)
+
+// String names a drop reason as the metrics label it.
+func (r dropReason) String() string {
+	return [...]string{"malformed", "wrong_target", "unknown_type", "lifecycle", "not_allowed"}[r]
+}
+
+// protoactorPackages are the protobuf packages of protoactor's own
+// messages: system and lifecycle messages (actor), remoting's internal
+// ones (remote: ActorPidRequest would spawn an actor here), its cluster's.
+var protoactorPackages = map[protoreflect.FullName]bool{"actor": true, "remote": true, "cluster": true, "gossip": true}
 
 var guardExtensionID = extensions.NextExtensionID()
 
@@ -93,15 +124,18 @@ var guardExtensionID = extensions.NextExtensionID()
 // so that StatsOf can find it from the system alone.
 func (g *guard) ExtensionID() extensions.ExtensionID { return guardExtensionID }
 
-func newGuard(sys *actor.ActorSystem, log *slog.Logger) *guard {
-	g := &guard{sys: sys, log: log}
+func newGuard(sys *actor.ActorSystem, log *slog.Logger, allow func(protoreflect.FullName) bool) *guard {
+	g := &guard{sys: sys, log: log, allow: allow}
 	sys.Extensions.Register(g)
 	return g
 }
 
 // GuardStats counts what the guard did on one actor system.
 type GuardStats struct {
-	Dropped       uint64 // envelopes removed from incoming batches
+	Dropped uint64 // envelopes removed from incoming batches
+	// DroppedBy counts them by reason: malformed, wrong_target,
+	// unknown_type, lifecycle (protoactor's system messages), not_allowed.
+	DroppedBy     map[string]uint64
 	Panics        uint64 // panics recovered in gRPC handlers
 	ActiveStreams int64  // Receive streams currently open (one per connected peer writer)
 }
@@ -114,11 +148,13 @@ func StatsOf(sys *actor.ActorSystem) GuardStats {
 	if !ok || g == nil {
 		return GuardStats{}
 	}
-	return GuardStats{
-		Dropped:       g.dropped.Load(),
-		Panics:        g.panics.Load(),
-		ActiveStreams: g.streams.Load(),
+	st := GuardStats{DroppedBy: make(map[string]uint64, numDropReasons), Panics: g.panics.Load(), ActiveStreams: g.streams.Load()}
+	for r := range numDropReasons {
+		n := g.dropped[r].Load()
+		st.DroppedBy[r.String()] = n
+		st.Dropped += n
 	}
+	return st
 }
 
 // serverOptions returns the interceptors to install on the remote's server.
@@ -190,8 +226,8 @@ func (s *guardedStream) RecvMsg(m any) error {
 func (g *guard) filterBatch(b *remote.MessageBatch) {
 	kept := b.Envelopes[:0]
 	for _, e := range b.Envelopes {
-		if reason := g.check(b, e); reason != "" {
-			g.drop(reason)
+		if why, reason := g.check(b, e); reason != "" {
+			g.drop(why, reason)
 			continue
 		}
 		kept = append(kept, e)
@@ -200,76 +236,55 @@ func (g *guard) filterBatch(b *remote.MessageBatch) {
 	b.Envelopes = kept
 }
 
-// check returns why envelope e of batch b must be dropped, or "".
-func (g *guard) check(b *remote.MessageBatch, e *remote.MessageEnvelope) string {
+// check returns why envelope e of batch b must be dropped (reason is ""
+// if it must not).
+func (g *guard) check(b *remote.MessageBatch, e *remote.MessageEnvelope) (why dropReason, reason string) {
 	if e == nil {
-		return "nil envelope"
+		return dropMalformed, "nil envelope"
 	}
 	if e.TypeId < 0 || int(e.TypeId) >= len(b.TypeNames) {
-		return fmt.Sprintf("type index %d out of range (%d type names)", e.TypeId, len(b.TypeNames))
+		return dropMalformed, fmt.Sprintf("type index %d out of range (%d type names)", e.TypeId, len(b.TypeNames))
 	}
 	if e.Target < 0 || int(e.Target) >= len(b.Targets) || b.Targets[e.Target] == nil {
-		return fmt.Sprintf("target index %d out of range (%d targets)", e.Target, len(b.Targets))
+		return dropMalformed, fmt.Sprintf("target index %d out of range (%d targets)", e.Target, len(b.Targets))
 	}
 	// Sender 0 means "no sender"; n refers to Senders[n-1].
 	if e.Sender < 0 || int(e.Sender) > len(b.Senders) || (e.Sender > 0 && b.Senders[e.Sender-1] == nil) {
-		return fmt.Sprintf("sender index %d out of range (%d senders)", e.Sender, len(b.Senders))
+		return dropMalformed, fmt.Sprintf("sender index %d out of range (%d senders)", e.Sender, len(b.Senders))
 	}
 	if e.SerializerId != protoSerializerID {
-		return fmt.Sprintf("serializer %d not supported (only protobuf, 0)", e.SerializerId)
+		return dropMalformed, fmt.Sprintf("serializer %d not supported (only protobuf, 0)", e.SerializerId)
 	}
 	// A target for another address would make protoactor forward the
 	// message, and a target naming this node under another spelling
 	// ("localhost" for "127.0.0.1") would loop back here forever.
 	if target, self := b.Targets[e.Target].Address, g.sys.Address(); target != self {
-		return fmt.Sprintf("target address %q is not this node's address %q (peers must use the same spelling)", target, self)
+		return dropTarget, fmt.Sprintf("target address %q is not this node's address %q (peers must use the same spelling)", target, self)
 	}
-	typeName := b.TypeNames[e.TypeId]
-	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(typeName))
+	typeName := protoreflect.FullName(b.TypeNames[e.TypeId])
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(typeName)
 	if err != nil {
-		return fmt.Sprintf("unknown message type %q", typeName)
+		return dropUnknownType, fmt.Sprintf("unknown message type %q", typeName)
 	}
-	if _, ok := pidSystemMessages[mt.Descriptor().FullName()]; ok {
-		return checkSystemMessage(mt, e.MessageData)
+	// Checked by the descriptor's package, not by a list of types: a
+	// system message this version of protoactor adds is dropped too. This
+	// also keeps Watch, Unwatch and Terminated, whose PIDs protoactor
+	// dereferences on the gRPC goroutine, from ever reaching it.
+	if protoactorPackages[mt.Descriptor().ParentFile().Package()] {
+		return dropLifecycle, fmt.Sprintf("%s is one of protoactor's own messages: none is taken from the network", typeName)
 	}
-	return ""
+	if g.allow != nil && !g.allow(typeName) {
+		return dropNotAllowed, fmt.Sprintf("message type %q is not one this node takes", typeName)
+	}
+	return 0, ""
 }
 
-// pidSystemMessages are the system messages whose PIDs protoactor
-// dereferences on the gRPC goroutine.
-var pidSystemMessages = map[protoreflect.FullName]struct{}{
-	proto.MessageName(&actor.Terminated{}): {},
-	proto.MessageName(&actor.Watch{}):      {},
-	proto.MessageName(&actor.Unwatch{}):    {},
-}
-
-// checkSystemMessage decodes one of pidSystemMessages and returns why it
-// must be dropped, or "". These are rare (one per watch), so decoding them
-// twice costs nothing.
-func checkSystemMessage(mt protoreflect.MessageType, data []byte) string {
-	msg := mt.New().Interface()
-	if err := proto.Unmarshal(data, msg); err != nil {
-		return fmt.Sprintf("malformed %s: %v", mt.Descriptor().FullName(), err)
+func (g *guard) drop(why dropReason, reason string) {
+	g.dropped[why].Add(1)
+	n := uint64(0)
+	for r := range numDropReasons {
+		n += g.dropped[r].Load()
 	}
-	switch m := msg.(type) {
-	case *actor.Terminated:
-		if m.Who == nil {
-			return "Terminated without Who"
-		}
-	case *actor.Watch:
-		if m.Watcher == nil {
-			return "Watch without Watcher"
-		}
-	case *actor.Unwatch:
-		if m.Watcher == nil {
-			return "Unwatch without Watcher"
-		}
-	}
-	return ""
-}
-
-func (g *guard) drop(reason string) {
-	n := g.dropped.Add(1)
 	now := time.Now().UnixNano()
 	last := g.lastDropLog.Load()
 	if now-last < int64(dropLogInterval) || !g.lastDropLog.CompareAndSwap(last, now) {

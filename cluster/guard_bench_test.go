@@ -15,7 +15,7 @@ import (
 func BenchmarkGuardFilter(b *testing.B) {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(loggerFactory(discardLogger())))
 	sys.ProcessRegistry.Address = "127.0.0.1:7001"
-	g := newGuard(sys, discardLogger())
+	g := newGuard(sys, discardLogger(), nil)
 	batch := benchBatch(b, sys.Address())
 	envs := batch.Envelopes
 	b.ReportAllocs()

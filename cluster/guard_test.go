@@ -153,7 +153,7 @@ func TestGuardSurvivesHostileBatches(t *testing.T) {
 // know about.
 func TestGuardRecoversHandlerPanic(t *testing.T) {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(loggerFactory(discardLogger())))
-	g := newGuard(sys, discardLogger())
+	g := newGuard(sys, discardLogger(), nil)
 	info := &grpc.StreamServerInfo{FullMethod: methodReceive, IsClientStream: true, IsServerStream: true}
 	err := g.streamInterceptor(nil, nil, info, func(any, grpc.ServerStream) error { panic("boom") })
 	if status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "boom") {
@@ -178,7 +178,7 @@ func TestGuardRecoversHandlerPanic(t *testing.T) {
 func TestGuardLogsDrops(t *testing.T) {
 	var buf bytes.Buffer
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(loggerFactory(discardLogger())))
-	g := newGuard(sys, slog.New(slog.NewTextHandler(&buf, nil)))
+	g := newGuard(sys, slog.New(slog.NewTextHandler(&buf, nil)), nil)
 	for range 100 {
 		g.filterBatch(oneEnvelope("unknown.v1.Nope", nil, actor.NewPID("x:1", "y")))
 	}

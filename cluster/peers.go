@@ -81,13 +81,26 @@ func parseID(s string) (uint32, error) {
 		return 0, fmt.Errorf("id %q has a leading zero", s)
 	}
 	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("id %q does not fit in 32 bits", s)
+	if err != nil || n > MaxNodeID {
+		return 0, fmt.Errorf("id %q is over the limit %d", s, MaxNodeID)
 	}
 	if n == 0 {
 		return 0, errors.New("id 0 is reserved (ids start at 1)")
 	}
 	return uint32(n), nil
+}
+
+// MaxNodeID is the largest node id: a ballot is round*65536 + the id of the
+// node that owns it (paxos.BallotStride), so ballots are unique only for ids
+// below 65,536.
+const MaxNodeID = 1<<16 - 1
+
+// CheckNodeID refuses a node id outside 1..MaxNodeID.
+func CheckNodeID(id uint64) error {
+	if id == 0 || id > MaxNodeID {
+		return fmt.Errorf("node id %d is outside 1..%d (ballots are unique only for ids below %d)", id, MaxNodeID, MaxNodeID+1)
+	}
+	return nil
 }
 
 // CheckAddress accepts host:port with a non-empty host and a port in

@@ -32,7 +32,7 @@ func TestParsePeers(t *testing.T) {
 	if err != nil || again.String() != canon {
 		t.Fatalf("round trip: %v, %v", again, err)
 	}
-	if one, err := ParsePeers("4294967295=db.example:65535"); err != nil || one[4294967295] != "db.example:65535" {
+	if one, err := ParsePeers("65535=db.example:65535"); err != nil || one[65535] != "db.example:65535" {
 		t.Fatalf("largest id and port: %v, %v", one, err)
 	}
 }
@@ -51,7 +51,8 @@ func TestParsePeersErrors(t *testing.T) {
 		{"+1=127.0.0.1:7001", "not a decimal number"},
 		{"01=127.0.0.1:7001", "leading zero"},
 		{"x=127.0.0.1:7001", "not a decimal number"},
-		{"4294967296=127.0.0.1:7001", "does not fit in 32 bits"},
+		{"4294967296=127.0.0.1:7001", "over the limit 65535"},
+		{"65536=127.0.0.1:7001", "over the limit 65535"},
 		{"1=127.0.0.1", "not host:port"},
 		{"1=:7001", "has no host"},
 		{"1=127.0.0.1:0", "port must be 1..65535"},

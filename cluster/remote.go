@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/livepaxos/livepaxos/tlsconf"
 )
@@ -77,6 +78,12 @@ type Options struct {
 	// no backpressure); this only stops it from preallocating a million
 	// slots per peer. 0 means DefaultWriterQueueSize.
 	WriterQueueSize int
+	// AllowMessages, when set, is the only message types the node takes
+	// from the network (by protobuf full name): any other is dropped and
+	// counted before an actor sees it. protoactor's own system and
+	// lifecycle messages (Stop, PoisonPill, Watch, ...) are dropped
+	// whatever it says.
+	AllowMessages func(protoreflect.FullName) bool
 	// ServerTLS and ClientTLS, when set, put the peer port under TLS:
 	// ServerTLS for connections other nodes make here (require their
 	// certificates, tlsconf.PeerConfigs, so a connection without one
@@ -175,7 +182,7 @@ func NewSystem(opts Options) (*actor.ActorSystem, *remote.Remote, string, error)
 		// Requests to a dead peer already fail at the caller.
 		actor.WithDeadLetterRequestLogging(false),
 	)
-	g := newGuard(sys, opts.Logger.With(slog.String("lib", "cluster")))
+	g := newGuard(sys, opts.Logger.With(slog.String("lib", "cluster")), opts.AllowMessages)
 	cfg := remote.Configure(host, port, remoteOptions(opts, g)...)
 	// An endpoint writer that cannot connect sleeps 2 s per attempt
 	// (hard-coded in protoactor) before giving up; five attempts meant a

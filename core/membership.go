@@ -65,6 +65,10 @@ func changed(cur *messages.Membership, req *messages.MembersRequest) (*messages.
 		if req.Add.Id == 0 || req.Add.Address == "" {
 			return nil, fmt.Errorf("%w: a member needs an id and an address", ErrMembership)
 		}
+		if req.Add.Id >= paxos.BallotStride {
+			return nil, fmt.Errorf("%w: node id %d is over the limit %d (ballots are unique only for ids below %d)",
+				ErrMembership, req.Add.Id, paxos.BallotStride-1, paxos.BallotStride)
+		}
 		if member(req.Add.Id) != nil {
 			return nil, fmt.Errorf("%w: node %d is already a member", ErrMembership, req.Add.Id)
 		}

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // ErrorDomain is the domain of the google.rpc.ErrorInfo detail that every
@@ -78,3 +79,8 @@ func StatusError(st *status.Status) (c ErrorCode, masterID uint32, masterClientA
 	}
 	return ErrorCode_ERROR_CODE_OK, 0, "", false
 }
+
+// IsProtocolMessage reports whether a message type (by protobuf full name)
+// is one of livepaxos's own: the only types a node takes from the peer
+// port (cluster.Options.AllowMessages).
+func IsProtocolMessage(name protoreflect.FullName) bool { return name.Parent() == "livepaxos.v1" }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,6 +132,8 @@ type nodeProc struct {
 	addr       string // peer address
 	clientAddr string // client API address
 	host       string // the lab host it runs on ("" on this machine)
+	// metricsAddr, when set, is where the node serves its metrics.
+	metricsAddr string
 	dataDir    string
 	logPath    string // every run appends here, after a banner
 
@@ -164,16 +167,31 @@ type testCluster struct {
 // of every node's log is printed.
 func newCluster(t *testing.T, n int, extra ...string) *testCluster {
 	t.Helper()
+	return newClusterOpts(t, n, clusterOpts{}, extra...)
+}
+
+// clusterOpts are what some tests need of a cluster beyond flags.
+type clusterOpts struct {
+	// metrics: every node serves its Prometheus metrics (see metric).
+	metrics bool
+}
+
+func newClusterOpts(t *testing.T, n int, opts clusterOpts, extra ...string) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, bin: livepaxosBin(t), dir: t.TempDir(), extra: extra}
-	ports := freePorts(t, 2*n)
+	ports := freePorts(t, 3*n)
 	for i := 1; i <= n; i++ {
-		c.nodes = append(c.nodes, &nodeProc{
+		np := &nodeProc{
 			id:         i,
-			addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2*i-2])),
-			clientAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2*i-1])),
+			addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i-3])),
+			clientAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i-2])),
 			dataDir:    filepath.Join(c.dir, fmt.Sprintf("n%d", i)),
 			logPath:    filepath.Join(c.dir, fmt.Sprintf("n%d.log", i)),
-		})
+		}
+		if opts.metrics {
+			np.metricsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i-1]))
+		}
+		c.nodes = append(c.nodes, np)
 	}
 	c.startAll()
 	return c
@@ -265,6 +283,9 @@ func (c *testCluster) nodeArgs(id int) []string {
 		args = append(args, "--join", "--listen", n.addr)
 	}
 	args = append(args, c.tlsArgs(n)...)
+	if n.metricsAddr != "" {
+		args = append(args, "--metrics", n.metricsAddr)
+	}
 	return append(args, c.extra...)
 }
 
@@ -617,4 +638,31 @@ func diffSnapshots(before, after map[string][]byte) string {
 		}
 	}
 	return strings.Join(d, "; ")
+}
+
+// metric returns the sum of the samples of metric name (every label set)
+// that node id serves, and whether it serves any.
+func (c *testCluster) metric(id int, name string) (float64, bool) {
+	c.t.Helper()
+	addr := c.node(id).metricsAddr
+	if addr == "" {
+		c.t.Fatalf("node %d serves no metrics (newClusterOpts with metrics)", id)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	sum, found := 0.0, false
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if v, err := strconv.ParseFloat(fields[len(fields)-1], 64); err == nil {
+			sum, found = sum+v, true
+		}
+	}
+	return sum, found
 }

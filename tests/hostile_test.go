@@ -2,8 +2,10 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/actors"
+	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -111,4 +114,55 @@ func TestNodeSurvivesUnknownMessage(t *testing.T) {
 	}
 	t.Logf("sent %d hostile batches to each node; %d streams ended by a node (garbled known types), every node kept serving",
 		len(batches), ended)
+}
+
+// A program that is not a member sends, through protoactor remoting, the
+// messages that stop, restart or watch actors (PoisonPill, Stop, Watch)
+// to every actor of every node. No remote may stop an actor: the nodes
+// drop them, count them in their metrics, and go on serving; the cluster
+// takes a write within 5 s and every node answers status.
+func TestNodeTakesNoLifecycleMessageFromTheNetwork(t *testing.T) {
+	c := newClusterOpts(t, 3, clusterOpts{metrics: true})
+	c.waitWritable(20 * time.Second)
+	hostile, _, _, err := cluster.NewSystem(cluster.Options{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostile.Shutdown()
+	sent := 0
+	for _, n := range c.nodes {
+		for _, name := range []string{actors.DefaultName, actors.DefaultName + "/" + actors.CoreName, actors.DefaultName + "/" + actors.SnapshotterName} {
+			pid := actor.NewPID(n.addr, name)
+			hostile.Root.Poison(pid)
+			hostile.Root.Stop(pid)
+			sent += 2
+		}
+	}
+	start := time.Now()
+	waitFor(t, 10*time.Second, "every node to count the lifecycle messages it dropped", func() error {
+		total := 0.0
+		for _, n := range c.nodes {
+			v, _ := c.metric(n.id, `livepaxos_peer_messages_dropped_total{reason="lifecycle"}`)
+			total += v
+		}
+		if int(total) < sent {
+			return fmt.Errorf("%v of %d dropped", total, sent)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.cl.Put(ctx, []byte("after/lifecycle"), []byte("1")); err != nil {
+		t.Fatalf("no write within 5 s of the lifecycle messages: %v", err)
+	}
+	t.Logf("a write %v after the last lifecycle message", time.Since(start).Round(time.Millisecond))
+	c.waitMaster(5 * time.Second)
+	for _, n := range c.nodes {
+		if !c.running(n.id) {
+			t.Fatalf("node %d exited; log:\n%s", n.id, tail(n.logPath, 30))
+		}
+		if st, err := c.status(n.id); err != nil || st.Role != "voter" {
+			t.Fatalf("node %d after the lifecycle messages: %v %v", n.id, st, err)
+		}
+	}
 }

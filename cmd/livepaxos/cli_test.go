@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
 )
 
 func run(args ...string) (string, error) {
@@ -44,6 +46,13 @@ func TestUsageErrorsAreExitStatusTwo(t *testing.T) {
 		{"snapshot", "--endpoints", ","},
 		{"check", "--endpoints", ","},
 		{"members", "list", "--endpoints", ","},
+		{"cas", "k"},
+		{"cas", "k", "a", "b", "c"},
+		{"members", "remove"},
+		{"members", "promote", "1", "2"},
+		{"members", "remove", "65536"},
+		{"members", "add", "70000=127.0.0.1:7004"},
+		{"node", "--id", "65536", "--peers", "65536=127.0.0.1:7001", "--data", t.TempDir()},
 	} {
 		if _, err := run(args...); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want a usage error (exit status 2)", args, err)
@@ -85,5 +94,30 @@ func TestHelpListsSubcommands(t *testing.T) {
 		if !strings.Contains(out, sub) {
 			t.Errorf("help does not mention %q", sub)
 		}
+	}
+}
+
+// A node id beyond what ballots can tell apart is a usage error, and the
+// limit is the ballot stride's.
+func TestNodeIDLimit(t *testing.T) {
+	if cluster.MaxNodeID+1 != paxos.BallotStride {
+		t.Fatalf("cluster.MaxNodeID %d does not match paxos.BallotStride %d", cluster.MaxNodeID, paxos.BallotStride)
+	}
+	err := runNode(nodeFlags{id: 65537, peers: "65537=127.0.0.1:7001", data: t.TempDir()})
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "65535") {
+		t.Fatalf("node --id 65537: %v, want a usage error naming the limit", err)
+	}
+}
+
+// txn --json takes one MultiOp and refuses anything after it.
+func TestTxnJSONRefusesTrailingInput(t *testing.T) {
+	root := newRootCmd()
+	root.SetIn(strings.NewReader(`{"then":[{"op":"put","key":"k","value":"v"}]} {"then":[]}`))
+	root.SetArgs([]string{"txn", "--json", "-", "--endpoints", "127.0.0.1:1"})
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	if err := root.Execute(); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "trailing input") {
+		t.Fatalf("txn --json with a second object: %v, want a usage error about trailing input", err)
 	}
 }

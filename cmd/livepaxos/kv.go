@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -179,7 +180,7 @@ func newCasCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cas KEY OLD NEW",
 		Short: "Set KEY to NEW if it holds OLD (with --absent: KEY NEW, if KEY is absent); exit status 1 if not swapped",
-		Args:  cobra.RangeArgs(2, 3),
+		Args:  rangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var old, nv []byte
 			switch {
@@ -260,6 +261,11 @@ Prints the outcome and each result as JSON.`,
 				dec.DisallowUnknownFields()
 				if err := dec.Decode(&t); err != nil {
 					return fmt.Errorf("%w: --json: %v", errUsage, err)
+				}
+				// One MultiOp: anything after it is a mistake (a second
+				// object, a truncated paste), not something to ignore.
+				if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+					return fmt.Errorf("%w: --json: trailing input after the MultiOp", errUsage)
 				}
 			} else {
 				var err error
@@ -385,6 +391,16 @@ func printTxnResult(w io.Writer, res *messages.MultiOpResult) error {
 	}
 	enc := json.NewEncoder(w)
 	return enc.Encode(out)
+}
+
+// rangeArgs is cobra.RangeArgs whose error is a usage error (exit 2).
+func rangeArgs(lo, hi int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
+			return fmt.Errorf("%w: %s takes %d to %d arguments, got %d", errUsage, cmd.Name(), lo, hi, len(args))
+		}
+		return nil
+	}
 }
 
 func exactArgs(n int) cobra.PositionalArgs {

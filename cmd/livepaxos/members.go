@@ -38,7 +38,7 @@ func newMembersChangeCmd(verb string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &messages.MembersRequest{}
 			if verb == "add" {
@@ -51,8 +51,11 @@ func newMembersChangeCmd(verb string) *cobra.Command {
 				}
 			} else {
 				id, err := strconv.ParseUint(args[0], 10, 32)
-				if err != nil || id == 0 {
+				if err != nil {
 					return fmt.Errorf("%w: want a node id, got %q", errUsage, args[0])
+				}
+				if err := cluster.CheckNodeID(id); err != nil {
+					return fmt.Errorf("%w: %v", errUsage, err)
 				}
 				if verb == "promote" {
 					req.Promote = uint32(id)

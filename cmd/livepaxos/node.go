@@ -6,8 +6,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"hash/fnv"
 	"net"
-	"net/http"
-	_ "net/http/pprof" // served only with --pprof
 	"os"
 	"os/signal"
 	"syscall"
@@ -100,7 +98,7 @@ master forwards it to the master and answers on the caller's connection.`,
 	fl.DurationVar(&f.checkInterval, "check-interval", 5*time.Minute,
 		"how often the master has every replica checksum its database at one instance and compare (§6.2); 0: only when asked (livepaxos check)")
 	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101)")
-	fl.StringVar(&f.pprof, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
+	fl.StringVar(&f.pprof, "pprof", "", "serve Go's profiler (net/http/pprof) on this address; a bare port listens on 127.0.0.1 (e.g. 6060)")
 	fl.StringVar(&f.onCorruption, "on-corruption", "rebuild",
 		"when the data directory fails its checksums: rebuild (move it aside and rejoin as a new incarnation that votes only once the group records it, §5.1) or stop")
 	return cmd
@@ -109,6 +107,9 @@ master forwards it to the master and answers on the caller's connection.`,
 func runNode(f nodeFlags) error {
 	if f.id == 0 || f.peers == "" || f.data == "" {
 		return fmt.Errorf("%w: --id, --peers and --data are required", errUsage)
+	}
+	if err := cluster.CheckNodeID(uint64(f.id)); err != nil {
+		return fmt.Errorf("%w: --id: %v", errUsage, err)
 	}
 	peers, err := cluster.ParsePeers(f.peers)
 	if err != nil {
@@ -230,7 +231,7 @@ func runNode(f nodeFlags) error {
 	}
 	defer clientLis.Close()
 	sys, rem, addr, err := cluster.NewSystem(cluster.Options{Listen: addrs.peerListen, Advertise: self, Logger: logger,
-		ServerTLS: peerServerTLS, ClientTLS: peerClientTLS})
+		ServerTLS: peerServerTLS, ClientTLS: peerClientTLS, AllowMessages: messages.IsProtocolMessage})
 	if err != nil {
 		return err
 	}
@@ -238,12 +239,15 @@ func runNode(f nodeFlags) error {
 	if f.metrics != "" {
 		reg := prometheus.NewRegistry()
 		nodeMetrics(reg, replica.Status, replica.LogStats)
+		guardMetrics(reg, sys)
 		srv := serveMetrics(f.metrics, reg)
 		go func() { logger.Warn("metrics server", "err", srv.ListenAndServe()) }()
 		defer srv.Close()
 	}
 	if f.pprof != "" {
-		go func() { logger.Warn("pprof server", "err", http.ListenAndServe(f.pprof, nil)) }()
+		srv := servePprof(f.pprof)
+		go func() { logger.Warn("pprof server", "err", srv.ListenAndServe()) }()
+		defer srv.Close()
 	}
 	pid, err := sys.Root.SpawnNamed(replica.Props(), actors.DefaultName)
 	if err != nil {

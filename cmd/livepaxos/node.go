@@ -79,7 +79,7 @@ master forwards it to the master and answers on the caller's connection.`,
 	f.tls.add(fl)
 	f.peerTLS.add(fl)
 	fl.StringVar(&f.peers, "peers", "", "every voter as id=host:port, comma-separated (required)")
-	fl.BoolVar(&f.join, "join", false, "start a node that is in neither --peers nor --learners (empty data directory); it catches up once `livepaxos members add` adds it as a learner (needs --listen)")
+	fl.BoolVar(&f.join, "join", false, "start a node that is in neither --peers nor --learners (empty data directory); it catches up once 'livepaxos members add' adds it as a learner (needs --listen)")
 	fl.StringVar(&f.learners, "learners", "", "non-voting members as id=host:port, comma-separated: they learn the log and never vote (§5.4)")
 	fl.StringVar(&f.data, "data", "", "data directory (required)")
 	fl.StringVar(&f.clusterID, "cluster-id", "", "cluster identity bound into the data directory (default: derived from --peers)")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/livepaxos/livepaxos/messages"
@@ -184,4 +185,22 @@ func (c *Client) ChangeMembers(ctx context.Context, req *messages.MembersRequest
 		}
 		lastErr = e
 	}
+}
+
+// Health asks the node at endpoint the standard gRPC health service
+// (grpc.health.v1) about the whole server: true while the node is ready
+// for traffic (it knows a master, has caught up, has not diverged, has
+// disk; see server.Readiness), false while it serves but is not ready.
+func (c *Client) Health(ctx context.Context, endpoint string) (bool, error) {
+	n, err := c.node(endpoint)
+	if err != nil {
+		return false, err
+	}
+	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout(ctx))
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(n.ccs[0]).Check(actx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return false, fmt.Errorf("%w: %s: %w", ErrUnreachable, endpoint, explain(err))
+	}
+	return resp.Status == healthpb.HealthCheckResponse_SERVING, nil
 }

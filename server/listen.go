@@ -37,7 +37,8 @@ type serving struct {
 
 // Serve serves the client API on lis until Close. gRPC clients get
 // service livepaxos.v1.KV (with server reflection, so grpcurl can list and
-// call it, and the standard gRPC health service); HTTP/1.1 requests on the
+// call it, and the standard gRPC health service, SERVING while the node is
+// Ready); HTTP/1.1 requests on the
 // same port go to the JSON gateway: POST /livepaxos.v1.KV/<Method> with
 // the request as JSON (curl does this by default, and over TLS too). With tlsConfig,
 // every connection is TLS first (and, with client CAs in it, must present a
@@ -69,7 +70,7 @@ func (s *Server) Serve(lis net.Listener, tlsConfig *tls.Config) error {
 	messages.RegisterKVServer(g, svc)
 	reflection.Register(g)
 	hs := health.NewServer()
-	healthpb.RegisterHealthServer(g, hs)
+	healthpb.RegisterHealthServer(g, freshHealth{Server: hs, s: s})
 
 	gw := runtime.NewServeMux()
 	if err := messages.RegisterKVHandlerServer(context.Background(), gw, svc); err != nil {
@@ -84,6 +85,7 @@ func (s *Server) Serve(lis net.Listener, tlsConfig *tls.Config) error {
 	}
 	s.serving = &serving{mux: m, grpc: g, http: httpSrv, health: hs}
 	s.mu.Unlock()
+	go s.healthLoop(hs.SetServingStatus)
 
 	var wg sync.WaitGroup
 	wg.Add(2)

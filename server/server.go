@@ -51,7 +51,13 @@ type Config struct {
 	// records its client address, and asks the master to record it if not
 	// (default 1s).
 	RegisterEvery time.Duration
-	Logger        *slog.Logger
+	// DataDir, if set, is the replica's data directory: readiness checks
+	// the free space of its file system.
+	DataDir string
+	// HealthEvery is how often the gRPC health service's answer is brought
+	// up to date with Ready (default 1s).
+	HealthEvery time.Duration
+	Logger      *slog.Logger
 }
 
 // ErrConfig reports a Config that cannot serve.
@@ -93,6 +99,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RegisterEvery <= 0 {
 		cfg.RegisterEvery = time.Second
+	}
+	if cfg.HealthEvery <= 0 {
+		cfg.HealthEvery = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -1,6 +1,9 @@
 package tests
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"syscall"
@@ -19,11 +22,7 @@ func TestOperatorCommandsTellTheTruthWithNodesDown(t *testing.T) {
 	all := strings.Join(c.endpoints(), ",")
 	c.waitConverged(10 * time.Second) // every client address recorded
 
-	hung := c.node(1).cmd.Process
-	if err := hung.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hung.Signal(syscall.SIGCONT) })
+	c.pause(1)
 
 	state := func(out string, id string) string {
 		m := regexp.MustCompile(`(?m)^` + id + `\s+\S+\s+\S+\s+\S+\s+(\S+)`).FindStringSubmatch(out)
@@ -57,4 +56,89 @@ func TestOperatorCommandsTellTheTruthWithNodesDown(t *testing.T) {
 			t.Fatalf("%v with every node down: exit %d, want 1 and no node reachable\n%s%s", args, r.code, r.stdout, r.stderr)
 		}
 	}
+}
+
+// pause stops node id's process (SIGSTOP) without ending it: its ports stay
+// open and answer nothing, as a hung or cut-off node's do. The test's end
+// resumes it, so that it can be killed.
+func (c *testCluster) pause(id int) {
+	c.t.Helper()
+	n := c.node(id)
+	n.mu.Lock()
+	p := n.cmd.Process
+	n.mu.Unlock()
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { p.Signal(syscall.SIGCONT) })
+}
+
+// resume continues a paused node.
+func (c *testCluster) resume(id int) {
+	n := c.node(id)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cmd.Process.Signal(syscall.SIGCONT)
+}
+
+// readyz returns node id's /readyz status code and body.
+func (c *testCluster) readyz(id int) (int, string) {
+	resp, err := http.Get("http://" + c.node(id).metricsAddr + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestReadyzAndGRPCHealth: /readyz on the metrics port is 200 on every
+// node of a healthy group and 503 on a node cut off from the others (here:
+// the others hung), as is the gRPC health service on its client port
+// (livepaxos health), while /livez and health --live still pass; healed,
+// it is ready again.
+func TestReadyzAndGRPCHealth(t *testing.T) {
+	c := newClusterOpts(t, 3, clusterOpts{metrics: true})
+	c.waitWritable(20 * time.Second)
+	for id := 1; id <= 3; id++ {
+		waitFor(t, 10*time.Second, fmt.Sprintf("node %d ready", id), func() error {
+			if code, body := c.readyz(id); code != http.StatusOK {
+				return fmt.Errorf("readyz %d:\n%s", code, body)
+			}
+			return nil
+		})
+	}
+	if r := runCLI(t, c.bin, nil, "health", "--endpoints", strings.Join(c.endpoints(), ",")); r.code != 0 {
+		t.Fatalf("health of a healthy group: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	c.pause(2)
+	c.pause(3)
+	waitFor(t, 10*time.Second, "node 1 not ready once cut off", func() error {
+		if code, body := c.readyz(1); code != http.StatusServiceUnavailable || !strings.Contains(body, "[-]master") {
+			return fmt.Errorf("readyz %d:\n%s", code, body)
+		}
+		return nil
+	})
+	resp, err := http.Get("http://" + c.node(1).metricsAddr + "/livez")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("livez of a live node cut off: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	waitFor(t, 5*time.Second, "gRPC health NOT_SERVING", func() error {
+		if r := runCLI(t, c.bin, nil, "health", "--endpoints", c.node(1).clientAddr); r.code != 1 || !strings.Contains(r.stdout, "NOT ready") {
+			return fmt.Errorf("health: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		return nil
+	})
+	if r := runCLI(t, c.bin, nil, "health", "--live", "--endpoints", c.node(1).clientAddr); r.code != 0 {
+		t.Fatalf("health --live of a live node cut off: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	c.resume(2)
+	c.resume(3)
+	waitFor(t, 15*time.Second, "node 1 ready again", func() error {
+		if code, body := c.readyz(1); code != http.StatusOK {
+			return fmt.Errorf("readyz %d:\n%s", code, body)
+		}
+		return nil
+	})
 }

@@ -65,10 +65,12 @@ func nodeMetrics(reg prometheus.Registerer, status func() *messages.StatusRespon
 }
 
 // serveMetrics serves reg on addr at /metrics, with the Go runtime's and
-// the process's collectors.
-func serveMetrics(addr string, reg *prometheus.Registry) *http.Server {
+// the process's collectors, and health's /livez and /readyz.
+func serveMetrics(addr string, reg *prometheus.Registry, health http.Handler) *http.Server {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/livez", health)
+	mux.Handle("/readyz", health)
 	return &http.Server{Addr: addr, Handler: mux}
 }

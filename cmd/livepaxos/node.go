@@ -97,7 +97,7 @@ master forwards it to the master and answers on the caller's connection.`,
 		"snapshot once this many bytes were written to the log since the last snapshot; 0: never on this account")
 	fl.DurationVar(&f.checkInterval, "check-interval", 5*time.Minute,
 		"how often the master has every replica checksum its database at one instance and compare (§6.2); 0: only when asked (livepaxos check)")
-	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101)")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, and /livez and /readyz for probes (e.g. 127.0.0.1:9101)")
 	fl.StringVar(&f.pprof, "pprof", "", "serve Go's profiler (net/http/pprof) on this address; a bare port listens on 127.0.0.1 (e.g. 6060)")
 	fl.StringVar(&f.onCorruption, "on-corruption", "rebuild",
 		"when the data directory fails its checksums: rebuild (move it aside and rejoin as a new incarnation that votes only once the group records it, §5.1) or stop")
@@ -236,14 +236,6 @@ func runNode(f nodeFlags) error {
 		return err
 	}
 	defer cluster.WatchPeers(sys, logger, cluster.DefaultPeerLogInterval)()
-	if f.metrics != "" {
-		reg := prometheus.NewRegistry()
-		nodeMetrics(reg, replica.Status, replica.LogStats)
-		guardMetrics(reg, sys)
-		srv := serveMetrics(f.metrics, reg)
-		go func() { logger.Warn("metrics server", "err", srv.ListenAndServe()) }()
-		defer srv.Close()
-	}
 	if f.pprof != "" {
 		srv := servePprof(f.pprof)
 		go func() { logger.Warn("pprof server", "err", srv.ListenAndServe()) }()
@@ -255,10 +247,18 @@ func runNode(f nodeFlags) error {
 		return err
 	}
 	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(limits),
-		MaxCommandBytes: maxCommandBytes(limits), Logger: logger})
+		MaxCommandBytes: maxCommandBytes(limits), DataDir: f.data, Logger: logger})
 	if err != nil {
 		rem.Shutdown(false)
 		return err
+	}
+	if f.metrics != "" {
+		reg := prometheus.NewRegistry()
+		nodeMetrics(reg, replica.Status, replica.LogStats)
+		guardMetrics(reg, sys)
+		srv := serveMetrics(f.metrics, reg, api.HealthHandler())
+		go func() { logger.Warn("metrics server", "err", srv.ListenAndServe()) }()
+		defer srv.Close()
 	}
 	served := make(chan error, 1)
 	go func() { served <- api.Serve(clientLis, clientTLS) }()

@@ -95,7 +95,7 @@ func (a *coreActor) Receive(ctx actor.Context) {
 		m.durable()
 	case *messages.Prepare, *messages.Accept, *messages.Confirm, *messages.Promise, *messages.Accepted,
 		*messages.Heartbeat, *messages.Confirmed, *messages.Chosen, *messages.CatchupRequest,
-		*messages.CatchupResponse, *messages.ChecksumReport:
+		*messages.CatchupResponse, *messages.ChecksumReport, *messages.Handover, *messages.Leaving:
 		d.Step(m.(proto.Message))
 	case *localRequest:
 		m.run(d)

@@ -176,6 +176,17 @@ func (d *Driver) RequestCheck(token any) {
 	d.run(func() { d.r.RequestCheck(d.wait(token), d.h.Now()) })
 }
 
+// TransferMastership has this master hand mastership to voter to (0: the
+// most caught-up voter) without a fail-over's outage (paxos/handover.go).
+func (d *Driver) TransferMastership(to uint32) error {
+	var err error
+	d.run(func() { err = d.r.TransferMastership(to, d.h.Now()) })
+	return err
+}
+
+// Leave tells the other members this replica is about to stop.
+func (d *Driver) Leave() { d.run(func() { d.r.Leave(d.h.Now()) }) }
+
 // RequestSnapshot has the replica snapshot now (§5.5).
 func (d *Driver) RequestSnapshot(token any) {
 	d.run(func() { d.r.RequestSnapshot(d.wait(token), d.h.Now()) })

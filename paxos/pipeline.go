@@ -29,7 +29,8 @@ func (p *Proposer) NeedsFlush() bool {
 // during a boost's phase 1, not past a membership value still in flight,
 // and not before its epoch has started.
 func (p *Proposer) proposing() bool {
-	return p.state == stateMaster && !p.boosting && p.changeAt == 0 && !p.epochPending && p.reprepareFrom == 0
+	return p.state == stateMaster && !p.boosting && p.changeAt == 0 && !p.epochPending && p.reprepareFrom == 0 &&
+		p.handover == nil
 }
 
 // Submit queues a client command. Outside mastership, or when the queue is
@@ -41,6 +42,10 @@ func (p *Proposer) Submit(cmd *messages.Command) ProposerOutput {
 		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
 			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER,
 			Error: "not master", MasterId: p.masterID}})
+	case p.handover != nil:
+		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
+			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER,
+			Error: "master handing mastership over", MasterId: p.handover.to}})
 	case len(p.queue) >= p.cfg.MaxQueue:
 		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
 			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_OVERLOADED,
@@ -255,7 +260,7 @@ func (p *Proposer) broadcastAccept(out *ProposerOutput, entries []*messages.Entr
 func (p *Proposer) durableVoters() map[uint32]bool {
 	var followers []uint32
 	for _, peer := range p.voters {
-		if _, ok := p.lastAck[peer]; ok && peer != p.cfg.ID {
+		if _, ok := p.lastAck[peer]; ok && peer != p.cfg.ID && !p.leaving(peer, p.lastNow) {
 			followers = append(followers, peer)
 		}
 	}

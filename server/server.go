@@ -138,3 +138,24 @@ func (s *Server) isClosed() bool {
 	defer s.mu.Unlock()
 	return s.closed
 }
+
+// Drain waits, up to d, until no request this node sent on (to its own
+// replica or the master) waits for its answer: a node about to stop lets
+// the calls in flight end with their answers rather than with a closed
+// connection (for a write: outcome unknown). New calls are still taken
+// meanwhile; once clients learn the new master from the answers, few come.
+//
+// It waits a third of d in any case: calls sent before their clients heard
+// of the new master are still on their way.
+func (s *Server) Drain(d time.Duration) {
+	start := time.Now()
+	for time.Since(start) < d {
+		s.fwd.mu.Lock()
+		n := len(s.fwd.pending)
+		s.fwd.mu.Unlock()
+		if n == 0 && time.Since(start) >= d/3 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond) // another goroutine's calls: nothing to wait on
+	}
+}

@@ -21,7 +21,47 @@ func newMembersCmd() *cobra.Command {
 		Use:   "members",
 		Short: "The group's members and their roles",
 	}
-	cmd.AddCommand(newMembersListCmd(), newMembersChangeCmd("add"), newMembersChangeCmd("promote"), newMembersChangeCmd("remove"))
+	cmd.AddCommand(newMembersListCmd(), newMembersChangeCmd("add"), newMembersChangeCmd("promote"), newMembersChangeCmd("remove"),
+		newTransferCmd())
+	return cmd
+}
+
+// newTransferCmd is `members transfer-mastership [ID]`.
+func newTransferCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "transfer-mastership [ID]",
+		Short: "Have the master hand mastership to voter ID (default: the most caught-up voter) without a fail-over",
+		Long: `Have the master hand mastership over at once, without the outage of a
+fail-over (an election timeout plus the rest of the old master's lease): it stops
+taking writes (refused as not master, which clients retry), has what it has in
+flight chosen, and tells the successor to campaign at once; the acceptors release
+its lease to the successor. Writes stall for a few message rounds. A node stopped
+with SIGTERM does the same first when it is master.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var to uint32
+			if len(args) == 1 {
+				id, err := strconv.ParseUint(args[0], 10, 32)
+				if err != nil {
+					return fmt.Errorf("%w: want a node id, got %q", errUsage, args[0])
+				}
+				if err := cluster.CheckNodeID(id); err != nil {
+					return fmt.Errorf("%w: %v", errUsage, err)
+				}
+				to = uint32(id)
+			}
+			return f.withClient(func(ctx context.Context, c *client.Client) error {
+				id, err := c.TransferMastership(ctx, to)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "node %d is master\n", id)
+				return nil
+			})
+		},
+	}
+	f.add(cmd)
 	return cmd
 }
 

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"hash/fnv"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -270,6 +272,13 @@ func runNode(f nodeFlags) error {
 	select {
 	case s := <-sig:
 		logger.Info("stopping", "signal", s.String())
+		if s == syscall.SIGTERM {
+			handOver(replica, logger, f.electionMin)
+			// The others stop waiting on this node's acceptances, and calls
+			// in flight on its client port end with their answers.
+			replica.Leave()
+			api.Drain(handOverDrain)
+		}
 	case runErr = <-fatal:
 		logger.Error("node stopping on a fatal error", "err", runErr)
 	case runErr = <-served:
@@ -281,6 +290,32 @@ func runNode(f nodeFlags) error {
 	rem.Shutdown(false)
 	return runErr
 }
+
+// handOver, on a SIGTERM to the master (a restart, a deploy), hands
+// mastership to the most caught-up voter before the node stops, so that
+// writes stall for a few message rounds instead of a fail-over's election
+// timeout and lease (paxos/handover.go). Then (for every node) the others
+// hear it is leaving, and for a moment its client port keeps answering
+// (writes are forwarded to the new master, answers name it) so that calls
+// in flight there end and clients move on before the port closes.
+func handOver(replica *actors.Replica, logger *slog.Logger, electionMin time.Duration) {
+	if _, self := replica.Master(); !self {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*electionMin)
+	defer cancel()
+	id, err := replica.TransferMastership(ctx, 0)
+	if err != nil {
+		logger.Warn("handing mastership over before stopping", "err", err)
+		return
+	}
+	logger.Info("handed mastership over before stopping", "to", id, "took", time.Since(start))
+}
+
+// handOverDrain is how long a node stopping on SIGTERM keeps its client
+// port open for the calls in flight there.
+const handOverDrain = 300 * time.Millisecond
 
 // defaultClusterID derives a cluster identity from the initial voter set, so
 // a data directory from another cluster is refused without extra flags.

@@ -95,7 +95,8 @@ func (r *Replica) Ready() Ready {
 func (r *Replica) HasReady() bool {
 	rd := &r.rd
 	return rd.Prove != nil || len(rd.Writes) > 0 || len(rd.Messages) > 0 || len(rd.Apply) > 0 || len(rd.Reads) > 0 ||
-		len(rd.Replies) > 0 || len(rd.Answers) > 0 || rd.Snapshot != nil || rd.Fetch != nil || rd.Flush || rd.Fatal != nil
+		len(rd.Replies) > 0 || len(rd.Answers) > 0 || rd.Snapshot != nil || rd.Fetch != nil || rd.Flush || rd.Fatal != nil ||
+		len(rd.Committed) > 0
 }
 
 // input runs one input at now: the step, then whatever it sent this
@@ -223,6 +224,7 @@ func (r *Replica) proposerOut(out paxos.ProposerOutput, now time.Time) {
 		r.confirmed(rd, now)
 	}
 	r.checksProposed(out.Checks)
+	r.rd.Committed = append(r.rd.Committed, out.Committed...)
 }
 
 // acceptorOut carries out what an acceptor step asked for: its records are

@@ -2335,8 +2335,11 @@ type StatusResponse struct {
 	MembershipVersion   uint64 `protobuf:"varint,27,opt,name=membership_version,json=membershipVersion,proto3" json:"membership_version,omitempty"`
 	ClientAddress       string `protobuf:"bytes,28,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`                     // this node's client API address
 	MasterClientAddress string `protobuf:"bytes,29,opt,name=master_client_address,json=masterClientAddress,proto3" json:"master_client_address,omitempty"` // the master's, as the membership records it
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Master only: commands waiting for an instance, and instances in phase 2.
+	QueueLen      uint64 `protobuf:"varint,30,opt,name=queue_len,json=queueLen,proto3" json:"queue_len,omitempty"`
+	Inflight      uint64 `protobuf:"varint,31,opt,name=inflight,proto3" json:"inflight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -2570,6 +2573,20 @@ func (x *StatusResponse) GetMasterClientAddress() string {
 		return x.MasterClientAddress
 	}
 	return ""
+}
+
+func (x *StatusResponse) GetQueueLen() uint64 {
+	if x != nil {
+		return x.QueueLen
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetInflight() uint64 {
+	if x != nil {
+		return x.Inflight
+	}
+	return 0
 }
 
 // ChecksumReport is one replica's checksum of its state as of instance,
@@ -3629,7 +3646,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x12 \n" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12%\n" +
-	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\"\xfb\a\n" +
+	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\"\xb4\b\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -3665,7 +3682,9 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x04role\x18\x1a \x01(\tR\x04role\x12-\n" +
 	"\x12membership_version\x18\x1b \x01(\x04R\x11membershipVersion\x12%\n" +
 	"\x0eclient_address\x18\x1c \x01(\tR\rclientAddress\x122\n" +
-	"\x15master_client_address\x18\x1d \x01(\tR\x13masterClientAddress\"\\\n" +
+	"\x15master_client_address\x18\x1d \x01(\tR\x13masterClientAddress\x12\x1b\n" +
+	"\tqueue_len\x18\x1e \x01(\x04R\bqueueLen\x12\x1a\n" +
+	"\binflight\x18\x1f \x01(\x04R\binflight\"\\\n" +
 	"\x0eChecksumReport\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x1a\n" +

@@ -110,7 +110,7 @@ func (p *Proposer) newInstance(v *messages.Value, now time.Time) *messages.Entry
 	e := &messages.Entry{Instance: p.nextInstance, Ballot: p.ballot, Value: v}
 	p.watchChange(e)
 	p.nextInstance++
-	p.inflight[e.Instance] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now}
+	p.inflight[e.Instance] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now, proposedAt: now}
 	p.stats.Proposed++
 	return e
 }
@@ -182,6 +182,7 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 		if len(f.acks) >= p.quorum() {
 			delete(p.inflight, i)
 			moved = true
+			out.Committed = append(out.Committed, now.Sub(f.proposedAt))
 		}
 	}
 	if moved {

@@ -120,6 +120,8 @@ type inflight struct {
 	entry  *messages.Entry
 	acks   map[uint32]bool
 	sentAt time.Time
+	// proposedAt: its first send (sentAt moves with retransmissions).
+	proposedAt time.Time
 }
 
 // Proposer decides when to campaign, runs phase 1 once per mastership, and
@@ -308,6 +310,9 @@ type ProposerOutput struct {
 	ReleaseLease bool
 	// Checks lists the instances of checksum values just proposed.
 	Checks []uint64
+	// Committed: for each instance this master just saw chosen, how long
+	// after its first Accept (for metrics; nothing decides on it).
+	Committed []time.Duration
 }
 
 // NewProposer returns a follower that will campaign if it hears no master.

@@ -83,9 +83,9 @@ func orText(s, otherwise string) string {
 	return s
 }
 
-// diskFree is the bytes an unprivileged writer may still use on dir's
+// DiskFree is the bytes an unprivileged writer may still use on dir's
 // file system, or -1 when it cannot be told.
-func diskFree(dir string) int64 {
+func DiskFree(dir string) int64 {
 	if dir == "" {
 		return -1
 	}
@@ -98,7 +98,7 @@ func diskFree(dir string) int64 {
 
 // Ready reports whether this node should get traffic now, and each check.
 func (s *Server) Ready() (bool, []Check) {
-	return Readiness(s.replica.Status(), diskFree(s.cfg.DataDir))
+	return Readiness(s.replica.Status(), DiskFree(s.cfg.DataDir))
 }
 
 // HealthHandler serves /livez (200 while the process serves HTTP and its

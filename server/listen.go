@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,7 +65,7 @@ func (s *Server) Serve(lis net.Listener, tlsConfig *tls.Config) error {
 		grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(s.recoverUnary),
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.observeUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream),
 	)
 	messages.RegisterKVServer(g, svc)
@@ -116,4 +117,40 @@ func (s *Server) recoverInto(method string, err *error) {
 		s.log.Error("recovered panic in a client API handler", "method", method, "panic", r, "stack", string(debug.Stack()))
 		*err = status.Errorf(codes.Internal, "handler failed: %v", r)
 	}
+}
+
+// observeUnary hands each unary call's method, outcome and time to
+// Config.ObserveRequest.
+func (s *Server) observeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	s.calls.Add(1)
+	defer s.calls.Add(-1)
+	obs := s.cfg.ObserveRequest
+	if obs == nil || !strings.HasPrefix(info.FullMethod, "/livepaxos.v1.KV/") {
+		return handler(ctx, req) // the health and reflection services are not requests
+	}
+	began := time.Now()
+	resp, err := handler(ctx, req)
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+		if code, _, _, ok := messages.StatusError(status.Convert(err)); ok {
+			outcome = outcomeName(code)
+		}
+	}
+	method := info.FullMethod[strings.LastIndexByte(info.FullMethod, '/')+1:]
+	obs(method, outcome, time.Since(began))
+	return resp, err
+}
+
+// outcomeName is an error code as a metric label: "ok", "not_master", ...
+func outcomeName(c messages.ErrorCode) string {
+	if c == messages.ErrorCode_ERROR_CODE_OK {
+		return "ok"
+	}
+	return strings.ToLower(strings.TrimPrefix(c.String(), "ERROR_CODE_"))
+}
+
+// consistencyName is a read's consistency as a metric label.
+func consistencyName(c messages.Consistency) string {
+	return strings.ToLower(strings.TrimPrefix(c.String(), "CONSISTENCY_"))
 }

@@ -114,6 +114,22 @@ func TestReadyzAndGRPCHealth(t *testing.T) {
 	if r := runCLI(t, c.bin, nil, "health", "--endpoints", strings.Join(c.endpoints(), ",")); r.code != 0 {
 		t.Fatalf("health of a healthy group: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// The histograms a dashboard needs are fed.
+	master := c.waitMaster(5 * time.Second)
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.cl.Put(ctx, []byte(fmt.Sprintf("m/%d", i)), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	for _, name := range []string{"livepaxos_commit_duration_seconds_count", "livepaxos_wal_fsync_duration_seconds_count",
+		"livepaxos_apply_duration_seconds_count", "livepaxos_wal_batch_records_count", "livepaxos_client_request_duration_seconds_count",
+		"livepaxos_ready", "livepaxos_disk_free_bytes"} {
+		if v, ok := c.metric(master, name); !ok || v == 0 {
+			t.Errorf("master %d: %s = %v (served: %v)", master, name, v, ok)
+		}
+	}
 	c.pause(2)
 	c.pause(3)
 	waitFor(t, 10*time.Second, "node 1 not ready once cut off", func() error {
@@ -150,10 +166,16 @@ func TestReadyzAndGRPCHealth(t *testing.T) {
 // deploy) hands mastership to another voter before the node stops, so
 // writes under load stall far less than a fail-over's election timeout
 // and 2 s lease, and none fails; `members transfer-mastership` does the
-// same on demand.
+// same on demand. The node restarts (replaying a consistency check's
+// value) and catches up.
 func TestRestartHandsMastershipOver(t *testing.T) {
 	c := newCluster(t, 3)
 	old := c.waitWritable(20 * time.Second)
+	// A checksum value in the log: the restart below replays it before the
+	// node's actors run (once a crash on every restart after a check).
+	if r := runCLI(t, c.bin, nil, "check", "--endpoints", strings.Join(c.endpoints(), ",")); r.code != 0 {
+		t.Fatalf("check: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	c.waitConverged(10 * time.Second)
 
 	var mu sync.Mutex

@@ -181,6 +181,14 @@ func runNode(f nodeFlags) error {
 	}
 	limits := db.Limits{MaxValueBytes: f.maxValueBytes}
 	fatal := make(chan error, 1)
+	var reg *prometheus.Registry
+	var replicaMetrics actors.Metrics // nil, not a nil *histograms, without --metrics
+	var observe func(method, outcome string, d time.Duration)
+	if f.metrics != "" {
+		reg = prometheus.NewRegistry()
+		hist := newHistograms(reg)
+		replicaMetrics, observe = hist, hist.Request
+	}
 	var kv *db.KV
 	open := func() (*actors.Replica, error) {
 		kv = db.NewWithLimits(limits)
@@ -201,6 +209,7 @@ func runNode(f nodeFlags) error {
 			// 0 on the command line is "never": -1 in the config.
 			SnapshotEvery:    orNever(f.snapEvery),
 			SnapshotLogBytes: orNever(f.snapLogBytes),
+			Metrics:          replicaMetrics,
 			OnFatal: func(err error) {
 				select {
 				case fatal <- err:
@@ -243,20 +252,20 @@ func runNode(f nodeFlags) error {
 		go func() { logger.Warn("pprof server", "err", srv.ListenAndServe()) }()
 		defer srv.Close()
 	}
-	pid, err := sys.Root.SpawnNamed(replica.Props(), actors.DefaultName)
+	_, err = sys.Root.SpawnNamed(replica.Props(), actors.DefaultName)
 	if err != nil {
 		rem.Shutdown(false)
 		return err
 	}
 	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(limits),
-		MaxCommandBytes: maxCommandBytes(limits), DataDir: f.data, Logger: logger})
+		MaxCommandBytes: maxCommandBytes(limits), DataDir: f.data, ObserveRequest: observe, Logger: logger})
 	if err != nil {
 		rem.Shutdown(false)
 		return err
 	}
 	if f.metrics != "" {
-		reg := prometheus.NewRegistry()
 		nodeMetrics(reg, replica.Status, replica.LogStats)
+		readyMetrics(reg, api.Ready, f.data)
 		guardMetrics(reg, sys)
 		srv := serveMetrics(f.metrics, reg, api.HealthHandler())
 		go func() { logger.Warn("metrics server", "err", srv.ListenAndServe()) }()
@@ -286,7 +295,7 @@ func runNode(f nodeFlags) error {
 		logger.Error("node stopping", "err", runErr)
 	}
 	api.Close()
-	sys.Root.StopFuture(pid).Wait()
+	replica.Close() // stops its actors as asked: no "stopped though not closed" error
 	rem.Shutdown(false)
 	return runErr
 }

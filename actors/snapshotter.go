@@ -128,6 +128,9 @@ func (a *snapshotterActor) write(ctx actor.Context, m *writeSnapshot) {
 		res := &written{}
 		res.info, res.res.Err = writeSnapshotFile(dir, m)
 		res.res.Instance, res.res.Bytes, res.res.Took = res.info.Instance, res.info.Bytes, time.Since(started)
+		if mt := a.r.cfg.Metrics; mt != nil && res.res.Err == nil {
+			mt.Snapshotted(res.res.Took, int64(res.info.Bytes))
+		}
 		sys.Root.Send(self, res)
 	}()
 }

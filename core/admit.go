@@ -101,6 +101,11 @@ func (r *Replica) admit(msg proto.Message, now time.Time) DropReason {
 	}
 	switch m := msg.(type) {
 	case *messages.Prepare:
+		if m.HandoverBallot > paxos.MaxBallot {
+			return DropBounds
+		}
+		return owns(m.Ballot)
+	case *messages.Handover:
 		return owns(m.Ballot)
 	case *messages.Accept:
 		if why := owns(m.Ballot); why != "" {

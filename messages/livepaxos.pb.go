@@ -3553,8 +3553,11 @@ type MetaRecord struct {
 	Incarnation uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	// fresh: the directory was created empty and its acceptor has not yet
 	// answered a request naming its incarnation (§5.1).
-	Fresh         bool      `protobuf:"varint,4,opt,name=fresh,proto3" json:"fresh,omitempty"`
-	Bootstrap     []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // see Prepare.bootstrap
+	Fresh     bool      `protobuf:"varint,4,opt,name=fresh,proto3" json:"fresh,omitempty"`
+	Bootstrap []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // see Prepare.bootstrap
+	// format is the data directory's format version (actors.DataFormat); 0
+	// in directories made before it was recorded, read as format 1.
+	Format        uint32 `protobuf:"varint,6,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3622,6 +3625,13 @@ func (x *MetaRecord) GetBootstrap() []*Member {
 		return x.Bootstrap
 	}
 	return nil
+}
+
+func (x *MetaRecord) GetFormat() uint32 {
+	if x != nil {
+		return x.Format
+	}
+	return 0
 }
 
 var File_messages_livepaxos_proto protoreflect.FileDescriptor
@@ -3915,7 +3925,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rPromiseRecord\x12\x16\n" +
 	"\x06ballot\x18\x01 \x01(\x04R\x06ballot\"\"\n" +
 	"\fChosenRecord\x12\x12\n" +
-	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xb0\x01\n" +
+	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xc8\x01\n" +
 	"\n" +
 	"MetaRecord\x12\x1d\n" +
 	"\n" +
@@ -3923,7 +3933,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\anode_id\x18\x02 \x01(\rR\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05fresh\x18\x04 \x01(\bR\x05fresh\x122\n" +
-	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap*\xe1\x01\n" +
+	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x16\n" +
+	"\x06format\x18\x06 \x01(\rR\x06format*\xe1\x01\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x19\n" +
 	"\x15ERROR_CODE_NOT_MASTER\x10\x01\x12\x16\n" +

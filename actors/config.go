@@ -87,8 +87,24 @@ type Config struct {
 	// histograms); its methods are called on the replica's goroutines and
 	// must not block.
 	Metrics Metrics
+	// Rebuilt: the data directory is made anew because this node lost its
+	// data (the old one was moved aside). It is recorded in the
+	// directory: the node never counts as a brand-new group's member
+	// (§5.1), so a group whose every voter lost its data waits for an
+	// operator instead of starting over empty.
+	Rebuilt bool
+	// StartOver: the operator says every voter lost its data for good; a
+	// rebuilt node may then join a brand-new, empty group. Everything the
+	// old group acknowledged is lost.
+	StartOver bool
 	// TickInterval is the resolution of the replica's timers (default 20ms).
 	TickInterval time.Duration
+	// MinFreeBytes: while the data directory's file system has less free
+	// (checked every second), a master refuses new writes with
+	// ErrNoSpace rather than fail when its log can no longer grow; reads,
+	// status and snapshots go on (default 256 MiB: four log segments;
+	// negative: never).
+	MinFreeBytes int64
 	// RestartGrace delays the first campaign of a replica that restarts
 	// with history, so that it hears the current master before it could
 	// depose it (default 2.5s: protoactor reconnects after 2 s).
@@ -122,6 +138,9 @@ type Config struct {
 	SenderMiddleware   []actor.SenderMiddleware
 	ReceiverMiddleware []actor.ReceiverMiddleware
 }
+
+// DefaultMinFreeBytes is Config.MinFreeBytes's default.
+const DefaultMinFreeBytes int64 = 256 << 20
 
 // Errors returned when a replica cannot start.
 var (
@@ -158,6 +177,9 @@ func (c *Config) setDefaults() error {
 	if c.MaxCommandBytes == 0 {
 		c.MaxCommandBytes = 1<<20 + 64<<10
 	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
+	}
 	if c.TickInterval == 0 {
 		c.TickInterval = 20 * time.Millisecond
 	}
@@ -178,7 +200,7 @@ func (c *Config) setDefaults() error {
 // directory has the identity meta.
 func (c *Config) coreConfig(meta *messages.MetaRecord) core.Config {
 	return core.Config{ID: c.NodeID, Cluster: messages.ClusterHash(c.ClusterID), Members: initialMembership(c), Joining: c.Join, Incarnation: meta.Incarnation,
-		Fresh: meta.Fresh, Bootstrap: meta.Bootstrap, Proposer: c.Proposer, Learner: c.Learner, RestartGrace: c.RestartGrace,
+		Fresh: meta.Fresh, Rebuilt: meta.Rebuilt && !c.StartOver, Bootstrap: meta.Bootstrap, Proposer: c.Proposer, Learner: c.Learner, RestartGrace: c.RestartGrace,
 		SnapshotEvery: c.SnapshotEvery, SnapshotLogBytes: c.SnapshotLogBytes, Logger: c.Logger}
 }
 

@@ -15,6 +15,9 @@ import (
 var (
 	// ErrNotMaster: this replica is not master (see NotMasterError).
 	ErrNotMaster = errors.New("actors: this replica is not master")
+	// ErrNoSpace: the master's disk is nearly full (Config.MinFreeBytes);
+	// nothing was proposed.
+	ErrNoSpace = errors.New("actors: no space on the master's disk")
 	// ErrOverloaded: the master's queue was full.
 	ErrOverloaded = errors.New("actors: proposal queue full")
 	// ErrUnavailable: a read could not be served in time (mastership not
@@ -87,6 +90,8 @@ func errorOf(resp *messages.ClientResponse) error {
 		return &NotMasterError{MasterID: resp.MasterId, MasterAddress: resp.MasterAddress, Reason: resp.Error}
 	case messages.ErrorCode_ERROR_CODE_OVERLOADED:
 		return fmt.Errorf("%w: %s", ErrOverloaded, resp.Error)
+	case messages.ErrorCode_ERROR_CODE_NO_SPACE:
+		return fmt.Errorf("%w: %s", ErrNoSpace, resp.Error)
 	case messages.ErrorCode_ERROR_CODE_MASTER_CHANGED:
 		return fmt.Errorf("%w: %s", ErrMasterChanged, resp.Error)
 	case messages.ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN:

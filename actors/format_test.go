@@ -25,7 +25,7 @@ func TestDataDirectoryFormatIsChecked(t *testing.T) {
 		if err := writeIdentity(filepath.Join(dir, identityFile), meta); err != nil {
 			t.Fatal(err)
 		}
-		_, err := checkIdentity(dir, "c", 1)
+		_, err := checkIdentity(dir, "c", 1, false)
 		if tc.ok != (err == nil) {
 			t.Fatalf("format %d: %v", tc.format, err)
 		}
@@ -45,13 +45,13 @@ func TestVotedDirectoryWithoutItsLogIsRefused(t *testing.T) {
 	if err := writeIdentity(filepath.Join(dir, identityFile), meta); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := checkIdentity(dir, "c", 1); !errors.Is(err, ErrLogMissing) || !errors.Is(err, storage.ErrCorrupt) {
+	if _, err := checkIdentity(dir, "c", 1, false); !errors.Is(err, ErrLogMissing) || !errors.Is(err, storage.ErrCorrupt) {
 		t.Fatalf("a voted directory without segments: %v, want ErrLogMissing wrapping storage.ErrCorrupt", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "0000000000000001.wal"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := checkIdentity(dir, "c", 1); err != nil {
+	if _, err := checkIdentity(dir, "c", 1, false); err != nil {
 		t.Fatalf("with its segment back: %v", err)
 	}
 }

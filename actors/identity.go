@@ -50,7 +50,7 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // the directory's incarnation (0 for a directory made before incarnations)
 // and whether it is still fresh (see paxos.Acceptor.SetIncarnation), in
 // the record it returns.
-func checkIdentity(dir, clusterID string, nodeID uint32) (*messages.MetaRecord, error) {
+func checkIdentity(dir, clusterID string, nodeID uint32, rebuilt bool) (*messages.MetaRecord, error) {
 	path := filepath.Join(dir, identityFile)
 	b, err := os.ReadFile(path)
 	switch {
@@ -82,7 +82,7 @@ func checkIdentity(dir, clusterID string, nodeID uint32) (*messages.MetaRecord, 
 		return nil, err
 	}
 	meta := &messages.MetaRecord{ClusterId: clusterID, NodeId: nodeID, Incarnation: rand.Uint64()>>1 + 1, Fresh: true,
-		Format: DataFormat}
+		Format: DataFormat, Rebuilt: rebuilt}
 	return meta, writeIdentity(path, meta)
 }
 

@@ -48,6 +48,9 @@ type Replica struct {
 
 	fatalOnce sync.Once
 	stopped   atomic.Bool
+	// diskFree is the data directory's free bytes at the last look (-1:
+	// unknown).
+	diskFree atomic.Int64
 	// snapshotDrops counts snapshot transfer messages of another cluster
 	// the snapshotter dropped (status adds them to the core's drops).
 	snapshotDrops atomic.Uint64
@@ -77,9 +80,14 @@ func NewReplica(cfg Config) (*Replica, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	meta, err := checkIdentity(cfg.DataDir, cfg.ClusterID, cfg.NodeID)
+	meta, err := checkIdentity(cfg.DataDir, cfg.ClusterID, cfg.NodeID, cfg.Rebuilt)
 	if err != nil {
 		return nil, err
+	}
+	if meta.Rebuilt && meta.Fresh && !cfg.StartOver {
+		cfg.Logger.Warn("this node lost its data and was rebuilt: it votes again once the group records its new incarnation (§5.1). "+
+			"If EVERY voter lost its data, that never happens and the nodes wait: the group's data is gone, and only --start-over "+
+			"on every node begins a new, empty group", "node", cfg.NodeID)
 	}
 	nonce := make([]byte, 8)
 	rand.Read(nonce)
@@ -352,6 +360,9 @@ func (r *Replica) publishStatus() {
 	s.IsMaster = s.IsMaster && !r.stopped.Load()
 	if r.wal != nil {
 		s.LogSegments = r.wal.Stats().Segments
+	}
+	if free := r.diskFree.Load(); free > 0 {
+		s.DiskFreeBytes = uint64(free)
 	}
 	if n := r.snapshotDrops.Load(); n > 0 {
 		if s.PeerDrops == nil {

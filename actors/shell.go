@@ -12,6 +12,7 @@ import (
 	"github.com/livepaxos/livepaxos/core"
 	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
+	"github.com/livepaxos/livepaxos/storage"
 )
 
 // The core's actor: the replica core's shell. It is I/O only: it feeds
@@ -45,6 +46,23 @@ type coreActor struct {
 	r        *Replica
 	stopTick func()
 	ticks    int
+}
+
+// diskCheckEvery is how many ticks pass between two looks at the data
+// directory's free space: about a second.
+func diskCheckEvery(tick time.Duration) int {
+	return max(1, int(time.Second/max(tick, time.Millisecond)))
+}
+
+// checkDisk looks at the data directory's free space and tells the core
+// when it crosses Config.MinFreeBytes, either way.
+func (r *Replica) checkDisk(d *core.Driver) {
+	free := storage.DiskFree(r.cfg.DataDir)
+	r.diskFree.Store(free)
+	if low := free >= 0 && free < r.cfg.MinFreeBytes; low != d.Replica().DiskLow() {
+		d.SetDiskLow(low)
+		r.publishStatus()
+	}
 }
 
 // statusEvery is how many ticks pass between two status publications.
@@ -90,6 +108,9 @@ func (a *coreActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case coreTick:
 		d.Tick()
+		if a.ticks%diskCheckEvery(r.cfg.TickInterval) == 0 {
+			r.checkDisk(d)
+		}
 		if a.ticks++; a.ticks%statusEvery == 0 {
 			r.publishStatus()
 		}

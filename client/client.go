@@ -409,6 +409,10 @@ func (c *Client) outcome(code messages.ErrorCode, msg, endpoint string, idempote
 		return true, fmt.Errorf("%w: %s: %s", ErrNoMaster, endpoint, msg)
 	case messages.ErrorCode_ERROR_CODE_OVERLOADED:
 		return true, fmt.Errorf("%w: %s", ErrOverloaded, msg)
+	case messages.ErrorCode_ERROR_CODE_NO_SPACE:
+		return false, fmt.Errorf("%w: %s", ErrNoSpace, msg)
+	case messages.ErrorCode_ERROR_CODE_PERMISSION_DENIED:
+		return false, fmt.Errorf("%w: %s", ErrPermissionDenied, msg)
 	case messages.ErrorCode_ERROR_CODE_MASTER_CHANGED:
 		if !idempotent {
 			return false, fmt.Errorf("%w: %s", ErrMasterChanged, msg)

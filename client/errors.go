@@ -37,6 +37,13 @@ var (
 	// ErrOverloaded: the master's queue was full and the deadline passed
 	// while retrying; nothing was proposed.
 	ErrOverloaded = errors.New("livepaxos: master overloaded")
+	// ErrPermissionDenied: the node requires an operator's client
+	// certificate for this call (membership changes, check, snapshot);
+	// nothing was done.
+	ErrPermissionDenied = errors.New("livepaxos: permission denied")
+	// ErrNoSpace: the master's disk is nearly full; the write was not
+	// proposed. Reads still work; writes resume once space is freed.
+	ErrNoSpace = errors.New("livepaxos: no space on the master's disk")
 	// ErrMasterChanged: the master that handled a write lost mastership
 	// (and maybe regained it) before the write applied, so it was not
 	// applied anywhere (§5.3 epochs). It is safe to retry.

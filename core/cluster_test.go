@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -34,6 +35,8 @@ const (
 type memSM struct {
 	applied []string
 	snapAt  uint64
+	// failWrites makes writing a snapshot fail (a full disk).
+	failWrites bool
 }
 
 func (m *memSM) BeginSnapshot() (uint64, func(io.Writer) error, error) {
@@ -98,6 +101,9 @@ func (n *node) Checksum(i uint64, sum func() []byte) {
 func (n *node) WriteSnapshot(meta *messages.SnapshotMeta, write func(io.Writer) error) {
 	n.snapshots = append(n.snapshots, meta)
 	err := write(io.Discard)
+	if n.sm.failWrites {
+		err = errors.New("no space left on device")
+	}
 	n.c.later(func() { n.d.SnapshotWritten(SnapshotResult{Instance: meta.Instance, Err: err}) })
 }
 func (n *node) Fetch(paxos.SnapshotOffer) {}
@@ -137,6 +143,12 @@ func newTestCluster(t *testing.T, n int, seed uint64) *testCluster {
 }
 
 func newPlantedCluster(t *testing.T, n int, seed uint64, bug paxos.PlantedBug) *testCluster {
+	return newTestClusterWith(t, n, seed, bug, nil)
+}
+
+// newTestClusterWith is newPlantedCluster with configure, if not nil,
+// changing each replica's Config first.
+func newTestClusterWith(t *testing.T, n int, seed uint64, bug paxos.PlantedBug, configure func(*Config)) *testCluster {
 	c := &testCluster{t: t, now: t0, nodes: map[uint32]*node{}, cut: map[[2]uint32]bool{},
 		rng: rand.New(rand.NewPCG(seed, seed^0xabcdef)), planted: bug}
 	for i := 1; i <= n; i++ {
@@ -151,6 +163,9 @@ func newPlantedCluster(t *testing.T, n int, seed uint64, bug paxos.PlantedBug) *
 		cfg := Config{ID: id, Members: members, Cluster: testClusterHash, Planted: bug, Observer: nd,
 			Proposer: paxos.ProposerConfig{Rand: rand.New(rand.NewPCG(seed, uint64(id))), MaxBatchCommands: 4,
 				MaxInflight: 3, LeaseTimeout: testLease, ClockDriftMax: testDrift}}
+		if configure != nil {
+			configure(&cfg)
+		}
 		d, err := NewDriver(cfg, nd.sm, nd)
 		if err != nil {
 			t.Fatal(err)

@@ -30,6 +30,11 @@ type Config struct {
 	Incarnation uint64
 	Fresh       bool
 	Bootstrap   []*messages.Member
+	// Rebuilt: the data directory was made anew after the node lost its
+	// data. Its acceptor never counts as empty in §5.1's brand-new-group
+	// poll: a group whose every voter lost its data waits rather than
+	// start over empty.
+	Rebuilt bool
 	// Proposer and Learner tune the roles; their ID, Peers, Learners and
 	// Planted are filled in from this Config.
 	Proposer paxos.ProposerConfig

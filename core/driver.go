@@ -198,6 +198,10 @@ func (d *Driver) TransferMastership(to uint32) error {
 // Leave tells the other members this replica is about to stop.
 func (d *Driver) Leave() { d.run(func() { d.r.Leave(d.h.Now()) }) }
 
+// SetDiskLow tells the replica whether its disk is nearly full (see
+// Replica.SetDiskLow).
+func (d *Driver) SetDiskLow(low bool) { d.r.SetDiskLow(low) }
+
 // RequestSnapshot has the replica snapshot now (§5.5).
 func (d *Driver) RequestSnapshot(token any) {
 	d.run(func() { d.r.RequestSnapshot(d.wait(token), d.h.Now()) })

@@ -68,6 +68,10 @@ type Replica struct {
 	// droppedLogged is when a drop of each reason was last logged.
 	droppedLogged map[DropReason]time.Time
 
+	// diskLow: the shell found the data directory's free space under its
+	// bound (SetDiskLow); a master refuses new commands meanwhile.
+	diskLow bool
+
 	lastNow time.Time
 	stopped bool
 	failure error
@@ -83,6 +87,7 @@ func New(cfg Config) (*Replica, error) {
 	r.a = paxos.NewAcceptor(cfg.ID)
 	r.a.Plant(cfg.Planted)
 	r.a.SetIncarnation(cfg.Incarnation, cfg.Fresh)
+	r.a.SetRebuilt(cfg.Rebuilt)
 	r.a.SetBootstrap(cfg.Bootstrap)
 	r.l = paxos.NewLearner(cfg.Learner)
 	r.epochs.Plant(cfg.Planted)
@@ -199,7 +204,7 @@ func (r *Replica) Tick(now time.Time) {
 	r.input(now, func() {
 		r.proposerOut(r.p.Tick(now), now)
 		r.learnerOut(r.l.Tick(now), now)
-		r.maybeSnapshot()
+		r.maybeSnapshot(now)
 	})
 }
 
@@ -218,8 +223,30 @@ func (r *Replica) Propose(cmd *messages.Command, now time.Time) {
 		return
 	}
 	cmd.Origin = r.id
+	if r.diskLow && !cmd.Membership && r.p.IsMaster() {
+		// Its log cannot be trusted to grow: take nothing new rather than
+		// stop at the next segment (a membership change, which may replace
+		// this node, still goes through). Non-masters answer "not master".
+		r.refuse(cmd, messages.ErrorCode_ERROR_CODE_NO_SPACE,
+			"no space: the master's disk is nearly full; writes resume once space is freed (reads go on)")
+		return
+	}
 	r.input(now, func() { r.proposerOut(r.p.Submit(cmd), now) })
 }
+
+// SetDiskLow tells the replica whether its disk is nearly full. While it
+// is, a master refuses client commands with NO_SPACE: the node keeps
+// serving reads, status and snapshots, and voting on what others propose,
+// instead of failing on a full log.
+func (r *Replica) SetDiskLow(low bool) {
+	if low != r.diskLow {
+		r.cfg.Logger.Warn("disk space", "node", r.id, "low", low)
+	}
+	r.diskLow = low
+}
+
+// DiskLow reports what SetDiskLow last said.
+func (r *Replica) DiskLow() bool { return r.diskLow }
 
 // refuse answers cmd at once with code.
 func (r *Replica) refuse(cmd *messages.Command, code messages.ErrorCode, why string) {

@@ -20,7 +20,19 @@ type snapState struct {
 	logBytesAt uint64   // logBytes when the last snapshot began
 	snapshots  uint64   // snapshots attempted
 	installs   uint64   // snapshots installed from a peer
+	// failures counts the policy's snapshots that failed in a row; the
+	// policy tries again no sooner than retryAt (back-off).
+	failures int
+	retryAt  time.Time
 }
+
+// Snapshot retries back off from snapshotRetryMin, doubling up to
+// snapshotRetryMax: a disk that refuses snapshots (full, read-only) is not
+// asked again a hundred times a second.
+const (
+	snapshotRetryMin = time.Second
+	snapshotRetryMax = 5 * time.Minute
+)
 
 // SnapshotJob asks the shell to snapshot the state machine now, between
 // two instances: BeginSnapshot there (after Ready.Apply), describe the
@@ -90,8 +102,8 @@ func (r *Replica) SnapshotMeta(instance uint64) (*messages.SnapshotMeta, error) 
 // maybeSnapshot is the snapshot policy: a snapshot once SnapshotEvery
 // instances were applied, or SnapshotLogBytes written to the log, since
 // the last one, so that a busy replica's disk and memory stay bounded.
-func (r *Replica) maybeSnapshot() {
-	if !r.cfg.CanSnapshot || r.snap.taking || r.applied <= r.snap.latest {
+func (r *Replica) maybeSnapshot(now time.Time) {
+	if !r.cfg.CanSnapshot || r.snap.taking || r.applied <= r.snap.latest || now.Before(r.snap.retryAt) {
 		return
 	}
 	// The replicas of a group see the same log, so the same thresholds
@@ -160,8 +172,12 @@ func (r *Replica) SnapshotWritten(res SnapshotResult, now time.Time) {
 		resp := &messages.SnapshotResponse{NodeId: r.id, DurationUs: res.Took.Microseconds()}
 		if res.Err != nil {
 			resp.Error = res.Err.Error()
-			r.cfg.Logger.Warn("snapshot failed", "node", r.id, "err", res.Err)
+			wait := min(snapshotRetryMin<<min(r.snap.failures, 20), snapshotRetryMax)
+			r.snap.failures++
+			r.snap.retryAt = now.Add(wait)
+			r.cfg.Logger.Warn("snapshot failed", "node", r.id, "err", res.Err, "failures", r.snap.failures, "retry_in", wait)
 		} else {
+			r.snap.failures, r.snap.retryAt = 0, time.Time{}
 			resp.Instance, resp.Bytes = res.Instance, res.Bytes
 			r.snapshotTaken(res.Instance)
 			r.cfg.Logger.Info("snapshot taken", "node", r.id, "instance", res.Instance, "bytes", res.Bytes, "took", res.Took)

@@ -1,12 +1,14 @@
 package core
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
 )
 
 // §5.5: a snapshot is as of the instance the state machine's BeginSnapshot
@@ -57,5 +59,31 @@ func TestPaper5_5_SnapshotIsAsOfTheStateMachinesInstance(t *testing.T) {
 	}
 	if got := m.r().Truncated(); got != applied-2 {
 		t.Fatalf("a refused snapshot let go of the log up to %d", got)
+	}
+}
+
+// A snapshot that fails (a full disk) is tried again with back-off, from
+// one second doubling up to five minutes, not on every tick; once the
+// disk takes it again, the next try succeeds and the back-off resets.
+func TestFailedSnapshotIsRetriedWithBackoff(t *testing.T) {
+	c := newTestClusterWith(t, 3, 5, paxos.BugNone, func(cfg *Config) { cfg.SnapshotEvery = 2 })
+	m := c.waitMaster()
+	m.sm.failWrites = true
+	for i := range 6 {
+		c.submit(m, fmt.Sprint("v", i))
+		c.run()
+	}
+	start := len(m.snapshots)
+	c.advance(10 * time.Second)
+	tries := len(m.snapshots) - start
+	// Tries at about 0, 1, 3 and 7 s: a few, where every 10 ms tick would
+	// make a thousand.
+	if tries < 2 || tries > 5 || m.r().SnapshotInstance() != 0 {
+		t.Fatalf("%d snapshot tries in 10 s of failures (snapshot instance %d); want 2 to 5", tries, m.r().SnapshotInstance())
+	}
+	m.sm.failWrites = false
+	c.advance(10 * time.Second)
+	if m.r().SnapshotInstance() == 0 {
+		t.Fatal("no snapshot once the disk took writes again")
 	}
 }

@@ -47,6 +47,7 @@ func (r *Replica) Status(now time.Time) *messages.StatusResponse {
 		LogTruncated:      r.truncated,
 		Snapshots:         r.snap.snapshots,
 		Installs:          r.snap.installs,
+		DiskLow:           r.diskLow,
 	}
 	for why, n := range r.drops {
 		if s.PeerDrops == nil {

@@ -38,29 +38,39 @@ const (
 	ErrorCode_ERROR_CODE_MASTER_CHANGED  ErrorCode = 5 // the epoch changed before it applied: not applied
 	ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN ErrorCode = 6 // mastership lost while in flight: may or may not apply
 	ErrorCode_ERROR_CODE_UNAVAILABLE     ErrorCode = 7 // a read could not be served in time; nothing changed
+	// The master's disk is nearly full (under --min-free-bytes): nothing was
+	// proposed; reads go on, and writes resume once space returns.
+	ErrorCode_ERROR_CODE_NO_SPACE ErrorCode = 9
+	// The caller's client certificate may not do this (an operator's
+	// method: --tls-admin-names); nothing was done.
+	ErrorCode_ERROR_CODE_PERMISSION_DENIED ErrorCode = 10
 )
 
 // Enum value maps for ErrorCode.
 var (
 	ErrorCode_name = map[int32]string{
-		0: "ERROR_CODE_OK",
-		1: "ERROR_CODE_NOT_MASTER",
-		2: "ERROR_CODE_INVALID",
-		3: "ERROR_CODE_TOO_LARGE",
-		4: "ERROR_CODE_OVERLOADED",
-		5: "ERROR_CODE_MASTER_CHANGED",
-		6: "ERROR_CODE_OUTCOME_UNKNOWN",
-		7: "ERROR_CODE_UNAVAILABLE",
+		0:  "ERROR_CODE_OK",
+		1:  "ERROR_CODE_NOT_MASTER",
+		2:  "ERROR_CODE_INVALID",
+		3:  "ERROR_CODE_TOO_LARGE",
+		4:  "ERROR_CODE_OVERLOADED",
+		5:  "ERROR_CODE_MASTER_CHANGED",
+		6:  "ERROR_CODE_OUTCOME_UNKNOWN",
+		7:  "ERROR_CODE_UNAVAILABLE",
+		9:  "ERROR_CODE_NO_SPACE",
+		10: "ERROR_CODE_PERMISSION_DENIED",
 	}
 	ErrorCode_value = map[string]int32{
-		"ERROR_CODE_OK":              0,
-		"ERROR_CODE_NOT_MASTER":      1,
-		"ERROR_CODE_INVALID":         2,
-		"ERROR_CODE_TOO_LARGE":       3,
-		"ERROR_CODE_OVERLOADED":      4,
-		"ERROR_CODE_MASTER_CHANGED":  5,
-		"ERROR_CODE_OUTCOME_UNKNOWN": 6,
-		"ERROR_CODE_UNAVAILABLE":     7,
+		"ERROR_CODE_OK":                0,
+		"ERROR_CODE_NOT_MASTER":        1,
+		"ERROR_CODE_INVALID":           2,
+		"ERROR_CODE_TOO_LARGE":         3,
+		"ERROR_CODE_OVERLOADED":        4,
+		"ERROR_CODE_MASTER_CHANGED":    5,
+		"ERROR_CODE_OUTCOME_UNKNOWN":   6,
+		"ERROR_CODE_UNAVAILABLE":       7,
+		"ERROR_CODE_NO_SPACE":          9,
+		"ERROR_CODE_PERMISSION_DENIED": 10,
 	}
 )
 
@@ -2455,6 +2465,10 @@ type StatusResponse struct {
 	// (core.DropReason): another cluster, not a member, a ballot its sender
 	// does not own, a field out of bounds.
 	PeerDrops map[string]uint64 `protobuf:"bytes,30,rep,name=peer_drops,json=peerDrops,proto3" json:"peer_drops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The free space of the data directory's file system, and whether it is
+	// under --min-free-bytes (a master then refuses writes: NO_SPACE).
+	DiskFreeBytes uint64 `protobuf:"varint,33,opt,name=disk_free_bytes,json=diskFreeBytes,proto3" json:"disk_free_bytes,omitempty"`
+	DiskLow       bool   `protobuf:"varint,34,opt,name=disk_low,json=diskLow,proto3" json:"disk_low,omitempty"`
 	// Master only: commands waiting for an instance, and instances in phase 2.
 	QueueLen      uint64 `protobuf:"varint,31,opt,name=queue_len,json=queueLen,proto3" json:"queue_len,omitempty"`
 	Inflight      uint64 `protobuf:"varint,32,opt,name=inflight,proto3" json:"inflight,omitempty"`
@@ -2700,6 +2714,20 @@ func (x *StatusResponse) GetPeerDrops() map[string]uint64 {
 		return x.PeerDrops
 	}
 	return nil
+}
+
+func (x *StatusResponse) GetDiskFreeBytes() uint64 {
+	if x != nil {
+		return x.DiskFreeBytes
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetDiskLow() bool {
+	if x != nil {
+		return x.DiskLow
+	}
+	return false
 }
 
 func (x *StatusResponse) GetQueueLen() uint64 {
@@ -3557,7 +3585,12 @@ type MetaRecord struct {
 	Bootstrap []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // see Prepare.bootstrap
 	// format is the data directory's format version (actors.DataFormat); 0
 	// in directories made before it was recorded, read as format 1.
-	Format        uint32 `protobuf:"varint,6,opt,name=format,proto3" json:"format,omitempty"`
+	Format uint32 `protobuf:"varint,6,opt,name=format,proto3" json:"format,omitempty"`
+	// rebuilt: the directory was made anew after the node's data was lost
+	// (--on-corruption rebuild). Its acceptor never counts as empty, so a
+	// group whose every voter lost its data waits instead of starting over
+	// empty (only --start-over does that).
+	Rebuilt       bool `protobuf:"varint,7,opt,name=rebuilt,proto3" json:"rebuilt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3632,6 +3665,13 @@ func (x *MetaRecord) GetFormat() uint32 {
 		return x.Format
 	}
 	return 0
+}
+
+func (x *MetaRecord) GetRebuilt() bool {
+	if x != nil {
+		return x.Rebuilt
+	}
+	return false
 }
 
 var File_messages_livepaxos_proto protoreflect.FileDescriptor
@@ -3825,7 +3865,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x12 \n" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12%\n" +
-	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\"\xbe\t\n" +
+	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\"\x81\n" +
+	"\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -3863,7 +3904,9 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x0eclient_address\x18\x1c \x01(\tR\rclientAddress\x122\n" +
 	"\x15master_client_address\x18\x1d \x01(\tR\x13masterClientAddress\x12J\n" +
 	"\n" +
-	"peer_drops\x18\x1e \x03(\v2+.livepaxos.v1.StatusResponse.PeerDropsEntryR\tpeerDrops\x12\x1b\n" +
+	"peer_drops\x18\x1e \x03(\v2+.livepaxos.v1.StatusResponse.PeerDropsEntryR\tpeerDrops\x12&\n" +
+	"\x0fdisk_free_bytes\x18! \x01(\x04R\rdiskFreeBytes\x12\x19\n" +
+	"\bdisk_low\x18\" \x01(\bR\adiskLow\x12\x1b\n" +
 	"\tqueue_len\x18\x1f \x01(\x04R\bqueueLen\x12\x1a\n" +
 	"\binflight\x18  \x01(\x04R\binflight\x1a<\n" +
 	"\x0ePeerDropsEntry\x12\x10\n" +
@@ -3925,7 +3968,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rPromiseRecord\x12\x16\n" +
 	"\x06ballot\x18\x01 \x01(\x04R\x06ballot\"\"\n" +
 	"\fChosenRecord\x12\x12\n" +
-	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xc8\x01\n" +
+	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xe2\x01\n" +
 	"\n" +
 	"MetaRecord\x12\x1d\n" +
 	"\n" +
@@ -3934,7 +3977,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05fresh\x18\x04 \x01(\bR\x05fresh\x122\n" +
 	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x16\n" +
-	"\x06format\x18\x06 \x01(\rR\x06format*\xe1\x01\n" +
+	"\x06format\x18\x06 \x01(\rR\x06format\x12\x18\n" +
+	"\arebuilt\x18\a \x01(\bR\arebuilt*\x9c\x02\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x19\n" +
 	"\x15ERROR_CODE_NOT_MASTER\x10\x01\x12\x16\n" +
@@ -3943,7 +3987,10 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x15ERROR_CODE_OVERLOADED\x10\x04\x12\x1d\n" +
 	"\x19ERROR_CODE_MASTER_CHANGED\x10\x05\x12\x1e\n" +
 	"\x1aERROR_CODE_OUTCOME_UNKNOWN\x10\x06\x12\x1a\n" +
-	"\x16ERROR_CODE_UNAVAILABLE\x10\a*S\n" +
+	"\x16ERROR_CODE_UNAVAILABLE\x10\a\x12\x17\n" +
+	"\x13ERROR_CODE_NO_SPACE\x10\t\x12 \n" +
+	"\x1cERROR_CODE_PERMISSION_DENIED\x10\n" +
+	"*S\n" +
 	"\vConsistency\x12\x15\n" +
 	"\x11CONSISTENCY_LEASE\x10\x00\x12\x16\n" +
 	"\x12CONSISTENCY_QUORUM\x10\x01\x12\x15\n" +

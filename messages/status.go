@@ -33,10 +33,12 @@ func (c ErrorCode) GRPCCode() codes.Code {
 		return codes.Unavailable
 	case ErrorCode_ERROR_CODE_INVALID, ErrorCode_ERROR_CODE_TOO_LARGE:
 		return codes.InvalidArgument
-	case ErrorCode_ERROR_CODE_OVERLOADED:
+	case ErrorCode_ERROR_CODE_OVERLOADED, ErrorCode_ERROR_CODE_NO_SPACE:
 		return codes.ResourceExhausted
 	case ErrorCode_ERROR_CODE_MASTER_CHANGED:
 		return codes.Aborted
+	case ErrorCode_ERROR_CODE_PERMISSION_DENIED:
+		return codes.PermissionDenied
 	case ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN:
 		return codes.Unknown
 	}

@@ -15,6 +15,8 @@ import (
 type Acceptor struct {
 	id       uint32
 	promised uint64
+	// rebuilt: this replica's disk was lost and made anew (SetRebuilt).
+	rebuilt  bool
 	accepted map[uint64]*messages.Entry
 	// chosenUpto is the highest instance a master told this acceptor was
 	// chosen. Reported in promises as a hint; not durable.
@@ -107,8 +109,17 @@ func (a *Acceptor) stranger(to uint64, out *AcceptorOutput) bool {
 	return a.fresh
 }
 
-// empty reports whether the acceptor holds nothing at all.
-func (a *Acceptor) empty() bool { return a.promised == 0 && len(a.accepted) == 0 && a.truncated == 0 }
+// empty reports whether the acceptor holds nothing at all, and never held
+// anything: a rebuilt one (SetRebuilt) may have voted before it lost its
+// disk, so it is not empty even with nothing in it.
+func (a *Acceptor) empty() bool {
+	return !a.rebuilt && a.promised == 0 && len(a.accepted) == 0 && a.truncated == 0
+}
+
+// SetRebuilt marks an acceptor whose disk was lost and made anew: it
+// never counts as empty, so a group that lost every voter's data is never
+// taken for a brand-new one (§5.1's poll).
+func (a *Acceptor) SetRebuilt(rebuilt bool) { a.rebuilt = rebuilt }
 
 // AcceptorOutput is what one acceptor step asks the shell to do, in order:
 // persist Records, then send Reply and hand Learn to the local learner.

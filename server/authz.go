@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/livepaxos/livepaxos/messages"
 )
 
 // adminMethods change or inspect the group as a whole: with client
@@ -42,8 +44,8 @@ func authorized(method string, cert *x509.Certificate, clientCerts bool, admins 
 
 // errNotAdmin is what a caller without an admin certificate gets.
 func errNotAdmin(method string) error {
-	return status.Errorf(codes.PermissionDenied,
-		"%s needs an operator's client certificate (one whose common name --tls-admin-names lists)", method)
+	return messages.NewStatus(messages.ErrorCode_ERROR_CODE_PERMISSION_DENIED,
+		method+" needs an operator's client certificate (one whose common name --tls-admin-names lists)", 0, "").Err()
 }
 
 // handshakenTLS are gRPC transport credentials for connections whose TLS

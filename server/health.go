@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/storage"
 )
 
 // Readiness bounds. A node whose applied log trails what it knows chosen
@@ -85,16 +85,7 @@ func orText(s, otherwise string) string {
 
 // DiskFree is the bytes an unprivileged writer may still use on dir's
 // file system, or -1 when it cannot be told.
-func DiskFree(dir string) int64 {
-	if dir == "" {
-		return -1
-	}
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(dir, &fs); err != nil {
-		return -1
-	}
-	return int64(fs.Bavail) * int64(fs.Bsize)
-}
+func DiskFree(dir string) int64 { return storage.DiskFree(dir) }
 
 // Ready reports whether this node should get traffic now, and each check.
 func (s *Server) Ready() (bool, []Check) {

@@ -156,7 +156,7 @@ func (n *node) boot(records []*messages.Record) {
 	n.kv = db.New()
 	pcfg := n.s.cfg.Proposer
 	pcfg.Rand = rand.New(rand.NewPCG(n.s.rng.Uint64(), uint64(n.id)))
-	cfg := core.Config{ID: n.id, Cluster: simCluster, Members: n.s.initialMembership(), Incarnation: n.diskInc, Fresh: n.diskFresh,
+	cfg := core.Config{ID: n.id, Cluster: simCluster, Members: n.s.initialMembership(), Incarnation: n.diskInc, Fresh: n.diskFresh, Rebuilt: n.wiped,
 		Bootstrap: n.diskBootstrap, Proposer: pcfg, Learner: n.s.cfg.Learner, RestartGrace: n.s.cfg.RestartGrace,
 		SnapshotEvery: n.s.cfg.SnapshotEvery, SnapshotLogBytes: -1, Planted: n.planted(), Observer: n}
 	if cfg.SnapshotEvery == 0 {

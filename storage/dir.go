@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // MkdirAllSynced is os.MkdirAll, with every directory it creates made
@@ -31,4 +32,17 @@ func MkdirAllSynced(dir string) error {
 		return err
 	}
 	return SyncDir(parent)
+}
+
+// DiskFree is the bytes an unprivileged writer may still use on dir's
+// file system, or -1 when it cannot be told.
+func DiskFree(dir string) int64 {
+	if dir == "" {
+		return -1
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fs); err != nil {
+		return -1
+	}
+	return int64(fs.Bavail) * int64(fs.Bsize)
 }

@@ -25,8 +25,12 @@ func preallocate(f *os.File, size int64) error {
 	for {
 		err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
 		if err != syscall.EINTR {
-			if err == syscall.EOPNOTSUPP {
-				return nil // not every filesystem can; appending still works
+			if err == syscall.EOPNOTSUPP || err == syscall.ENOSPC {
+				// Not every filesystem can; and a nearly full disk may
+				// still take the records themselves (the node refuses
+				// writes well before that: actors.Config.MinFreeBytes).
+				// Appending works without it.
+				return nil
 			}
 			return err
 		}

@@ -177,6 +177,9 @@ type clusterOpts struct {
 	// tls: both ports of every node under TLS, client certificates
 	// required (newTestCerts), the test's client with client.crt.
 	tls bool
+	// dataRoot, if set, holds the nodes' data directories (default: the
+	// test's temporary directory).
+	dataRoot string
 }
 
 func newClusterOpts(t *testing.T, n int, opts clusterOpts, extra ...string) *testCluster {
@@ -189,13 +192,17 @@ func newClusterOpts(t *testing.T, n int, opts clusterOpts, extra ...string) *tes
 		}
 		c.certs = newTestCerts(t, hosts)
 	}
+	dataRoot := c.dir
+	if opts.dataRoot != "" {
+		dataRoot = opts.dataRoot
+	}
 	ports := freePorts(t, 3*n)
 	for i := 1; i <= n; i++ {
 		np := &nodeProc{
 			id:         i,
 			addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i-3])),
 			clientAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i-2])),
-			dataDir:    filepath.Join(c.dir, fmt.Sprintf("n%d", i)),
+			dataDir:    filepath.Join(dataRoot, fmt.Sprintf("n%d", i)),
 			logPath:    filepath.Join(c.dir, fmt.Sprintf("n%d.log", i)),
 		}
 		if opts.metrics {

@@ -53,6 +53,9 @@ func nodeMetrics(reg prometheus.Registerer, status func() *messages.StatusRespon
 	gauge("consistency_divergence", "1 once a consistency check found a replica whose state differs from the majority's (§6.2).", func(s *messages.StatusResponse) float64 {
 		return flag(s.Divergence != "")
 	})
+	gauge("disk_low", "1 while the data directory's disk is under --min-free-bytes: a master refuses writes (no space).", func(s *messages.StatusResponse) float64 {
+		return flag(s.DiskLow)
+	})
 	gauge("catching_up", "1 while this node has stayed behind the chosen log for seconds (§6.3).", func(s *messages.StatusResponse) float64 {
 		return flag(s.CatchingUp)
 	})

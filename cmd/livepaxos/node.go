@@ -38,6 +38,7 @@ type nodeFlags struct {
 	clusterID       string
 	logLevel        string
 	maxValueBytes   int
+	minFreeBytes    int64
 	electionMin     time.Duration
 	leaseTimeout    time.Duration
 	driftMax        time.Duration
@@ -48,6 +49,7 @@ type nodeFlags struct {
 	metrics         string
 	pprof           string
 	onCorruption    string
+	startOver       bool
 }
 
 func newNodeCmd() *cobra.Command {
@@ -87,6 +89,8 @@ master forwards it to the master and answers on the caller's connection.`,
 	fl.StringVar(&f.clusterID, "cluster-id", "", "cluster identity bound into the data directory (default: derived from --peers)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn, error or off")
 	fl.IntVar(&f.maxValueBytes, "max-value-bytes", db.DefaultMaxValueBytes, "largest value accepted")
+	fl.Int64Var(&f.minFreeBytes, "min-free-bytes", actors.DefaultMinFreeBytes,
+		"while the data directory's disk has less free, a master refuses writes (no space) and goes on serving reads; -1: never")
 	fl.DurationVar(&f.electionMin, "election-timeout", 700*time.Millisecond, "minimum time without a master before a node campaigns (randomized up to 2x)")
 	fl.DurationVar(&f.leaseTimeout, "lease-timeout", 2*time.Second,
 		"how long an acceptor's master lease grant lasts (§5.2); a new master waits this long after the old one is lost")
@@ -101,6 +105,8 @@ master forwards it to the master and answers on the caller's connection.`,
 		"how often the master has every replica checksum its database at one instance and compare (§6.2); 0: only when asked (livepaxos check)")
 	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, and /livez and /readyz for probes (e.g. 127.0.0.1:9101)")
 	fl.StringVar(&f.pprof, "pprof", "", "serve Go's profiler (net/http/pprof) on this address; a bare port listens on 127.0.0.1 (e.g. 6060)")
+	fl.BoolVar(&f.startOver, "start-over", false,
+		"only when EVERY voter lost its data for good: let this rebuilt node join a brand-new, EMPTY group; everything the old group acknowledged is lost (see README, disaster recovery)")
 	fl.StringVar(&f.onCorruption, "on-corruption", "rebuild",
 		"when the data directory fails its checksums: rebuild (move it aside and rejoin as a new incarnation that votes only once the group records it, §5.1) or stop")
 	return cmd
@@ -190,6 +196,7 @@ func runNode(f nodeFlags) error {
 		replicaMetrics, observe = hist, hist.Request
 	}
 	var kv *db.KV
+	rebuilt := false // the data directory is being made anew: see actors.Config.Rebuilt
 	open := func() (*actors.Replica, error) {
 		kv = db.NewWithLimits(limits)
 		return actors.NewReplica(actors.Config{
@@ -209,6 +216,9 @@ func runNode(f nodeFlags) error {
 			// 0 on the command line is "never": -1 in the config.
 			SnapshotEvery:    orNever(f.snapEvery),
 			SnapshotLogBytes: orNever(f.snapLogBytes),
+			MinFreeBytes:     f.minFreeBytes,
+			Rebuilt:          rebuilt,
+			StartOver:        f.startOver,
 			Metrics:          replicaMetrics,
 			OnFatal: func(err error) {
 				select {
@@ -228,6 +238,7 @@ func runNode(f nodeFlags) error {
 			return fmt.Errorf("%w; moving it aside to rebuild failed too: %v", err, merr)
 		}
 		logger.Error("data directory corrupt: moved aside, rebuilding from the group as a new incarnation", "node", f.id, "err", err, "moved_to", aside)
+		rebuilt = true
 		replica, err = open()
 	}
 	if err != nil {
@@ -294,9 +305,11 @@ func runNode(f nodeFlags) error {
 		runErr = fmt.Errorf("client API stopped: %w", runErr)
 		logger.Error("node stopping", "err", runErr)
 	}
-	api.Close()
-	replica.Close() // stops its actors as asked: no "stopped though not closed" error
-	rem.Shutdown(false)
+	stopWithin(shutdownDeadline, logger, func() {
+		api.Close()
+		replica.Close() // stops its actors as asked: no "stopped though not closed" error
+		rem.Shutdown(false)
+	})
 	return runErr
 }
 

@@ -122,6 +122,10 @@ type nodeStatus struct {
 	// has lagged behind the chosen log for seconds (§6.3).
 	Role       string `json:"role,omitempty"`
 	CatchingUp bool   `json:"catching_up"`
+	// DiskLow: the node's disk is under --min-free-bytes (a master
+	// refuses writes); DiskFree is its free bytes.
+	DiskLow  bool   `json:"disk_low"`
+	DiskFree uint64 `json:"disk_free_bytes,omitempty"`
 	// Voters is how many of Members vote (the others are learners).
 	Voters int `json:"voters"`
 	// PeerDrops counts the peer messages the replica refused, by reason
@@ -172,6 +176,9 @@ func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []strin
 			if r.CatchingUp {
 				role += ", catching up"
 			}
+			if r.DiskLow {
+				role += ", DISK LOW"
+			}
 			master := "-"
 			if r.MasterID != 0 {
 				master = fmt.Sprintf("%d", r.MasterID)
@@ -206,6 +213,7 @@ func fromStatus(ep string, st *messages.StatusResponse) nodeStatus {
 		Proposed: st.ProposedInstances, Boosted: st.BoostedInstances,
 		Snapshot: st.SnapshotInstance, LogTruncated: st.LogTruncated, LogSegments: st.LogSegments,
 		Snapshots: st.Snapshots, Installs: st.Installs, PeerDrops: st.PeerDrops,
+		DiskLow: st.DiskLow, DiskFree: st.DiskFreeBytes,
 		CheckedInstance: st.CheckedInstance, Checks: st.Checks, Divergence: st.Divergence,
 		Role: st.Role, CatchingUp: st.CatchingUp}
 	for _, m := range st.Members {

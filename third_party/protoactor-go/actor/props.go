@@ -48,19 +48,21 @@ var (
 
 		dp := props.getDispatcher()
 		proc := NewActorProcess(mb)
+		// livepaxos patch (third_party/README.md): everything a message sent
+		// to the new PID touches is set before the PID is registered, where
+		// any goroutine (a remote's endpoint reader) may send to it.
+		ctx.self = &PID{Address: actorSystem.ProcessRegistry.Address, Id: id}
+		initialize(props, ctx)
+		mb.RegisterHandlers(ctx, dp)
 		pid, absent := actorSystem.ProcessRegistry.Add(proc, id)
 		if !absent {
 			return pid, ErrNameExists
 		}
-		ctx.self = pid
 
-		initialize(props, ctx)
-
-		mb.RegisterHandlers(ctx, dp)
 		mb.PostSystemMessage(startedMessage)
 		mb.Start()
 
-		return pid, nil
+		return ctx.self, nil
 	}
 	defaultContextDecorator = func(ctx Context) Context {
 		return ctx

@@ -257,7 +257,7 @@ func runNode(f nodeFlags) error {
 		rem.Shutdown(false)
 		return err
 	}
-	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(limits),
+	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(limits), AdminNames: f.tls.adminNames,
 		MaxCommandBytes: maxCommandBytes(limits), DataDir: f.data, ObserveRequest: observe, Logger: logger})
 	if err != nil {
 		rem.Shutdown(false)
@@ -266,7 +266,7 @@ func runNode(f nodeFlags) error {
 	if f.metrics != "" {
 		nodeMetrics(reg, replica.Status, replica.LogStats)
 		readyMetrics(reg, api.Ready, f.data)
-		guardMetrics(reg, sys)
+		guardMetrics(reg, sys, replica.Status)
 		srv := serveMetrics(f.metrics, reg, api.HealthHandler())
 		go func() { logger.Warn("metrics server", "err", srv.ListenAndServe()) }()
 		defer srv.Close()

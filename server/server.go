@@ -92,6 +92,7 @@ type Server struct {
 	serving *serving
 	// calls counts client calls taken and not yet answered; lastCall is
 	// when the latest came (Unix ns); draining: new calls are refused (Drain).
+	masters  masterWatch
 	calls    atomic.Int64
 	lastCall atomic.Int64
 	draining atomic.Bool

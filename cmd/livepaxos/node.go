@@ -267,7 +267,7 @@ func runNode(f nodeFlags) error {
 		nodeMetrics(reg, replica.Status, replica.LogStats)
 		readyMetrics(reg, api.Ready, f.data)
 		guardMetrics(reg, sys, replica.Status)
-		srv := serveMetrics(f.metrics, reg, api.HealthHandler())
+		srv := serveMetrics(f.metrics, reg, api.HealthHandler(), api.StatusPageHandler())
 		go func() { logger.Warn("metrics server", "err", srv.ListenAndServe()) }()
 		defer srv.Close()
 	}

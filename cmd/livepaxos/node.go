@@ -37,6 +37,8 @@ type nodeFlags struct {
 	data            string
 	clusterID       string
 	logLevel        string
+	logFormat       string
+	config          string
 	maxValueBytes   int
 	electionMin     time.Duration
 	leaseTimeout    time.Duration
@@ -70,7 +72,12 @@ master forwards it to the master and answers on the caller's connection.`,
     --peer-tls-cert n1.crt --peer-tls-key n1.key --peer-tls-ca ca.crt \
     --tls-cert n1.crt --tls-key n1.key`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyNodeConfig(cmd.Flags(), f.config, os.Getenv); err != nil {
+				return err
+			}
+			return runNode(f)
+		},
 	}
 	fl := cmd.Flags()
 	fl.Uint32Var(&f.id, "id", 0, "this node's id, as in --peers (required)")
@@ -86,6 +93,8 @@ master forwards it to the master and answers on the caller's connection.`,
 	fl.StringVar(&f.data, "data", "", "data directory (required)")
 	fl.StringVar(&f.clusterID, "cluster-id", "", "cluster identity bound into the data directory (default: derived from --peers)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn, error or off")
+	fl.StringVar(&f.logFormat, "log-format", "text", "text (key=value lines) or json (one JSON object a line)")
+	fl.StringVar(&f.config, "config", "", "YAML file of node flags (flag names as keys); the command line wins over it, and it over LIVEPAXOS_* environment variables")
 	fl.IntVar(&f.maxValueBytes, "max-value-bytes", db.DefaultMaxValueBytes, "largest value accepted")
 	fl.DurationVar(&f.electionMin, "election-timeout", 700*time.Millisecond, "minimum time without a master before a node campaigns (randomized up to 2x)")
 	fl.DurationVar(&f.leaseTimeout, "lease-timeout", 2*time.Second,
@@ -169,7 +178,7 @@ func runNode(f nodeFlags) error {
 	if f.driftMax >= f.leaseTimeout {
 		return fmt.Errorf("%w: --clock-drift-max %v must be below --lease-timeout %v", errUsage, f.driftMax, f.leaseTimeout)
 	}
-	logger, err := cluster.LoggerForLevel(f.logLevel, os.Stderr)
+	logger, err := cluster.LoggerFor(f.logLevel, f.logFormat, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -27,14 +27,14 @@ func browser(t *testing.T) string {
 }
 
 // renderedDOM loads url in headless Chromium, lets its scripts run (their
-// fetches included) for up to 2 s of virtual time, and returns the DOM as
+// fetches included) for up to 1 s of virtual time, and returns the DOM as
 // rendered.
 func renderedDOM(t *testing.T, chromium, url string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--no-first-run", "--user-data-dir="+t.TempDir(), "--virtual-time-budget=2000", "--dump-dom", url)
+		"--no-first-run", "--user-data-dir="+t.TempDir(), "--virtual-time-budget=1000", "--dump-dom", url)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("chromium --dump-dom %s: %v", url, err)

@@ -65,6 +65,8 @@ type Replica struct {
 	// catchupLimits bound the catch-up requests served per member, and
 	// (at key 0) to all non-members together.
 	catchupLimits map[uint32]*rate.Limiter
+	// droppedLogged is when a drop of each reason was last logged.
+	droppedLogged map[DropReason]time.Time
 
 	lastNow time.Time
 	stopped bool
@@ -156,10 +158,7 @@ func (r *Replica) drain(now time.Time) {
 func (r *Replica) Step(msg proto.Message, now time.Time) {
 	r.input(now, func() {
 		if why := r.admit(msg, now); why != "" {
-			if r.drops == nil {
-				r.drops = make(map[DropReason]uint64)
-			}
-			r.drops[why]++
+			r.dropped(msg, why, now)
 			return
 		}
 		r.step(msg, now)

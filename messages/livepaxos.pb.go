@@ -643,17 +643,17 @@ type Prepare struct {
 	// that answers, so that any candidate can name them until the
 	// configuration records incarnations.
 	Bootstrap []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	// handover_ballot: this candidate campaigns because the master of that
 	// ballot handed mastership to it (Handover). That master stopped serving
 	// lease reads before it said so, so an acceptor drops a lease it granted
 	// the master under that ballot or a lower one, and the candidate need not
 	// wait the lease out (§5.2).
 	HandoverBallot uint64 `protobuf:"varint,6,opt,name=handover_ballot,json=handoverBallot,proto3" json:"handover_ballot,omitempty"`
-	// cluster is a hash of the group's cluster id (messages.ClusterHash):
-	// a message from another group is dropped, never stepped.
-	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Prepare) Reset() {
@@ -721,16 +721,16 @@ func (x *Prepare) GetBootstrap() []*Member {
 	return nil
 }
 
-func (x *Prepare) GetHandoverBallot() uint64 {
+func (x *Prepare) GetCluster() uint64 {
 	if x != nil {
-		return x.HandoverBallot
+		return x.Cluster
 	}
 	return 0
 }
 
-func (x *Prepare) GetCluster() uint64 {
+func (x *Prepare) GetHandoverBallot() uint64 {
 	if x != nil {
-		return x.Cluster
+		return x.HandoverBallot
 	}
 	return 0
 }
@@ -744,7 +744,7 @@ type Handover struct {
 	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
 	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`                           // the master's highest ballot
 	ChosenUpto    uint64                 `protobuf:"varint,3,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"` // everything up to here is chosen
-	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`                      // see Prepare.cluster
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -815,7 +815,7 @@ func (x *Handover) GetCluster() uint64 {
 type Leaving struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"` // see Prepare.cluster
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3553,8 +3553,11 @@ type MetaRecord struct {
 	Incarnation uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	// fresh: the directory was created empty and its acceptor has not yet
 	// answered a request naming its incarnation (§5.1).
-	Fresh         bool      `protobuf:"varint,4,opt,name=fresh,proto3" json:"fresh,omitempty"`
-	Bootstrap     []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // see Prepare.bootstrap
+	Fresh     bool      `protobuf:"varint,4,opt,name=fresh,proto3" json:"fresh,omitempty"`
+	Bootstrap []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // see Prepare.bootstrap
+	// format is the data directory's format version (actors.DataFormat); 0
+	// in directories made before it was recorded, read as format 1.
+	Format        uint32 `protobuf:"varint,6,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3624,6 +3627,13 @@ func (x *MetaRecord) GetBootstrap() []*Member {
 	return nil
 }
 
+func (x *MetaRecord) GetFormat() uint32 {
+	if x != nil {
+		return x.Format
+	}
+	return 0
+}
+
 var File_messages_livepaxos_proto protoreflect.FileDescriptor
 
 const file_messages_livepaxos_proto_rawDesc = "" +
@@ -3666,9 +3676,9 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12%\n" +
 	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\x12%\n" +
 	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x122\n" +
-	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12'\n" +
-	"\x0fhandover_ballot\x18\x06 \x01(\x04R\x0ehandoverBallot\x12\x18\n" +
-	"\acluster\x18d \x01(\x06R\acluster\"q\n" +
+	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\x12'\n" +
+	"\x0fhandover_ballot\x18\x06 \x01(\x04R\x0ehandoverBallot\"q\n" +
 	"\bHandover\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
@@ -3915,7 +3925,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rPromiseRecord\x12\x16\n" +
 	"\x06ballot\x18\x01 \x01(\x04R\x06ballot\"\"\n" +
 	"\fChosenRecord\x12\x12\n" +
-	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xb0\x01\n" +
+	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xc8\x01\n" +
 	"\n" +
 	"MetaRecord\x12\x1d\n" +
 	"\n" +
@@ -3923,7 +3933,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\anode_id\x18\x02 \x01(\rR\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05fresh\x18\x04 \x01(\bR\x05fresh\x122\n" +
-	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap*\xe1\x01\n" +
+	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x16\n" +
+	"\x06format\x18\x06 \x01(\rR\x06format*\xe1\x01\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x19\n" +
 	"\x15ERROR_CODE_NOT_MASTER\x10\x01\x12\x16\n" +

@@ -46,7 +46,7 @@ func (p *Proposer) Submit(cmd *messages.Command) ProposerOutput {
 		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
 			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER,
 			Error: "master handing mastership over", MasterId: p.handover.to}})
-	case len(p.queue) >= p.cfg.MaxQueue:
+	case len(p.queue) >= p.cfg.MaxQueue || (len(p.queue) > 0 && p.queueBytes+len(cmd.Payload) > p.cfg.MaxQueueBytes):
 		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
 			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_OVERLOADED,
 			Error: "proposal queue full", MasterId: p.cfg.ID}})

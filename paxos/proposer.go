@@ -46,6 +46,10 @@ type ProposerConfig struct {
 	MaxBatchBytes      int // payload bytes per instance
 	MaxInflight        int // instances proposed and not yet chosen
 	MaxQueue           int // commands waiting for a slot; more are refused
+	// MaxQueueBytes bounds the payload bytes of the commands waiting
+	// (default 64 MiB): a few clients with large values cannot make the
+	// master hold gigabytes. One command alone is always taken.
+	MaxQueueBytes int
 	// LeaseTimeout is how long an acceptor's lease grant lasts on its own
 	// clock (§5.2). The master counts its lease as LeaseTimeout minus
 	// ClockDriftMax from the moment it sent what was acknowledged.
@@ -92,6 +96,7 @@ func (c *ProposerConfig) setDefaults() {
 	orDefault(&c.MaxBatchBytes, 1<<20)
 	orDefault(&c.MaxInflight, 32)
 	orDefault(&c.MaxQueue, 32768)
+	orDefault(&c.MaxQueueBytes, 64<<20)
 	orDefault(&c.LeaseTimeout, 2*time.Second)
 	orDefault(&c.ClockDriftMax, 100*time.Millisecond)
 	orDefault(&c.CheckInterval, 5*time.Minute)

@@ -52,6 +52,10 @@ type Config struct {
 	// records its client address, and asks the master to record it if not
 	// (default 1s).
 	RegisterEvery time.Duration
+	// AdminNames are the common names of the client certificates that may
+	// change the membership, run a consistency check or take a snapshot
+	// when the port requires client certificates (authz.go). Empty: "admin".
+	AdminNames []string
 	// DataDir, if set, is the replica's data directory: readiness checks
 	// the free space of its file system.
 	DataDir string
@@ -64,11 +68,7 @@ type Config struct {
 	// HealthEvery is how often the gRPC health service's answer is brought
 	// up to date with Ready (default 1s).
 	HealthEvery time.Duration
-	// AdminNames are the common names of the client certificates that may
-	// change the membership, run a consistency check or take a snapshot
-	// when the port requires client certificates (authz.go). Empty: "admin".
-	AdminNames []string
-	Logger     *slog.Logger
+	Logger      *slog.Logger
 }
 
 // ErrConfig reports a Config that cannot serve.

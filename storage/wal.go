@@ -192,7 +192,7 @@ func (w *WAL) makeDir() error {
 	if _, err := os.Stat(w.dir); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+	if err := MkdirAllSynced(w.dir); err != nil {
 		return err
 	}
 	return w.syncDir(filepath.Dir(w.dir))

@@ -97,8 +97,9 @@ func (a *coreActor) Receive(ctx actor.Context) {
 		sh.read(ctx, m)
 		return
 	case *messages.StatusRequest:
+		// Fresh, from here: Status would wait for this very actor.
 		r.publishStatus()
-		ctx.Respond(r.Status())
+		ctx.Respond(r.status.Load())
 		return
 	}
 	if r.stopped.Load() {

@@ -41,6 +41,36 @@ func LoggerForLevel(level string, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
+// LoggerFor is LoggerForLevel with a format: "text" (key=value lines) or
+// "json" (one JSON object a line, for a log collector).
+func LoggerFor(level, format string, w io.Writer) (*slog.Logger, error) {
+	l, err := LoggerForLevel(level, w)
+	if err != nil || strings.ToLower(strings.TrimSpace(level)) == "off" {
+		return l, err
+	}
+	switch strings.ToLower(strings.TrimSpace(format)) {
+	case "", "text":
+		return l, nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: levelOf(l)})), nil
+	}
+	return nil, fmt.Errorf("%w %q (want text or json)", ErrBadLogFormat, format)
+}
+
+// ErrBadLogFormat is wrapped by LoggerFor when the format is not text or
+// json.
+var ErrBadLogFormat = errors.New("cluster: unknown log format")
+
+// levelOf is the lowest level l logs.
+func levelOf(l *slog.Logger) slog.Level {
+	for _, lv := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn} {
+		if l.Enabled(context.Background(), lv) {
+			return lv
+		}
+	}
+	return slog.LevelError
+}
+
 // discardLogger is the default for protoactor: its stock logger prints
 // coloured Info lines to stderr for every connection, which drowns a node's
 // own logs and costs time on the hot path.

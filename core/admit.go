@@ -101,11 +101,14 @@ func (r *Replica) admit(msg proto.Message, now time.Time) DropReason {
 	}
 	switch m := msg.(type) {
 	case *messages.Prepare:
-		if m.HandoverBallot > paxos.MaxBallot {
-			return DropBounds
+		if m.HandoverBallot > paxos.MaxBallot || m.HandoverBallot >= max(m.Ballot, 1) && m.HandoverBallot != 0 {
+			return DropBounds // a handover is of a lower ballot than the successor's
 		}
 		return owns(m.Ballot)
 	case *messages.Handover:
+		if m.ChosenUpto > max(r.l.KnownChosen(), r.p.ChosenUpto(), r.applied)+MaxInstanceAhead {
+			return DropBounds
+		}
 		return owns(m.Ballot)
 	case *messages.Accept:
 		if why := owns(m.Ballot); why != "" {

@@ -24,6 +24,7 @@ var adminMethods = []string{
 	"/livepaxos.v1.KV/ChangeMembers",
 	"/livepaxos.v1.KV/Check",
 	"/livepaxos.v1.KV/Snapshot",
+	"/livepaxos.v1.KV/TransferMastership",
 }
 
 // isAdminMethod reports whether method (a gRPC full method name, which is

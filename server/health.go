@@ -165,6 +165,11 @@ func (s *Server) healthLoop(set func(service string, st healthpb.HealthCheckResp
 		}
 		set("", st)
 		set(messages.KV_ServiceDesc.ServiceName, st)
+		master, self := s.replica.Master()
+		if self {
+			master = s.replica.NodeID()
+		}
+		s.masters.see(master, time.Now())
 		select {
 		case <-s.stop:
 			return

@@ -67,7 +67,7 @@ func (s *Server) Serve(lis net.Listener, tlsConfig *tls.Config) error {
 		grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(s.recoverUnary, s.authorizeUnary, s.observeUnary),
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.observeUnary, s.authorizeUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream),
 	)
 	messages.RegisterKVServer(g, svc)
@@ -126,6 +126,11 @@ func (s *Server) recoverInto(method string, err *error) {
 func (s *Server) observeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	s.calls.Add(1)
 	defer s.calls.Add(-1)
+	s.lastCall.Store(time.Now().UnixNano())
+	if s.draining.Load() && info.FullMethod != "/livepaxos.v1.KV/Status" && info.FullMethod != "/livepaxos.v1.KV/Members" {
+		r := s.stoppingRefusal()
+		return nil, s.status(&failure{code: r.Code, msg: r.Error, masterID: r.MasterId})
+	}
 	obs := s.cfg.ObserveRequest
 	if obs == nil || !strings.HasPrefix(info.FullMethod, "/livepaxos.v1.KV/") {
 		return handler(ctx, req) // the health and reflection services are not requests

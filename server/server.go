@@ -90,8 +90,12 @@ type Server struct {
 	mu      sync.Mutex
 	closed  bool
 	serving *serving
-	// calls counts client calls taken and not yet answered (Drain).
-	calls atomic.Int64
+	// calls counts client calls taken and not yet answered; lastCall is
+	// when the latest came (Unix ns); draining: new calls are refused (Drain).
+	masters  masterWatch
+	calls    atomic.Int64
+	lastCall atomic.Int64
+	draining atomic.Bool
 }
 
 // ErrClosed is returned by Serve after Close.
@@ -159,21 +163,35 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// Drain waits, up to d, until no client call this node took waits for
-// its answer (one forwarded to the master, or waiting for a master to be
-// known): a node about to stop lets the calls in flight end with their
-// answers rather than with a closed connection (for a write: outcome
-// unknown). New calls are still taken meanwhile; once clients learn the
-// new master from the answers, few come.
-//
-// It waits a third of d in any case: calls sent before their clients heard
-// of the new master are still on their way.
+// Drain readies the client port to close without ending a call with a
+// closed connection (for a write: outcome unknown). From now on a new call
+// is refused at once as not master, naming the master (nothing was
+// proposed: the client sends it there), and Drain waits, up to d, until no
+// call taken earlier waits for its answer and none has come for
+// drainQuiet: clients have moved to the master the answers named.
 func (s *Server) Drain(d time.Duration) {
+	s.draining.Store(true)
 	start := time.Now()
 	for time.Since(start) < d {
-		if s.calls.Load() == 0 && time.Since(start) >= d/3 {
+		quiet := time.Since(time.Unix(0, s.lastCall.Load())) >= drainQuiet
+		if s.calls.Load() == 0 && quiet {
 			return
 		}
 		time.Sleep(5 * time.Millisecond) // another goroutine's calls: nothing to wait on
 	}
+}
+
+// drainQuiet is how long no call may have come before a draining node
+// closes its client port.
+const drainQuiet = 50 * time.Millisecond
+
+// stoppingRefusal is the answer to a call that comes while the node
+// drains: not master (retry elsewhere, nothing was proposed), naming the
+// master as this node knows it.
+func (s *Server) stoppingRefusal() *messages.ClientResponse {
+	master, self := s.replica.Master()
+	if self {
+		master = 0 // it is stopping: not a master to come back to
+	}
+	return &messages.ClientResponse{Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, Error: "node stopping", MasterId: master}
 }

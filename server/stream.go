@@ -94,6 +94,7 @@ func sendResults(ctx context.Context, stream messages.KV_StreamServer, results <
 // once, on any goroutine.
 func (s *Server) streamCall(call *messages.StreamCall, reply func(*messages.StreamResult)) {
 	s.calls.Add(1)
+	s.lastCall.Store(time.Now().UnixNano())
 	counted := reply
 	reply = func(r *messages.StreamResult) {
 		counted(r)
@@ -113,6 +114,12 @@ func (s *Server) streamCall(call *messages.StreamCall, reply func(*messages.Stre
 	req := &request{kind: kindRead, payload: call.Op, consistency: call.Consistency}
 	if call.Write {
 		req.kind = kindWrite
+	}
+	if s.draining.Load() {
+		// Stopping: refused before it goes anywhere, so the client may send
+		// it to the master this answer names.
+		reply(s.streamResult(call.Id, req, answer{msg: s.stoppingRefusal()}))
+		return
 	}
 	if len(call.Op) > s.cfg.MaxCommandBytes {
 		reply(&messages.StreamResult{Id: call.Id, Code: messages.ErrorCode_ERROR_CODE_TOO_LARGE,

@@ -21,7 +21,7 @@ func handoverConfig(seed uint64) Config {
 // replicas' leases may overlap; every other invariant and linearizability
 // hold as in TestSimulation.
 func TestPaper5_2_HandoverUnderSimulation(t *testing.T) {
-	count := 60
+	count := 40
 	if testing.Short() {
 		count = 20
 	}

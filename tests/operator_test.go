@@ -95,12 +95,14 @@ func (c *testCluster) readyz(id int) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestReadyzAndGRPCHealth: /readyz on the metrics port is 200 on every
-// node of a healthy group and 503 on a node cut off from the others (here:
-// the others hung), as is the gRPC health service on its client port
-// (livepaxos health), while /livez and health --live still pass; healed,
-// it is ready again.
-func TestReadyzAndGRPCHealth(t *testing.T) {
+// TestReadyzHealthAndStatusPage: /readyz on the metrics port is 200 on
+// every node of a healthy group; the metrics a dashboard needs are fed; the
+// status page, rendered by headless Chromium, names the master and every
+// member, and the new master once the old one is killed; a node then cut
+// off from the others (the master dead, the third hung) answers 503 on
+// /readyz and NOT_SERVING on the gRPC health service (livepaxos health),
+// while /livez and health --live still pass; healed, it is ready again.
+func TestReadyzHealthAndStatusPage(t *testing.T) {
 	c := newClusterOpts(t, 3, clusterOpts{metrics: true})
 	c.waitWritable(20 * time.Second)
 	for id := 1; id <= 3; id++ {
@@ -130,32 +132,64 @@ func TestReadyzAndGRPCHealth(t *testing.T) {
 			t.Errorf("master %d: %s = %v (served: %v)", master, name, v, ok)
 		}
 	}
-	c.pause(2)
-	c.pause(3)
-	waitFor(t, 10*time.Second, "node 1 not ready once cut off", func() error {
-		if code, body := c.readyz(1); code != http.StatusServiceUnavailable || !strings.Contains(body, "[-]master") {
+	// The status page, in a real browser, on a node that is not master:
+	// it names the master and every member; once the master is killed it
+	// shows the new one and the old one unreachable.
+	x, y := c.followers(master)
+	chromium := browser(t)
+	page := "http://" + c.node(x).metricsAddr + "/status"
+	shown := func(dom string) (int, []string) {
+		m := regexp.MustCompile(`id="master">node (\d+)</b>`).FindStringSubmatch(dom)
+		if m == nil {
+			return 0, nil
+		}
+		id, _ := strconv.Atoi(m[1])
+		return id, regexp.MustCompile(`data-node="(\d+)"`).FindAllString(dom, -1)
+	}
+	if chromium != "" {
+		dom := renderedDOM(t, chromium, page)
+		if id, cards := shown(dom); id != master || len(cards) != 3 {
+			t.Fatalf("status page of node %d names master %d and %d members, want %d and 3:\n%s", x, id, len(cards), master, lastLines(dom, 40))
+		}
+	}
+	c.kill(master)
+	if chromium != "" {
+		waitFor(t, 20*time.Second, "the status page showing the new master", func() error {
+			dom := renderedDOM(t, chromium, page)
+			id, cards := shown(dom)
+			old := strings.Contains(dom, fmt.Sprintf(`data-node="%d"><h2>node %d</h2><dl><dt>state</dt><dd><span class="bad">unreachable`, master, master))
+			if id == 0 || id == master || len(cards) != 3 || !old {
+				return fmt.Errorf("page names master %d, %d members, old master %d unreachable: %v", id, len(cards), master, old)
+			}
+			return nil
+		})
+	}
+
+	// Node x cut off: the master is dead and y hangs.
+	c.pause(y)
+	waitFor(t, 10*time.Second, "node x not ready once cut off", func() error {
+		if code, body := c.readyz(x); code != http.StatusServiceUnavailable || !strings.Contains(body, "[-]master") {
 			return fmt.Errorf("readyz %d:\n%s", code, body)
 		}
 		return nil
 	})
-	resp, err := http.Get("http://" + c.node(1).metricsAddr + "/livez")
+	resp, err := http.Get("http://" + c.node(x).metricsAddr + "/livez")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("livez of a live node cut off: %v %v", resp, err)
 	}
 	resp.Body.Close()
 	waitFor(t, 5*time.Second, "gRPC health NOT_SERVING", func() error {
-		if r := runCLI(t, c.bin, nil, "health", "--endpoints", c.node(1).clientAddr); r.code != 1 || !strings.Contains(r.stdout, "NOT ready") {
+		if r := runCLI(t, c.bin, nil, "health", "--endpoints", c.node(x).clientAddr); r.code != 1 || !strings.Contains(r.stdout, "NOT ready") {
 			return fmt.Errorf("health: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		return nil
 	})
-	if r := runCLI(t, c.bin, nil, "health", "--live", "--endpoints", c.node(1).clientAddr); r.code != 0 {
+	if r := runCLI(t, c.bin, nil, "health", "--live", "--endpoints", c.node(x).clientAddr); r.code != 0 {
 		t.Fatalf("health --live of a live node cut off: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	c.resume(2)
-	c.resume(3)
-	waitFor(t, 15*time.Second, "node 1 ready again", func() error {
-		if code, body := c.readyz(1); code != http.StatusOK {
+	c.resume(y)
+	waitFor(t, 15*time.Second, "node x ready again", func() error {
+		if code, body := c.readyz(x); code != http.StatusOK {
 			return fmt.Errorf("readyz %d:\n%s", code, body)
 		}
 		return nil

@@ -56,6 +56,8 @@ func TestUsageErrorsAreExitStatusTwo(t *testing.T) {
 		{"members", "remove", "65536"},
 		{"members", "add", "70000=127.0.0.1:7004"},
 		{"node", "--id", "65536", "--peers", "65536=127.0.0.1:7001", "--data", t.TempDir()},
+		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001", "--data", t.TempDir(), "--log-format", "xml"},
+		{"node", "--config", "/nonexistent/livepaxos.yaml"},
 	} {
 		if _, err := run(args...); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want a usage error (exit status 2)", args, err)

@@ -95,12 +95,15 @@ func readyMetrics(reg prometheus.Registerer, ready func() (bool, []server.Check)
 }
 
 // serveMetrics serves reg on addr at /metrics, with the Go runtime's and
-// the process's collectors, and health's /livez and /readyz.
-func serveMetrics(addr string, reg *prometheus.Registry, health http.Handler) *http.Server {
+// the process's collectors, health's /livez and /readyz, and status's
+// /status page and /status.json.
+func serveMetrics(addr string, reg *prometheus.Registry, health, status http.Handler) *http.Server {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/livez", health)
 	mux.Handle("/readyz", health)
+	mux.Handle("/status", status)
+	mux.Handle("/status.json", status)
 	return &http.Server{Addr: addr, Handler: mux}
 }

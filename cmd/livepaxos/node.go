@@ -37,6 +37,8 @@ type nodeFlags struct {
 	data            string
 	clusterID       string
 	logLevel        string
+	logFormat       string
+	config          string
 	maxValueBytes   int
 	minFreeBytes    int64
 	electionMin     time.Duration
@@ -72,7 +74,12 @@ master forwards it to the master and answers on the caller's connection.`,
     --peer-tls-cert n1.crt --peer-tls-key n1.key --peer-tls-ca ca.crt \
     --tls-cert n1.crt --tls-key n1.key`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyNodeConfig(cmd.Flags(), f.config, os.Getenv); err != nil {
+				return err
+			}
+			return runNode(f)
+		},
 	}
 	fl := cmd.Flags()
 	fl.Uint32Var(&f.id, "id", 0, "this node's id, as in --peers (required)")
@@ -88,6 +95,8 @@ master forwards it to the master and answers on the caller's connection.`,
 	fl.StringVar(&f.data, "data", "", "data directory (required)")
 	fl.StringVar(&f.clusterID, "cluster-id", "", "cluster identity bound into the data directory (default: derived from --peers)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn, error or off")
+	fl.StringVar(&f.logFormat, "log-format", "text", "text (key=value lines) or json (one JSON object a line)")
+	fl.StringVar(&f.config, "config", "", "YAML file of node flags (flag names as keys); the command line wins over it, and it over LIVEPAXOS_* environment variables")
 	fl.IntVar(&f.maxValueBytes, "max-value-bytes", db.DefaultMaxValueBytes, "largest value accepted")
 	fl.Int64Var(&f.minFreeBytes, "min-free-bytes", actors.DefaultMinFreeBytes,
 		"while the data directory's disk has less free, a master refuses writes (no space) and goes on serving reads; -1: never")
@@ -175,7 +184,7 @@ func runNode(f nodeFlags) error {
 	if f.driftMax >= f.leaseTimeout {
 		return fmt.Errorf("%w: --clock-drift-max %v must be below --lease-timeout %v", errUsage, f.driftMax, f.leaseTimeout)
 	}
-	logger, err := cluster.LoggerForLevel(f.logLevel, os.Stderr)
+	logger, err := cluster.LoggerFor(f.logLevel, f.logFormat, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -278,7 +287,7 @@ func runNode(f nodeFlags) error {
 		nodeMetrics(reg, replica.Status, replica.LogStats)
 		readyMetrics(reg, api.Ready, f.data)
 		guardMetrics(reg, sys, replica.Status)
-		srv := serveMetrics(f.metrics, reg, api.HealthHandler())
+		srv := serveMetrics(f.metrics, reg, api.HealthHandler(), api.StatusPageHandler())
 		go func() { logger.Warn("metrics server", "err", srv.ListenAndServe()) }()
 		defer srv.Close()
 	}

@@ -194,7 +194,7 @@ func (x Test_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Test_Kind.Descriptor instead.
 func (Test_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17, 0}
 }
 
 type Op_Kind int32
@@ -243,7 +243,7 @@ func (x Op_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Op_Kind.Descriptor instead.
 func (Op_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18, 0}
 }
 
 // Command is one client operation inside a Paxos value. The payload is opaque
@@ -1338,6 +1338,12 @@ type Heartbeat struct {
 	// disk and finds another one recorded lost its disk, and does not
 	// campaign until the configuration records its new one.
 	ToIncarnation uint64 `protobuf:"varint,4,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"`
+	// resigned: the sender stepped down as master of ballot (it heard no
+	// majority answer within a lease timeout) and its own lease is over on
+	// its clock: the recipient's acceptor drops the lease it granted it for
+	// ballot or below, and its proposer need not wait out a whole election
+	// timeout before it asks for a pre-vote.
+	Resigned      bool `protobuf:"varint,5,opt,name=resigned,proto3" json:"resigned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1400,6 +1406,150 @@ func (x *Heartbeat) GetToIncarnation() uint64 {
 	return 0
 }
 
+func (x *Heartbeat) GetResigned() bool {
+	if x != nil {
+		return x.Resigned
+	}
+	return false
+}
+
+// PreVote asks a voter whether it would take part in an election now
+// (etcd's PreVote, done before phase 1): it has not heard a live master
+// within an election timeout. Nothing is promised or raised by it, so a
+// node that cannot reach a majority never raises a ballot that the others
+// must honour. ballot names the round (the ballot the sender would
+// campaign with).
+type PreVote struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreVote) Reset() {
+	*x = PreVote{}
+	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreVote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreVote) ProtoMessage() {}
+
+func (x *PreVote) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreVote.ProtoReflect.Descriptor instead.
+func (*PreVote) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PreVote) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *PreVote) GetBallot() uint64 {
+	if x != nil {
+		return x.Ballot
+	}
+	return 0
+}
+
+// PreVoted answers a PreVote. ok: the sender heard no master within an
+// election timeout and is not master itself. highest is the highest ballot
+// it has seen, so the campaign that follows starts above it.
+type PreVoted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Ok            bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
+	Highest       uint64                 `protobuf:"varint,4,opt,name=highest,proto3" json:"highest,omitempty"`
+	MasterId      uint32                 `protobuf:"varint,5,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"` // the master it follows, when it refuses
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreVoted) Reset() {
+	*x = PreVoted{}
+	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreVoted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreVoted) ProtoMessage() {}
+
+func (x *PreVoted) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreVoted.ProtoReflect.Descriptor instead.
+func (*PreVoted) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PreVoted) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *PreVoted) GetBallot() uint64 {
+	if x != nil {
+		return x.Ballot
+	}
+	return 0
+}
+
+func (x *PreVoted) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *PreVoted) GetHighest() uint64 {
+	if x != nil {
+		return x.Highest
+	}
+	return 0
+}
+
+func (x *PreVoted) GetMasterId() uint32 {
+	if x != nil {
+		return x.MasterId
+	}
+	return 0
+}
+
 // CatchupRequest asks a peer's learner for chosen entries from first_instance.
 type CatchupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1412,7 +1562,7 @@ type CatchupRequest struct {
 
 func (x *CatchupRequest) Reset() {
 	*x = CatchupRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1574,7 @@ func (x *CatchupRequest) String() string {
 func (*CatchupRequest) ProtoMessage() {}
 
 func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1587,7 @@ func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupRequest.ProtoReflect.Descriptor instead.
 func (*CatchupRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CatchupRequest) GetFrom() uint32 {
@@ -1478,7 +1628,7 @@ type CatchupResponse struct {
 
 func (x *CatchupResponse) Reset() {
 	*x = CatchupResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1640,7 @@ func (x *CatchupResponse) String() string {
 func (*CatchupResponse) ProtoMessage() {}
 
 func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1653,7 @@ func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupResponse.ProtoReflect.Descriptor instead.
 func (*CatchupResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CatchupResponse) GetFrom() uint32 {
@@ -1546,7 +1696,7 @@ type Test struct {
 
 func (x *Test) Reset() {
 	*x = Test{}
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1708,7 @@ func (x *Test) String() string {
 func (*Test) ProtoMessage() {}
 
 func (x *Test) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1721,7 @@ func (x *Test) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Test.ProtoReflect.Descriptor instead.
 func (*Test) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Test) GetKind() Test_Kind {
@@ -1613,7 +1763,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1775,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1788,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Op) GetKind() Op_Kind {
@@ -1675,7 +1825,7 @@ type MultiOp struct {
 
 func (x *MultiOp) Reset() {
 	*x = MultiOp{}
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1687,7 +1837,7 @@ func (x *MultiOp) String() string {
 func (*MultiOp) ProtoMessage() {}
 
 func (x *MultiOp) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1700,7 +1850,7 @@ func (x *MultiOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOp.ProtoReflect.Descriptor instead.
 func (*MultiOp) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MultiOp) GetGuard() []*Test {
@@ -1734,7 +1884,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1746,7 +1896,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1759,7 +1909,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OpResult) GetFound() bool {
@@ -1786,7 +1936,7 @@ type MultiOpResult struct {
 
 func (x *MultiOpResult) Reset() {
 	*x = MultiOpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1948,7 @@ func (x *MultiOpResult) String() string {
 func (*MultiOpResult) ProtoMessage() {}
 
 func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +1961,7 @@ func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOpResult.ProtoReflect.Descriptor instead.
 func (*MultiOpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MultiOpResult) GetSucceeded() bool {
@@ -1841,7 +1991,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +2003,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +2016,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReadRequest) GetRequestId() uint64 {
@@ -1902,7 +2052,7 @@ type ClientRequest struct {
 
 func (x *ClientRequest) Reset() {
 	*x = ClientRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1914,7 +2064,7 @@ func (x *ClientRequest) String() string {
 func (*ClientRequest) ProtoMessage() {}
 
 func (x *ClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1927,7 +2077,7 @@ func (x *ClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRequest.ProtoReflect.Descriptor instead.
 func (*ClientRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClientRequest) GetRequestId() uint64 {
@@ -1961,7 +2111,7 @@ type ClientResponse struct {
 
 func (x *ClientResponse) Reset() {
 	*x = ClientResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2123,7 @@ func (x *ClientResponse) String() string {
 func (*ClientResponse) ProtoMessage() {}
 
 func (x *ClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2136,7 @@ func (x *ClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientResponse.ProtoReflect.Descriptor instead.
 func (*ClientResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClientResponse) GetRequestId() uint64 {
@@ -2060,7 +2210,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2222,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2235,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
 }
 
 type Member struct {
@@ -2108,7 +2258,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2270,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2283,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Member) GetId() uint32 {
@@ -2215,7 +2365,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2377,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2390,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StatusResponse) GetNodeId() uint32 {
@@ -2459,7 +2609,7 @@ type ChecksumReport struct {
 
 func (x *ChecksumReport) Reset() {
 	*x = ChecksumReport{}
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2471,7 +2621,7 @@ func (x *ChecksumReport) String() string {
 func (*ChecksumReport) ProtoMessage() {}
 
 func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2484,7 +2634,7 @@ func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChecksumReport.ProtoReflect.Descriptor instead.
 func (*ChecksumReport) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ChecksumReport) GetFrom() uint32 {
@@ -2519,7 +2669,7 @@ type CheckRequest struct {
 
 func (x *CheckRequest) Reset() {
 	*x = CheckRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2681,7 @@ func (x *CheckRequest) String() string {
 func (*CheckRequest) ProtoMessage() {}
 
 func (x *CheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2694,7 @@ func (x *CheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
 func (*CheckRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CheckRequest) GetRequestId() uint64 {
@@ -2565,7 +2715,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2577,7 +2727,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2590,7 +2740,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CheckResponse) GetRequestId() uint64 {
@@ -2626,7 +2776,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2788,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2801,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SnapshotRequest) GetRequestId() uint64 {
@@ -2675,7 +2825,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2837,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2850,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SnapshotResponse) GetRequestId() uint64 {
@@ -2761,7 +2911,7 @@ type SnapshotMeta struct {
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2773,7 +2923,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2786,7 +2936,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SnapshotMeta) GetInstance() uint64 {
@@ -2838,7 +2988,7 @@ type SnapshotChunkRequest struct {
 
 func (x *SnapshotChunkRequest) Reset() {
 	*x = SnapshotChunkRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +3000,7 @@ func (x *SnapshotChunkRequest) String() string {
 func (*SnapshotChunkRequest) ProtoMessage() {}
 
 func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +3013,7 @@ func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunkRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotChunkRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SnapshotChunkRequest) GetFrom() uint32 {
@@ -2902,7 +3052,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2914,7 +3064,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2927,7 +3077,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SnapshotChunk) GetFrom() uint32 {
@@ -2982,7 +3132,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3144,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3157,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Record) GetKind() isRecord_Kind {
@@ -3122,7 +3272,7 @@ type TruncatedRecord struct {
 
 func (x *TruncatedRecord) Reset() {
 	*x = TruncatedRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3134,7 +3284,7 @@ func (x *TruncatedRecord) String() string {
 func (*TruncatedRecord) ProtoMessage() {}
 
 func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3147,7 +3297,7 @@ func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedRecord.ProtoReflect.Descriptor instead.
 func (*TruncatedRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TruncatedRecord) GetUpto() uint64 {
@@ -3166,7 +3316,7 @@ type PromiseRecord struct {
 
 func (x *PromiseRecord) Reset() {
 	*x = PromiseRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3178,7 +3328,7 @@ func (x *PromiseRecord) String() string {
 func (*PromiseRecord) ProtoMessage() {}
 
 func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3191,7 +3341,7 @@ func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromiseRecord.ProtoReflect.Descriptor instead.
 func (*PromiseRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PromiseRecord) GetBallot() uint64 {
@@ -3210,7 +3360,7 @@ type ChosenRecord struct {
 
 func (x *ChosenRecord) Reset() {
 	*x = ChosenRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3222,7 +3372,7 @@ func (x *ChosenRecord) String() string {
 func (*ChosenRecord) ProtoMessage() {}
 
 func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3235,7 +3385,7 @@ func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChosenRecord.ProtoReflect.Descriptor instead.
 func (*ChosenRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ChosenRecord) GetUpto() uint64 {
@@ -3261,7 +3411,7 @@ type MetaRecord struct {
 
 func (x *MetaRecord) Reset() {
 	*x = MetaRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3273,7 +3423,7 @@ func (x *MetaRecord) String() string {
 func (*MetaRecord) ProtoMessage() {}
 
 func (x *MetaRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3286,7 +3436,7 @@ func (x *MetaRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRecord.ProtoReflect.Descriptor instead.
 func (*MetaRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *MetaRecord) GetClusterId() string {
@@ -3422,13 +3572,23 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
-	"chosenUpto\"\x7f\n" +
+	"chosenUpto\"\x9b\x01\n" +
 	"\tHeartbeat\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
 	"chosenUpto\x12%\n" +
-	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\"l\n" +
+	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x12\x1a\n" +
+	"\bresigned\x18\x05 \x01(\bR\bresigned\"5\n" +
+	"\aPreVote\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
+	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\"}\n" +
+	"\bPreVoted\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
+	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
+	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x18\n" +
+	"\ahighest\x18\x04 \x01(\x04R\ahighest\x12\x1b\n" +
+	"\tmaster_id\x18\x05 \x01(\rR\bmasterId\"l\n" +
 	"\x0eCatchupRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12%\n" +
 	"\x0efirst_instance\x18\x02 \x01(\x04R\rfirstInstance\x12\x1f\n" +
@@ -3621,7 +3781,7 @@ func file_messages_livepaxos_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_messages_livepaxos_proto_goTypes = []any{
 	(ErrorCode)(0),               // 0: livepaxos.v1.ErrorCode
 	(Consistency)(0),             // 1: livepaxos.v1.Consistency
@@ -3640,61 +3800,63 @@ var file_messages_livepaxos_proto_goTypes = []any{
 	(*Confirmed)(nil),            // 14: livepaxos.v1.Confirmed
 	(*Chosen)(nil),               // 15: livepaxos.v1.Chosen
 	(*Heartbeat)(nil),            // 16: livepaxos.v1.Heartbeat
-	(*CatchupRequest)(nil),       // 17: livepaxos.v1.CatchupRequest
-	(*CatchupResponse)(nil),      // 18: livepaxos.v1.CatchupResponse
-	(*Test)(nil),                 // 19: livepaxos.v1.Test
-	(*Op)(nil),                   // 20: livepaxos.v1.Op
-	(*MultiOp)(nil),              // 21: livepaxos.v1.MultiOp
-	(*OpResult)(nil),             // 22: livepaxos.v1.OpResult
-	(*MultiOpResult)(nil),        // 23: livepaxos.v1.MultiOpResult
-	(*ReadRequest)(nil),          // 24: livepaxos.v1.ReadRequest
-	(*ClientRequest)(nil),        // 25: livepaxos.v1.ClientRequest
-	(*ClientResponse)(nil),       // 26: livepaxos.v1.ClientResponse
-	(*StatusRequest)(nil),        // 27: livepaxos.v1.StatusRequest
-	(*Member)(nil),               // 28: livepaxos.v1.Member
-	(*StatusResponse)(nil),       // 29: livepaxos.v1.StatusResponse
-	(*ChecksumReport)(nil),       // 30: livepaxos.v1.ChecksumReport
-	(*CheckRequest)(nil),         // 31: livepaxos.v1.CheckRequest
-	(*CheckResponse)(nil),        // 32: livepaxos.v1.CheckResponse
-	(*SnapshotRequest)(nil),      // 33: livepaxos.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),     // 34: livepaxos.v1.SnapshotResponse
-	(*SnapshotMeta)(nil),         // 35: livepaxos.v1.SnapshotMeta
-	(*SnapshotChunkRequest)(nil), // 36: livepaxos.v1.SnapshotChunkRequest
-	(*SnapshotChunk)(nil),        // 37: livepaxos.v1.SnapshotChunk
-	(*Record)(nil),               // 38: livepaxos.v1.Record
-	(*TruncatedRecord)(nil),      // 39: livepaxos.v1.TruncatedRecord
-	(*PromiseRecord)(nil),        // 40: livepaxos.v1.PromiseRecord
-	(*ChosenRecord)(nil),         // 41: livepaxos.v1.ChosenRecord
-	(*MetaRecord)(nil),           // 42: livepaxos.v1.MetaRecord
+	(*PreVote)(nil),              // 17: livepaxos.v1.PreVote
+	(*PreVoted)(nil),             // 18: livepaxos.v1.PreVoted
+	(*CatchupRequest)(nil),       // 19: livepaxos.v1.CatchupRequest
+	(*CatchupResponse)(nil),      // 20: livepaxos.v1.CatchupResponse
+	(*Test)(nil),                 // 21: livepaxos.v1.Test
+	(*Op)(nil),                   // 22: livepaxos.v1.Op
+	(*MultiOp)(nil),              // 23: livepaxos.v1.MultiOp
+	(*OpResult)(nil),             // 24: livepaxos.v1.OpResult
+	(*MultiOpResult)(nil),        // 25: livepaxos.v1.MultiOpResult
+	(*ReadRequest)(nil),          // 26: livepaxos.v1.ReadRequest
+	(*ClientRequest)(nil),        // 27: livepaxos.v1.ClientRequest
+	(*ClientResponse)(nil),       // 28: livepaxos.v1.ClientResponse
+	(*StatusRequest)(nil),        // 29: livepaxos.v1.StatusRequest
+	(*Member)(nil),               // 30: livepaxos.v1.Member
+	(*StatusResponse)(nil),       // 31: livepaxos.v1.StatusResponse
+	(*ChecksumReport)(nil),       // 32: livepaxos.v1.ChecksumReport
+	(*CheckRequest)(nil),         // 33: livepaxos.v1.CheckRequest
+	(*CheckResponse)(nil),        // 34: livepaxos.v1.CheckResponse
+	(*SnapshotRequest)(nil),      // 35: livepaxos.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),     // 36: livepaxos.v1.SnapshotResponse
+	(*SnapshotMeta)(nil),         // 37: livepaxos.v1.SnapshotMeta
+	(*SnapshotChunkRequest)(nil), // 38: livepaxos.v1.SnapshotChunkRequest
+	(*SnapshotChunk)(nil),        // 39: livepaxos.v1.SnapshotChunk
+	(*Record)(nil),               // 40: livepaxos.v1.Record
+	(*TruncatedRecord)(nil),      // 41: livepaxos.v1.TruncatedRecord
+	(*PromiseRecord)(nil),        // 42: livepaxos.v1.PromiseRecord
+	(*ChosenRecord)(nil),         // 43: livepaxos.v1.ChosenRecord
+	(*MetaRecord)(nil),           // 44: livepaxos.v1.MetaRecord
 }
 var file_messages_livepaxos_proto_depIdxs = []int32{
-	28, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
-	28, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
-	28, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
+	30, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
+	30, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
+	30, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
 	4,  // 3: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
 	7,  // 4: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
-	28, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
+	30, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 6: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
-	28, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
+	30, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 8: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
 	8,  // 9: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
 	2,  // 10: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
 	3,  // 11: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
-	19, // 12: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
-	20, // 13: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
-	20, // 14: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
-	22, // 15: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
+	21, // 12: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
+	22, // 13: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
+	22, // 14: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
+	24, // 15: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
 	1,  // 16: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 17: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
-	28, // 18: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	28, // 19: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
-	40, // 20: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	30, // 18: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
+	30, // 19: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
+	42, // 20: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
 	8,  // 21: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
 	8,  // 22: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	41, // 23: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	42, // 24: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	39, // 25: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
-	28, // 26: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
+	43, // 23: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	44, // 24: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	41, // 25: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	30, // 26: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
 	27, // [27:27] is the sub-list for method output_type
 	27, // [27:27] is the sub-list for method input_type
 	27, // [27:27] is the sub-list for extension type_name
@@ -3707,7 +3869,7 @@ func file_messages_livepaxos_proto_init() {
 	if File_messages_livepaxos_proto != nil {
 		return
 	}
-	file_messages_livepaxos_proto_msgTypes[34].OneofWrappers = []any{
+	file_messages_livepaxos_proto_msgTypes[36].OneofWrappers = []any{
 		(*Record_Promise)(nil),
 		(*Record_Accept)(nil),
 		(*Record_Learned)(nil),
@@ -3721,7 +3883,7 @@ func file_messages_livepaxos_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_livepaxos_proto_rawDesc), len(file_messages_livepaxos_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -37,6 +37,7 @@ type Acceptor struct {
 	// crash.
 	leaseTimeout time.Duration
 	leaseNode    uint32
+	leaseBallot  uint64 // the ballot of the acceptance that granted it
 	leaseUntil   time.Time
 	// truncated: the log up to here is let go of after a snapshot (§5.5).
 	// Prepares from at or below it are refused, and accepts there are not
@@ -133,7 +134,7 @@ func NewAcceptor(id uint32) *Acceptor {
 func (a *Acceptor) StartLease(timeout time.Duration, now time.Time) {
 	a.leaseTimeout = timeout
 	if timeout > 0 && a.promised > 0 {
-		a.leaseNode, a.leaseUntil = BallotOwner(a.promised), now.Add(timeout)
+		a.leaseNode, a.leaseBallot, a.leaseUntil = BallotOwner(a.promised), a.promised, now.Add(timeout)
 	}
 }
 
@@ -146,14 +147,18 @@ func (a *Acceptor) LeaseHolder(now time.Time) uint32 {
 	return 0
 }
 
-// ReleaseLease drops a lease this acceptor granted to node (its own
-// node, which stepped down holding no lease it could still serve reads on:
-// ProposerOutput.ReleaseLease). A candidate whose acceptances reached only
+// ReleaseLease drops a lease this acceptor granted to node under ballot
+// or below: node stepped down holding no lease it could still serve reads
+// on (ProposerOutput.ReleaseLease for its own acceptor, a resigned
+// Heartbeat for the others'). A candidate whose acceptances reached only
 // its own acceptor before a rival deposed it would otherwise keep every
 // other candidate waiting out the grant (a fail-over of two lease
-// timeouts instead of one).
-func (a *Acceptor) ReleaseLease(node uint32) {
-	if a.leaseNode == node {
+// timeouts instead of one), and a master that resigned for want of a
+// majority would hold off the next election by a lease timeout. A grant
+// under a higher ballot of node's (it campaigned again since the resigned
+// heartbeat left) is kept.
+func (a *Acceptor) ReleaseLease(node uint32, ballot uint64) {
+	if a.leaseNode == node && a.leaseBallot <= ballot {
 		a.leaseUntil = time.Time{}
 	}
 }
@@ -161,7 +166,7 @@ func (a *Acceptor) ReleaseLease(node uint32) {
 // grant gives the owner of ballot b the lease from now.
 func (a *Acceptor) grant(b uint64, now time.Time) {
 	if a.leaseTimeout > 0 {
-		a.leaseNode, a.leaseUntil = BallotOwner(b), now.Add(a.leaseTimeout)
+		a.leaseNode, a.leaseBallot, a.leaseUntil = BallotOwner(b), b, now.Add(a.leaseTimeout)
 	}
 }
 

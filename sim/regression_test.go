@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
 )
 
 // Real bugs the simulator found, kept as regression tests: seeds whose
@@ -24,6 +25,11 @@ var regressionSeeds = []struct {
 	seed      uint64
 	situation string
 	bug       string
+	// oldElections: the run campaigns without a pre-vote and plays no
+	// cut (paxos.BugNoPreVote, liveness.go), as every run did when the
+	// bug was found: the situation needs a rival's election during a
+	// mastership, which pre-votes made rare.
+	oldElections bool
 }{
 	// A new master prepared from the chosen prefix its heartbeats reported
 	// (paxos.Proposer.campaign used chosenUpto + 1). Instances 15-16 were
@@ -31,64 +37,72 @@ var regressionSeeds = []struct {
 	// marks, and the new master never re-proposed them: no learner could
 	// apply past 14 again, and reads never completed (a liveness bug).
 	// Found as seeds 705, 1509, 1706.
-	{190, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
-	{806, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
+	{11, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held", false},
+	{12, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held", false},
 	// With thrifty accepts (only a majority syncs), a lazy Accept raised
 	// n3's promise to 0.2 in memory; a late Prepare at 0.2 was then taken
 	// for a duplicate and promised without a record (paxos.Acceptor now
 	// tracks durablePromised). Found as seed 754.
-	{10, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
-	{359, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
+	{138, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded", false},
+	{238, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded", false},
 	// The checker bounded an unacknowledged write's effect by the first
 	// apply anywhere; a follower applied it before the master, whose lease
 	// read meanwhile (correctly) did not see it: a false alarm of the
 	// linearizability check (checker.effectBound). Found as seeds 9890,
 	// 18133.
-	{151, sitReadBeforeChooserApplied, "lease read before the master applied an unacknowledged write"},
-	{223, sitReadBeforeChooserApplied, "lease read before the master applied an unacknowledged write"},
+	{7, sitReadBeforeChooserApplied, "lease read before the master applied an unacknowledged write", false},
+	{223, sitReadBeforeChooserApplied, "lease read before the master applied an unacknowledged write", false},
 	// A ballot boost re-proposed a rival's epoch start, accepted under a
 	// lower ballot at an instance the master's election had not seen; the
 	// log moved into the rival's epoch while the master kept its own, and
 	// every command it proposed after was refused (paxos.Proposer.interrupted).
 	// Found as seed 15125.
-	{115, sitRivalEpochStartInBoost, "ballot boost re-proposed another master's epoch start"},
-	{172, sitRivalEpochStartInBoost, "ballot boost re-proposed another master's epoch start"},
+	{562, sitRivalEpochStartInBoost, "ballot boost re-proposed another master's epoch start", true},
 	// Found as seeds 7195 and 17967.
-	{10, sitRestoreHoles, "snapshot damaged after a restart from it: the chosen mark runs past values it held"},
-	{74, sitRestoreHoles, "checkpoint after a snapshot dropped learned values the chosen mark covers"},
+	{10, sitRestoreHoles, "snapshot damaged after a restart from it: the chosen mark runs past values it held", false},
+	{17, sitRestoreHoles, "checkpoint after a snapshot dropped learned values the chosen mark covers", false},
 	// A master elected on two peers' promises crashed before its own
 	// acceptor's promise of the ballot was synced, came back knowing no
 	// higher ballot and used the same one again with another value.
 	// Found as seed 11653.
-	{16, sitQuorumWithoutOwnPromise, "ballot reused after a crash: the own promise was not durable"},
+	{3, sitQuorumWithoutOwnPromise, "ballot reused after a crash: the own promise was not durable", false},
 	// A node whose snapshot was damaged after its log was truncated past
 	// it kept campaigning, refused by its own acceptor, and its rising
 	// ballots kept the others from electing anyone. Found as seed 1645.
-	{340, sitOwnAcceptorTruncated, "candidate behind its own acceptor's truncation campaigned forever"},
+	// Since pre-votes (issue 14) no seed among 1..1500, nor among 1..700
+	// campaigning without them, reaches it; the fix (paxos.Proposer's
+	// catchUpTo) is kept, and a seed that reaches it again belongs here:
+	// {seed, sitOwnAcceptorTruncated, "candidate behind its own acceptor's truncation campaigned forever", false},
 	// A deposed master (still master in its own eyes, its boost hiding the
 	// higher promise) applied a membership change another master had
 	// chosen, kept its own older view, and accepted an operator's change
 	// built on that view; the learners refused it (wrong version), the
 	// proposer adopted it and counted votes with voters the log never had.
 	// Found as seed 78226.
-	{1210, sitMasterAppliesOthersChange, "master's configuration view fell behind a change chosen by another master"},
+	{413, sitMasterAppliesOthersChange, "master's configuration view fell behind a change chosen by another master", false},
 	// A fresh replica that could never win kept campaigning (§5.1). Found
 	// as seed 19633.
-	{26, sitFreshCandidate, "fresh replica's campaigns kept the others from electing anyone"},
+	{23, sitFreshCandidate, "fresh replica's campaigns kept the others from electing anyone", false},
 	// A wiped voter, a damaged snapshot and a behind candidate: two losses
 	// of state, no majority for the old configuration's instances. Found
 	// as seed 17211; TestRegression_SettleOutlastsALostNotice plays seed
 	// 89778's bug (an end-of-run wait shorter than a lost notice's resend).
-	{124, sitLossesExclusive, "a lost disk and a damaged snapshot in one run"},
+	{124, sitLossesExclusive, "a lost disk and a damaged snapshot in one run", false},
 }
 
 func TestRegressionSeeds(t *testing.T) {
 	for _, rs := range regressionSeeds {
 		t.Run(fmt.Sprintf("%d/%s", rs.seed, rs.situation), func(t *testing.T) {
 			t.Parallel()
-			r, err := Run(ConfigForSeed(rs.seed))
+			cfg := ConfigForSeed(rs.seed)
+			replay := replayCommand(rs.seed, 0)
+			if rs.oldElections {
+				cfg.Cut, cfg.Planted = CutNone, paxos.BugNoPreVote
+				replay = "(campaigning without pre-votes, no cut) " + replayCommand(rs.seed, paxos.BugNoPreVote)
+			}
+			r, err := Run(cfg)
 			if err != nil {
-				t.Fatalf("%s: %v\n  replay: %s", rs.bug, err, replayCommand(rs.seed, 0))
+				t.Fatalf("%s: %v\n  replay: %s", rs.bug, err, replay)
 			}
 			if r.Situations[rs.situation] == 0 {
 				t.Fatalf("seed %d no longer reaches %q (%s): pick another with -find-situations (it reached %v)",
@@ -184,6 +198,11 @@ func TestRegression_DeposedMasterNoticeCoversOnlyItsOwnBallot(t *testing.T) {
 			cfg := quietConfig(seed, 5)
 			cfg.Clients, cfg.Keys = 2, 1
 			cfg.Proposer.CheckInterval = -1 // no checksum value may take the instance the script counts on
+			// A hears no majority answer, and would step down after a
+			// QuorumTimeout (check-quorum, issue 14): held off here, as
+			// for a master whose answers come late, so that it is still
+			// master in its own eyes when it learns the new master's value.
+			cfg.Proposer.QuorumTimeout = time.Minute
 			sc := newScenario(t, cfg)
 			a := sc.master()
 			sc.put(0, a, "k0", "warmup")

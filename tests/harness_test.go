@@ -134,8 +134,8 @@ type nodeProc struct {
 	host       string // the lab host it runs on ("" on this machine)
 	// metricsAddr, when set, is where the node serves its metrics.
 	metricsAddr string
-	dataDir    string
-	logPath    string // every run appends here, after a banner
+	dataDir     string
+	logPath     string // every run appends here, after a banner
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd

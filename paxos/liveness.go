@@ -14,7 +14,8 @@ import (
 //   - A master whose heartbeats reach the followers while their answers do
 //     not reach it would hold every election off forever. It counts, per
 //     voter, the newest of its messages that voter answered; when no
-//     majority has answered anything it sent within QuorumTimeout, it
+//     majority has answered anything it sent within QuorumTimeout (its
+//     lease timeout less the clock drift bound), it
 //     steps down and says so (a resigned Heartbeat), and once its own
 //     lease is over the acceptors drop the lease they granted it.
 //   - A node cut off from a majority would raise its ballot at every
@@ -65,7 +66,9 @@ func (p *Proposer) probeQuorum(out *ProposerOutput, now time.Time) {
 }
 
 // resign ends a mastership that lost its majority. If its own lease is
-// over (it always is after a QuorumTimeout of at least a lease), it tells
+// over (it always is after the default QuorumTimeout: its lease counts
+// from sends a majority acknowledged, a subset of those it heard answered),
+// it tells
 // the others so that their acceptors drop the lease they granted it under
 // this ballot, and their proposers ask for a pre-vote soon instead of
 // after a whole election timeout.
@@ -88,7 +91,9 @@ func (p *Proposer) resign(out *ProposerOutput, now time.Time) {
 // onResigned takes a master's word that it stepped down: the local
 // acceptor drops the lease it granted it under that ballot or below (the
 // core does, from out.Resigned), and a follower of it asks for a pre-vote
-// after a short random wait (random, so that followers rarely duel).
+// after a short random wait, up to a quarter of an election timeout
+// (random, so that followers rarely duel; a duel costs a round trip: the
+// higher ballot wins).
 func (p *Proposer) onResigned(out *ProposerOutput, m *messages.Heartbeat, now time.Time) {
 	if m.From == p.cfg.ID || m.From == 0 {
 		return
@@ -98,7 +103,7 @@ func (p *Proposer) onResigned(out *ProposerOutput, m *messages.Heartbeat, now ti
 		return
 	}
 	p.masterID, p.heardAt = 0, time.Time{}
-	soon := now.Add(time.Duration(p.cfg.Rand.Int64N(int64(p.cfg.ElectionTimeoutMin/2) + 1)))
+	soon := now.Add(time.Duration(p.cfg.Rand.Int64N(int64(p.cfg.ElectionTimeoutMin/4) + 1)))
 	if soon.Before(p.electionAt) {
 		p.electionAt = soon
 	}

@@ -132,8 +132,8 @@ func TestPreVote_AskBeforeRaisingTheBallot(t *testing.T) {
 	}
 }
 
-// A follower whose master resigned asks for a pre-vote within half an
-// election timeout, not a whole one.
+// A follower whose master resigned asks for a pre-vote within a quarter of
+// an election timeout, not a whole one.
 func TestPreVote_SoonAfterTheMasterResigns(t *testing.T) {
 	p := newTestProposer(2, 4, 4)
 	now := t0.Add(time.Second)
@@ -143,12 +143,12 @@ func TestPreVote_SoonAfterTheMasterResigns(t *testing.T) {
 	if out.Resigned != 1 || out.ResignedBallot != b || p.MasterID() != 0 {
 		t.Fatalf("resign not taken: %+v, master %d", out, p.MasterID())
 	}
-	for at := now; at.Before(now.Add(p.cfg.ElectionTimeoutMin/2 + time.Millisecond)); at = at.Add(10 * time.Millisecond) {
+	for at := now; at.Before(now.Add(p.cfg.ElectionTimeoutMin/4 + time.Millisecond)); at = at.Add(10 * time.Millisecond) {
 		for _, e := range p.Tick(at).Messages {
 			if _, ok := e.Msg.(*messages.PreVote); ok {
 				return
 			}
 		}
 	}
-	t.Fatal("no pre-vote within half an election timeout of the resign")
+	t.Fatal("no pre-vote within a quarter of an election timeout of the resign")
 }

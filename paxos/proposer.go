@@ -69,8 +69,9 @@ type ProposerConfig struct {
 	MaxReads    int // reads waiting for confirmation; more are refused
 	// QuorumTimeout: a master that has heard no majority of voters answer
 	// anything it sent within this long steps down (check-quorum, see
-	// liveness.go). Default: LeaseTimeout, so its own lease is over when
-	// it resigns and the acceptors may drop theirs at once.
+	// liveness.go). Default: LeaseTimeout - ClockDriftMax, when its own
+	// lease, counted from sends a majority answered, is over for sure, so
+	// that the acceptors may drop theirs at once.
 	QuorumTimeout time.Duration
 	// Rand drives the randomized election back-off; seed it for
 	// repeatable runs.
@@ -103,8 +104,8 @@ func (c *ProposerConfig) setDefaults() {
 	orDefault(&c.BoostInterval, 10*time.Second)
 	orDefault(&c.ReadTimeout, time.Second)
 	orDefault(&c.MaxReads, 32768)
-	if c.QuorumTimeout < c.LeaseTimeout {
-		c.QuorumTimeout = c.LeaseTimeout // resigning earlier would leave its lease to wait out
+	if c.QuorumTimeout < c.LeaseTimeout-c.ClockDriftMax {
+		c.QuorumTimeout = c.LeaseTimeout - c.ClockDriftMax // resigning earlier would leave its lease to wait out
 	}
 	if c.Rand == nil {
 		c.Rand = rand.New(rand.NewPCG(uint64(c.ID), 0x1ea5e))

@@ -173,7 +173,7 @@ func (c *Config) setDefaults() error {
 // coreConfig is the replica core's config for this replica, whose data
 // directory has the identity meta.
 func (c *Config) coreConfig(meta *messages.MetaRecord) core.Config {
-	return core.Config{ID: c.NodeID, Members: initialMembership(c), Joining: c.Join, Incarnation: meta.Incarnation,
+	return core.Config{ID: c.NodeID, Cluster: messages.ClusterHash(c.ClusterID), Members: initialMembership(c), Joining: c.Join, Incarnation: meta.Incarnation,
 		Fresh: meta.Fresh, Bootstrap: meta.Bootstrap, Proposer: c.Proposer, Learner: c.Learner, RestartGrace: c.RestartGrace,
 		SnapshotEvery: c.SnapshotEvery, SnapshotLogBytes: c.SnapshotLogBytes, Logger: c.Logger}
 }

@@ -72,6 +72,10 @@ type snapshotterActor struct {
 
 func newSnapshotterActor(r *Replica) actor.Actor { return &snapshotterActor{r: r} }
 
+// cluster is the hash every snapshot transfer message of this group
+// carries: a chunk or request of another group is dropped.
+func (a *snapshotterActor) cluster() uint64 { return messages.ClusterHash(a.r.cfg.ClusterID) }
+
 func (a *snapshotterActor) dir() string { return filepath.Join(a.r.cfg.DataDir, "snapshots") }
 
 func (a *snapshotterActor) Receive(ctx actor.Context) {
@@ -100,10 +104,18 @@ func (a *snapshotterActor) Receive(ctx actor.Context) {
 		}
 		ctx.Send(a.core, &snapshotWritten{res: m.res})
 	case *messages.SnapshotChunkRequest:
+		if m.Cluster != a.cluster() {
+			a.r.snapshotDrops.Add(1)
+			return
+		}
 		a.serveChunk(ctx, m)
 	case *installFrom:
 		a.startInstall(ctx, m)
 	case *messages.SnapshotChunk:
+		if m.Cluster != a.cluster() {
+			a.r.snapshotDrops.Add(1)
+			return
+		}
 		a.chunk(ctx, m)
 	}
 }
@@ -150,7 +162,7 @@ func (a *snapshotterActor) serveChunk(ctx actor.Context, m *messages.SnapshotChu
 	if to == nil {
 		return
 	}
-	resp := &messages.SnapshotChunk{From: a.r.cfg.NodeID, Offset: m.Offset}
+	resp := &messages.SnapshotChunk{From: a.r.cfg.NodeID, Offset: m.Offset, Cluster: a.cluster()}
 	if a.latest.Instance >= m.Instance && a.latest.Path != "" {
 		if f, err := os.Open(a.latest.Path); err == nil {
 			buf := make([]byte, snapshotChunkBytes)
@@ -182,7 +194,7 @@ func (a *snapshotterActor) startInstall(ctx actor.Context, m *installFrom) {
 
 func (a *snapshotterActor) request(ctx actor.Context) {
 	if to := a.r.pid(a.install.peer, SnapshotterName); to != nil {
-		ctx.Send(to, &messages.SnapshotChunkRequest{From: a.r.cfg.NodeID, Instance: a.install.instance, Offset: a.installOff})
+		ctx.Send(to, &messages.SnapshotChunkRequest{From: a.r.cfg.NodeID, Instance: a.install.instance, Offset: a.installOff, Cluster: a.cluster()})
 	}
 }
 

@@ -164,5 +164,6 @@ func (r *Replica) route(env paxos.Envelope) {
 		r.local = append(r.local, env.Msg)
 		return
 	}
+	messages.StampCluster(env.Msg, r.cfg.Cluster)
 	r.rd.Messages = append(r.rd.Messages, env)
 }

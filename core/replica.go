@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/messages"
@@ -58,6 +59,13 @@ type Replica struct {
 	// were chosen then (status: catching up).
 	behindSince  time.Time
 	behindTarget uint64
+
+	// drops counts peer messages refused before any role saw them
+	// (admit.go).
+	drops map[DropReason]uint64
+	// catchupLimits bound the catch-up requests served per member, and
+	// (at key 0) to all non-members together.
+	catchupLimits map[uint32]*rate.Limiter
 
 	lastNow time.Time
 	stopped bool
@@ -142,10 +150,20 @@ func (r *Replica) drain(now time.Time) {
 	r.local = nil
 }
 
-// Step takes one protocol message from a peer. A message of a kind no
-// role takes is ignored.
+// Step takes one protocol message from a peer. A message from outside
+// the group, or with a field out of bounds, is dropped and counted
+// (admit); one of a kind no role takes is ignored.
 func (r *Replica) Step(msg proto.Message, now time.Time) {
-	r.input(now, func() { r.step(msg, now) })
+	r.input(now, func() {
+		if why := r.admit(msg, now); why != "" {
+			if r.drops == nil {
+				r.drops = make(map[DropReason]uint64)
+			}
+			r.drops[why]++
+			return
+		}
+		r.step(msg, now)
+	})
 }
 
 func (r *Replica) step(msg proto.Message, now time.Time) {

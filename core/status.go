@@ -48,6 +48,12 @@ func (r *Replica) Status(now time.Time) *messages.StatusResponse {
 		Snapshots:         r.snap.snapshots,
 		Installs:          r.snap.installs,
 	}
+	for why, n := range r.drops {
+		if s.PeerDrops == nil {
+			s.PeerDrops = make(map[string]uint64)
+		}
+		s.PeerDrops[string(why)] = n
+	}
 	if r.p == nil {
 		return s
 	}

@@ -642,7 +642,10 @@ type Prepare struct {
 	// group found them all fresh and empty (§5.1): recorded by each acceptor
 	// that answers, so that any candidate can name them until the
 	// configuration records incarnations.
-	Bootstrap     []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"`
+	Bootstrap []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -712,6 +715,13 @@ func (x *Prepare) GetBootstrap() []*Member {
 	return nil
 }
 
+func (x *Prepare) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Promise is phase 1b. When ok is false, promised names the higher ballot
 // that caused the refusal.
 type Promise struct {
@@ -744,9 +754,12 @@ type Promise struct {
 	// this prepare. A
 	// candidate of a brand-new group that hears fresh and empty from every
 	// voter knows no vote was ever given: it names their incarnations.
-	Fresh         bool      `protobuf:"varint,12,opt,name=fresh,proto3" json:"fresh,omitempty"`
-	Empty         bool      `protobuf:"varint,13,opt,name=empty,proto3" json:"empty,omitempty"`
-	Bootstrap     []*Member `protobuf:"bytes,14,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // as recorded from a Prepare
+	Fresh     bool      `protobuf:"varint,12,opt,name=fresh,proto3" json:"fresh,omitempty"`
+	Empty     bool      `protobuf:"varint,13,opt,name=empty,proto3" json:"empty,omitempty"`
+	Bootstrap []*Member `protobuf:"bytes,14,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // as recorded from a Prepare
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -879,6 +892,13 @@ func (x *Promise) GetBootstrap() []*Member {
 	return nil
 }
 
+func (x *Promise) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Accept is phase 2a for one or more instances under one ballot.
 //
 // A lazy Accept is one the proposer does not count: the acceptor stores the
@@ -898,6 +918,9 @@ type Accept struct {
 	// knows from when an acceptor's lease grant runs.
 	Seq           uint64 `protobuf:"varint,6,opt,name=seq,proto3" json:"seq,omitempty"`
 	ToIncarnation uint64 `protobuf:"varint,7,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"` // as in Prepare
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -981,6 +1004,13 @@ func (x *Accept) GetToIncarnation() uint64 {
 	return 0
 }
 
+func (x *Accept) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Accepted is phase 2b. When ok is false, promised names the higher ballot.
 type Accepted struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -995,9 +1025,12 @@ type Accepted struct {
 	Seen uint64 `protobuf:"varint,7,opt,name=seen,proto3" json:"seen,omitempty"`
 	// truncated: this acceptor let go of its log up to here (§5.5) and
 	// accepts nothing there; instances is without them.
-	Truncated     uint64 `protobuf:"varint,8,opt,name=truncated,proto3" json:"truncated,omitempty"`
-	Incarnation   uint64 `protobuf:"varint,9,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
-	Fresh         bool   `protobuf:"varint,10,opt,name=fresh,proto3" json:"fresh,omitempty"`            // as in Promise
+	Truncated   uint64 `protobuf:"varint,8,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	Incarnation uint64 `protobuf:"varint,9,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
+	Fresh       bool   `protobuf:"varint,10,opt,name=fresh,proto3" json:"fresh,omitempty"`            // as in Promise
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1102,6 +1135,13 @@ func (x *Accepted) GetFresh() bool {
 	return false
 }
 
+func (x *Accepted) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Confirm asks an acceptor whether it still promises no ballot above
 // ballot: a majority of yes answers, asked after a read arrived, proves the
 // sender was master when the read arrived (a quorum read).
@@ -1111,6 +1151,9 @@ type Confirm struct {
 	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
 	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
 	ToIncarnation uint64                 `protobuf:"varint,4,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"` // as in Prepare
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1173,15 +1216,25 @@ func (x *Confirm) GetToIncarnation() uint64 {
 	return 0
 }
 
+func (x *Confirm) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 type Confirmed struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	Ok            bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
-	Promised      uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
-	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
-	Incarnation   uint64                 `protobuf:"varint,6,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
-	Fresh         bool                   `protobuf:"varint,7,opt,name=fresh,proto3" json:"fresh,omitempty"`             // as in Promise
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	From        uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot      uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Ok          bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
+	Promised    uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
+	Seq         uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	Incarnation uint64                 `protobuf:"varint,6,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
+	Fresh       bool                   `protobuf:"varint,7,opt,name=fresh,proto3" json:"fresh,omitempty"`             // as in Promise
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1265,13 +1318,23 @@ func (x *Confirmed) GetFresh() bool {
 	return false
 }
 
+func (x *Confirmed) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Chosen tells learners that every instance <= chosen_upto whose accepted
 // ballot equals ballot holds the chosen value.
 type Chosen struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	ChosenUpto    uint64                 `protobuf:"varint,3,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	From       uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot     uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	ChosenUpto uint64                 `protobuf:"varint,3,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1327,6 +1390,13 @@ func (x *Chosen) GetChosenUpto() uint64 {
 	return 0
 }
 
+func (x *Chosen) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Heartbeat is sent by the master's proposer to the other proposers.
 type Heartbeat struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -1343,7 +1413,10 @@ type Heartbeat struct {
 	// its clock: the recipient's acceptor drops the lease it granted it for
 	// ballot or below, and its proposer need not wait out a whole election
 	// timeout before it asks for a pre-vote.
-	Resigned      bool `protobuf:"varint,5,opt,name=resigned,proto3" json:"resigned,omitempty"`
+	Resigned bool `protobuf:"varint,5,opt,name=resigned,proto3" json:"resigned,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1413,6 +1486,13 @@ func (x *Heartbeat) GetResigned() bool {
 	return false
 }
 
+func (x *Heartbeat) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // PreVote asks a voter whether it would take part in an election now
 // (etcd's PreVote, done before phase 1): it has not heard a live master
 // within an election timeout. Nothing is promised or raised by it, so a
@@ -1423,6 +1503,7 @@ type PreVote struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
 	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"` // as in Heartbeat
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1471,6 +1552,13 @@ func (x *PreVote) GetBallot() uint64 {
 	return 0
 }
 
+func (x *PreVote) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // PreVoted answers a PreVote. ok: the sender heard no master within an
 // election timeout and is not master itself. highest is the highest ballot
 // it has seen, so the campaign that follows starts above it.
@@ -1481,6 +1569,7 @@ type PreVoted struct {
 	Ok            bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
 	Highest       uint64                 `protobuf:"varint,4,opt,name=highest,proto3" json:"highest,omitempty"`
 	MasterId      uint32                 `protobuf:"varint,5,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"` // the master it follows, when it refuses
+	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`                // as in Heartbeat
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1550,12 +1639,22 @@ func (x *PreVoted) GetMasterId() uint32 {
 	return 0
 }
 
+func (x *PreVoted) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // CatchupRequest asks a peer's learner for chosen entries from first_instance.
 type CatchupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
 	FirstInstance uint64                 `protobuf:"varint,2,opt,name=first_instance,json=firstInstance,proto3" json:"first_instance,omitempty"`
 	MaxEntries    uint32                 `protobuf:"varint,3,opt,name=max_entries,json=maxEntries,proto3" json:"max_entries,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1611,6 +1710,13 @@ func (x *CatchupRequest) GetMaxEntries() uint32 {
 	return 0
 }
 
+func (x *CatchupRequest) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // CatchupResponse carries chosen entries, contiguous from the requested
 // instance, and how far the responder knows the log to be chosen.
 type CatchupResponse struct {
@@ -1622,8 +1728,11 @@ type CatchupResponse struct {
 	// log from the requested instance, but has a snapshot as of this
 	// instance to install instead (§5.5).
 	SnapshotInstance uint64 `protobuf:"varint,4,opt,name=snapshot_instance,json=snapshotInstance,proto3" json:"snapshot_instance,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CatchupResponse) Reset() {
@@ -1680,6 +1789,13 @@ func (x *CatchupResponse) GetChosenUpto() uint64 {
 func (x *CatchupResponse) GetSnapshotInstance() uint64 {
 	if x != nil {
 		return x.SnapshotInstance
+	}
+	return 0
+}
+
+func (x *CatchupResponse) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
 	}
 	return 0
 }
@@ -2359,8 +2475,12 @@ type StatusResponse struct {
 	MembershipVersion   uint64 `protobuf:"varint,27,opt,name=membership_version,json=membershipVersion,proto3" json:"membership_version,omitempty"`
 	ClientAddress       string `protobuf:"bytes,28,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`                     // this node's client API address
 	MasterClientAddress string `protobuf:"bytes,29,opt,name=master_client_address,json=masterClientAddress,proto3" json:"master_client_address,omitempty"` // the master's, as the membership records it
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// peer_drops counts the peer messages this replica refused, by reason
+	// (core.DropReason): another cluster, not a member, a ballot its sender
+	// does not own, a field out of bounds.
+	PeerDrops     map[string]uint64 `protobuf:"bytes,30,rep,name=peer_drops,json=peerDrops,proto3" json:"peer_drops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -2596,13 +2716,23 @@ func (x *StatusResponse) GetMasterClientAddress() string {
 	return ""
 }
 
+func (x *StatusResponse) GetPeerDrops() map[string]uint64 {
+	if x != nil {
+		return x.PeerDrops
+	}
+	return nil
+}
+
 // ChecksumReport is one replica's checksum of its state as of instance,
 // sent to every peer's learner after a checksum value applied (§6.2).
 type ChecksumReport struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
-	Checksum      []byte                 `protobuf:"bytes,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	From     uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Instance uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	Checksum []byte                 `protobuf:"bytes,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2656,6 +2786,13 @@ func (x *ChecksumReport) GetChecksum() []byte {
 		return x.Checksum
 	}
 	return nil
+}
+
+func (x *ChecksumReport) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
 }
 
 // CheckRequest asks a master to put a checksum value in the log now (§6.2);
@@ -2978,10 +3115,13 @@ func (x *SnapshotMeta) GetMembershipVersion() uint64 {
 // snapshot file (as of at least instance) from offset: one chunk in flight
 // at a time is the flow control.
 type SnapshotChunkRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
-	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	From     uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Instance uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	Offset   uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3037,15 +3177,25 @@ func (x *SnapshotChunkRequest) GetOffset() uint64 {
 	return 0
 }
 
+func (x *SnapshotChunkRequest) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // SnapshotChunk is up to one chunk of a snapshot file. instance is the
 // snapshot's (0: none to give); done marks the last chunk.
 type SnapshotChunk struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
-	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
-	Done          bool                   `protobuf:"varint,5,opt,name=done,proto3" json:"done,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	From     uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Instance uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	Offset   uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data     []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	Done     bool                   `protobuf:"varint,5,opt,name=done,proto3" json:"done,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3113,6 +3263,13 @@ func (x *SnapshotChunk) GetDone() bool {
 		return x.Done
 	}
 	return false
+}
+
+func (x *SnapshotChunk) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
 }
 
 type Record struct {
@@ -3510,13 +3667,14 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05Entry\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12)\n" +
-	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\xb7\x01\n" +
+	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\xd1\x01\n" +
 	"\aPrepare\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12%\n" +
 	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\x12%\n" +
 	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x122\n" +
-	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\"\xaf\x03\n" +
+	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xc9\x03\n" +
 	"\aPromise\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -3533,7 +3691,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\vincarnation\x18\v \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05fresh\x18\f \x01(\bR\x05fresh\x12\x14\n" +
 	"\x05empty\x18\r \x01(\bR\x05empty\x122\n" +
-	"\tbootstrap\x18\x0e \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\"\xd1\x01\n" +
+	"\tbootstrap\x18\x0e \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xeb\x01\n" +
 	"\x06Accept\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12-\n" +
@@ -3542,7 +3701,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"chosenUpto\x12\x12\n" +
 	"\x04lazy\x18\x05 \x01(\bR\x04lazy\x12\x10\n" +
 	"\x03seq\x18\x06 \x01(\x04R\x03seq\x12%\n" +
-	"\x0eto_incarnation\x18\a \x01(\x04R\rtoIncarnation\"\xfc\x01\n" +
+	"\x0eto_incarnation\x18\a \x01(\x04R\rtoIncarnation\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x96\x02\n" +
 	"\bAccepted\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -3554,12 +3714,14 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\ttruncated\x18\b \x01(\x04R\ttruncated\x12 \n" +
 	"\vincarnation\x18\t \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05fresh\x18\n" +
-	" \x01(\bR\x05fresh\"n\n" +
+	" \x01(\bR\x05fresh\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x88\x01\n" +
 	"\aConfirm\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x10\n" +
 	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12%\n" +
-	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\"\xad\x01\n" +
+	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xc7\x01\n" +
 	"\tConfirmed\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -3567,39 +3729,46 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\bpromised\x18\x04 \x01(\x04R\bpromised\x12\x10\n" +
 	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12 \n" +
 	"\vincarnation\x18\x06 \x01(\x04R\vincarnation\x12\x14\n" +
-	"\x05fresh\x18\a \x01(\bR\x05fresh\"U\n" +
+	"\x05fresh\x18\a \x01(\bR\x05fresh\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"o\n" +
 	"\x06Chosen\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
-	"chosenUpto\"\x9b\x01\n" +
+	"chosenUpto\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xb5\x01\n" +
 	"\tHeartbeat\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
 	"chosenUpto\x12%\n" +
 	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x12\x1a\n" +
-	"\bresigned\x18\x05 \x01(\bR\bresigned\"5\n" +
+	"\bresigned\x18\x05 \x01(\bR\bresigned\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"O\n" +
 	"\aPreVote\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
-	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\"}\n" +
+	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x97\x01\n" +
 	"\bPreVoted\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x18\n" +
 	"\ahighest\x18\x04 \x01(\x04R\ahighest\x12\x1b\n" +
-	"\tmaster_id\x18\x05 \x01(\rR\bmasterId\"l\n" +
+	"\tmaster_id\x18\x05 \x01(\rR\bmasterId\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x86\x01\n" +
 	"\x0eCatchupRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12%\n" +
 	"\x0efirst_instance\x18\x02 \x01(\x04R\rfirstInstance\x12\x1f\n" +
 	"\vmax_entries\x18\x03 \x01(\rR\n" +
-	"maxEntries\"\xa2\x01\n" +
+	"maxEntries\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xbc\x01\n" +
 	"\x0fCatchupResponse\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12-\n" +
 	"\aentries\x18\x02 \x03(\v2\x13.livepaxos.v1.EntryR\aentries\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
 	"chosenUpto\x12+\n" +
-	"\x11snapshot_instance\x18\x04 \x01(\x04R\x10snapshotInstance\"\xbd\x01\n" +
+	"\x11snapshot_instance\x18\x04 \x01(\x04R\x10snapshotInstance\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xbd\x01\n" +
 	"\x04Test\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.livepaxos.v1.Test.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -3655,7 +3824,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x12 \n" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12%\n" +
-	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\"\xfb\a\n" +
+	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\"\x85\t\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -3691,11 +3860,17 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x04role\x18\x1a \x01(\tR\x04role\x12-\n" +
 	"\x12membership_version\x18\x1b \x01(\x04R\x11membershipVersion\x12%\n" +
 	"\x0eclient_address\x18\x1c \x01(\tR\rclientAddress\x122\n" +
-	"\x15master_client_address\x18\x1d \x01(\tR\x13masterClientAddress\"\\\n" +
+	"\x15master_client_address\x18\x1d \x01(\tR\x13masterClientAddress\x12J\n" +
+	"\n" +
+	"peer_drops\x18\x1e \x03(\v2+.livepaxos.v1.StatusResponse.PeerDropsEntryR\tpeerDrops\x1a<\n" +
+	"\x0ePeerDropsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"v\n" +
 	"\x0eChecksumReport\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x1a\n" +
-	"\bchecksum\x18\x03 \x01(\fR\bchecksum\"-\n" +
+	"\bchecksum\x18\x03 \x01(\fR\bchecksum\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"-\n" +
 	"\fCheckRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\"`\n" +
@@ -3721,17 +3896,19 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12!\n" +
 	"\fepoch_master\x18\x03 \x01(\rR\vepochMaster\x12.\n" +
 	"\amembers\x18\x04 \x03(\v2\x14.livepaxos.v1.MemberR\amembers\x12-\n" +
-	"\x12membership_version\x18\x05 \x01(\x04R\x11membershipVersion\"^\n" +
+	"\x12membership_version\x18\x05 \x01(\x04R\x11membershipVersion\"x\n" +
 	"\x14SnapshotChunkRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x04R\x06offset\"\x7f\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x99\x01\n" +
 	"\rSnapshotChunk\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12\x12\n" +
-	"\x04done\x18\x05 \x01(\bR\x04done\"\xce\x02\n" +
+	"\x04done\x18\x05 \x01(\bR\x04done\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xce\x02\n" +
 	"\x06Record\x127\n" +
 	"\apromise\x18\x01 \x01(\v2\x1b.livepaxos.v1.PromiseRecordH\x00R\apromise\x12-\n" +
 	"\x06accept\x18\x02 \x01(\v2\x13.livepaxos.v1.EntryH\x00R\x06accept\x12/\n" +
@@ -3781,7 +3958,7 @@ func file_messages_livepaxos_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_messages_livepaxos_proto_goTypes = []any{
 	(ErrorCode)(0),               // 0: livepaxos.v1.ErrorCode
 	(Consistency)(0),             // 1: livepaxos.v1.Consistency
@@ -3828,6 +4005,7 @@ var file_messages_livepaxos_proto_goTypes = []any{
 	(*PromiseRecord)(nil),        // 42: livepaxos.v1.PromiseRecord
 	(*ChosenRecord)(nil),         // 43: livepaxos.v1.ChosenRecord
 	(*MetaRecord)(nil),           // 44: livepaxos.v1.MetaRecord
+	nil,                          // 45: livepaxos.v1.StatusResponse.PeerDropsEntry
 }
 var file_messages_livepaxos_proto_depIdxs = []int32{
 	30, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
@@ -3849,19 +4027,20 @@ var file_messages_livepaxos_proto_depIdxs = []int32{
 	1,  // 16: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 17: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
 	30, // 18: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	30, // 19: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
-	42, // 20: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
-	8,  // 21: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
-	8,  // 22: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	43, // 23: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	44, // 24: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	41, // 25: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
-	30, // 26: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	45, // 19: livepaxos.v1.StatusResponse.peer_drops:type_name -> livepaxos.v1.StatusResponse.PeerDropsEntry
+	30, // 20: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
+	42, // 21: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	8,  // 22: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
+	8,  // 23: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
+	43, // 24: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	44, // 25: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	41, // 26: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	30, // 27: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_messages_livepaxos_proto_init() }
@@ -3883,7 +4062,7 @@ func file_messages_livepaxos_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_livepaxos_proto_rawDesc), len(file_messages_livepaxos_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   41,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

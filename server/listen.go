@@ -57,13 +57,15 @@ func (s *Server) Serve(lis net.Listener, tlsConfig *tls.Config) error {
 		m = cm
 	}
 
+	s.clientCerts = tlsConfig != nil && tlsConfig.ClientAuth == tls.RequireAndVerifyClientCert
 	svc := &kvService{s: s}
 	g := grpc.NewServer(
+		grpc.Creds(handshakenTLS{}),
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(s.recoverUnary),
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.authorizeUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream),
 	)
 	messages.RegisterKVServer(g, svc)
@@ -75,7 +77,7 @@ func (s *Server) Serve(lis net.Listener, tlsConfig *tls.Config) error {
 	if err := messages.RegisterKVHandlerServer(context.Background(), gw, svc); err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: http.MaxBytesHandler(gw, MaxMessageBytes), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: http.MaxBytesHandler(s.authorizeHTTP(gw), MaxMessageBytes), ReadHeaderTimeout: 10 * time.Second}
 
 	s.mu.Lock()
 	if s.closed {

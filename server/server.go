@@ -57,7 +57,11 @@ type Config struct {
 	// records its client address, and asks the master to record it if not
 	// (default 1s).
 	RegisterEvery time.Duration
-	Logger        *slog.Logger
+	// AdminNames are the common names of the client certificates that may
+	// change the membership, run a consistency check or take a snapshot
+	// when the port requires client certificates (authz.go). Empty: "admin".
+	AdminNames []string
+	Logger     *slog.Logger
 }
 
 // ErrConfig reports a Config that cannot serve.
@@ -71,6 +75,10 @@ type Server struct {
 	fwd     *forwarder
 	log     *slog.Logger
 	stop    chan struct{}
+
+	// clientCerts: the port requires client certificates (Serve's TLS
+	// config has client CAs), so admin methods check who calls.
+	clientCerts bool
 
 	mu      sync.Mutex
 	closed  bool
@@ -93,6 +101,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxCommandBytes <= 0 {
 		cfg.MaxCommandBytes = 1<<20 + 64<<10
+	}
+	if len(cfg.AdminNames) == 0 {
+		cfg.AdminNames = []string{"admin"}
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 65536

@@ -32,7 +32,7 @@ var regressionSeeds = []struct {
 	// apply past 14 again, and reads never completed (a liveness bug).
 	// Found as seeds 705, 1509, 1706.
 	{11, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
-	{12, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
+	{23, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
 	// With thrifty accepts (only a majority syncs), a lazy Accept raised
 	// n3's promise to 0.2 in memory; a late Prepare at 0.2 was then taken
 	// for a duplicate and promised without a record (paxos.Acceptor now
@@ -80,7 +80,7 @@ var regressionSeeds = []struct {
 	{413, sitMasterAppliesOthersChange, "master's configuration view fell behind a change chosen by another master"},
 	// A fresh replica that could never win kept campaigning (§5.1). Found
 	// as seed 19633.
-	{23, sitFreshCandidate, "fresh replica's campaigns kept the others from electing anyone"},
+	{47, sitFreshCandidate, "fresh replica's campaigns kept the others from electing anyone"},
 	// A wiped voter, a damaged snapshot and a behind candidate: two losses
 	// of state, no majority for the old configuration's instances. Found
 	// as seed 17211; TestRegression_SettleOutlastsALostNotice plays seed

@@ -239,7 +239,7 @@ func runNode(f nodeFlags) error {
 	if f.metrics != "" {
 		reg := prometheus.NewRegistry()
 		nodeMetrics(reg, replica.Status, replica.LogStats)
-		guardMetrics(reg, sys)
+		guardMetrics(reg, sys, replica.Status)
 		srv := serveMetrics(f.metrics, reg)
 		go func() { logger.Warn("metrics server", "err", srv.ListenAndServe()) }()
 		defer srv.Close()
@@ -254,7 +254,7 @@ func runNode(f nodeFlags) error {
 		rem.Shutdown(false)
 		return err
 	}
-	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(limits),
+	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(limits), AdminNames: f.tls.adminNames,
 		MaxCommandBytes: maxCommandBytes(limits), Logger: logger})
 	if err != nil {
 		rem.Shutdown(false)

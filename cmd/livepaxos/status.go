@@ -122,6 +122,9 @@ type nodeStatus struct {
 	CatchingUp bool   `json:"catching_up"`
 	// Voters is how many of Members vote (the others are learners).
 	Voters int `json:"voters"`
+	// PeerDrops counts the peer messages the replica refused, by reason
+	// (core.DropReason).
+	PeerDrops map[string]uint64 `json:"peer_drops,omitempty"`
 }
 
 func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []string, asJSON bool) error {
@@ -204,7 +207,7 @@ func fromStatus(ep string, st *messages.StatusResponse) nodeStatus {
 		Epoch: st.Epoch, LeaseMS: float64(st.LeaseRemainingUs) / 1000, Boosts: st.Boosts,
 		Proposed: st.ProposedInstances, Boosted: st.BoostedInstances,
 		Snapshot: st.SnapshotInstance, LogTruncated: st.LogTruncated, LogSegments: st.LogSegments,
-		Snapshots: st.Snapshots, Installs: st.Installs,
+		Snapshots: st.Snapshots, Installs: st.Installs, PeerDrops: st.PeerDrops,
 		CheckedInstance: st.CheckedInstance, Checks: st.Checks, Divergence: st.Divergence,
 		Role: st.Role, CatchingUp: st.CatchingUp}
 	for _, m := range st.Members {

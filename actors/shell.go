@@ -120,7 +120,7 @@ func (a *coreActor) Receive(ctx actor.Context) {
 	case *persisted:
 		m.durable()
 	case *messages.Prepare, *messages.Accept, *messages.Confirm, *messages.Promise, *messages.Accepted,
-		*messages.Heartbeat, *messages.Confirmed, *messages.Chosen, *messages.CatchupRequest,
+		*messages.Heartbeat, *messages.Confirmed, *messages.Chosen, *messages.CatchupRequest, *messages.PreVote, *messages.PreVoted,
 		*messages.CatchupResponse, *messages.ChecksumReport, *messages.Handover, *messages.Leaving:
 		d.Step(m.(proto.Message))
 	case *localRequest:

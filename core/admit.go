@@ -27,7 +27,7 @@ const (
 	// only voters' states are compared (§6.2).
 	DropNotVoter DropReason = "not_voter"
 	// DropBallotOwner: a master's message (Prepare, Accept, Heartbeat,
-	// Confirm, Chosen) whose ballot its sender does not own: ballot mod
+	// Confirm, Chosen) or a PreVote whose ballot its sender does not own: ballot mod
 	// BallotStride is the owner's id.
 	DropBallotOwner DropReason = "ballot_owner"
 	// DropBounds: a field out of its bounds: a ballot so near the top that
@@ -117,6 +117,12 @@ func (r *Replica) admit(msg proto.Message, now time.Time) DropReason {
 		return r.entriesInBounds(m.Entries, true)
 	case *messages.Heartbeat:
 		return owns(m.Ballot)
+	case *messages.PreVote:
+		return owns(m.Ballot) // the ballot it would campaign with
+	case *messages.PreVoted:
+		if ballotsAbove(m.Ballot, m.Highest) {
+			return DropBounds
+		}
 	case *messages.Confirm:
 		return owns(m.Ballot)
 	case *messages.Chosen:

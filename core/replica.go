@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -185,7 +186,8 @@ func (r *Replica) step(msg proto.Message, now time.Time) {
 		if out.Reply != nil {
 			r.route(*out.Reply)
 		}
-	case *messages.Promise, *messages.Accepted, *messages.Heartbeat, *messages.Confirmed, *messages.Handover, *messages.Leaving:
+	case *messages.Promise, *messages.Accepted, *messages.Heartbeat, *messages.Confirmed, *messages.Handover, *messages.Leaving,
+		*messages.PreVote, *messages.PreVoted:
 		r.proposerOut(r.p.Step(msg, now), now)
 	case *messages.Chosen:
 		r.learnerOut(r.l.HandleChosen(m, now), now)
@@ -259,7 +261,10 @@ func (r *Replica) proposerOut(out paxos.ProposerOutput, now time.Time) {
 		r.route(env)
 	}
 	if out.ReleaseLease {
-		r.a.ReleaseLease(r.id)
+		r.a.ReleaseLease(r.id, math.MaxUint64)
+	}
+	if out.Resigned != 0 {
+		r.a.ReleaseLease(out.Resigned, out.ResignedBallot)
 	}
 	for _, rep := range out.Replies {
 		r.reply(Reply{Cmd: rep.Cmd, Response: rep.Response})

@@ -204,7 +204,7 @@ func (x Test_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Test_Kind.Descriptor instead.
 func (Test_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19, 0}
 }
 
 type Op_Kind int32
@@ -253,7 +253,7 @@ func (x Op_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Op_Kind.Descriptor instead.
 func (Op_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20, 0}
 }
 
 // Command is one client operation inside a Paxos value. The payload is opaque
@@ -1560,6 +1560,12 @@ type Heartbeat struct {
 	// disk and finds another one recorded lost its disk, and does not
 	// campaign until the configuration records its new one.
 	ToIncarnation uint64 `protobuf:"varint,4,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"`
+	// resigned: the sender stepped down as master of ballot (it heard no
+	// majority answer within a lease timeout) and its own lease is over on
+	// its clock: the recipient's acceptor drops the lease it granted it for
+	// ballot or below, and its proposer need not wait out a whole election
+	// timeout before it asks for a pre-vote.
+	Resigned bool `protobuf:"varint,5,opt,name=resigned,proto3" json:"resigned,omitempty"`
 	// cluster is a hash of the group's cluster id (messages.ClusterHash):
 	// a message from another group is dropped, never stepped.
 	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
@@ -1625,7 +1631,167 @@ func (x *Heartbeat) GetToIncarnation() uint64 {
 	return 0
 }
 
+func (x *Heartbeat) GetResigned() bool {
+	if x != nil {
+		return x.Resigned
+	}
+	return false
+}
+
 func (x *Heartbeat) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
+// PreVote asks a voter whether it would take part in an election now
+// (etcd's PreVote, done before phase 1): it has not heard a live master
+// within an election timeout. Nothing is promised or raised by it, so a
+// node that cannot reach a majority never raises a ballot that the others
+// must honour. ballot names the round (the ballot the sender would
+// campaign with).
+type PreVote struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"` // as in Heartbeat
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreVote) Reset() {
+	*x = PreVote{}
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreVote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreVote) ProtoMessage() {}
+
+func (x *PreVote) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreVote.ProtoReflect.Descriptor instead.
+func (*PreVote) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PreVote) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *PreVote) GetBallot() uint64 {
+	if x != nil {
+		return x.Ballot
+	}
+	return 0
+}
+
+func (x *PreVote) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
+// PreVoted answers a PreVote. ok: the sender heard no master within an
+// election timeout and is not master itself. highest is the highest ballot
+// it has seen, so the campaign that follows starts above it.
+type PreVoted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Ok            bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
+	Highest       uint64                 `protobuf:"varint,4,opt,name=highest,proto3" json:"highest,omitempty"`
+	MasterId      uint32                 `protobuf:"varint,5,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"` // the master it follows, when it refuses
+	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`                // as in Heartbeat
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreVoted) Reset() {
+	*x = PreVoted{}
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreVoted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreVoted) ProtoMessage() {}
+
+func (x *PreVoted) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreVoted.ProtoReflect.Descriptor instead.
+func (*PreVoted) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PreVoted) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *PreVoted) GetBallot() uint64 {
+	if x != nil {
+		return x.Ballot
+	}
+	return 0
+}
+
+func (x *PreVoted) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *PreVoted) GetHighest() uint64 {
+	if x != nil {
+		return x.Highest
+	}
+	return 0
+}
+
+func (x *PreVoted) GetMasterId() uint32 {
+	if x != nil {
+		return x.MasterId
+	}
+	return 0
+}
+
+func (x *PreVoted) GetCluster() uint64 {
 	if x != nil {
 		return x.Cluster
 	}
@@ -1647,7 +1813,7 @@ type CatchupRequest struct {
 
 func (x *CatchupRequest) Reset() {
 	*x = CatchupRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1825,7 @@ func (x *CatchupRequest) String() string {
 func (*CatchupRequest) ProtoMessage() {}
 
 func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1838,7 @@ func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupRequest.ProtoReflect.Descriptor instead.
 func (*CatchupRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CatchupRequest) GetFrom() uint32 {
@@ -1723,7 +1889,7 @@ type CatchupResponse struct {
 
 func (x *CatchupResponse) Reset() {
 	*x = CatchupResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1901,7 @@ func (x *CatchupResponse) String() string {
 func (*CatchupResponse) ProtoMessage() {}
 
 func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1914,7 @@ func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupResponse.ProtoReflect.Descriptor instead.
 func (*CatchupResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CatchupResponse) GetFrom() uint32 {
@@ -1798,7 +1964,7 @@ type Test struct {
 
 func (x *Test) Reset() {
 	*x = Test{}
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1976,7 @@ func (x *Test) String() string {
 func (*Test) ProtoMessage() {}
 
 func (x *Test) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1989,7 @@ func (x *Test) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Test.ProtoReflect.Descriptor instead.
 func (*Test) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Test) GetKind() Test_Kind {
@@ -1865,7 +2031,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +2043,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +2056,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Op) GetKind() Op_Kind {
@@ -1927,7 +2093,7 @@ type MultiOp struct {
 
 func (x *MultiOp) Reset() {
 	*x = MultiOp{}
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2105,7 @@ func (x *MultiOp) String() string {
 func (*MultiOp) ProtoMessage() {}
 
 func (x *MultiOp) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2118,7 @@ func (x *MultiOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOp.ProtoReflect.Descriptor instead.
 func (*MultiOp) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MultiOp) GetGuard() []*Test {
@@ -1986,7 +2152,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2164,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2177,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OpResult) GetFound() bool {
@@ -2038,7 +2204,7 @@ type MultiOpResult struct {
 
 func (x *MultiOpResult) Reset() {
 	*x = MultiOpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2216,7 @@ func (x *MultiOpResult) String() string {
 func (*MultiOpResult) ProtoMessage() {}
 
 func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2063,7 +2229,7 @@ func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOpResult.ProtoReflect.Descriptor instead.
 func (*MultiOpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *MultiOpResult) GetSucceeded() bool {
@@ -2093,7 +2259,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2271,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2284,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReadRequest) GetRequestId() uint64 {
@@ -2154,7 +2320,7 @@ type ClientRequest struct {
 
 func (x *ClientRequest) Reset() {
 	*x = ClientRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2332,7 @@ func (x *ClientRequest) String() string {
 func (*ClientRequest) ProtoMessage() {}
 
 func (x *ClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2345,7 @@ func (x *ClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRequest.ProtoReflect.Descriptor instead.
 func (*ClientRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClientRequest) GetRequestId() uint64 {
@@ -2213,7 +2379,7 @@ type ClientResponse struct {
 
 func (x *ClientResponse) Reset() {
 	*x = ClientResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2391,7 @@ func (x *ClientResponse) String() string {
 func (*ClientResponse) ProtoMessage() {}
 
 func (x *ClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2404,7 @@ func (x *ClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientResponse.ProtoReflect.Descriptor instead.
 func (*ClientResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ClientResponse) GetRequestId() uint64 {
@@ -2312,7 +2478,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2490,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2503,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
 }
 
 type Member struct {
@@ -2360,7 +2526,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2538,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2551,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Member) GetId() uint32 {
@@ -2478,7 +2644,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2656,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2669,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StatusResponse) GetNodeId() uint32 {
@@ -2760,7 +2926,7 @@ type ChecksumReport struct {
 
 func (x *ChecksumReport) Reset() {
 	*x = ChecksumReport{}
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2772,7 +2938,7 @@ func (x *ChecksumReport) String() string {
 func (*ChecksumReport) ProtoMessage() {}
 
 func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2785,7 +2951,7 @@ func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChecksumReport.ProtoReflect.Descriptor instead.
 func (*ChecksumReport) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ChecksumReport) GetFrom() uint32 {
@@ -2827,7 +2993,7 @@ type CheckRequest struct {
 
 func (x *CheckRequest) Reset() {
 	*x = CheckRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2839,7 +3005,7 @@ func (x *CheckRequest) String() string {
 func (*CheckRequest) ProtoMessage() {}
 
 func (x *CheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2852,7 +3018,7 @@ func (x *CheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
 func (*CheckRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CheckRequest) GetRequestId() uint64 {
@@ -2873,7 +3039,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +3051,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +3064,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CheckResponse) GetRequestId() uint64 {
@@ -2934,7 +3100,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2946,7 +3112,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2959,7 +3125,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SnapshotRequest) GetRequestId() uint64 {
@@ -2983,7 +3149,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2995,7 +3161,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3008,7 +3174,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SnapshotResponse) GetRequestId() uint64 {
@@ -3069,7 +3235,7 @@ type SnapshotMeta struct {
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3247,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,7 +3260,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SnapshotMeta) GetInstance() uint64 {
@@ -3149,7 +3315,7 @@ type SnapshotChunkRequest struct {
 
 func (x *SnapshotChunkRequest) Reset() {
 	*x = SnapshotChunkRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3161,7 +3327,7 @@ func (x *SnapshotChunkRequest) String() string {
 func (*SnapshotChunkRequest) ProtoMessage() {}
 
 func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3174,7 +3340,7 @@ func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunkRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotChunkRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SnapshotChunkRequest) GetFrom() uint32 {
@@ -3223,7 +3389,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3235,7 +3401,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3248,7 +3414,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SnapshotChunk) GetFrom() uint32 {
@@ -3310,7 +3476,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3322,7 +3488,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3335,7 +3501,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Record) GetKind() isRecord_Kind {
@@ -3450,7 +3616,7 @@ type TruncatedRecord struct {
 
 func (x *TruncatedRecord) Reset() {
 	*x = TruncatedRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3462,7 +3628,7 @@ func (x *TruncatedRecord) String() string {
 func (*TruncatedRecord) ProtoMessage() {}
 
 func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3475,7 +3641,7 @@ func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedRecord.ProtoReflect.Descriptor instead.
 func (*TruncatedRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TruncatedRecord) GetUpto() uint64 {
@@ -3494,7 +3660,7 @@ type PromiseRecord struct {
 
 func (x *PromiseRecord) Reset() {
 	*x = PromiseRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3506,7 +3672,7 @@ func (x *PromiseRecord) String() string {
 func (*PromiseRecord) ProtoMessage() {}
 
 func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3519,7 +3685,7 @@ func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromiseRecord.ProtoReflect.Descriptor instead.
 func (*PromiseRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PromiseRecord) GetBallot() uint64 {
@@ -3538,7 +3704,7 @@ type ChosenRecord struct {
 
 func (x *ChosenRecord) Reset() {
 	*x = ChosenRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[39]
+	mi := &file_messages_livepaxos_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3550,7 +3716,7 @@ func (x *ChosenRecord) String() string {
 func (*ChosenRecord) ProtoMessage() {}
 
 func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[39]
+	mi := &file_messages_livepaxos_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3563,7 +3729,7 @@ func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChosenRecord.ProtoReflect.Descriptor instead.
 func (*ChosenRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{39}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ChosenRecord) GetUpto() uint64 {
@@ -3597,7 +3763,7 @@ type MetaRecord struct {
 
 func (x *MetaRecord) Reset() {
 	*x = MetaRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[40]
+	mi := &file_messages_livepaxos_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3609,7 +3775,7 @@ func (x *MetaRecord) String() string {
 func (*MetaRecord) ProtoMessage() {}
 
 func (x *MetaRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[40]
+	mi := &file_messages_livepaxos_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3622,7 +3788,7 @@ func (x *MetaRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRecord.ProtoReflect.Descriptor instead.
 func (*MetaRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{40}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *MetaRecord) GetClusterId() string {
@@ -3789,13 +3955,25 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
 	"chosenUpto\x12\x18\n" +
-	"\acluster\x18d \x01(\x06R\acluster\"\x99\x01\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xb5\x01\n" +
 	"\tHeartbeat\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
 	"chosenUpto\x12%\n" +
-	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x12\x18\n" +
+	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x12\x1a\n" +
+	"\bresigned\x18\x05 \x01(\bR\bresigned\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"O\n" +
+	"\aPreVote\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
+	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x97\x01\n" +
+	"\bPreVoted\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
+	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
+	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x18\n" +
+	"\ahighest\x18\x04 \x01(\x04R\ahighest\x12\x1b\n" +
+	"\tmaster_id\x18\x05 \x01(\rR\bmasterId\x12\x18\n" +
 	"\acluster\x18d \x01(\x06R\acluster\"\x86\x01\n" +
 	"\x0eCatchupRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12%\n" +
@@ -4009,7 +4187,7 @@ func file_messages_livepaxos_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_messages_livepaxos_proto_goTypes = []any{
 	(ErrorCode)(0),               // 0: livepaxos.v1.ErrorCode
 	(Consistency)(0),             // 1: livepaxos.v1.Consistency
@@ -4030,63 +4208,65 @@ var file_messages_livepaxos_proto_goTypes = []any{
 	(*Confirmed)(nil),            // 16: livepaxos.v1.Confirmed
 	(*Chosen)(nil),               // 17: livepaxos.v1.Chosen
 	(*Heartbeat)(nil),            // 18: livepaxos.v1.Heartbeat
-	(*CatchupRequest)(nil),       // 19: livepaxos.v1.CatchupRequest
-	(*CatchupResponse)(nil),      // 20: livepaxos.v1.CatchupResponse
-	(*Test)(nil),                 // 21: livepaxos.v1.Test
-	(*Op)(nil),                   // 22: livepaxos.v1.Op
-	(*MultiOp)(nil),              // 23: livepaxos.v1.MultiOp
-	(*OpResult)(nil),             // 24: livepaxos.v1.OpResult
-	(*MultiOpResult)(nil),        // 25: livepaxos.v1.MultiOpResult
-	(*ReadRequest)(nil),          // 26: livepaxos.v1.ReadRequest
-	(*ClientRequest)(nil),        // 27: livepaxos.v1.ClientRequest
-	(*ClientResponse)(nil),       // 28: livepaxos.v1.ClientResponse
-	(*StatusRequest)(nil),        // 29: livepaxos.v1.StatusRequest
-	(*Member)(nil),               // 30: livepaxos.v1.Member
-	(*StatusResponse)(nil),       // 31: livepaxos.v1.StatusResponse
-	(*ChecksumReport)(nil),       // 32: livepaxos.v1.ChecksumReport
-	(*CheckRequest)(nil),         // 33: livepaxos.v1.CheckRequest
-	(*CheckResponse)(nil),        // 34: livepaxos.v1.CheckResponse
-	(*SnapshotRequest)(nil),      // 35: livepaxos.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),     // 36: livepaxos.v1.SnapshotResponse
-	(*SnapshotMeta)(nil),         // 37: livepaxos.v1.SnapshotMeta
-	(*SnapshotChunkRequest)(nil), // 38: livepaxos.v1.SnapshotChunkRequest
-	(*SnapshotChunk)(nil),        // 39: livepaxos.v1.SnapshotChunk
-	(*Record)(nil),               // 40: livepaxos.v1.Record
-	(*TruncatedRecord)(nil),      // 41: livepaxos.v1.TruncatedRecord
-	(*PromiseRecord)(nil),        // 42: livepaxos.v1.PromiseRecord
-	(*ChosenRecord)(nil),         // 43: livepaxos.v1.ChosenRecord
-	(*MetaRecord)(nil),           // 44: livepaxos.v1.MetaRecord
-	nil,                          // 45: livepaxos.v1.StatusResponse.PeerDropsEntry
+	(*PreVote)(nil),              // 19: livepaxos.v1.PreVote
+	(*PreVoted)(nil),             // 20: livepaxos.v1.PreVoted
+	(*CatchupRequest)(nil),       // 21: livepaxos.v1.CatchupRequest
+	(*CatchupResponse)(nil),      // 22: livepaxos.v1.CatchupResponse
+	(*Test)(nil),                 // 23: livepaxos.v1.Test
+	(*Op)(nil),                   // 24: livepaxos.v1.Op
+	(*MultiOp)(nil),              // 25: livepaxos.v1.MultiOp
+	(*OpResult)(nil),             // 26: livepaxos.v1.OpResult
+	(*MultiOpResult)(nil),        // 27: livepaxos.v1.MultiOpResult
+	(*ReadRequest)(nil),          // 28: livepaxos.v1.ReadRequest
+	(*ClientRequest)(nil),        // 29: livepaxos.v1.ClientRequest
+	(*ClientResponse)(nil),       // 30: livepaxos.v1.ClientResponse
+	(*StatusRequest)(nil),        // 31: livepaxos.v1.StatusRequest
+	(*Member)(nil),               // 32: livepaxos.v1.Member
+	(*StatusResponse)(nil),       // 33: livepaxos.v1.StatusResponse
+	(*ChecksumReport)(nil),       // 34: livepaxos.v1.ChecksumReport
+	(*CheckRequest)(nil),         // 35: livepaxos.v1.CheckRequest
+	(*CheckResponse)(nil),        // 36: livepaxos.v1.CheckResponse
+	(*SnapshotRequest)(nil),      // 37: livepaxos.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),     // 38: livepaxos.v1.SnapshotResponse
+	(*SnapshotMeta)(nil),         // 39: livepaxos.v1.SnapshotMeta
+	(*SnapshotChunkRequest)(nil), // 40: livepaxos.v1.SnapshotChunkRequest
+	(*SnapshotChunk)(nil),        // 41: livepaxos.v1.SnapshotChunk
+	(*Record)(nil),               // 42: livepaxos.v1.Record
+	(*TruncatedRecord)(nil),      // 43: livepaxos.v1.TruncatedRecord
+	(*PromiseRecord)(nil),        // 44: livepaxos.v1.PromiseRecord
+	(*ChosenRecord)(nil),         // 45: livepaxos.v1.ChosenRecord
+	(*MetaRecord)(nil),           // 46: livepaxos.v1.MetaRecord
+	nil,                          // 47: livepaxos.v1.StatusResponse.PeerDropsEntry
 }
 var file_messages_livepaxos_proto_depIdxs = []int32{
-	30, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
-	30, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
-	30, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
+	32, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
+	32, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
+	32, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
 	4,  // 3: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
 	7,  // 4: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
-	30, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
+	32, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 6: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
-	30, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
+	32, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 8: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
 	8,  // 9: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
 	2,  // 10: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
 	3,  // 11: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
-	21, // 12: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
-	22, // 13: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
-	22, // 14: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
-	24, // 15: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
+	23, // 12: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
+	24, // 13: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
+	24, // 14: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
+	26, // 15: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
 	1,  // 16: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 17: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
-	30, // 18: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	45, // 19: livepaxos.v1.StatusResponse.peer_drops:type_name -> livepaxos.v1.StatusResponse.PeerDropsEntry
-	30, // 20: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
-	42, // 21: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	32, // 18: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
+	47, // 19: livepaxos.v1.StatusResponse.peer_drops:type_name -> livepaxos.v1.StatusResponse.PeerDropsEntry
+	32, // 20: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
+	44, // 21: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
 	8,  // 22: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
 	8,  // 23: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	43, // 24: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	44, // 25: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	41, // 26: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
-	30, // 27: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
+	45, // 24: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	46, // 25: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	43, // 26: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	32, // 27: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
 	28, // [28:28] is the sub-list for method output_type
 	28, // [28:28] is the sub-list for method input_type
 	28, // [28:28] is the sub-list for extension type_name
@@ -4099,7 +4279,7 @@ func file_messages_livepaxos_proto_init() {
 	if File_messages_livepaxos_proto != nil {
 		return
 	}
-	file_messages_livepaxos_proto_msgTypes[36].OneofWrappers = []any{
+	file_messages_livepaxos_proto_msgTypes[38].OneofWrappers = []any{
 		(*Record_Promise)(nil),
 		(*Record_Accept)(nil),
 		(*Record_Learned)(nil),
@@ -4113,7 +4293,7 @@ func file_messages_livepaxos_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_livepaxos_proto_rawDesc), len(file_messages_livepaxos_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   42,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

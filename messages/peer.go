@@ -46,6 +46,10 @@ func StampCluster(msg proto.Message, cluster uint64) {
 		m.Cluster = cluster
 	case *Heartbeat:
 		m.Cluster = cluster
+	case *PreVote:
+		m.Cluster = cluster
+	case *PreVoted:
+		m.Cluster = cluster
 	case *CatchupRequest:
 		m.Cluster = cluster
 	case *CatchupResponse:

@@ -161,14 +161,18 @@ func (a *Acceptor) LeaseHolder(now time.Time) uint32 {
 	return 0
 }
 
-// ReleaseLease drops a lease this acceptor granted to node (its own
-// node, which stepped down holding no lease it could still serve reads on:
-// ProposerOutput.ReleaseLease). A candidate whose acceptances reached only
+// ReleaseLease drops a lease this acceptor granted to node under ballot
+// or below: node stepped down holding no lease it could still serve reads
+// on (ProposerOutput.ReleaseLease for its own acceptor, a resigned
+// Heartbeat for the others'). A candidate whose acceptances reached only
 // its own acceptor before a rival deposed it would otherwise keep every
 // other candidate waiting out the grant (a fail-over of two lease
-// timeouts instead of one).
-func (a *Acceptor) ReleaseLease(node uint32) {
-	if a.leaseNode == node {
+// timeouts instead of one), and a master that resigned for want of a
+// majority would hold off the next election by a lease timeout. A grant
+// under a higher ballot of node's (it campaigned again since the resigned
+// heartbeat left) is kept.
+func (a *Acceptor) ReleaseLease(node uint32, ballot uint64) {
+	if a.leaseNode == node && a.leaseBallot <= ballot {
 		a.leaseUntil = time.Time{}
 	}
 }

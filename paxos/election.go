@@ -139,6 +139,10 @@ func (p *Proposer) bestReported() map[uint64]*messages.Entry {
 	return best
 }
 func (p *Proposer) onHeartbeat(out *ProposerOutput, m *messages.Heartbeat, now time.Time) {
+	if m.Resigned {
+		p.onResigned(out, m, now)
+		return
+	}
 	if m.Ballot < p.highestSeen || m.From == p.cfg.ID {
 		return
 	}
@@ -151,6 +155,8 @@ func (p *Proposer) onHeartbeat(out *ProposerOutput, m *messages.Heartbeat, now t
 	}
 	if p.state == stateFollower {
 		p.masterID = m.From
+		p.heardAt = now
+		p.prevoting, p.prevotes = false, nil // a master lives: follow it
 		p.chosenUpto = max(p.chosenUpto, m.ChosenUpto)
 		p.resetElection(now)
 	}
@@ -168,6 +174,7 @@ func (p *Proposer) campaign(out *ProposerOutput, now time.Time) {
 	p.seen(p.ballot)
 	p.state = stateCandidate
 	p.masterID = 0
+	p.prevoting, p.prevotes = false, nil
 	p.promises = make(map[uint32]*messages.Promise)
 	p.freshPoll = nil
 	p.setMembers(p.appliedMembers)
@@ -284,6 +291,8 @@ func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
 	clear(p.lastAck)
 	clear(p.leaseAck)
 	clear(p.confirmAck)
+	clear(p.heardAck)
+	p.masterAt = now
 	clear(p.truncatedAt)
 	p.boosting, p.boostAt = false, now
 	p.broadcastAccept(out, entries, nil, now)

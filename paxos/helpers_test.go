@@ -38,3 +38,16 @@ const (
 	testLease = 2 * time.Second
 	testDrift = 100 * time.Millisecond
 )
+
+// campaignTick ticks a follower past its election timeout and, if it asks
+// for a pre-vote, answers yes from the first other voter, so that it
+// campaigns: the output holds its prepares.
+func campaignTick(p *Proposer, now time.Time) ProposerOutput {
+	out := p.Tick(now)
+	for _, e := range out.Messages {
+		if m, ok := e.Msg.(*messages.PreVote); ok {
+			return p.Step(&messages.PreVoted{From: e.To, Ballot: m.Ballot, Ok: true}, now)
+		}
+	}
+	return out
+}

@@ -143,6 +143,8 @@ func (p *Proposer) onConfirmed(out *ProposerOutput, m *messages.Confirmed, now t
 		if m.Promised > max(p.ballot, p.boostBallot) {
 			p.stepDown(out, now)
 			p.resetElection(now)
+		} else if p.boosting && m.Promised == p.boostBallot {
+			p.heard(m.From, m.Seq) // it promised this master's own boost
 		}
 		return
 	}
@@ -150,4 +152,5 @@ func (p *Proposer) onConfirmed(out *ProposerOutput, m *messages.Confirmed, now t
 		p.confirmAck[m.From] = m.Seq
 		p.releaseReads(out, now)
 	}
+	p.heard(m.From, m.Seq)
 }

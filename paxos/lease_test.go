@@ -1,6 +1,7 @@
 package paxos
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func TestPaper5_2_DeposedCandidateReleasesItsOwnLease(t *testing.T) {
 	other.StartLease(testLease, t0)
 	now := t0.Add(testLease) // the old master's grants have run out
 	now = now.Add(10 * time.Second)
-	prepare := prepareOf(p.Tick(now))
+	prepare := prepareOf(campaignTick(p, now))
 	if prepare == nil {
 		t.Fatal("no campaign")
 	}
@@ -84,7 +85,7 @@ func TestPaper5_2_DeposedCandidateReleasesItsOwnLease(t *testing.T) {
 	if p.IsMaster() || !out.ReleaseLease {
 		t.Fatalf("after a higher ballot's refusal: master %v, release %v", p.IsMaster(), out.ReleaseLease)
 	}
-	own.ReleaseLease(2)
+	own.ReleaseLease(2, math.MaxUint64)
 	if pr := own.HandlePrepare(rival, now).Reply.Msg.(*messages.Promise); !pr.Ok {
 		t.Fatalf("the rival's prepare after the release: %v", pr)
 	}

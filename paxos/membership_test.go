@@ -110,7 +110,7 @@ func TestPaper5_1_FreshAcceptorAnswersOnlyItsIncarnation(t *testing.T) {
 // fresh and empty, and carries them as the bootstrap set.
 func TestPaper5_1_BootstrapPollNamesIncarnations(t *testing.T) {
 	p := NewProposer(ProposerConfig{ID: 1, Peers: []uint32{1, 2, 3}, Incarnation: 101, Fresh: true}, t0)
-	out := p.Tick(t0.Add(5 * time.Second))
+	out := campaignTick(p, t0.Add(5*time.Second))
 	if p.State() != "candidate" || len(out.Messages) != 3 {
 		t.Fatalf("no campaign: %s, %d messages", p.State(), len(out.Messages))
 	}
@@ -138,7 +138,7 @@ func TestPaper5_1_BootstrapPollNamesIncarnations(t *testing.T) {
 func TestPaper5_4_CandidateStopsAtChangeOfQuorum(t *testing.T) {
 	now := t0.Add(5 * time.Second)
 	p := NewProposer(ProposerConfig{ID: 1, Peers: []uint32{1, 2, 3}}, t0)
-	p.Tick(now)
+	campaignTick(p, now)
 	b := p.Ballot()
 	next, _ := proto.Marshal(membership(2, []uint32{1, 2, 3, 4}))
 	change := &messages.Value{Commands: []*messages.Command{{Origin: 2, Membership: true, Payload: next}}}

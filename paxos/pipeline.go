@@ -164,6 +164,7 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 		p.confirmAck[m.From] = m.Seq
 		defer p.releaseReads(out, now)
 	}
+	p.heard(m.From, m.Seq)
 	if m.Truncated > p.truncatedAt[m.From] {
 		p.truncatedAt[m.From] = m.Truncated
 		if p.stuckBelowTruncation() {

@@ -51,9 +51,17 @@ const (
 	// instance against the configuration in force when it was elected,
 	// ignoring changes its own log chose since (§5.4).
 	BugQuorumFromStaleConfig
+	// BugNoStepDown: a master that hears no majority answer keeps acting
+	// as master (no check-quorum, liveness.go): a master whose answers are
+	// cut off one way holds every election off with its heartbeats.
+	BugNoStepDown
+	// BugNoPreVote: a follower whose election timer fires campaigns at
+	// once, without a pre-vote: a node cut off from the master raises its
+	// ballot and deposes it on return.
+	BugNoPreVote
 )
 
-var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation", "divergent-apply", "corrupt-votes-at-once", "quorum-from-stale-config"}
+var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation", "divergent-apply", "corrupt-votes-at-once", "quorum-from-stale-config", "no-step-down", "no-pre-vote"}
 
 func (b PlantedBug) String() string {
 	if b >= 0 && int(b) < len(plantedNames) {
@@ -71,7 +79,8 @@ func PlantedBugs() []PlantedBug {
 	// TestPaper5_3_PlantedIgnoreEpochIsCaught plays it on purpose and
 	// checks the bug is caught by its invariant.
 	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease,
-		BugPromiseBelowTruncation, BugDivergentApply, BugCorruptVotesAtOnce, BugQuorumFromStaleConfig}
+		BugPromiseBelowTruncation, BugDivergentApply, BugCorruptVotesAtOnce, BugQuorumFromStaleConfig,
+		BugNoStepDown, BugNoPreVote}
 }
 
 // ParsePlantedBug returns the bug named s (as printed by String).

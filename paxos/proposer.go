@@ -71,6 +71,12 @@ type ProposerConfig struct {
 	// confirmed before it is answered as unavailable.
 	ReadTimeout time.Duration
 	MaxReads    int // reads waiting for confirmation; more are refused
+	// QuorumTimeout: a master that has heard no majority of voters answer
+	// anything it sent within this long steps down (check-quorum, see
+	// liveness.go). Default: LeaseTimeout - ClockDriftMax, when its own
+	// lease, counted from sends a majority answered, is over for sure, so
+	// that the acceptors may drop theirs at once.
+	QuorumTimeout time.Duration
 	// Rand drives the randomized election back-off; seed it for
 	// repeatable runs.
 	Rand *rand.Rand
@@ -103,6 +109,9 @@ func (c *ProposerConfig) setDefaults() {
 	orDefault(&c.BoostInterval, 10*time.Second)
 	orDefault(&c.ReadTimeout, time.Second)
 	orDefault(&c.MaxReads, 32768)
+	if c.QuorumTimeout < c.LeaseTimeout-c.ClockDriftMax {
+		c.QuorumTimeout = c.LeaseTimeout - c.ClockDriftMax // resigning earlier would leave its lease to wait out
+	}
 	if c.Rand == nil {
 		c.Rand = rand.New(rand.NewPCG(uint64(c.ID), 0x1ea5e))
 	}
@@ -140,6 +149,14 @@ type Proposer struct {
 	highestSeen uint64 // highest ballot seen anywhere
 	masterID    uint32 // who we believe is master (0: unknown)
 	electionAt  time.Time
+	// heardAt is when this follower last heard its master's heartbeat: it
+	// refuses pre-votes for an election timeout after (liveness.go).
+	heardAt time.Time
+	// Pre-vote in progress (liveness.go): the round's ballot and the
+	// voters that said yes.
+	prevoting     bool
+	prevoteBallot uint64
+	prevotes      map[uint32]bool
 
 	// chosenUpto: every instance <= chosenUpto is known chosen.
 	chosenUpto uint64
@@ -186,6 +203,11 @@ type Proposer struct {
 	sentAt     [seqWindow]time.Time
 	leaseAck   map[uint32]uint64
 	confirmAck map[uint32]uint64
+	// heardAck is, per voter, the highest seq it answered in any way that
+	// shows the two can talk (check-quorum); masterAt when this
+	// mastership began.
+	heardAck map[uint32]uint64
+	masterAt time.Time
 	// catchUpTo: its own acceptor let go of the log up to here; it does
 	// not campaign before its learner has applied that far.
 	catchUpTo uint64
@@ -293,6 +315,8 @@ type ProposerStats struct {
 	Boosted   uint64 // instances re-proposed by a boost's phase 1
 	Renewals  uint64 // heartbeat instances proposed to renew an idle lease
 	ReadRound uint64 // Confirm rounds sent for quorum reads
+	Resigned  uint64 // masterships ended for want of a majority's answers
+	PreVotes  uint64 // pre-vote rounds started
 }
 
 // ReadResult answers a quorum read: Code OK means the read may be served
@@ -318,13 +342,18 @@ type ProposerOutput struct {
 	// Committed: for each instance this master just saw chosen, how long
 	// after its first Accept (for metrics; nothing decides on it).
 	Committed []time.Duration
+	// Resigned: that node said it stepped down as master of
+	// ResignedBallot with its own lease over; the shell has the local
+	// acceptor drop the lease it granted it (Acceptor.ReleaseLease).
+	Resigned       uint32
+	ResignedBallot uint64
 }
 
 // NewProposer returns a follower that will campaign if it hears no master.
 func NewProposer(cfg ProposerConfig, now time.Time) *Proposer {
 	cfg.setDefaults()
 	p := &Proposer{cfg: cfg, inflight: make(map[uint64]*inflight), lastAck: make(map[uint32]time.Time),
-		leaseAck: make(map[uint32]uint64), confirmAck: make(map[uint32]uint64), truncatedAt: make(map[uint32]uint64),
+		leaseAck: make(map[uint32]uint64), confirmAck: make(map[uint32]uint64), heardAck: make(map[uint32]uint64), truncatedAt: make(map[uint32]uint64),
 		incarnations: make(map[uint32]uint64), replaced: make(map[uint32]uint64), learnerIncs: make(map[uint32]uint64),
 		leavingAt: make(map[uint32]time.Time)}
 	m := cfg.Members
@@ -421,6 +450,10 @@ func (p *Proposer) Step(msg proto.Message, now time.Time) ProposerOutput {
 		p.onHandover(&out, m, now)
 	case *messages.Leaving:
 		p.onLeaving(&out, m, now)
+	case *messages.PreVote:
+		p.onPreVote(&out, m, now)
+	case *messages.PreVoted:
+		p.onPreVoted(&out, m, now)
 	}
 	return out
 }
@@ -439,12 +472,15 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 				p.resetElection(now)
 			} else {
 				p.handoverBallot = 0 // on its own account
-				p.campaign(&out, now)
+				p.startPreVote(&out, now)
 			}
 		}
 	case stateCandidate:
 		if !now.Before(p.electionAt) {
-			p.campaign(&out, now) // no quorum in time: try again, higher
+			// No quorum in time: ask again before trying higher, so that
+			// a candidate cut off from a majority stops raising ballots.
+			p.stepDown(&out, now)
+			p.startPreVote(&out, now)
 		} else if !now.Before(p.prepareDue) {
 			p.sendPrepare(&out, now)
 		}
@@ -452,9 +488,14 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 		if p.maybeHandOver(&out, now) {
 			break
 		}
+		if p.lostQuorum(now) {
+			p.resign(&out, now)
+			return out
+		}
 		if now.Sub(p.heartbeatAt) >= p.cfg.HeartbeatInterval {
 			p.heartbeatAt = now
 			p.sendHeartbeats(&out)
+			p.probeQuorum(&out, now)
 			p.noticeDirty = true // learners hear the chosen prefix at least this often
 		}
 		p.retransmit(&out, now)
@@ -503,6 +544,7 @@ func (p *Proposer) stepDown(out *ProposerOutput, now time.Time) {
 	p.masterID = 0
 	p.promises = nil
 	p.handover = nil
+	p.prevoting, p.prevotes = false, nil
 	if cmd := p.pendingChange; cmd != nil && cmd.ReplyAddress != "" {
 		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
 			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, Error: "master stepped down"}})

@@ -20,7 +20,7 @@ func newTestProposer(id uint32, maxBatch, window int) *Proposer {
 // elect drives a proposer through phase 1 with the given promises.
 func elect(t *testing.T, p *Proposer, promises func(ballot uint64) []*messages.Promise) ProposerOutput {
 	t.Helper()
-	prep := prepareOf(p.Tick(t0.Add(10 * time.Second)))
+	prep := prepareOf(campaignTick(p, t0.Add(10*time.Second)))
 	if prep == nil {
 		t.Fatal("no prepare after the election timeout")
 	}
@@ -256,7 +256,7 @@ func TestProposerDuplicateAndLateMessagesChangeNothing(t *testing.T) {
 
 func TestProposerCountsOnlyVoters(t *testing.T) {
 	p := newTestProposer(1, 4, 4)
-	out := p.Tick(t0.Add(10 * time.Second))
+	out := campaignTick(p, t0.Add(10*time.Second))
 	b := out.Messages[0].Msg.(*messages.Prepare).Ballot
 	p.Step(&messages.Promise{From: 1, Ballot: b, Ok: true}, t0)
 	p.Step(&messages.Promise{From: 9, Ballot: b, Ok: true}, t0) // not a member

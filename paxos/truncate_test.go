@@ -3,6 +3,7 @@ package paxos
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/livepaxos/livepaxos/messages"
 )
@@ -96,5 +97,36 @@ func TestPaper5_5_RestoreAfterCheckpointDistrustsStaleAccepts(t *testing.T) {
 	out = l.HandleCatchupResponse(&messages.CatchupResponse{From: 2, ChosenUpto: 7, Entries: []*messages.Entry{entry(7, chosen, "chosen")}}, t0)
 	if len(out.Apply) != 1 || payloads(out.Apply[0].Value)[0] != "chosen" {
 		t.Fatalf("after catch-up applied %v", out.Apply)
+	}
+}
+
+// §5.5: a candidate whose own acceptor let go of the log where its learner
+// still is (it refuses the prepare, naming its truncation point) cannot win
+// until it has caught up: it stops, and neither campaigns nor asks for a
+// pre-vote before its learner applied that far. It kept campaigning once,
+// and its rising ballots kept the others from electing anyone (sim seed
+// 1645; regressionSeeds).
+func TestPaper5_5_CandidateBehindItsOwnTruncationWaits(t *testing.T) {
+	p := newTestProposer(1, 4, 4)
+	now := t0.Add(10 * time.Second)
+	prep := prepareOf(campaignTick(p, now))
+	if prep == nil {
+		t.Fatal("no campaign")
+	}
+	p.Step(&messages.Promise{From: 1, Ballot: prep.Ballot, Promised: prep.Ballot - 1, Truncated: 50}, now)
+	if p.State() != "follower" {
+		t.Fatalf("still %s after its own acceptor refused for truncation", p.State())
+	}
+	for at := now; at.Before(now.Add(30 * time.Second)); at = at.Add(100 * time.Millisecond) {
+		for _, e := range p.Tick(at).Messages {
+			switch e.Msg.(type) {
+			case *messages.Prepare, *messages.PreVote:
+				t.Fatalf("%T sent while its learner is behind its own acceptor's truncation", e.Msg)
+			}
+		}
+	}
+	p.LearnerProgress(50)
+	if prepareOf(campaignTick(p, now.Add(31*time.Second))) == nil {
+		t.Fatal("no campaign once caught up")
 	}
 }

@@ -36,6 +36,20 @@ type request struct {
 	// tried is the node the last attempt went to, so that a refusal that
 	// names no other master waits before the next attempt.
 	tried uint32
+	// masterless is when the request first found no master to go to
+	// (Config.NoMasterWait).
+	masterless time.Time
+}
+
+// noMaster reports whether a is an attempt's end that shows no master
+// this node can reach: none known, its connection down, or a refusal
+// that names none.
+func noMaster(a answer) bool {
+	if errors.Is(a.err, errNoMaster) || errors.Is(a.err, errMasterUnreachable) {
+		return true
+	}
+	m, ok := a.msg.(*messages.ClientResponse)
+	return ok && m.Code == messages.ErrorCode_ERROR_CODE_NOT_MASTER && m.MasterId == 0
 }
 
 // idempotent reports whether a request may be sent again after it may
@@ -163,7 +177,19 @@ func (s *Server) settle(req *request, done func(answer), a answer) {
 // otherwise ends it with last.
 func (s *Server) retryOr(req *request, done func(answer), last answer) {
 	wait := req.backoff
-	if !time.Now().Add(wait).Before(req.deadline) {
+	now := time.Now()
+	if noMaster(last) {
+		if req.masterless.IsZero() {
+			req.masterless = now
+		}
+		if now.Add(wait).Sub(req.masterless) > s.cfg.NoMasterWait {
+			done(last) // say so while the client has time to go elsewhere
+			return
+		}
+	} else {
+		req.masterless = time.Time{}
+	}
+	if !now.Add(wait).Before(req.deadline) {
 		done(last)
 		return
 	}

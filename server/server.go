@@ -42,6 +42,12 @@ type Config struct {
 	// RequestTimeout bounds a request whose call has no deadline, and how
 	// long a forwarded request waits for its answer (default 10s).
 	RequestTimeout time.Duration
+	// NoMasterWait bounds how long a request waits at this node for a
+	// master it can reach (an election under way, or this node cut off
+	// from the master): then it is answered not master, nothing proposed,
+	// and the client tries another node instead of waiting out its attempt
+	// here (default 1s, about an election).
+	NoMasterWait time.Duration
 	// MaxInFlight bounds the requests this node has sent on and not seen
 	// answered (default 65,536); more are refused as overloaded.
 	MaxInFlight int
@@ -105,6 +111,9 @@ var ErrClosed = errors.New("server: closed")
 func New(cfg Config) (*Server, error) {
 	if cfg.Replica == nil || cfg.System == nil {
 		return nil, fmt.Errorf("%w: a replica and its actor system are required", ErrConfig)
+	}
+	if cfg.NoMasterWait <= 0 {
+		cfg.NoMasterWait = time.Second
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second

@@ -341,6 +341,7 @@ func (c *checker) firstApplied(e *messages.Entry) {
 			return
 		}
 		o.instance = e.Instance
+		c.s.wrote()
 	}
 }
 
@@ -412,7 +413,7 @@ func (c *checker) released(n *node, reply *paxos.Envelope) {
 // RecoveryBound to recover from the last fault, every operation must
 // succeed within OpBound.
 func (c *checker) opDone(o *op) {
-	if o.call < c.strictFrom {
+	if o.call < c.strictFrom || c.s.exempt(o.call) {
 		return
 	}
 	switch {

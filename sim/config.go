@@ -113,6 +113,13 @@ type Config struct {
 	// Planted is a known bug the replicas run with (divergent-apply: n2
 	// only).
 	Planted paxos.PlantedBug
+	// Cut is the partial partition liveness mode plays once the group has
+	// recovered, for CutDuration (which lengthens the run by as much):
+	// while it lasts, a client write must be chosen at least every
+	// ProgressBound (liveness.go).
+	Cut           CutShape
+	CutDuration   time.Duration
+	ProgressBound time.Duration
 }
 
 // DefaultConfig is a moderate run: three nodes, faults at a steady rate.
@@ -136,7 +143,11 @@ func DefaultConfig(seed uint64) Config {
 			PartitionEvery: 2 * time.Second, PartitionMin: 100 * time.Millisecond, PartitionMax: 2 * time.Second,
 			OneWay: 0.3,
 		},
-		RestartGrace:   300 * time.Millisecond,
+		RestartGrace: 300 * time.Millisecond,
+		// Four lease timeouts of cut; a write at least every three
+		// (a lease to step down or run out, then an election).
+		CutDuration:    4 * time.Second,
+		ProgressBound:  3 * time.Second,
 		FsyncMin:       100 * time.Microsecond,
 		FsyncMax:       3 * time.Millisecond,
 		MaxDriftPPM:    20_000, // 2%: far worse than real quartz, so drift bugs show
@@ -181,5 +192,6 @@ func ConfigForSeed(seed uint64) Config {
 		c.Learners = 1 + r.IntN(2)
 		c.Faults.Wipes = c.Faults.CrashEvery > 0
 	}
+	c.Cut = CutShape(r.IntN(int(cutShapes)))
 	return c
 }

@@ -65,6 +65,13 @@ var (
 	// how far the log is chosen and applied, or there is not exactly one
 	// master.
 	ErrNotConverged = errors.New("replicas did not converge")
+	// ErrNoProgress: while a cut left a connected majority, no client
+	// write was chosen within ProgressBound (liveness.go).
+	ErrNoProgress = errors.New("no progress while a majority could talk")
+	// ErrDisruptiveCampaign: a node cut off from every other raised a
+	// ballot it could not win (no pre-vote), which on its return deposes
+	// a working master.
+	ErrDisruptiveCampaign = errors.New("a node cut off from a majority raised its ballot")
 	// ErrStepBudget: the run took more steps than its bound (a livelock of
 	// the simulator itself, or of messages at one instant).
 	ErrStepBudget = errors.New("step budget exhausted")

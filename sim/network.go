@@ -68,8 +68,14 @@ func (n *network) send(from, to uint32, msg any) {
 	copies := 1
 	// A node's messages to itself stay in the process: never lost,
 	// duplicated or cut, only delayed like any mailbox.
+	// Liveness mode's cut (liveness.go) holds outside safety mode too.
+	if from != to && n.partitioned(from, to) {
+		n.lost++
+		n.s.tracef("net  drop %s -> %s %s", endpointName(from), endpointName(to), describe(msg))
+		return
+	}
 	if n.faulty && from != to {
-		if n.partitioned(from, to) || (n.faults.Drop > 0 && r.Float64() < n.faults.Drop) ||
+		if (n.faults.Drop > 0 && r.Float64() < n.faults.Drop) ||
 			(n.drop != nil && n.drop(from, to, msg)) {
 			n.lost++
 			n.s.tracef("net  drop %s -> %s %s", endpointName(from), endpointName(to), describe(msg))
@@ -88,7 +94,7 @@ func (n *network) send(from, to uint32, msg any) {
 			d = min(d, int64(n.faults.DelayMax))
 		}
 		n.s.sched.after(d, func() {
-			if n.faulty && n.partitioned(from, to) { // cut while in flight
+			if n.partitioned(from, to) { // cut while in flight
 				n.lost++
 				n.s.tracef("net  cut  %s -> %s %s", endpointName(from), endpointName(to), describe(msg))
 				return

@@ -21,10 +21,12 @@ var caughtBy = map[paxos.PlantedBug]error{
 	paxos.BugApplyOutOfOrder:        ErrAppliedOutOfOrder,
 	paxos.BugIgnoreLease:            ErrLeaseOverlap, // two masters serve lease reads at once
 	paxos.BugIgnoreEpoch:            ErrEpochIgnored,
-	paxos.BugPromiseBelowTruncation: ErrTwoValuesChosen,  // chosen instances filled with no-ops
-	paxos.BugDivergentApply:         ErrChecksumMismatch, // only the runtime consistency check sees it
-	paxos.BugCorruptVotesAtOnce:     ErrLearnedNotChosen, // a vote counted for an incarnation the configuration does not record
-	paxos.BugQuorumFromStaleConfig:  ErrTwoValuesChosen,  // acceptances counted against the wrong voters
+	paxos.BugPromiseBelowTruncation: ErrTwoValuesChosen,    // chosen instances filled with no-ops
+	paxos.BugDivergentApply:         ErrChecksumMismatch,   // only the runtime consistency check sees it
+	paxos.BugCorruptVotesAtOnce:     ErrLearnedNotChosen,   // a vote counted for an incarnation the configuration does not record
+	paxos.BugQuorumFromStaleConfig:  ErrTwoValuesChosen,    // acceptances counted against the wrong voters
+	paxos.BugNoStepDown:             ErrNoProgress,         // a master cut off one way holds elections off
+	paxos.BugNoPreVote:              ErrDisruptiveCampaign, // a follower cut off raises its ballot
 }
 
 // TestPlantedBugIsCaught plants each known bug in the replicas (§6:

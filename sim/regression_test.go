@@ -31,50 +31,56 @@ var regressionSeeds = []struct {
 	// marks, and the new master never re-proposed them: no learner could
 	// apply past 14 again, and reads never completed (a liveness bug).
 	// Found as seeds 705, 1509, 1706.
-	{190, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
-	{806, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
+	{11, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
+	{23, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
 	// With thrifty accepts (only a majority syncs), a lazy Accept raised
 	// n3's promise to 0.2 in memory; a late Prepare at 0.2 was then taken
 	// for a duplicate and promised without a record (paxos.Acceptor now
 	// tracks durablePromised). Found as seed 754.
-	{10, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
-	{359, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
+	{138, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
+	{238, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
 	// The checker bounded an unacknowledged write's effect by the first
 	// apply anywhere; a follower applied it before the master, whose lease
 	// read meanwhile (correctly) did not see it: a false alarm of the
 	// linearizability check (checker.effectBound). Found as seeds 9890,
 	// 18133.
-	{151, sitReadBeforeChooserApplied, "lease read before the master applied an unacknowledged write"},
+	{7, sitReadBeforeChooserApplied, "lease read before the master applied an unacknowledged write"},
 	{223, sitReadBeforeChooserApplied, "lease read before the master applied an unacknowledged write"},
 	// A ballot boost re-proposed a rival's epoch start, accepted under a
 	// lower ballot at an instance the master's election had not seen; the
 	// log moved into the rival's epoch while the master kept its own, and
 	// every command it proposed after was refused (paxos.Proposer.interrupted).
-	// Found as seed 15125.
-	{115, sitRivalEpochStartInBoost, "ballot boost re-proposed another master's epoch start"},
-	{172, sitRivalEpochStartInBoost, "ballot boost re-proposed another master's epoch start"},
+	// Found as seed 15125. Since pre-votes and check-quorum (issue 14) no
+	// seed among 1..1500, nor among 1..1000 campaigning without pre-votes,
+	// reaches it: paxos's TestPaper5_3_BoostFindingARivalEpochStartStartsANewEpoch
+	// plays it instead, and a seed that reaches it again belongs here:
+	// {seed, sitRivalEpochStartInBoost, "ballot boost re-proposed another master's epoch start"},
 	// Found as seeds 7195 and 17967.
 	{10, sitRestoreHoles, "snapshot damaged after a restart from it: the chosen mark runs past values it held"},
-	{114, sitRestoreHoles, "checkpoint after a snapshot dropped learned values the chosen mark covers"},
+	{17, sitRestoreHoles, "checkpoint after a snapshot dropped learned values the chosen mark covers"},
 	// A master elected on two peers' promises crashed before its own
 	// acceptor's promise of the ballot was synced, came back knowing no
 	// higher ballot and used the same one again with another value.
 	// Found as seed 11653.
-	{16, sitQuorumWithoutOwnPromise, "ballot reused after a crash: the own promise was not durable"},
+	{3, sitQuorumWithoutOwnPromise, "ballot reused after a crash: the own promise was not durable"},
 	// A node whose snapshot was damaged after its log was truncated past
 	// it kept campaigning, refused by its own acceptor, and its rising
 	// ballots kept the others from electing anyone. Found as seed 1645.
-	{340, sitOwnAcceptorTruncated, "candidate behind its own acceptor's truncation campaigned forever"},
+	// Since pre-votes and check-quorum (issue 14) no seed among 1..1500,
+	// nor among 1..1000 campaigning without pre-votes, reaches it;
+	// paxos's TestPaper5_5_CandidateBehindItsOwnTruncationWaits plays it,
+	// and a seed that reaches it again belongs here:
+	// {seed, sitOwnAcceptorTruncated, "candidate behind its own acceptor's truncation campaigned forever"},
 	// A deposed master (still master in its own eyes, its boost hiding the
 	// higher promise) applied a membership change another master had
 	// chosen, kept its own older view, and accepted an operator's change
 	// built on that view; the learners refused it (wrong version), the
 	// proposer adopted it and counted votes with voters the log never had.
 	// Found as seed 78226.
-	{1210, sitMasterAppliesOthersChange, "master's configuration view fell behind a change chosen by another master"},
+	{413, sitMasterAppliesOthersChange, "master's configuration view fell behind a change chosen by another master"},
 	// A fresh replica that could never win kept campaigning (§5.1). Found
 	// as seed 19633.
-	{26, sitFreshCandidate, "fresh replica's campaigns kept the others from electing anyone"},
+	{47, sitFreshCandidate, "fresh replica's campaigns kept the others from electing anyone"},
 	// A wiped voter, a damaged snapshot and a behind candidate: two losses
 	// of state, no majority for the old configuration's instances. Found
 	// as seed 17211; TestRegression_SettleOutlastsALostNotice plays seed
@@ -184,6 +190,11 @@ func TestRegression_DeposedMasterNoticeCoversOnlyItsOwnBallot(t *testing.T) {
 			cfg := quietConfig(seed, 5)
 			cfg.Clients, cfg.Keys = 2, 1
 			cfg.Proposer.CheckInterval = -1 // no checksum value may take the instance the script counts on
+			// A hears no majority answer, and would step down after a
+			// QuorumTimeout (check-quorum, issue 14): held off here, as
+			// for a master whose answers come late, so that it is still
+			// master in its own eyes when it learns the new master's value.
+			cfg.Proposer.QuorumTimeout = time.Minute
 			sc := newScenario(t, cfg)
 			a := sc.master()
 			sc.put(0, a, "k0", "warmup")

@@ -36,6 +36,10 @@ type Result struct {
 	BitFlips                int // of those, corrupt log records
 	VoterChanges            int // of the membership changes, promotions and demotions
 	Handovers               int // masterships handed over (Faults.TransferEvery)
+	// Cut is the shape of the partial partition liveness mode played,
+	// and CutMaxGap the longest it went without a client write chosen.
+	Cut       CutShape
+	CutMaxGap time.Duration
 	// Situations counts the moments past bugs needed that the run reached
 	// (observe.go).
 	Situations map[string]int
@@ -90,6 +94,11 @@ type Simulator struct {
 	// damagedSnapshots counts snapshot files a crash left unreadable.
 	damagedSnapshots int
 	situations       map[string]int
+	// cut is the partial partition of liveness mode in progress, if any
+	// (liveness.go).
+	cut *cutEpisode
+	// cutMaxGap is the longest the cut went without a client write.
+	cutMaxGap int64
 	// faultsEnd ends safety mode; issueStop is when clients stop issuing;
 	// end ends the run.
 	faultsEnd, issueStop, end int64
@@ -109,6 +118,9 @@ func New(cfg Config) *Simulator {
 	s.all = append(append([]uint32{}, s.ids...), s.learners...)
 	s.faultsEnd = int64(cfg.SafetyDuration)
 	s.end = s.faultsEnd + int64(cfg.LivenessDuration)
+	if cfg.Cut != CutNone {
+		s.end += int64(cfg.CutDuration) // the cut comes on top of the recovery and the drain
+	}
 	s.issueStop = s.end - int64(cfg.DrainTime)
 	s.net = newNetwork(s)
 	s.check = newChecker(s)
@@ -128,6 +140,7 @@ func (s *Simulator) Run() (Result, error) {
 	}
 	s.startFaults()
 	s.sched.at(s.faultsEnd, s.stopFaults)
+	s.scheduleCut()
 	if len(s.learners) > 0 {
 		s.sched.after(int64(500*time.Millisecond), s.operate)
 	}
@@ -190,7 +203,7 @@ func (s *Simulator) result() Result {
 		Ops: len(s.history), Chosen: len(s.check.log), Crashes: s.crashes, LostRecords: s.lostRecords, Partitions: s.partitions,
 		Messages: s.net.sent, Lost: s.net.lost, LeaseReads: s.check.leaseReads, QuorumReads: s.check.quorumReads,
 		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums, MembershipOps: s.membershipOps, Wipes: s.wipes, BitFlips: s.bitFlips, VoterChanges: s.voterChanges,
-		Handovers: s.handovers, Situations: s.situations}
+		Handovers: s.handovers, Situations: s.situations, Cut: s.cfg.Cut, CutMaxGap: time.Duration(s.cutMaxGap)}
 	for _, o := range s.history {
 		switch o.status {
 		case opOK:

@@ -103,6 +103,7 @@ func runSeedsWith(cfgFor func(uint64) Config, start uint64, count, workers int, 
 		total.BitFlips += r.BitFlips
 		total.Messages += r.Messages
 		total.Lost += r.Lost
+		total.CutMaxGap = max(total.CutMaxGap, r.CutMaxGap)
 	}
 	return failures, total, time.Since(began)
 }
@@ -140,6 +141,8 @@ func TestSimulation(t *testing.T) {
 		total.SimTime, total.SimTime.Seconds()/wall.Seconds(), total.Ops, total.OpsOK, total.OpsUnknown,
 		total.Chosen, total.Crashes, total.Partitions, total.LeaseReads, total.QuorumReads, total.Snapshots, total.Installs, total.TransfersCut, total.Truncations, total.Checksums, total.MembershipOps,
 		total.VoterChanges, total.Wipes, total.BitFlips)
+	t.Logf("partial partitions (issue 14): the longest any cut went without a write chosen: %s (bound %s)",
+		total.CutMaxGap, DefaultConfig(0).ProgressBound)
 }
 
 // replayOne runs one seed, with its trace on stdout if asked.
@@ -191,10 +194,12 @@ func TestSoak(t *testing.T) {
 				done, count, nfail, float64(steps)/el, simTime.Seconds()/el, time.Since(began).Round(time.Second))
 		}
 	}
-	failures, _, _ := runSeeds(*flagSeedStart, count, runtime.GOMAXPROCS(0), progress)
+	failures, total, _ := runSeeds(*flagSeedStart, count, runtime.GOMAXPROCS(0), progress)
 	for _, err := range failures {
 		t.Errorf("%v\n  replay: %s", err, replayCommand(seedOf(err), paxos.BugNone))
 	}
+	fmt.Printf("soak: the longest any partial partition went without a write chosen: %s (bound %s)\n",
+		total.CutMaxGap, DefaultConfig(0).ProgressBound)
 }
 
 // traceHash runs a seed with tracing into a hash.

@@ -93,7 +93,11 @@ func describe(msg any) string {
 	case *messages.Chosen:
 		return fmt.Sprintf("Chosen{b=%s upto=%d}", fmtBallot(m.Ballot), m.ChosenUpto)
 	case *messages.Heartbeat:
-		return fmt.Sprintf("Heartbeat{b=%s chosen=%d}", fmtBallot(m.Ballot), m.ChosenUpto)
+		return fmt.Sprintf("Heartbeat{b=%s chosen=%d resigned=%v}", fmtBallot(m.Ballot), m.ChosenUpto, m.Resigned)
+	case *messages.PreVote:
+		return fmt.Sprintf("PreVote{b=%s}", fmtBallot(m.Ballot))
+	case *messages.PreVoted:
+		return fmt.Sprintf("PreVoted{b=%s ok=%v highest=%s master=%d}", fmtBallot(m.Ballot), m.Ok, fmtBallot(m.Highest), m.MasterId)
 	case *messages.CatchupRequest:
 		return fmt.Sprintf("CatchupRequest{first=%d max=%d}", m.FirstInstance, m.MaxEntries)
 	case *messages.CatchupResponse:

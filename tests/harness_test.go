@@ -448,9 +448,9 @@ func (c *testCluster) waitServing(id int, within time.Duration) {
 // rejoin restarts node id and waits until it serves and agrees with the
 // others on a master. A master that sent to the node while it was down
 // retries its connection only every 2 s (protoactor's endpoint writer), so
-// the restarted node often hears no heartbeat before its election timeout,
-// campaigns, and takes over. Tests that need a stable master wait for this
-// before writing, so the takeover cannot turn their writes into unknowns.
+// the restarted node often hears no heartbeat before its election timeout;
+// its pre-vote is then refused by the others, who hear the master, but
+// tests that need a stable master still wait for agreement before writing.
 func (c *testCluster) rejoin(id int, within time.Duration) (master int) {
 	c.t.Helper()
 	c.start(id)

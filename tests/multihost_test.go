@@ -42,11 +42,18 @@ const (
 // no node's.
 func newLabCluster(t *testing.T, n int, withTLS bool, extra ...string) *testCluster {
 	t.Helper()
+	return newLabClusterTagged(t, "", n, withTLS, extra...)
+}
+
+// newLabClusterTagged is newLabCluster on a lab whose names carry tag
+// (newNetLabTagged).
+func newLabClusterTagged(t *testing.T, tag string, n int, withTLS bool, extra ...string) *testCluster {
+	t.Helper()
 	hosts := []string{"client"}
 	for i := 1; i <= n; i++ {
 		hosts = append(hosts, "n"+strconv.Itoa(i))
 	}
-	lab := newNetLab(t, hosts...)
+	lab := newNetLabTagged(t, tag, hosts...)
 	c := &testCluster{t: t, bin: livepaxosBin(t), dir: t.TempDir(), extra: extra, lab: lab}
 	var nodeIPs []string
 	for i := 1; i <= n; i++ {

@@ -71,6 +71,8 @@ var netLabReserved = map[string]bool{netLabRoot: true, "sw": true, "br": true, "
 // netLab is one lab; see newNetLab. Its methods fail the test on error, so
 // call them from the test's goroutine.
 type netLab struct {
+	// tag begins the suffix (newNetLabTagged).
+	tag    string
 	t      *testing.T
 	ipTool string // path of ip (iproute2)
 	iptRst string // path of iptables-restore
@@ -103,7 +105,18 @@ type netLabHost struct {
 // parallel test processes never share either.
 func newNetLab(t *testing.T, hosts ...string) *netLab {
 	t.Helper()
-	l := &netLab{t: t, hosts: map[string]*netLabHost{}}
+	return newNetLabTagged(t, "", hosts...)
+}
+
+// newNetLabTagged is newNetLab with a suffix that begins with tag (at most
+// 3 letters; the rest stays random hex), so that whoever lists the
+// machine's namespaces can tell which test built them: "lp-lpl3-n1".
+func newNetLabTagged(t *testing.T, tag string, hosts ...string) *netLab {
+	t.Helper()
+	if len(tag) > 3 {
+		t.Fatalf("netlab: tag %q: at most 3 letters", tag)
+	}
+	l := &netLab{t: t, hosts: map[string]*netLabHost{}, tag: tag}
 	l.ipTool, l.iptRst = netLabTools(t)
 	if err := checkNetLabHosts(hosts); err != nil {
 		t.Fatalf("netlab: %v", err)
@@ -223,7 +236,7 @@ func (l *netLab) createSegment() {
 		if tries == 100 {
 			t.Fatalf("netlab: no free suffix and subnet in 100 tries")
 		}
-		suffix := fmt.Sprintf("%04x", rand.IntN(1<<16))
+		suffix := (l.tag + fmt.Sprintf("%04x", rand.IntN(1<<16)))[:4]
 		r := rand.IntN(8 << 8) // a /24 in 10.200.0.0/13
 		subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + r>>8), byte(r), 0}), 24)
 		if netLabSuffixUsed(suffix) || overlapsAny(subnet, taken) {

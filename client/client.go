@@ -192,6 +192,45 @@ func (c *Client) GetWith(ctx context.Context, key []byte, consistency Consistenc
 	return res.Results[0].Value, res.Results[0].Found, nil
 }
 
+// RangeOptions shape a Range read. The zero value reads from the key to
+// the last key, as many keys as one page holds, with a lease read.
+type RangeOptions struct {
+	End    []byte // exclusive; nil: no end
+	Prefix bool   // the keys that start with the key (then End must be nil)
+	// Limit and LimitBytes bound the page (keys; bytes of keys and
+	// values); 0 or more than the cluster's maximum: its maximum.
+	Limit       int
+	LimitBytes  int
+	Consistency Consistency
+}
+
+// RangePage is one page of a Range read, all as of one instance.
+type RangePage struct {
+	KVs []*messages.KeyValue // in key order, with their metadata
+	// More: keys of the range were left out by a limit; Range from Next
+	// (with the same End, or End set to db.PrefixEnd of a prefix)
+	// continues.
+	More    bool
+	Next    []byte
+	Applied uint64 // the instance the page was read at
+}
+
+// Range reads the keys of a range or a prefix in order, bounded by the
+// options' limits, all as of one instance (issue 16, item 5).
+func (c *Client) Range(ctx context.Context, key []byte, opts RangeOptions) (*RangePage, error) {
+	op := &messages.MultiOp{TOp: []*messages.Op{{Kind: messages.Op_KIND_RANGE, Key: key, RangeEnd: opts.End,
+		Prefix: opts.Prefix, Limit: uint32(min(max(opts.Limit, 0), 1<<31)), LimitBytes: uint64(max(opts.LimitBytes, 0))}}}
+	res, err := c.Read(ctx, op, opts.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Results) != 1 {
+		return nil, fmt.Errorf("%w: range answered with %d results", ErrInvalid, len(res.Results))
+	}
+	r := res.Results[0]
+	return &RangePage{KVs: r.Kvs, More: r.More, Next: r.NextKey, Applied: res.Applied}, nil
+}
+
 // Read runs a read-only MultiOp (guards and gets; an epoch guard too) with
 // the given consistency, without going through the log.
 func (c *Client) Read(ctx context.Context, op *messages.MultiOp, consistency Consistency) (*ReadResult, error) {

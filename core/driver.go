@@ -309,12 +309,16 @@ func (d *Driver) handle(rd Ready) {
 func (d *Driver) apply(as []Apply) {
 	var results []Result
 	quiet, canQuiet := d.sm.(QuietApplier)
+	timer, timed := d.sm.(TimeObserver)
 	for i := range as {
 		a := &as[i]
 		if a.NewEpoch {
 			d.observeEpoch(a.Epoch)
 		}
 		for j, c := range a.Commands {
+			if timed && c.Run {
+				timer.ObserveTime(a.Entry.Value.Commands[j].ProposedMs)
+			}
 			switch {
 			case !c.Run:
 			case canQuiet && !c.Answer:

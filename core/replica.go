@@ -200,6 +200,9 @@ func (r *Replica) Propose(cmd *messages.Command, now time.Time) {
 		return
 	}
 	cmd.Origin = r.id
+	// The master's clock is the state machine's time (lock-delay): in the
+	// log, so every replica applies with the same.
+	cmd.ProposedMs = now.UnixMilli()
 	r.input(now, func() { r.proposerOut(r.p.Submit(cmd), now) })
 }
 

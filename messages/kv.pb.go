@@ -328,6 +328,158 @@ func (x *GetResponse) GetValue() []byte {
 	return nil
 }
 
+type RangeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`                           // the first key (with prefix: the prefix; may be empty)
+	RangeEnd      []byte                 `protobuf:"bytes,2,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"` // exclusive; empty: no end
+	Prefix        bool                   `protobuf:"varint,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Limit         uint32                 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`                             // keys; 0: the database's maximum
+	LimitBytes    uint64                 `protobuf:"varint,5,opt,name=limit_bytes,json=limitBytes,proto3" json:"limit_bytes,omitempty"` // 0: the database's maximum
+	Consistency   Consistency            `protobuf:"varint,6,opt,name=consistency,proto3,enum=livepaxos.v1.Consistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RangeRequest) Reset() {
+	*x = RangeRequest{}
+	mi := &file_messages_kv_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RangeRequest) ProtoMessage() {}
+
+func (x *RangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RangeRequest.ProtoReflect.Descriptor instead.
+func (*RangeRequest) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RangeRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *RangeRequest) GetRangeEnd() []byte {
+	if x != nil {
+		return x.RangeEnd
+	}
+	return nil
+}
+
+func (x *RangeRequest) GetPrefix() bool {
+	if x != nil {
+		return x.Prefix
+	}
+	return false
+}
+
+func (x *RangeRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *RangeRequest) GetLimitBytes() uint64 {
+	if x != nil {
+		return x.LimitBytes
+	}
+	return 0
+}
+
+func (x *RangeRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_LEASE
+}
+
+type RangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Kvs           []*KeyValue            `protobuf:"bytes,2,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	More          bool                   `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
+	NextKey       []byte                 `protobuf:"bytes,4,opt,name=next_key,json=nextKey,proto3" json:"next_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RangeResponse) Reset() {
+	*x = RangeResponse{}
+	mi := &file_messages_kv_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RangeResponse) ProtoMessage() {}
+
+func (x *RangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RangeResponse.ProtoReflect.Descriptor instead.
+func (*RangeResponse) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RangeResponse) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *RangeResponse) GetKvs() []*KeyValue {
+	if x != nil {
+		return x.Kvs
+	}
+	return nil
+}
+
+func (x *RangeResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+func (x *RangeResponse) GetNextKey() []byte {
+	if x != nil {
+		return x.NextKey
+	}
+	return nil
+}
+
 type TxnRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            *MultiOp               `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
@@ -337,7 +489,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_messages_kv_proto_msgTypes[5]
+	mi := &file_messages_kv_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +501,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[5]
+	mi := &file_messages_kv_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +514,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{5}
+	return file_messages_kv_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TxnRequest) GetOp() *MultiOp {
@@ -382,7 +534,7 @@ type ReadOnlyRequest struct {
 
 func (x *ReadOnlyRequest) Reset() {
 	*x = ReadOnlyRequest{}
-	mi := &file_messages_kv_proto_msgTypes[6]
+	mi := &file_messages_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +546,7 @@ func (x *ReadOnlyRequest) String() string {
 func (*ReadOnlyRequest) ProtoMessage() {}
 
 func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[6]
+	mi := &file_messages_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +559,7 @@ func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOnlyRequest.ProtoReflect.Descriptor instead.
 func (*ReadOnlyRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{6}
+	return file_messages_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReadOnlyRequest) GetOp() *MultiOp {
@@ -434,7 +586,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +598,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +611,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{7}
+	return file_messages_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TxnResponse) GetHeader() *Header {
@@ -484,7 +636,7 @@ type MembersListRequest struct {
 
 func (x *MembersListRequest) Reset() {
 	*x = MembersListRequest{}
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +648,7 @@ func (x *MembersListRequest) String() string {
 func (*MembersListRequest) ProtoMessage() {}
 
 func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +661,7 @@ func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersListRequest.ProtoReflect.Descriptor instead.
 func (*MembersListRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{8}
+	return file_messages_kv_proto_rawDescGZIP(), []int{10}
 }
 
 type MembersChangeResponse struct {
@@ -522,7 +674,7 @@ type MembersChangeResponse struct {
 
 func (x *MembersChangeResponse) Reset() {
 	*x = MembersChangeResponse{}
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +686,7 @@ func (x *MembersChangeResponse) String() string {
 func (*MembersChangeResponse) ProtoMessage() {}
 
 func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +699,7 @@ func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersChangeResponse.ProtoReflect.Descriptor instead.
 func (*MembersChangeResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{9}
+	return file_messages_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MembersChangeResponse) GetHeader() *Header {
@@ -575,7 +727,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +739,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +752,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{10}
+	return file_messages_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StreamRequest) GetCalls() []*StreamCall {
@@ -627,7 +779,7 @@ type StreamCall struct {
 
 func (x *StreamCall) Reset() {
 	*x = StreamCall{}
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +791,7 @@ func (x *StreamCall) String() string {
 func (*StreamCall) ProtoMessage() {}
 
 func (x *StreamCall) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +804,7 @@ func (x *StreamCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCall.ProtoReflect.Descriptor instead.
 func (*StreamCall) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{11}
+	return file_messages_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StreamCall) GetId() uint64 {
@@ -699,7 +851,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +863,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +876,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{12}
+	return file_messages_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamResponse) GetResults() []*StreamResult {
@@ -750,7 +902,7 @@ type StreamResult struct {
 
 func (x *StreamResult) Reset() {
 	*x = StreamResult{}
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +914,7 @@ func (x *StreamResult) String() string {
 func (*StreamResult) ProtoMessage() {}
 
 func (x *StreamResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +927,7 @@ func (x *StreamResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResult.ProtoReflect.Descriptor instead.
 func (*StreamResult) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{13}
+	return file_messages_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StreamResult) GetId() uint64 {
@@ -838,7 +990,20 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\vGetResponse\x12,\n" +
 	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x14\n" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value\"3\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\"\xc9\x01\n" +
+	"\fRangeRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1b\n" +
+	"\trange_end\x18\x02 \x01(\fR\brangeEnd\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\bR\x06prefix\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x1f\n" +
+	"\vlimit_bytes\x18\x05 \x01(\x04R\n" +
+	"limitBytes\x12;\n" +
+	"\vconsistency\x18\x06 \x01(\x0e2\x19.livepaxos.v1.ConsistencyR\vconsistency\"\x96\x01\n" +
+	"\rRangeResponse\x12,\n" +
+	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12(\n" +
+	"\x03kvs\x18\x02 \x03(\v2\x16.livepaxos.v1.KeyValueR\x03kvs\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\x12\x19\n" +
+	"\bnext_key\x18\x04 \x01(\fR\anextKey\"3\n" +
 	"\n" +
 	"TxnRequest\x12%\n" +
 	"\x02op\x18\x01 \x01(\v2\x15.livepaxos.v1.MultiOpR\x02op\"u\n" +
@@ -869,10 +1034,11 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.livepaxos.v1.ErrorCodeR\x04code\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12,\n" +
 	"\x06header\x18\x04 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x16\n" +
-	"\x06result\x18\x05 \x01(\fR\x06result2\xb0\x05\n" +
+	"\x06result\x18\x05 \x01(\fR\x06result2\xf2\x05\n" +
 	"\x02KV\x12:\n" +
 	"\x03Put\x12\x18.livepaxos.v1.PutRequest\x1a\x19.livepaxos.v1.PutResponse\x12:\n" +
-	"\x03Get\x12\x18.livepaxos.v1.GetRequest\x1a\x19.livepaxos.v1.GetResponse\x12:\n" +
+	"\x03Get\x12\x18.livepaxos.v1.GetRequest\x1a\x19.livepaxos.v1.GetResponse\x12@\n" +
+	"\x05Range\x12\x1a.livepaxos.v1.RangeRequest\x1a\x1b.livepaxos.v1.RangeResponse\x12:\n" +
 	"\x03Txn\x12\x18.livepaxos.v1.TxnRequest\x1a\x19.livepaxos.v1.TxnResponse\x12@\n" +
 	"\x04Read\x12\x1d.livepaxos.v1.ReadOnlyRequest\x1a\x19.livepaxos.v1.TxnResponse\x12C\n" +
 	"\x06Status\x12\x1b.livepaxos.v1.StatusRequest\x1a\x1c.livepaxos.v1.StatusResponse\x12E\n" +
@@ -894,75 +1060,83 @@ func file_messages_kv_proto_rawDescGZIP() []byte {
 	return file_messages_kv_proto_rawDescData
 }
 
-var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_messages_kv_proto_goTypes = []any{
 	(*Header)(nil),                // 0: livepaxos.v1.Header
 	(*PutRequest)(nil),            // 1: livepaxos.v1.PutRequest
 	(*PutResponse)(nil),           // 2: livepaxos.v1.PutResponse
 	(*GetRequest)(nil),            // 3: livepaxos.v1.GetRequest
 	(*GetResponse)(nil),           // 4: livepaxos.v1.GetResponse
-	(*TxnRequest)(nil),            // 5: livepaxos.v1.TxnRequest
-	(*ReadOnlyRequest)(nil),       // 6: livepaxos.v1.ReadOnlyRequest
-	(*TxnResponse)(nil),           // 7: livepaxos.v1.TxnResponse
-	(*MembersListRequest)(nil),    // 8: livepaxos.v1.MembersListRequest
-	(*MembersChangeResponse)(nil), // 9: livepaxos.v1.MembersChangeResponse
-	(*StreamRequest)(nil),         // 10: livepaxos.v1.StreamRequest
-	(*StreamCall)(nil),            // 11: livepaxos.v1.StreamCall
-	(*StreamResponse)(nil),        // 12: livepaxos.v1.StreamResponse
-	(*StreamResult)(nil),          // 13: livepaxos.v1.StreamResult
-	(Consistency)(0),              // 14: livepaxos.v1.Consistency
-	(*MultiOp)(nil),               // 15: livepaxos.v1.MultiOp
-	(*MultiOpResult)(nil),         // 16: livepaxos.v1.MultiOpResult
-	(ErrorCode)(0),                // 17: livepaxos.v1.ErrorCode
-	(*StatusRequest)(nil),         // 18: livepaxos.v1.StatusRequest
-	(*MembersRequest)(nil),        // 19: livepaxos.v1.MembersRequest
-	(*SnapshotRequest)(nil),       // 20: livepaxos.v1.SnapshotRequest
-	(*CheckRequest)(nil),          // 21: livepaxos.v1.CheckRequest
-	(*StatusResponse)(nil),        // 22: livepaxos.v1.StatusResponse
-	(*Membership)(nil),            // 23: livepaxos.v1.Membership
-	(*SnapshotResponse)(nil),      // 24: livepaxos.v1.SnapshotResponse
-	(*CheckResponse)(nil),         // 25: livepaxos.v1.CheckResponse
+	(*RangeRequest)(nil),          // 5: livepaxos.v1.RangeRequest
+	(*RangeResponse)(nil),         // 6: livepaxos.v1.RangeResponse
+	(*TxnRequest)(nil),            // 7: livepaxos.v1.TxnRequest
+	(*ReadOnlyRequest)(nil),       // 8: livepaxos.v1.ReadOnlyRequest
+	(*TxnResponse)(nil),           // 9: livepaxos.v1.TxnResponse
+	(*MembersListRequest)(nil),    // 10: livepaxos.v1.MembersListRequest
+	(*MembersChangeResponse)(nil), // 11: livepaxos.v1.MembersChangeResponse
+	(*StreamRequest)(nil),         // 12: livepaxos.v1.StreamRequest
+	(*StreamCall)(nil),            // 13: livepaxos.v1.StreamCall
+	(*StreamResponse)(nil),        // 14: livepaxos.v1.StreamResponse
+	(*StreamResult)(nil),          // 15: livepaxos.v1.StreamResult
+	(Consistency)(0),              // 16: livepaxos.v1.Consistency
+	(*KeyValue)(nil),              // 17: livepaxos.v1.KeyValue
+	(*MultiOp)(nil),               // 18: livepaxos.v1.MultiOp
+	(*MultiOpResult)(nil),         // 19: livepaxos.v1.MultiOpResult
+	(ErrorCode)(0),                // 20: livepaxos.v1.ErrorCode
+	(*StatusRequest)(nil),         // 21: livepaxos.v1.StatusRequest
+	(*MembersRequest)(nil),        // 22: livepaxos.v1.MembersRequest
+	(*SnapshotRequest)(nil),       // 23: livepaxos.v1.SnapshotRequest
+	(*CheckRequest)(nil),          // 24: livepaxos.v1.CheckRequest
+	(*StatusResponse)(nil),        // 25: livepaxos.v1.StatusResponse
+	(*Membership)(nil),            // 26: livepaxos.v1.Membership
+	(*SnapshotResponse)(nil),      // 27: livepaxos.v1.SnapshotResponse
+	(*CheckResponse)(nil),         // 28: livepaxos.v1.CheckResponse
 }
 var file_messages_kv_proto_depIdxs = []int32{
 	0,  // 0: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
-	14, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
+	16, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 2: livepaxos.v1.GetResponse.header:type_name -> livepaxos.v1.Header
-	15, // 3: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
-	15, // 4: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
-	14, // 5: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 6: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
-	16, // 7: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
-	0,  // 8: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
-	11, // 9: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
-	14, // 10: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
-	13, // 11: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
-	17, // 12: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
-	0,  // 13: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
-	1,  // 14: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
-	3,  // 15: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
-	5,  // 16: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
-	6,  // 17: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
-	18, // 18: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
-	8,  // 19: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
-	19, // 20: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
-	20, // 21: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
-	21, // 22: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
-	10, // 23: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
-	2,  // 24: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
-	4,  // 25: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
-	7,  // 26: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
-	7,  // 27: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
-	22, // 28: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
-	23, // 29: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
-	9,  // 30: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
-	24, // 31: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
-	25, // 32: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
-	12, // 33: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
-	24, // [24:34] is the sub-list for method output_type
-	14, // [14:24] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	16, // 3: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
+	0,  // 4: livepaxos.v1.RangeResponse.header:type_name -> livepaxos.v1.Header
+	17, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	18, // 6: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
+	18, // 7: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
+	16, // 8: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
+	0,  // 9: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
+	19, // 10: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
+	0,  // 11: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
+	13, // 12: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
+	16, // 13: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
+	15, // 14: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
+	20, // 15: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
+	0,  // 16: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
+	1,  // 17: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
+	3,  // 18: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
+	5,  // 19: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
+	7,  // 20: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
+	8,  // 21: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
+	21, // 22: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
+	10, // 23: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
+	22, // 24: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
+	23, // 25: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
+	24, // 26: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
+	12, // 27: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
+	2,  // 28: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
+	4,  // 29: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
+	6,  // 30: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
+	9,  // 31: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
+	9,  // 32: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
+	25, // 33: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
+	26, // 34: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
+	11, // 35: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
+	27, // 36: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
+	28, // 37: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
+	14, // 38: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
+	28, // [28:39] is the sub-list for method output_type
+	17, // [17:28] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_messages_kv_proto_init() }
@@ -977,7 +1151,7 @@ func file_messages_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_kv_proto_rawDesc), len(file_messages_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	KV_Put_FullMethodName           = "/livepaxos.v1.KV/Put"
 	KV_Get_FullMethodName           = "/livepaxos.v1.KV/Get"
+	KV_Range_FullMethodName         = "/livepaxos.v1.KV/Range"
 	KV_Txn_FullMethodName           = "/livepaxos.v1.KV/Txn"
 	KV_Read_FullMethodName          = "/livepaxos.v1.KV/Read"
 	KV_Status_FullMethodName        = "/livepaxos.v1.KV/Status"
@@ -53,6 +54,11 @@ type KVClient interface {
 	Put(ctx context.Context, in *PutRequest, opts ...grpc.CallOption) (*PutResponse, error)
 	// Get reads one key with the consistency asked for (lease by default).
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
+	// Range reads the keys of a range or a prefix in order, with their
+	// metadata, bounded by a count and a byte limit, all as of one instance
+	// (header.instance), with the consistency asked for. A page that stops
+	// at a limit has more set and names next_key: ask again from there.
+	Range(ctx context.Context, in *RangeRequest, opts ...grpc.CallOption) (*RangeResponse, error)
 	// Txn runs a MultiOp atomically through the log: its then-ops if every
 	// guard test holds, its else-ops otherwise.
 	Txn(ctx context.Context, in *TxnRequest, opts ...grpc.CallOption) (*TxnResponse, error)
@@ -99,6 +105,16 @@ func (c *kVClient) Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOpt
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetResponse)
 	err := c.cc.Invoke(ctx, KV_Get_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kVClient) Range(ctx context.Context, in *RangeRequest, opts ...grpc.CallOption) (*RangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RangeResponse)
+	err := c.cc.Invoke(ctx, KV_Range_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +212,11 @@ type KVServer interface {
 	Put(context.Context, *PutRequest) (*PutResponse, error)
 	// Get reads one key with the consistency asked for (lease by default).
 	Get(context.Context, *GetRequest) (*GetResponse, error)
+	// Range reads the keys of a range or a prefix in order, with their
+	// metadata, bounded by a count and a byte limit, all as of one instance
+	// (header.instance), with the consistency asked for. A page that stops
+	// at a limit has more set and names next_key: ask again from there.
+	Range(context.Context, *RangeRequest) (*RangeResponse, error)
 	// Txn runs a MultiOp atomically through the log: its then-ops if every
 	// guard test holds, its else-ops otherwise.
 	Txn(context.Context, *TxnRequest) (*TxnResponse, error)
@@ -233,6 +254,9 @@ func (UnimplementedKVServer) Put(context.Context, *PutRequest) (*PutResponse, er
 }
 func (UnimplementedKVServer) Get(context.Context, *GetRequest) (*GetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Get not implemented")
+}
+func (UnimplementedKVServer) Range(context.Context, *RangeRequest) (*RangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Range not implemented")
 }
 func (UnimplementedKVServer) Txn(context.Context, *TxnRequest) (*TxnResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Txn not implemented")
@@ -311,6 +335,24 @@ func _KV_Get_Handler(srv interface{}, ctx context.Context, dec func(interface{})
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(KVServer).Get(ctx, req.(*GetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KV_Range_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).Range(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_Range_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).Range(ctx, req.(*RangeRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -462,6 +504,10 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Get",
 			Handler:    _KV_Get_Handler,
+		},
+		{
+			MethodName: "Range",
+			Handler:    _KV_Range_Handler,
 		},
 		{
 			MethodName: "Txn",

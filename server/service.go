@@ -133,6 +133,20 @@ func (k *kvService) Get(ctx context.Context, in *messages.GetRequest) (*messages
 	return out, nil
 }
 
+func (k *kvService) Range(ctx context.Context, in *messages.RangeRequest) (*messages.RangeResponse, error) {
+	op := &messages.MultiOp{TOp: []*messages.Op{{Kind: messages.Op_KIND_RANGE, Key: in.Key, RangeEnd: in.RangeEnd,
+		Prefix: in.Prefix, Limit: in.Limit, LimitBytes: in.LimitBytes}}}
+	resp, err := k.Read(ctx, &messages.ReadOnlyRequest{Op: op, Consistency: in.Consistency})
+	if err != nil {
+		return nil, err
+	}
+	out := &messages.RangeResponse{Header: resp.Header}
+	if rs := resp.Result.GetResults(); len(rs) == 1 {
+		out.Kvs, out.More, out.NextKey = rs[0].Kvs, rs[0].More, rs[0].NextKey
+	}
+	return out, nil
+}
+
 func (k *kvService) Status(context.Context, *messages.StatusRequest) (*messages.StatusResponse, error) {
 	return k.s.replica.Status(), nil
 }

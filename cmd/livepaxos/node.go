@@ -293,13 +293,13 @@ func defaultClusterID(peers cluster.Peers) string {
 // validator refuses a command that is not a valid MultiOp before anything
 // is proposed.
 func validator(limits db.Limits) func([]byte) error {
-	return func(b []byte) error { return tooLarge(limits.ValidateEncoded(b)) }
+	return func(b []byte) error { return tooLarge(limits.ValidateClientEncoded(b)) }
 }
 
 // validateOp checks a MultiOp against the database's limits, as validator
 // does an encoded one.
 func validateOp(limits db.Limits) func(*messages.MultiOp) error {
-	return func(op *messages.MultiOp) error { return tooLarge(limits.Validate(op)) }
+	return func(op *messages.MultiOp) error { return tooLarge(limits.ValidateClient(op)) }
 }
 
 // tooLarge makes a size error wrap actors.ErrTooLarge, so that it reaches

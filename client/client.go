@@ -294,6 +294,12 @@ func (c *Client) CompareAndSwap(ctx context.Context, key, old, newValue []byte) 
 // test holds, f_op otherwise. A read-only MultiOp goes through the log too
 // (use Read to serve it from the master's lease instead).
 func (c *Client) Txn(ctx context.Context, op *messages.MultiOp) (*messages.MultiOpResult, error) {
+	// A command that only reads is as safe to repeat as a read, and so is
+	// a session's write with a sequence number (it applies once).
+	return c.txn(ctx, op, db.IsReadOnly(op) || op.GetSeq() != 0)
+}
+
+func (c *Client) txn(ctx context.Context, op *messages.MultiOp, idempotent bool) (*messages.MultiOpResult, error) {
 	if err := c.cfg.Limits.Validate(op); err != nil {
 		return nil, mapValidation(err)
 	}
@@ -301,8 +307,7 @@ func (c *Client) Txn(ctx context.Context, op *messages.MultiOp) (*messages.Multi
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	// A command that only reads is as safe to repeat as a read.
-	r, _, err := c.call(ctx, &messages.StreamCall{Write: true, Op: payload}, db.IsReadOnly(op))
+	r, _, err := c.call(ctx, &messages.StreamCall{Write: true, Op: payload}, idempotent)
 	if err != nil {
 		return nil, err
 	}
@@ -460,6 +465,8 @@ func (c *Client) outcome(code messages.ErrorCode, msg, endpoint string, idempote
 		return true, fmt.Errorf("%w: %s", ErrNoMaster, msg)
 	case messages.ErrorCode_ERROR_CODE_TOO_LARGE:
 		return false, fmt.Errorf("%w: %s", ErrValueTooLarge, msg)
+	case messages.ErrorCode_ERROR_CODE_SESSION_EXPIRED:
+		return false, fmt.Errorf("%w: %s", ErrSessionExpired, msg)
 	}
 	return false, fmt.Errorf("%w: %s", ErrInvalid, msg)
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/messages"
+	sess "github.com/livepaxos/livepaxos/session"
 )
 
 // Sessions (Chubby §2.8, issue 16 items 1, 2 and 6), as replicated state:
@@ -63,20 +64,10 @@ type session struct {
 
 // SessionEvent is a session's start or end, in log order, for the master's
 // keeper of deadlines.
-type SessionEvent struct {
-	ID    uint64
-	TTL   time.Duration // Opened only
-	Ended bool
-	// Expired: the end was the master's expiry (false: closed by its
-	// client).
-	Expired bool
-}
+type SessionEvent = sess.Event
 
 // SessionInfo is one live session: its id and TTL.
-type SessionInfo struct {
-	ID  uint64
-	TTL time.Duration
-}
+type SessionInfo = sess.Info
 
 // Sessions returns the live sessions in id order.
 func (kv *KV) Sessions() []SessionInfo {
@@ -242,4 +233,16 @@ func (kv *KV) bind(key string, was, owner uint64) {
 	if s, ok := kv.sessions[owner]; ok {
 		s.ephemeral[key] = struct{}{}
 	}
+}
+
+// LiveSessions is Sessions, for the replica's keeper (core.SessionStore).
+func (kv *KV) LiveSessions() []sess.Info { return kv.Sessions() }
+
+// ExpireCommand is the encoded MultiOp that expires session id.
+func (kv *KV) ExpireCommand(id uint64) []byte {
+	b, err := proto.Marshal(ExpireSession(id))
+	if err != nil {
+		panic(fmt.Sprintf("db: encoding an expiry: %v", err))
+	}
+	return b
 }

@@ -480,6 +480,66 @@ func (x *RangeResponse) GetNextKey() []byte {
 	return nil
 }
 
+type KeepAliveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	ValidMs       uint64                 `protobuf:"varint,2,opt,name=valid_ms,json=validMs,proto3" json:"valid_ms,omitempty"` // the session lives at least this long from the answer
+	TtlMs         uint64                 `protobuf:"varint,3,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeepAliveResponse) Reset() {
+	*x = KeepAliveResponse{}
+	mi := &file_messages_kv_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeepAliveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeepAliveResponse) ProtoMessage() {}
+
+func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
+func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *KeepAliveResponse) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *KeepAliveResponse) GetValidMs() uint64 {
+	if x != nil {
+		return x.ValidMs
+	}
+	return 0
+}
+
+func (x *KeepAliveResponse) GetTtlMs() uint64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
 type TxnRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            *MultiOp               `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
@@ -489,7 +549,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +561,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +574,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{7}
+	return file_messages_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TxnRequest) GetOp() *MultiOp {
@@ -534,7 +594,7 @@ type ReadOnlyRequest struct {
 
 func (x *ReadOnlyRequest) Reset() {
 	*x = ReadOnlyRequest{}
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +606,7 @@ func (x *ReadOnlyRequest) String() string {
 func (*ReadOnlyRequest) ProtoMessage() {}
 
 func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +619,7 @@ func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOnlyRequest.ProtoReflect.Descriptor instead.
 func (*ReadOnlyRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{8}
+	return file_messages_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReadOnlyRequest) GetOp() *MultiOp {
@@ -586,7 +646,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +658,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +671,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{9}
+	return file_messages_kv_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TxnResponse) GetHeader() *Header {
@@ -636,7 +696,7 @@ type MembersListRequest struct {
 
 func (x *MembersListRequest) Reset() {
 	*x = MembersListRequest{}
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +708,7 @@ func (x *MembersListRequest) String() string {
 func (*MembersListRequest) ProtoMessage() {}
 
 func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +721,7 @@ func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersListRequest.ProtoReflect.Descriptor instead.
 func (*MembersListRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{10}
+	return file_messages_kv_proto_rawDescGZIP(), []int{11}
 }
 
 type MembersChangeResponse struct {
@@ -674,7 +734,7 @@ type MembersChangeResponse struct {
 
 func (x *MembersChangeResponse) Reset() {
 	*x = MembersChangeResponse{}
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +746,7 @@ func (x *MembersChangeResponse) String() string {
 func (*MembersChangeResponse) ProtoMessage() {}
 
 func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +759,7 @@ func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersChangeResponse.ProtoReflect.Descriptor instead.
 func (*MembersChangeResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{11}
+	return file_messages_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MembersChangeResponse) GetHeader() *Header {
@@ -727,7 +787,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +799,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +812,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{12}
+	return file_messages_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StreamRequest) GetCalls() []*StreamCall {
@@ -779,7 +839,7 @@ type StreamCall struct {
 
 func (x *StreamCall) Reset() {
 	*x = StreamCall{}
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +851,7 @@ func (x *StreamCall) String() string {
 func (*StreamCall) ProtoMessage() {}
 
 func (x *StreamCall) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +864,7 @@ func (x *StreamCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCall.ProtoReflect.Descriptor instead.
 func (*StreamCall) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{13}
+	return file_messages_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamCall) GetId() uint64 {
@@ -851,7 +911,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_messages_kv_proto_msgTypes[14]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +923,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[14]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +936,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{14}
+	return file_messages_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StreamResponse) GetResults() []*StreamResult {
@@ -902,7 +962,7 @@ type StreamResult struct {
 
 func (x *StreamResult) Reset() {
 	*x = StreamResult{}
-	mi := &file_messages_kv_proto_msgTypes[15]
+	mi := &file_messages_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +974,7 @@ func (x *StreamResult) String() string {
 func (*StreamResult) ProtoMessage() {}
 
 func (x *StreamResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[15]
+	mi := &file_messages_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +987,7 @@ func (x *StreamResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResult.ProtoReflect.Descriptor instead.
 func (*StreamResult) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{15}
+	return file_messages_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StreamResult) GetId() uint64 {
@@ -1003,7 +1063,11 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12(\n" +
 	"\x03kvs\x18\x02 \x03(\v2\x16.livepaxos.v1.KeyValueR\x03kvs\x12\x12\n" +
 	"\x04more\x18\x03 \x01(\bR\x04more\x12\x19\n" +
-	"\bnext_key\x18\x04 \x01(\fR\anextKey\"3\n" +
+	"\bnext_key\x18\x04 \x01(\fR\anextKey\"s\n" +
+	"\x11KeepAliveResponse\x12,\n" +
+	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x19\n" +
+	"\bvalid_ms\x18\x02 \x01(\x04R\avalidMs\x12\x15\n" +
+	"\x06ttl_ms\x18\x03 \x01(\x04R\x05ttlMs\"3\n" +
 	"\n" +
 	"TxnRequest\x12%\n" +
 	"\x02op\x18\x01 \x01(\v2\x15.livepaxos.v1.MultiOpR\x02op\"u\n" +
@@ -1034,11 +1098,12 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.livepaxos.v1.ErrorCodeR\x04code\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12,\n" +
 	"\x06header\x18\x04 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x16\n" +
-	"\x06result\x18\x05 \x01(\fR\x06result2\xf2\x05\n" +
+	"\x06result\x18\x05 \x01(\fR\x06result2\xc0\x06\n" +
 	"\x02KV\x12:\n" +
 	"\x03Put\x12\x18.livepaxos.v1.PutRequest\x1a\x19.livepaxos.v1.PutResponse\x12:\n" +
 	"\x03Get\x12\x18.livepaxos.v1.GetRequest\x1a\x19.livepaxos.v1.GetResponse\x12@\n" +
-	"\x05Range\x12\x1a.livepaxos.v1.RangeRequest\x1a\x1b.livepaxos.v1.RangeResponse\x12:\n" +
+	"\x05Range\x12\x1a.livepaxos.v1.RangeRequest\x1a\x1b.livepaxos.v1.RangeResponse\x12L\n" +
+	"\tKeepAlive\x12\x1e.livepaxos.v1.KeepAliveRequest\x1a\x1f.livepaxos.v1.KeepAliveResponse\x12:\n" +
 	"\x03Txn\x12\x18.livepaxos.v1.TxnRequest\x1a\x19.livepaxos.v1.TxnResponse\x12@\n" +
 	"\x04Read\x12\x1d.livepaxos.v1.ReadOnlyRequest\x1a\x19.livepaxos.v1.TxnResponse\x12C\n" +
 	"\x06Status\x12\x1b.livepaxos.v1.StatusRequest\x1a\x1c.livepaxos.v1.StatusResponse\x12E\n" +
@@ -1060,7 +1125,7 @@ func file_messages_kv_proto_rawDescGZIP() []byte {
 	return file_messages_kv_proto_rawDescData
 }
 
-var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_messages_kv_proto_goTypes = []any{
 	(*Header)(nil),                // 0: livepaxos.v1.Header
 	(*PutRequest)(nil),            // 1: livepaxos.v1.PutRequest
@@ -1069,74 +1134,79 @@ var file_messages_kv_proto_goTypes = []any{
 	(*GetResponse)(nil),           // 4: livepaxos.v1.GetResponse
 	(*RangeRequest)(nil),          // 5: livepaxos.v1.RangeRequest
 	(*RangeResponse)(nil),         // 6: livepaxos.v1.RangeResponse
-	(*TxnRequest)(nil),            // 7: livepaxos.v1.TxnRequest
-	(*ReadOnlyRequest)(nil),       // 8: livepaxos.v1.ReadOnlyRequest
-	(*TxnResponse)(nil),           // 9: livepaxos.v1.TxnResponse
-	(*MembersListRequest)(nil),    // 10: livepaxos.v1.MembersListRequest
-	(*MembersChangeResponse)(nil), // 11: livepaxos.v1.MembersChangeResponse
-	(*StreamRequest)(nil),         // 12: livepaxos.v1.StreamRequest
-	(*StreamCall)(nil),            // 13: livepaxos.v1.StreamCall
-	(*StreamResponse)(nil),        // 14: livepaxos.v1.StreamResponse
-	(*StreamResult)(nil),          // 15: livepaxos.v1.StreamResult
-	(Consistency)(0),              // 16: livepaxos.v1.Consistency
-	(*KeyValue)(nil),              // 17: livepaxos.v1.KeyValue
-	(*MultiOp)(nil),               // 18: livepaxos.v1.MultiOp
-	(*MultiOpResult)(nil),         // 19: livepaxos.v1.MultiOpResult
-	(ErrorCode)(0),                // 20: livepaxos.v1.ErrorCode
-	(*StatusRequest)(nil),         // 21: livepaxos.v1.StatusRequest
-	(*MembersRequest)(nil),        // 22: livepaxos.v1.MembersRequest
-	(*SnapshotRequest)(nil),       // 23: livepaxos.v1.SnapshotRequest
-	(*CheckRequest)(nil),          // 24: livepaxos.v1.CheckRequest
-	(*StatusResponse)(nil),        // 25: livepaxos.v1.StatusResponse
-	(*Membership)(nil),            // 26: livepaxos.v1.Membership
-	(*SnapshotResponse)(nil),      // 27: livepaxos.v1.SnapshotResponse
-	(*CheckResponse)(nil),         // 28: livepaxos.v1.CheckResponse
+	(*KeepAliveResponse)(nil),     // 7: livepaxos.v1.KeepAliveResponse
+	(*TxnRequest)(nil),            // 8: livepaxos.v1.TxnRequest
+	(*ReadOnlyRequest)(nil),       // 9: livepaxos.v1.ReadOnlyRequest
+	(*TxnResponse)(nil),           // 10: livepaxos.v1.TxnResponse
+	(*MembersListRequest)(nil),    // 11: livepaxos.v1.MembersListRequest
+	(*MembersChangeResponse)(nil), // 12: livepaxos.v1.MembersChangeResponse
+	(*StreamRequest)(nil),         // 13: livepaxos.v1.StreamRequest
+	(*StreamCall)(nil),            // 14: livepaxos.v1.StreamCall
+	(*StreamResponse)(nil),        // 15: livepaxos.v1.StreamResponse
+	(*StreamResult)(nil),          // 16: livepaxos.v1.StreamResult
+	(Consistency)(0),              // 17: livepaxos.v1.Consistency
+	(*KeyValue)(nil),              // 18: livepaxos.v1.KeyValue
+	(*MultiOp)(nil),               // 19: livepaxos.v1.MultiOp
+	(*MultiOpResult)(nil),         // 20: livepaxos.v1.MultiOpResult
+	(ErrorCode)(0),                // 21: livepaxos.v1.ErrorCode
+	(*KeepAliveRequest)(nil),      // 22: livepaxos.v1.KeepAliveRequest
+	(*StatusRequest)(nil),         // 23: livepaxos.v1.StatusRequest
+	(*MembersRequest)(nil),        // 24: livepaxos.v1.MembersRequest
+	(*SnapshotRequest)(nil),       // 25: livepaxos.v1.SnapshotRequest
+	(*CheckRequest)(nil),          // 26: livepaxos.v1.CheckRequest
+	(*StatusResponse)(nil),        // 27: livepaxos.v1.StatusResponse
+	(*Membership)(nil),            // 28: livepaxos.v1.Membership
+	(*SnapshotResponse)(nil),      // 29: livepaxos.v1.SnapshotResponse
+	(*CheckResponse)(nil),         // 30: livepaxos.v1.CheckResponse
 }
 var file_messages_kv_proto_depIdxs = []int32{
 	0,  // 0: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
-	16, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
+	17, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 2: livepaxos.v1.GetResponse.header:type_name -> livepaxos.v1.Header
-	16, // 3: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
+	17, // 3: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 4: livepaxos.v1.RangeResponse.header:type_name -> livepaxos.v1.Header
-	17, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
-	18, // 6: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
-	18, // 7: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
-	16, // 8: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 9: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
-	19, // 10: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
-	0,  // 11: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
-	13, // 12: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
-	16, // 13: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
-	15, // 14: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
-	20, // 15: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
-	0,  // 16: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
-	1,  // 17: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
-	3,  // 18: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
-	5,  // 19: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
-	7,  // 20: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
-	8,  // 21: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
-	21, // 22: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
-	10, // 23: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
-	22, // 24: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
-	23, // 25: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
-	24, // 26: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
-	12, // 27: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
-	2,  // 28: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
-	4,  // 29: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
-	6,  // 30: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
-	9,  // 31: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
-	9,  // 32: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
-	25, // 33: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
-	26, // 34: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
-	11, // 35: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
-	27, // 36: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
-	28, // 37: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
-	14, // 38: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
-	28, // [28:39] is the sub-list for method output_type
-	17, // [17:28] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	18, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	0,  // 6: livepaxos.v1.KeepAliveResponse.header:type_name -> livepaxos.v1.Header
+	19, // 7: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
+	19, // 8: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
+	17, // 9: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
+	0,  // 10: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
+	20, // 11: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
+	0,  // 12: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
+	14, // 13: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
+	17, // 14: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
+	16, // 15: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
+	21, // 16: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
+	0,  // 17: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
+	1,  // 18: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
+	3,  // 19: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
+	5,  // 20: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
+	22, // 21: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
+	8,  // 22: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
+	9,  // 23: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
+	23, // 24: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
+	11, // 25: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
+	24, // 26: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
+	25, // 27: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
+	26, // 28: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
+	13, // 29: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
+	2,  // 30: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
+	4,  // 31: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
+	6,  // 32: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
+	7,  // 33: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
+	10, // 34: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
+	10, // 35: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
+	27, // 36: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
+	28, // 37: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
+	12, // 38: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
+	29, // 39: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
+	30, // 40: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
+	15, // 41: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
+	30, // [30:42] is the sub-list for method output_type
+	18, // [18:30] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_messages_kv_proto_init() }
@@ -1151,7 +1221,7 @@ func file_messages_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_kv_proto_rawDesc), len(file_messages_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

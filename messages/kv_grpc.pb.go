@@ -36,6 +36,7 @@ const (
 	KV_Put_FullMethodName           = "/livepaxos.v1.KV/Put"
 	KV_Get_FullMethodName           = "/livepaxos.v1.KV/Get"
 	KV_Range_FullMethodName         = "/livepaxos.v1.KV/Range"
+	KV_KeepAlive_FullMethodName     = "/livepaxos.v1.KV/KeepAlive"
 	KV_Txn_FullMethodName           = "/livepaxos.v1.KV/Txn"
 	KV_Read_FullMethodName          = "/livepaxos.v1.KV/Read"
 	KV_Status_FullMethodName        = "/livepaxos.v1.KV/Status"
@@ -59,6 +60,9 @@ type KVClient interface {
 	// (header.instance), with the consistency asked for. A page that stops
 	// at a limit has more set and names next_key: ask again from there.
 	Range(ctx context.Context, in *RangeRequest, opts ...grpc.CallOption) (*RangeResponse, error)
+	// KeepAlive extends a session at the master without a log write
+	// (sessions are opened, used and closed with Txn: see Op.Kind).
+	KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...grpc.CallOption) (*KeepAliveResponse, error)
 	// Txn runs a MultiOp atomically through the log: its then-ops if every
 	// guard test holds, its else-ops otherwise.
 	Txn(ctx context.Context, in *TxnRequest, opts ...grpc.CallOption) (*TxnResponse, error)
@@ -115,6 +119,16 @@ func (c *kVClient) Range(ctx context.Context, in *RangeRequest, opts ...grpc.Cal
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RangeResponse)
 	err := c.cc.Invoke(ctx, KV_Range_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kVClient) KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...grpc.CallOption) (*KeepAliveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeepAliveResponse)
+	err := c.cc.Invoke(ctx, KV_KeepAlive_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +231,9 @@ type KVServer interface {
 	// (header.instance), with the consistency asked for. A page that stops
 	// at a limit has more set and names next_key: ask again from there.
 	Range(context.Context, *RangeRequest) (*RangeResponse, error)
+	// KeepAlive extends a session at the master without a log write
+	// (sessions are opened, used and closed with Txn: see Op.Kind).
+	KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error)
 	// Txn runs a MultiOp atomically through the log: its then-ops if every
 	// guard test holds, its else-ops otherwise.
 	Txn(context.Context, *TxnRequest) (*TxnResponse, error)
@@ -257,6 +274,9 @@ func (UnimplementedKVServer) Get(context.Context, *GetRequest) (*GetResponse, er
 }
 func (UnimplementedKVServer) Range(context.Context, *RangeRequest) (*RangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Range not implemented")
+}
+func (UnimplementedKVServer) KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KeepAlive not implemented")
 }
 func (UnimplementedKVServer) Txn(context.Context, *TxnRequest) (*TxnResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Txn not implemented")
@@ -353,6 +373,24 @@ func _KV_Range_Handler(srv interface{}, ctx context.Context, dec func(interface{
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(KVServer).Range(ctx, req.(*RangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KV_KeepAlive_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeepAliveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).KeepAlive(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_KeepAlive_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).KeepAlive(ctx, req.(*KeepAliveRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -508,6 +546,10 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Range",
 			Handler:    _KV_Range_Handler,
+		},
+		{
+			MethodName: "KeepAlive",
+			Handler:    _KV_KeepAlive_Handler,
 		},
 		{
 			MethodName: "Txn",

@@ -16,11 +16,12 @@ import (
 type kind int
 
 const (
-	kindWrite    kind = iota // a command through the log, at the master's proposer
-	kindRead                 // a read at a lease manager (the master's unless stale)
-	kindMembers              // a membership change, at the master's proposer
-	kindCheck                // a consistency check, at the master's proposer
-	kindSnapshot             // a snapshot of this node, at its own snapshotter
+	kindWrite     kind = iota // a command through the log, at the master's proposer
+	kindRead                  // a read at a lease manager (the master's unless stale)
+	kindMembers               // a membership change, at the master's proposer
+	kindCheck                 // a consistency check, at the master's proposer
+	kindSnapshot              // a snapshot of this node, at its own snapshotter
+	kindKeepAlive             // a session's KeepAlive, at the master's core
 )
 
 // request is one client request on its way through this node: it is sent
@@ -31,6 +32,7 @@ type request struct {
 	payload     []byte // writes and reads: the encoded MultiOp
 	consistency messages.Consistency
 	members     *messages.MembersRequest
+	session     uint64 // kindKeepAlive
 	deadline    time.Time
 	backoff     time.Duration
 	// tried is the node the last attempt went to, so that a refusal that
@@ -42,7 +44,7 @@ type request struct {
 // have arrived: reads and checks change nothing (a check only adds a
 // checksum value).
 func (r *request) idempotent() bool {
-	return r.kind == kindRead || r.kind == kindSnapshot || r.kind == kindCheck
+	return r.kind == kindRead || r.kind == kindSnapshot || r.kind == kindCheck || r.kind == kindKeepAlive
 }
 
 // errNoMaster: no master is known here, or none answered in time.
@@ -120,6 +122,8 @@ func (r *request) message(id uint64) any {
 		return &messages.CheckRequest{RequestId: id}
 	case kindSnapshot:
 		return &messages.SnapshotRequest{RequestId: id}
+	case kindKeepAlive:
+		return &messages.KeepAliveRequest{RequestId: id, Session: r.session}
 	}
 	return &messages.ClientRequest{RequestId: id, Command: r.payload}
 }

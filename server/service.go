@@ -147,6 +147,26 @@ func (k *kvService) Range(ctx context.Context, in *messages.RangeRequest) (*mess
 	return out, nil
 }
 
+func (k *kvService) KeepAlive(ctx context.Context, in *messages.KeepAliveRequest) (*messages.KeepAliveResponse, error) {
+	if in.Session == 0 {
+		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_INVALID, "KeepAlive names no session")
+	}
+	req := &request{kind: kindKeepAlive, session: in.Session}
+	a := k.s.do(ctx, req)
+	if f := k.s.failureOf(req, a); f != nil {
+		return nil, k.s.status(f)
+	}
+	resp, ok := a.msg.(*messages.ClientResponse)
+	if !ok {
+		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_INVALID, fmt.Sprintf("unexpected answer %T", a.msg))
+	}
+	res := &messages.KeepAliveResult{}
+	if err := proto.Unmarshal(resp.Result, res); err != nil {
+		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_INVALID, "undecodable result: "+err.Error())
+	}
+	return &messages.KeepAliveResponse{Header: k.s.header(resp), ValidMs: res.ValidMs, TtlMs: res.TtlMs}, nil
+}
+
 func (k *kvService) Status(context.Context, *messages.StatusRequest) (*messages.StatusResponse, error) {
 	return k.s.replica.Status(), nil
 }

@@ -49,10 +49,37 @@ const (
 	PlantedNoExtensionAtTakeover
 )
 
+// ExpiryRetry is how long after handing out a session's expiry Due hands
+// it out again if it has not applied (its proposal was lost or refused).
+const ExpiryRetry = time.Second
+
 type tracked struct {
 	ttl      time.Duration
 	deadline time.Time
-	expiring bool // its expiry was handed out by Due
+	expiring bool      // its expiry was handed out by Due
+	handed   time.Time // when
+}
+
+// Event is a session's start or end as the applied log says, in log
+// order.
+type Event struct {
+	ID    uint64
+	TTL   time.Duration // a start only
+	Ended bool
+	// Expired: the end was the master's expiry (false: its client closed
+	// it).
+	Expired bool
+}
+
+// Observe takes the applied log's session events at now.
+func (k *Keeper) Observe(evs []Event, now time.Time) {
+	for _, e := range evs {
+		if e.Ended {
+			k.Ended(e.ID)
+		} else {
+			k.Opened(e.ID, e.TTL, now)
+		}
+	}
 }
 
 // Keeper tracks the deadlines of every live session while its replica is
@@ -135,29 +162,22 @@ func (k *Keeper) KeepAlive(id uint64, now time.Time) (deadline time.Time, ttl ti
 }
 
 // Due returns, in id order, the sessions whose deadline passed by now and
-// whose expiry has not been handed out yet; the master proposes each
-// one's expiry. A session handed out is not handed out again unless
-// Retry says so (its proposal failed).
+// whose expiry has not been handed out in the last ExpiryRetry; the
+// master proposes each one's expiry.
 func (k *Keeper) Due(now time.Time) []uint64 {
 	if !k.master {
 		return nil
 	}
 	var due []uint64
 	for id, s := range k.sessions {
-		if !s.expiring && !now.Before(s.deadline) {
-			s.expiring = true
-			due = append(due, id)
+		if now.Before(s.deadline) || (s.expiring && now.Before(s.handed.Add(ExpiryRetry))) {
+			continue
 		}
+		s.expiring, s.handed = true, now
+		due = append(due, id)
 	}
 	slices.Sort(due)
 	return due
-}
-
-// Retry makes a session whose expiry proposal failed due again.
-func (k *Keeper) Retry(id uint64) {
-	if s, ok := k.sessions[id]; ok {
-		s.expiring = false
-	}
 }
 
 // Deadline returns the session's deadline at this master.

@@ -86,6 +86,7 @@ func (f *clientFlags) withClient(fn func(ctx context.Context, c *client.Client) 
 
 func newPutCmd() *cobra.Command {
 	var f clientFlags
+	var sequencer string
 	cmd := &cobra.Command{
 		Use:   "put KEY VALUE",
 		Short: "Set a key (VALUE '-' reads standard input)",
@@ -99,8 +100,24 @@ func newPutCmd() *cobra.Command {
 				}
 				val = b
 			}
+			var seq *messages.Sequencer
+			if sequencer != "" {
+				var err error
+				if seq, err = db.ParseSequencer(sequencer); err != nil {
+					return fmt.Errorf("%w: --sequencer: %v", errUsage, err)
+				}
+			}
 			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				if err := c.Put(ctx, []byte(args[0]), val); err != nil {
+				if seq != nil {
+					res, err := c.Txn(ctx, &messages.MultiOp{Guard: []*messages.Test{db.SequencerHolds(seq)},
+						TOp: []*messages.Op{{Kind: messages.Op_KIND_PUT, Key: []byte(args[0]), Value: val}}})
+					if err != nil {
+						return err
+					}
+					if !res.Succeeded {
+						return fmt.Errorf("sequencer %s no longer holds its lock: not written", sequencer)
+					}
+				} else if err := c.Put(ctx, []byte(args[0]), val); err != nil {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "OK")
@@ -109,6 +126,7 @@ func newPutCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().StringVar(&sequencer, "sequencer", "", "write only while this lock acquisition (a lock command's LIVEPAXOS_SEQUENCER) holds")
 	return cmd
 }
 

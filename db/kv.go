@@ -58,6 +58,8 @@ type KV struct {
 	nextSession uint64
 	nowMs       int64 // the log's time (ObserveTime)
 	events      []SessionEvent
+	// plantedNoLockDelay: a planted bug (PlantNoLockDelay).
+	plantedNoLockDelay bool
 }
 
 // entry is one key's value and metadata.

@@ -193,7 +193,7 @@ func (kv *KV) release(name string, sid uint64, expired bool) bool {
 			return false
 		}
 		held = true
-		if expired {
+		if expired && !kv.plantedNoLockDelay {
 			l.FreeAtMs = max(l.FreeAtMs, kv.nowMs+int64(h.LockDelayMs))
 		}
 		return true
@@ -247,4 +247,15 @@ func (kv *KV) Holders(name []byte) []*messages.LockHolder {
 		return nil
 	}
 	return proto.Clone(l).(*messages.LockRecord).Holders
+}
+
+// PlantNoLockDelay makes the database forget lock-delay: the planted bug
+// the simulator's lock-delay invariant must catch (tests only).
+func (kv *KV) PlantNoLockDelay() { kv.plantedNoLockDelay = true }
+
+// Now returns the log's time (ObserveTime), in Unix milliseconds.
+func (kv *KV) Now() int64 {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	return kv.nowMs
 }

@@ -31,13 +31,13 @@ var regressionSeeds = []struct {
 	// marks, and the new master never re-proposed them: no learner could
 	// apply past 14 again, and reads never completed (a liveness bug).
 	// Found as seeds 705, 1509, 1706.
-	{190, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
+	{37, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
 	{806, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
 	// With thrifty accepts (only a majority syncs), a lazy Accept raised
 	// n3's promise to 0.2 in memory; a late Prepare at 0.2 was then taken
 	// for a duplicate and promised without a record (paxos.Acceptor now
 	// tracks durablePromised). Found as seed 754.
-	{10, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
+	{998, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
 	{359, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
 	// The checker bounded an unacknowledged write's effect by the first
 	// apply anywhere; a follower applied it before the master, whose lease
@@ -51,7 +51,6 @@ var regressionSeeds = []struct {
 	// log moved into the rival's epoch while the master kept its own, and
 	// every command it proposed after was refused (paxos.Proposer.interrupted).
 	// Found as seed 15125.
-	{115, sitRivalEpochStartInBoost, "ballot boost re-proposed another master's epoch start"},
 	{172, sitRivalEpochStartInBoost, "ballot boost re-proposed another master's epoch start"},
 	// Found as seeds 7195 and 17967.
 	{10, sitRestoreHoles, "snapshot damaged after a restart from it: the chosen mark runs past values it held"},

@@ -59,6 +59,8 @@ type Simulator struct {
 	learners, all []uint32
 	nodes         []*node
 	clients       []*client
+	sessClients   []*sessClient
+	locks         *lockChecker
 	history       []*op
 	check         *checker
 	trace         io.Writer
@@ -109,6 +111,13 @@ func New(cfg Config) *Simulator {
 	s.issueStop = s.end - int64(cfg.DrainTime)
 	s.net = newNetwork(s)
 	s.check = newChecker(s)
+	s.locks = newLockChecker(s)
+	if s.cfg.SessionTTL == 0 {
+		s.cfg.SessionTTL = 1500 * time.Millisecond
+	}
+	if s.cfg.LockDelay == 0 {
+		s.cfg.LockDelay = 500 * time.Millisecond
+	}
 	s.check.strictFrom = s.faultsEnd + int64(cfg.RecoveryBound)
 	return s
 }
@@ -120,6 +129,9 @@ func Run(cfg Config) (Result, error) { return New(cfg).Run() }
 // Run runs the simulation. See the package comment for the two modes.
 func (s *Simulator) Run() (Result, error) {
 	s.start()
+	for _, c := range s.sessClients {
+		c.start()
+	}
 	for _, c := range s.clients {
 		c.start()
 	}
@@ -143,6 +155,9 @@ func (s *Simulator) start() {
 	}
 	for i := range s.cfg.Clients {
 		s.clients = append(s.clients, newClient(s, i))
+	}
+	for i := range s.cfg.Sessions {
+		s.sessClients = append(s.sessClients, newSessClient(s, i))
 	}
 	s.budget = int(time.Duration(s.end).Seconds()*maxStepsPerSimSecond) + 1
 }
@@ -212,6 +227,10 @@ func (s *Simulator) fail(kind, specific error, format string, args ...any) {
 // deliver hands a message that arrived to its endpoint.
 func (s *Simulator) deliver(from, to uint32, msg any) {
 	if s.err != nil {
+		return
+	}
+	if to >= sessionBase {
+		s.sessClients[to-sessionBase].receive(from, msg)
 		return
 	}
 	if to >= clientBase {

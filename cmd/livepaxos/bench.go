@@ -112,7 +112,7 @@ func newBenchCmd() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.op, "op", "put", "put or get")
+	fl.StringVar(&o.op, "op", "put", "put, get or lock (one acquire and release per op, a session per client; --keys lock names)")
 	fl.IntVar(&o.clients, "clients", 1, "closed-loop clients, one request outstanding each")
 	fl.IntVar(&o.conns, "conns", 1, "client connections (client i uses connection i%conns)")
 	fl.IntVar(&o.valueSize, "value-size", 128, "value size in bytes")
@@ -131,8 +131,8 @@ func newBenchCmd() *cobra.Command {
 }
 
 func (o *benchOptions) validate() error {
-	if o.op != "put" && o.op != "get" {
-		return fmt.Errorf("%w: --op must be put or get, got %q", errUsage, o.op)
+	if o.op != "put" && o.op != "get" && o.op != "lock" {
+		return fmt.Errorf("%w: --op must be put, get or lock, got %q", errUsage, o.op)
 	}
 	if o.clients < 1 || o.conns < 1 || o.keys < 1 || o.valueSize < 0 || o.seconds <= 0 || o.warmup < 0 || o.timeout <= 0 || o.total < 0 {
 		return fmt.Errorf("%w: --clients, --conns, --keys and --seconds must be positive; --value-size and --warmup not negative", errUsage)
@@ -180,6 +180,28 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 	var issued atomic.Int64
 	tl := newTimeline(start)
 	var wg sync.WaitGroup
+	// --op lock: a session per client, opened before the clock starts
+	// (unmeasured), closed after.
+	sessions := make([]*client.Session, o.clients)
+	if o.op == "lock" {
+		for w := range sessions {
+			ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+			s, err := c.NewSession(ctx, client.SessionOptions{})
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("opening session %d: %w", w, err)
+			}
+			sessions[w] = s
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+				defer cancel()
+				s.Close(ctx)
+			}()
+		}
+		start = time.Now()
+		mStart = start.Add(time.Duration(o.warmup * float64(time.Second)))
+		mEnd = mStart.Add(time.Duration(o.seconds * float64(time.Second)))
+	}
 	for w := range o.clients {
 		wg.Add(1)
 		go func() {
@@ -203,9 +225,17 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 				var err error
-				if o.op == "put" {
+				switch o.op {
+				case "lock":
+					// One acquire and release of a (mostly uncontended)
+					// lock: two writes through the log.
+					var l *client.Lock
+					if l, err = sessions[w].Lock(ctx, string(key), client.LockOptions{}); err == nil {
+						err = l.Unlock(ctx)
+					}
+				case "put":
 					err = c.Put(ctx, key, val)
-				} else {
+				default:
 					_, _, err = c.GetWith(ctx, key, o.cons)
 				}
 				cancel()

@@ -346,6 +346,9 @@ func (d *Driver) apply(as []Apply) {
 		if d.store != nil && len(a.Commands) > 0 {
 			d.keeper.Observe(d.store.TakeSessionEvents(), d.h.Now())
 		}
+		if io, ok := d.sm.(InstanceObserver); ok {
+			io.EndInstance(a.Entry.Instance)
+		}
 		if cs, ok := d.sm.(Checksummer); ok && a.Checksum {
 			d.h.Checksum(a.Entry.Instance, cs.BeginChecksum())
 		}

@@ -93,3 +93,10 @@ func errorCode(err error) messages.ErrorCode {
 	}
 	return messages.ErrorCode_ERROR_CODE_INVALID
 }
+
+// InstanceObserver is implemented by state machines that want to know when
+// every command of an instance has applied (db.KV: watchers get whole
+// instances). EndInstance is called after each applied entry, no-ops too.
+type InstanceObserver interface {
+	EndInstance(instance uint64)
+}

@@ -60,6 +60,15 @@ type KV struct {
 	events      []SessionEvent
 	// plantedNoLockDelay: a planted bug (PlantNoLockDelay).
 	plantedNoLockDelay bool
+
+	// Watches (watch.go): the changes of the last instances, from
+	// changesFrom on, in order; complete is the last instance whose every
+	// command applied; notify is closed when it grows.
+	changes     []change
+	changeBytes int
+	changesFrom uint64
+	complete    uint64
+	notify      chan struct{}
 }
 
 // entry is one key's value and metadata.
@@ -84,7 +93,7 @@ func New() *KV { return NewWithLimits(Limits{}) }
 // Every replica of a cluster must use the same Limits (see Limits).
 func NewWithLimits(l Limits) *KV {
 	return &KV{data: make(map[string]entry), index: newIndex(), limits: l.withDefaults(),
-		sessions: make(map[uint64]*session), locks: make(map[string]*messages.LockRecord)}
+		sessions: make(map[uint64]*session), locks: make(map[string]*messages.LockRecord), changesFrom: 1}
 }
 
 // Limits returns the limits the database validates with, defaults filled in.

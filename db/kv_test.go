@@ -299,7 +299,8 @@ func TestNewWithLimits(t *testing.T) {
 	kv := db.NewWithLimits(db.Limits{MaxValueBytes: 3})
 	want := db.Limits{MaxKeyBytes: db.DefaultMaxKeyBytes, MaxValueBytes: 3, MaxOps: db.DefaultMaxOps,
 		MaxRangeKeys: db.DefaultMaxRangeKeys, MaxRangeBytes: db.DefaultMaxRangeBytes,
-		MaxSessions: db.DefaultMaxSessions, MaxSessionResults: db.DefaultMaxSessionResults}
+		MaxSessions: db.DefaultMaxSessions, MaxSessionResults: db.DefaultMaxSessionResults,
+		WatchEvents: db.DefaultWatchEvents, WatchEventBytes: db.DefaultWatchEventBytes}
 	if kv.Limits() != want {
 		t.Fatalf("Limits = %+v, want %+v", kv.Limits(), want)
 	}

@@ -80,6 +80,7 @@ func (kv *KV) put(key, value string, owner uint64) bool {
 	} else {
 		kv.data[key] = e
 	}
+	kv.record(change{instance: kv.lastApplied, key: key, value: value, version: e.version})
 	return ok
 }
 
@@ -90,6 +91,7 @@ func (kv *KV) del(key string) bool {
 		return false
 	}
 	kv.bind(key, old.owner, 0)
+	kv.record(change{instance: kv.lastApplied, key: key, delete: true})
 	kv.index.Delete(key)
 	if kv.delta != nil {
 		kv.delta[key] = nil
@@ -333,5 +335,9 @@ func (kv *KV) Restore(r io.Reader) error {
 	kv.data, kv.index, kv.lastApplied, kv.epoch = data, index, last, epoch
 	kv.sessions, kv.locks, kv.nextSession, kv.nowMs = sessions, locks, st.NextSession, st.NowMs
 	kv.events = nil
+	// The changes before the snapshot are gone: a watcher from before it
+	// gets the state at its instance.
+	clear(kv.changes)
+	kv.changes, kv.changeBytes, kv.changesFrom, kv.complete = nil, 0, last+1, last
 	return nil
 }

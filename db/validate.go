@@ -37,6 +37,11 @@ type Limits struct {
 	// (DefaultMaxSessionResults).
 	MaxSessions       int
 	MaxSessionResults int
+	// WatchEvents and WatchEventBytes bound the changes kept for
+	// watchers (DefaultWatchEvents, DefaultWatchEventBytes). They are not
+	// replicated state: replicas may keep different amounts.
+	WatchEvents     int
+	WatchEventBytes int
 }
 
 // Errors returned by Validate, Apply and ApplyBatch. Callers should test with
@@ -75,6 +80,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxSessionResults <= 0 {
 		l.MaxSessionResults = DefaultMaxSessionResults
+	}
+	if l.WatchEvents <= 0 {
+		l.WatchEvents = DefaultWatchEvents
+	}
+	if l.WatchEventBytes <= 0 {
+		l.WatchEventBytes = DefaultWatchEventBytes
 	}
 	return l
 }

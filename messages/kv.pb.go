@@ -540,6 +540,220 @@ func (x *KeepAliveResponse) GetTtlMs() uint64 {
 	return 0
 }
 
+type WatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Prefix        bool                   `protobuf:"varint,2,opt,name=prefix,proto3" json:"prefix,omitempty"` // every key that starts with key (key may then be empty)
+	From          uint64                 `protobuf:"varint,3,opt,name=from,proto3" json:"from,omitempty"`     // the first instance wanted; 0: changes from now on
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_messages_kv_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *WatchRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetPrefix() bool {
+	if x != nil {
+		return x.Prefix
+	}
+	return false
+}
+
+func (x *WatchRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+type WatchEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"` // the log instance of the change
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Delete        bool                   `protobuf:"varint,3,opt,name=delete,proto3" json:"delete,omitempty"`
+	Value         []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`      // a put's value
+	Version       uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"` // a put's version of the key (see KeyValue)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_messages_kv_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WatchEvent) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
+func (x *WatchEvent) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type WatchResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Events []*WatchEvent          `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"` // in log order
+	// reset: kvs is the whole range's state at instance (the changes before
+	// it are no longer held); events after it follow.
+	Reset_        bool        `protobuf:"varint,3,opt,name=reset,proto3" json:"reset,omitempty"`
+	Kvs           []*KeyValue `protobuf:"bytes,4,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	Instance      uint64      `protobuf:"varint,5,opt,name=instance,proto3" json:"instance,omitempty"` // everything up to this instance is in this answer or before it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_messages_kv_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WatchResponse) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetReset_() bool {
+	if x != nil {
+		return x.Reset_
+	}
+	return false
+}
+
+func (x *WatchResponse) GetKvs() []*KeyValue {
+	if x != nil {
+		return x.Kvs
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
 type TxnRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            *MultiOp               `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
@@ -549,7 +763,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +775,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +788,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{8}
+	return file_messages_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TxnRequest) GetOp() *MultiOp {
@@ -594,7 +808,7 @@ type ReadOnlyRequest struct {
 
 func (x *ReadOnlyRequest) Reset() {
 	*x = ReadOnlyRequest{}
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +820,7 @@ func (x *ReadOnlyRequest) String() string {
 func (*ReadOnlyRequest) ProtoMessage() {}
 
 func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +833,7 @@ func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOnlyRequest.ProtoReflect.Descriptor instead.
 func (*ReadOnlyRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{9}
+	return file_messages_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReadOnlyRequest) GetOp() *MultiOp {
@@ -646,7 +860,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +872,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +885,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{10}
+	return file_messages_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TxnResponse) GetHeader() *Header {
@@ -696,7 +910,7 @@ type MembersListRequest struct {
 
 func (x *MembersListRequest) Reset() {
 	*x = MembersListRequest{}
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +922,7 @@ func (x *MembersListRequest) String() string {
 func (*MembersListRequest) ProtoMessage() {}
 
 func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +935,7 @@ func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersListRequest.ProtoReflect.Descriptor instead.
 func (*MembersListRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{11}
+	return file_messages_kv_proto_rawDescGZIP(), []int{14}
 }
 
 type MembersChangeResponse struct {
@@ -734,7 +948,7 @@ type MembersChangeResponse struct {
 
 func (x *MembersChangeResponse) Reset() {
 	*x = MembersChangeResponse{}
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +960,7 @@ func (x *MembersChangeResponse) String() string {
 func (*MembersChangeResponse) ProtoMessage() {}
 
 func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +973,7 @@ func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersChangeResponse.ProtoReflect.Descriptor instead.
 func (*MembersChangeResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{12}
+	return file_messages_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MembersChangeResponse) GetHeader() *Header {
@@ -787,7 +1001,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +1013,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +1026,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{13}
+	return file_messages_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StreamRequest) GetCalls() []*StreamCall {
@@ -839,7 +1053,7 @@ type StreamCall struct {
 
 func (x *StreamCall) Reset() {
 	*x = StreamCall{}
-	mi := &file_messages_kv_proto_msgTypes[14]
+	mi := &file_messages_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +1065,7 @@ func (x *StreamCall) String() string {
 func (*StreamCall) ProtoMessage() {}
 
 func (x *StreamCall) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[14]
+	mi := &file_messages_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +1078,7 @@ func (x *StreamCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCall.ProtoReflect.Descriptor instead.
 func (*StreamCall) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{14}
+	return file_messages_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StreamCall) GetId() uint64 {
@@ -911,7 +1125,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_messages_kv_proto_msgTypes[15]
+	mi := &file_messages_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1137,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[15]
+	mi := &file_messages_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1150,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{15}
+	return file_messages_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StreamResponse) GetResults() []*StreamResult {
@@ -962,7 +1176,7 @@ type StreamResult struct {
 
 func (x *StreamResult) Reset() {
 	*x = StreamResult{}
-	mi := &file_messages_kv_proto_msgTypes[16]
+	mi := &file_messages_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1188,7 @@ func (x *StreamResult) String() string {
 func (*StreamResult) ProtoMessage() {}
 
 func (x *StreamResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[16]
+	mi := &file_messages_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1201,7 @@ func (x *StreamResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResult.ProtoReflect.Descriptor instead.
 func (*StreamResult) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{16}
+	return file_messages_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamResult) GetId() uint64 {
@@ -1067,7 +1281,24 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\x11KeepAliveResponse\x12,\n" +
 	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x19\n" +
 	"\bvalid_ms\x18\x02 \x01(\x04R\avalidMs\x12\x15\n" +
-	"\x06ttl_ms\x18\x03 \x01(\x04R\x05ttlMs\"3\n" +
+	"\x06ttl_ms\x18\x03 \x01(\x04R\x05ttlMs\"L\n" +
+	"\fWatchRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\bR\x06prefix\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\x04R\x04from\"\x82\x01\n" +
+	"\n" +
+	"WatchEvent\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x16\n" +
+	"\x06delete\x18\x03 \x01(\bR\x06delete\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\"\xcb\x01\n" +
+	"\rWatchResponse\x12,\n" +
+	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x120\n" +
+	"\x06events\x18\x02 \x03(\v2\x18.livepaxos.v1.WatchEventR\x06events\x12\x14\n" +
+	"\x05reset\x18\x03 \x01(\bR\x05reset\x12(\n" +
+	"\x03kvs\x18\x04 \x03(\v2\x16.livepaxos.v1.KeyValueR\x03kvs\x12\x1a\n" +
+	"\binstance\x18\x05 \x01(\x04R\binstance\"3\n" +
 	"\n" +
 	"TxnRequest\x12%\n" +
 	"\x02op\x18\x01 \x01(\v2\x15.livepaxos.v1.MultiOpR\x02op\"u\n" +
@@ -1098,12 +1329,13 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.livepaxos.v1.ErrorCodeR\x04code\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12,\n" +
 	"\x06header\x18\x04 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x16\n" +
-	"\x06result\x18\x05 \x01(\fR\x06result2\xc0\x06\n" +
+	"\x06result\x18\x05 \x01(\fR\x06result2\x84\a\n" +
 	"\x02KV\x12:\n" +
 	"\x03Put\x12\x18.livepaxos.v1.PutRequest\x1a\x19.livepaxos.v1.PutResponse\x12:\n" +
 	"\x03Get\x12\x18.livepaxos.v1.GetRequest\x1a\x19.livepaxos.v1.GetResponse\x12@\n" +
 	"\x05Range\x12\x1a.livepaxos.v1.RangeRequest\x1a\x1b.livepaxos.v1.RangeResponse\x12L\n" +
-	"\tKeepAlive\x12\x1e.livepaxos.v1.KeepAliveRequest\x1a\x1f.livepaxos.v1.KeepAliveResponse\x12:\n" +
+	"\tKeepAlive\x12\x1e.livepaxos.v1.KeepAliveRequest\x1a\x1f.livepaxos.v1.KeepAliveResponse\x12B\n" +
+	"\x05Watch\x12\x1a.livepaxos.v1.WatchRequest\x1a\x1b.livepaxos.v1.WatchResponse0\x01\x12:\n" +
 	"\x03Txn\x12\x18.livepaxos.v1.TxnRequest\x1a\x19.livepaxos.v1.TxnResponse\x12@\n" +
 	"\x04Read\x12\x1d.livepaxos.v1.ReadOnlyRequest\x1a\x19.livepaxos.v1.TxnResponse\x12C\n" +
 	"\x06Status\x12\x1b.livepaxos.v1.StatusRequest\x1a\x1c.livepaxos.v1.StatusResponse\x12E\n" +
@@ -1125,7 +1357,7 @@ func file_messages_kv_proto_rawDescGZIP() []byte {
 	return file_messages_kv_proto_rawDescData
 }
 
-var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_messages_kv_proto_goTypes = []any{
 	(*Header)(nil),                // 0: livepaxos.v1.Header
 	(*PutRequest)(nil),            // 1: livepaxos.v1.PutRequest
@@ -1135,78 +1367,86 @@ var file_messages_kv_proto_goTypes = []any{
 	(*RangeRequest)(nil),          // 5: livepaxos.v1.RangeRequest
 	(*RangeResponse)(nil),         // 6: livepaxos.v1.RangeResponse
 	(*KeepAliveResponse)(nil),     // 7: livepaxos.v1.KeepAliveResponse
-	(*TxnRequest)(nil),            // 8: livepaxos.v1.TxnRequest
-	(*ReadOnlyRequest)(nil),       // 9: livepaxos.v1.ReadOnlyRequest
-	(*TxnResponse)(nil),           // 10: livepaxos.v1.TxnResponse
-	(*MembersListRequest)(nil),    // 11: livepaxos.v1.MembersListRequest
-	(*MembersChangeResponse)(nil), // 12: livepaxos.v1.MembersChangeResponse
-	(*StreamRequest)(nil),         // 13: livepaxos.v1.StreamRequest
-	(*StreamCall)(nil),            // 14: livepaxos.v1.StreamCall
-	(*StreamResponse)(nil),        // 15: livepaxos.v1.StreamResponse
-	(*StreamResult)(nil),          // 16: livepaxos.v1.StreamResult
-	(Consistency)(0),              // 17: livepaxos.v1.Consistency
-	(*KeyValue)(nil),              // 18: livepaxos.v1.KeyValue
-	(*MultiOp)(nil),               // 19: livepaxos.v1.MultiOp
-	(*MultiOpResult)(nil),         // 20: livepaxos.v1.MultiOpResult
-	(ErrorCode)(0),                // 21: livepaxos.v1.ErrorCode
-	(*KeepAliveRequest)(nil),      // 22: livepaxos.v1.KeepAliveRequest
-	(*StatusRequest)(nil),         // 23: livepaxos.v1.StatusRequest
-	(*MembersRequest)(nil),        // 24: livepaxos.v1.MembersRequest
-	(*SnapshotRequest)(nil),       // 25: livepaxos.v1.SnapshotRequest
-	(*CheckRequest)(nil),          // 26: livepaxos.v1.CheckRequest
-	(*StatusResponse)(nil),        // 27: livepaxos.v1.StatusResponse
-	(*Membership)(nil),            // 28: livepaxos.v1.Membership
-	(*SnapshotResponse)(nil),      // 29: livepaxos.v1.SnapshotResponse
-	(*CheckResponse)(nil),         // 30: livepaxos.v1.CheckResponse
+	(*WatchRequest)(nil),          // 8: livepaxos.v1.WatchRequest
+	(*WatchEvent)(nil),            // 9: livepaxos.v1.WatchEvent
+	(*WatchResponse)(nil),         // 10: livepaxos.v1.WatchResponse
+	(*TxnRequest)(nil),            // 11: livepaxos.v1.TxnRequest
+	(*ReadOnlyRequest)(nil),       // 12: livepaxos.v1.ReadOnlyRequest
+	(*TxnResponse)(nil),           // 13: livepaxos.v1.TxnResponse
+	(*MembersListRequest)(nil),    // 14: livepaxos.v1.MembersListRequest
+	(*MembersChangeResponse)(nil), // 15: livepaxos.v1.MembersChangeResponse
+	(*StreamRequest)(nil),         // 16: livepaxos.v1.StreamRequest
+	(*StreamCall)(nil),            // 17: livepaxos.v1.StreamCall
+	(*StreamResponse)(nil),        // 18: livepaxos.v1.StreamResponse
+	(*StreamResult)(nil),          // 19: livepaxos.v1.StreamResult
+	(Consistency)(0),              // 20: livepaxos.v1.Consistency
+	(*KeyValue)(nil),              // 21: livepaxos.v1.KeyValue
+	(*MultiOp)(nil),               // 22: livepaxos.v1.MultiOp
+	(*MultiOpResult)(nil),         // 23: livepaxos.v1.MultiOpResult
+	(ErrorCode)(0),                // 24: livepaxos.v1.ErrorCode
+	(*KeepAliveRequest)(nil),      // 25: livepaxos.v1.KeepAliveRequest
+	(*StatusRequest)(nil),         // 26: livepaxos.v1.StatusRequest
+	(*MembersRequest)(nil),        // 27: livepaxos.v1.MembersRequest
+	(*SnapshotRequest)(nil),       // 28: livepaxos.v1.SnapshotRequest
+	(*CheckRequest)(nil),          // 29: livepaxos.v1.CheckRequest
+	(*StatusResponse)(nil),        // 30: livepaxos.v1.StatusResponse
+	(*Membership)(nil),            // 31: livepaxos.v1.Membership
+	(*SnapshotResponse)(nil),      // 32: livepaxos.v1.SnapshotResponse
+	(*CheckResponse)(nil),         // 33: livepaxos.v1.CheckResponse
 }
 var file_messages_kv_proto_depIdxs = []int32{
 	0,  // 0: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
-	17, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
+	20, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 2: livepaxos.v1.GetResponse.header:type_name -> livepaxos.v1.Header
-	17, // 3: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
+	20, // 3: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 4: livepaxos.v1.RangeResponse.header:type_name -> livepaxos.v1.Header
-	18, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	21, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
 	0,  // 6: livepaxos.v1.KeepAliveResponse.header:type_name -> livepaxos.v1.Header
-	19, // 7: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
-	19, // 8: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
-	17, // 9: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 10: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
-	20, // 11: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
-	0,  // 12: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
-	14, // 13: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
-	17, // 14: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
-	16, // 15: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
-	21, // 16: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
-	0,  // 17: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
-	1,  // 18: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
-	3,  // 19: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
-	5,  // 20: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
-	22, // 21: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
-	8,  // 22: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
-	9,  // 23: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
-	23, // 24: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
-	11, // 25: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
-	24, // 26: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
-	25, // 27: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
-	26, // 28: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
-	13, // 29: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
-	2,  // 30: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
-	4,  // 31: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
-	6,  // 32: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
-	7,  // 33: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
-	10, // 34: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
-	10, // 35: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
-	27, // 36: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
-	28, // 37: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
-	12, // 38: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
-	29, // 39: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
-	30, // 40: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
-	15, // 41: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
-	30, // [30:42] is the sub-list for method output_type
-	18, // [18:30] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	0,  // 7: livepaxos.v1.WatchResponse.header:type_name -> livepaxos.v1.Header
+	9,  // 8: livepaxos.v1.WatchResponse.events:type_name -> livepaxos.v1.WatchEvent
+	21, // 9: livepaxos.v1.WatchResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	22, // 10: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
+	22, // 11: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
+	20, // 12: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
+	0,  // 13: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
+	23, // 14: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
+	0,  // 15: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
+	17, // 16: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
+	20, // 17: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
+	19, // 18: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
+	24, // 19: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
+	0,  // 20: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
+	1,  // 21: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
+	3,  // 22: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
+	5,  // 23: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
+	25, // 24: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
+	8,  // 25: livepaxos.v1.KV.Watch:input_type -> livepaxos.v1.WatchRequest
+	11, // 26: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
+	12, // 27: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
+	26, // 28: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
+	14, // 29: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
+	27, // 30: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
+	28, // 31: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
+	29, // 32: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
+	16, // 33: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
+	2,  // 34: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
+	4,  // 35: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
+	6,  // 36: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
+	7,  // 37: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
+	10, // 38: livepaxos.v1.KV.Watch:output_type -> livepaxos.v1.WatchResponse
+	13, // 39: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
+	13, // 40: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
+	30, // 41: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
+	31, // 42: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
+	15, // 43: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
+	32, // 44: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
+	33, // 45: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
+	18, // 46: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
+	34, // [34:47] is the sub-list for method output_type
+	21, // [21:34] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_messages_kv_proto_init() }
@@ -1221,7 +1461,7 @@ func file_messages_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_kv_proto_rawDesc), len(file_messages_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,7 @@ const (
 	KV_Get_FullMethodName           = "/livepaxos.v1.KV/Get"
 	KV_Range_FullMethodName         = "/livepaxos.v1.KV/Range"
 	KV_KeepAlive_FullMethodName     = "/livepaxos.v1.KV/KeepAlive"
+	KV_Watch_FullMethodName         = "/livepaxos.v1.KV/Watch"
 	KV_Txn_FullMethodName           = "/livepaxos.v1.KV/Txn"
 	KV_Read_FullMethodName          = "/livepaxos.v1.KV/Read"
 	KV_Status_FullMethodName        = "/livepaxos.v1.KV/Status"
@@ -63,6 +64,13 @@ type KVClient interface {
 	// KeepAlive extends a session at the master without a log write
 	// (sessions are opened, used and closed with Txn: see Op.Kind).
 	KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...grpc.CallOption) (*KeepAliveResponse, error)
+	// Watch streams the changes of a key or a prefix in log order, each
+	// once, from instance `from` (0: from now), as the answering node
+	// applies them. Each answer covers whole instances up to its instance:
+	// resume from instance + 1 (at any node). When the node no longer holds
+	// the changes asked for, it answers reset with the range's state at its
+	// instance, and the changes after it follow.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	// Txn runs a MultiOp atomically through the log: its then-ops if every
 	// guard test holds, its else-ops otherwise.
 	Txn(ctx context.Context, in *TxnRequest, opts ...grpc.CallOption) (*TxnResponse, error)
@@ -134,6 +142,25 @@ func (c *kVClient) KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...
 	}
 	return out, nil
 }
+
+func (c *kVClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[0], KV_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
 func (c *kVClient) Txn(ctx context.Context, in *TxnRequest, opts ...grpc.CallOption) (*TxnResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -207,7 +234,7 @@ func (c *kVClient) Check(ctx context.Context, in *CheckRequest, opts ...grpc.Cal
 
 func (c *kVClient) Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamRequest, StreamResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[0], KV_Stream_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[1], KV_Stream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -234,6 +261,13 @@ type KVServer interface {
 	// KeepAlive extends a session at the master without a log write
 	// (sessions are opened, used and closed with Txn: see Op.Kind).
 	KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error)
+	// Watch streams the changes of a key or a prefix in log order, each
+	// once, from instance `from` (0: from now), as the answering node
+	// applies them. Each answer covers whole instances up to its instance:
+	// resume from instance + 1 (at any node). When the node no longer holds
+	// the changes asked for, it answers reset with the range's state at its
+	// instance, and the changes after it follow.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	// Txn runs a MultiOp atomically through the log: its then-ops if every
 	// guard test holds, its else-ops otherwise.
 	Txn(context.Context, *TxnRequest) (*TxnResponse, error)
@@ -277,6 +311,9 @@ func (UnimplementedKVServer) Range(context.Context, *RangeRequest) (*RangeRespon
 }
 func (UnimplementedKVServer) KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method KeepAlive not implemented")
+}
+func (UnimplementedKVServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedKVServer) Txn(context.Context, *TxnRequest) (*TxnResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Txn not implemented")
@@ -394,6 +431,17 @@ func _KV_KeepAlive_Handler(srv interface{}, ctx context.Context, dec func(interf
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _KV_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(KVServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_WatchServer = grpc.ServerStreamingServer[WatchResponse]
 
 func _KV_Txn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TxnRequest)
@@ -581,6 +629,11 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _KV_Watch_Handler,
+			ServerStreams: true,
+		},
 		{
 			StreamName:    "Stream",
 			Handler:       _KV_Stream_Handler,

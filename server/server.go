@@ -21,6 +21,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/livepaxos/livepaxos/actors"
+	"github.com/livepaxos/livepaxos/db"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -51,7 +52,9 @@ type Config struct {
 	// records its client address, and asks the master to record it if not
 	// (default 1s).
 	RegisterEvery time.Duration
-	Logger        *slog.Logger
+	// DB, if set, is the node's database, whose changes Watch streams.
+	DB     *db.KV
+	Logger *slog.Logger
 }
 
 // ErrConfig reports a Config that cannot serve.

@@ -1,5 +1,5 @@
 // Command livepaxos runs a node of a livepaxos cluster and talks to one:
-// node, put, get, del, cas, txn, lock, status and bench.
+// node, put, get, del, cas, txn, lock, watch, status and bench.
 package main
 
 import (
@@ -45,6 +45,6 @@ func newRootCmd() *cobra.Command {
 	})
 	root.AddCommand(newNodeCmd(), newPutCmd(), newGetCmd(), newDelCmd(), newCasCmd(),
 		newTxnCmd(), newStatusCmd(), newMembersCmd(), newSnapshotCmd(), newCheckCmd(), newBenchCmd(), newCertsCmd(),
-		newLockCmd())
+		newLockCmd(), newWatchCmd())
 	return root
 }

@@ -255,7 +255,7 @@ func runNode(f nodeFlags) error {
 		return err
 	}
 	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(limits),
-		MaxCommandBytes: maxCommandBytes(limits), Logger: logger})
+		MaxCommandBytes: maxCommandBytes(limits), DB: kv, Logger: logger})
 	if err != nil {
 		rem.Shutdown(false)
 		return err

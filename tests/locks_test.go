@@ -116,6 +116,42 @@ func TestLockPausedHolderIsFencedBySequencer(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-l.Lost()
+
+	// Leader election on the lock: the leader's value is published while
+	// it leads; a resignation elects the next in line; a leader's session
+	// ending takes its value away.
+	lead, err := s.Campaign(ctx, "lpk-elect", []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaderIs := func(want string) error {
+		v, found, err := c.cl.Leader(ctx, "lpk-elect")
+		if err != nil || string(v) != want || found != (want != "") {
+			return fmt.Errorf("leader %q (%v, %v), want %q", v, found, err, want)
+		}
+		return nil
+	}
+	waitFor(t, 5*time.Second, "a leads", func() error { return leaderIs("a") })
+	s2, err := c.cl.NewSession(ctx, client.SessionOptions{TTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		_, err := s2.Campaign(ctx, "lpk-elect", []byte("b"))
+		second <- err
+	}()
+	if err := lead.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "b leads", func() error { return leaderIs("b") })
+	if err := s2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "no leader", func() error { return leaderIs("") })
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,6 @@ func newRootCmd() *cobra.Command {
 	})
 	root.AddCommand(newNodeCmd(), newPutCmd(), newGetCmd(), newDelCmd(), newCasCmd(),
 		newTxnCmd(), newStatusCmd(), newMembersCmd(), newSnapshotCmd(), newCheckCmd(), newBenchCmd(), newCertsCmd(),
-		newLockCmd(), newWatchCmd())
+		newLockCmd(), newWatchCmd(), newElectCmd())
 	return root
 }

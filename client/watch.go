@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/livepaxos/livepaxos/db"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -31,12 +32,13 @@ func (c *Client) Watch(ctx context.Context, key []byte, opts WatchOptions) <-cha
 	out := make(chan WatchUpdate, 16)
 	go func() {
 		defer close(out)
-		from := opts.From
+		cur := db.NewWatchCursor(opts.From)
 		for attempt := 0; ctx.Err() == nil; attempt++ {
 			ep := c.target(attempt, true)
 			if n, err := c.node(ep); err == nil {
-				from = c.watchOnce(ctx, n.kvs[0], key, opts.Prefix, from, out)
+				c.watchOnce(ctx, n.kvs[0], key, opts.Prefix, cur, out)
 			}
+			cur.Reconnect()
 			c.unreachable(ep)
 			select {
 			case <-ctx.Done():
@@ -47,26 +49,25 @@ func (c *Client) Watch(ctx context.Context, key []byte, opts WatchOptions) <-cha
 	return out
 }
 
-// watchOnce follows one node's stream until it breaks, and returns the
-// instance to resume from.
-func (c *Client) watchOnce(ctx context.Context, kv messages.KVClient, key []byte, prefix bool, from uint64,
-	out chan<- WatchUpdate) uint64 {
-	st, err := kv.Watch(ctx, &messages.WatchRequest{Key: key, Prefix: prefix, From: from})
+// watchOnce follows one node's stream until it breaks.
+func (c *Client) watchOnce(ctx context.Context, kv messages.KVClient, key []byte, prefix bool, cur *db.WatchCursor,
+	out chan<- WatchUpdate) {
+	st, err := kv.Watch(ctx, &messages.WatchRequest{Key: key, Prefix: prefix, From: cur.From()})
 	if err != nil {
-		return from
+		return
 	}
 	for {
 		m, err := st.Recv()
 		if err != nil {
-			return from
+			return
 		}
-		if len(m.Events) > 0 || m.Reset_ {
+		events := cur.Take(m.Events, m.Instance)
+		if len(events) > 0 || m.Reset_ {
 			select {
-			case out <- WatchUpdate{Events: m.Events, Reset: m.Reset_, KVs: m.Kvs, Instance: m.Instance}:
+			case out <- WatchUpdate{Events: events, Reset: m.Reset_, KVs: m.Kvs, Instance: m.Instance}:
 			case <-ctx.Done():
-				return from
+				return
 			}
 		}
-		from = m.Instance + 1
 	}
 }

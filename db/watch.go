@@ -190,3 +190,43 @@ func (kv *KV) Complete() uint64 {
 	defer kv.mu.RUnlock()
 	return kv.complete
 }
+
+// WatchCursor is a watcher's side of a watch: where to resume, and which
+// changes of an answer are new. The Go client and the simulator's
+// watchers both keep one, so the resume rule is written once.
+type WatchCursor struct {
+	next uint64 // the first instance not yet delivered (0: from now)
+	// PlantResumeLate is a planted bug (tests only): a reconnect resumes
+	// one instance late, losing that instance's changes.
+	PlantResumeLate bool
+}
+
+// NewWatchCursor starts at instance from (0: from now).
+func NewWatchCursor(from uint64) *WatchCursor { return &WatchCursor{next: from} }
+
+// From is the instance to ask a node for next.
+func (c *WatchCursor) From() uint64 { return c.next }
+
+// Take returns the changes of an answer covering up to instance that were
+// not delivered yet (an answer may overlap what an earlier node sent),
+// and moves past it. A reset's state is always new.
+func (c *WatchCursor) Take(events []*messages.WatchEvent, instance uint64) []*messages.WatchEvent {
+	n := 0
+	for _, e := range events {
+		if e.Instance >= c.next {
+			events[n] = e
+			n++
+		}
+	}
+	if instance+1 > c.next {
+		c.next = instance + 1
+	}
+	return events[:n]
+}
+
+// Reconnect: the stream broke; the next node is asked from From.
+func (c *WatchCursor) Reconnect() {
+	if c.PlantResumeLate && c.next > 0 {
+		c.next++
+	}
+}

@@ -69,6 +69,11 @@ type Config struct {
 	// (tests only).
 	SessionPlanted     session.Planted
 	PlantedNoLockDelay bool
+	// Watchers is the number of watchers (watchers.go); 0 leaves every
+	// other seed's run as it was. PlantedWatchResumeLate plants a resume
+	// one instance late in their cursors (tests only).
+	Watchers               int
+	PlantedWatchResumeLate bool
 
 	Seed    uint64
 	Nodes   int // voters: 3 or 5

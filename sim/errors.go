@@ -61,6 +61,9 @@ var (
 	ErrLockDelayIgnored    = errors.New("a lock changed hands within an expired holder's lock-delay")
 	ErrSessionExpiredEarly = errors.New("a session expired while its KeepAlives had been answered in time")
 	ErrWriteAppliedTwice   = errors.New("a session's write applied twice")
+	// ErrWatchMissed: a watcher's changes are not the log's, once each
+	// and in order.
+	ErrWatchMissed = errors.New("a watcher missed, repeated or reordered a change")
 	// ErrRestore: a replica's durable log did not restore.
 	ErrRestore = errors.New("replica failed to restore its log")
 

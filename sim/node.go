@@ -314,6 +314,8 @@ func (n *node) receive(from uint32, msg any) {
 		n.takeChunk(from, m)
 	case *clientRequest:
 		n.request(m)
+	case *watchPoll:
+		n.serveWatch(from, m)
 	case *messages.KeepAliveRequest:
 		n.d.KeepAlive(m, func(resp proto.Message) { n.send(from, resp) })
 	case proto.Message:

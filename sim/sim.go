@@ -61,6 +61,8 @@ type Simulator struct {
 	clients       []*client
 	sessClients   []*sessClient
 	locks         *lockChecker
+	watchers      []*watcher
+	watchStats    watchStats
 	history       []*op
 	check         *checker
 	trace         io.Writer
@@ -132,6 +134,9 @@ func (s *Simulator) Run() (Result, error) {
 	for _, c := range s.sessClients {
 		c.start()
 	}
+	for _, w := range s.watchers {
+		w.start()
+	}
 	for _, c := range s.clients {
 		c.start()
 	}
@@ -158,6 +163,9 @@ func (s *Simulator) start() {
 	}
 	for i := range s.cfg.Sessions {
 		s.sessClients = append(s.sessClients, newSessClient(s, i))
+	}
+	for i := range s.cfg.Watchers {
+		s.watchers = append(s.watchers, newWatcher(s, i))
 	}
 	s.budget = int(time.Duration(s.end).Seconds()*maxStepsPerSimSecond) + 1
 }
@@ -188,6 +196,9 @@ func (s *Simulator) finish() (Result, error) {
 	if s.err == nil {
 		s.settle()
 		s.check.final()
+	}
+	if s.err == nil {
+		s.checkWatchers()
 	}
 	if s.err == nil && !s.cfg.NoLinearizability {
 		if err := checkLinearizable(s.history, s.cfg.Keys); err != nil {
@@ -227,6 +238,10 @@ func (s *Simulator) fail(kind, specific error, format string, args ...any) {
 // deliver hands a message that arrived to its endpoint.
 func (s *Simulator) deliver(from, to uint32, msg any) {
 	if s.err != nil {
+		return
+	}
+	if to >= watcherBase {
+		s.watchers[to-watcherBase].receive(msg)
 		return
 	}
 	if to >= sessionBase {

@@ -63,7 +63,7 @@ var regressionSeeds = []struct {
 	// A node whose snapshot was damaged after its log was truncated past
 	// it kept campaigning, refused by its own acceptor, and its rising
 	// ballots kept the others from electing anyone. Found as seed 1645.
-	{340, sitOwnAcceptorTruncated, "candidate behind its own acceptor's truncation campaigned forever"},
+	{2588, sitOwnAcceptorTruncated, "candidate behind its own acceptor's truncation campaigned forever"},
 	// A deposed master (still master in its own eyes, its boost hiding the
 	// higher promise) applied a membership change another master had
 	// chosen, kept its own older view, and accepted an operator's change

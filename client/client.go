@@ -63,6 +63,10 @@ type Client struct {
 	avoid     map[string]time.Time // endpoints that failed, until when
 	avoiding  atomic.Int32         // len(avoid), read without the lock on the hot path
 	learnedAt time.Time            // last membership refresh
+
+	// keeper keeps this client's sessions alive, all in one KeepAlive
+	// (session.go).
+	keeper sessionKeeper
 }
 
 // New prepares a client. It does not contact the cluster: connections

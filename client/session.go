@@ -31,13 +31,14 @@ type Session struct {
 	id   uint64
 	ttl  time.Duration
 	done chan struct{}
-	stop context.CancelFunc
 
 	mu sync.Mutex
 	// deadline is when the session surely lives until, on this client's
 	// clock: counted from when the KeepAlive that promised it was sent,
 	// so it is never later than the master's.
 	deadline time.Time
+	// nextSend: when its next KeepAlive is due.
+	nextSend time.Time
 	err      error
 	nextSeq  uint64
 	inFlight map[uint64]bool
@@ -58,10 +59,9 @@ func (c *Client) NewSession(ctx context.Context, opts SessionOptions) (*Session,
 	if len(res.Results) != 1 || !res.Results[0].Found {
 		return nil, fmt.Errorf("%w: the cluster opened no session (too many?)", ErrOverloaded)
 	}
-	kctx, stop := context.WithCancel(context.Background())
-	s := &Session{c: c, id: res.Results[0].Session, ttl: ttl, done: make(chan struct{}), stop: stop,
-		deadline: sent.Add(ttl), inFlight: map[uint64]bool{}}
-	go s.keepAlive(kctx)
+	s := &Session{c: c, id: res.Results[0].Session, ttl: ttl, done: make(chan struct{}),
+		deadline: sent.Add(ttl), nextSend: sent.Add(ttl / 3), inFlight: map[uint64]bool{}}
+	c.keeper.add(c, s)
 	return s, nil
 }
 
@@ -83,77 +83,168 @@ func (s *Session) Err() error {
 // end ends the session for err, once.
 func (s *Session) end(err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.err != nil {
+		s.mu.Unlock()
 		return
 	}
 	s.err = err
-	s.stop()
 	close(s.done)
+	s.mu.Unlock()
+	// Not under s.mu: the keeper takes its own lock, then sessions'.
+	s.c.keeper.remove(s.id)
 }
 
-// keepAlive sends a KeepAlive every third of the TTL (more often while
-// none gets through) and ends the session once its deadline passes with
-// no promise beyond it.
-func (s *Session) keepAlive(ctx context.Context) {
-	every := s.ttl / 3
-	retry := max(s.ttl/20, 20*time.Millisecond)
-	wait := every
+// sessionKeeper keeps a client's sessions alive: one loop, and one
+// KeepAlive for every session due (a client with 10,000 sessions sends
+// three KeepAlives a second, not 3,000).
+type sessionKeeper struct {
+	mu      sync.Mutex
+	live    map[uint64]*Session
+	running bool
+	sending bool
+	wake    chan struct{} // a session was added, or a send ended
+}
+
+// keeperTick bounds how long the keeper sleeps: it wakes for the next
+// deadline or KeepAlive due, or after this.
+const keeperTick = time.Second
+
+func (k *sessionKeeper) add(c *Client, s *Session) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.live == nil {
+		k.live, k.wake = map[uint64]*Session{}, make(chan struct{}, 1)
+	}
+	k.live[s.id] = s
+	if !k.running {
+		k.running = true
+		go k.run(c)
+	}
+	k.poke()
+}
+
+// poke wakes the keeper's loop (callers hold k.mu).
+func (k *sessionKeeper) poke() {
+	select {
+	case k.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (k *sessionKeeper) remove(id uint64) {
+	k.mu.Lock()
+	delete(k.live, id)
+	k.mu.Unlock()
+}
+
+// run ends the sessions whose deadline passed with no promise beyond it,
+// and sends the KeepAlives due, until the client closes or has no
+// session left.
+func (k *sessionKeeper) run(c *Client) {
+	t := time.NewTimer(0)
+	defer t.Stop()
 	for {
-		s.mu.Lock()
-		left := time.Until(s.deadline)
-		s.mu.Unlock()
-		if left <= 0 {
-			s.end(fmt.Errorf("%w: no KeepAlive reached a master within the TTL", ErrSessionExpired))
-			return
-		}
 		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(min(wait, left)):
+		case <-t.C:
+		case <-k.wake:
 		}
-		sent := time.Now()
-		s.mu.Lock()
-		left = s.deadline.Sub(sent)
-		s.mu.Unlock()
-		if left <= 0 {
-			continue // ended at the top of the loop
-		}
-		actx, cancel := context.WithTimeout(ctx, min(left, s.c.cfg.AttemptTimeout))
-		valid, err := s.c.keepAlive(actx, s.id)
-		cancel()
-		switch {
-		case errors.Is(err, ErrSessionExpired):
-			s.end(err)
+		now := time.Now()
+		var due, expired []*Session
+		k.mu.Lock()
+		if c.closed.Load() || len(k.live) == 0 {
+			k.running = false
+			k.mu.Unlock()
 			return
-		case err != nil:
-			wait = retry
-		default:
+		}
+		next := now.Add(keeperTick)
+		for _, s := range k.live {
 			s.mu.Lock()
-			if d := sent.Add(valid); d.After(s.deadline) {
-				s.deadline = d
+			switch {
+			case !now.Before(s.deadline):
+				expired = append(expired, s)
+			case !now.Before(s.nextSend) && !k.sending:
+				due = append(due, s)
+			default:
+				if s.deadline.Before(next) {
+					next = s.deadline
+				}
+				if !k.sending && s.nextSend.Before(next) {
+					next = s.nextSend
+				}
 			}
 			s.mu.Unlock()
-			wait = every
+		}
+		t.Reset(time.Until(next))
+		if len(due) > 0 {
+			k.sending = true
+		}
+		k.mu.Unlock()
+		for _, s := range expired {
+			s.end(fmt.Errorf("%w: no KeepAlive reached a master within the TTL", ErrSessionExpired))
+		}
+		if len(due) > 0 {
+			go k.send(c, due, now)
 		}
 	}
 }
 
-// keepAlive sends one KeepAlive to the master (or any node, which
-// forwards it) and returns how long the session surely lives from when it
-// was sent.
-func (c *Client) keepAlive(ctx context.Context, id uint64) (time.Duration, error) {
+// send sends one KeepAlive for the sessions due, sent at now.
+func (k *sessionKeeper) send(c *Client, due []*Session, now time.Time) {
+	defer func() {
+		k.mu.Lock()
+		k.sending = false
+		k.poke()
+		k.mu.Unlock()
+	}()
+	ids := make([]uint64, len(due))
+	soonest := due[0].deadline
+	for i, s := range due {
+		ids[i] = s.id
+		s.mu.Lock()
+		if s.deadline.Before(soonest) {
+			soonest = s.deadline
+		}
+		s.mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(time.Until(soonest), c.cfg.AttemptTimeout))
+	defer cancel()
+	promises, err := c.keepAlive(ctx, ids)
+	for i, s := range due {
+		s.mu.Lock()
+		switch {
+		case err != nil:
+			s.nextSend = time.Now().Add(max(s.ttl/20, 10*time.Millisecond))
+		case promises[i].Ended:
+			s.mu.Unlock()
+			s.end(fmt.Errorf("%w: the master says session %d ended", ErrSessionExpired, s.id))
+			continue
+		default:
+			if d := now.Add(time.Duration(promises[i].ValidMs) * time.Millisecond); d.After(s.deadline) {
+				s.deadline = d
+			}
+			s.nextSend = now.Add(s.ttl / 3)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// keepAlive sends one KeepAlive for sessions to the master (or any node,
+// which forwards it) and returns each one's promise, in order.
+func (c *Client) keepAlive(ctx context.Context, sessions []uint64) ([]*messages.SessionPromise, error) {
 	var lastErr error = ErrNoMaster
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		ep := c.target(attempt, false)
 		n, err := c.node(ep)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		resp, err := n.kvs[0].KeepAlive(ctx, &messages.KeepAliveRequest{Session: id})
+		resp, err := n.kvs[0].KeepAlive(ctx, &messages.KeepAliveRequest{Sessions: sessions})
 		if err == nil {
 			c.learn(ep, resp.Header, false)
-			return time.Duration(resp.ValidMs) * time.Millisecond, nil
+			if len(resp.Promises) != len(sessions) {
+				return nil, fmt.Errorf("%w: %d promises for %d sessions", ErrInvalid, len(resp.Promises), len(sessions))
+			}
+			return resp.Promises, nil
 		}
 		code, msg, said, out := c.rpcError(ep, err)
 		if !said {
@@ -161,8 +252,8 @@ func (c *Client) keepAlive(ctx context.Context, id uint64) (time.Duration, error
 			lastErr = out
 			continue
 		}
-		if _, err := c.outcome(code, msg, ep, true); errors.Is(err, ErrSessionExpired) || errors.Is(err, ErrInvalid) {
-			return 0, err
+		if _, err := c.outcome(code, msg, ep, true); errors.Is(err, ErrInvalid) {
+			return nil, err
 		} else {
 			lastErr = err
 		}
@@ -171,7 +262,7 @@ func (c *Client) keepAlive(ctx context.Context, id uint64) (time.Duration, error
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	return 0, lastErr
+	return nil, lastErr
 }
 
 // Txn runs op for the session, exactly once: it carries the session and

@@ -53,8 +53,9 @@ func (d *Driver) expireDue(now time.Time) {
 	}
 }
 
-// KeepAlive extends a session (answered with Clients.Answer: a
-// ClientResponse whose result is a KeepAliveResult). Only a master whose
+// KeepAlive extends a session, or each of a batch (answered with
+// Clients.Answer: a ClientResponse whose result is a KeepAliveResult; a
+// batch's sessions that ended are marked so). Only a master whose
 // lease holds answers: a deposed one's promise would not bind its
 // successor.
 func (d *Driver) KeepAlive(req *messages.KeepAliveRequest, token any) {
@@ -67,6 +68,19 @@ func (d *Driver) KeepAlive(req *messages.KeepAliveRequest, token any) {
 			resp.Code, resp.Error = messages.ErrorCode_ERROR_CODE_INVALID, "the state machine keeps no sessions"
 		case !v.Master || !now.Before(v.LeaseUntil) || !d.keeper.Master():
 			resp.Code, resp.Error = messages.ErrorCode_ERROR_CODE_NOT_MASTER, "not master (or no lease yet)"
+		case req.Session == 0:
+			// A batch: every session gets its own promise or its end.
+			res := &messages.KeepAliveResult{Promises: make([]*messages.SessionPromise, len(req.Sessions))}
+			for i, id := range req.Sessions {
+				p := &messages.SessionPromise{Session: id}
+				if deadline, _, err := d.keeper.KeepAlive(id, now); err != nil {
+					p.Ended = true
+				} else {
+					p.ValidMs = uint64(deadline.Sub(now) / time.Millisecond)
+				}
+				res.Promises[i] = p
+			}
+			resp.Result, _ = proto.Marshal(res)
 		default:
 			deadline, ttl, err := d.keeper.KeepAlive(req.Session, now)
 			switch {

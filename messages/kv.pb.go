@@ -485,6 +485,7 @@ type KeepAliveResponse struct {
 	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
 	ValidMs       uint64                 `protobuf:"varint,2,opt,name=valid_ms,json=validMs,proto3" json:"valid_ms,omitempty"` // the session lives at least this long from the answer
 	TtlMs         uint64                 `protobuf:"varint,3,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	Promises      []*SessionPromise      `protobuf:"bytes,4,rep,name=promises,proto3" json:"promises,omitempty"` // for KeepAliveRequest.sessions
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -538,6 +539,13 @@ func (x *KeepAliveResponse) GetTtlMs() uint64 {
 		return x.TtlMs
 	}
 	return 0
+}
+
+func (x *KeepAliveResponse) GetPromises() []*SessionPromise {
+	if x != nil {
+		return x.Promises
+	}
+	return nil
 }
 
 type WatchRequest struct {
@@ -1277,11 +1285,12 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12(\n" +
 	"\x03kvs\x18\x02 \x03(\v2\x16.livepaxos.v1.KeyValueR\x03kvs\x12\x12\n" +
 	"\x04more\x18\x03 \x01(\bR\x04more\x12\x19\n" +
-	"\bnext_key\x18\x04 \x01(\fR\anextKey\"s\n" +
+	"\bnext_key\x18\x04 \x01(\fR\anextKey\"\xad\x01\n" +
 	"\x11KeepAliveResponse\x12,\n" +
 	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x19\n" +
 	"\bvalid_ms\x18\x02 \x01(\x04R\avalidMs\x12\x15\n" +
-	"\x06ttl_ms\x18\x03 \x01(\x04R\x05ttlMs\"L\n" +
+	"\x06ttl_ms\x18\x03 \x01(\x04R\x05ttlMs\x128\n" +
+	"\bpromises\x18\x04 \x03(\v2\x1c.livepaxos.v1.SessionPromiseR\bpromises\"L\n" +
 	"\fWatchRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\bR\x06prefix\x12\x12\n" +
@@ -1381,18 +1390,19 @@ var file_messages_kv_proto_goTypes = []any{
 	(*StreamResult)(nil),          // 19: livepaxos.v1.StreamResult
 	(Consistency)(0),              // 20: livepaxos.v1.Consistency
 	(*KeyValue)(nil),              // 21: livepaxos.v1.KeyValue
-	(*MultiOp)(nil),               // 22: livepaxos.v1.MultiOp
-	(*MultiOpResult)(nil),         // 23: livepaxos.v1.MultiOpResult
-	(ErrorCode)(0),                // 24: livepaxos.v1.ErrorCode
-	(*KeepAliveRequest)(nil),      // 25: livepaxos.v1.KeepAliveRequest
-	(*StatusRequest)(nil),         // 26: livepaxos.v1.StatusRequest
-	(*MembersRequest)(nil),        // 27: livepaxos.v1.MembersRequest
-	(*SnapshotRequest)(nil),       // 28: livepaxos.v1.SnapshotRequest
-	(*CheckRequest)(nil),          // 29: livepaxos.v1.CheckRequest
-	(*StatusResponse)(nil),        // 30: livepaxos.v1.StatusResponse
-	(*Membership)(nil),            // 31: livepaxos.v1.Membership
-	(*SnapshotResponse)(nil),      // 32: livepaxos.v1.SnapshotResponse
-	(*CheckResponse)(nil),         // 33: livepaxos.v1.CheckResponse
+	(*SessionPromise)(nil),        // 22: livepaxos.v1.SessionPromise
+	(*MultiOp)(nil),               // 23: livepaxos.v1.MultiOp
+	(*MultiOpResult)(nil),         // 24: livepaxos.v1.MultiOpResult
+	(ErrorCode)(0),                // 25: livepaxos.v1.ErrorCode
+	(*KeepAliveRequest)(nil),      // 26: livepaxos.v1.KeepAliveRequest
+	(*StatusRequest)(nil),         // 27: livepaxos.v1.StatusRequest
+	(*MembersRequest)(nil),        // 28: livepaxos.v1.MembersRequest
+	(*SnapshotRequest)(nil),       // 29: livepaxos.v1.SnapshotRequest
+	(*CheckRequest)(nil),          // 30: livepaxos.v1.CheckRequest
+	(*StatusResponse)(nil),        // 31: livepaxos.v1.StatusResponse
+	(*Membership)(nil),            // 32: livepaxos.v1.Membership
+	(*SnapshotResponse)(nil),      // 33: livepaxos.v1.SnapshotResponse
+	(*CheckResponse)(nil),         // 34: livepaxos.v1.CheckResponse
 }
 var file_messages_kv_proto_depIdxs = []int32{
 	0,  // 0: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
@@ -1402,51 +1412,52 @@ var file_messages_kv_proto_depIdxs = []int32{
 	0,  // 4: livepaxos.v1.RangeResponse.header:type_name -> livepaxos.v1.Header
 	21, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
 	0,  // 6: livepaxos.v1.KeepAliveResponse.header:type_name -> livepaxos.v1.Header
-	0,  // 7: livepaxos.v1.WatchResponse.header:type_name -> livepaxos.v1.Header
-	9,  // 8: livepaxos.v1.WatchResponse.events:type_name -> livepaxos.v1.WatchEvent
-	21, // 9: livepaxos.v1.WatchResponse.kvs:type_name -> livepaxos.v1.KeyValue
-	22, // 10: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
-	22, // 11: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
-	20, // 12: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 13: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
-	23, // 14: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
-	0,  // 15: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
-	17, // 16: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
-	20, // 17: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
-	19, // 18: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
-	24, // 19: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
-	0,  // 20: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
-	1,  // 21: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
-	3,  // 22: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
-	5,  // 23: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
-	25, // 24: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
-	8,  // 25: livepaxos.v1.KV.Watch:input_type -> livepaxos.v1.WatchRequest
-	11, // 26: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
-	12, // 27: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
-	26, // 28: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
-	14, // 29: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
-	27, // 30: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
-	28, // 31: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
-	29, // 32: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
-	16, // 33: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
-	2,  // 34: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
-	4,  // 35: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
-	6,  // 36: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
-	7,  // 37: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
-	10, // 38: livepaxos.v1.KV.Watch:output_type -> livepaxos.v1.WatchResponse
-	13, // 39: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
-	13, // 40: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
-	30, // 41: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
-	31, // 42: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
-	15, // 43: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
-	32, // 44: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
-	33, // 45: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
-	18, // 46: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
-	34, // [34:47] is the sub-list for method output_type
-	21, // [21:34] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	22, // 7: livepaxos.v1.KeepAliveResponse.promises:type_name -> livepaxos.v1.SessionPromise
+	0,  // 8: livepaxos.v1.WatchResponse.header:type_name -> livepaxos.v1.Header
+	9,  // 9: livepaxos.v1.WatchResponse.events:type_name -> livepaxos.v1.WatchEvent
+	21, // 10: livepaxos.v1.WatchResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	23, // 11: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
+	23, // 12: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
+	20, // 13: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
+	0,  // 14: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
+	24, // 15: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
+	0,  // 16: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
+	17, // 17: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
+	20, // 18: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
+	19, // 19: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
+	25, // 20: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
+	0,  // 21: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
+	1,  // 22: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
+	3,  // 23: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
+	5,  // 24: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
+	26, // 25: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
+	8,  // 26: livepaxos.v1.KV.Watch:input_type -> livepaxos.v1.WatchRequest
+	11, // 27: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
+	12, // 28: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
+	27, // 29: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
+	14, // 30: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
+	28, // 31: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
+	29, // 32: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
+	30, // 33: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
+	16, // 34: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
+	2,  // 35: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
+	4,  // 36: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
+	6,  // 37: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
+	7,  // 38: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
+	10, // 39: livepaxos.v1.KV.Watch:output_type -> livepaxos.v1.WatchResponse
+	13, // 40: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
+	13, // 41: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
+	31, // 42: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
+	32, // 43: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
+	15, // 44: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
+	33, // 45: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
+	34, // 46: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
+	18, // 47: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
+	35, // [35:48] is the sub-list for method output_type
+	22, // [22:35] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_messages_kv_proto_init() }

@@ -2850,9 +2850,12 @@ func (x *ClientResponse) GetBehind() uint64 {
 // log write. The answer is a ClientResponse whose result is a
 // KeepAliveResult (or a refusal: NOT_MASTER, SESSION_EXPIRED).
 type KeepAliveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Session       uint64                 `protobuf:"varint,2,opt,name=session,proto3" json:"session,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Session   uint64                 `protobuf:"varint,2,opt,name=session,proto3" json:"session,omitempty"`
+	// sessions: more sessions kept alive by the same request (a client with
+	// many sessions sends one KeepAlive for all); each gets a promise.
+	Sessions      []uint64 `protobuf:"varint,3,rep,packed,name=sessions,proto3" json:"sessions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2901,12 +2904,20 @@ func (x *KeepAliveRequest) GetSession() uint64 {
 	return 0
 }
 
+func (x *KeepAliveRequest) GetSessions() []uint64 {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
 // KeepAliveResult: the master promises the session lives valid_ms more
 // from when it answered (a client counts from when it asked).
 type KeepAliveResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ValidMs       uint64                 `protobuf:"varint,1,opt,name=valid_ms,json=validMs,proto3" json:"valid_ms,omitempty"`
 	TtlMs         uint64                 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	Promises      []*SessionPromise      `protobuf:"bytes,3,rep,name=promises,proto3" json:"promises,omitempty"` // one per KeepAliveRequest.sessions
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2955,6 +2966,75 @@ func (x *KeepAliveResult) GetTtlMs() uint64 {
 	return 0
 }
 
+func (x *KeepAliveResult) GetPromises() []*SessionPromise {
+	if x != nil {
+		return x.Promises
+	}
+	return nil
+}
+
+// SessionPromise is one session's answer in a batched KeepAlive: the time
+// it surely lives from the answer, or ended.
+type SessionPromise struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	ValidMs       uint64                 `protobuf:"varint,2,opt,name=valid_ms,json=validMs,proto3" json:"valid_ms,omitempty"`
+	Ended         bool                   `protobuf:"varint,3,opt,name=ended,proto3" json:"ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionPromise) Reset() {
+	*x = SessionPromise{}
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionPromise) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionPromise) ProtoMessage() {}
+
+func (x *SessionPromise) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionPromise.ProtoReflect.Descriptor instead.
+func (*SessionPromise) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SessionPromise) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *SessionPromise) GetValidMs() uint64 {
+	if x != nil {
+		return x.ValidMs
+	}
+	return 0
+}
+
+func (x *SessionPromise) GetEnded() bool {
+	if x != nil {
+		return x.Ended
+	}
+	return false
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2963,7 +3043,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3055,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3068,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
 }
 
 type Member struct {
@@ -3011,7 +3091,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3023,7 +3103,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3036,7 +3116,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Member) GetId() uint32 {
@@ -3118,7 +3198,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3130,7 +3210,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3143,7 +3223,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StatusResponse) GetNodeId() uint32 {
@@ -3362,7 +3442,7 @@ type ChecksumReport struct {
 
 func (x *ChecksumReport) Reset() {
 	*x = ChecksumReport{}
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3374,7 +3454,7 @@ func (x *ChecksumReport) String() string {
 func (*ChecksumReport) ProtoMessage() {}
 
 func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3387,7 +3467,7 @@ func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChecksumReport.ProtoReflect.Descriptor instead.
 func (*ChecksumReport) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ChecksumReport) GetFrom() uint32 {
@@ -3422,7 +3502,7 @@ type CheckRequest struct {
 
 func (x *CheckRequest) Reset() {
 	*x = CheckRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3434,7 +3514,7 @@ func (x *CheckRequest) String() string {
 func (*CheckRequest) ProtoMessage() {}
 
 func (x *CheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3447,7 +3527,7 @@ func (x *CheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
 func (*CheckRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CheckRequest) GetRequestId() uint64 {
@@ -3468,7 +3548,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3480,7 +3560,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3493,7 +3573,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CheckResponse) GetRequestId() uint64 {
@@ -3529,7 +3609,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3541,7 +3621,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3554,7 +3634,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SnapshotRequest) GetRequestId() uint64 {
@@ -3578,7 +3658,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[39]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3590,7 +3670,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[39]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3603,7 +3683,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{39}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SnapshotResponse) GetRequestId() uint64 {
@@ -3664,7 +3744,7 @@ type SnapshotMeta struct {
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_messages_livepaxos_proto_msgTypes[40]
+	mi := &file_messages_livepaxos_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3676,7 +3756,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[40]
+	mi := &file_messages_livepaxos_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3689,7 +3769,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{40}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SnapshotMeta) GetInstance() uint64 {
@@ -3741,7 +3821,7 @@ type SnapshotChunkRequest struct {
 
 func (x *SnapshotChunkRequest) Reset() {
 	*x = SnapshotChunkRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[41]
+	mi := &file_messages_livepaxos_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3753,7 +3833,7 @@ func (x *SnapshotChunkRequest) String() string {
 func (*SnapshotChunkRequest) ProtoMessage() {}
 
 func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[41]
+	mi := &file_messages_livepaxos_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3766,7 +3846,7 @@ func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunkRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotChunkRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{41}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SnapshotChunkRequest) GetFrom() uint32 {
@@ -3805,7 +3885,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_messages_livepaxos_proto_msgTypes[42]
+	mi := &file_messages_livepaxos_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3817,7 +3897,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[42]
+	mi := &file_messages_livepaxos_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3830,7 +3910,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{42}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SnapshotChunk) GetFrom() uint32 {
@@ -3885,7 +3965,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_messages_livepaxos_proto_msgTypes[43]
+	mi := &file_messages_livepaxos_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3897,7 +3977,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[43]
+	mi := &file_messages_livepaxos_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3910,7 +3990,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{43}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Record) GetKind() isRecord_Kind {
@@ -4025,7 +4105,7 @@ type TruncatedRecord struct {
 
 func (x *TruncatedRecord) Reset() {
 	*x = TruncatedRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[44]
+	mi := &file_messages_livepaxos_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4037,7 +4117,7 @@ func (x *TruncatedRecord) String() string {
 func (*TruncatedRecord) ProtoMessage() {}
 
 func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[44]
+	mi := &file_messages_livepaxos_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4050,7 +4130,7 @@ func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedRecord.ProtoReflect.Descriptor instead.
 func (*TruncatedRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{44}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TruncatedRecord) GetUpto() uint64 {
@@ -4069,7 +4149,7 @@ type PromiseRecord struct {
 
 func (x *PromiseRecord) Reset() {
 	*x = PromiseRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[45]
+	mi := &file_messages_livepaxos_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4081,7 +4161,7 @@ func (x *PromiseRecord) String() string {
 func (*PromiseRecord) ProtoMessage() {}
 
 func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[45]
+	mi := &file_messages_livepaxos_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4094,7 +4174,7 @@ func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromiseRecord.ProtoReflect.Descriptor instead.
 func (*PromiseRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{45}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PromiseRecord) GetBallot() uint64 {
@@ -4113,7 +4193,7 @@ type ChosenRecord struct {
 
 func (x *ChosenRecord) Reset() {
 	*x = ChosenRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[46]
+	mi := &file_messages_livepaxos_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4125,7 +4205,7 @@ func (x *ChosenRecord) String() string {
 func (*ChosenRecord) ProtoMessage() {}
 
 func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[46]
+	mi := &file_messages_livepaxos_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4138,7 +4218,7 @@ func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChosenRecord.ProtoReflect.Descriptor instead.
 func (*ChosenRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{46}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ChosenRecord) GetUpto() uint64 {
@@ -4164,7 +4244,7 @@ type MetaRecord struct {
 
 func (x *MetaRecord) Reset() {
 	*x = MetaRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[47]
+	mi := &file_messages_livepaxos_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4176,7 +4256,7 @@ func (x *MetaRecord) String() string {
 func (*MetaRecord) ProtoMessage() {}
 
 func (x *MetaRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[47]
+	mi := &file_messages_livepaxos_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4189,7 +4269,7 @@ func (x *MetaRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRecord.ProtoReflect.Descriptor instead.
 func (*MetaRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{47}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *MetaRecord) GetClusterId() string {
@@ -4473,14 +4553,20 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x06result\x18\x06 \x01(\fR\x06result\x12\x1a\n" +
 	"\binstance\x18\a \x01(\x04R\binstance\x12\x14\n" +
 	"\x05epoch\x18\b \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06behind\x18\t \x01(\x04R\x06behind\"K\n" +
+	"\x06behind\x18\t \x01(\x04R\x06behind\"g\n" +
 	"\x10KeepAliveRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x18\n" +
-	"\asession\x18\x02 \x01(\x04R\asession\"C\n" +
+	"\asession\x18\x02 \x01(\x04R\asession\x12\x1a\n" +
+	"\bsessions\x18\x03 \x03(\x04R\bsessions\"}\n" +
 	"\x0fKeepAliveResult\x12\x19\n" +
 	"\bvalid_ms\x18\x01 \x01(\x04R\avalidMs\x12\x15\n" +
-	"\x06ttl_ms\x18\x02 \x01(\x04R\x05ttlMs\"\x0f\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x04R\x05ttlMs\x128\n" +
+	"\bpromises\x18\x03 \x03(\v2\x1c.livepaxos.v1.SessionPromiseR\bpromises\"[\n" +
+	"\x0eSessionPromise\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x19\n" +
+	"\bvalid_ms\x18\x02 \x01(\x04R\avalidMs\x12\x14\n" +
+	"\x05ended\x18\x03 \x01(\bR\x05ended\"\x0f\n" +
 	"\rStatusRequest\"\x8f\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x18\n" +
@@ -4614,7 +4700,7 @@ func file_messages_livepaxos_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_messages_livepaxos_proto_goTypes = []any{
 	(ErrorCode)(0),               // 0: livepaxos.v1.ErrorCode
 	(Consistency)(0),             // 1: livepaxos.v1.Consistency
@@ -4652,32 +4738,33 @@ var file_messages_livepaxos_proto_goTypes = []any{
 	(*ClientResponse)(nil),       // 33: livepaxos.v1.ClientResponse
 	(*KeepAliveRequest)(nil),     // 34: livepaxos.v1.KeepAliveRequest
 	(*KeepAliveResult)(nil),      // 35: livepaxos.v1.KeepAliveResult
-	(*StatusRequest)(nil),        // 36: livepaxos.v1.StatusRequest
-	(*Member)(nil),               // 37: livepaxos.v1.Member
-	(*StatusResponse)(nil),       // 38: livepaxos.v1.StatusResponse
-	(*ChecksumReport)(nil),       // 39: livepaxos.v1.ChecksumReport
-	(*CheckRequest)(nil),         // 40: livepaxos.v1.CheckRequest
-	(*CheckResponse)(nil),        // 41: livepaxos.v1.CheckResponse
-	(*SnapshotRequest)(nil),      // 42: livepaxos.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),     // 43: livepaxos.v1.SnapshotResponse
-	(*SnapshotMeta)(nil),         // 44: livepaxos.v1.SnapshotMeta
-	(*SnapshotChunkRequest)(nil), // 45: livepaxos.v1.SnapshotChunkRequest
-	(*SnapshotChunk)(nil),        // 46: livepaxos.v1.SnapshotChunk
-	(*Record)(nil),               // 47: livepaxos.v1.Record
-	(*TruncatedRecord)(nil),      // 48: livepaxos.v1.TruncatedRecord
-	(*PromiseRecord)(nil),        // 49: livepaxos.v1.PromiseRecord
-	(*ChosenRecord)(nil),         // 50: livepaxos.v1.ChosenRecord
-	(*MetaRecord)(nil),           // 51: livepaxos.v1.MetaRecord
+	(*SessionPromise)(nil),       // 36: livepaxos.v1.SessionPromise
+	(*StatusRequest)(nil),        // 37: livepaxos.v1.StatusRequest
+	(*Member)(nil),               // 38: livepaxos.v1.Member
+	(*StatusResponse)(nil),       // 39: livepaxos.v1.StatusResponse
+	(*ChecksumReport)(nil),       // 40: livepaxos.v1.ChecksumReport
+	(*CheckRequest)(nil),         // 41: livepaxos.v1.CheckRequest
+	(*CheckResponse)(nil),        // 42: livepaxos.v1.CheckResponse
+	(*SnapshotRequest)(nil),      // 43: livepaxos.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),     // 44: livepaxos.v1.SnapshotResponse
+	(*SnapshotMeta)(nil),         // 45: livepaxos.v1.SnapshotMeta
+	(*SnapshotChunkRequest)(nil), // 46: livepaxos.v1.SnapshotChunkRequest
+	(*SnapshotChunk)(nil),        // 47: livepaxos.v1.SnapshotChunk
+	(*Record)(nil),               // 48: livepaxos.v1.Record
+	(*TruncatedRecord)(nil),      // 49: livepaxos.v1.TruncatedRecord
+	(*PromiseRecord)(nil),        // 50: livepaxos.v1.PromiseRecord
+	(*ChosenRecord)(nil),         // 51: livepaxos.v1.ChosenRecord
+	(*MetaRecord)(nil),           // 52: livepaxos.v1.MetaRecord
 }
 var file_messages_livepaxos_proto_depIdxs = []int32{
-	37, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
-	37, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
-	37, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
+	38, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
+	38, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
+	38, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
 	4,  // 3: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
 	7,  // 4: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
-	37, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
+	38, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 6: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
-	37, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
+	38, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 8: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
 	8,  // 9: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
 	2,  // 10: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
@@ -4696,20 +4783,21 @@ var file_messages_livepaxos_proto_depIdxs = []int32{
 	29, // 23: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
 	1,  // 24: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 25: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
-	37, // 26: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	37, // 27: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
-	49, // 28: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
-	8,  // 29: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
-	8,  // 30: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	50, // 31: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	51, // 32: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	48, // 33: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
-	37, // 34: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	36, // 26: livepaxos.v1.KeepAliveResult.promises:type_name -> livepaxos.v1.SessionPromise
+	38, // 27: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
+	38, // 28: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
+	50, // 29: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	8,  // 30: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
+	8,  // 31: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
+	51, // 32: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	52, // 33: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	49, // 34: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	38, // 35: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_messages_livepaxos_proto_init() }
@@ -4717,7 +4805,7 @@ func file_messages_livepaxos_proto_init() {
 	if File_messages_livepaxos_proto != nil {
 		return
 	}
-	file_messages_livepaxos_proto_msgTypes[43].OneofWrappers = []any{
+	file_messages_livepaxos_proto_msgTypes[44].OneofWrappers = []any{
 		(*Record_Promise)(nil),
 		(*Record_Accept)(nil),
 		(*Record_Learned)(nil),
@@ -4731,7 +4819,7 @@ func file_messages_livepaxos_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_livepaxos_proto_rawDesc), len(file_messages_livepaxos_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

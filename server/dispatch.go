@@ -32,7 +32,8 @@ type request struct {
 	payload     []byte // writes and reads: the encoded MultiOp
 	consistency messages.Consistency
 	members     *messages.MembersRequest
-	session     uint64 // kindKeepAlive
+	session     uint64 // kindKeepAlive: one session, or
+	sessions    []uint64
 	deadline    time.Time
 	backoff     time.Duration
 	// tried is the node the last attempt went to, so that a refusal that
@@ -123,7 +124,7 @@ func (r *request) message(id uint64) any {
 	case kindSnapshot:
 		return &messages.SnapshotRequest{RequestId: id}
 	case kindKeepAlive:
-		return &messages.KeepAliveRequest{RequestId: id, Session: r.session}
+		return &messages.KeepAliveRequest{RequestId: id, Session: r.session, Sessions: r.sessions}
 	}
 	return &messages.ClientRequest{RequestId: id, Command: r.payload}
 }

@@ -148,10 +148,13 @@ func (k *kvService) Range(ctx context.Context, in *messages.RangeRequest) (*mess
 }
 
 func (k *kvService) KeepAlive(ctx context.Context, in *messages.KeepAliveRequest) (*messages.KeepAliveResponse, error) {
-	if in.Session == 0 {
-		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_INVALID, "KeepAlive names no session")
+	switch {
+	case (in.Session == 0) == (len(in.Sessions) == 0):
+		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_INVALID, "KeepAlive names one session, or a batch of sessions")
+	case len(in.Sessions) > maxKeepAliveBatch:
+		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_TOO_LARGE, fmt.Sprintf("%d sessions in one KeepAlive, limit %d", len(in.Sessions), maxKeepAliveBatch))
 	}
-	req := &request{kind: kindKeepAlive, session: in.Session}
+	req := &request{kind: kindKeepAlive, session: in.Session, sessions: in.Sessions}
 	a := k.s.do(ctx, req)
 	if f := k.s.failureOf(req, a); f != nil {
 		return nil, k.s.status(f)
@@ -164,8 +167,12 @@ func (k *kvService) KeepAlive(ctx context.Context, in *messages.KeepAliveRequest
 	if err := proto.Unmarshal(resp.Result, res); err != nil {
 		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_INVALID, "undecodable result: "+err.Error())
 	}
-	return &messages.KeepAliveResponse{Header: k.s.header(resp), ValidMs: res.ValidMs, TtlMs: res.TtlMs}, nil
+	return &messages.KeepAliveResponse{Header: k.s.header(resp), ValidMs: res.ValidMs, TtlMs: res.TtlMs, Promises: res.Promises}, nil
 }
+
+// maxKeepAliveBatch bounds the sessions of one KeepAlive (and so its
+// answer and the master's work on it).
+const maxKeepAliveBatch = 100000
 
 func (k *kvService) Status(context.Context, *messages.StatusRequest) (*messages.StatusResponse, error) {
 	return k.s.replica.Status(), nil

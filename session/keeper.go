@@ -89,6 +89,10 @@ type Keeper struct {
 	master   bool
 	sessions map[uint64]*tracked
 	planted  Planted
+	// soonest is no later than any session's next moment to hand out:
+	// Due scans the sessions only once it has come (a master with many
+	// sessions ticks often, and they are rarely due).
+	soonest time.Time
 }
 
 // NewKeeper returns a keeper of a replica that is not master.
@@ -114,6 +118,7 @@ func (k *Keeper) TakeOver(now time.Time, live []Info) {
 		}
 		k.sessions[s.ID] = &tracked{ttl: s.TTL, deadline: deadline}
 	}
+	k.soonest = time.Time{}
 }
 
 // Step down: the replica is no longer master; it forgets every deadline
@@ -133,6 +138,9 @@ func (k *Keeper) Opened(id uint64, ttl time.Duration, now time.Time) {
 		return
 	}
 	k.sessions[id] = &tracked{ttl: ttl, deadline: now.Add(ttl)}
+	if d := now.Add(ttl); d.Before(k.soonest) {
+		k.soonest = d
+	}
 }
 
 // Ended records that a session's end (closed by its client, or expired)
@@ -165,17 +173,29 @@ func (k *Keeper) KeepAlive(id uint64, now time.Time) (deadline time.Time, ttl ti
 // whose expiry has not been handed out in the last ExpiryRetry; the
 // master proposes each one's expiry.
 func (k *Keeper) Due(now time.Time) []uint64 {
-	if !k.master {
+	if !k.master || now.Before(k.soonest) {
 		return nil
 	}
 	var due []uint64
+	soonest := now.Add(time.Hour)
 	for id, s := range k.sessions {
-		if now.Before(s.deadline) || (s.expiring && now.Before(s.handed.Add(ExpiryRetry))) {
+		next := s.deadline
+		if s.expiring {
+			next = s.handed.Add(ExpiryRetry)
+		}
+		if now.Before(next) {
+			if next.Before(soonest) {
+				soonest = next
+			}
 			continue
 		}
 		s.expiring, s.handed = true, now
 		due = append(due, id)
+		if r := now.Add(ExpiryRetry); r.Before(soonest) {
+			soonest = r
+		}
 	}
+	k.soonest = soonest
 	slices.Sort(due)
 	return due
 }

@@ -26,6 +26,7 @@ import (
 // and only requests completing inside the window counted.
 type benchOptions struct {
 	op        string
+	sessions  int
 	clients   int
 	conns     int
 	valueSize int
@@ -114,6 +115,7 @@ func newBenchCmd() *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&o.op, "op", "put", "put, get or lock (one acquire and release per op, a session per client; --keys lock names)")
 	fl.IntVar(&o.clients, "clients", 1, "closed-loop clients, one request outstanding each")
+	fl.IntVar(&o.sessions, "sessions", 0, "live sessions kept alive (10 s TTL) in the background throughout")
 	fl.IntVar(&o.conns, "conns", 1, "client connections (client i uses connection i%conns)")
 	fl.IntVar(&o.valueSize, "value-size", 128, "value size in bytes")
 	fl.IntVar(&o.keys, "keys", 10000, "keys, drawn uniformly")
@@ -180,6 +182,24 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 	var issued atomic.Int64
 	tl := newTimeline(start)
 	var wg sync.WaitGroup
+	// --sessions: live sessions kept alive in the background throughout
+	// (their KeepAlives are the load being measured), opened unmeasured.
+	if o.sessions > 0 {
+		idle, err := openSessions(c, o.sessions, o.timeout)
+		defer func() {
+			for _, s := range idle {
+				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+				s.Close(ctx)
+				cancel()
+			}
+		}()
+		if err != nil {
+			return nil, err
+		}
+		start = time.Now()
+		mStart = start.Add(time.Duration(o.warmup * float64(time.Second)))
+		mEnd = mStart.Add(time.Duration(o.seconds * float64(time.Second)))
+	}
 	// --op lock: a session per client, opened before the clock starts
 	// (unmeasured), closed after.
 	sessions := make([]*client.Session, o.clients)
@@ -297,6 +317,42 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 		res.Mean, res.Max = ms(sum/time.Duration(n)), ms(all[n-1])
 	}
 	return res, nil
+}
+
+// openSessions opens n sessions, 64 at a time.
+func openSessions(c *client.Client, n int, timeout time.Duration) ([]*client.Session, error) {
+	out := make([]*client.Session, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for i := range out {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			s, err := c.NewSession(ctx, client.SessionOptions{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			out[i] = s
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	opened := out[:0]
+	for _, s := range out {
+		if s != nil {
+			opened = append(opened, s)
+		}
+	}
+	if err := <-errs; err != nil {
+		return opened, fmt.Errorf("opening %d sessions: %w", n, err)
+	}
+	return opened, nil
 }
 
 // readMode names how gets were served: lease, quorum or stale.

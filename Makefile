@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin/livepaxos
 PKGS := ./...
 
-.PHONY: all build test race run proto bench peerbench soak failover vet fmt clean image compose-up compose-down
+.PHONY: all build test race run proto bench peerbench soak failover vet fmt clean image compose-up compose-down fuzz
 SEEDS ?= 100000
 
 all: build
@@ -64,6 +64,21 @@ proto:
 		--plugin=protoc-gen-grpc-gateway=bin/protoc-gen-grpc-gateway --grpc-gateway_out=. \
 		--grpc-gateway_opt=paths=source_relative,generate_unbound_methods=true \
 		messages/*.proto
+
+## fuzz: every fuzz target for FUZZTIME each (default 1m; the bar for a
+## change to a parser or a handler is FUZZTIME=10m), one worker each. What a
+## target finds lands in testdata/fuzz/<target> of its package: make it a
+## fix and commit the input, which make test then runs as a regression test
+## (as it runs every committed corpus).
+FUZZTIME ?= 1m
+FUZZ_TARGETS := ./core:FuzzReplicaStep ./storage:FuzzWALRecovery ./storage:FuzzSnapshotFile \
+	./server:FuzzClientRequest ./cmd/livepaxos:FuzzTxnJSON ./cluster:FuzzParsePeers \
+	./db:FuzzApply ./db:FuzzValidateEncoded
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 1 || exit 1; \
+	done
 
 ## peerbench: livepaxos beside etcd and hashicorp/raft (../shared/peerbench).
 peerbench: build

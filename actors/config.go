@@ -83,6 +83,10 @@ type Config struct {
 	// MaxCommandBytes refuses larger commands (default 1 MiB + 64 KiB, room
 	// for a 1 MiB value and its key).
 	MaxCommandBytes int
+	// Metrics, if set, hears how long the replica's work took (for
+	// histograms); its methods are called on the replica's goroutines and
+	// must not block.
+	Metrics Metrics
 	// TickInterval is the resolution of the replica's timers (default 20ms).
 	TickInterval time.Duration
 	// RestartGrace delays the first campaign of a replica that restarts
@@ -173,7 +177,7 @@ func (c *Config) setDefaults() error {
 // coreConfig is the replica core's config for this replica, whose data
 // directory has the identity meta.
 func (c *Config) coreConfig(meta *messages.MetaRecord) core.Config {
-	return core.Config{ID: c.NodeID, Members: initialMembership(c), Joining: c.Join, Incarnation: meta.Incarnation,
+	return core.Config{ID: c.NodeID, Cluster: messages.ClusterHash(c.ClusterID), Members: initialMembership(c), Joining: c.Join, Incarnation: meta.Incarnation,
 		Fresh: meta.Fresh, Bootstrap: meta.Bootstrap, Proposer: c.Proposer, Learner: c.Learner, RestartGrace: c.RestartGrace,
 		SnapshotEvery: c.SnapshotEvery, SnapshotLogBytes: c.SnapshotLogBytes, Logger: c.Logger}
 }

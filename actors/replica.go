@@ -48,6 +48,9 @@ type Replica struct {
 
 	fatalOnce sync.Once
 	stopped   atomic.Bool
+	// snapshotDrops counts snapshot transfer messages of another cluster
+	// the snapshotter dropped (status adds them to the core's drops).
+	snapshotDrops atomic.Uint64
 
 	// Callers in this process (Propose, Read, ...) wait on local: their
 	// requests carry localAddress, unique to this Replica, as the reply
@@ -93,7 +96,11 @@ func NewReplica(cfg Config) (*Replica, error) {
 		return nil, err
 	}
 	records := 0
-	wal, err := storage.Open(cfg.DataDir, storage.Options{OnFatal: r.fatal}, func(b []byte) error {
+	var onSync func(time.Duration, int, int)
+	if cfg.Metrics != nil {
+		onSync = cfg.Metrics.Synced
+	}
+	wal, err := storage.Open(cfg.DataDir, storage.Options{OnFatal: r.fatal, OnSync: onSync}, func(b []byte) error {
 		rec := &messages.Record{}
 		if err := proto.Unmarshal(b, rec); err != nil {
 			return fmt.Errorf("%w: record %d does not decode: %v", storage.ErrCorrupt, records, err)
@@ -154,6 +161,12 @@ func (r *Replica) Status() *messages.StatusResponse {
 		}
 	}
 	if s := r.status.Load(); s != nil {
+		if s.IsMaster && r.stopped.Load() {
+			// Published before the replica stopped: a stopped replica is
+			// master of nothing.
+			s = proto.Clone(s).(*messages.StatusResponse)
+			s.IsMaster, s.LeaseRemainingUs = false, 0
+		}
 		return s
 	}
 	return &messages.StatusResponse{NodeId: r.cfg.NodeID}
@@ -339,6 +352,12 @@ func (r *Replica) publishStatus() {
 	s.IsMaster = s.IsMaster && !r.stopped.Load()
 	if r.wal != nil {
 		s.LogSegments = r.wal.Stats().Segments
+	}
+	if n := r.snapshotDrops.Load(); n > 0 {
+		if s.PeerDrops == nil {
+			s.PeerDrops = make(map[string]uint64)
+		}
+		s.PeerDrops[string(core.DropCluster)] += n
 	}
 	r.status.Store(s)
 }

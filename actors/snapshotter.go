@@ -72,6 +72,10 @@ type snapshotterActor struct {
 
 func newSnapshotterActor(r *Replica) actor.Actor { return &snapshotterActor{r: r} }
 
+// cluster is the hash every snapshot transfer message of this group
+// carries: a chunk or request of another group is dropped.
+func (a *snapshotterActor) cluster() uint64 { return messages.ClusterHash(a.r.cfg.ClusterID) }
+
 func (a *snapshotterActor) dir() string { return filepath.Join(a.r.cfg.DataDir, "snapshots") }
 
 func (a *snapshotterActor) Receive(ctx actor.Context) {
@@ -100,10 +104,18 @@ func (a *snapshotterActor) Receive(ctx actor.Context) {
 		}
 		ctx.Send(a.core, &snapshotWritten{res: m.res})
 	case *messages.SnapshotChunkRequest:
+		if m.Cluster != a.cluster() {
+			a.r.snapshotDrops.Add(1)
+			return
+		}
 		a.serveChunk(ctx, m)
 	case *installFrom:
 		a.startInstall(ctx, m)
 	case *messages.SnapshotChunk:
+		if m.Cluster != a.cluster() {
+			a.r.snapshotDrops.Add(1)
+			return
+		}
 		a.chunk(ctx, m)
 	}
 }
@@ -116,12 +128,15 @@ func (a *snapshotterActor) write(ctx actor.Context, m *writeSnapshot) {
 		res := &written{}
 		res.info, res.res.Err = writeSnapshotFile(dir, m)
 		res.res.Instance, res.res.Bytes, res.res.Took = res.info.Instance, res.info.Bytes, time.Since(started)
+		if mt := a.r.cfg.Metrics; mt != nil && res.res.Err == nil {
+			mt.Snapshotted(res.res.Took, int64(res.info.Bytes))
+		}
 		sys.Root.Send(self, res)
 	}()
 }
 
 func writeSnapshotFile(dir string, m *writeSnapshot) (storage.SnapshotInfo, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := storage.MkdirAllSynced(dir); err != nil {
 		return storage.SnapshotInfo{}, err
 	}
 	meta, err := proto.Marshal(m.meta)
@@ -150,7 +165,7 @@ func (a *snapshotterActor) serveChunk(ctx actor.Context, m *messages.SnapshotChu
 	if to == nil {
 		return
 	}
-	resp := &messages.SnapshotChunk{From: a.r.cfg.NodeID, Offset: m.Offset}
+	resp := &messages.SnapshotChunk{From: a.r.cfg.NodeID, Offset: m.Offset, Cluster: a.cluster()}
 	if a.latest.Instance >= m.Instance && a.latest.Path != "" {
 		if f, err := os.Open(a.latest.Path); err == nil {
 			buf := make([]byte, snapshotChunkBytes)
@@ -168,7 +183,7 @@ func (a *snapshotterActor) startInstall(ctx actor.Context, m *installFrom) {
 	if a.install != nil || m.instance <= a.r.Applied() || m.instance <= a.latest.Instance {
 		return // one transfer at a time, and only of something newer
 	}
-	if err := os.MkdirAll(a.dir(), 0o755); err != nil {
+	if err := storage.MkdirAllSynced(a.dir()); err != nil {
 		return
 	}
 	a.installPath = filepath.Join(a.dir(), fmt.Sprintf("install-%d.part", m.instance))
@@ -182,7 +197,7 @@ func (a *snapshotterActor) startInstall(ctx actor.Context, m *installFrom) {
 
 func (a *snapshotterActor) request(ctx actor.Context) {
 	if to := a.r.pid(a.install.peer, SnapshotterName); to != nil {
-		ctx.Send(to, &messages.SnapshotChunkRequest{From: a.r.cfg.NodeID, Instance: a.install.instance, Offset: a.installOff})
+		ctx.Send(to, &messages.SnapshotChunkRequest{From: a.r.cfg.NodeID, Instance: a.install.instance, Offset: a.installOff, Cluster: a.cluster()})
 	}
 }
 
@@ -225,6 +240,13 @@ func (a *snapshotterActor) chunk(ctx actor.Context, m *messages.SnapshotChunk) {
 	final := filepath.Join(a.dir(), storage.SnapshotFileName(info.Instance))
 	if err := os.Rename(path, final); err != nil {
 		os.Remove(path)
+		return
+	}
+	if err := storage.SyncDir(a.dir()); err != nil {
+		// Not durable: a crash could lose the file the core would count
+		// on. Drop it; the core asks again.
+		a.r.cfg.Logger.Warn("fetched snapshot not made durable", "node", a.r.cfg.NodeID, "err", err)
+		os.Remove(final)
 		return
 	}
 	info.Path = final

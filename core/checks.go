@@ -70,7 +70,9 @@ func (r *Replica) checksProposed(instances []uint64) {
 func (r *Replica) ChecksumComputed(instance uint64, sum []byte, now time.Time) {
 	r.input(now, func() {
 		for _, id := range memberIDs(r.members) {
-			if id != r.id {
+			// Only voters' states are compared: a learner's report would
+			// be dropped (admit), so it sends none.
+			if id != r.id && r.isVoter() {
 				r.route(paxos.Envelope{To: id, Msg: &messages.ChecksumReport{From: r.id, Instance: instance, Checksum: sum}})
 			}
 		}

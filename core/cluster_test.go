@@ -100,9 +100,14 @@ func (n *node) WriteSnapshot(meta *messages.SnapshotMeta, write func(io.Writer) 
 	err := write(io.Discard)
 	n.c.later(func() { n.d.SnapshotWritten(SnapshotResult{Instance: meta.Instance, Err: err}) })
 }
-func (n *node) Fetch(paxos.SnapshotOffer)          {}
-func (n *node) ScheduleFlush()                     { n.c.later(func() { n.d.Flush() }) }
-func (n *node) Fatal(err error)                    { n.c.t.Fatalf("node %d stopped: %v", n.id, err) }
+func (n *node) Fetch(paxos.SnapshotOffer) {}
+func (n *node) ScheduleFlush()            { n.c.later(func() { n.d.Flush() }) }
+func (n *node) Fatal(err error) {
+	if !n.c.stopsAllowed {
+		n.c.t.Fatalf("node %d stopped: %v", n.id, err)
+	}
+	n.down = true
+}
 func (n *node) Publish(View, *messages.Membership) {}
 func (n *node) AnswerRead(_ any, resp *messages.ClientResponse, _ Decision, _ error) {
 	n.reads = append(n.reads, resp)
@@ -122,6 +127,9 @@ type testCluster struct {
 	drop float64
 	// planted is the bug every replica runs with.
 	planted paxos.PlantedBug
+	// stopsAllowed: a replica that stops (Fatal) is taken down instead of
+	// failing the test (fuzzing: a forged message may rightly stop one).
+	stopsAllowed bool
 }
 
 func newTestCluster(t *testing.T, n int, seed uint64) *testCluster {
@@ -140,7 +148,7 @@ func newPlantedCluster(t *testing.T, n int, seed uint64, bug paxos.PlantedBug) *
 	}
 	for _, id := range c.ids {
 		nd := &node{c: c, id: id, sm: &memSM{}}
-		cfg := Config{ID: id, Members: members, Planted: bug, Observer: nd,
+		cfg := Config{ID: id, Members: members, Cluster: testClusterHash, Planted: bug, Observer: nd,
 			Proposer: paxos.ProposerConfig{Rand: rand.New(rand.NewPCG(seed, uint64(id))), MaxBatchCommands: 4,
 				MaxInflight: 3, LeaseTimeout: testLease, ClockDriftMax: testDrift}}
 		d, err := NewDriver(cfg, nd.sm, nd)
@@ -162,6 +170,7 @@ func (c *testCluster) later(fn func()) { c.queue = append(c.queue, fn) }
 // send queues a message; the wire copies it.
 func (c *testCluster) send(from, to uint32, msg proto.Message) {
 	msg = proto.Clone(msg)
+	messages.StampCluster(msg, testClusterHash) // as a member's core does (route)
 	c.later(func() {
 		n := c.nodes[to]
 		if n == nil || n.down || c.cut[[2]uint32{from, to}] || (c.drop > 0 && c.rng.Float64() < c.drop) {

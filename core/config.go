@@ -18,6 +18,10 @@ type Config struct {
 	// initial voters and learners, with their addresses. A node that
 	// joins is in it as no member at all.
 	Members *messages.Membership
+	// Cluster is the hash of the group's cluster id
+	// (messages.ClusterHash): every message this replica sends carries
+	// it, and a message carrying another is dropped.
+	Cluster uint64
 	// Joining: this node started as no member, to be added (status says
 	// "joining" until a change adds it).
 	Joining bool

@@ -164,3 +164,10 @@ func (r *Replica) role() string {
 	}
 	return "voter"
 }
+
+// isVoter reports whether this replica is a voter of the membership it
+// applied.
+func (r *Replica) isVoter() bool {
+	m := paxos.MemberOf(r.members, r.id)
+	return m != nil && m.Role != paxos.LearnerRole
+}

@@ -48,6 +48,12 @@ func (r *Replica) Status(now time.Time) *messages.StatusResponse {
 		Snapshots:         r.snap.snapshots,
 		Installs:          r.snap.installs,
 	}
+	for why, n := range r.drops {
+		if s.PeerDrops == nil {
+			s.PeerDrops = make(map[string]uint64)
+		}
+		s.PeerDrops[string(why)] = n
+	}
 	if r.p == nil {
 		return s
 	}
@@ -58,6 +64,9 @@ func (r *Replica) Status(now time.Time) *messages.StatusResponse {
 	s.Boosts, s.BoostedInstances, s.ProposedInstances = st.Boosts, st.Boosted, st.Proposed
 	if until, ok := r.p.LeaseUntil(now); ok {
 		s.LeaseRemainingUs = until.Sub(now).Microseconds()
+	}
+	if r.p.IsMaster() {
+		s.QueueLen, s.Inflight = uint64(r.p.QueueLen()), uint64(r.p.InflightLen())
 	}
 	return s
 }

@@ -35,6 +35,104 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// TransferMastershipRequest names the successor (0: the most caught-up
+// voter).
+type TransferMastershipRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	To            uint32                 `protobuf:"varint,1,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferMastershipRequest) Reset() {
+	*x = TransferMastershipRequest{}
+	mi := &file_messages_kv_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferMastershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferMastershipRequest) ProtoMessage() {}
+
+func (x *TransferMastershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferMastershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferMastershipRequest) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *TransferMastershipRequest) GetTo() uint32 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+type TransferMastershipResponse struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	MasterId            uint32                 `protobuf:"varint,1,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"`                                   // the new master
+	MasterClientAddress string                 `protobuf:"bytes,2,opt,name=master_client_address,json=masterClientAddress,proto3" json:"master_client_address,omitempty"` // its client address, when recorded
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *TransferMastershipResponse) Reset() {
+	*x = TransferMastershipResponse{}
+	mi := &file_messages_kv_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferMastershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferMastershipResponse) ProtoMessage() {}
+
+func (x *TransferMastershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferMastershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferMastershipResponse) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TransferMastershipResponse) GetMasterId() uint32 {
+	if x != nil {
+		return x.MasterId
+	}
+	return 0
+}
+
+func (x *TransferMastershipResponse) GetMasterClientAddress() string {
+	if x != nil {
+		return x.MasterClientAddress
+	}
+	return ""
+}
+
 // Header is in every answer: who answered, and what it knows of the master.
 type Header struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
@@ -50,7 +148,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_messages_kv_proto_msgTypes[0]
+	mi := &file_messages_kv_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -62,7 +160,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[0]
+	mi := &file_messages_kv_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -75,7 +173,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{0}
+	return file_messages_kv_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Header) GetNodeId() uint32 {
@@ -130,7 +228,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_messages_kv_proto_msgTypes[1]
+	mi := &file_messages_kv_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -142,7 +240,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[1]
+	mi := &file_messages_kv_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -155,7 +253,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{1}
+	return file_messages_kv_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PutRequest) GetKey() []byte {
@@ -181,7 +279,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_messages_kv_proto_msgTypes[2]
+	mi := &file_messages_kv_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -193,7 +291,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[2]
+	mi := &file_messages_kv_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -206,7 +304,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{2}
+	return file_messages_kv_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PutResponse) GetHeader() *Header {
@@ -226,7 +324,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_messages_kv_proto_msgTypes[3]
+	mi := &file_messages_kv_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -238,7 +336,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[3]
+	mi := &file_messages_kv_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -251,7 +349,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{3}
+	return file_messages_kv_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -279,7 +377,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_messages_kv_proto_msgTypes[4]
+	mi := &file_messages_kv_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +389,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[4]
+	mi := &file_messages_kv_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +402,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{4}
+	return file_messages_kv_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetResponse) GetHeader() *Header {
@@ -342,7 +440,7 @@ type RangeRequest struct {
 
 func (x *RangeRequest) Reset() {
 	*x = RangeRequest{}
-	mi := &file_messages_kv_proto_msgTypes[5]
+	mi := &file_messages_kv_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +452,7 @@ func (x *RangeRequest) String() string {
 func (*RangeRequest) ProtoMessage() {}
 
 func (x *RangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[5]
+	mi := &file_messages_kv_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +465,7 @@ func (x *RangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeRequest.ProtoReflect.Descriptor instead.
 func (*RangeRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{5}
+	return file_messages_kv_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RangeRequest) GetKey() []byte {
@@ -424,7 +522,7 @@ type RangeResponse struct {
 
 func (x *RangeResponse) Reset() {
 	*x = RangeResponse{}
-	mi := &file_messages_kv_proto_msgTypes[6]
+	mi := &file_messages_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +534,7 @@ func (x *RangeResponse) String() string {
 func (*RangeResponse) ProtoMessage() {}
 
 func (x *RangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[6]
+	mi := &file_messages_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +547,7 @@ func (x *RangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeResponse.ProtoReflect.Descriptor instead.
 func (*RangeResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{6}
+	return file_messages_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RangeResponse) GetHeader() *Header {
@@ -492,7 +590,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +602,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +615,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{7}
+	return file_messages_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *KeepAliveResponse) GetHeader() *Header {
@@ -559,7 +657,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +669,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +682,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{8}
+	return file_messages_kv_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchRequest) GetKey() []byte {
@@ -621,7 +719,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +731,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +744,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{9}
+	return file_messages_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WatchEvent) GetInstance() uint64 {
@@ -699,7 +797,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +809,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +822,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{10}
+	return file_messages_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchResponse) GetHeader() *Header {
@@ -771,7 +869,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +881,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +894,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{11}
+	return file_messages_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TxnRequest) GetOp() *MultiOp {
@@ -816,7 +914,7 @@ type ReadOnlyRequest struct {
 
 func (x *ReadOnlyRequest) Reset() {
 	*x = ReadOnlyRequest{}
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +926,7 @@ func (x *ReadOnlyRequest) String() string {
 func (*ReadOnlyRequest) ProtoMessage() {}
 
 func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +939,7 @@ func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOnlyRequest.ProtoReflect.Descriptor instead.
 func (*ReadOnlyRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{12}
+	return file_messages_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReadOnlyRequest) GetOp() *MultiOp {
@@ -868,7 +966,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +978,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +991,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{13}
+	return file_messages_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TxnResponse) GetHeader() *Header {
@@ -918,7 +1016,7 @@ type MembersListRequest struct {
 
 func (x *MembersListRequest) Reset() {
 	*x = MembersListRequest{}
-	mi := &file_messages_kv_proto_msgTypes[14]
+	mi := &file_messages_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1028,7 @@ func (x *MembersListRequest) String() string {
 func (*MembersListRequest) ProtoMessage() {}
 
 func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[14]
+	mi := &file_messages_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1041,7 @@ func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersListRequest.ProtoReflect.Descriptor instead.
 func (*MembersListRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{14}
+	return file_messages_kv_proto_rawDescGZIP(), []int{16}
 }
 
 type MembersChangeResponse struct {
@@ -956,7 +1054,7 @@ type MembersChangeResponse struct {
 
 func (x *MembersChangeResponse) Reset() {
 	*x = MembersChangeResponse{}
-	mi := &file_messages_kv_proto_msgTypes[15]
+	mi := &file_messages_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1066,7 @@ func (x *MembersChangeResponse) String() string {
 func (*MembersChangeResponse) ProtoMessage() {}
 
 func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[15]
+	mi := &file_messages_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1079,7 @@ func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersChangeResponse.ProtoReflect.Descriptor instead.
 func (*MembersChangeResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{15}
+	return file_messages_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MembersChangeResponse) GetHeader() *Header {
@@ -1009,7 +1107,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_messages_kv_proto_msgTypes[16]
+	mi := &file_messages_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1119,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[16]
+	mi := &file_messages_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1132,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{16}
+	return file_messages_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StreamRequest) GetCalls() []*StreamCall {
@@ -1061,7 +1159,7 @@ type StreamCall struct {
 
 func (x *StreamCall) Reset() {
 	*x = StreamCall{}
-	mi := &file_messages_kv_proto_msgTypes[17]
+	mi := &file_messages_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1171,7 @@ func (x *StreamCall) String() string {
 func (*StreamCall) ProtoMessage() {}
 
 func (x *StreamCall) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[17]
+	mi := &file_messages_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1184,7 @@ func (x *StreamCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCall.ProtoReflect.Descriptor instead.
 func (*StreamCall) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{17}
+	return file_messages_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamCall) GetId() uint64 {
@@ -1133,7 +1231,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_messages_kv_proto_msgTypes[18]
+	mi := &file_messages_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1243,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[18]
+	mi := &file_messages_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1256,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{18}
+	return file_messages_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StreamResponse) GetResults() []*StreamResult {
@@ -1184,7 +1282,7 @@ type StreamResult struct {
 
 func (x *StreamResult) Reset() {
 	*x = StreamResult{}
-	mi := &file_messages_kv_proto_msgTypes[19]
+	mi := &file_messages_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1294,7 @@ func (x *StreamResult) String() string {
 func (*StreamResult) ProtoMessage() {}
 
 func (x *StreamResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[19]
+	mi := &file_messages_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1307,7 @@ func (x *StreamResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResult.ProtoReflect.Descriptor instead.
 func (*StreamResult) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{19}
+	return file_messages_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StreamResult) GetId() uint64 {
@@ -1251,7 +1349,12 @@ var File_messages_kv_proto protoreflect.FileDescriptor
 
 const file_messages_kv_proto_rawDesc = "" +
 	"\n" +
-	"\x11messages/kv.proto\x12\flivepaxos.v1\x1a\x18messages/livepaxos.proto\"\xbc\x01\n" +
+	"\x11messages/kv.proto\x12\flivepaxos.v1\x1a\x18messages/livepaxos.proto\"+\n" +
+	"\x19TransferMastershipRequest\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\rR\x02to\"m\n" +
+	"\x1aTransferMastershipResponse\x12\x1b\n" +
+	"\tmaster_id\x18\x01 \x01(\rR\bmasterId\x122\n" +
+	"\x15master_client_address\x18\x02 \x01(\tR\x13masterClientAddress\"\xbc\x01\n" +
 	"\x06Header\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x1b\n" +
 	"\tmaster_id\x18\x02 \x01(\rR\bmasterId\x122\n" +
@@ -1338,7 +1441,7 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.livepaxos.v1.ErrorCodeR\x04code\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12,\n" +
 	"\x06header\x18\x04 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x16\n" +
-	"\x06result\x18\x05 \x01(\fR\x06result2\x84\a\n" +
+	"\x06result\x18\x05 \x01(\fR\x06result2\xed\a\n" +
 	"\x02KV\x12:\n" +
 	"\x03Put\x12\x18.livepaxos.v1.PutRequest\x1a\x19.livepaxos.v1.PutResponse\x12:\n" +
 	"\x03Get\x12\x18.livepaxos.v1.GetRequest\x1a\x19.livepaxos.v1.GetResponse\x12@\n" +
@@ -1352,7 +1455,8 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\rChangeMembers\x12\x1c.livepaxos.v1.MembersRequest\x1a#.livepaxos.v1.MembersChangeResponse\x12I\n" +
 	"\bSnapshot\x12\x1d.livepaxos.v1.SnapshotRequest\x1a\x1e.livepaxos.v1.SnapshotResponse\x12@\n" +
 	"\x05Check\x12\x1a.livepaxos.v1.CheckRequest\x1a\x1b.livepaxos.v1.CheckResponse\x12G\n" +
-	"\x06Stream\x12\x1b.livepaxos.v1.StreamRequest\x1a\x1c.livepaxos.v1.StreamResponse(\x010\x01B)Z'github.com/livepaxos/livepaxos/messagesb\x06proto3"
+	"\x06Stream\x12\x1b.livepaxos.v1.StreamRequest\x1a\x1c.livepaxos.v1.StreamResponse(\x010\x01\x12g\n" +
+	"\x12TransferMastership\x12'.livepaxos.v1.TransferMastershipRequest\x1a(.livepaxos.v1.TransferMastershipResponseB)Z'github.com/livepaxos/livepaxos/messagesb\x06proto3"
 
 var (
 	file_messages_kv_proto_rawDescOnce sync.Once
@@ -1366,95 +1470,99 @@ func file_messages_kv_proto_rawDescGZIP() []byte {
 	return file_messages_kv_proto_rawDescData
 }
 
-var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_messages_kv_proto_goTypes = []any{
-	(*Header)(nil),                // 0: livepaxos.v1.Header
-	(*PutRequest)(nil),            // 1: livepaxos.v1.PutRequest
-	(*PutResponse)(nil),           // 2: livepaxos.v1.PutResponse
-	(*GetRequest)(nil),            // 3: livepaxos.v1.GetRequest
-	(*GetResponse)(nil),           // 4: livepaxos.v1.GetResponse
-	(*RangeRequest)(nil),          // 5: livepaxos.v1.RangeRequest
-	(*RangeResponse)(nil),         // 6: livepaxos.v1.RangeResponse
-	(*KeepAliveResponse)(nil),     // 7: livepaxos.v1.KeepAliveResponse
-	(*WatchRequest)(nil),          // 8: livepaxos.v1.WatchRequest
-	(*WatchEvent)(nil),            // 9: livepaxos.v1.WatchEvent
-	(*WatchResponse)(nil),         // 10: livepaxos.v1.WatchResponse
-	(*TxnRequest)(nil),            // 11: livepaxos.v1.TxnRequest
-	(*ReadOnlyRequest)(nil),       // 12: livepaxos.v1.ReadOnlyRequest
-	(*TxnResponse)(nil),           // 13: livepaxos.v1.TxnResponse
-	(*MembersListRequest)(nil),    // 14: livepaxos.v1.MembersListRequest
-	(*MembersChangeResponse)(nil), // 15: livepaxos.v1.MembersChangeResponse
-	(*StreamRequest)(nil),         // 16: livepaxos.v1.StreamRequest
-	(*StreamCall)(nil),            // 17: livepaxos.v1.StreamCall
-	(*StreamResponse)(nil),        // 18: livepaxos.v1.StreamResponse
-	(*StreamResult)(nil),          // 19: livepaxos.v1.StreamResult
-	(Consistency)(0),              // 20: livepaxos.v1.Consistency
-	(*KeyValue)(nil),              // 21: livepaxos.v1.KeyValue
-	(*SessionPromise)(nil),        // 22: livepaxos.v1.SessionPromise
-	(*MultiOp)(nil),               // 23: livepaxos.v1.MultiOp
-	(*MultiOpResult)(nil),         // 24: livepaxos.v1.MultiOpResult
-	(ErrorCode)(0),                // 25: livepaxos.v1.ErrorCode
-	(*KeepAliveRequest)(nil),      // 26: livepaxos.v1.KeepAliveRequest
-	(*StatusRequest)(nil),         // 27: livepaxos.v1.StatusRequest
-	(*MembersRequest)(nil),        // 28: livepaxos.v1.MembersRequest
-	(*SnapshotRequest)(nil),       // 29: livepaxos.v1.SnapshotRequest
-	(*CheckRequest)(nil),          // 30: livepaxos.v1.CheckRequest
-	(*StatusResponse)(nil),        // 31: livepaxos.v1.StatusResponse
-	(*Membership)(nil),            // 32: livepaxos.v1.Membership
-	(*SnapshotResponse)(nil),      // 33: livepaxos.v1.SnapshotResponse
-	(*CheckResponse)(nil),         // 34: livepaxos.v1.CheckResponse
+	(*TransferMastershipRequest)(nil),  // 0: livepaxos.v1.TransferMastershipRequest
+	(*TransferMastershipResponse)(nil), // 1: livepaxos.v1.TransferMastershipResponse
+	(*Header)(nil),                     // 2: livepaxos.v1.Header
+	(*PutRequest)(nil),                 // 3: livepaxos.v1.PutRequest
+	(*PutResponse)(nil),                // 4: livepaxos.v1.PutResponse
+	(*GetRequest)(nil),                 // 5: livepaxos.v1.GetRequest
+	(*GetResponse)(nil),                // 6: livepaxos.v1.GetResponse
+	(*RangeRequest)(nil),               // 7: livepaxos.v1.RangeRequest
+	(*RangeResponse)(nil),              // 8: livepaxos.v1.RangeResponse
+	(*KeepAliveResponse)(nil),          // 9: livepaxos.v1.KeepAliveResponse
+	(*WatchRequest)(nil),               // 10: livepaxos.v1.WatchRequest
+	(*WatchEvent)(nil),                 // 11: livepaxos.v1.WatchEvent
+	(*WatchResponse)(nil),              // 12: livepaxos.v1.WatchResponse
+	(*TxnRequest)(nil),                 // 13: livepaxos.v1.TxnRequest
+	(*ReadOnlyRequest)(nil),            // 14: livepaxos.v1.ReadOnlyRequest
+	(*TxnResponse)(nil),                // 15: livepaxos.v1.TxnResponse
+	(*MembersListRequest)(nil),         // 16: livepaxos.v1.MembersListRequest
+	(*MembersChangeResponse)(nil),      // 17: livepaxos.v1.MembersChangeResponse
+	(*StreamRequest)(nil),              // 18: livepaxos.v1.StreamRequest
+	(*StreamCall)(nil),                 // 19: livepaxos.v1.StreamCall
+	(*StreamResponse)(nil),             // 20: livepaxos.v1.StreamResponse
+	(*StreamResult)(nil),               // 21: livepaxos.v1.StreamResult
+	(Consistency)(0),                   // 22: livepaxos.v1.Consistency
+	(*KeyValue)(nil),                   // 23: livepaxos.v1.KeyValue
+	(*SessionPromise)(nil),             // 24: livepaxos.v1.SessionPromise
+	(*MultiOp)(nil),                    // 25: livepaxos.v1.MultiOp
+	(*MultiOpResult)(nil),              // 26: livepaxos.v1.MultiOpResult
+	(ErrorCode)(0),                     // 27: livepaxos.v1.ErrorCode
+	(*KeepAliveRequest)(nil),           // 28: livepaxos.v1.KeepAliveRequest
+	(*StatusRequest)(nil),              // 29: livepaxos.v1.StatusRequest
+	(*MembersRequest)(nil),             // 30: livepaxos.v1.MembersRequest
+	(*SnapshotRequest)(nil),            // 31: livepaxos.v1.SnapshotRequest
+	(*CheckRequest)(nil),               // 32: livepaxos.v1.CheckRequest
+	(*StatusResponse)(nil),             // 33: livepaxos.v1.StatusResponse
+	(*Membership)(nil),                 // 34: livepaxos.v1.Membership
+	(*SnapshotResponse)(nil),           // 35: livepaxos.v1.SnapshotResponse
+	(*CheckResponse)(nil),              // 36: livepaxos.v1.CheckResponse
 }
 var file_messages_kv_proto_depIdxs = []int32{
-	0,  // 0: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
-	20, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 2: livepaxos.v1.GetResponse.header:type_name -> livepaxos.v1.Header
-	20, // 3: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 4: livepaxos.v1.RangeResponse.header:type_name -> livepaxos.v1.Header
-	21, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
-	0,  // 6: livepaxos.v1.KeepAliveResponse.header:type_name -> livepaxos.v1.Header
-	22, // 7: livepaxos.v1.KeepAliveResponse.promises:type_name -> livepaxos.v1.SessionPromise
-	0,  // 8: livepaxos.v1.WatchResponse.header:type_name -> livepaxos.v1.Header
-	9,  // 9: livepaxos.v1.WatchResponse.events:type_name -> livepaxos.v1.WatchEvent
-	21, // 10: livepaxos.v1.WatchResponse.kvs:type_name -> livepaxos.v1.KeyValue
-	23, // 11: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
-	23, // 12: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
-	20, // 13: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 14: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
-	24, // 15: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
-	0,  // 16: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
-	17, // 17: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
-	20, // 18: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
-	19, // 19: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
-	25, // 20: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
-	0,  // 21: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
-	1,  // 22: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
-	3,  // 23: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
-	5,  // 24: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
-	26, // 25: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
-	8,  // 26: livepaxos.v1.KV.Watch:input_type -> livepaxos.v1.WatchRequest
-	11, // 27: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
-	12, // 28: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
-	27, // 29: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
-	14, // 30: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
-	28, // 31: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
-	29, // 32: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
-	30, // 33: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
-	16, // 34: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
-	2,  // 35: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
-	4,  // 36: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
-	6,  // 37: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
-	7,  // 38: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
-	10, // 39: livepaxos.v1.KV.Watch:output_type -> livepaxos.v1.WatchResponse
-	13, // 40: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
-	13, // 41: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
-	31, // 42: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
-	32, // 43: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
-	15, // 44: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
-	33, // 45: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
-	34, // 46: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
-	18, // 47: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
-	35, // [35:48] is the sub-list for method output_type
-	22, // [22:35] is the sub-list for method input_type
+	2,  // 0: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
+	22, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
+	2,  // 2: livepaxos.v1.GetResponse.header:type_name -> livepaxos.v1.Header
+	22, // 3: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
+	2,  // 4: livepaxos.v1.RangeResponse.header:type_name -> livepaxos.v1.Header
+	23, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	2,  // 6: livepaxos.v1.KeepAliveResponse.header:type_name -> livepaxos.v1.Header
+	24, // 7: livepaxos.v1.KeepAliveResponse.promises:type_name -> livepaxos.v1.SessionPromise
+	2,  // 8: livepaxos.v1.WatchResponse.header:type_name -> livepaxos.v1.Header
+	11, // 9: livepaxos.v1.WatchResponse.events:type_name -> livepaxos.v1.WatchEvent
+	23, // 10: livepaxos.v1.WatchResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	25, // 11: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
+	25, // 12: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
+	22, // 13: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
+	2,  // 14: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
+	26, // 15: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
+	2,  // 16: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
+	19, // 17: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
+	22, // 18: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
+	21, // 19: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
+	27, // 20: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
+	2,  // 21: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
+	3,  // 22: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
+	5,  // 23: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
+	7,  // 24: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
+	28, // 25: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
+	10, // 26: livepaxos.v1.KV.Watch:input_type -> livepaxos.v1.WatchRequest
+	13, // 27: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
+	14, // 28: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
+	29, // 29: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
+	16, // 30: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
+	30, // 31: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
+	31, // 32: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
+	32, // 33: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
+	18, // 34: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
+	0,  // 35: livepaxos.v1.KV.TransferMastership:input_type -> livepaxos.v1.TransferMastershipRequest
+	4,  // 36: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
+	6,  // 37: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
+	8,  // 38: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
+	9,  // 39: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
+	12, // 40: livepaxos.v1.KV.Watch:output_type -> livepaxos.v1.WatchResponse
+	15, // 41: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
+	15, // 42: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
+	33, // 43: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
+	34, // 44: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
+	17, // 45: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
+	35, // 46: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
+	36, // 47: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
+	20, // 48: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
+	1,  // 49: livepaxos.v1.KV.TransferMastership:output_type -> livepaxos.v1.TransferMastershipResponse
+	36, // [36:50] is the sub-list for method output_type
+	22, // [22:36] is the sub-list for method input_type
 	22, // [22:22] is the sub-list for extension type_name
 	22, // [22:22] is the sub-list for extension extendee
 	0,  // [0:22] is the sub-list for field type_name
@@ -1472,7 +1580,7 @@ func file_messages_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_kv_proto_rawDesc), len(file_messages_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

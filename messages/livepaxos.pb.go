@@ -217,7 +217,7 @@ func (x Test_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Test_Kind.Descriptor instead.
 func (Test_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17, 0}
 }
 
 type Op_Kind int32
@@ -308,7 +308,7 @@ func (x Op_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Op_Kind.Descriptor instead.
 func (Op_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18, 0}
 }
 
 // Command is one client operation inside a Paxos value. The payload is opaque
@@ -718,9 +718,18 @@ type Prepare struct {
 	// group found them all fresh and empty (§5.1): recorded by each acceptor
 	// that answers, so that any candidate can name them until the
 	// configuration records incarnations.
-	Bootstrap     []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Bootstrap []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// handover_ballot: this candidate campaigns because the master of that
+	// ballot handed mastership to it (Handover). That master stopped serving
+	// lease reads before it said so, so an acceptor drops a lease it granted
+	// the master under that ballot or a lower one, and the candidate need not
+	// wait the lease out (§5.2).
+	HandoverBallot uint64 `protobuf:"varint,6,opt,name=handover_ballot,json=handoverBallot,proto3" json:"handover_ballot,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Prepare) Reset() {
@@ -788,6 +797,149 @@ func (x *Prepare) GetBootstrap() []*Member {
 	return nil
 }
 
+func (x *Prepare) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
+func (x *Prepare) GetHandoverBallot() uint64 {
+	if x != nil {
+		return x.HandoverBallot
+	}
+	return 0
+}
+
+// Handover is sent by a master handing mastership over (a restart, or an
+// operator's transfer): the recipient campaigns at once, naming the
+// ballot in its Prepare (handover_ballot). The master has stopped taking
+// commands and serving lease reads, and stepped down, before it sends it.
+type Handover struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`                           // the master's highest ballot
+	ChosenUpto    uint64                 `protobuf:"varint,3,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"` // everything up to here is chosen
+	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`                      // see Prepare.cluster
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Handover) Reset() {
+	*x = Handover{}
+	mi := &file_messages_livepaxos_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Handover) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Handover) ProtoMessage() {}
+
+func (x *Handover) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Handover.ProtoReflect.Descriptor instead.
+func (*Handover) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Handover) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *Handover) GetBallot() uint64 {
+	if x != nil {
+		return x.Ballot
+	}
+	return 0
+}
+
+func (x *Handover) GetChosenUpto() uint64 {
+	if x != nil {
+		return x.ChosenUpto
+	}
+	return 0
+}
+
+func (x *Handover) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
+// Leaving is sent by a node about to stop on purpose (SIGTERM), after it
+// handed mastership over if it had it: a master stops asking it for
+// durable acceptances at once and sends what is in flight to the others,
+// rather than waiting a retransmission interval for answers that will not
+// come.
+type Leaving struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"` // see Prepare.cluster
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Leaving) Reset() {
+	*x = Leaving{}
+	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Leaving) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Leaving) ProtoMessage() {}
+
+func (x *Leaving) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Leaving.ProtoReflect.Descriptor instead.
+func (*Leaving) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Leaving) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *Leaving) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Promise is phase 1b. When ok is false, promised names the higher ballot
 // that caused the refusal.
 type Promise struct {
@@ -820,16 +972,19 @@ type Promise struct {
 	// this prepare. A
 	// candidate of a brand-new group that hears fresh and empty from every
 	// voter knows no vote was ever given: it names their incarnations.
-	Fresh         bool      `protobuf:"varint,12,opt,name=fresh,proto3" json:"fresh,omitempty"`
-	Empty         bool      `protobuf:"varint,13,opt,name=empty,proto3" json:"empty,omitempty"`
-	Bootstrap     []*Member `protobuf:"bytes,14,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // as recorded from a Prepare
+	Fresh     bool      `protobuf:"varint,12,opt,name=fresh,proto3" json:"fresh,omitempty"`
+	Empty     bool      `protobuf:"varint,13,opt,name=empty,proto3" json:"empty,omitempty"`
+	Bootstrap []*Member `protobuf:"bytes,14,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // as recorded from a Prepare
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Promise) Reset() {
 	*x = Promise{}
-	mi := &file_messages_livepaxos_proto_msgTypes[6]
+	mi := &file_messages_livepaxos_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +996,7 @@ func (x *Promise) String() string {
 func (*Promise) ProtoMessage() {}
 
 func (x *Promise) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[6]
+	mi := &file_messages_livepaxos_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +1009,7 @@ func (x *Promise) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Promise.ProtoReflect.Descriptor instead.
 func (*Promise) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{6}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Promise) GetFrom() uint32 {
@@ -955,6 +1110,13 @@ func (x *Promise) GetBootstrap() []*Member {
 	return nil
 }
 
+func (x *Promise) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Accept is phase 2a for one or more instances under one ballot.
 //
 // A lazy Accept is one the proposer does not count: the acceptor stores the
@@ -974,13 +1136,16 @@ type Accept struct {
 	// knows from when an acceptor's lease grant runs.
 	Seq           uint64 `protobuf:"varint,6,opt,name=seq,proto3" json:"seq,omitempty"`
 	ToIncarnation uint64 `protobuf:"varint,7,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"` // as in Prepare
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Accept) Reset() {
 	*x = Accept{}
-	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	mi := &file_messages_livepaxos_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1157,7 @@ func (x *Accept) String() string {
 func (*Accept) ProtoMessage() {}
 
 func (x *Accept) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	mi := &file_messages_livepaxos_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1170,7 @@ func (x *Accept) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accept.ProtoReflect.Descriptor instead.
 func (*Accept) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{7}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Accept) GetFrom() uint32 {
@@ -1057,6 +1222,13 @@ func (x *Accept) GetToIncarnation() uint64 {
 	return 0
 }
 
+func (x *Accept) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Accepted is phase 2b. When ok is false, promised names the higher ballot.
 type Accepted struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1071,16 +1243,19 @@ type Accepted struct {
 	Seen uint64 `protobuf:"varint,7,opt,name=seen,proto3" json:"seen,omitempty"`
 	// truncated: this acceptor let go of its log up to here (§5.5) and
 	// accepts nothing there; instances is without them.
-	Truncated     uint64 `protobuf:"varint,8,opt,name=truncated,proto3" json:"truncated,omitempty"`
-	Incarnation   uint64 `protobuf:"varint,9,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
-	Fresh         bool   `protobuf:"varint,10,opt,name=fresh,proto3" json:"fresh,omitempty"`            // as in Promise
+	Truncated   uint64 `protobuf:"varint,8,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	Incarnation uint64 `protobuf:"varint,9,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
+	Fresh       bool   `protobuf:"varint,10,opt,name=fresh,proto3" json:"fresh,omitempty"`            // as in Promise
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Accepted) Reset() {
 	*x = Accepted{}
-	mi := &file_messages_livepaxos_proto_msgTypes[8]
+	mi := &file_messages_livepaxos_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1267,7 @@ func (x *Accepted) String() string {
 func (*Accepted) ProtoMessage() {}
 
 func (x *Accepted) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[8]
+	mi := &file_messages_livepaxos_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1280,7 @@ func (x *Accepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accepted.ProtoReflect.Descriptor instead.
 func (*Accepted) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{8}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Accepted) GetFrom() uint32 {
@@ -1178,6 +1353,13 @@ func (x *Accepted) GetFresh() bool {
 	return false
 }
 
+func (x *Accepted) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Confirm asks an acceptor whether it still promises no ballot above
 // ballot: a majority of yes answers, asked after a read arrived, proves the
 // sender was master when the read arrived (a quorum read).
@@ -1187,13 +1369,16 @@ type Confirm struct {
 	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
 	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
 	ToIncarnation uint64                 `protobuf:"varint,4,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"` // as in Prepare
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Confirm) Reset() {
 	*x = Confirm{}
-	mi := &file_messages_livepaxos_proto_msgTypes[9]
+	mi := &file_messages_livepaxos_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1390,7 @@ func (x *Confirm) String() string {
 func (*Confirm) ProtoMessage() {}
 
 func (x *Confirm) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[9]
+	mi := &file_messages_livepaxos_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1403,7 @@ func (x *Confirm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirm.ProtoReflect.Descriptor instead.
 func (*Confirm) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{9}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Confirm) GetFrom() uint32 {
@@ -1249,22 +1434,32 @@ func (x *Confirm) GetToIncarnation() uint64 {
 	return 0
 }
 
+func (x *Confirm) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 type Confirmed struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	Ok            bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
-	Promised      uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
-	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
-	Incarnation   uint64                 `protobuf:"varint,6,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
-	Fresh         bool                   `protobuf:"varint,7,opt,name=fresh,proto3" json:"fresh,omitempty"`             // as in Promise
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	From        uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot      uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Ok          bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
+	Promised    uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
+	Seq         uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	Incarnation uint64                 `protobuf:"varint,6,opt,name=incarnation,proto3" json:"incarnation,omitempty"` // as in Promise
+	Fresh       bool                   `protobuf:"varint,7,opt,name=fresh,proto3" json:"fresh,omitempty"`             // as in Promise
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Confirmed) Reset() {
 	*x = Confirmed{}
-	mi := &file_messages_livepaxos_proto_msgTypes[10]
+	mi := &file_messages_livepaxos_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1471,7 @@ func (x *Confirmed) String() string {
 func (*Confirmed) ProtoMessage() {}
 
 func (x *Confirmed) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[10]
+	mi := &file_messages_livepaxos_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1484,7 @@ func (x *Confirmed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirmed.ProtoReflect.Descriptor instead.
 func (*Confirmed) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{10}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Confirmed) GetFrom() uint32 {
@@ -1341,20 +1536,30 @@ func (x *Confirmed) GetFresh() bool {
 	return false
 }
 
+func (x *Confirmed) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Chosen tells learners that every instance <= chosen_upto whose accepted
 // ballot equals ballot holds the chosen value.
 type Chosen struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	ChosenUpto    uint64                 `protobuf:"varint,3,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	From       uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot     uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	ChosenUpto uint64                 `protobuf:"varint,3,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Chosen) Reset() {
 	*x = Chosen{}
-	mi := &file_messages_livepaxos_proto_msgTypes[11]
+	mi := &file_messages_livepaxos_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1571,7 @@ func (x *Chosen) String() string {
 func (*Chosen) ProtoMessage() {}
 
 func (x *Chosen) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[11]
+	mi := &file_messages_livepaxos_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1584,7 @@ func (x *Chosen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chosen.ProtoReflect.Descriptor instead.
 func (*Chosen) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{11}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Chosen) GetFrom() uint32 {
@@ -1403,6 +1608,13 @@ func (x *Chosen) GetChosenUpto() uint64 {
 	return 0
 }
 
+func (x *Chosen) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Heartbeat is sent by the master's proposer to the other proposers.
 type Heartbeat struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -1414,13 +1626,16 @@ type Heartbeat struct {
 	// disk and finds another one recorded lost its disk, and does not
 	// campaign until the configuration records its new one.
 	ToIncarnation uint64 `protobuf:"varint,4,opt,name=to_incarnation,json=toIncarnation,proto3" json:"to_incarnation,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_messages_livepaxos_proto_msgTypes[12]
+	mi := &file_messages_livepaxos_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1647,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[12]
+	mi := &file_messages_livepaxos_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1660,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{12}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Heartbeat) GetFrom() uint32 {
@@ -1476,19 +1691,29 @@ func (x *Heartbeat) GetToIncarnation() uint64 {
 	return 0
 }
 
+func (x *Heartbeat) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // CatchupRequest asks a peer's learner for chosen entries from first_instance.
 type CatchupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
 	FirstInstance uint64                 `protobuf:"varint,2,opt,name=first_instance,json=firstInstance,proto3" json:"first_instance,omitempty"`
 	MaxEntries    uint32                 `protobuf:"varint,3,opt,name=max_entries,json=maxEntries,proto3" json:"max_entries,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CatchupRequest) Reset() {
 	*x = CatchupRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1500,7 +1725,7 @@ func (x *CatchupRequest) String() string {
 func (*CatchupRequest) ProtoMessage() {}
 
 func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1513,7 +1738,7 @@ func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupRequest.ProtoReflect.Descriptor instead.
 func (*CatchupRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CatchupRequest) GetFrom() uint32 {
@@ -1537,6 +1762,13 @@ func (x *CatchupRequest) GetMaxEntries() uint32 {
 	return 0
 }
 
+func (x *CatchupRequest) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // CatchupResponse carries chosen entries, contiguous from the requested
 // instance, and how far the responder knows the log to be chosen.
 type CatchupResponse struct {
@@ -1548,13 +1780,16 @@ type CatchupResponse struct {
 	// log from the requested instance, but has a snapshot as of this
 	// instance to install instead (§5.5).
 	SnapshotInstance uint64 `protobuf:"varint,4,opt,name=snapshot_instance,json=snapshotInstance,proto3" json:"snapshot_instance,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CatchupResponse) Reset() {
 	*x = CatchupResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1801,7 @@ func (x *CatchupResponse) String() string {
 func (*CatchupResponse) ProtoMessage() {}
 
 func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1814,7 @@ func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupResponse.ProtoReflect.Descriptor instead.
 func (*CatchupResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CatchupResponse) GetFrom() uint32 {
@@ -1610,6 +1845,13 @@ func (x *CatchupResponse) GetSnapshotInstance() uint64 {
 	return 0
 }
 
+func (x *CatchupResponse) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 type Test struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          Test_Kind              `protobuf:"varint,1,opt,name=kind,proto3,enum=livepaxos.v1.Test_Kind" json:"kind,omitempty"`
@@ -1625,7 +1867,7 @@ type Test struct {
 
 func (x *Test) Reset() {
 	*x = Test{}
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1879,7 @@ func (x *Test) String() string {
 func (*Test) ProtoMessage() {}
 
 func (x *Test) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1892,7 @@ func (x *Test) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Test.ProtoReflect.Descriptor instead.
 func (*Test) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Test) GetKind() Test_Kind {
@@ -1727,7 +1969,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1739,7 +1981,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +1994,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Op) GetKind() Op_Kind {
@@ -1860,7 +2102,7 @@ type Sequencer struct {
 
 func (x *Sequencer) Reset() {
 	*x = Sequencer{}
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +2114,7 @@ func (x *Sequencer) String() string {
 func (*Sequencer) ProtoMessage() {}
 
 func (x *Sequencer) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +2127,7 @@ func (x *Sequencer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sequencer.ProtoReflect.Descriptor instead.
 func (*Sequencer) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Sequencer) GetName() []byte {
@@ -1922,7 +2164,7 @@ type LockHolder struct {
 
 func (x *LockHolder) Reset() {
 	*x = LockHolder{}
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2176,7 @@ func (x *LockHolder) String() string {
 func (*LockHolder) ProtoMessage() {}
 
 func (x *LockHolder) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2189,7 @@ func (x *LockHolder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockHolder.ProtoReflect.Descriptor instead.
 func (*LockHolder) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LockHolder) GetSession() uint64 {
@@ -1992,7 +2234,7 @@ type LockRecord struct {
 
 func (x *LockRecord) Reset() {
 	*x = LockRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2246,7 @@ func (x *LockRecord) String() string {
 func (*LockRecord) ProtoMessage() {}
 
 func (x *LockRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2259,7 @@ func (x *LockRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockRecord.ProtoReflect.Descriptor instead.
 func (*LockRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LockRecord) GetName() []byte {
@@ -2062,7 +2304,7 @@ type SessionRecord struct {
 
 func (x *SessionRecord) Reset() {
 	*x = SessionRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2316,7 @@ func (x *SessionRecord) String() string {
 func (*SessionRecord) ProtoMessage() {}
 
 func (x *SessionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2329,7 @@ func (x *SessionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRecord.ProtoReflect.Descriptor instead.
 func (*SessionRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SessionRecord) GetId() uint64 {
@@ -2130,7 +2372,7 @@ type SeqResult struct {
 
 func (x *SeqResult) Reset() {
 	*x = SeqResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2142,7 +2384,7 @@ func (x *SeqResult) String() string {
 func (*SeqResult) ProtoMessage() {}
 
 func (x *SeqResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2155,7 +2397,7 @@ func (x *SeqResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeqResult.ProtoReflect.Descriptor instead.
 func (*SeqResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SeqResult) GetSeq() uint64 {
@@ -2193,7 +2435,7 @@ type LockServiceState struct {
 
 func (x *LockServiceState) Reset() {
 	*x = LockServiceState{}
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2447,7 @@ func (x *LockServiceState) String() string {
 func (*LockServiceState) ProtoMessage() {}
 
 func (x *LockServiceState) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2460,7 @@ func (x *LockServiceState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockServiceState.ProtoReflect.Descriptor instead.
 func (*LockServiceState) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LockServiceState) GetNextSession() uint64 {
@@ -2264,7 +2506,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2518,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2531,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -2355,7 +2597,7 @@ type MultiOp struct {
 
 func (x *MultiOp) Reset() {
 	*x = MultiOp{}
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2609,7 @@ func (x *MultiOp) String() string {
 func (*MultiOp) ProtoMessage() {}
 
 func (x *MultiOp) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2622,7 @@ func (x *MultiOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOp.ProtoReflect.Descriptor instead.
 func (*MultiOp) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MultiOp) GetGuard() []*Test {
@@ -2451,7 +2693,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2463,7 +2705,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2476,7 +2718,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *OpResult) GetFound() bool {
@@ -2580,7 +2822,7 @@ type MultiOpResult struct {
 
 func (x *MultiOpResult) Reset() {
 	*x = MultiOpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2592,7 +2834,7 @@ func (x *MultiOpResult) String() string {
 func (*MultiOpResult) ProtoMessage() {}
 
 func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2605,7 +2847,7 @@ func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOpResult.ProtoReflect.Descriptor instead.
 func (*MultiOpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MultiOpResult) GetSucceeded() bool {
@@ -2635,7 +2877,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2647,7 +2889,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2660,7 +2902,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReadRequest) GetRequestId() uint64 {
@@ -2696,7 +2938,7 @@ type ClientRequest struct {
 
 func (x *ClientRequest) Reset() {
 	*x = ClientRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +2950,7 @@ func (x *ClientRequest) String() string {
 func (*ClientRequest) ProtoMessage() {}
 
 func (x *ClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +2963,7 @@ func (x *ClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRequest.ProtoReflect.Descriptor instead.
 func (*ClientRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClientRequest) GetRequestId() uint64 {
@@ -2755,7 +2997,7 @@ type ClientResponse struct {
 
 func (x *ClientResponse) Reset() {
 	*x = ClientResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +3009,7 @@ func (x *ClientResponse) String() string {
 func (*ClientResponse) ProtoMessage() {}
 
 func (x *ClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +3022,7 @@ func (x *ClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientResponse.ProtoReflect.Descriptor instead.
 func (*ClientResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ClientResponse) GetRequestId() uint64 {
@@ -2862,7 +3104,7 @@ type KeepAliveRequest struct {
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2874,7 +3116,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2887,7 +3129,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *KeepAliveRequest) GetRequestId() uint64 {
@@ -2924,7 +3166,7 @@ type KeepAliveResult struct {
 
 func (x *KeepAliveResult) Reset() {
 	*x = KeepAliveResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2936,7 +3178,7 @@ func (x *KeepAliveResult) String() string {
 func (*KeepAliveResult) ProtoMessage() {}
 
 func (x *KeepAliveResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2949,7 +3191,7 @@ func (x *KeepAliveResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResult.ProtoReflect.Descriptor instead.
 func (*KeepAliveResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *KeepAliveResult) GetValidMs() uint64 {
@@ -2986,7 +3228,7 @@ type SessionPromise struct {
 
 func (x *SessionPromise) Reset() {
 	*x = SessionPromise{}
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2998,7 +3240,7 @@ func (x *SessionPromise) String() string {
 func (*SessionPromise) ProtoMessage() {}
 
 func (x *SessionPromise) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3011,7 +3253,7 @@ func (x *SessionPromise) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionPromise.ProtoReflect.Descriptor instead.
 func (*SessionPromise) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SessionPromise) GetSession() uint64 {
@@ -3043,7 +3285,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3055,7 +3297,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3068,7 +3310,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
 }
 
 type Member struct {
@@ -3091,7 +3333,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3103,7 +3345,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3116,7 +3358,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Member) GetId() uint32 {
@@ -3192,13 +3434,20 @@ type StatusResponse struct {
 	MembershipVersion   uint64 `protobuf:"varint,27,opt,name=membership_version,json=membershipVersion,proto3" json:"membership_version,omitempty"`
 	ClientAddress       string `protobuf:"bytes,28,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`                     // this node's client API address
 	MasterClientAddress string `protobuf:"bytes,29,opt,name=master_client_address,json=masterClientAddress,proto3" json:"master_client_address,omitempty"` // the master's, as the membership records it
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// peer_drops counts the peer messages this replica refused, by reason
+	// (core.DropReason): another cluster, not a member, a ballot its sender
+	// does not own, a field out of bounds.
+	PeerDrops map[string]uint64 `protobuf:"bytes,30,rep,name=peer_drops,json=peerDrops,proto3" json:"peer_drops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Master only: commands waiting for an instance, and instances in phase 2.
+	QueueLen      uint64 `protobuf:"varint,31,opt,name=queue_len,json=queueLen,proto3" json:"queue_len,omitempty"`
+	Inflight      uint64 `protobuf:"varint,32,opt,name=inflight,proto3" json:"inflight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3210,7 +3459,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3223,7 +3472,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *StatusResponse) GetNodeId() uint32 {
@@ -3429,20 +3678,44 @@ func (x *StatusResponse) GetMasterClientAddress() string {
 	return ""
 }
 
+func (x *StatusResponse) GetPeerDrops() map[string]uint64 {
+	if x != nil {
+		return x.PeerDrops
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetQueueLen() uint64 {
+	if x != nil {
+		return x.QueueLen
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetInflight() uint64 {
+	if x != nil {
+		return x.Inflight
+	}
+	return 0
+}
+
 // ChecksumReport is one replica's checksum of its state as of instance,
 // sent to every peer's learner after a checksum value applied (§6.2).
 type ChecksumReport struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
-	Checksum      []byte                 `protobuf:"bytes,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	From     uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Instance uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	Checksum []byte                 `protobuf:"bytes,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChecksumReport) Reset() {
 	*x = ChecksumReport{}
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3454,7 +3727,7 @@ func (x *ChecksumReport) String() string {
 func (*ChecksumReport) ProtoMessage() {}
 
 func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3467,7 +3740,7 @@ func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChecksumReport.ProtoReflect.Descriptor instead.
 func (*ChecksumReport) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ChecksumReport) GetFrom() uint32 {
@@ -3491,6 +3764,13 @@ func (x *ChecksumReport) GetChecksum() []byte {
 	return nil
 }
 
+func (x *ChecksumReport) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // CheckRequest asks a master to put a checksum value in the log now (§6.2);
 // the answer is a CheckResponse with its instance.
 type CheckRequest struct {
@@ -3502,7 +3782,7 @@ type CheckRequest struct {
 
 func (x *CheckRequest) Reset() {
 	*x = CheckRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3514,7 +3794,7 @@ func (x *CheckRequest) String() string {
 func (*CheckRequest) ProtoMessage() {}
 
 func (x *CheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3527,7 +3807,7 @@ func (x *CheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
 func (*CheckRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CheckRequest) GetRequestId() uint64 {
@@ -3548,7 +3828,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3560,7 +3840,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3573,7 +3853,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CheckResponse) GetRequestId() uint64 {
@@ -3609,7 +3889,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[39]
+	mi := &file_messages_livepaxos_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3621,7 +3901,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[39]
+	mi := &file_messages_livepaxos_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3634,7 +3914,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{39}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SnapshotRequest) GetRequestId() uint64 {
@@ -3658,7 +3938,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[40]
+	mi := &file_messages_livepaxos_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3670,7 +3950,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[40]
+	mi := &file_messages_livepaxos_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3683,7 +3963,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{40}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SnapshotResponse) GetRequestId() uint64 {
@@ -3744,7 +4024,7 @@ type SnapshotMeta struct {
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_messages_livepaxos_proto_msgTypes[41]
+	mi := &file_messages_livepaxos_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3756,7 +4036,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[41]
+	mi := &file_messages_livepaxos_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3769,7 +4049,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{41}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SnapshotMeta) GetInstance() uint64 {
@@ -3811,17 +4091,20 @@ func (x *SnapshotMeta) GetMembershipVersion() uint64 {
 // snapshot file (as of at least instance) from offset: one chunk in flight
 // at a time is the flow control.
 type SnapshotChunkRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
-	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	From     uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Instance uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	Offset   uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotChunkRequest) Reset() {
 	*x = SnapshotChunkRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[42]
+	mi := &file_messages_livepaxos_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3833,7 +4116,7 @@ func (x *SnapshotChunkRequest) String() string {
 func (*SnapshotChunkRequest) ProtoMessage() {}
 
 func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[42]
+	mi := &file_messages_livepaxos_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3846,7 +4129,7 @@ func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunkRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotChunkRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{42}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SnapshotChunkRequest) GetFrom() uint32 {
@@ -3870,22 +4153,32 @@ func (x *SnapshotChunkRequest) GetOffset() uint64 {
 	return 0
 }
 
+func (x *SnapshotChunkRequest) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // SnapshotChunk is up to one chunk of a snapshot file. instance is the
 // snapshot's (0: none to give); done marks the last chunk.
 type SnapshotChunk struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Instance      uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
-	Offset        uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
-	Done          bool                   `protobuf:"varint,5,opt,name=done,proto3" json:"done,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	From     uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Instance uint64                 `protobuf:"varint,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	Offset   uint64                 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data     []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	Done     bool                   `protobuf:"varint,5,opt,name=done,proto3" json:"done,omitempty"`
+	// cluster is a hash of the group's cluster id (messages.ClusterHash):
+	// a message from another group is dropped, never stepped.
+	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_messages_livepaxos_proto_msgTypes[43]
+	mi := &file_messages_livepaxos_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3897,7 +4190,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[43]
+	mi := &file_messages_livepaxos_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3910,7 +4203,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{43}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SnapshotChunk) GetFrom() uint32 {
@@ -3948,6 +4241,13 @@ func (x *SnapshotChunk) GetDone() bool {
 	return false
 }
 
+func (x *SnapshotChunk) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 type Record struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
@@ -3965,7 +4265,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_messages_livepaxos_proto_msgTypes[44]
+	mi := &file_messages_livepaxos_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3977,7 +4277,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[44]
+	mi := &file_messages_livepaxos_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3990,7 +4290,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{44}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Record) GetKind() isRecord_Kind {
@@ -4105,7 +4405,7 @@ type TruncatedRecord struct {
 
 func (x *TruncatedRecord) Reset() {
 	*x = TruncatedRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[45]
+	mi := &file_messages_livepaxos_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4117,7 +4417,7 @@ func (x *TruncatedRecord) String() string {
 func (*TruncatedRecord) ProtoMessage() {}
 
 func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[45]
+	mi := &file_messages_livepaxos_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4130,7 +4430,7 @@ func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedRecord.ProtoReflect.Descriptor instead.
 func (*TruncatedRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{45}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TruncatedRecord) GetUpto() uint64 {
@@ -4149,7 +4449,7 @@ type PromiseRecord struct {
 
 func (x *PromiseRecord) Reset() {
 	*x = PromiseRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[46]
+	mi := &file_messages_livepaxos_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4161,7 +4461,7 @@ func (x *PromiseRecord) String() string {
 func (*PromiseRecord) ProtoMessage() {}
 
 func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[46]
+	mi := &file_messages_livepaxos_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4174,7 +4474,7 @@ func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromiseRecord.ProtoReflect.Descriptor instead.
 func (*PromiseRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{46}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PromiseRecord) GetBallot() uint64 {
@@ -4193,7 +4493,7 @@ type ChosenRecord struct {
 
 func (x *ChosenRecord) Reset() {
 	*x = ChosenRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[47]
+	mi := &file_messages_livepaxos_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4205,7 +4505,7 @@ func (x *ChosenRecord) String() string {
 func (*ChosenRecord) ProtoMessage() {}
 
 func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[47]
+	mi := &file_messages_livepaxos_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4218,7 +4518,7 @@ func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChosenRecord.ProtoReflect.Descriptor instead.
 func (*ChosenRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{47}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ChosenRecord) GetUpto() uint64 {
@@ -4236,15 +4536,18 @@ type MetaRecord struct {
 	Incarnation uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	// fresh: the directory was created empty and its acceptor has not yet
 	// answered a request naming its incarnation (§5.1).
-	Fresh         bool      `protobuf:"varint,4,opt,name=fresh,proto3" json:"fresh,omitempty"`
-	Bootstrap     []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // see Prepare.bootstrap
+	Fresh     bool      `protobuf:"varint,4,opt,name=fresh,proto3" json:"fresh,omitempty"`
+	Bootstrap []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // see Prepare.bootstrap
+	// format is the data directory's format version (actors.DataFormat); 0
+	// in directories made before it was recorded, read as format 1.
+	Format        uint32 `protobuf:"varint,6,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MetaRecord) Reset() {
 	*x = MetaRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[48]
+	mi := &file_messages_livepaxos_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4256,7 +4559,7 @@ func (x *MetaRecord) String() string {
 func (*MetaRecord) ProtoMessage() {}
 
 func (x *MetaRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[48]
+	mi := &file_messages_livepaxos_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4269,7 +4572,7 @@ func (x *MetaRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRecord.ProtoReflect.Descriptor instead.
 func (*MetaRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{48}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *MetaRecord) GetClusterId() string {
@@ -4305,6 +4608,13 @@ func (x *MetaRecord) GetBootstrap() []*Member {
 		return x.Bootstrap
 	}
 	return nil
+}
+
+func (x *MetaRecord) GetFormat() uint32 {
+	if x != nil {
+		return x.Format
+	}
+	return 0
 }
 
 var File_messages_livepaxos_proto protoreflect.FileDescriptor
@@ -4345,13 +4655,24 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05Entry\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12)\n" +
-	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\xb7\x01\n" +
+	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\xfa\x01\n" +
 	"\aPrepare\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12%\n" +
 	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\x12%\n" +
 	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x122\n" +
-	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\"\xaf\x03\n" +
+	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\x12'\n" +
+	"\x0fhandover_ballot\x18\x06 \x01(\x04R\x0ehandoverBallot\"q\n" +
+	"\bHandover\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
+	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
+	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
+	"chosenUpto\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"7\n" +
+	"\aLeaving\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xc9\x03\n" +
 	"\aPromise\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -4368,7 +4689,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\vincarnation\x18\v \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05fresh\x18\f \x01(\bR\x05fresh\x12\x14\n" +
 	"\x05empty\x18\r \x01(\bR\x05empty\x122\n" +
-	"\tbootstrap\x18\x0e \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\"\xd1\x01\n" +
+	"\tbootstrap\x18\x0e \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xeb\x01\n" +
 	"\x06Accept\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12-\n" +
@@ -4377,7 +4699,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"chosenUpto\x12\x12\n" +
 	"\x04lazy\x18\x05 \x01(\bR\x04lazy\x12\x10\n" +
 	"\x03seq\x18\x06 \x01(\x04R\x03seq\x12%\n" +
-	"\x0eto_incarnation\x18\a \x01(\x04R\rtoIncarnation\"\xfc\x01\n" +
+	"\x0eto_incarnation\x18\a \x01(\x04R\rtoIncarnation\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x96\x02\n" +
 	"\bAccepted\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -4389,12 +4712,14 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\ttruncated\x18\b \x01(\x04R\ttruncated\x12 \n" +
 	"\vincarnation\x18\t \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05fresh\x18\n" +
-	" \x01(\bR\x05fresh\"n\n" +
+	" \x01(\bR\x05fresh\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x88\x01\n" +
 	"\aConfirm\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x10\n" +
 	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12%\n" +
-	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\"\xad\x01\n" +
+	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xc7\x01\n" +
 	"\tConfirmed\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -4402,29 +4727,34 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\bpromised\x18\x04 \x01(\x04R\bpromised\x12\x10\n" +
 	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12 \n" +
 	"\vincarnation\x18\x06 \x01(\x04R\vincarnation\x12\x14\n" +
-	"\x05fresh\x18\a \x01(\bR\x05fresh\"U\n" +
+	"\x05fresh\x18\a \x01(\bR\x05fresh\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"o\n" +
 	"\x06Chosen\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
-	"chosenUpto\"\x7f\n" +
+	"chosenUpto\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x99\x01\n" +
 	"\tHeartbeat\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
 	"chosenUpto\x12%\n" +
-	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\"l\n" +
+	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x86\x01\n" +
 	"\x0eCatchupRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12%\n" +
 	"\x0efirst_instance\x18\x02 \x01(\x04R\rfirstInstance\x12\x1f\n" +
 	"\vmax_entries\x18\x03 \x01(\rR\n" +
-	"maxEntries\"\xa2\x01\n" +
+	"maxEntries\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xbc\x01\n" +
 	"\x0fCatchupResponse\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12-\n" +
 	"\aentries\x18\x02 \x03(\v2\x13.livepaxos.v1.EntryR\aentries\x12\x1f\n" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
 	"chosenUpto\x12+\n" +
-	"\x11snapshot_instance\x18\x04 \x01(\x04R\x10snapshotInstance\"\xe3\x02\n" +
+	"\x11snapshot_instance\x18\x04 \x01(\x04R\x10snapshotInstance\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xe3\x02\n" +
 	"\x04Test\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.livepaxos.v1.Test.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -4573,7 +4903,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x12 \n" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12%\n" +
-	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\"\xfb\a\n" +
+	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\"\xbe\t\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -4609,11 +4939,19 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x04role\x18\x1a \x01(\tR\x04role\x12-\n" +
 	"\x12membership_version\x18\x1b \x01(\x04R\x11membershipVersion\x12%\n" +
 	"\x0eclient_address\x18\x1c \x01(\tR\rclientAddress\x122\n" +
-	"\x15master_client_address\x18\x1d \x01(\tR\x13masterClientAddress\"\\\n" +
+	"\x15master_client_address\x18\x1d \x01(\tR\x13masterClientAddress\x12J\n" +
+	"\n" +
+	"peer_drops\x18\x1e \x03(\v2+.livepaxos.v1.StatusResponse.PeerDropsEntryR\tpeerDrops\x12\x1b\n" +
+	"\tqueue_len\x18\x1f \x01(\x04R\bqueueLen\x12\x1a\n" +
+	"\binflight\x18  \x01(\x04R\binflight\x1a<\n" +
+	"\x0ePeerDropsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"v\n" +
 	"\x0eChecksumReport\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x1a\n" +
-	"\bchecksum\x18\x03 \x01(\fR\bchecksum\"-\n" +
+	"\bchecksum\x18\x03 \x01(\fR\bchecksum\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"-\n" +
 	"\fCheckRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\"`\n" +
@@ -4639,17 +4977,19 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12!\n" +
 	"\fepoch_master\x18\x03 \x01(\rR\vepochMaster\x12.\n" +
 	"\amembers\x18\x04 \x03(\v2\x14.livepaxos.v1.MemberR\amembers\x12-\n" +
-	"\x12membership_version\x18\x05 \x01(\x04R\x11membershipVersion\"^\n" +
+	"\x12membership_version\x18\x05 \x01(\x04R\x11membershipVersion\"x\n" +
 	"\x14SnapshotChunkRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x04R\x06offset\"\x7f\n" +
+	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x99\x01\n" +
 	"\rSnapshotChunk\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x04R\binstance\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x04R\x06offset\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12\x12\n" +
-	"\x04done\x18\x05 \x01(\bR\x04done\"\xce\x02\n" +
+	"\x04done\x18\x05 \x01(\bR\x04done\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xce\x02\n" +
 	"\x06Record\x127\n" +
 	"\apromise\x18\x01 \x01(\v2\x1b.livepaxos.v1.PromiseRecordH\x00R\apromise\x12-\n" +
 	"\x06accept\x18\x02 \x01(\v2\x13.livepaxos.v1.EntryH\x00R\x06accept\x12/\n" +
@@ -4663,7 +5003,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rPromiseRecord\x12\x16\n" +
 	"\x06ballot\x18\x01 \x01(\x04R\x06ballot\"\"\n" +
 	"\fChosenRecord\x12\x12\n" +
-	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xb0\x01\n" +
+	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xc8\x01\n" +
 	"\n" +
 	"MetaRecord\x12\x1d\n" +
 	"\n" +
@@ -4671,7 +5011,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\anode_id\x18\x02 \x01(\rR\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05fresh\x18\x04 \x01(\bR\x05fresh\x122\n" +
-	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap*\x81\x02\n" +
+	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x16\n" +
+	"\x06format\x18\x06 \x01(\rR\x06format*\x81\x02\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x19\n" +
 	"\x15ERROR_CODE_NOT_MASTER\x10\x01\x12\x16\n" +
@@ -4700,7 +5041,7 @@ func file_messages_livepaxos_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_messages_livepaxos_proto_goTypes = []any{
 	(ErrorCode)(0),               // 0: livepaxos.v1.ErrorCode
 	(Consistency)(0),             // 1: livepaxos.v1.Consistency
@@ -4712,92 +5053,96 @@ var file_messages_livepaxos_proto_goTypes = []any{
 	(*Value)(nil),                // 7: livepaxos.v1.Value
 	(*Entry)(nil),                // 8: livepaxos.v1.Entry
 	(*Prepare)(nil),              // 9: livepaxos.v1.Prepare
-	(*Promise)(nil),              // 10: livepaxos.v1.Promise
-	(*Accept)(nil),               // 11: livepaxos.v1.Accept
-	(*Accepted)(nil),             // 12: livepaxos.v1.Accepted
-	(*Confirm)(nil),              // 13: livepaxos.v1.Confirm
-	(*Confirmed)(nil),            // 14: livepaxos.v1.Confirmed
-	(*Chosen)(nil),               // 15: livepaxos.v1.Chosen
-	(*Heartbeat)(nil),            // 16: livepaxos.v1.Heartbeat
-	(*CatchupRequest)(nil),       // 17: livepaxos.v1.CatchupRequest
-	(*CatchupResponse)(nil),      // 18: livepaxos.v1.CatchupResponse
-	(*Test)(nil),                 // 19: livepaxos.v1.Test
-	(*Op)(nil),                   // 20: livepaxos.v1.Op
-	(*Sequencer)(nil),            // 21: livepaxos.v1.Sequencer
-	(*LockHolder)(nil),           // 22: livepaxos.v1.LockHolder
-	(*LockRecord)(nil),           // 23: livepaxos.v1.LockRecord
-	(*SessionRecord)(nil),        // 24: livepaxos.v1.SessionRecord
-	(*SeqResult)(nil),            // 25: livepaxos.v1.SeqResult
-	(*LockServiceState)(nil),     // 26: livepaxos.v1.LockServiceState
-	(*KeyValue)(nil),             // 27: livepaxos.v1.KeyValue
-	(*MultiOp)(nil),              // 28: livepaxos.v1.MultiOp
-	(*OpResult)(nil),             // 29: livepaxos.v1.OpResult
-	(*MultiOpResult)(nil),        // 30: livepaxos.v1.MultiOpResult
-	(*ReadRequest)(nil),          // 31: livepaxos.v1.ReadRequest
-	(*ClientRequest)(nil),        // 32: livepaxos.v1.ClientRequest
-	(*ClientResponse)(nil),       // 33: livepaxos.v1.ClientResponse
-	(*KeepAliveRequest)(nil),     // 34: livepaxos.v1.KeepAliveRequest
-	(*KeepAliveResult)(nil),      // 35: livepaxos.v1.KeepAliveResult
-	(*SessionPromise)(nil),       // 36: livepaxos.v1.SessionPromise
-	(*StatusRequest)(nil),        // 37: livepaxos.v1.StatusRequest
-	(*Member)(nil),               // 38: livepaxos.v1.Member
-	(*StatusResponse)(nil),       // 39: livepaxos.v1.StatusResponse
-	(*ChecksumReport)(nil),       // 40: livepaxos.v1.ChecksumReport
-	(*CheckRequest)(nil),         // 41: livepaxos.v1.CheckRequest
-	(*CheckResponse)(nil),        // 42: livepaxos.v1.CheckResponse
-	(*SnapshotRequest)(nil),      // 43: livepaxos.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),     // 44: livepaxos.v1.SnapshotResponse
-	(*SnapshotMeta)(nil),         // 45: livepaxos.v1.SnapshotMeta
-	(*SnapshotChunkRequest)(nil), // 46: livepaxos.v1.SnapshotChunkRequest
-	(*SnapshotChunk)(nil),        // 47: livepaxos.v1.SnapshotChunk
-	(*Record)(nil),               // 48: livepaxos.v1.Record
-	(*TruncatedRecord)(nil),      // 49: livepaxos.v1.TruncatedRecord
-	(*PromiseRecord)(nil),        // 50: livepaxos.v1.PromiseRecord
-	(*ChosenRecord)(nil),         // 51: livepaxos.v1.ChosenRecord
-	(*MetaRecord)(nil),           // 52: livepaxos.v1.MetaRecord
+	(*Handover)(nil),             // 10: livepaxos.v1.Handover
+	(*Leaving)(nil),              // 11: livepaxos.v1.Leaving
+	(*Promise)(nil),              // 12: livepaxos.v1.Promise
+	(*Accept)(nil),               // 13: livepaxos.v1.Accept
+	(*Accepted)(nil),             // 14: livepaxos.v1.Accepted
+	(*Confirm)(nil),              // 15: livepaxos.v1.Confirm
+	(*Confirmed)(nil),            // 16: livepaxos.v1.Confirmed
+	(*Chosen)(nil),               // 17: livepaxos.v1.Chosen
+	(*Heartbeat)(nil),            // 18: livepaxos.v1.Heartbeat
+	(*CatchupRequest)(nil),       // 19: livepaxos.v1.CatchupRequest
+	(*CatchupResponse)(nil),      // 20: livepaxos.v1.CatchupResponse
+	(*Test)(nil),                 // 21: livepaxos.v1.Test
+	(*Op)(nil),                   // 22: livepaxos.v1.Op
+	(*Sequencer)(nil),            // 23: livepaxos.v1.Sequencer
+	(*LockHolder)(nil),           // 24: livepaxos.v1.LockHolder
+	(*LockRecord)(nil),           // 25: livepaxos.v1.LockRecord
+	(*SessionRecord)(nil),        // 26: livepaxos.v1.SessionRecord
+	(*SeqResult)(nil),            // 27: livepaxos.v1.SeqResult
+	(*LockServiceState)(nil),     // 28: livepaxos.v1.LockServiceState
+	(*KeyValue)(nil),             // 29: livepaxos.v1.KeyValue
+	(*MultiOp)(nil),              // 30: livepaxos.v1.MultiOp
+	(*OpResult)(nil),             // 31: livepaxos.v1.OpResult
+	(*MultiOpResult)(nil),        // 32: livepaxos.v1.MultiOpResult
+	(*ReadRequest)(nil),          // 33: livepaxos.v1.ReadRequest
+	(*ClientRequest)(nil),        // 34: livepaxos.v1.ClientRequest
+	(*ClientResponse)(nil),       // 35: livepaxos.v1.ClientResponse
+	(*KeepAliveRequest)(nil),     // 36: livepaxos.v1.KeepAliveRequest
+	(*KeepAliveResult)(nil),      // 37: livepaxos.v1.KeepAliveResult
+	(*SessionPromise)(nil),       // 38: livepaxos.v1.SessionPromise
+	(*StatusRequest)(nil),        // 39: livepaxos.v1.StatusRequest
+	(*Member)(nil),               // 40: livepaxos.v1.Member
+	(*StatusResponse)(nil),       // 41: livepaxos.v1.StatusResponse
+	(*ChecksumReport)(nil),       // 42: livepaxos.v1.ChecksumReport
+	(*CheckRequest)(nil),         // 43: livepaxos.v1.CheckRequest
+	(*CheckResponse)(nil),        // 44: livepaxos.v1.CheckResponse
+	(*SnapshotRequest)(nil),      // 45: livepaxos.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),     // 46: livepaxos.v1.SnapshotResponse
+	(*SnapshotMeta)(nil),         // 47: livepaxos.v1.SnapshotMeta
+	(*SnapshotChunkRequest)(nil), // 48: livepaxos.v1.SnapshotChunkRequest
+	(*SnapshotChunk)(nil),        // 49: livepaxos.v1.SnapshotChunk
+	(*Record)(nil),               // 50: livepaxos.v1.Record
+	(*TruncatedRecord)(nil),      // 51: livepaxos.v1.TruncatedRecord
+	(*PromiseRecord)(nil),        // 52: livepaxos.v1.PromiseRecord
+	(*ChosenRecord)(nil),         // 53: livepaxos.v1.ChosenRecord
+	(*MetaRecord)(nil),           // 54: livepaxos.v1.MetaRecord
+	nil,                          // 55: livepaxos.v1.StatusResponse.PeerDropsEntry
 }
 var file_messages_livepaxos_proto_depIdxs = []int32{
-	38, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
-	38, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
-	38, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
+	40, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
+	40, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
+	40, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
 	4,  // 3: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
 	7,  // 4: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
-	38, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
+	40, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 6: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
-	38, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
+	40, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 8: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
 	8,  // 9: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
 	2,  // 10: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
 	3,  // 11: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
-	22, // 12: livepaxos.v1.LockRecord.holders:type_name -> livepaxos.v1.LockHolder
-	22, // 13: livepaxos.v1.LockRecord.waiters:type_name -> livepaxos.v1.LockHolder
-	25, // 14: livepaxos.v1.SessionRecord.results:type_name -> livepaxos.v1.SeqResult
-	24, // 15: livepaxos.v1.LockServiceState.sessions:type_name -> livepaxos.v1.SessionRecord
-	23, // 16: livepaxos.v1.LockServiceState.locks:type_name -> livepaxos.v1.LockRecord
-	19, // 17: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
-	20, // 18: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
-	20, // 19: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
-	27, // 20: livepaxos.v1.OpResult.kvs:type_name -> livepaxos.v1.KeyValue
-	21, // 21: livepaxos.v1.OpResult.sequencer:type_name -> livepaxos.v1.Sequencer
-	23, // 22: livepaxos.v1.OpResult.lock:type_name -> livepaxos.v1.LockRecord
-	29, // 23: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
+	24, // 12: livepaxos.v1.LockRecord.holders:type_name -> livepaxos.v1.LockHolder
+	24, // 13: livepaxos.v1.LockRecord.waiters:type_name -> livepaxos.v1.LockHolder
+	27, // 14: livepaxos.v1.SessionRecord.results:type_name -> livepaxos.v1.SeqResult
+	26, // 15: livepaxos.v1.LockServiceState.sessions:type_name -> livepaxos.v1.SessionRecord
+	25, // 16: livepaxos.v1.LockServiceState.locks:type_name -> livepaxos.v1.LockRecord
+	21, // 17: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
+	22, // 18: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
+	22, // 19: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
+	29, // 20: livepaxos.v1.OpResult.kvs:type_name -> livepaxos.v1.KeyValue
+	23, // 21: livepaxos.v1.OpResult.sequencer:type_name -> livepaxos.v1.Sequencer
+	25, // 22: livepaxos.v1.OpResult.lock:type_name -> livepaxos.v1.LockRecord
+	31, // 23: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
 	1,  // 24: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 25: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
-	36, // 26: livepaxos.v1.KeepAliveResult.promises:type_name -> livepaxos.v1.SessionPromise
-	38, // 27: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	38, // 28: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
-	50, // 29: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
-	8,  // 30: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
-	8,  // 31: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	51, // 32: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	52, // 33: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	49, // 34: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
-	38, // 35: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	38, // 26: livepaxos.v1.KeepAliveResult.promises:type_name -> livepaxos.v1.SessionPromise
+	40, // 27: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
+	55, // 28: livepaxos.v1.StatusResponse.peer_drops:type_name -> livepaxos.v1.StatusResponse.PeerDropsEntry
+	40, // 29: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
+	52, // 30: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	8,  // 31: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
+	8,  // 32: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
+	53, // 33: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	54, // 34: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	51, // 35: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	40, // 36: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_messages_livepaxos_proto_init() }
@@ -4805,7 +5150,7 @@ func file_messages_livepaxos_proto_init() {
 	if File_messages_livepaxos_proto != nil {
 		return
 	}
-	file_messages_livepaxos_proto_msgTypes[44].OneofWrappers = []any{
+	file_messages_livepaxos_proto_msgTypes[46].OneofWrappers = []any{
 		(*Record_Promise)(nil),
 		(*Record_Accept)(nil),
 		(*Record_Learned)(nil),
@@ -4819,7 +5164,7 @@ func file_messages_livepaxos_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_livepaxos_proto_rawDesc), len(file_messages_livepaxos_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   49,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

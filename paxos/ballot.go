@@ -1,10 +1,18 @@
 package paxos
 
+import "math"
+
 // BallotStride is the n of the paper's ballot rule "s mod n == id": node ids
 // are below it, so every ballot names exactly one owner. Using the whole id
 // space rather than the group size keeps ballots unique when membership
 // changes.
 const BallotStride = 1 << 16
+
+// MaxBallot is the highest ballot a replica takes from a peer (core's
+// admission checks): for every ballot up to it, NextBallot finds a higher
+// one for every node id without wrapping around, so no peer can push a
+// group to where it could never elect again.
+const MaxBallot = math.MaxUint64 - 2*BallotStride
 
 // NextBallot returns the smallest ballot greater than above that node id
 // owns.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -52,6 +53,22 @@ type Config struct {
 	// records its client address, and asks the master to record it if not
 	// (default 1s).
 	RegisterEvery time.Duration
+	// AdminNames are the common names of the client certificates that may
+	// change the membership, run a consistency check or take a snapshot
+	// when the port requires client certificates (authz.go). Empty: "admin".
+	AdminNames []string
+	// DataDir, if set, is the replica's data directory: readiness checks
+	// the free space of its file system.
+	DataDir string
+	// ObserveRequest, if set, hears of every client request answered
+	// (for metrics): its method ("Put", "Get", ...; a Stream's calls as
+	// "write" and "read_lease", "read_quorum", "read_stale"), its outcome
+	// ("ok", or the error code: "not_master", "outcome_unknown", ...) and
+	// how long it took. It must not block.
+	ObserveRequest func(method, outcome string, d time.Duration)
+	// HealthEvery is how often the gRPC health service's answer is brought
+	// up to date with Ready (default 1s).
+	HealthEvery time.Duration
 	// DB, if set, is the node's database, whose changes Watch streams.
 	DB     *db.KV
 	Logger *slog.Logger
@@ -69,9 +86,15 @@ type Server struct {
 	log     *slog.Logger
 	stop    chan struct{}
 
+	// clientCerts: the port requires client certificates (Serve's TLS
+	// config has client CAs), so admin methods check who calls.
+	clientCerts bool
+
 	mu      sync.Mutex
 	closed  bool
 	serving *serving
+	// calls counts client calls taken and not yet answered (Drain).
+	calls atomic.Int64
 }
 
 // ErrClosed is returned by Serve after Close.
@@ -88,6 +111,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxCommandBytes <= 0 {
 		cfg.MaxCommandBytes = 1<<20 + 64<<10
 	}
+	if len(cfg.AdminNames) == 0 {
+		cfg.AdminNames = []string{"admin"}
+	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 65536
 	}
@@ -96,6 +122,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RegisterEvery <= 0 {
 		cfg.RegisterEvery = time.Second
+	}
+	if cfg.HealthEvery <= 0 {
+		cfg.HealthEvery = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -131,4 +160,23 @@ func (s *Server) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
+}
+
+// Drain waits, up to d, until no client call this node took waits for
+// its answer (one forwarded to the master, or waiting for a master to be
+// known): a node about to stop lets the calls in flight end with their
+// answers rather than with a closed connection (for a write: outcome
+// unknown). New calls are still taken meanwhile; once clients learn the
+// new master from the answers, few come.
+//
+// It waits a third of d in any case: calls sent before their clients heard
+// of the new master are still on their way.
+func (s *Server) Drain(d time.Duration) {
+	start := time.Now()
+	for time.Since(start) < d {
+		if s.calls.Load() == 0 && time.Since(start) >= d/3 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond) // another goroutine's calls: nothing to wait on
+	}
 }

@@ -150,7 +150,7 @@ func TestPaper5_1_WipedReplicaRebuildsAsNonVoting(t *testing.T) {
 	}
 	// Until the configuration records its new incarnation, the master's
 	// requests name the old one and it refuses them all.
-	x.d.Step(&messages.Accept{From: m.id, Ballot: m.r().Ballot(), ToIncarnation: oldInc,
+	x.d.Step(&messages.Accept{From: m.id, Ballot: m.r().Ballot(), ToIncarnation: oldInc, Cluster: simCluster,
 		Entries: []*messages.Entry{{Instance: 999, Value: &messages.Value{Noop: true}}}})
 	if acc, ok := x.lastAnswer.Msg.(*messages.Accepted); !ok || acc.Ok || acc.Incarnation != x.diskInc {
 		t.Fatalf("wiped acceptor answered a request naming its old incarnation: %v", x.lastAnswer.Msg)
@@ -198,7 +198,7 @@ func TestPaper5_1_PlantedCorruptReplicaVotesAtOnce(t *testing.T) {
 	}
 	oldInc := x.diskInc
 	sc.wipe(x)
-	x.d.Step(&messages.Accept{From: m.id, Ballot: m.r().Ballot() + 1<<16, ToIncarnation: oldInc,
+	x.d.Step(&messages.Accept{From: m.id, Ballot: m.r().Ballot() + 1<<16, ToIncarnation: oldInc, Cluster: simCluster,
 		Entries: []*messages.Entry{{Instance: 999, Value: &messages.Value{Noop: true}}}})
 	if acc, ok := x.lastAnswer.Msg.(*messages.Accepted); !ok || !acc.Ok {
 		t.Fatalf("with the bug planted the wiped acceptor should vote: %v", x.lastAnswer.Msg)

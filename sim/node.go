@@ -156,7 +156,7 @@ func (n *node) boot(records []*messages.Record) {
 	n.kv = db.New()
 	pcfg := n.s.cfg.Proposer
 	pcfg.Rand = rand.New(rand.NewPCG(n.s.rng.Uint64(), uint64(n.id)))
-	cfg := core.Config{ID: n.id, Members: n.s.initialMembership(), Incarnation: n.diskInc, Fresh: n.diskFresh,
+	cfg := core.Config{ID: n.id, Cluster: simCluster, Members: n.s.initialMembership(), Incarnation: n.diskInc, Fresh: n.diskFresh,
 		Bootstrap: n.diskBootstrap, Proposer: pcfg, Learner: n.s.cfg.Learner, RestartGrace: n.s.cfg.RestartGrace,
 		SnapshotEvery: n.s.cfg.SnapshotEvery, SnapshotLogBytes: -1, Planted: n.planted(), Observer: n,
 		SessionPlanted: n.s.cfg.SessionPlanted}
@@ -439,3 +439,7 @@ func (n *node) Prove(bootstrap []*messages.Member) error {
 	n.diskFresh, n.diskBootstrap = false, bootstrap
 	return nil
 }
+
+// simCluster is the cluster hash every simulated replica runs with: the
+// messages it sends carry it, and the core drops those that do not.
+var simCluster = messages.ClusterHash("sim")

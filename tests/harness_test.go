@@ -134,8 +134,8 @@ type nodeProc struct {
 	host       string // the lab host it runs on ("" on this machine)
 	// metricsAddr, when set, is where the node serves its metrics.
 	metricsAddr string
-	dataDir    string
-	logPath    string // every run appends here, after a banner
+	dataDir     string
+	logPath     string // every run appends here, after a banner
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -174,11 +174,21 @@ func newCluster(t *testing.T, n int, extra ...string) *testCluster {
 type clusterOpts struct {
 	// metrics: every node serves its Prometheus metrics (see metric).
 	metrics bool
+	// tls: both ports of every node under TLS, client certificates
+	// required (newTestCerts), the test's client with client.crt.
+	tls bool
 }
 
 func newClusterOpts(t *testing.T, n int, opts clusterOpts, extra ...string) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, bin: livepaxosBin(t), dir: t.TempDir(), extra: extra}
+	if opts.tls {
+		hosts := make([]string, n)
+		for i := range hosts {
+			hosts[i] = "127.0.0.1"
+		}
+		c.certs = newTestCerts(t, hosts)
+	}
 	ports := freePorts(t, 3*n)
 	for i := 1; i <= n; i++ {
 		np := &nodeProc{

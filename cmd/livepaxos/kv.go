@@ -299,6 +299,22 @@ type txnItem struct {
 	Value *string `json:"value,omitempty"`
 }
 
+// readTxnJSON reads txn --json's input: one MultiOp object, no unknown
+// field, nothing after it (a second object or a truncated paste is a
+// mistake, not something to ignore).
+func readTxnJSON(r io.Reader) (txnJSON, error) {
+	var t txnJSON
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return t, fmt.Errorf("%w: --json: %v", errUsage, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return t, fmt.Errorf("%w: --json: trailing input after the MultiOp", errUsage)
+	}
+	return t, nil
+}
+
 func newTxnCmd() *cobra.Command {
 	var f clientFlags
 	var guards, thens, elses []string
@@ -330,15 +346,9 @@ Prints the outcome and each result as JSON.`,
 					defer fh.Close()
 					r = fh
 				}
-				dec := json.NewDecoder(r)
-				dec.DisallowUnknownFields()
-				if err := dec.Decode(&t); err != nil {
-					return fmt.Errorf("%w: --json: %v", errUsage, err)
-				}
-				// One MultiOp: anything after it is a mistake (a second
-				// object, a truncated paste), not something to ignore.
-				if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-					return fmt.Errorf("%w: --json: trailing input after the MultiOp", errUsage)
+				var err error
+				if t, err = readTxnJSON(r); err != nil {
+					return err
 				}
 			} else {
 				var err error

@@ -1,24 +1,30 @@
 package main
 
 import (
+	"maps"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/livepaxos/livepaxos/cluster"
+	"github.com/livepaxos/livepaxos/messages"
 )
 
 // guardCollector exports what the peer port's guard dropped, by reason
-// (cluster.GuardStats): hostile or broken input shows on a dashboard.
+// (cluster.GuardStats), and what the replica core refused after it
+// (StatusResponse.PeerDrops, core.DropReason): hostile or broken input
+// shows on a dashboard.
 type guardCollector struct {
 	sys     *actor.ActorSystem
+	status  func() *messages.StatusResponse
 	dropped *prometheus.Desc
 	panics  *prometheus.Desc
 }
 
-func guardMetrics(reg prometheus.Registerer, sys *actor.ActorSystem) {
-	reg.MustRegister(&guardCollector{sys: sys,
+func guardMetrics(reg prometheus.Registerer, sys *actor.ActorSystem, status func() *messages.StatusResponse) {
+	reg.MustRegister(&guardCollector{sys: sys, status: status,
 		dropped: prometheus.NewDesc("livepaxos_peer_messages_dropped_total",
-			"Messages from the peer port dropped before any actor saw them, by reason: malformed, wrong_target, unknown_type, lifecycle (protoactor's system messages: no remote may stop or watch an actor here), not_allowed (not a livepaxos message).",
+			"Messages from the peer port dropped before any actor saw them, by reason: malformed, wrong_target, unknown_type, lifecycle (protoactor's system messages: no remote may stop or watch an actor here), not_allowed (not a livepaxos message); then, by the replica: cluster (another group's), not_member, not_voter, ballot_owner (a ballot its sender does not own), bounds (a field out of bounds), rate (catch-up requests over their sender's rate).",
 			[]string{"reason"}, nil),
 		panics: prometheus.NewDesc("livepaxos_peer_handler_panics_total",
 			"Panics recovered in the peer port's gRPC handlers.", nil, nil),
@@ -32,7 +38,14 @@ func (c *guardCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *guardCollector) Collect(ch chan<- prometheus.Metric) {
 	st := cluster.StatsOf(c.sys)
-	for reason, n := range st.DroppedBy {
+	dropped := maps.Clone(st.DroppedBy)
+	if dropped == nil {
+		dropped = make(map[string]uint64)
+	}
+	for reason, n := range c.status().GetPeerDrops() {
+		dropped[reason] += n
+	}
+	for reason, n := range dropped {
 		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), reason)
 	}
 	ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(st.Panics))

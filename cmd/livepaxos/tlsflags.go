@@ -9,12 +9,16 @@ import (
 )
 
 // serverTLSFlags put a node's client port under TLS.
-type serverTLSFlags struct{ cert, key, clientCA string }
+type serverTLSFlags struct {
+	cert, key, clientCA string
+	adminNames          []string
+}
 
 func (f *serverTLSFlags) add(fl *pflag.FlagSet) {
 	fl.StringVar(&f.cert, "tls-cert", "", "client port: serve TLS with this certificate (PEM); clients then need --tls-ca")
 	fl.StringVar(&f.key, "tls-key", "", "client port: the private key of --tls-cert (PEM)")
 	fl.StringVar(&f.clientCA, "tls-client-ca", "", "client port: require client certificates signed by this CA (mutual TLS)")
+	fl.StringSliceVar(&f.adminNames, "tls-admin-names", []string{"admin"}, "with --tls-client-ca: the client certificate common names that may change the membership, check and snapshot")
 }
 
 func (f *serverTLSFlags) config() (*tls.Config, error) {

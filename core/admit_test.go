@@ -1,0 +1,121 @@
+package core
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
+)
+
+// testClusterHash is the cluster hash of the in-memory test groups.
+var testClusterHash = messages.ClusterHash("core-test")
+
+// TestHostilePeerMessagesChangeNothing sends a follower of a working group
+// messages no honest member sends: from another cluster, from a stranger or
+// from itself, with a ballot its sender does not own, near the top of the
+// ballot space, for instance 2^50, entries without a value, a forged
+// checksum report. Each is dropped and counted under its reason before
+// any role sees it: the follower's promise, its view of the chosen log and
+// its master are what they were, and the group goes on choosing.
+func TestHostilePeerMessagesChangeNothing(t *testing.T) {
+	c := newTestCluster(t, 3, 7)
+	m := c.waitMaster()
+	for i := range 5 {
+		c.submit(m, string(rune('a'+i)))
+	}
+	c.advance(200 * time.Millisecond)
+	f := c.others(m)[0]
+	b := m.r().Ballot()
+	above := paxos.NextBallot(b, m.id) // a ballot the master owns, above its own
+	value := &messages.Value{Noop: true}
+	entry := func(instance uint64) *messages.Entry {
+		return &messages.Entry{Instance: instance, Ballot: b, Value: value}
+	}
+	cases := []struct {
+		name string
+		to   *node
+		msg  proto.Message
+		why  DropReason
+	}{
+		{"another cluster", f, &messages.Prepare{From: m.id, Ballot: above, Cluster: messages.ClusterHash("other")}, DropCluster},
+		{"no cluster", f, &messages.Prepare{From: m.id, Ballot: above}, DropCluster},
+		{"a stranger", f, &messages.Prepare{From: 9, Ballot: paxos.NextBallot(b, 9), Cluster: testClusterHash}, DropNotMember},
+		{"itself", f, &messages.Prepare{From: f.id, Ballot: paxos.NextBallot(b, f.id), Cluster: testClusterHash}, DropNotMember},
+		{"a ballot another node owns", f, &messages.Prepare{From: m.id, Ballot: paxos.NextBallot(b, 9), Cluster: testClusterHash}, DropBallotOwner},
+		{"a heartbeat under another's ballot", f, &messages.Heartbeat{From: m.id, Ballot: paxos.NextBallot(b, 9), ChosenUpto: 1 << 40, Cluster: testClusterHash}, DropBallotOwner},
+		{"a ballot at the top", f, &messages.Prepare{From: m.id, Ballot: paxos.NextBallot(paxos.MaxBallot, m.id), Cluster: testClusterHash}, DropBounds},
+		{"an instance 2^50", f, &messages.Accept{From: m.id, Ballot: above, Entries: []*messages.Entry{entry(1 << 50)}, Cluster: testClusterHash}, DropBounds},
+		{"an entry without a value", f, &messages.Accept{From: m.id, Ballot: above, Entries: []*messages.Entry{{Instance: 100, Ballot: above}}, Cluster: testClusterHash}, DropBounds},
+		{"an entry without an instance", f, &messages.Accept{From: m.id, Ballot: above, Entries: []*messages.Entry{entry(0)}, Cluster: testClusterHash}, DropBounds},
+		{"a catch-up answer without values", f, &messages.CatchupResponse{From: m.id, Entries: []*messages.Entry{{Instance: 100}}, ChosenUpto: 100, Cluster: testClusterHash}, DropBounds},
+		{"a stranger's catch-up answer", f, &messages.CatchupResponse{From: 9, Entries: []*messages.Entry{entry(100)}, ChosenUpto: 100, Cluster: testClusterHash}, DropNotMember},
+		{"a stranger's checksum", f, &messages.ChecksumReport{From: 9, Instance: 1, Checksum: []byte{1}, Cluster: testClusterHash}, DropNotMember},
+		{"a promise of the top ballot", m, &messages.Promise{From: f.id, Ballot: b, Ok: true, Promised: paxos.MaxBallot + 1, Cluster: testClusterHash}, DropBounds},
+		{"a promise with a lease of days", m, &messages.Promise{From: f.id, Ballot: b, Leased: true, LeaseRemainingUs: uint64(48 * time.Hour / time.Microsecond), Cluster: testClusterHash}, DropBounds},
+	}
+	for _, tc := range cases {
+		promised, known, master := tc.to.r().Promised(), tc.to.r().KnownChosen(), tc.to.r().MasterID()
+		before := tc.to.r().PeerDrops()[tc.why]
+		tc.to.d.Step(tc.msg)
+		c.run()
+		if got := tc.to.r().PeerDrops()[tc.why]; got != before+1 {
+			t.Errorf("%s: %q drops %d, want %d (drops: %v)", tc.name, tc.why, got, before+1, tc.to.r().PeerDrops())
+		}
+		if tc.to.r().Promised() != promised || tc.to.r().KnownChosen() != known || tc.to.r().MasterID() != master {
+			t.Errorf("%s changed node %d: promised %d->%d, known chosen %d->%d, master %d->%d", tc.name, tc.to.id,
+				promised, tc.to.r().Promised(), known, tc.to.r().KnownChosen(), master, tc.to.r().MasterID())
+		}
+	}
+	// The same kind of message, well formed, is taken: the checks above
+	// refuse what is wrong, not the kind.
+	drops := f.r().PeerDrops()
+	f.d.Step(&messages.Heartbeat{From: m.id, Ballot: b, ChosenUpto: m.r().KnownChosen(), Cluster: testClusterHash})
+	c.run()
+	if got := f.r().PeerDrops(); len(got) != len(drops) || f.r().MasterID() != m.id {
+		t.Fatalf("a well-formed heartbeat was dropped: %v (before %v)", got, drops)
+	}
+	if st := f.r().Status(c.now); st.PeerDrops[string(DropBounds)] == 0 {
+		t.Fatalf("status reports no drops: %v", st.PeerDrops)
+	}
+	n := len(f.entries)
+	c.submit(m, "after")
+	c.advance(200 * time.Millisecond)
+	if len(f.entries) <= n || c.master() != m {
+		t.Fatalf("the group stopped: %d entries applied on node %d (before %d), master %v", len(f.entries), f.id, n, c.master())
+	}
+}
+
+// Catch-up requests are served at most CatchupRequestsPerSecond a second
+// to each member, and to all non-members together: a flood from forged ids
+// costs a bounded number of answers and takes nothing from the members'
+// share.
+func TestCatchupRequestsAreRateLimited(t *testing.T) {
+	c := newTestCluster(t, 3, 7)
+	m := c.waitMaster()
+	f := c.others(m)[0]
+	ask := func(from uint32) {
+		f.d.Step(&messages.CatchupRequest{From: from, FirstInstance: 1, MaxEntries: 1, Cluster: testClusterHash})
+	}
+	for i := range 3 * CatchupRequestsPerSecond {
+		ask(uint32(100 + i)) // strangers, each a new id
+	}
+	if got := f.r().PeerDrops()[DropRate]; got != 2*CatchupRequestsPerSecond {
+		t.Fatalf("%d of %d strangers' catch-up requests dropped, want %d", got, 3*CatchupRequestsPerSecond, 2*CatchupRequestsPerSecond)
+	}
+	before := f.r().PeerDrops()[DropRate]
+	for range CatchupRequestsPerSecond {
+		ask(m.id)
+	}
+	if got := f.r().PeerDrops()[DropRate]; got != before {
+		t.Fatalf("a member's catch-up requests were dropped (%d) after a strangers' flood", got-before)
+	}
+	c.advance(time.Second) // the bucket refills with time
+	before = f.r().PeerDrops()[DropRate]
+	ask(200)
+	if got := f.r().PeerDrops()[DropRate]; got != before {
+		t.Fatal("a stranger's request a second after the flood was dropped")
+	}
+}

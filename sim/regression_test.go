@@ -54,7 +54,7 @@ var regressionSeeds = []struct {
 	{172, sitRivalEpochStartInBoost, "ballot boost re-proposed another master's epoch start"},
 	// Found as seeds 7195 and 17967.
 	{10, sitRestoreHoles, "snapshot damaged after a restart from it: the chosen mark runs past values it held"},
-	{114, sitRestoreHoles, "checkpoint after a snapshot dropped learned values the chosen mark covers"},
+	{173, sitRestoreHoles, "checkpoint after a snapshot dropped learned values the chosen mark covers"},
 	// A master elected on two peers' promises crashed before its own
 	// acceptor's promise of the ballot was synced, came back knowing no
 	// higher ballot and used the same one again with another value.

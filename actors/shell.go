@@ -133,6 +133,10 @@ func (a *coreActor) Receive(ctx actor.Context) {
 		if sender := ctx.Sender(); sender != nil {
 			d.RequestCheck(remoteToken{pid: sender, id: m.RequestId})
 		}
+	case *messages.KeepAliveRequest:
+		if sender := ctx.Sender(); sender != nil {
+			d.KeepAlive(m, remoteToken{pid: sender, id: m.RequestId})
+		}
 	case *messages.SnapshotRequest:
 		if sender := ctx.Sender(); sender != nil {
 			d.RequestSnapshot(remoteToken{pid: sender, id: m.RequestId})
@@ -250,6 +254,8 @@ func (sh *shell) Answer(token any, msg proto.Message) {
 			m.RequestId = t.id
 		case *messages.SnapshotResponse:
 			m.RequestId = t.id
+		case *messages.ClientResponse:
+			m.RequestId = t.id
 		}
 		sh.send(t.pid, msg)
 	}
@@ -349,6 +355,8 @@ func (sh *shell) refuseStopped(ctx actor.Context) {
 	case *messages.SnapshotRequest:
 		ctx.Send(sender, &messages.SnapshotResponse{RequestId: m.RequestId, NodeId: sh.r.cfg.NodeID, Error: ErrStopped.Error()})
 	case *messages.MembersRequest:
+		ctx.Send(sender, sh.r.refusal(m.RequestId, ErrStopped))
+	case *messages.KeepAliveRequest:
 		ctx.Send(sender, sh.r.refusal(m.RequestId, ErrStopped))
 	}
 }

@@ -63,6 +63,10 @@ type Client struct {
 	avoid     map[string]time.Time // endpoints that failed, until when
 	avoiding  atomic.Int32         // len(avoid), read without the lock on the hot path
 	learnedAt time.Time            // last membership refresh
+
+	// keeper keeps this client's sessions alive, all in one KeepAlive
+	// (session.go).
+	keeper sessionKeeper
 }
 
 // New prepares a client. It does not contact the cluster: connections
@@ -192,6 +196,45 @@ func (c *Client) GetWith(ctx context.Context, key []byte, consistency Consistenc
 	return res.Results[0].Value, res.Results[0].Found, nil
 }
 
+// RangeOptions shape a Range read. The zero value reads from the key to
+// the last key, as many keys as one page holds, with a lease read.
+type RangeOptions struct {
+	End    []byte // exclusive; nil: no end
+	Prefix bool   // the keys that start with the key (then End must be nil)
+	// Limit and LimitBytes bound the page (keys; bytes of keys and
+	// values); 0 or more than the cluster's maximum: its maximum.
+	Limit       int
+	LimitBytes  int
+	Consistency Consistency
+}
+
+// RangePage is one page of a Range read, all as of one instance.
+type RangePage struct {
+	KVs []*messages.KeyValue // in key order, with their metadata
+	// More: keys of the range were left out by a limit; Range from Next
+	// (with the same End, or End set to db.PrefixEnd of a prefix)
+	// continues.
+	More    bool
+	Next    []byte
+	Applied uint64 // the instance the page was read at
+}
+
+// Range reads the keys of a range or a prefix in order, bounded by the
+// options' limits, all as of one instance (issue 16, item 5).
+func (c *Client) Range(ctx context.Context, key []byte, opts RangeOptions) (*RangePage, error) {
+	op := &messages.MultiOp{TOp: []*messages.Op{{Kind: messages.Op_KIND_RANGE, Key: key, RangeEnd: opts.End,
+		Prefix: opts.Prefix, Limit: uint32(min(max(opts.Limit, 0), 1<<31)), LimitBytes: uint64(max(opts.LimitBytes, 0))}}}
+	res, err := c.Read(ctx, op, opts.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Results) != 1 {
+		return nil, fmt.Errorf("%w: range answered with %d results", ErrInvalid, len(res.Results))
+	}
+	r := res.Results[0]
+	return &RangePage{KVs: r.Kvs, More: r.More, Next: r.NextKey, Applied: res.Applied}, nil
+}
+
 // Read runs a read-only MultiOp (guards and gets; an epoch guard too) with
 // the given consistency, without going through the log.
 func (c *Client) Read(ctx context.Context, op *messages.MultiOp, consistency Consistency) (*ReadResult, error) {
@@ -255,6 +298,12 @@ func (c *Client) CompareAndSwap(ctx context.Context, key, old, newValue []byte) 
 // test holds, f_op otherwise. A read-only MultiOp goes through the log too
 // (use Read to serve it from the master's lease instead).
 func (c *Client) Txn(ctx context.Context, op *messages.MultiOp) (*messages.MultiOpResult, error) {
+	// A command that only reads is as safe to repeat as a read, and so is
+	// a session's write with a sequence number (it applies once).
+	return c.txn(ctx, op, db.IsReadOnly(op) || op.GetSeq() != 0)
+}
+
+func (c *Client) txn(ctx context.Context, op *messages.MultiOp, idempotent bool) (*messages.MultiOpResult, error) {
 	if err := c.cfg.Limits.Validate(op); err != nil {
 		return nil, mapValidation(err)
 	}
@@ -262,8 +311,7 @@ func (c *Client) Txn(ctx context.Context, op *messages.MultiOp) (*messages.Multi
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	// A command that only reads is as safe to repeat as a read.
-	r, _, err := c.call(ctx, &messages.StreamCall{Write: true, Op: payload}, db.IsReadOnly(op))
+	r, _, err := c.call(ctx, &messages.StreamCall{Write: true, Op: payload}, idempotent)
 	if err != nil {
 		return nil, err
 	}
@@ -425,6 +473,8 @@ func (c *Client) outcome(code messages.ErrorCode, msg, endpoint string, idempote
 		return true, fmt.Errorf("%w: %s", ErrNoMaster, msg)
 	case messages.ErrorCode_ERROR_CODE_TOO_LARGE:
 		return false, fmt.Errorf("%w: %s", ErrValueTooLarge, msg)
+	case messages.ErrorCode_ERROR_CODE_SESSION_EXPIRED:
+		return false, fmt.Errorf("%w: %s", ErrSessionExpired, msg)
 	}
 	return false, fmt.Errorf("%w: %s", ErrInvalid, msg)
 }

@@ -48,6 +48,9 @@ var (
 	// (and maybe regained it) before the write applied, so it was not
 	// applied anywhere (§5.3 epochs). It is safe to retry.
 	ErrMasterChanged = errors.New("livepaxos: master changed; not applied")
+	// ErrSessionExpired: the session ended (expired, or closed): its locks
+	// and ephemeral keys are gone; open a new one.
+	ErrSessionExpired = errors.New("livepaxos: session expired")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("livepaxos: client closed")
 )

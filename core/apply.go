@@ -152,7 +152,7 @@ func (r *Replica) Applied(results []Result, now time.Time) {
 		}
 		resp := &messages.ClientResponse{RequestId: w.cmd.RequestId, Result: res.Result, Instance: w.instance, Epoch: w.epoch}
 		if res.Err != nil {
-			resp.Code, resp.Error = messages.ErrorCode_ERROR_CODE_INVALID, res.Err.Error()
+			resp.Code, resp.Error = errorCode(res.Err), res.Err.Error()
 		}
 		r.reply(Reply{Cmd: w.cmd, Response: resp, Err: res.Err})
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
+	"github.com/livepaxos/livepaxos/session"
 )
 
 // Config describes one replica core. ID and Members are required.
@@ -58,6 +59,9 @@ type Config struct {
 	// Planted is a known bug this replica runs with (tests only: see
 	// paxos.PlantedBug). The roles get it too.
 	Planted paxos.PlantedBug
+	// SessionPlanted is a known bug of the master's session keeper (tests
+	// only: see session.Planted).
+	SessionPlanted session.Planted
 	// Observer, if set, sees decisions as they are made (tests only).
 	Observer Observer
 	// Logger receives the few events worth a line (membership changes,

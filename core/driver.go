@@ -10,6 +10,7 @@ import (
 
 	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
+	"github.com/livepaxos/livepaxos/session"
 )
 
 // The edge: what a shell gives the Driver. Each is small, so that a test
@@ -104,6 +105,10 @@ type Driver struct {
 	flushWanted bool
 	published   View
 	members     *messages.Membership
+	// store is the state machine's sessions, if it keeps any; keeper
+	// their deadlines while this replica is master (sessions.go).
+	store  SessionStore
+	keeper *session.Keeper
 }
 
 // NewDriver returns a driver for a new replica core of cfg (which learns
@@ -115,7 +120,10 @@ func NewDriver(cfg Config, sm StateMachine, h Host) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{r: r, sm: sm, h: h, waiting: make(map[uint64]any), reads: make(map[uint64]*messages.ReadRequest)}, nil
+	d := &Driver{r: r, sm: sm, h: h, waiting: make(map[uint64]any), reads: make(map[uint64]*messages.ReadRequest),
+		keeper: session.NewKeeper(cfg.SessionPlanted)}
+	d.store, _ = sm.(SessionStore)
+	return d, nil
 }
 
 // Replica returns the core, for its facts (status, tests). Its inputs go
@@ -144,7 +152,13 @@ func (d *Driver) FinishRestore() error {
 func (d *Driver) Step(msg proto.Message) { d.run(func() { d.r.Step(msg, d.h.Now()) }) }
 
 // Tick drives the replica's timers.
-func (d *Driver) Tick() { d.run(func() { d.r.Tick(d.h.Now()) }) }
+func (d *Driver) Tick() {
+	d.run(func() {
+		now := d.h.Now()
+		d.r.Tick(now)
+		d.expireDue(now)
+	})
+}
 
 // Flush proposes what is queued (after ScheduleFlush).
 func (d *Driver) Flush() {
@@ -345,12 +359,16 @@ func (d *Driver) apply(as []Apply) {
 	if timed && len(as) > 0 {
 		began = d.h.Now()
 	}
+	clock, clocked := d.sm.(TimeObserver)
 	for i := range as {
 		a := &as[i]
 		if a.NewEpoch {
 			d.observeEpoch(a.Epoch)
 		}
 		for j, c := range a.Commands {
+			if clocked && c.Run {
+				clock.ObserveTime(a.Entry.Value.Commands[j].ProposedMs)
+			}
 			switch {
 			case !c.Run:
 			case canQuiet && !c.Answer:
@@ -360,6 +378,12 @@ func (d *Driver) apply(as []Apply) {
 				res, err := d.sm.Apply(a.Entry.Instance, a.Entry.Value.Commands[j].Payload)
 				results = append(results, Result{Result: res, Err: err})
 			}
+		}
+		if d.store != nil && len(a.Commands) > 0 {
+			d.keeper.Observe(d.store.TakeSessionEvents(), d.h.Now())
+		}
+		if io, ok := d.sm.(InstanceObserver); ok {
+			io.EndInstance(a.Entry.Instance)
 		}
 		if cs, ok := d.sm.(Checksummer); ok && a.Checksum {
 			d.h.Checksum(a.Entry.Instance, cs.BeginChecksum())
@@ -448,7 +472,9 @@ func (d *Driver) snapshot(job SnapshotJob) {
 
 // publish hands the shell the view and membership when they changed.
 func (d *Driver) publish() {
-	v := d.r.View(d.h.Now())
+	now := d.h.Now()
+	v := d.r.View(now)
+	d.keepSessions(v, now)
 	if m := d.r.Members(); v != d.published || m != d.members {
 		d.published, d.members = v, m
 		d.h.Publish(v, m)

@@ -233,6 +233,9 @@ func (r *Replica) Propose(cmd *messages.Command, now time.Time) {
 			"no space: the master's disk is nearly full; writes resume once space is freed (reads go on)")
 		return
 	}
+	// The master's clock is the state machine's time (lock-delay): in the
+	// log, so every replica applies with the same.
+	cmd.ProposedMs = now.UnixMilli()
 	r.input(now, func() { r.proposerOut(r.p.Submit(cmd), now) })
 }
 

@@ -1,6 +1,11 @@
 package core
 
-import "io"
+import (
+	"errors"
+	"io"
+
+	"github.com/livepaxos/livepaxos/messages"
+)
 
 // StateMachine is the application a replica feeds chosen commands to. Apply
 // is called from one goroutine, strictly in log order, exactly once per
@@ -63,4 +68,35 @@ type Snapshotter interface {
 // contents).
 type Checksummer interface {
 	BeginChecksum() (sum func() []byte)
+}
+
+// TimeObserver is implemented by state machines that keep time (db.KV:
+// lock-delay): ObserveTime is called before each command is applied with
+// the time its master took it (Command.proposed_ms, Unix milliseconds),
+// the same on every replica.
+type TimeObserver interface {
+	ObserveTime(ms int64)
+}
+
+// CodedError is implemented by a state machine's errors that tell which
+// ErrorCode the client gets (default ERROR_CODE_INVALID).
+type CodedError interface {
+	error
+	ErrorCode() messages.ErrorCode
+}
+
+// errorCode is the ErrorCode of a state machine's refusal.
+func errorCode(err error) messages.ErrorCode {
+	var c CodedError
+	if errors.As(err, &c) {
+		return c.ErrorCode()
+	}
+	return messages.ErrorCode_ERROR_CODE_INVALID
+}
+
+// InstanceObserver is implemented by state machines that want to know when
+// every command of an instance has applied (db.KV: watchers get whole
+// instances). EndInstance is called after each applied entry, no-ops too.
+type InstanceObserver interface {
+	EndInstance(instance uint64)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/livepaxos/livepaxos/db"
 	"github.com/livepaxos/livepaxos/messages"
@@ -31,6 +32,14 @@ func FuzzApply(f *testing.F) {
 		{TOp: []*messages.Op{{Kind: 5, Key: []byte("k")}}},
 		{Guard: []*messages.Test{{Kind: 9, Key: []byte("k")}}},
 		{TOp: []*messages.Op{put("a", "changed"), del("")}},
+		db.Prefix(nil, 0),
+		db.OpenSession(time.Second),
+		db.Lock(1, []byte("l"), false, true),
+		db.ExpireSession(1),
+		{Session: 1, Seq: 3, Acked: 1, TOp: []*messages.Op{{Kind: messages.Op_KIND_PUT, Key: []byte("e"), Ephemeral: true}}},
+		db.Range([]byte("a"), []byte("c"), 1),
+		{Guard: []*messages.Test{db.VersionIs([]byte("a"), 1), db.ModInstanceIs([]byte("b"), 0)}, TOp: []*messages.Op{put("c", "3")}},
+		{TOp: []*messages.Op{{Kind: messages.Op_KIND_RANGE, Key: []byte("a"), LimitBytes: 1}, {Kind: messages.Op_KIND_RANGE, Prefix: true}}},
 	} {
 		b, err := proto.Marshal(op)
 		if err != nil {
@@ -81,7 +90,8 @@ func FuzzApply(f *testing.F) {
 		}
 
 		if ea != nil {
-			known := []error{db.ErrMalformed, db.ErrEmptyKey, db.ErrKeyTooLarge, db.ErrValueTooLarge, db.ErrTooManyOps, db.ErrInvalidOp}
+			known := []error{db.ErrMalformed, db.ErrEmptyKey, db.ErrKeyTooLarge, db.ErrValueTooLarge, db.ErrTooManyOps, db.ErrInvalidOp,
+				db.ErrNoSession, db.ErrStaleSequence, db.ErrTooManyInFlight, db.ErrTooManySessions}
 			ok := false
 			for _, k := range known {
 				ok = ok || errors.Is(ea, k)
@@ -108,6 +118,7 @@ func FuzzApply(f *testing.F) {
 		}
 		// Replaying the decoded op on a fresh replica via Execute agrees.
 		c := replica()
+		c.Apply(1, nil) // an empty MultiOp: at the same instance as a
 		if got := c.Execute(op); !proto.Equal(got, res) || c.Hash() != a.Hash() {
 			t.Fatalf("Execute %v disagrees with Apply %v", got, res)
 		}

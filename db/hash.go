@@ -15,8 +15,10 @@ import (
 // inserted or on map iteration order: keys are sorted, and each key and value
 // is written with an 8-byte big-endian length prefix so that different
 // contents cannot produce the same byte stream ({"ab":"c"} vs {"a":"bc"},
-// an empty value vs an absent key). The epoch is included (it is part of the
-// replicated state: guards test it); LastApplied is not.
+// an empty value vs an absent key). Each key's metadata (create and mod
+// instance, version, owner session), the sessions and locks and the epoch
+// are included (they are replicated
+// state: guards test them); LastApplied is not.
 //
 // Hash sorts every key, so it costs O(n log n); it is meant for tests and
 // occasional consistency checks, not for every Apply.
@@ -27,7 +29,7 @@ func (kv *KV) Hash() [32]byte {
 	if kv.delta != nil {
 		view = kv.merged()
 	}
-	return hashOf(view, kv.epoch)
+	return hashOf(view, kv.epoch, kv.lockState())
 }
 
 // BeginChecksum freezes the contents as they are now (call it between two
@@ -39,21 +41,21 @@ func (kv *KV) Hash() [32]byte {
 func (kv *KV) BeginChecksum() (sum func() []byte) {
 	kv.mu.Lock()
 	if kv.delta != nil {
-		h := hashOf(kv.merged(), kv.epoch)
+		h := hashOf(kv.merged(), kv.epoch, kv.lockState())
 		kv.mu.Unlock()
 		return func() []byte { return h[:] }
 	}
-	kv.delta = make(map[string]*string)
-	frozen, epoch := kv.data, kv.epoch
+	kv.delta = make(map[string]*entry)
+	frozen, epoch, locks := kv.data, kv.epoch, kv.lockState()
 	kv.mu.Unlock()
 	return func() []byte {
 		defer kv.thaw()
-		h := hashOf(frozen, epoch)
+		h := hashOf(frozen, epoch, locks)
 		return h[:]
 	}
 }
 
-func hashOf(view map[string]string, epoch uint64) [32]byte {
+func hashOf(view map[string]entry, epoch uint64, locks []byte) [32]byte {
 	h := sha256.New()
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], epoch)
@@ -64,9 +66,15 @@ func hashOf(view map[string]string, epoch uint64) [32]byte {
 		io.WriteString(h, s)
 	}
 	for _, k := range slices.Sorted(maps.Keys(view)) {
+		e := view[k]
 		write(k)
-		write(view[k])
+		write(e.value)
+		for _, m := range [...]uint64{e.create, e.mod, e.version, e.owner} {
+			binary.BigEndian.PutUint64(n[:], m)
+			h.Write(n[:])
+		}
 	}
+	write(string(locks))
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum

@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/google/btree"
+
 	"github.com/livepaxos/livepaxos/messages"
 	"google.golang.org/protobuf/proto"
 )
@@ -29,12 +31,16 @@ import (
 // the other readers may run concurrently with them, which is how a master
 // serves lease reads on other goroutines while the replica applies.
 //
-// Data is held as map[string]string because Go strings are immutable: storing
+// Values are held as Go strings because they are immutable: storing
 // string(b) copies the caller's bytes once, and nothing, neither a reused
 // request buffer nor a later op, can change a stored value in place.
 type KV struct {
-	mu          sync.RWMutex
-	data        map[string]string
+	mu   sync.RWMutex
+	data map[string]entry
+	// index holds every present key in order, for range reads: the map
+	// answers point reads, the tree the ranges. It always reflects the
+	// current contents (delta included), never a frozen snapshot's.
+	index       *btree.BTreeG[string]
 	limits      Limits
 	lastApplied uint64
 	// epoch is the current mastership's epoch (§5.3), as the log says:
@@ -42,8 +48,39 @@ type KV struct {
 	epoch uint64
 	// delta is not nil while a snapshot is being written (§5.5): data is
 	// then frozen, read without the lock by the snapshot's writer, and
-	// every change goes here instead; a nil *string marks a deletion.
-	delta map[string]*string
+	// every change goes here instead; a nil *entry marks a deletion.
+	delta map[string]*entry
+
+	// Sessions and locks (sessions.go, locks.go): small beside the data,
+	// so a snapshot or checksum encodes them when it begins.
+	sessions    map[uint64]*session
+	locks       map[string]*messages.LockRecord
+	nextSession uint64
+	nowMs       int64 // the log's time (ObserveTime)
+	events      []SessionEvent
+	// plantedNoLockDelay: a planted bug (PlantNoLockDelay).
+	plantedNoLockDelay bool
+
+	// Watches (watch.go): the changes of the last instances, from
+	// changesFrom on, in order; complete is the last instance whose every
+	// command applied; notify is closed when it grows.
+	changes     []change
+	changeBytes int
+	changesFrom uint64
+	complete    uint64
+	notify      chan struct{}
+}
+
+// entry is one key's value and metadata.
+type entry struct {
+	value string
+	// create and mod are the log instances of the key's creation and of
+	// its last put; version is 1 at creation and grows by one per put.
+	// They are replicated state (guards test them), so snapshots and
+	// Hash carry them.
+	create, mod, version uint64
+	// owner is the session an ephemeral key is bound to (0: none).
+	owner uint64
 }
 
 // ErrNotReadOnly is returned by Query for a MultiOp that could change data.
@@ -55,7 +92,8 @@ func New() *KV { return NewWithLimits(Limits{}) }
 // NewWithLimits returns an empty database that validates commands with l.
 // Every replica of a cluster must use the same Limits (see Limits).
 func NewWithLimits(l Limits) *KV {
-	return &KV{data: make(map[string]string), limits: l.withDefaults()}
+	return &KV{data: make(map[string]entry), index: newIndex(), limits: l.withDefaults(),
+		sessions: make(map[uint64]*session), locks: make(map[string]*messages.LockRecord), changesFrom: 1}
 }
 
 // Limits returns the limits the database validates with, defaults filled in.
@@ -110,6 +148,10 @@ func (kv *KV) ApplyQuiet(instance uint64, payload []byte) error {
 	if err := proto.Unmarshal(payload, op); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	if !plainOps(op) {
+		_, err := kv.execute(op, true)
+		return err
+	}
 	if err := kv.limits.Validate(op); err != nil {
 		return err
 	}
@@ -121,6 +163,23 @@ func (kv *KV) ApplyQuiet(instance uint64, payload []byte) error {
 		kv.change(o)
 	}
 	return nil
+}
+
+// plainOps reports whether op is a plain data MultiOp (no session, only
+// gets, puts, deletes and ranges, no ephemeral put), which ApplyQuiet may
+// apply without building results: a session's writes keep their results.
+func plainOps(op *messages.MultiOp) bool {
+	if op.Session != 0 || op.Seq != 0 || op.Acked != 0 {
+		return false
+	}
+	for _, list := range [][]*messages.Op{op.TOp, op.FOp} {
+		for _, o := range list {
+			if o.GetKind() > messages.Op_KIND_RANGE || o.GetEphemeral() {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ApplyBatch applies the commands of one chosen Value, all at log position
@@ -160,7 +219,7 @@ func (kv *KV) apply(payload []byte) ([]byte, error) {
 	if err != nil {
 		res, err = &messages.MultiOpResult{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	} else {
-		res, err = kv.execute(op)
+		res, err = kv.execute(op, true)
 	}
 	out, merr := proto.MarshalOptions{Deterministic: true}.Marshal(res)
 	if merr != nil {
@@ -177,11 +236,11 @@ func (kv *KV) apply(payload []byte) ([]byte, error) {
 func (kv *KV) Read(key []byte) (value []byte, ok bool) {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
-	v, ok := kv.get(string(key))
+	e, ok := kv.get(string(key))
 	if !ok {
 		return nil, false
 	}
-	return []byte(v), true
+	return []byte(e.value), true
 }
 
 // Query runs a read-only MultiOp (guards and gets only) against the current
@@ -198,7 +257,7 @@ func (kv *KV) Query(query []byte) ([]byte, error) {
 		return nil, ErrNotReadOnly
 	}
 	kv.mu.RLock()
-	res, err := kv.execute(op)
+	res, err := kv.execute(op, false)
 	kv.mu.RUnlock()
 	if err != nil {
 		return nil, err
@@ -210,7 +269,7 @@ func (kv *KV) Query(query []byte) ([]byte, error) {
 func IsReadOnly(op *messages.MultiOp) bool {
 	for _, list := range [][]*messages.Op{op.TOp, op.FOp} {
 		for _, o := range list {
-			if o.GetKind() != messages.Op_KIND_GET {
+			if k := o.GetKind(); k != messages.Op_KIND_GET && k != messages.Op_KIND_RANGE && k != messages.Op_KIND_LOCK_INFO {
 				return false
 			}
 		}
@@ -237,10 +296,7 @@ func (kv *KV) Epoch() uint64 {
 func (kv *KV) Len() int {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
-	if kv.delta != nil {
-		return len(kv.merged())
-	}
-	return len(kv.data)
+	return kv.index.Len()
 }
 
 // LastApplied returns the instance passed to the last Apply or ApplyBatch, or

@@ -85,7 +85,7 @@ func TestApplyInvalidChangesNothing(t *testing.T) {
 		{"only unknown fields", unknown, db.ErrInvalidOp},
 		{"empty key", encode(t, db.Put(nil, []byte("v"))), db.ErrEmptyKey},
 		{"oversize value", encode(t, db.Put([]byte("k"), make([]byte, db.DefaultMaxValueBytes+1))), db.ErrValueTooLarge},
-		{"unknown kind", encode(t, &messages.MultiOp{TOp: []*messages.Op{{Kind: 9, Key: []byte("k")}}}), db.ErrInvalidOp},
+		{"unknown kind", encode(t, &messages.MultiOp{TOp: []*messages.Op{{Kind: 99, Key: []byte("k")}}}), db.ErrInvalidOp},
 		// Valid ops first, invalid one last: the valid ones must not run either.
 		{"invalid after valid", encode(t, &messages.MultiOp{TOp: []*messages.Op{
 			{Kind: messages.Op_KIND_PUT, Key: []byte("a"), Value: []byte("changed")},
@@ -297,7 +297,10 @@ func TestEmptyValueIsPresent(t *testing.T) {
 
 func TestNewWithLimits(t *testing.T) {
 	kv := db.NewWithLimits(db.Limits{MaxValueBytes: 3})
-	want := db.Limits{MaxKeyBytes: db.DefaultMaxKeyBytes, MaxValueBytes: 3, MaxOps: db.DefaultMaxOps}
+	want := db.Limits{MaxKeyBytes: db.DefaultMaxKeyBytes, MaxValueBytes: 3, MaxOps: db.DefaultMaxOps,
+		MaxRangeKeys: db.DefaultMaxRangeKeys, MaxRangeBytes: db.DefaultMaxRangeBytes,
+		MaxSessions: db.DefaultMaxSessions, MaxSessionResults: db.DefaultMaxSessionResults,
+		WatchEvents: db.DefaultWatchEvents, WatchEventBytes: db.DefaultWatchEventBytes}
 	if kv.Limits() != want {
 		t.Fatalf("Limits = %+v, want %+v", kv.Limits(), want)
 	}

@@ -64,7 +64,7 @@ func CompareAndSwap(key, old, newValue []byte) *messages.MultiOp {
 func (kv *KV) Execute(op *messages.MultiOp) *messages.MultiOpResult {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	res, _ := kv.execute(op)
+	res, _ := kv.execute(op, true)
 	return res
 }
 
@@ -74,9 +74,22 @@ func (kv *KV) Execute(op *messages.MultiOp) *messages.MultiOpResult {
 // could fail on (unknown kinds, bad keys, sizes), and a valid GET, PUT or
 // DELETE on a map cannot fail, so once the first op runs the whole list runs.
 // No undo log is needed.
-func (kv *KV) execute(op *messages.MultiOp) (*messages.MultiOpResult, error) {
+//
+// write is false for Query (a read-only MultiOp under the read lock): the
+// session part, which may change state, is skipped.
+func (kv *KV) execute(op *messages.MultiOp, write bool) (*messages.MultiOpResult, error) {
 	if err := kv.limits.Validate(op); err != nil {
 		return &messages.MultiOpResult{}, err
+	}
+	var s *session
+	if write {
+		var first *messages.MultiOpResult
+		var err error
+		if s, first, err = kv.beginSession(op); err != nil {
+			return &messages.MultiOpResult{}, err
+		} else if first != nil {
+			return first, nil // a retry: the first result, nothing applied again
+		}
 	}
 	succeeded := kv.guardHolds(op.Guard)
 	ops := op.FOp
@@ -86,10 +99,12 @@ func (kv *KV) execute(op *messages.MultiOp) (*messages.MultiOpResult, error) {
 	res := &messages.MultiOpResult{Succeeded: succeeded}
 	if len(ops) > 0 {
 		res.Results = make([]*messages.OpResult, len(ops))
+		budget := kv.newRangeBudget()
 		for i, o := range ops {
-			res.Results[i] = kv.run(o)
+			res.Results[i] = kv.run(o, op.Session, &budget)
 		}
 	}
+	kv.endSessionWrite(s, op, res)
 	return res, nil
 }
 
@@ -110,14 +125,22 @@ func (kv *KV) holds(t *messages.Test) bool {
 	if t.Kind == messages.Test_KIND_EPOCH {
 		return kv.epoch == t.Epoch
 	}
-	v, ok := kv.get(string(t.Key))
+	e, ok := kv.get(string(t.Key))
 	switch t.Kind {
 	case messages.Test_KIND_ABSENT:
 		return !ok
 	case messages.Test_KIND_PRESENT:
 		return ok
 	case messages.Test_KIND_EQUALS:
-		return ok && v == string(t.Value)
+		return ok && e.value == string(t.Value)
+	case messages.Test_KIND_CREATE_INSTANCE:
+		return ok && e.create == t.Instance
+	case messages.Test_KIND_MOD_INSTANCE:
+		return ok && e.mod == t.Instance
+	case messages.Test_KIND_VERSION:
+		return ok && e.version == t.Version
+	case messages.Test_KIND_SEQUENCER:
+		return kv.sequencerHolds(t)
 	}
 	panic(fmt.Sprintf("db: unvalidated test kind %d reached execution", int32(t.Kind)))
 }
@@ -125,20 +148,42 @@ func (kv *KV) holds(t *messages.Test) bool {
 // run executes one validated op. Storing string(...) copies the caller's
 // bytes, and returning []byte(v) copies them out, so neither the request
 // buffers nor a returned value can alias the stored data.
-func (kv *KV) run(o *messages.Op) *messages.OpResult {
-	v, ok := kv.get(string(o.Key))
+// sid is the MultiOp's session (validated to be set for the kinds that
+// need one, and live: execute checked).
+func (kv *KV) run(o *messages.Op, sid uint64, budget *rangeBudget) *messages.OpResult {
 	switch o.Kind {
 	case messages.Op_KIND_GET:
+		e, ok := kv.get(string(o.Key))
 		if !ok {
 			return &messages.OpResult{}
 		}
-		return &messages.OpResult{Found: true, Value: []byte(v)}
+		return &messages.OpResult{Found: true, Value: []byte(e.value),
+			CreateInstance: e.create, ModInstance: e.mod, Version: e.version, Owner: e.owner}
 	case messages.Op_KIND_PUT:
-		kv.set(string(o.Key), string(o.Value))
-		return &messages.OpResult{Found: ok}
+		owner := uint64(0)
+		if o.Ephemeral {
+			owner = sid
+		}
+		return &messages.OpResult{Found: kv.put(string(o.Key), string(o.Value), owner)}
 	case messages.Op_KIND_DELETE:
-		kv.del(string(o.Key))
-		return &messages.OpResult{Found: ok}
+		return &messages.OpResult{Found: kv.del(string(o.Key))}
+	case messages.Op_KIND_RANGE:
+		return kv.rangeOf(o, budget)
+	case messages.Op_KIND_SESSION_OPEN:
+		return kv.openSession(o)
+	case messages.Op_KIND_SESSION_CLOSE:
+		return &messages.OpResult{Found: kv.endSession(sid, false)}
+	case messages.Op_KIND_SESSION_EXPIRE:
+		return &messages.OpResult{Found: kv.endSession(o.Session, true)}
+	case messages.Op_KIND_LOCK:
+		if _, live := kv.sessions[sid]; !live {
+			return &messages.OpResult{} // closed earlier in the same MultiOp
+		}
+		return kv.acquire(o, sid)
+	case messages.Op_KIND_UNLOCK:
+		return &messages.OpResult{Found: kv.release(string(o.Key), sid, false)}
+	case messages.Op_KIND_LOCK_INFO:
+		return kv.lockInfo(o)
 	}
 	panic(fmt.Sprintf("db: unvalidated op kind %d reached execution", int32(o.Kind)))
 }
@@ -148,7 +193,7 @@ func (kv *KV) run(o *messages.Op) *messages.OpResult {
 func (kv *KV) change(o *messages.Op) {
 	switch o.Kind {
 	case messages.Op_KIND_PUT:
-		kv.set(string(o.Key), string(o.Value))
+		kv.put(string(o.Key), string(o.Value), 0)
 	case messages.Op_KIND_DELETE:
 		kv.del(string(o.Key))
 	}
@@ -159,4 +204,23 @@ func (kv *KV) change(o *messages.Op) {
 // changed since the epoch was read.
 func EpochIs(epoch uint64) *messages.Test {
 	return &messages.Test{Kind: messages.Test_KIND_EPOCH, Epoch: epoch}
+}
+
+// CreateInstanceIs is a guard test that holds while key exists and was
+// created at log instance instance: the key has not been deleted and
+// created again since it was read.
+func CreateInstanceIs(key []byte, instance uint64) *messages.Test {
+	return &messages.Test{Kind: messages.Test_KIND_CREATE_INSTANCE, Key: key, Instance: instance}
+}
+
+// ModInstanceIs is a guard test that holds while key exists and its last
+// put was at log instance instance: compare-and-swap without ABA.
+func ModInstanceIs(key []byte, instance uint64) *messages.Test {
+	return &messages.Test{Kind: messages.Test_KIND_MOD_INSTANCE, Key: key, Instance: instance}
+}
+
+// VersionIs is a guard test that holds while key exists at version
+// version (1 at its creation, +1 per put).
+func VersionIs(key []byte, version uint64) *messages.Test {
+	return &messages.Test{Kind: messages.Test_KIND_VERSION, Key: key, Version: version}
 }

@@ -2,6 +2,7 @@ package db
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -124,7 +125,28 @@ func TestBeginChecksumPausesNoWrites(t *testing.T) {
 	if got := sum(); string(got) != string(want[:]) {
 		t.Fatal("the checksum saw a write made after it began")
 	}
-	if v, ok := kv.get("b"); !ok || v != "2" {
+	if v, ok := kv.get("b"); !ok || v.value != "2" {
 		t.Fatal("the write made meanwhile was lost")
+	}
+}
+
+// A snapshot of the first format (no metadata) still restores: its keys
+// take the snapshot's instance as their creation and last change.
+func TestRestoreFirstFormat(t *testing.T) {
+	var b bytes.Buffer
+	b.WriteString(kvSnapshotMagicV1)
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], 7)
+	b.Write(n[:]) // last applied
+	binary.BigEndian.PutUint64(n[:], 2)
+	b.Write(n[:])                        // epoch
+	b.Write([]byte{1, 'k', 2, 'v', 'v'}) // k = vv
+	b.WriteByte(0)
+	kv := New()
+	if err := kv.Restore(&b); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := kv.get("k"); !ok || e.value != "vv" || e.create != 7 || e.mod != 7 || e.version != 1 || kv.Len() != 1 {
+		t.Fatalf("restored %+v %v", e, ok)
 	}
 }

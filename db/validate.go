@@ -3,6 +3,7 @@ package db
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/livepaxos/livepaxos/messages"
 )
@@ -26,6 +27,21 @@ type Limits struct {
 	MaxKeyBytes   int // default 4 KiB
 	MaxValueBytes int // default 1 MiB
 	MaxOps        int // guard + t_op + f_op entries; default 1024
+	// MaxRangeKeys and MaxRangeBytes bound what the RANGE ops of one
+	// MultiOp return together (keys; bytes of keys and values): default
+	// DefaultMaxRangeKeys and DefaultMaxRangeBytes.
+	MaxRangeKeys  int
+	MaxRangeBytes int
+	// MaxSessions bounds the live sessions (DefaultMaxSessions), and
+	// MaxSessionResults a session's unacknowledged sequenced writes
+	// (DefaultMaxSessionResults).
+	MaxSessions       int
+	MaxSessionResults int
+	// WatchEvents and WatchEventBytes bound the changes kept for
+	// watchers (DefaultWatchEvents, DefaultWatchEventBytes). They are not
+	// replicated state: replicas may keep different amounts.
+	WatchEvents     int
+	WatchEventBytes int
 }
 
 // Errors returned by Validate, Apply and ApplyBatch. Callers should test with
@@ -52,6 +68,24 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxOps <= 0 {
 		l.MaxOps = DefaultMaxOps
+	}
+	if l.MaxRangeKeys <= 0 {
+		l.MaxRangeKeys = DefaultMaxRangeKeys
+	}
+	if l.MaxRangeBytes <= 0 {
+		l.MaxRangeBytes = DefaultMaxRangeBytes
+	}
+	if l.MaxSessions <= 0 {
+		l.MaxSessions = DefaultMaxSessions
+	}
+	if l.MaxSessionResults <= 0 {
+		l.MaxSessionResults = DefaultMaxSessionResults
+	}
+	if l.WatchEvents <= 0 {
+		l.WatchEvents = DefaultWatchEvents
+	}
+	if l.WatchEventBytes <= 0 {
+		l.WatchEventBytes = DefaultWatchEventBytes
 	}
 	return l
 }
@@ -81,6 +115,9 @@ func (l Limits) Validate(op *messages.MultiOp) error {
 	if len(op.ProtoReflect().GetUnknown()) > 0 {
 		return fmt.Errorf("%w: MultiOp has fields unknown to this version", ErrInvalidOp)
 	}
+	if op.Session == 0 && (op.Seq != 0 || op.Acked != 0) {
+		return fmt.Errorf("%w: a sequence number needs a session", ErrInvalidOp)
+	}
 	for i, t := range op.Guard {
 		if err := l.validateTest(t); err != nil {
 			return fmt.Errorf("%w: guard[%d]%s", err.sentinel, i, err.detail)
@@ -91,7 +128,11 @@ func (l Limits) Validate(op *messages.MultiOp) error {
 		ops  []*messages.Op
 	}{{"t_op", op.TOp}, {"f_op", op.FOp}} {
 		for i, o := range list.ops {
-			if err := l.validateOp(o); err != nil {
+			err := l.validateOp(o)
+			if err == nil && op.Session == 0 && needsSession(o) {
+				err = &problem{ErrInvalidOp, fmt.Sprintf(": a %v op acts for a session; the MultiOp names none", o.Kind)}
+			}
+			if err != nil {
 				return fmt.Errorf("%w: %s[%d]%s", err.sentinel, list.name, i, err.detail)
 			}
 		}
@@ -114,7 +155,21 @@ func (l Limits) validateTest(t *messages.Test) *problem {
 	if len(t.ProtoReflect().GetUnknown()) > 0 {
 		return &problem{ErrInvalidOp, ": has fields unknown to this version"}
 	}
+	if t.Kind != messages.Test_KIND_CREATE_INSTANCE && t.Kind != messages.Test_KIND_MOD_INSTANCE &&
+		t.Kind != messages.Test_KIND_SEQUENCER && t.Instance != 0 ||
+		t.Kind != messages.Test_KIND_VERSION && t.Version != 0 ||
+		t.Kind != messages.Test_KIND_SEQUENCER && t.Shared {
+		return &problem{ErrInvalidOp, fmt.Sprintf(": instance, version or shared set on a %v test, which ignores it", t.Kind)}
+	}
 	switch t.Kind {
+	case messages.Test_KIND_SEQUENCER:
+		if len(t.Value) > 0 || t.Instance == 0 {
+			return &problem{ErrInvalidOp, ": a sequencer test takes a lock name and a non-zero instance, no value"}
+		}
+	case messages.Test_KIND_CREATE_INSTANCE, messages.Test_KIND_MOD_INSTANCE, messages.Test_KIND_VERSION:
+		if len(t.Value) > 0 || t.Instance == 0 && t.Version == 0 {
+			return &problem{ErrInvalidOp, fmt.Sprintf(": a %v test takes a key and a non-zero number, no value", t.Kind)}
+		}
 	case messages.Test_KIND_ABSENT, messages.Test_KIND_PRESENT:
 		if len(t.Value) > 0 {
 			return &problem{ErrInvalidOp, fmt.Sprintf(": value set on a %v test, which ignores it", t.Kind)}
@@ -142,7 +197,35 @@ func (l Limits) validateOp(o *messages.Op) *problem {
 	if len(o.ProtoReflect().GetUnknown()) > 0 {
 		return &problem{ErrInvalidOp, ": has fields unknown to this version"}
 	}
+	if o.Kind != messages.Op_KIND_RANGE && (len(o.RangeEnd) > 0 || o.Prefix || o.Limit != 0 || o.LimitBytes != 0) ||
+		o.Kind != messages.Op_KIND_PUT && o.Ephemeral ||
+		o.Kind != messages.Op_KIND_SESSION_OPEN && o.TtlMs != 0 ||
+		o.Kind != messages.Op_KIND_SESSION_EXPIRE && o.Session != 0 ||
+		o.Kind != messages.Op_KIND_LOCK && (o.Shared || o.Wait || o.LockDelayMs != 0) {
+		return &problem{ErrInvalidOp, fmt.Sprintf(": fields set on a %v op, which ignores them", o.Kind)}
+	}
 	switch o.Kind {
+	case messages.Op_KIND_RANGE:
+		return l.validateRange(o)
+	case messages.Op_KIND_SESSION_OPEN, messages.Op_KIND_SESSION_CLOSE, messages.Op_KIND_SESSION_EXPIRE:
+		if len(o.Key) > 0 || len(o.Value) > 0 {
+			return &problem{ErrInvalidOp, fmt.Sprintf(": a %v op takes no key or value", o.Kind)}
+		}
+		ttl := time.Duration(o.TtlMs) * time.Millisecond
+		if o.Kind == messages.Op_KIND_SESSION_OPEN && (o.TtlMs > uint64(MaxSessionTTL/time.Millisecond) || ttl < MinSessionTTL) {
+			return &problem{ErrInvalidOp, fmt.Sprintf(": session TTL %d ms: want %v to %v", o.TtlMs, MinSessionTTL, MaxSessionTTL)}
+		}
+		if o.Kind == messages.Op_KIND_SESSION_EXPIRE && o.Session == 0 {
+			return &problem{ErrInvalidOp, ": an expiry names its session"}
+		}
+		return nil
+	case messages.Op_KIND_LOCK, messages.Op_KIND_UNLOCK, messages.Op_KIND_LOCK_INFO:
+		if len(o.Value) > 0 {
+			return &problem{ErrInvalidOp, fmt.Sprintf(": value set on a %v op, which ignores it", o.Kind)}
+		}
+		if o.LockDelayMs > uint64(MaxLockDelay/time.Millisecond) {
+			return &problem{ErrInvalidOp, fmt.Sprintf(": lock-delay %d ms over the maximum %v", o.LockDelayMs, MaxLockDelay)}
+		}
 	case messages.Op_KIND_GET, messages.Op_KIND_DELETE:
 		if len(o.Value) > 0 {
 			return &problem{ErrInvalidOp, fmt.Sprintf(": value set on a %v op, which ignores it", o.Kind)}
@@ -177,4 +260,48 @@ func quoteKey(key []byte) string {
 		return fmt.Sprintf("%q...", key[:max])
 	}
 	return fmt.Sprintf("%q", key)
+}
+
+// validateRange checks a RANGE op: its key may be empty (from the first
+// key), and it ends at range_end or at the prefix's end, not both.
+func (l Limits) validateRange(o *messages.Op) *problem {
+	if len(o.Value) > 0 {
+		return &problem{ErrInvalidOp, ": value set on a KIND_RANGE op, which ignores it"}
+	}
+	for _, k := range [][]byte{o.Key, o.RangeEnd} {
+		if len(k) > l.MaxKeyBytes {
+			return &problem{ErrKeyTooLarge, fmt.Sprintf(": key %s is %d bytes, limit %d", quoteKey(k), len(k), l.MaxKeyBytes)}
+		}
+	}
+	if o.Prefix && len(o.RangeEnd) > 0 {
+		return &problem{ErrInvalidOp, ": a range takes a prefix or an end, not both"}
+	}
+	if len(o.RangeEnd) > 0 && string(o.RangeEnd) <= string(o.Key) {
+		return &problem{ErrInvalidOp, fmt.Sprintf(": range end %s does not come after its start %s", quoteKey(o.RangeEnd), quoteKey(o.Key))}
+	}
+	return nil
+}
+
+// needsSession reports whether o acts for the MultiOp's session.
+func needsSession(o *messages.Op) bool {
+	switch o.Kind {
+	case messages.Op_KIND_SESSION_CLOSE, messages.Op_KIND_LOCK, messages.Op_KIND_UNLOCK:
+		return true
+	case messages.Op_KIND_PUT:
+		return o.Ephemeral
+	}
+	return false
+}
+
+// HasMasterOnlyOps reports whether op holds an op only a master proposes
+// (a session's expiry): a client's MultiOp with one is refused.
+func HasMasterOnlyOps(op *messages.MultiOp) bool {
+	for _, list := range [][]*messages.Op{op.GetTOp(), op.GetFOp()} {
+		for _, o := range list {
+			if o.GetKind() == messages.Op_KIND_SESSION_EXPIRE {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -29,6 +29,33 @@ func (l Limits) ValidateEncoded(b []byte) error {
 	return l.Validate(op)
 }
 
+// ValidateClientEncoded is ValidateEncoded for a command a client sent:
+// it also refuses the ops only a master proposes (a session's expiry), so
+// that no client can end another's session.
+func (l Limits) ValidateClientEncoded(b []byte) error {
+	l = l.withDefaults()
+	if l.plainValid(b) {
+		return nil
+	}
+	op := new(messages.MultiOp)
+	if err := proto.Unmarshal(b, op); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return l.ValidateClient(op)
+}
+
+// ValidateClient is Validate for a client's MultiOp (see
+// ValidateClientEncoded).
+func (l Limits) ValidateClient(op *messages.MultiOp) error {
+	if err := l.Validate(op); err != nil {
+		return err
+	}
+	if HasMasterOnlyOps(op) {
+		return fmt.Errorf("%w: a session's expiry is the master's to propose", ErrInvalidOp)
+	}
+	return nil
+}
+
 // plainValid reports whether b is a MultiOp in the plain encoding that
 // Validate would accept. false means only "not shown valid here".
 func (l Limits) plainValid(b []byte) bool {

@@ -426,6 +426,440 @@ func (x *GetResponse) GetValue() []byte {
 	return nil
 }
 
+type RangeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`                           // the first key (with prefix: the prefix; may be empty)
+	RangeEnd      []byte                 `protobuf:"bytes,2,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"` // exclusive; empty: no end
+	Prefix        bool                   `protobuf:"varint,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Limit         uint32                 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`                             // keys; 0: the database's maximum
+	LimitBytes    uint64                 `protobuf:"varint,5,opt,name=limit_bytes,json=limitBytes,proto3" json:"limit_bytes,omitempty"` // 0: the database's maximum
+	Consistency   Consistency            `protobuf:"varint,6,opt,name=consistency,proto3,enum=livepaxos.v1.Consistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RangeRequest) Reset() {
+	*x = RangeRequest{}
+	mi := &file_messages_kv_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RangeRequest) ProtoMessage() {}
+
+func (x *RangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RangeRequest.ProtoReflect.Descriptor instead.
+func (*RangeRequest) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RangeRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *RangeRequest) GetRangeEnd() []byte {
+	if x != nil {
+		return x.RangeEnd
+	}
+	return nil
+}
+
+func (x *RangeRequest) GetPrefix() bool {
+	if x != nil {
+		return x.Prefix
+	}
+	return false
+}
+
+func (x *RangeRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *RangeRequest) GetLimitBytes() uint64 {
+	if x != nil {
+		return x.LimitBytes
+	}
+	return 0
+}
+
+func (x *RangeRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_LEASE
+}
+
+type RangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Kvs           []*KeyValue            `protobuf:"bytes,2,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	More          bool                   `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
+	NextKey       []byte                 `protobuf:"bytes,4,opt,name=next_key,json=nextKey,proto3" json:"next_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RangeResponse) Reset() {
+	*x = RangeResponse{}
+	mi := &file_messages_kv_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RangeResponse) ProtoMessage() {}
+
+func (x *RangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RangeResponse.ProtoReflect.Descriptor instead.
+func (*RangeResponse) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RangeResponse) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *RangeResponse) GetKvs() []*KeyValue {
+	if x != nil {
+		return x.Kvs
+	}
+	return nil
+}
+
+func (x *RangeResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+func (x *RangeResponse) GetNextKey() []byte {
+	if x != nil {
+		return x.NextKey
+	}
+	return nil
+}
+
+type KeepAliveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	ValidMs       uint64                 `protobuf:"varint,2,opt,name=valid_ms,json=validMs,proto3" json:"valid_ms,omitempty"` // the session lives at least this long from the answer
+	TtlMs         uint64                 `protobuf:"varint,3,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	Promises      []*SessionPromise      `protobuf:"bytes,4,rep,name=promises,proto3" json:"promises,omitempty"` // for KeepAliveRequest.sessions
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeepAliveResponse) Reset() {
+	*x = KeepAliveResponse{}
+	mi := &file_messages_kv_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeepAliveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeepAliveResponse) ProtoMessage() {}
+
+func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
+func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *KeepAliveResponse) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *KeepAliveResponse) GetValidMs() uint64 {
+	if x != nil {
+		return x.ValidMs
+	}
+	return 0
+}
+
+func (x *KeepAliveResponse) GetTtlMs() uint64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *KeepAliveResponse) GetPromises() []*SessionPromise {
+	if x != nil {
+		return x.Promises
+	}
+	return nil
+}
+
+type WatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Prefix        bool                   `protobuf:"varint,2,opt,name=prefix,proto3" json:"prefix,omitempty"` // every key that starts with key (key may then be empty)
+	From          uint64                 `protobuf:"varint,3,opt,name=from,proto3" json:"from,omitempty"`     // the first instance wanted; 0: changes from now on
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_messages_kv_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WatchRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetPrefix() bool {
+	if x != nil {
+		return x.Prefix
+	}
+	return false
+}
+
+func (x *WatchRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+type WatchEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"` // the log instance of the change
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Delete        bool                   `protobuf:"varint,3,opt,name=delete,proto3" json:"delete,omitempty"`
+	Value         []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`      // a put's value
+	Version       uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"` // a put's version of the key (see KeyValue)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_messages_kv_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WatchEvent) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
+func (x *WatchEvent) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type WatchResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Events []*WatchEvent          `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"` // in log order
+	// reset: kvs is the whole range's state at instance (the changes before
+	// it are no longer held); events after it follow.
+	Reset_        bool        `protobuf:"varint,3,opt,name=reset,proto3" json:"reset,omitempty"`
+	Kvs           []*KeyValue `protobuf:"bytes,4,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	Instance      uint64      `protobuf:"varint,5,opt,name=instance,proto3" json:"instance,omitempty"` // everything up to this instance is in this answer or before it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_messages_kv_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *WatchResponse) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetReset_() bool {
+	if x != nil {
+		return x.Reset_
+	}
+	return false
+}
+
+func (x *WatchResponse) GetKvs() []*KeyValue {
+	if x != nil {
+		return x.Kvs
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
 type TxnRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            *MultiOp               `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
@@ -435,7 +869,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +881,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +894,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{7}
+	return file_messages_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TxnRequest) GetOp() *MultiOp {
@@ -480,7 +914,7 @@ type ReadOnlyRequest struct {
 
 func (x *ReadOnlyRequest) Reset() {
 	*x = ReadOnlyRequest{}
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +926,7 @@ func (x *ReadOnlyRequest) String() string {
 func (*ReadOnlyRequest) ProtoMessage() {}
 
 func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +939,7 @@ func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOnlyRequest.ProtoReflect.Descriptor instead.
 func (*ReadOnlyRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{8}
+	return file_messages_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReadOnlyRequest) GetOp() *MultiOp {
@@ -532,7 +966,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +978,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +991,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{9}
+	return file_messages_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TxnResponse) GetHeader() *Header {
@@ -582,7 +1016,7 @@ type MembersListRequest struct {
 
 func (x *MembersListRequest) Reset() {
 	*x = MembersListRequest{}
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +1028,7 @@ func (x *MembersListRequest) String() string {
 func (*MembersListRequest) ProtoMessage() {}
 
 func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +1041,7 @@ func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersListRequest.ProtoReflect.Descriptor instead.
 func (*MembersListRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{10}
+	return file_messages_kv_proto_rawDescGZIP(), []int{16}
 }
 
 type MembersChangeResponse struct {
@@ -620,7 +1054,7 @@ type MembersChangeResponse struct {
 
 func (x *MembersChangeResponse) Reset() {
 	*x = MembersChangeResponse{}
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +1066,7 @@ func (x *MembersChangeResponse) String() string {
 func (*MembersChangeResponse) ProtoMessage() {}
 
 func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +1079,7 @@ func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersChangeResponse.ProtoReflect.Descriptor instead.
 func (*MembersChangeResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{11}
+	return file_messages_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MembersChangeResponse) GetHeader() *Header {
@@ -673,7 +1107,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +1119,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +1132,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{12}
+	return file_messages_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StreamRequest) GetCalls() []*StreamCall {
@@ -725,7 +1159,7 @@ type StreamCall struct {
 
 func (x *StreamCall) Reset() {
 	*x = StreamCall{}
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -737,7 +1171,7 @@ func (x *StreamCall) String() string {
 func (*StreamCall) ProtoMessage() {}
 
 func (x *StreamCall) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -750,7 +1184,7 @@ func (x *StreamCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCall.ProtoReflect.Descriptor instead.
 func (*StreamCall) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{13}
+	return file_messages_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StreamCall) GetId() uint64 {
@@ -797,7 +1231,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_messages_kv_proto_msgTypes[14]
+	mi := &file_messages_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +1243,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[14]
+	mi := &file_messages_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +1256,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{14}
+	return file_messages_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StreamResponse) GetResults() []*StreamResult {
@@ -848,7 +1282,7 @@ type StreamResult struct {
 
 func (x *StreamResult) Reset() {
 	*x = StreamResult{}
-	mi := &file_messages_kv_proto_msgTypes[15]
+	mi := &file_messages_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +1294,7 @@ func (x *StreamResult) String() string {
 func (*StreamResult) ProtoMessage() {}
 
 func (x *StreamResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[15]
+	mi := &file_messages_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +1307,7 @@ func (x *StreamResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResult.ProtoReflect.Descriptor instead.
 func (*StreamResult) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{15}
+	return file_messages_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StreamResult) GetId() uint64 {
@@ -941,7 +1375,42 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\vGetResponse\x12,\n" +
 	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x14\n" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value\"3\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\"\xc9\x01\n" +
+	"\fRangeRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1b\n" +
+	"\trange_end\x18\x02 \x01(\fR\brangeEnd\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\bR\x06prefix\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x1f\n" +
+	"\vlimit_bytes\x18\x05 \x01(\x04R\n" +
+	"limitBytes\x12;\n" +
+	"\vconsistency\x18\x06 \x01(\x0e2\x19.livepaxos.v1.ConsistencyR\vconsistency\"\x96\x01\n" +
+	"\rRangeResponse\x12,\n" +
+	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12(\n" +
+	"\x03kvs\x18\x02 \x03(\v2\x16.livepaxos.v1.KeyValueR\x03kvs\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\x12\x19\n" +
+	"\bnext_key\x18\x04 \x01(\fR\anextKey\"\xad\x01\n" +
+	"\x11KeepAliveResponse\x12,\n" +
+	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x19\n" +
+	"\bvalid_ms\x18\x02 \x01(\x04R\avalidMs\x12\x15\n" +
+	"\x06ttl_ms\x18\x03 \x01(\x04R\x05ttlMs\x128\n" +
+	"\bpromises\x18\x04 \x03(\v2\x1c.livepaxos.v1.SessionPromiseR\bpromises\"L\n" +
+	"\fWatchRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\bR\x06prefix\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\x04R\x04from\"\x82\x01\n" +
+	"\n" +
+	"WatchEvent\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x16\n" +
+	"\x06delete\x18\x03 \x01(\bR\x06delete\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\"\xcb\x01\n" +
+	"\rWatchResponse\x12,\n" +
+	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x120\n" +
+	"\x06events\x18\x02 \x03(\v2\x18.livepaxos.v1.WatchEventR\x06events\x12\x14\n" +
+	"\x05reset\x18\x03 \x01(\bR\x05reset\x12(\n" +
+	"\x03kvs\x18\x04 \x03(\v2\x16.livepaxos.v1.KeyValueR\x03kvs\x12\x1a\n" +
+	"\binstance\x18\x05 \x01(\x04R\binstance\"3\n" +
 	"\n" +
 	"TxnRequest\x12%\n" +
 	"\x02op\x18\x01 \x01(\v2\x15.livepaxos.v1.MultiOpR\x02op\"u\n" +
@@ -972,10 +1441,13 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.livepaxos.v1.ErrorCodeR\x04code\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12,\n" +
 	"\x06header\x18\x04 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x16\n" +
-	"\x06result\x18\x05 \x01(\fR\x06result2\x99\x06\n" +
+	"\x06result\x18\x05 \x01(\fR\x06result2\xed\a\n" +
 	"\x02KV\x12:\n" +
 	"\x03Put\x12\x18.livepaxos.v1.PutRequest\x1a\x19.livepaxos.v1.PutResponse\x12:\n" +
-	"\x03Get\x12\x18.livepaxos.v1.GetRequest\x1a\x19.livepaxos.v1.GetResponse\x12:\n" +
+	"\x03Get\x12\x18.livepaxos.v1.GetRequest\x1a\x19.livepaxos.v1.GetResponse\x12@\n" +
+	"\x05Range\x12\x1a.livepaxos.v1.RangeRequest\x1a\x1b.livepaxos.v1.RangeResponse\x12L\n" +
+	"\tKeepAlive\x12\x1e.livepaxos.v1.KeepAliveRequest\x1a\x1f.livepaxos.v1.KeepAliveResponse\x12B\n" +
+	"\x05Watch\x12\x1a.livepaxos.v1.WatchRequest\x1a\x1b.livepaxos.v1.WatchResponse0\x01\x12:\n" +
 	"\x03Txn\x12\x18.livepaxos.v1.TxnRequest\x1a\x19.livepaxos.v1.TxnResponse\x12@\n" +
 	"\x04Read\x12\x1d.livepaxos.v1.ReadOnlyRequest\x1a\x19.livepaxos.v1.TxnResponse\x12C\n" +
 	"\x06Status\x12\x1b.livepaxos.v1.StatusRequest\x1a\x1c.livepaxos.v1.StatusResponse\x12E\n" +
@@ -998,7 +1470,7 @@ func file_messages_kv_proto_rawDescGZIP() []byte {
 	return file_messages_kv_proto_rawDescData
 }
 
-var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_messages_kv_proto_goTypes = []any{
 	(*TransferMastershipRequest)(nil),  // 0: livepaxos.v1.TransferMastershipRequest
 	(*TransferMastershipResponse)(nil), // 1: livepaxos.v1.TransferMastershipResponse
@@ -1007,70 +1479,93 @@ var file_messages_kv_proto_goTypes = []any{
 	(*PutResponse)(nil),                // 4: livepaxos.v1.PutResponse
 	(*GetRequest)(nil),                 // 5: livepaxos.v1.GetRequest
 	(*GetResponse)(nil),                // 6: livepaxos.v1.GetResponse
-	(*TxnRequest)(nil),                 // 7: livepaxos.v1.TxnRequest
-	(*ReadOnlyRequest)(nil),            // 8: livepaxos.v1.ReadOnlyRequest
-	(*TxnResponse)(nil),                // 9: livepaxos.v1.TxnResponse
-	(*MembersListRequest)(nil),         // 10: livepaxos.v1.MembersListRequest
-	(*MembersChangeResponse)(nil),      // 11: livepaxos.v1.MembersChangeResponse
-	(*StreamRequest)(nil),              // 12: livepaxos.v1.StreamRequest
-	(*StreamCall)(nil),                 // 13: livepaxos.v1.StreamCall
-	(*StreamResponse)(nil),             // 14: livepaxos.v1.StreamResponse
-	(*StreamResult)(nil),               // 15: livepaxos.v1.StreamResult
-	(Consistency)(0),                   // 16: livepaxos.v1.Consistency
-	(*MultiOp)(nil),                    // 17: livepaxos.v1.MultiOp
-	(*MultiOpResult)(nil),              // 18: livepaxos.v1.MultiOpResult
-	(ErrorCode)(0),                     // 19: livepaxos.v1.ErrorCode
-	(*StatusRequest)(nil),              // 20: livepaxos.v1.StatusRequest
-	(*MembersRequest)(nil),             // 21: livepaxos.v1.MembersRequest
-	(*SnapshotRequest)(nil),            // 22: livepaxos.v1.SnapshotRequest
-	(*CheckRequest)(nil),               // 23: livepaxos.v1.CheckRequest
-	(*StatusResponse)(nil),             // 24: livepaxos.v1.StatusResponse
-	(*Membership)(nil),                 // 25: livepaxos.v1.Membership
-	(*SnapshotResponse)(nil),           // 26: livepaxos.v1.SnapshotResponse
-	(*CheckResponse)(nil),              // 27: livepaxos.v1.CheckResponse
+	(*RangeRequest)(nil),               // 7: livepaxos.v1.RangeRequest
+	(*RangeResponse)(nil),              // 8: livepaxos.v1.RangeResponse
+	(*KeepAliveResponse)(nil),          // 9: livepaxos.v1.KeepAliveResponse
+	(*WatchRequest)(nil),               // 10: livepaxos.v1.WatchRequest
+	(*WatchEvent)(nil),                 // 11: livepaxos.v1.WatchEvent
+	(*WatchResponse)(nil),              // 12: livepaxos.v1.WatchResponse
+	(*TxnRequest)(nil),                 // 13: livepaxos.v1.TxnRequest
+	(*ReadOnlyRequest)(nil),            // 14: livepaxos.v1.ReadOnlyRequest
+	(*TxnResponse)(nil),                // 15: livepaxos.v1.TxnResponse
+	(*MembersListRequest)(nil),         // 16: livepaxos.v1.MembersListRequest
+	(*MembersChangeResponse)(nil),      // 17: livepaxos.v1.MembersChangeResponse
+	(*StreamRequest)(nil),              // 18: livepaxos.v1.StreamRequest
+	(*StreamCall)(nil),                 // 19: livepaxos.v1.StreamCall
+	(*StreamResponse)(nil),             // 20: livepaxos.v1.StreamResponse
+	(*StreamResult)(nil),               // 21: livepaxos.v1.StreamResult
+	(Consistency)(0),                   // 22: livepaxos.v1.Consistency
+	(*KeyValue)(nil),                   // 23: livepaxos.v1.KeyValue
+	(*SessionPromise)(nil),             // 24: livepaxos.v1.SessionPromise
+	(*MultiOp)(nil),                    // 25: livepaxos.v1.MultiOp
+	(*MultiOpResult)(nil),              // 26: livepaxos.v1.MultiOpResult
+	(ErrorCode)(0),                     // 27: livepaxos.v1.ErrorCode
+	(*KeepAliveRequest)(nil),           // 28: livepaxos.v1.KeepAliveRequest
+	(*StatusRequest)(nil),              // 29: livepaxos.v1.StatusRequest
+	(*MembersRequest)(nil),             // 30: livepaxos.v1.MembersRequest
+	(*SnapshotRequest)(nil),            // 31: livepaxos.v1.SnapshotRequest
+	(*CheckRequest)(nil),               // 32: livepaxos.v1.CheckRequest
+	(*StatusResponse)(nil),             // 33: livepaxos.v1.StatusResponse
+	(*Membership)(nil),                 // 34: livepaxos.v1.Membership
+	(*SnapshotResponse)(nil),           // 35: livepaxos.v1.SnapshotResponse
+	(*CheckResponse)(nil),              // 36: livepaxos.v1.CheckResponse
 }
 var file_messages_kv_proto_depIdxs = []int32{
 	2,  // 0: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
-	16, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
+	22, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
 	2,  // 2: livepaxos.v1.GetResponse.header:type_name -> livepaxos.v1.Header
-	17, // 3: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
-	17, // 4: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
-	16, // 5: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
-	2,  // 6: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
-	18, // 7: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
-	2,  // 8: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
-	13, // 9: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
-	16, // 10: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
-	15, // 11: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
-	19, // 12: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
-	2,  // 13: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
-	3,  // 14: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
-	5,  // 15: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
-	7,  // 16: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
-	8,  // 17: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
-	20, // 18: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
-	10, // 19: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
-	21, // 20: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
-	22, // 21: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
-	23, // 22: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
-	12, // 23: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
-	0,  // 24: livepaxos.v1.KV.TransferMastership:input_type -> livepaxos.v1.TransferMastershipRequest
-	4,  // 25: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
-	6,  // 26: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
-	9,  // 27: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
-	9,  // 28: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
-	24, // 29: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
-	25, // 30: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
-	11, // 31: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
-	26, // 32: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
-	27, // 33: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
-	14, // 34: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
-	1,  // 35: livepaxos.v1.KV.TransferMastership:output_type -> livepaxos.v1.TransferMastershipResponse
-	25, // [25:36] is the sub-list for method output_type
-	14, // [14:25] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	22, // 3: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
+	2,  // 4: livepaxos.v1.RangeResponse.header:type_name -> livepaxos.v1.Header
+	23, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	2,  // 6: livepaxos.v1.KeepAliveResponse.header:type_name -> livepaxos.v1.Header
+	24, // 7: livepaxos.v1.KeepAliveResponse.promises:type_name -> livepaxos.v1.SessionPromise
+	2,  // 8: livepaxos.v1.WatchResponse.header:type_name -> livepaxos.v1.Header
+	11, // 9: livepaxos.v1.WatchResponse.events:type_name -> livepaxos.v1.WatchEvent
+	23, // 10: livepaxos.v1.WatchResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	25, // 11: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
+	25, // 12: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
+	22, // 13: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
+	2,  // 14: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
+	26, // 15: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
+	2,  // 16: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
+	19, // 17: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
+	22, // 18: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
+	21, // 19: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
+	27, // 20: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
+	2,  // 21: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
+	3,  // 22: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
+	5,  // 23: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
+	7,  // 24: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
+	28, // 25: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
+	10, // 26: livepaxos.v1.KV.Watch:input_type -> livepaxos.v1.WatchRequest
+	13, // 27: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
+	14, // 28: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
+	29, // 29: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
+	16, // 30: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
+	30, // 31: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
+	31, // 32: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
+	32, // 33: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
+	18, // 34: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
+	0,  // 35: livepaxos.v1.KV.TransferMastership:input_type -> livepaxos.v1.TransferMastershipRequest
+	4,  // 36: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
+	6,  // 37: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
+	8,  // 38: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
+	9,  // 39: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
+	12, // 40: livepaxos.v1.KV.Watch:output_type -> livepaxos.v1.WatchResponse
+	15, // 41: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
+	15, // 42: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
+	33, // 43: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
+	34, // 44: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
+	17, // 45: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
+	35, // 46: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
+	36, // 47: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
+	20, // 48: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
+	1,  // 49: livepaxos.v1.KV.TransferMastership:output_type -> livepaxos.v1.TransferMastershipResponse
+	36, // [36:50] is the sub-list for method output_type
+	22, // [22:36] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_messages_kv_proto_init() }
@@ -1085,7 +1580,7 @@ func file_messages_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_kv_proto_rawDesc), len(file_messages_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,9 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	KV_Put_FullMethodName                = "/livepaxos.v1.KV/Put"
 	KV_Get_FullMethodName                = "/livepaxos.v1.KV/Get"
+	KV_Range_FullMethodName              = "/livepaxos.v1.KV/Range"
+	KV_KeepAlive_FullMethodName          = "/livepaxos.v1.KV/KeepAlive"
+	KV_Watch_FullMethodName              = "/livepaxos.v1.KV/Watch"
 	KV_Txn_FullMethodName                = "/livepaxos.v1.KV/Txn"
 	KV_Read_FullMethodName               = "/livepaxos.v1.KV/Read"
 	KV_Status_FullMethodName             = "/livepaxos.v1.KV/Status"
@@ -54,6 +57,21 @@ type KVClient interface {
 	Put(ctx context.Context, in *PutRequest, opts ...grpc.CallOption) (*PutResponse, error)
 	// Get reads one key with the consistency asked for (lease by default).
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
+	// Range reads the keys of a range or a prefix in order, with their
+	// metadata, bounded by a count and a byte limit, all as of one instance
+	// (header.instance), with the consistency asked for. A page that stops
+	// at a limit has more set and names next_key: ask again from there.
+	Range(ctx context.Context, in *RangeRequest, opts ...grpc.CallOption) (*RangeResponse, error)
+	// KeepAlive extends a session at the master without a log write
+	// (sessions are opened, used and closed with Txn: see Op.Kind).
+	KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...grpc.CallOption) (*KeepAliveResponse, error)
+	// Watch streams the changes of a key or a prefix in log order, each
+	// once, from instance `from` (0: from now), as the answering node
+	// applies them. Each answer covers whole instances up to its instance:
+	// resume from instance + 1 (at any node). When the node no longer holds
+	// the changes asked for, it answers reset with the range's state at its
+	// instance, and the changes after it follow.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	// Txn runs a MultiOp atomically through the log: its then-ops if every
 	// guard test holds, its else-ops otherwise.
 	Txn(ctx context.Context, in *TxnRequest, opts ...grpc.CallOption) (*TxnResponse, error)
@@ -110,6 +128,45 @@ func (c *kVClient) Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOpt
 	}
 	return out, nil
 }
+
+func (c *kVClient) Range(ctx context.Context, in *RangeRequest, opts ...grpc.CallOption) (*RangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RangeResponse)
+	err := c.cc.Invoke(ctx, KV_Range_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kVClient) KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...grpc.CallOption) (*KeepAliveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeepAliveResponse)
+	err := c.cc.Invoke(ctx, KV_KeepAlive_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kVClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[0], KV_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
 func (c *kVClient) Txn(ctx context.Context, in *TxnRequest, opts ...grpc.CallOption) (*TxnResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -183,7 +240,7 @@ func (c *kVClient) Check(ctx context.Context, in *CheckRequest, opts ...grpc.Cal
 
 func (c *kVClient) Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamRequest, StreamResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[0], KV_Stream_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[1], KV_Stream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +269,21 @@ type KVServer interface {
 	Put(context.Context, *PutRequest) (*PutResponse, error)
 	// Get reads one key with the consistency asked for (lease by default).
 	Get(context.Context, *GetRequest) (*GetResponse, error)
+	// Range reads the keys of a range or a prefix in order, with their
+	// metadata, bounded by a count and a byte limit, all as of one instance
+	// (header.instance), with the consistency asked for. A page that stops
+	// at a limit has more set and names next_key: ask again from there.
+	Range(context.Context, *RangeRequest) (*RangeResponse, error)
+	// KeepAlive extends a session at the master without a log write
+	// (sessions are opened, used and closed with Txn: see Op.Kind).
+	KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error)
+	// Watch streams the changes of a key or a prefix in log order, each
+	// once, from instance `from` (0: from now), as the answering node
+	// applies them. Each answer covers whole instances up to its instance:
+	// resume from instance + 1 (at any node). When the node no longer holds
+	// the changes asked for, it answers reset with the range's state at its
+	// instance, and the changes after it follow.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	// Txn runs a MultiOp atomically through the log: its then-ops if every
 	// guard test holds, its else-ops otherwise.
 	Txn(context.Context, *TxnRequest) (*TxnResponse, error)
@@ -254,6 +326,15 @@ func (UnimplementedKVServer) Put(context.Context, *PutRequest) (*PutResponse, er
 }
 func (UnimplementedKVServer) Get(context.Context, *GetRequest) (*GetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Get not implemented")
+}
+func (UnimplementedKVServer) Range(context.Context, *RangeRequest) (*RangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Range not implemented")
+}
+func (UnimplementedKVServer) KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KeepAlive not implemented")
+}
+func (UnimplementedKVServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedKVServer) Txn(context.Context, *TxnRequest) (*TxnResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Txn not implemented")
@@ -338,6 +419,53 @@ func _KV_Get_Handler(srv interface{}, ctx context.Context, dec func(interface{})
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _KV_Range_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).Range(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_Range_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).Range(ctx, req.(*RangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KV_KeepAlive_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeepAliveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).KeepAlive(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_KeepAlive_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).KeepAlive(ctx, req.(*KeepAliveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KV_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(KVServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_WatchServer = grpc.ServerStreamingServer[WatchResponse]
 
 func _KV_Txn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TxnRequest)
@@ -506,6 +634,14 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _KV_Get_Handler,
 		},
 		{
+			MethodName: "Range",
+			Handler:    _KV_Range_Handler,
+		},
+		{
+			MethodName: "KeepAlive",
+			Handler:    _KV_KeepAlive_Handler,
+		},
+		{
 			MethodName: "Txn",
 			Handler:    _KV_Txn_Handler,
 		},
@@ -539,6 +675,11 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _KV_Watch_Handler,
+			ServerStreams: true,
+		},
 		{
 			StreamName:    "Stream",
 			Handler:       _KV_Stream_Handler,

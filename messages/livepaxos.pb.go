@@ -38,6 +38,7 @@ const (
 	ErrorCode_ERROR_CODE_MASTER_CHANGED  ErrorCode = 5 // the epoch changed before it applied: not applied
 	ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN ErrorCode = 6 // mastership lost while in flight: may or may not apply
 	ErrorCode_ERROR_CODE_UNAVAILABLE     ErrorCode = 7 // a read could not be served in time; nothing changed
+	ErrorCode_ERROR_CODE_SESSION_EXPIRED ErrorCode = 8 // the session the request acts for has ended; nothing changed
 	// The master's disk is nearly full (under --min-free-bytes): nothing was
 	// proposed; reads go on, and writes resume once space returns.
 	ErrorCode_ERROR_CODE_NO_SPACE ErrorCode = 9
@@ -57,6 +58,7 @@ var (
 		5:  "ERROR_CODE_MASTER_CHANGED",
 		6:  "ERROR_CODE_OUTCOME_UNKNOWN",
 		7:  "ERROR_CODE_UNAVAILABLE",
+		8:  "ERROR_CODE_SESSION_EXPIRED",
 		9:  "ERROR_CODE_NO_SPACE",
 		10: "ERROR_CODE_PERMISSION_DENIED",
 	}
@@ -69,6 +71,7 @@ var (
 		"ERROR_CODE_MASTER_CHANGED":    5,
 		"ERROR_CODE_OUTCOME_UNKNOWN":   6,
 		"ERROR_CODE_UNAVAILABLE":       7,
+		"ERROR_CODE_SESSION_EXPIRED":   8,
 		"ERROR_CODE_NO_SPACE":          9,
 		"ERROR_CODE_PERMISSION_DENIED": 10,
 	}
@@ -162,6 +165,18 @@ const (
 	Test_KIND_PRESENT Test_Kind = 1
 	Test_KIND_EQUALS  Test_Kind = 2
 	Test_KIND_EPOCH   Test_Kind = 3 // the current epoch equals epoch (§5.3)
+	// The key is present and was created at log instance `instance`, last
+	// changed at `instance`, or is at version `version` (1 at its creation,
+	// +1 per put since). An absent key holds none of them. Unlike a test of
+	// the value, these change on every put: no ABA.
+	Test_KIND_CREATE_INSTANCE Test_Kind = 4
+	Test_KIND_MOD_INSTANCE    Test_Kind = 5
+	Test_KIND_VERSION         Test_Kind = 6
+	// KIND_SEQUENCER holds while the lock named key is held, in the mode
+	// shared says, by the acquisition made at log instance instance (a
+	// sequencer, Chubby §2.4): a server guarding its writes with it
+	// refuses a deposed holder's.
+	Test_KIND_SEQUENCER Test_Kind = 7
 )
 
 // Enum value maps for Test_Kind.
@@ -171,12 +186,20 @@ var (
 		1: "KIND_PRESENT",
 		2: "KIND_EQUALS",
 		3: "KIND_EPOCH",
+		4: "KIND_CREATE_INSTANCE",
+		5: "KIND_MOD_INSTANCE",
+		6: "KIND_VERSION",
+		7: "KIND_SEQUENCER",
 	}
 	Test_Kind_value = map[string]int32{
-		"KIND_ABSENT":  0,
-		"KIND_PRESENT": 1,
-		"KIND_EQUALS":  2,
-		"KIND_EPOCH":   3,
+		"KIND_ABSENT":          0,
+		"KIND_PRESENT":         1,
+		"KIND_EQUALS":          2,
+		"KIND_EPOCH":           3,
+		"KIND_CREATE_INSTANCE": 4,
+		"KIND_MOD_INSTANCE":    5,
+		"KIND_VERSION":         6,
+		"KIND_SEQUENCER":       7,
 	}
 )
 
@@ -213,6 +236,34 @@ const (
 	Op_KIND_GET    Op_Kind = 0
 	Op_KIND_PUT    Op_Kind = 1
 	Op_KIND_DELETE Op_Kind = 2
+	// KIND_RANGE reads the keys in [key, range_end) in byte order (prefix:
+	// the keys that start with key; key may then be empty), at most limit
+	// of them and about limit_bytes of keys and values (at least one key is
+	// always returned), all as of one state. 0 limits take the database's
+	// maximums, which also cap larger ones.
+	Op_KIND_RANGE Op_Kind = 3
+	// Sessions and locks (Chubby §2.4, §2.8). A session is opened with a
+	// TTL (ttl_ms) and its id comes back in the result's session; the
+	// MultiOp's session field names the session the other kinds act for.
+	Op_KIND_SESSION_OPEN Op_Kind = 4
+	// KIND_SESSION_CLOSE ends the MultiOp's session: its locks are
+	// released (no lock-delay), its ephemeral keys deleted.
+	Op_KIND_SESSION_CLOSE Op_Kind = 5
+	// KIND_SESSION_EXPIRE ends session `session` as its deadline passed:
+	// proposed by the master only (clients are refused), its exclusive
+	// locks stay free of holders for their lock-delay.
+	Op_KIND_SESSION_EXPIRE Op_Kind = 6
+	// KIND_LOCK acquires the lock named key for the MultiOp's session,
+	// exclusive or shared; if it cannot be had now, wait queues the
+	// session behind the others (served in order as the lock frees).
+	// The result's sequencer names the acquisition; found is false when
+	// it was not acquired (queued says whether it waits).
+	Op_KIND_LOCK Op_Kind = 7
+	// KIND_UNLOCK releases the lock named key held (or waited for) by the
+	// MultiOp's session; found says whether it held it.
+	Op_KIND_UNLOCK Op_Kind = 8
+	// KIND_LOCK_INFO reads the lock named key: its holders and waiters.
+	Op_KIND_LOCK_INFO Op_Kind = 9
 )
 
 // Enum value maps for Op_Kind.
@@ -221,11 +272,25 @@ var (
 		0: "KIND_GET",
 		1: "KIND_PUT",
 		2: "KIND_DELETE",
+		3: "KIND_RANGE",
+		4: "KIND_SESSION_OPEN",
+		5: "KIND_SESSION_CLOSE",
+		6: "KIND_SESSION_EXPIRE",
+		7: "KIND_LOCK",
+		8: "KIND_UNLOCK",
+		9: "KIND_LOCK_INFO",
 	}
 	Op_Kind_value = map[string]int32{
-		"KIND_GET":    0,
-		"KIND_PUT":    1,
-		"KIND_DELETE": 2,
+		"KIND_GET":            0,
+		"KIND_PUT":            1,
+		"KIND_DELETE":         2,
+		"KIND_RANGE":          3,
+		"KIND_SESSION_OPEN":   4,
+		"KIND_SESSION_CLOSE":  5,
+		"KIND_SESSION_EXPIRE": 6,
+		"KIND_LOCK":           7,
+		"KIND_UNLOCK":         8,
+		"KIND_LOCK_INFO":      9,
 	}
 )
 
@@ -273,7 +338,11 @@ type Command struct {
 	// membership: payload is a Membership, the group's whole next
 	// configuration (§5.4), applied by the replica itself, not the state
 	// machine. Applied only if its version follows the one in force.
-	Membership    bool `protobuf:"varint,7,opt,name=membership,proto3" json:"membership,omitempty"`
+	Membership bool `protobuf:"varint,7,opt,name=membership,proto3" json:"membership,omitempty"`
+	// proposed_ms is the master's clock (Unix milliseconds) when it took the
+	// command: the state machine's only notion of time (lock-delay), the
+	// same on every replica because it is in the log.
+	ProposedMs    int64 `protobuf:"varint,8,opt,name=proposed_ms,json=proposedMs,proto3" json:"proposed_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -355,6 +424,13 @@ func (x *Command) GetMembership() bool {
 		return x.Membership
 	}
 	return false
+}
+
+func (x *Command) GetProposedMs() int64 {
+	if x != nil {
+		return x.ProposedMs
+	}
+	return 0
 }
 
 // Membership is the group's configuration: its members (voters and
@@ -1956,8 +2032,11 @@ type Test struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          Test_Kind              `protobuf:"varint,1,opt,name=kind,proto3,enum=livepaxos.v1.Test_Kind" json:"kind,omitempty"`
 	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`  // for KIND_EQUALS
-	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"` // for KIND_EPOCH
+	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`        // for KIND_EQUALS
+	Epoch         uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`       // for KIND_EPOCH
+	Instance      uint64                 `protobuf:"varint,5,opt,name=instance,proto3" json:"instance,omitempty"` // for KIND_CREATE_INSTANCE, KIND_MOD_INSTANCE and KIND_SEQUENCER
+	Version       uint64                 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`   // for KIND_VERSION
+	Shared        bool                   `protobuf:"varint,7,opt,name=shared,proto3" json:"shared,omitempty"`     // for KIND_SEQUENCER
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2020,11 +2099,46 @@ func (x *Test) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *Test) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *Test) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Test) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
+}
+
 type Op struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          Op_Kind                `protobuf:"varint,1,opt,name=kind,proto3,enum=livepaxos.v1.Op_Kind" json:"kind,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"` // for KIND_PUT
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Kind       Op_Kind                `protobuf:"varint,1,opt,name=kind,proto3,enum=livepaxos.v1.Op_Kind" json:"kind,omitempty"`
+	Key        []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Value      []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`                              // for KIND_PUT
+	RangeEnd   []byte                 `protobuf:"bytes,4,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"`        // for KIND_RANGE, exclusive; empty: no end
+	Prefix     bool                   `protobuf:"varint,5,opt,name=prefix,proto3" json:"prefix,omitempty"`                           // for KIND_RANGE
+	Limit      uint32                 `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`                             // for KIND_RANGE: keys
+	LimitBytes uint64                 `protobuf:"varint,7,opt,name=limit_bytes,json=limitBytes,proto3" json:"limit_bytes,omitempty"` // for KIND_RANGE
+	// for KIND_PUT: the key is bound to the MultiOp's session and deleted
+	// when it ends.
+	Ephemeral bool   `protobuf:"varint,8,opt,name=ephemeral,proto3" json:"ephemeral,omitempty"`
+	TtlMs     uint64 `protobuf:"varint,9,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"` // for KIND_SESSION_OPEN
+	Session   uint64 `protobuf:"varint,10,opt,name=session,proto3" json:"session,omitempty"`         // for KIND_SESSION_EXPIRE
+	Shared    bool   `protobuf:"varint,11,opt,name=shared,proto3" json:"shared,omitempty"`           // for KIND_LOCK
+	Wait      bool   `protobuf:"varint,12,opt,name=wait,proto3" json:"wait,omitempty"`               // for KIND_LOCK
+	// for KIND_LOCK: how long the lock stays free of holders after its
+	// holder's session expired (0: the default; capped).
+	LockDelayMs   uint64 `protobuf:"varint,13,opt,name=lock_delay_ms,json=lockDelayMs,proto3" json:"lock_delay_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2080,20 +2194,586 @@ func (x *Op) GetValue() []byte {
 	return nil
 }
 
+func (x *Op) GetRangeEnd() []byte {
+	if x != nil {
+		return x.RangeEnd
+	}
+	return nil
+}
+
+func (x *Op) GetPrefix() bool {
+	if x != nil {
+		return x.Prefix
+	}
+	return false
+}
+
+func (x *Op) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *Op) GetLimitBytes() uint64 {
+	if x != nil {
+		return x.LimitBytes
+	}
+	return 0
+}
+
+func (x *Op) GetEphemeral() bool {
+	if x != nil {
+		return x.Ephemeral
+	}
+	return false
+}
+
+func (x *Op) GetTtlMs() uint64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *Op) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *Op) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
+}
+
+func (x *Op) GetWait() bool {
+	if x != nil {
+		return x.Wait
+	}
+	return false
+}
+
+func (x *Op) GetLockDelayMs() uint64 {
+	if x != nil {
+		return x.LockDelayMs
+	}
+	return 0
+}
+
+// Sequencer names one acquisition of a lock (Chubby §2.4): its holder
+// passes it to the servers it acts on, and they check it (a MultiOp guard
+// of KIND_SEQUENCER, or one read) before acting.
+type Sequencer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          []byte                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Shared        bool                   `protobuf:"varint,2,opt,name=shared,proto3" json:"shared,omitempty"`
+	Instance      uint64                 `protobuf:"varint,3,opt,name=instance,proto3" json:"instance,omitempty"` // the log instance of the acquisition
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sequencer) Reset() {
+	*x = Sequencer{}
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sequencer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sequencer) ProtoMessage() {}
+
+func (x *Sequencer) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sequencer.ProtoReflect.Descriptor instead.
+func (*Sequencer) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Sequencer) GetName() []byte {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *Sequencer) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
+}
+
+func (x *Sequencer) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+// LockHolder is a session holding or waiting for a lock.
+type LockHolder struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	Shared        bool                   `protobuf:"varint,2,opt,name=shared,proto3" json:"shared,omitempty"`
+	Instance      uint64                 `protobuf:"varint,3,opt,name=instance,proto3" json:"instance,omitempty"` // of the acquisition (holders) or of the request (waiters)
+	LockDelayMs   uint64                 `protobuf:"varint,4,opt,name=lock_delay_ms,json=lockDelayMs,proto3" json:"lock_delay_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockHolder) Reset() {
+	*x = LockHolder{}
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockHolder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockHolder) ProtoMessage() {}
+
+func (x *LockHolder) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockHolder.ProtoReflect.Descriptor instead.
+func (*LockHolder) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *LockHolder) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *LockHolder) GetShared() bool {
+	if x != nil {
+		return x.Shared
+	}
+	return false
+}
+
+func (x *LockHolder) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *LockHolder) GetLockDelayMs() uint64 {
+	if x != nil {
+		return x.LockDelayMs
+	}
+	return 0
+}
+
+// LockRecord is one lock's replicated state.
+type LockRecord struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    []byte                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Holders []*LockHolder          `protobuf:"bytes,2,rep,name=holders,proto3" json:"holders,omitempty"`
+	Waiters []*LockHolder          `protobuf:"bytes,3,rep,name=waiters,proto3" json:"waiters,omitempty"` // in order
+	// free_at_ms: no acquisition before this log time (lock-delay).
+	FreeAtMs      int64 `protobuf:"varint,4,opt,name=free_at_ms,json=freeAtMs,proto3" json:"free_at_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockRecord) Reset() {
+	*x = LockRecord{}
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockRecord) ProtoMessage() {}
+
+func (x *LockRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockRecord.ProtoReflect.Descriptor instead.
+func (*LockRecord) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *LockRecord) GetName() []byte {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *LockRecord) GetHolders() []*LockHolder {
+	if x != nil {
+		return x.Holders
+	}
+	return nil
+}
+
+func (x *LockRecord) GetWaiters() []*LockHolder {
+	if x != nil {
+		return x.Waiters
+	}
+	return nil
+}
+
+func (x *LockRecord) GetFreeAtMs() int64 {
+	if x != nil {
+		return x.FreeAtMs
+	}
+	return 0
+}
+
+// SessionRecord is one session's replicated state.
+type SessionRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	TtlMs uint64                 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	// acked: the client has its answers for every sequence number up to it.
+	Acked         uint64       `protobuf:"varint,3,opt,name=acked,proto3" json:"acked,omitempty"`
+	Results       []*SeqResult `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"` // by sequence number
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionRecord) Reset() {
+	*x = SessionRecord{}
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionRecord) ProtoMessage() {}
+
+func (x *SessionRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionRecord.ProtoReflect.Descriptor instead.
+func (*SessionRecord) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SessionRecord) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SessionRecord) GetTtlMs() uint64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *SessionRecord) GetAcked() uint64 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
+}
+
+func (x *SessionRecord) GetResults() []*SeqResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// SeqResult is a session's write's first result, kept for its retries.
+type SeqResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Result        []byte                 `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"` // the encoded MultiOpResult
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`   // its refusal, if it was refused
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeqResult) Reset() {
+	*x = SeqResult{}
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeqResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeqResult) ProtoMessage() {}
+
+func (x *SeqResult) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeqResult.ProtoReflect.Descriptor instead.
+func (*SeqResult) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SeqResult) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SeqResult) GetResult() []byte {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *SeqResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// LockServiceState is the sessions' and locks' part of a database
+// snapshot.
+type LockServiceState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NextSession   uint64                 `protobuf:"varint,1,opt,name=next_session,json=nextSession,proto3" json:"next_session,omitempty"`
+	NowMs         int64                  `protobuf:"varint,2,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	Sessions      []*SessionRecord       `protobuf:"bytes,3,rep,name=sessions,proto3" json:"sessions,omitempty"` // by id
+	Locks         []*LockRecord          `protobuf:"bytes,4,rep,name=locks,proto3" json:"locks,omitempty"`       // by name
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockServiceState) Reset() {
+	*x = LockServiceState{}
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockServiceState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockServiceState) ProtoMessage() {}
+
+func (x *LockServiceState) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockServiceState.ProtoReflect.Descriptor instead.
+func (*LockServiceState) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LockServiceState) GetNextSession() uint64 {
+	if x != nil {
+		return x.NextSession
+	}
+	return 0
+}
+
+func (x *LockServiceState) GetNowMs() int64 {
+	if x != nil {
+		return x.NowMs
+	}
+	return 0
+}
+
+func (x *LockServiceState) GetSessions() []*SessionRecord {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *LockServiceState) GetLocks() []*LockRecord {
+	if x != nil {
+		return x.Locks
+	}
+	return nil
+}
+
+// KeyValue is one key of a range with its metadata.
+type KeyValue struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Key            []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value          []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	CreateInstance uint64                 `protobuf:"varint,3,opt,name=create_instance,json=createInstance,proto3" json:"create_instance,omitempty"` // the log instance that created the key
+	ModInstance    uint64                 `protobuf:"varint,4,opt,name=mod_instance,json=modInstance,proto3" json:"mod_instance,omitempty"`          // the log instance of its last put
+	Version        uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`                                     // 1 at creation, +1 per put since
+	Owner          uint64                 `protobuf:"varint,6,opt,name=owner,proto3" json:"owner,omitempty"`                                         // the session an ephemeral key is bound to (0: none)
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *KeyValue) Reset() {
+	*x = KeyValue{}
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyValue) ProtoMessage() {}
+
+func (x *KeyValue) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
+func (*KeyValue) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *KeyValue) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *KeyValue) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *KeyValue) GetCreateInstance() uint64 {
+	if x != nil {
+		return x.CreateInstance
+	}
+	return 0
+}
+
+func (x *KeyValue) GetModInstance() uint64 {
+	if x != nil {
+		return x.ModInstance
+	}
+	return 0
+}
+
+func (x *KeyValue) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *KeyValue) GetOwner() uint64 {
+	if x != nil {
+		return x.Owner
+	}
+	return 0
+}
+
 // MultiOp runs t_op when every test in guard holds, f_op otherwise, as one
 // atomic step of the replicated state machine.
 type MultiOp struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Guard         []*Test                `protobuf:"bytes,1,rep,name=guard,proto3" json:"guard,omitempty"`
-	TOp           []*Op                  `protobuf:"bytes,2,rep,name=t_op,json=tOp,proto3" json:"t_op,omitempty"`
-	FOp           []*Op                  `protobuf:"bytes,3,rep,name=f_op,json=fOp,proto3" json:"f_op,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Guard []*Test                `protobuf:"bytes,1,rep,name=guard,proto3" json:"guard,omitempty"`
+	TOp   []*Op                  `protobuf:"bytes,2,rep,name=t_op,json=tOp,proto3" json:"t_op,omitempty"`
+	FOp   []*Op                  `protobuf:"bytes,3,rep,name=f_op,json=fOp,proto3" json:"f_op,omitempty"`
+	// session: the session the MultiOp acts for (locks, ephemeral keys,
+	// exactly-once); it must exist, or nothing runs.
+	Session uint64 `protobuf:"varint,4,opt,name=session,proto3" json:"session,omitempty"`
+	// seq: exactly-once. A session's write with a sequence number applies
+	// once; a retry gets the first result. acked: the client has the
+	// answers of every seq up to it (their results may go).
+	Seq           uint64 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	Acked         uint64 `protobuf:"varint,6,opt,name=acked,proto3" json:"acked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MultiOp) Reset() {
 	*x = MultiOp{}
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2785,7 @@ func (x *MultiOp) String() string {
 func (*MultiOp) ProtoMessage() {}
 
 func (x *MultiOp) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2798,7 @@ func (x *MultiOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOp.ProtoReflect.Descriptor instead.
 func (*MultiOp) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MultiOp) GetGuard() []*Test {
@@ -2142,17 +2822,54 @@ func (x *MultiOp) GetFOp() []*Op {
 	return nil
 }
 
+func (x *MultiOp) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *MultiOp) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *MultiOp) GetAcked() uint64 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
+}
+
 type OpResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"` // for GET: the key existed; for DELETE: it existed
-	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`  // for GET
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Found bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"` // for GET: the key existed; for DELETE: it existed
+	Value []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`  // for GET
+	// For a GET of a present key: its metadata (see KeyValue).
+	CreateInstance uint64 `protobuf:"varint,3,opt,name=create_instance,json=createInstance,proto3" json:"create_instance,omitempty"`
+	ModInstance    uint64 `protobuf:"varint,4,opt,name=mod_instance,json=modInstance,proto3" json:"mod_instance,omitempty"`
+	Version        uint64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// For a RANGE: the keys found, in order; more when keys of the range were
+	// left out by a limit, the first of them being next_key (ask again from
+	// there to continue).
+	Kvs       []*KeyValue `protobuf:"bytes,6,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	More      bool        `protobuf:"varint,7,opt,name=more,proto3" json:"more,omitempty"`
+	NextKey   []byte      `protobuf:"bytes,8,opt,name=next_key,json=nextKey,proto3" json:"next_key,omitempty"`
+	Session   uint64      `protobuf:"varint,9,opt,name=session,proto3" json:"session,omitempty"`     // KIND_SESSION_OPEN: the new session's id
+	Sequencer *Sequencer  `protobuf:"bytes,10,opt,name=sequencer,proto3" json:"sequencer,omitempty"` // KIND_LOCK: the acquisition
+	Queued    bool        `protobuf:"varint,11,opt,name=queued,proto3" json:"queued,omitempty"`      // KIND_LOCK: not acquired, waiting in line
+	Lock      *LockRecord `protobuf:"bytes,12,opt,name=lock,proto3" json:"lock,omitempty"`           // KIND_LOCK_INFO
+	// For a RANGE's or GET's ephemeral keys, kvs[i].session / owner: see KeyValue.
+	Owner         uint64 `protobuf:"varint,13,opt,name=owner,proto3" json:"owner,omitempty"` // GET: the session an ephemeral key is bound to
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2881,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2894,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *OpResult) GetFound() bool {
@@ -2194,6 +2911,83 @@ func (x *OpResult) GetValue() []byte {
 	return nil
 }
 
+func (x *OpResult) GetCreateInstance() uint64 {
+	if x != nil {
+		return x.CreateInstance
+	}
+	return 0
+}
+
+func (x *OpResult) GetModInstance() uint64 {
+	if x != nil {
+		return x.ModInstance
+	}
+	return 0
+}
+
+func (x *OpResult) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *OpResult) GetKvs() []*KeyValue {
+	if x != nil {
+		return x.Kvs
+	}
+	return nil
+}
+
+func (x *OpResult) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+func (x *OpResult) GetNextKey() []byte {
+	if x != nil {
+		return x.NextKey
+	}
+	return nil
+}
+
+func (x *OpResult) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *OpResult) GetSequencer() *Sequencer {
+	if x != nil {
+		return x.Sequencer
+	}
+	return nil
+}
+
+func (x *OpResult) GetQueued() bool {
+	if x != nil {
+		return x.Queued
+	}
+	return false
+}
+
+func (x *OpResult) GetLock() *LockRecord {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+func (x *OpResult) GetOwner() uint64 {
+	if x != nil {
+		return x.Owner
+	}
+	return 0
+}
+
 type MultiOpResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Succeeded     bool                   `protobuf:"varint,1,opt,name=succeeded,proto3" json:"succeeded,omitempty"` // the guard held and t_op ran
@@ -2204,7 +2998,7 @@ type MultiOpResult struct {
 
 func (x *MultiOpResult) Reset() {
 	*x = MultiOpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +3010,7 @@ func (x *MultiOpResult) String() string {
 func (*MultiOpResult) ProtoMessage() {}
 
 func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +3023,7 @@ func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOpResult.ProtoReflect.Descriptor instead.
 func (*MultiOpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MultiOpResult) GetSucceeded() bool {
@@ -2259,7 +3053,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +3065,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +3078,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReadRequest) GetRequestId() uint64 {
@@ -2320,7 +3114,7 @@ type ClientRequest struct {
 
 func (x *ClientRequest) Reset() {
 	*x = ClientRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2332,7 +3126,7 @@ func (x *ClientRequest) String() string {
 func (*ClientRequest) ProtoMessage() {}
 
 func (x *ClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2345,7 +3139,7 @@ func (x *ClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRequest.ProtoReflect.Descriptor instead.
 func (*ClientRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClientRequest) GetRequestId() uint64 {
@@ -2379,7 +3173,7 @@ type ClientResponse struct {
 
 func (x *ClientResponse) Reset() {
 	*x = ClientResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2391,7 +3185,7 @@ func (x *ClientResponse) String() string {
 func (*ClientResponse) ProtoMessage() {}
 
 func (x *ClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2404,7 +3198,7 @@ func (x *ClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientResponse.ProtoReflect.Descriptor instead.
 func (*ClientResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ClientResponse) GetRequestId() uint64 {
@@ -2470,6 +3264,195 @@ func (x *ClientResponse) GetBehind() uint64 {
 	return 0
 }
 
+// KeepAliveRequest extends a session (Chubby §2.8) at the master, with no
+// log write. The answer is a ClientResponse whose result is a
+// KeepAliveResult (or a refusal: NOT_MASTER, SESSION_EXPIRED).
+type KeepAliveRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Session   uint64                 `protobuf:"varint,2,opt,name=session,proto3" json:"session,omitempty"`
+	// sessions: more sessions kept alive by the same request (a client with
+	// many sessions sends one KeepAlive for all); each gets a promise.
+	Sessions      []uint64 `protobuf:"varint,3,rep,packed,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeepAliveRequest) Reset() {
+	*x = KeepAliveRequest{}
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeepAliveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeepAliveRequest) ProtoMessage() {}
+
+func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
+func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *KeepAliveRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *KeepAliveRequest) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *KeepAliveRequest) GetSessions() []uint64 {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+// KeepAliveResult: the master promises the session lives valid_ms more
+// from when it answered (a client counts from when it asked).
+type KeepAliveResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ValidMs       uint64                 `protobuf:"varint,1,opt,name=valid_ms,json=validMs,proto3" json:"valid_ms,omitempty"`
+	TtlMs         uint64                 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	Promises      []*SessionPromise      `protobuf:"bytes,3,rep,name=promises,proto3" json:"promises,omitempty"` // one per KeepAliveRequest.sessions
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeepAliveResult) Reset() {
+	*x = KeepAliveResult{}
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeepAliveResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeepAliveResult) ProtoMessage() {}
+
+func (x *KeepAliveResult) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeepAliveResult.ProtoReflect.Descriptor instead.
+func (*KeepAliveResult) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *KeepAliveResult) GetValidMs() uint64 {
+	if x != nil {
+		return x.ValidMs
+	}
+	return 0
+}
+
+func (x *KeepAliveResult) GetTtlMs() uint64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *KeepAliveResult) GetPromises() []*SessionPromise {
+	if x != nil {
+		return x.Promises
+	}
+	return nil
+}
+
+// SessionPromise is one session's answer in a batched KeepAlive: the time
+// it surely lives from the answer, or ended.
+type SessionPromise struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       uint64                 `protobuf:"varint,1,opt,name=session,proto3" json:"session,omitempty"`
+	ValidMs       uint64                 `protobuf:"varint,2,opt,name=valid_ms,json=validMs,proto3" json:"valid_ms,omitempty"`
+	Ended         bool                   `protobuf:"varint,3,opt,name=ended,proto3" json:"ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionPromise) Reset() {
+	*x = SessionPromise{}
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionPromise) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionPromise) ProtoMessage() {}
+
+func (x *SessionPromise) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionPromise.ProtoReflect.Descriptor instead.
+func (*SessionPromise) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SessionPromise) GetSession() uint64 {
+	if x != nil {
+		return x.Session
+	}
+	return 0
+}
+
+func (x *SessionPromise) GetValidMs() uint64 {
+	if x != nil {
+		return x.ValidMs
+	}
+	return 0
+}
+
+func (x *SessionPromise) GetEnded() bool {
+	if x != nil {
+		return x.Ended
+	}
+	return false
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2478,7 +3461,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +3473,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +3486,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
 }
 
 type Member struct {
@@ -2526,7 +3509,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +3521,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +3534,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Member) GetId() uint32 {
@@ -2644,7 +3627,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +3639,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +3652,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *StatusResponse) GetNodeId() uint32 {
@@ -2926,7 +3909,7 @@ type ChecksumReport struct {
 
 func (x *ChecksumReport) Reset() {
 	*x = ChecksumReport{}
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2938,7 +3921,7 @@ func (x *ChecksumReport) String() string {
 func (*ChecksumReport) ProtoMessage() {}
 
 func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2951,7 +3934,7 @@ func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChecksumReport.ProtoReflect.Descriptor instead.
 func (*ChecksumReport) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ChecksumReport) GetFrom() uint32 {
@@ -2993,7 +3976,7 @@ type CheckRequest struct {
 
 func (x *CheckRequest) Reset() {
 	*x = CheckRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3005,7 +3988,7 @@ func (x *CheckRequest) String() string {
 func (*CheckRequest) ProtoMessage() {}
 
 func (x *CheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3018,7 +4001,7 @@ func (x *CheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
 func (*CheckRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CheckRequest) GetRequestId() uint64 {
@@ -3039,7 +4022,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3051,7 +4034,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3064,7 +4047,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CheckResponse) GetRequestId() uint64 {
@@ -3100,7 +4083,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3112,7 +4095,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3125,7 +4108,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SnapshotRequest) GetRequestId() uint64 {
@@ -3149,7 +4132,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3161,7 +4144,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3174,7 +4157,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SnapshotResponse) GetRequestId() uint64 {
@@ -3235,7 +4218,7 @@ type SnapshotMeta struct {
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3247,7 +4230,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3260,7 +4243,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SnapshotMeta) GetInstance() uint64 {
@@ -3315,7 +4298,7 @@ type SnapshotChunkRequest struct {
 
 func (x *SnapshotChunkRequest) Reset() {
 	*x = SnapshotChunkRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3327,7 +4310,7 @@ func (x *SnapshotChunkRequest) String() string {
 func (*SnapshotChunkRequest) ProtoMessage() {}
 
 func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3340,7 +4323,7 @@ func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunkRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotChunkRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SnapshotChunkRequest) GetFrom() uint32 {
@@ -3389,7 +4372,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +4384,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +4397,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SnapshotChunk) GetFrom() uint32 {
@@ -3476,7 +4459,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3488,7 +4471,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3501,7 +4484,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Record) GetKind() isRecord_Kind {
@@ -3616,7 +4599,7 @@ type TruncatedRecord struct {
 
 func (x *TruncatedRecord) Reset() {
 	*x = TruncatedRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[39]
+	mi := &file_messages_livepaxos_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3628,7 +4611,7 @@ func (x *TruncatedRecord) String() string {
 func (*TruncatedRecord) ProtoMessage() {}
 
 func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[39]
+	mi := &file_messages_livepaxos_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3641,7 +4624,7 @@ func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedRecord.ProtoReflect.Descriptor instead.
 func (*TruncatedRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{39}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TruncatedRecord) GetUpto() uint64 {
@@ -3660,7 +4643,7 @@ type PromiseRecord struct {
 
 func (x *PromiseRecord) Reset() {
 	*x = PromiseRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[40]
+	mi := &file_messages_livepaxos_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3672,7 +4655,7 @@ func (x *PromiseRecord) String() string {
 func (*PromiseRecord) ProtoMessage() {}
 
 func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[40]
+	mi := &file_messages_livepaxos_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3685,7 +4668,7 @@ func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromiseRecord.ProtoReflect.Descriptor instead.
 func (*PromiseRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{40}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PromiseRecord) GetBallot() uint64 {
@@ -3704,7 +4687,7 @@ type ChosenRecord struct {
 
 func (x *ChosenRecord) Reset() {
 	*x = ChosenRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[41]
+	mi := &file_messages_livepaxos_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3716,7 +4699,7 @@ func (x *ChosenRecord) String() string {
 func (*ChosenRecord) ProtoMessage() {}
 
 func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[41]
+	mi := &file_messages_livepaxos_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3729,7 +4712,7 @@ func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChosenRecord.ProtoReflect.Descriptor instead.
 func (*ChosenRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{41}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ChosenRecord) GetUpto() uint64 {
@@ -3763,7 +4746,7 @@ type MetaRecord struct {
 
 func (x *MetaRecord) Reset() {
 	*x = MetaRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[42]
+	mi := &file_messages_livepaxos_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3775,7 +4758,7 @@ func (x *MetaRecord) String() string {
 func (*MetaRecord) ProtoMessage() {}
 
 func (x *MetaRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[42]
+	mi := &file_messages_livepaxos_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3788,7 +4771,7 @@ func (x *MetaRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRecord.ProtoReflect.Descriptor instead.
 func (*MetaRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{42}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *MetaRecord) GetClusterId() string {
@@ -3844,7 +4827,7 @@ var File_messages_livepaxos_proto protoreflect.FileDescriptor
 
 const file_messages_livepaxos_proto_rawDesc = "" +
 	"\n" +
-	"\x18messages/livepaxos.proto\x12\flivepaxos.v1\"\xd0\x01\n" +
+	"\x18messages/livepaxos.proto\x12\flivepaxos.v1\"\xf1\x01\n" +
 	"\aCommand\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\rR\x06origin\x12#\n" +
 	"\rreply_address\x18\x02 \x01(\tR\freplyAddress\x12\x19\n" +
@@ -3855,7 +4838,9 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12\x1e\n" +
 	"\n" +
 	"membership\x18\a \x01(\bR\n" +
-	"membership\"V\n" +
+	"membership\x12\x1f\n" +
+	"\vproposed_ms\x18\b \x01(\x03R\n" +
+	"proposedMs\"V\n" +
 	"\n" +
 	"Membership\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
@@ -3987,33 +4972,113 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
 	"chosenUpto\x12+\n" +
 	"\x11snapshot_instance\x18\x04 \x01(\x04R\x10snapshotInstance\x12\x18\n" +
-	"\acluster\x18d \x01(\x06R\acluster\"\xbd\x01\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\xe3\x02\n" +
 	"\x04Test\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.livepaxos.v1.Test.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x14\n" +
-	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\"J\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x1a\n" +
+	"\binstance\x18\x05 \x01(\x04R\binstance\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\x04R\aversion\x12\x16\n" +
+	"\x06shared\x18\a \x01(\bR\x06shared\"\xa1\x01\n" +
 	"\x04Kind\x12\x0f\n" +
 	"\vKIND_ABSENT\x10\x00\x12\x10\n" +
 	"\fKIND_PRESENT\x10\x01\x12\x0f\n" +
 	"\vKIND_EQUALS\x10\x02\x12\x0e\n" +
 	"\n" +
-	"KIND_EPOCH\x10\x03\"\x8c\x01\n" +
+	"KIND_EPOCH\x10\x03\x12\x18\n" +
+	"\x14KIND_CREATE_INSTANCE\x10\x04\x12\x15\n" +
+	"\x11KIND_MOD_INSTANCE\x10\x05\x12\x10\n" +
+	"\fKIND_VERSION\x10\x06\x12\x12\n" +
+	"\x0eKIND_SEQUENCER\x10\a\"\xa4\x04\n" +
 	"\x02Op\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.livepaxos.v1.Op.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value\"3\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1b\n" +
+	"\trange_end\x18\x04 \x01(\fR\brangeEnd\x12\x16\n" +
+	"\x06prefix\x18\x05 \x01(\bR\x06prefix\x12\x14\n" +
+	"\x05limit\x18\x06 \x01(\rR\x05limit\x12\x1f\n" +
+	"\vlimit_bytes\x18\a \x01(\x04R\n" +
+	"limitBytes\x12\x1c\n" +
+	"\tephemeral\x18\b \x01(\bR\tephemeral\x12\x15\n" +
+	"\x06ttl_ms\x18\t \x01(\x04R\x05ttlMs\x12\x18\n" +
+	"\asession\x18\n" +
+	" \x01(\x04R\asession\x12\x16\n" +
+	"\x06shared\x18\v \x01(\bR\x06shared\x12\x12\n" +
+	"\x04wait\x18\f \x01(\bR\x04wait\x12\"\n" +
+	"\rlock_delay_ms\x18\r \x01(\x04R\vlockDelayMs\"\xbf\x01\n" +
 	"\x04Kind\x12\f\n" +
 	"\bKIND_GET\x10\x00\x12\f\n" +
 	"\bKIND_PUT\x10\x01\x12\x0f\n" +
-	"\vKIND_DELETE\x10\x02\"}\n" +
+	"\vKIND_DELETE\x10\x02\x12\x0e\n" +
+	"\n" +
+	"KIND_RANGE\x10\x03\x12\x15\n" +
+	"\x11KIND_SESSION_OPEN\x10\x04\x12\x16\n" +
+	"\x12KIND_SESSION_CLOSE\x10\x05\x12\x17\n" +
+	"\x13KIND_SESSION_EXPIRE\x10\x06\x12\r\n" +
+	"\tKIND_LOCK\x10\a\x12\x0f\n" +
+	"\vKIND_UNLOCK\x10\b\x12\x12\n" +
+	"\x0eKIND_LOCK_INFO\x10\t\"S\n" +
+	"\tSequencer\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\fR\x04name\x12\x16\n" +
+	"\x06shared\x18\x02 \x01(\bR\x06shared\x12\x1a\n" +
+	"\binstance\x18\x03 \x01(\x04R\binstance\"~\n" +
+	"\n" +
+	"LockHolder\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x16\n" +
+	"\x06shared\x18\x02 \x01(\bR\x06shared\x12\x1a\n" +
+	"\binstance\x18\x03 \x01(\x04R\binstance\x12\"\n" +
+	"\rlock_delay_ms\x18\x04 \x01(\x04R\vlockDelayMs\"\xa6\x01\n" +
+	"\n" +
+	"LockRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\fR\x04name\x122\n" +
+	"\aholders\x18\x02 \x03(\v2\x18.livepaxos.v1.LockHolderR\aholders\x122\n" +
+	"\awaiters\x18\x03 \x03(\v2\x18.livepaxos.v1.LockHolderR\awaiters\x12\x1c\n" +
+	"\n" +
+	"free_at_ms\x18\x04 \x01(\x03R\bfreeAtMs\"\x7f\n" +
+	"\rSessionRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x15\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x04R\x05ttlMs\x12\x14\n" +
+	"\x05acked\x18\x03 \x01(\x04R\x05acked\x121\n" +
+	"\aresults\x18\x04 \x03(\v2\x17.livepaxos.v1.SeqResultR\aresults\"K\n" +
+	"\tSeqResult\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06result\x18\x02 \x01(\fR\x06result\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xb5\x01\n" +
+	"\x10LockServiceState\x12!\n" +
+	"\fnext_session\x18\x01 \x01(\x04R\vnextSession\x12\x15\n" +
+	"\x06now_ms\x18\x02 \x01(\x03R\x05nowMs\x127\n" +
+	"\bsessions\x18\x03 \x03(\v2\x1b.livepaxos.v1.SessionRecordR\bsessions\x12.\n" +
+	"\x05locks\x18\x04 \x03(\v2\x18.livepaxos.v1.LockRecordR\x05locks\"\xae\x01\n" +
+	"\bKeyValue\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12'\n" +
+	"\x0fcreate_instance\x18\x03 \x01(\x04R\x0ecreateInstance\x12!\n" +
+	"\fmod_instance\x18\x04 \x01(\x04R\vmodInstance\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x14\n" +
+	"\x05owner\x18\x06 \x01(\x04R\x05owner\"\xbf\x01\n" +
 	"\aMultiOp\x12(\n" +
 	"\x05guard\x18\x01 \x03(\v2\x12.livepaxos.v1.TestR\x05guard\x12#\n" +
 	"\x04t_op\x18\x02 \x03(\v2\x10.livepaxos.v1.OpR\x03tOp\x12#\n" +
-	"\x04f_op\x18\x03 \x03(\v2\x10.livepaxos.v1.OpR\x03fOp\"6\n" +
+	"\x04f_op\x18\x03 \x03(\v2\x10.livepaxos.v1.OpR\x03fOp\x12\x18\n" +
+	"\asession\x18\x04 \x01(\x04R\asession\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05acked\x18\x06 \x01(\x04R\x05acked\"\xa2\x03\n" +
 	"\bOpResult\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"_\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12'\n" +
+	"\x0fcreate_instance\x18\x03 \x01(\x04R\x0ecreateInstance\x12!\n" +
+	"\fmod_instance\x18\x04 \x01(\x04R\vmodInstance\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\x12(\n" +
+	"\x03kvs\x18\x06 \x03(\v2\x16.livepaxos.v1.KeyValueR\x03kvs\x12\x12\n" +
+	"\x04more\x18\a \x01(\bR\x04more\x12\x19\n" +
+	"\bnext_key\x18\b \x01(\fR\anextKey\x12\x18\n" +
+	"\asession\x18\t \x01(\x04R\asession\x125\n" +
+	"\tsequencer\x18\n" +
+	" \x01(\v2\x17.livepaxos.v1.SequencerR\tsequencer\x12\x16\n" +
+	"\x06queued\x18\v \x01(\bR\x06queued\x12,\n" +
+	"\x04lock\x18\f \x01(\v2\x18.livepaxos.v1.LockRecordR\x04lock\x12\x14\n" +
+	"\x05owner\x18\r \x01(\x04R\x05owner\"_\n" +
 	"\rMultiOpResult\x12\x1c\n" +
 	"\tsucceeded\x18\x01 \x01(\bR\tsucceeded\x120\n" +
 	"\aresults\x18\x02 \x03(\v2\x16.livepaxos.v1.OpResultR\aresults\"\x7f\n" +
@@ -4036,7 +5101,20 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x06result\x18\x06 \x01(\fR\x06result\x12\x1a\n" +
 	"\binstance\x18\a \x01(\x04R\binstance\x12\x14\n" +
 	"\x05epoch\x18\b \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06behind\x18\t \x01(\x04R\x06behind\"\x0f\n" +
+	"\x06behind\x18\t \x01(\x04R\x06behind\"g\n" +
+	"\x10KeepAliveRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x18\n" +
+	"\asession\x18\x02 \x01(\x04R\asession\x12\x1a\n" +
+	"\bsessions\x18\x03 \x03(\x04R\bsessions\"}\n" +
+	"\x0fKeepAliveResult\x12\x19\n" +
+	"\bvalid_ms\x18\x01 \x01(\x04R\avalidMs\x12\x15\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x04R\x05ttlMs\x128\n" +
+	"\bpromises\x18\x03 \x03(\v2\x1c.livepaxos.v1.SessionPromiseR\bpromises\"[\n" +
+	"\x0eSessionPromise\x12\x18\n" +
+	"\asession\x18\x01 \x01(\x04R\asession\x12\x19\n" +
+	"\bvalid_ms\x18\x02 \x01(\x04R\avalidMs\x12\x14\n" +
+	"\x05ended\x18\x03 \x01(\bR\x05ended\"\x0f\n" +
 	"\rStatusRequest\"\x8f\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x18\n" +
@@ -4156,7 +5234,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05fresh\x18\x04 \x01(\bR\x05fresh\x122\n" +
 	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x16\n" +
 	"\x06format\x18\x06 \x01(\rR\x06format\x12\x18\n" +
-	"\arebuilt\x18\a \x01(\bR\arebuilt*\x9c\x02\n" +
+	"\arebuilt\x18\a \x01(\bR\arebuilt*\xbc\x02\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x19\n" +
 	"\x15ERROR_CODE_NOT_MASTER\x10\x01\x12\x16\n" +
@@ -4165,7 +5243,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x15ERROR_CODE_OVERLOADED\x10\x04\x12\x1d\n" +
 	"\x19ERROR_CODE_MASTER_CHANGED\x10\x05\x12\x1e\n" +
 	"\x1aERROR_CODE_OUTCOME_UNKNOWN\x10\x06\x12\x1a\n" +
-	"\x16ERROR_CODE_UNAVAILABLE\x10\a\x12\x17\n" +
+	"\x16ERROR_CODE_UNAVAILABLE\x10\a\x12\x1e\n" +
+	"\x1aERROR_CODE_SESSION_EXPIRED\x10\b\x12\x17\n" +
 	"\x13ERROR_CODE_NO_SPACE\x10\t\x12 \n" +
 	"\x1cERROR_CODE_PERMISSION_DENIED\x10\n" +
 	"*S\n" +
@@ -4187,7 +5266,7 @@ func file_messages_livepaxos_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_messages_livepaxos_proto_goTypes = []any{
 	(ErrorCode)(0),               // 0: livepaxos.v1.ErrorCode
 	(Consistency)(0),             // 1: livepaxos.v1.Consistency
@@ -4214,64 +5293,83 @@ var file_messages_livepaxos_proto_goTypes = []any{
 	(*CatchupResponse)(nil),      // 22: livepaxos.v1.CatchupResponse
 	(*Test)(nil),                 // 23: livepaxos.v1.Test
 	(*Op)(nil),                   // 24: livepaxos.v1.Op
-	(*MultiOp)(nil),              // 25: livepaxos.v1.MultiOp
-	(*OpResult)(nil),             // 26: livepaxos.v1.OpResult
-	(*MultiOpResult)(nil),        // 27: livepaxos.v1.MultiOpResult
-	(*ReadRequest)(nil),          // 28: livepaxos.v1.ReadRequest
-	(*ClientRequest)(nil),        // 29: livepaxos.v1.ClientRequest
-	(*ClientResponse)(nil),       // 30: livepaxos.v1.ClientResponse
-	(*StatusRequest)(nil),        // 31: livepaxos.v1.StatusRequest
-	(*Member)(nil),               // 32: livepaxos.v1.Member
-	(*StatusResponse)(nil),       // 33: livepaxos.v1.StatusResponse
-	(*ChecksumReport)(nil),       // 34: livepaxos.v1.ChecksumReport
-	(*CheckRequest)(nil),         // 35: livepaxos.v1.CheckRequest
-	(*CheckResponse)(nil),        // 36: livepaxos.v1.CheckResponse
-	(*SnapshotRequest)(nil),      // 37: livepaxos.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),     // 38: livepaxos.v1.SnapshotResponse
-	(*SnapshotMeta)(nil),         // 39: livepaxos.v1.SnapshotMeta
-	(*SnapshotChunkRequest)(nil), // 40: livepaxos.v1.SnapshotChunkRequest
-	(*SnapshotChunk)(nil),        // 41: livepaxos.v1.SnapshotChunk
-	(*Record)(nil),               // 42: livepaxos.v1.Record
-	(*TruncatedRecord)(nil),      // 43: livepaxos.v1.TruncatedRecord
-	(*PromiseRecord)(nil),        // 44: livepaxos.v1.PromiseRecord
-	(*ChosenRecord)(nil),         // 45: livepaxos.v1.ChosenRecord
-	(*MetaRecord)(nil),           // 46: livepaxos.v1.MetaRecord
-	nil,                          // 47: livepaxos.v1.StatusResponse.PeerDropsEntry
+	(*Sequencer)(nil),            // 25: livepaxos.v1.Sequencer
+	(*LockHolder)(nil),           // 26: livepaxos.v1.LockHolder
+	(*LockRecord)(nil),           // 27: livepaxos.v1.LockRecord
+	(*SessionRecord)(nil),        // 28: livepaxos.v1.SessionRecord
+	(*SeqResult)(nil),            // 29: livepaxos.v1.SeqResult
+	(*LockServiceState)(nil),     // 30: livepaxos.v1.LockServiceState
+	(*KeyValue)(nil),             // 31: livepaxos.v1.KeyValue
+	(*MultiOp)(nil),              // 32: livepaxos.v1.MultiOp
+	(*OpResult)(nil),             // 33: livepaxos.v1.OpResult
+	(*MultiOpResult)(nil),        // 34: livepaxos.v1.MultiOpResult
+	(*ReadRequest)(nil),          // 35: livepaxos.v1.ReadRequest
+	(*ClientRequest)(nil),        // 36: livepaxos.v1.ClientRequest
+	(*ClientResponse)(nil),       // 37: livepaxos.v1.ClientResponse
+	(*KeepAliveRequest)(nil),     // 38: livepaxos.v1.KeepAliveRequest
+	(*KeepAliveResult)(nil),      // 39: livepaxos.v1.KeepAliveResult
+	(*SessionPromise)(nil),       // 40: livepaxos.v1.SessionPromise
+	(*StatusRequest)(nil),        // 41: livepaxos.v1.StatusRequest
+	(*Member)(nil),               // 42: livepaxos.v1.Member
+	(*StatusResponse)(nil),       // 43: livepaxos.v1.StatusResponse
+	(*ChecksumReport)(nil),       // 44: livepaxos.v1.ChecksumReport
+	(*CheckRequest)(nil),         // 45: livepaxos.v1.CheckRequest
+	(*CheckResponse)(nil),        // 46: livepaxos.v1.CheckResponse
+	(*SnapshotRequest)(nil),      // 47: livepaxos.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),     // 48: livepaxos.v1.SnapshotResponse
+	(*SnapshotMeta)(nil),         // 49: livepaxos.v1.SnapshotMeta
+	(*SnapshotChunkRequest)(nil), // 50: livepaxos.v1.SnapshotChunkRequest
+	(*SnapshotChunk)(nil),        // 51: livepaxos.v1.SnapshotChunk
+	(*Record)(nil),               // 52: livepaxos.v1.Record
+	(*TruncatedRecord)(nil),      // 53: livepaxos.v1.TruncatedRecord
+	(*PromiseRecord)(nil),        // 54: livepaxos.v1.PromiseRecord
+	(*ChosenRecord)(nil),         // 55: livepaxos.v1.ChosenRecord
+	(*MetaRecord)(nil),           // 56: livepaxos.v1.MetaRecord
+	nil,                          // 57: livepaxos.v1.StatusResponse.PeerDropsEntry
 }
 var file_messages_livepaxos_proto_depIdxs = []int32{
-	32, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
-	32, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
-	32, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
+	42, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
+	42, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
+	42, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
 	4,  // 3: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
 	7,  // 4: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
-	32, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
+	42, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 6: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
-	32, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
+	42, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 8: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
 	8,  // 9: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
 	2,  // 10: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
 	3,  // 11: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
-	23, // 12: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
-	24, // 13: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
-	24, // 14: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
-	26, // 15: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
-	1,  // 16: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 17: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
-	32, // 18: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	47, // 19: livepaxos.v1.StatusResponse.peer_drops:type_name -> livepaxos.v1.StatusResponse.PeerDropsEntry
-	32, // 20: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
-	44, // 21: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
-	8,  // 22: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
-	8,  // 23: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	45, // 24: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	46, // 25: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	43, // 26: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
-	32, // 27: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	26, // 12: livepaxos.v1.LockRecord.holders:type_name -> livepaxos.v1.LockHolder
+	26, // 13: livepaxos.v1.LockRecord.waiters:type_name -> livepaxos.v1.LockHolder
+	29, // 14: livepaxos.v1.SessionRecord.results:type_name -> livepaxos.v1.SeqResult
+	28, // 15: livepaxos.v1.LockServiceState.sessions:type_name -> livepaxos.v1.SessionRecord
+	27, // 16: livepaxos.v1.LockServiceState.locks:type_name -> livepaxos.v1.LockRecord
+	23, // 17: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
+	24, // 18: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
+	24, // 19: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
+	31, // 20: livepaxos.v1.OpResult.kvs:type_name -> livepaxos.v1.KeyValue
+	25, // 21: livepaxos.v1.OpResult.sequencer:type_name -> livepaxos.v1.Sequencer
+	27, // 22: livepaxos.v1.OpResult.lock:type_name -> livepaxos.v1.LockRecord
+	33, // 23: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
+	1,  // 24: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
+	0,  // 25: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
+	40, // 26: livepaxos.v1.KeepAliveResult.promises:type_name -> livepaxos.v1.SessionPromise
+	42, // 27: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
+	57, // 28: livepaxos.v1.StatusResponse.peer_drops:type_name -> livepaxos.v1.StatusResponse.PeerDropsEntry
+	42, // 29: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
+	54, // 30: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	8,  // 31: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
+	8,  // 32: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
+	55, // 33: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	56, // 34: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	53, // 35: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	42, // 36: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_messages_livepaxos_proto_init() }
@@ -4279,7 +5377,7 @@ func file_messages_livepaxos_proto_init() {
 	if File_messages_livepaxos_proto != nil {
 		return
 	}
-	file_messages_livepaxos_proto_msgTypes[38].OneofWrappers = []any{
+	file_messages_livepaxos_proto_msgTypes[48].OneofWrappers = []any{
 		(*Record_Promise)(nil),
 		(*Record_Accept)(nil),
 		(*Record_Learned)(nil),
@@ -4293,7 +5391,7 @@ func file_messages_livepaxos_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_livepaxos_proto_rawDesc), len(file_messages_livepaxos_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   44,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -41,6 +41,8 @@ func (c ErrorCode) GRPCCode() codes.Code {
 		return codes.PermissionDenied
 	case ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN:
 		return codes.Unknown
+	case ErrorCode_ERROR_CODE_SESSION_EXPIRED:
+		return codes.FailedPrecondition
 	}
 	return codes.Internal
 }

@@ -16,11 +16,12 @@ import (
 type kind int
 
 const (
-	kindWrite    kind = iota // a command through the log, at the master's proposer
-	kindRead                 // a read at a lease manager (the master's unless stale)
-	kindMembers              // a membership change, at the master's proposer
-	kindCheck                // a consistency check, at the master's proposer
-	kindSnapshot             // a snapshot of this node, at its own snapshotter
+	kindWrite     kind = iota // a command through the log, at the master's proposer
+	kindRead                  // a read at a lease manager (the master's unless stale)
+	kindMembers               // a membership change, at the master's proposer
+	kindCheck                 // a consistency check, at the master's proposer
+	kindSnapshot              // a snapshot of this node, at its own snapshotter
+	kindKeepAlive             // a session's KeepAlive, at the master's core
 )
 
 // request is one client request on its way through this node: it is sent
@@ -31,6 +32,8 @@ type request struct {
 	payload     []byte // writes and reads: the encoded MultiOp
 	consistency messages.Consistency
 	members     *messages.MembersRequest
+	session     uint64 // kindKeepAlive: one session, or
+	sessions    []uint64
 	deadline    time.Time
 	backoff     time.Duration
 	// tried is the node the last attempt went to, so that a refusal that
@@ -56,7 +59,7 @@ func noMaster(a answer) bool {
 // have arrived: reads and checks change nothing (a check only adds a
 // checksum value).
 func (r *request) idempotent() bool {
-	return r.kind == kindRead || r.kind == kindSnapshot || r.kind == kindCheck
+	return r.kind == kindRead || r.kind == kindSnapshot || r.kind == kindCheck || r.kind == kindKeepAlive
 }
 
 // errNoMaster: no master is known here, or none answered in time.
@@ -134,6 +137,8 @@ func (r *request) message(id uint64) any {
 		return &messages.CheckRequest{RequestId: id}
 	case kindSnapshot:
 		return &messages.SnapshotRequest{RequestId: id}
+	case kindKeepAlive:
+		return &messages.KeepAliveRequest{RequestId: id, Session: r.session, Sessions: r.sessions}
 	}
 	return &messages.ClientRequest{RequestId: id, Command: r.payload}
 }

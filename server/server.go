@@ -22,6 +22,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/livepaxos/livepaxos/actors"
+	"github.com/livepaxos/livepaxos/db"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -74,7 +75,9 @@ type Config struct {
 	// HealthEvery is how often the gRPC health service's answer is brought
 	// up to date with Ready (default 1s).
 	HealthEvery time.Duration
-	Logger      *slog.Logger
+	// DB, if set, is the node's database, whose changes Watch streams.
+	DB     *db.KV
+	Logger *slog.Logger
 }
 
 // ErrConfig reports a Config that cannot serve.

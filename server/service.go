@@ -133,6 +133,47 @@ func (k *kvService) Get(ctx context.Context, in *messages.GetRequest) (*messages
 	return out, nil
 }
 
+func (k *kvService) Range(ctx context.Context, in *messages.RangeRequest) (*messages.RangeResponse, error) {
+	op := &messages.MultiOp{TOp: []*messages.Op{{Kind: messages.Op_KIND_RANGE, Key: in.Key, RangeEnd: in.RangeEnd,
+		Prefix: in.Prefix, Limit: in.Limit, LimitBytes: in.LimitBytes}}}
+	resp, err := k.Read(ctx, &messages.ReadOnlyRequest{Op: op, Consistency: in.Consistency})
+	if err != nil {
+		return nil, err
+	}
+	out := &messages.RangeResponse{Header: resp.Header}
+	if rs := resp.Result.GetResults(); len(rs) == 1 {
+		out.Kvs, out.More, out.NextKey = rs[0].Kvs, rs[0].More, rs[0].NextKey
+	}
+	return out, nil
+}
+
+func (k *kvService) KeepAlive(ctx context.Context, in *messages.KeepAliveRequest) (*messages.KeepAliveResponse, error) {
+	switch {
+	case (in.Session == 0) == (len(in.Sessions) == 0):
+		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_INVALID, "KeepAlive names one session, or a batch of sessions")
+	case len(in.Sessions) > maxKeepAliveBatch:
+		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_TOO_LARGE, fmt.Sprintf("%d sessions in one KeepAlive, limit %d", len(in.Sessions), maxKeepAliveBatch))
+	}
+	req := &request{kind: kindKeepAlive, session: in.Session, sessions: in.Sessions}
+	a := k.s.do(ctx, req)
+	if f := k.s.failureOf(req, a); f != nil {
+		return nil, k.s.status(f)
+	}
+	resp, ok := a.msg.(*messages.ClientResponse)
+	if !ok {
+		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_INVALID, fmt.Sprintf("unexpected answer %T", a.msg))
+	}
+	res := &messages.KeepAliveResult{}
+	if err := proto.Unmarshal(resp.Result, res); err != nil {
+		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_INVALID, "undecodable result: "+err.Error())
+	}
+	return &messages.KeepAliveResponse{Header: k.s.header(resp), ValidMs: res.ValidMs, TtlMs: res.TtlMs, Promises: res.Promises}, nil
+}
+
+// maxKeepAliveBatch bounds the sessions of one KeepAlive (and so its
+// answer and the master's work on it).
+const maxKeepAliveBatch = 100000
+
 func (k *kvService) Status(context.Context, *messages.StatusRequest) (*messages.StatusResponse, error) {
 	return k.s.replica.Status(), nil
 }

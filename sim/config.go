@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/livepaxos/livepaxos/paxos"
+	"github.com/livepaxos/livepaxos/session"
 )
 
 // Named bounds. Units are at the end of names.
@@ -61,6 +62,22 @@ type Faults struct {
 
 // Config describes one run. ConfigForSeed derives a varied one from a seed.
 type Config struct {
+	// Sessions is the number of session clients (sessions.go): 0 runs
+	// none, and leaves every other seed's run as it was. SessionTTL and
+	// LockDelay are theirs (defaults 1.5 s and 500 ms).
+	Sessions   int
+	SessionTTL time.Duration
+	LockDelay  time.Duration
+	// SessionPlanted and PlantedNoLockDelay plant the lock service's bugs
+	// (tests only).
+	SessionPlanted     session.Planted
+	PlantedNoLockDelay bool
+	// Watchers is the number of watchers (watchers.go); 0 leaves every
+	// other seed's run as it was. PlantedWatchResumeLate plants a resume
+	// one instance late in their cursors (tests only).
+	Watchers               int
+	PlantedWatchResumeLate bool
+
 	Seed    uint64
 	Nodes   int // voters: 3 or 5
 	Clients int

@@ -55,6 +55,15 @@ var (
 	// ErrEpochIgnored: a command applied although the epoch it was proposed
 	// in had ended, or was refused although it had not (§5.3).
 	ErrEpochIgnored = errors.New("command applied across an epoch change")
+	// The lock service's invariants (locks_check.go).
+	ErrTwoLockHolders      = errors.New("two holders of an exclusive lock at one instance")
+	ErrSequencerAccepted   = errors.New("a sequencer was accepted after its acquisition ended")
+	ErrLockDelayIgnored    = errors.New("a lock changed hands within an expired holder's lock-delay")
+	ErrSessionExpiredEarly = errors.New("a session expired while its KeepAlives had been answered in time")
+	ErrWriteAppliedTwice   = errors.New("a session's write applied twice")
+	// ErrWatchMissed: a watcher's changes are not the log's, once each
+	// and in order.
+	ErrWatchMissed = errors.New("a watcher missed, repeated or reordered a change")
 	// ErrRestore: a replica's durable log did not restore.
 	ErrRestore = errors.New("replica failed to restore its log")
 

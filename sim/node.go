@@ -158,11 +158,19 @@ func (n *node) boot(records []*messages.Record) {
 	pcfg.Rand = rand.New(rand.NewPCG(n.s.rng.Uint64(), uint64(n.id)))
 	cfg := core.Config{ID: n.id, Cluster: simCluster, Members: n.s.initialMembership(), Incarnation: n.diskInc, Fresh: n.diskFresh, Rebuilt: n.wiped,
 		Bootstrap: n.diskBootstrap, Proposer: pcfg, Learner: n.s.cfg.Learner, RestartGrace: n.s.cfg.RestartGrace,
-		SnapshotEvery: n.s.cfg.SnapshotEvery, SnapshotLogBytes: -1, Planted: n.planted(), Observer: n}
+		SnapshotEvery: n.s.cfg.SnapshotEvery, SnapshotLogBytes: -1, Planted: n.planted(), Observer: n,
+		SessionPlanted: n.s.cfg.SessionPlanted}
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = -1
 	}
-	d, err := core.NewDriver(cfg, n.kv, n)
+	var sm core.StateMachine = n.kv
+	if n.s.cfg.Sessions > 0 {
+		sm = checkedKV{KV: n.kv, n: n}
+		if n.s.cfg.PlantedNoLockDelay {
+			n.kv.PlantNoLockDelay()
+		}
+	}
+	d, err := core.NewDriver(cfg, sm, n)
 	if err != nil {
 		n.s.fail(ErrSafety, ErrRestore, "%s: %v", n.name(), err)
 		return
@@ -306,6 +314,10 @@ func (n *node) receive(from uint32, msg any) {
 		n.takeChunk(from, m)
 	case *clientRequest:
 		n.request(m)
+	case *watchPoll:
+		n.serveWatch(from, m)
+	case *messages.KeepAliveRequest:
+		n.d.KeepAlive(m, func(resp proto.Message) { n.send(from, resp) })
 	case proto.Message:
 		n.beforeStep(from, m)
 		n.d.Step(m)

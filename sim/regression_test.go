@@ -31,8 +31,8 @@ var regressionSeeds = []struct {
 	// marks, and the new master never re-proposed them: no learner could
 	// apply past 14 again, and reads never completed (a liveness bug).
 	// Found as seeds 705, 1509, 1706.
-	{11, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
-	{23, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
+	{149, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
+	{262, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
 	// With thrifty accepts (only a majority syncs), a lazy Accept raised
 	// n3's promise to 0.2 in memory; a late Prepare at 0.2 was then taken
 	// for a duplicate and promised without a record (paxos.Acceptor now

@@ -64,6 +64,10 @@ type Simulator struct {
 	learners, all []uint32
 	nodes         []*node
 	clients       []*client
+	sessClients   []*sessClient
+	locks         *lockChecker
+	watchers      []*watcher
+	watchStats    watchStats
 	history       []*op
 	check         *checker
 	trace         io.Writer
@@ -124,6 +128,13 @@ func New(cfg Config) *Simulator {
 	s.issueStop = s.end - int64(cfg.DrainTime)
 	s.net = newNetwork(s)
 	s.check = newChecker(s)
+	s.locks = newLockChecker(s)
+	if s.cfg.SessionTTL == 0 {
+		s.cfg.SessionTTL = 1500 * time.Millisecond
+	}
+	if s.cfg.LockDelay == 0 {
+		s.cfg.LockDelay = 500 * time.Millisecond
+	}
 	s.check.strictFrom = s.faultsEnd + int64(cfg.RecoveryBound)
 	return s
 }
@@ -135,6 +146,12 @@ func Run(cfg Config) (Result, error) { return New(cfg).Run() }
 // Run runs the simulation. See the package comment for the two modes.
 func (s *Simulator) Run() (Result, error) {
 	s.start()
+	for _, c := range s.sessClients {
+		c.start()
+	}
+	for _, w := range s.watchers {
+		w.start()
+	}
 	for _, c := range s.clients {
 		c.start()
 	}
@@ -159,6 +176,12 @@ func (s *Simulator) start() {
 	}
 	for i := range s.cfg.Clients {
 		s.clients = append(s.clients, newClient(s, i))
+	}
+	for i := range s.cfg.Sessions {
+		s.sessClients = append(s.sessClients, newSessClient(s, i))
+	}
+	for i := range s.cfg.Watchers {
+		s.watchers = append(s.watchers, newWatcher(s, i))
 	}
 	s.budget = int(time.Duration(s.end).Seconds()*maxStepsPerSimSecond) + 1
 }
@@ -189,6 +212,9 @@ func (s *Simulator) finish() (Result, error) {
 	if s.err == nil {
 		s.settle()
 		s.check.final()
+	}
+	if s.err == nil {
+		s.checkWatchers()
 	}
 	if s.err == nil && !s.cfg.NoLinearizability {
 		if err := checkLinearizable(s.history, s.cfg.Keys); err != nil {
@@ -228,6 +254,14 @@ func (s *Simulator) fail(kind, specific error, format string, args ...any) {
 // deliver hands a message that arrived to its endpoint.
 func (s *Simulator) deliver(from, to uint32, msg any) {
 	if s.err != nil {
+		return
+	}
+	if to >= watcherBase {
+		s.watchers[to-watcherBase].receive(msg)
+		return
+	}
+	if to >= sessionBase {
+		s.sessClients[to-sessionBase].receive(from, msg)
 		return
 	}
 	if to >= clientBase {

@@ -26,6 +26,7 @@ import (
 // and only requests completing inside the window counted.
 type benchOptions struct {
 	op        string
+	sessions  int
 	clients   int
 	conns     int
 	valueSize int
@@ -116,8 +117,9 @@ func newBenchCmd() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.op, "op", "put", "put or get")
+	fl.StringVar(&o.op, "op", "put", "put, get or lock (one acquire and release per op, a session per client; --keys lock names)")
 	fl.IntVar(&o.clients, "clients", 1, "closed-loop clients, one request outstanding each")
+	fl.IntVar(&o.sessions, "sessions", 0, "live sessions kept alive (10 s TTL) in the background throughout")
 	fl.IntVar(&o.conns, "conns", 1, "client connections (client i uses connection i%conns)")
 	fl.IntVar(&o.valueSize, "value-size", 128, "value size in bytes")
 	fl.IntVar(&o.keys, "keys", 10000, "keys, drawn uniformly")
@@ -135,8 +137,8 @@ func newBenchCmd() *cobra.Command {
 }
 
 func (o *benchOptions) validate() error {
-	if o.op != "put" && o.op != "get" {
-		return fmt.Errorf("%w: --op must be put or get, got %q", errUsage, o.op)
+	if o.op != "put" && o.op != "get" && o.op != "lock" {
+		return fmt.Errorf("%w: --op must be put, get or lock, got %q", errUsage, o.op)
 	}
 	if o.clients < 1 || o.conns < 1 || o.keys < 1 || o.valueSize < 0 || o.seconds <= 0 || o.warmup < 0 || o.timeout <= 0 || o.total < 0 {
 		return fmt.Errorf("%w: --clients, --conns, --keys and --seconds must be positive; --value-size and --warmup not negative", errUsage)
@@ -184,6 +186,46 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 	var issued atomic.Int64
 	tl := newTimeline(start)
 	var wg sync.WaitGroup
+	// --sessions: live sessions kept alive in the background throughout
+	// (their KeepAlives are the load being measured), opened unmeasured.
+	if o.sessions > 0 {
+		idle, err := openSessions(c, o.sessions, o.timeout)
+		defer func() {
+			for _, s := range idle {
+				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+				s.Close(ctx)
+				cancel()
+			}
+		}()
+		if err != nil {
+			return nil, err
+		}
+		start = time.Now()
+		mStart = start.Add(time.Duration(o.warmup * float64(time.Second)))
+		mEnd = mStart.Add(time.Duration(o.seconds * float64(time.Second)))
+	}
+	// --op lock: a session per client, opened before the clock starts
+	// (unmeasured), closed after.
+	sessions := make([]*client.Session, o.clients)
+	if o.op == "lock" {
+		for w := range sessions {
+			ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+			s, err := c.NewSession(ctx, client.SessionOptions{})
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("opening session %d: %w", w, err)
+			}
+			sessions[w] = s
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+				defer cancel()
+				s.Close(ctx)
+			}()
+		}
+		start = time.Now()
+		mStart = start.Add(time.Duration(o.warmup * float64(time.Second)))
+		mEnd = mStart.Add(time.Duration(o.seconds * float64(time.Second)))
+	}
 	for w := range o.clients {
 		wg.Add(1)
 		go func() {
@@ -207,9 +249,17 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 				var err error
-				if o.op == "put" {
+				switch o.op {
+				case "lock":
+					// One acquire and release of a (mostly uncontended)
+					// lock: two writes through the log.
+					var l *client.Lock
+					if l, err = sessions[w].Lock(ctx, string(key), client.LockOptions{}); err == nil {
+						err = l.Unlock(ctx)
+					}
+				case "put":
 					err = c.Put(ctx, key, val)
-				} else {
+				default:
 					_, _, err = c.GetWith(ctx, key, o.cons)
 				}
 				cancel()
@@ -272,6 +322,42 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 		res.Mean, res.Max = ms(sum/time.Duration(n)), ms(all[n-1])
 	}
 	return res, nil
+}
+
+// openSessions opens n sessions, 64 at a time.
+func openSessions(c *client.Client, n int, timeout time.Duration) ([]*client.Session, error) {
+	out := make([]*client.Session, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for i := range out {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			s, err := c.NewSession(ctx, client.SessionOptions{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			out[i] = s
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	opened := out[:0]
+	for _, s := range out {
+		if s != nil {
+			opened = append(opened, s)
+		}
+	}
+	if err := <-errs; err != nil {
+		return opened, fmt.Errorf("opening %d sessions: %w", n, err)
+	}
+	return opened, nil
 }
 
 // readMode names how gets were served: lease, quorum or stale.

@@ -86,6 +86,7 @@ func (f *clientFlags) withClient(fn func(ctx context.Context, c *client.Client) 
 
 func newPutCmd() *cobra.Command {
 	var f clientFlags
+	var sequencer string
 	cmd := &cobra.Command{
 		Use:   "put KEY VALUE",
 		Short: "Set a key (VALUE '-' reads standard input)",
@@ -99,8 +100,24 @@ func newPutCmd() *cobra.Command {
 				}
 				val = b
 			}
+			var seq *messages.Sequencer
+			if sequencer != "" {
+				var err error
+				if seq, err = db.ParseSequencer(sequencer); err != nil {
+					return fmt.Errorf("%w: --sequencer: %v", errUsage, err)
+				}
+			}
 			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				if err := c.Put(ctx, []byte(args[0]), val); err != nil {
+				if seq != nil {
+					res, err := c.Txn(ctx, &messages.MultiOp{Guard: []*messages.Test{db.SequencerHolds(seq)},
+						TOp: []*messages.Op{{Kind: messages.Op_KIND_PUT, Key: []byte(args[0]), Value: val}}})
+					if err != nil {
+						return err
+					}
+					if !res.Succeeded {
+						return fmt.Errorf("sequencer %s no longer holds its lock: not written", sequencer)
+					}
+				} else if err := c.Put(ctx, []byte(args[0]), val); err != nil {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "OK")
@@ -109,24 +126,50 @@ func newPutCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().StringVar(&sequencer, "sequencer", "", "write only while this lock acquisition (a lock command's LIVEPAXOS_SEQUENCER) holds")
 	return cmd
 }
 
 func newGetCmd() *cobra.Command {
 	var f clientFlags
-	var consistency string
+	var consistency, prefix string
+	var limit int
 	cmd := &cobra.Command{
-		Use:   "get KEY",
-		Short: "Print a key's value (exit status 1 if absent)",
+		Use:   "get KEY | get --prefix P [--limit N]",
+		Short: "Print a key's value (exit status 1 if absent), or the keys under a prefix",
 		Long: `Print a key's value. --consistency chooses the read (§5.2):
   lease   (default) linearizable, answered by the master from its lease
   quorum  linearizable, the master confirms mastership with a majority first
-  stale   any node's state; how far behind it is goes to stderr`,
-		Args: exactArgs(1),
+  stale   any node's state; how far behind it is goes to stderr
+
+With --prefix P (no KEY), print every key that starts with P ("" for all
+keys), in order, one "KEY<TAB>VALUE" line each, at most --limit N keys (0:
+all). Each page of keys is read at one instance; a range larger than a page
+is read page after page.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("prefix") {
+				if len(args) != 0 {
+					return fmt.Errorf("%w: get --prefix takes no KEY", errUsage)
+				}
+				return nil
+			}
+			if cmd.Flags().Changed("limit") {
+				return fmt.Errorf("%w: --limit goes with --prefix", errUsage)
+			}
+			return exactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cons, err := client.ParseConsistency(consistency)
 			if err != nil {
 				return fmt.Errorf("%w: %v", errUsage, err)
+			}
+			if limit < 0 {
+				return fmt.Errorf("%w: --limit %d: want 0 or more", errUsage, limit)
+			}
+			if cmd.Flags().Changed("prefix") {
+				return f.withClient(func(ctx context.Context, c *client.Client) error {
+					return printPrefix(ctx, cmd, c, []byte(prefix), limit, cons)
+				})
 			}
 			return f.withClient(func(ctx context.Context, c *client.Client) error {
 				res, err := c.Read(ctx, db.Get([]byte(args[0])), cons)
@@ -150,7 +193,37 @@ func newGetCmd() *cobra.Command {
 	}
 	f.add(cmd)
 	cmd.Flags().StringVar(&consistency, "consistency", "lease", "lease, quorum or stale")
+	cmd.Flags().StringVar(&prefix, "prefix", "", "print the keys that start with this prefix")
+	cmd.Flags().IntVar(&limit, "limit", 0, "with --prefix: at most this many keys (0: all)")
 	return cmd
+}
+
+// printPrefix prints the keys under prefix page by page, at most limit
+// (0: all).
+func printPrefix(ctx context.Context, cmd *cobra.Command, c *client.Client, prefix []byte, limit int, cons client.Consistency) error {
+	opts := client.RangeOptions{Prefix: true, Consistency: cons}
+	from, printed := prefix, 0
+	for {
+		if limit > 0 {
+			opts.Limit = limit - printed
+		}
+		page, err := c.Range(ctx, from, opts)
+		if err != nil {
+			return err
+		}
+		if cons == client.Stale {
+			fmt.Fprintf(cmd.ErrOrStderr(), "applied %d\n", page.Applied)
+		}
+		for _, kv := range page.KVs {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", kv.Key, kv.Value)
+		}
+		printed += len(page.KVs)
+		if !page.More || (limit > 0 && printed >= limit) {
+			return nil
+		}
+		// Continue from the next key, still bounded by the prefix.
+		from, opts.Prefix, opts.End = page.Next, false, db.PrefixEnd(prefix)
+	}
 }
 
 func newDelCmd() *cobra.Command {

@@ -1,5 +1,5 @@
 // Command livepaxos runs a node of a livepaxos cluster and talks to one:
-// node, put, get, del, cas, txn, status and bench.
+// node, put, get, del, cas, txn, lock, watch, status and bench.
 package main
 
 import (
@@ -17,6 +17,10 @@ var errUsage = errors.New("usage")
 func main() {
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
+		var ce cmdExit
+		if errors.As(err, &ce) {
+			os.Exit(ce.code) // the command said it all
+		}
 		msg := err.Error()
 		if !strings.HasPrefix(msg, "livepaxos:") { // client errors carry it already
 			msg = "livepaxos: " + msg
@@ -40,6 +44,7 @@ func newRootCmd() *cobra.Command {
 		return fmt.Errorf("%w: %v (see '%s --help')", errUsage, err, c.CommandPath())
 	})
 	root.AddCommand(newNodeCmd(), newPutCmd(), newGetCmd(), newDelCmd(), newCasCmd(),
-		newTxnCmd(), newStatusCmd(), newMembersCmd(), newSnapshotCmd(), newCheckCmd(), newHealthCmd(), newBenchCmd(), newCertsCmd())
+		newTxnCmd(), newStatusCmd(), newMembersCmd(), newSnapshotCmd(), newCheckCmd(), newHealthCmd(), newBenchCmd(), newCertsCmd(),
+		newLockCmd(), newWatchCmd(), newElectCmd())
 	return root
 }

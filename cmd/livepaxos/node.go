@@ -278,7 +278,7 @@ func runNode(f nodeFlags) error {
 		return err
 	}
 	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(limits), AdminNames: f.tls.adminNames,
-		MaxCommandBytes: maxCommandBytes(limits), DataDir: f.data, ObserveRequest: observe, Logger: logger})
+		MaxCommandBytes: maxCommandBytes(limits), DataDir: f.data, ObserveRequest: observe, DB: kv, Logger: logger})
 	if err != nil {
 		rem.Shutdown(false)
 		return err
@@ -359,13 +359,13 @@ func defaultClusterID(peers cluster.Peers) string {
 // validator refuses a command that is not a valid MultiOp before anything
 // is proposed.
 func validator(limits db.Limits) func([]byte) error {
-	return func(b []byte) error { return tooLarge(limits.ValidateEncoded(b)) }
+	return func(b []byte) error { return tooLarge(limits.ValidateClientEncoded(b)) }
 }
 
 // validateOp checks a MultiOp against the database's limits, as validator
 // does an encoded one.
 func validateOp(limits db.Limits) func(*messages.MultiOp) error {
-	return func(op *messages.MultiOp) error { return tooLarge(limits.Validate(op)) }
+	return func(op *messages.MultiOp) error { return tooLarge(limits.ValidateClient(op)) }
 }
 
 // tooLarge makes a size error wrap actors.ErrTooLarge, so that it reaches

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -108,54 +110,69 @@ type problem struct {
 }
 
 func (l Limits) validateTest(t *messages.Test) *problem {
-	if t == nil {
-		return &problem{ErrInvalidOp, " is nil"}
-	}
-	if len(t.ProtoReflect().GetUnknown()) > 0 {
-		return &problem{ErrInvalidOp, ": has fields unknown to this version"}
+	if p := checkEntry(t, t == nil); p != nil {
+		return p
 	}
 	switch t.Kind {
 	case messages.Test_KIND_ABSENT, messages.Test_KIND_PRESENT:
-		if len(t.Value) > 0 {
-			return &problem{ErrInvalidOp, fmt.Sprintf(": value set on a %v test, which ignores it", t.Kind)}
-		}
+		return l.validateKeyValue(t, t.Kind, "test", false)
 	case messages.Test_KIND_EQUALS:
-		if len(t.Value) > l.MaxValueBytes {
-			return &problem{ErrValueTooLarge, fmt.Sprintf(": key %s: value is %d bytes, limit %d",
-				quoteKey(t.Key), len(t.Value), l.MaxValueBytes)}
-		}
+		return l.validateKeyValue(t, t.Kind, "test", true)
 	case messages.Test_KIND_EPOCH:
 		if len(t.Key) > 0 || len(t.Value) > 0 || t.Epoch == 0 {
 			return &problem{ErrInvalidOp, ": an epoch test takes a non-zero epoch and no key or value"}
 		}
 		return nil
-	default:
-		return &problem{ErrInvalidOp, fmt.Sprintf(": unknown test kind %d", int32(t.Kind))}
 	}
-	return l.validateKey(t.Key)
+	return &problem{ErrInvalidOp, fmt.Sprintf(": unknown test kind %d", int32(t.Kind))}
 }
 
 func (l Limits) validateOp(o *messages.Op) *problem {
-	if o == nil {
-		return &problem{ErrInvalidOp, " is nil"}
-	}
-	if len(o.ProtoReflect().GetUnknown()) > 0 {
-		return &problem{ErrInvalidOp, ": has fields unknown to this version"}
+	if p := checkEntry(o, o == nil); p != nil {
+		return p
 	}
 	switch o.Kind {
 	case messages.Op_KIND_GET, messages.Op_KIND_DELETE:
-		if len(o.Value) > 0 {
-			return &problem{ErrInvalidOp, fmt.Sprintf(": value set on a %v op, which ignores it", o.Kind)}
-		}
+		return l.validateKeyValue(o, o.Kind, "op", false)
 	case messages.Op_KIND_PUT:
-		if len(o.Value) > l.MaxValueBytes {
-			return &problem{ErrValueTooLarge, fmt.Sprintf(": key %s: value is %d bytes, limit %d",
-				quoteKey(o.Key), len(o.Value), l.MaxValueBytes)}
-		}
-	default:
-		return &problem{ErrInvalidOp, fmt.Sprintf(": unknown op kind %d", int32(o.Kind))}
+		return l.validateKeyValue(o, o.Kind, "op", true)
 	}
-	return l.validateKey(o.Key)
+	return &problem{ErrInvalidOp, fmt.Sprintf(": unknown op kind %d", int32(o.Kind))}
+}
+
+// checkEntry refuses a nil test or op, or one with fields this version
+// does not know (a newer client's feature that would be silently ignored).
+func checkEntry(m proto.Message, isNil bool) *problem {
+	if isNil {
+		return &problem{ErrInvalidOp, " is nil"}
+	}
+	if len(m.ProtoReflect().GetUnknown()) > 0 {
+		return &problem{ErrInvalidOp, ": has fields unknown to this version"}
+	}
+	return nil
+}
+
+// keyValue is what tests and ops share: a key, and a value their kind may
+// use.
+type keyValue interface {
+	GetKey() []byte
+	GetValue() []byte
+}
+
+// validateKeyValue checks the key and value of a test or an op (noun) of
+// a known kind: a kind that uses the value (a PUT, an EQUALS test) takes
+// one within MaxValueBytes; any other must carry none, since a value that
+// has no effect is almost always a caller bug.
+func (l Limits) validateKeyValue(e keyValue, kind fmt.Stringer, noun string, usesValue bool) *problem {
+	key, value := e.GetKey(), e.GetValue()
+	if !usesValue && len(value) > 0 {
+		return &problem{ErrInvalidOp, fmt.Sprintf(": value set on a %v %s, which ignores it", kind, noun)}
+	}
+	if usesValue && len(value) > l.MaxValueBytes {
+		return &problem{ErrValueTooLarge, fmt.Sprintf(": key %s: value is %d bytes, limit %d",
+			quoteKey(key), len(value), l.MaxValueBytes)}
+	}
+	return l.validateKey(key)
 }
 
 func (l Limits) validateKey(key []byte) *problem {

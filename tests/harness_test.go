@@ -479,6 +479,25 @@ func (c *testCluster) waitWritable(within time.Duration) int {
 	return c.waitMaster(within)
 }
 
+// eachRunningStatus asks every running node for its status, in order, and
+// hands it to fn; it stops at the first error (a node that does not answer,
+// or fn's).
+func (c *testCluster) eachRunningStatus(fn func(id int, st *messages.StatusResponse) error) error {
+	for _, n := range c.nodes {
+		if !c.running(n.id) {
+			continue
+		}
+		st, err := c.status(n.id)
+		if err != nil {
+			return err
+		}
+		if err := fn(n.id, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // waitMaster waits until exactly one running node says it is master and
 // every running node agrees who it is.
 func (c *testCluster) waitMaster(within time.Duration) int {
@@ -487,26 +506,23 @@ func (c *testCluster) waitMaster(within time.Duration) int {
 	waitFor(c.t, within, "one master all running nodes agree on", func() error {
 		master = 0
 		agreed := uint32(0)
-		for _, n := range c.nodes {
-			if !c.running(n.id) {
-				continue
-			}
-			st, err := c.status(n.id)
-			if err != nil {
-				return err
-			}
+		err := c.eachRunningStatus(func(id int, st *messages.StatusResponse) error {
 			if st.IsMaster {
 				if master != 0 {
-					return fmt.Errorf("nodes %d and %d both say they are master", master, n.id)
+					return fmt.Errorf("nodes %d and %d both say they are master", master, id)
 				}
-				master = n.id
+				master = id
 			}
 			if agreed == 0 {
 				agreed = st.MasterId
 			}
 			if st.MasterId == 0 || st.MasterId != agreed {
-				return fmt.Errorf("node %d believes the master is %d, another node %d", n.id, st.MasterId, agreed)
+				return fmt.Errorf("node %d believes the master is %d, another node %d", id, st.MasterId, agreed)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if master == 0 || uint32(master) != agreed {
 			return fmt.Errorf("no node says it is master (agreed master id %d)", agreed)
@@ -527,15 +543,8 @@ func (c *testCluster) waitConverged(within time.Duration) uint64 {
 		var seen []string
 		applied = 0
 		same := true
-		for _, n := range c.nodes {
-			if !c.running(n.id) {
-				continue
-			}
-			st, err := c.status(n.id)
-			if err != nil {
-				return err
-			}
-			seen = append(seen, fmt.Sprintf("n%d chosen=%d applied=%d", n.id, st.LastChosen, st.LastApplied))
+		err := c.eachRunningStatus(func(id int, st *messages.StatusResponse) error {
+			seen = append(seen, fmt.Sprintf("n%d chosen=%d applied=%d", id, st.LastChosen, st.LastApplied))
 			if st.LastApplied != st.LastChosen {
 				same = false
 			}
@@ -550,6 +559,10 @@ func (c *testCluster) waitConverged(within time.Duration) uint64 {
 			} else if st.LastApplied != applied {
 				same = false
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if !same || applied == 0 {
 			return fmt.Errorf("not converged: %s", strings.Join(seen, ", "))

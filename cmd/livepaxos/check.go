@@ -11,8 +11,7 @@ import (
 )
 
 func newCheckCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
+	return clientCmd(&cobra.Command{
 		Use:   "check",
 		Short: "Run a consistency check: every node checksums its database at one instance and compares",
 		Long: `Ask the master to put a checksum value in the log (§6.2). Every node that
@@ -21,34 +20,31 @@ and compares with the others; a node whose checksum differs from the majority's
 stops serving, and the others report it. The master also does this on its own
 every --check-interval. Exits 1 if any node diverged or did not report.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			eps, err := f.endpointList()
+	}, func(cmd *cobra.Command, _ []string, f *clientFlags) (clientRun, error) {
+		eps, err := f.endpointList()
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			at, err := c.Check(ctx)
 			if err != nil {
 				return err
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				at, err := c.Check(ctx)
-				if err != nil {
-					return err
+			fmt.Fprintf(cmd.OutOrStdout(), "checksum value at instance %d\n", at)
+			bad := 0
+			for _, ep := range eps {
+				line, agrees := checkVerdict(ctx, c, ep, at)
+				if !agrees {
+					bad++
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "checksum value at instance %d\n", at)
-				bad := 0
-				for _, ep := range eps {
-					line, agrees := checkVerdict(ctx, c, ep, at)
-					if !agrees {
-						bad++
-					}
-					fmt.Fprintln(cmd.OutOrStdout(), line)
-				}
-				if bad > 0 {
-					return fmt.Errorf("%d of %d nodes did not agree", bad, len(eps))
-				}
-				return nil
-			})
-		},
-	}
-	f.add(cmd)
-	return cmd
+				fmt.Fprintln(cmd.OutOrStdout(), line)
+			}
+			if bad > 0 {
+				return fmt.Errorf("%d of %d nodes did not agree", bad, len(eps))
+			}
+			return nil
+		}, nil
+	})
 }
 
 // checkVerdict waits until endpoint ep has compared its checksum at

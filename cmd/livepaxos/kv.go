@@ -84,38 +84,55 @@ func (f *clientFlags) withClient(fn func(ctx context.Context, c *client.Client) 
 	return fn(ctx, c)
 }
 
-func newPutCmd() *cobra.Command {
+// clientRun is what a client command does once connected: it is given a
+// client and a context bounded by --timeout.
+type clientRun func(ctx context.Context, c *client.Client) error
+
+// clientCmd makes cmd a command that talks to a cluster: it takes the
+// client flags (--endpoints, --timeout, TLS, --log-level), and when run it
+// calls setup with its arguments (and the flags) before any connection is
+// made, so that a usage error or unreadable input costs no dial, then runs
+// what setup returns with a client.
+func clientCmd(cmd *cobra.Command, setup func(cmd *cobra.Command, args []string, f *clientFlags) (clientRun, error)) *cobra.Command {
 	var f clientFlags
-	cmd := &cobra.Command{
-		Use:   "put KEY VALUE",
-		Short: "Set a key (VALUE '-' reads standard input)",
-		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			val := []byte(args[1])
-			if args[1] == "-" {
-				b, err := io.ReadAll(cmd.InOrStdin())
-				if err != nil {
-					return err
-				}
-				val = b
-			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				if err := c.Put(ctx, []byte(args[0]), val); err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), "OK")
-				return nil
-			})
-		},
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		run, err := setup(cmd, args, &f)
+		if err != nil {
+			return err
+		}
+		return f.withClient(run)
 	}
 	f.add(cmd)
 	return cmd
 }
 
+func newPutCmd() *cobra.Command {
+	return clientCmd(&cobra.Command{
+		Use:   "put KEY VALUE",
+		Short: "Set a key (VALUE '-' reads standard input)",
+		Args:  exactArgs(2),
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		val := []byte(args[1])
+		if args[1] == "-" {
+			b, err := io.ReadAll(cmd.InOrStdin())
+			if err != nil {
+				return nil, err
+			}
+			val = b
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			if err := c.Put(ctx, []byte(args[0]), val); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "OK")
+			return nil
+		}, nil
+	})
+}
+
 func newGetCmd() *cobra.Command {
-	var f clientFlags
 	var consistency string
-	cmd := &cobra.Command{
+	cmd := clientCmd(&cobra.Command{
 		Use:   "get KEY",
 		Short: "Print a key's value (exit status 1 if absent)",
 		Long: `Print a key's value. --consistency chooses the read (§5.2):
@@ -123,89 +140,80 @@ func newGetCmd() *cobra.Command {
   quorum  linearizable, the master confirms mastership with a majority first
   stale   any node's state; how far behind it is goes to stderr`,
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cons, err := client.ParseConsistency(consistency)
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		cons, err := client.ParseConsistency(consistency)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			res, err := c.Read(ctx, db.Get([]byte(args[0])), cons)
 			if err != nil {
-				return fmt.Errorf("%w: %v", errUsage, err)
+				return err
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				res, err := c.Read(ctx, db.Get([]byte(args[0])), cons)
-				if err != nil {
-					return err
-				}
-				if cons == client.Stale {
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: applied %d, %d behind\n", res.Endpoint, res.Applied, res.Behind)
-				}
-				if len(res.Results) != 1 {
-					return fmt.Errorf("get answered with %d results", len(res.Results))
-				}
-				v, found := res.Results[0].Value, res.Results[0].Found
-				if !found {
-					return fmt.Errorf("key %q not found", args[0])
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\n", v)
-				return nil
-			})
-		},
-	}
-	f.add(cmd)
+			if cons == client.Stale {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: applied %d, %d behind\n", res.Endpoint, res.Applied, res.Behind)
+			}
+			if len(res.Results) != 1 {
+				return fmt.Errorf("get answered with %d results", len(res.Results))
+			}
+			v, found := res.Results[0].Value, res.Results[0].Found
+			if !found {
+				return fmt.Errorf("key %q not found", args[0])
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", v)
+			return nil
+		}, nil
+	})
 	cmd.Flags().StringVar(&consistency, "consistency", "lease", "lease, quorum or stale")
 	return cmd
 }
 
 func newDelCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
+	return clientCmd(&cobra.Command{
 		Use:   "del KEY",
 		Short: "Delete a key (prints whether it existed)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				existed, err := c.Delete(ctx, []byte(args[0]))
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), map[bool]string{true: "deleted", false: "absent"}[existed])
-				return nil
-			})
-		},
-	}
-	f.add(cmd)
-	return cmd
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		return func(ctx context.Context, c *client.Client) error {
+			existed, err := c.Delete(ctx, []byte(args[0]))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), map[bool]string{true: "deleted", false: "absent"}[existed])
+			return nil
+		}, nil
+	})
 }
 
 func newCasCmd() *cobra.Command {
-	var f clientFlags
 	var absent bool
-	cmd := &cobra.Command{
+	cmd := clientCmd(&cobra.Command{
 		Use:   "cas KEY OLD NEW",
 		Short: "Set KEY to NEW if it holds OLD (with --absent: KEY NEW, if KEY is absent); exit status 1 if not swapped",
 		Args:  rangeArgs(2, 3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var old, nv []byte
-			switch {
-			case absent && len(args) == 2:
-				nv = []byte(args[1])
-			case !absent && len(args) == 3:
-				old, nv = []byte(args[1]), []byte(args[2])
-			default:
-				return fmt.Errorf("%w: cas takes KEY OLD NEW, or KEY NEW with --absent", errUsage)
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		var old, nv []byte
+		switch {
+		case absent && len(args) == 2:
+			nv = []byte(args[1])
+		case !absent && len(args) == 3:
+			old, nv = []byte(args[1]), []byte(args[2])
+		default:
+			return nil, fmt.Errorf("%w: cas takes KEY OLD NEW, or KEY NEW with --absent", errUsage)
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			ok, cur, err := c.CompareAndSwap(ctx, []byte(args[0]), old, nv)
+			if err != nil {
+				return err
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				ok, cur, err := c.CompareAndSwap(ctx, []byte(args[0]), old, nv)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return fmt.Errorf("not swapped: current value %q", cur)
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), "OK")
-				return nil
-			})
-		},
-	}
+			if !ok {
+				return fmt.Errorf("not swapped: current value %q", cur)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "OK")
+			return nil
+		}, nil
+	})
 	cmd.Flags().BoolVar(&absent, "absent", false, "swap only if the key is absent")
-	f.add(cmd)
 	return cmd
 }
 
@@ -243,10 +251,9 @@ func readTxnJSON(r io.Reader) (txnJSON, error) {
 }
 
 func newTxnCmd() *cobra.Command {
-	var f clientFlags
 	var guards, thens, elses []string
 	var jsonIn string
-	cmd := &cobra.Command{
+	cmd := clientCmd(&cobra.Command{
 		Use:   "txn",
 		Short: "Run one MultiOp: a guard, ops if it holds, ops if not",
 		Long: `Run one MultiOp atomically. Give it with flags:
@@ -258,55 +265,53 @@ or as JSON with --json FILE ('-' for standard input):
   {"guard":[{"op":"equals","key":"k","value":"v"}],"then":[{"op":"put","key":"k","value":"w"}],"else":[]}
 Prints the outcome and each result as JSON.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var t txnJSON
-			if jsonIn != "" {
-				if len(guards)+len(thens)+len(elses) > 0 {
-					return fmt.Errorf("%w: give the MultiOp with --json or with flags, not both", errUsage)
-				}
-				var r io.Reader = cmd.InOrStdin()
-				if jsonIn != "-" {
-					fh, err := os.Open(jsonIn)
-					if err != nil {
-						return err
-					}
-					defer fh.Close()
-					r = fh
-				}
-				var err error
-				if t, err = readTxnJSON(r); err != nil {
-					return err
-				}
-			} else {
-				var err error
-				if t.Guard, err = parseItems(guards, true); err != nil {
-					return err
-				}
-				if t.Then, err = parseItems(thens, false); err != nil {
-					return err
-				}
-				if t.Else, err = parseItems(elses, false); err != nil {
-					return err
-				}
+	}, func(cmd *cobra.Command, _ []string, _ *clientFlags) (clientRun, error) {
+		var t txnJSON
+		if jsonIn != "" {
+			if len(guards)+len(thens)+len(elses) > 0 {
+				return nil, fmt.Errorf("%w: give the MultiOp with --json or with flags, not both", errUsage)
 			}
-			op, err := t.multiOp()
+			var r io.Reader = cmd.InOrStdin()
+			if jsonIn != "-" {
+				fh, err := os.Open(jsonIn)
+				if err != nil {
+					return nil, err
+				}
+				defer fh.Close()
+				r = fh
+			}
+			var err error
+			if t, err = readTxnJSON(r); err != nil {
+				return nil, err
+			}
+		} else {
+			var err error
+			if t.Guard, err = parseItems(guards, true); err != nil {
+				return nil, err
+			}
+			if t.Then, err = parseItems(thens, false); err != nil {
+				return nil, err
+			}
+			if t.Else, err = parseItems(elses, false); err != nil {
+				return nil, err
+			}
+		}
+		op, err := t.multiOp()
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			res, err := c.Txn(ctx, op)
 			if err != nil {
 				return err
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				res, err := c.Txn(ctx, op)
-				if err != nil {
-					return err
-				}
-				return printTxnResult(cmd.OutOrStdout(), res)
-			})
-		},
-	}
+			return printTxnResult(cmd.OutOrStdout(), res)
+		}, nil
+	})
 	cmd.Flags().StringArrayVar(&guards, "guard", nil, "a test: absent:KEY, present:KEY, equals:KEY=VALUE or epoch:N")
 	cmd.Flags().StringArrayVar(&thens, "then", nil, "an op run if the guard holds: put:KEY=VALUE, del:KEY or get:KEY")
 	cmd.Flags().StringArrayVar(&elses, "else", nil, "an op run otherwise")
 	cmd.Flags().StringVar(&jsonIn, "json", "", "read the MultiOp as JSON from this file ('-': standard input)")
-	f.add(cmd)
 	return cmd
 }
 

@@ -27,7 +27,6 @@ func newMembersCmd() *cobra.Command {
 // learner), `members promote ID` (a learner to voter) or `members remove
 // ID` (a learner or a voter; the master hands mastership over first).
 func newMembersChangeCmd(verb string) *cobra.Command {
-	var f clientFlags
 	use, short := "add ID=HOST:PORT", "Add a member as a non-voting learner, through the log (HOST:PORT: its peer address; start it with node --join)"
 	switch verb {
 	case "promote":
@@ -35,46 +34,43 @@ func newMembersChangeCmd(verb string) *cobra.Command {
 	case "remove":
 		use, short = "remove ID", "Remove a member, through the log (removing the master hands mastership over first)"
 	}
-	cmd := &cobra.Command{
+	return clientCmd(&cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			req := &messages.MembersRequest{}
-			if verb == "add" {
-				ps, err := cluster.ParsePeers(args[0])
-				if err != nil || len(ps) != 1 {
-					return fmt.Errorf("%w: want ID=HOST:PORT, got %q", errUsage, args[0])
-				}
-				for id, addr := range ps {
-					req.Add = &messages.Member{Id: id, Address: addr}
-				}
-			} else {
-				id, err := strconv.ParseUint(args[0], 10, 32)
-				if err != nil {
-					return fmt.Errorf("%w: want a node id, got %q", errUsage, args[0])
-				}
-				if err := cluster.CheckNodeID(id); err != nil {
-					return fmt.Errorf("%w: %v", errUsage, err)
-				}
-				if verb == "promote" {
-					req.Promote = uint32(id)
-				} else {
-					req.Remove = uint32(id)
-				}
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		req := &messages.MembersRequest{}
+		if verb == "add" {
+			ps, err := cluster.ParsePeers(args[0])
+			if err != nil || len(ps) != 1 {
+				return nil, fmt.Errorf("%w: want ID=HOST:PORT, got %q", errUsage, args[0])
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				v, err := c.ChangeMembers(ctx, req)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "membership version %d\n", v)
-				return nil
-			})
-		},
-	}
-	f.add(cmd)
-	return cmd
+			for id, addr := range ps {
+				req.Add = &messages.Member{Id: id, Address: addr}
+			}
+		} else {
+			id, err := strconv.ParseUint(args[0], 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("%w: want a node id, got %q", errUsage, args[0])
+			}
+			if err := cluster.CheckNodeID(id); err != nil {
+				return nil, fmt.Errorf("%w: %v", errUsage, err)
+			}
+			if verb == "promote" {
+				req.Promote = uint32(id)
+			} else {
+				req.Remove = uint32(id)
+			}
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			v, err := c.ChangeMembers(ctx, req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "membership version %d\n", v)
+			return nil
+		}, nil
+	})
 }
 
 // memberRow is one line of `members list`.
@@ -89,9 +85,8 @@ type memberRow struct {
 }
 
 func newMembersListCmd() *cobra.Command {
-	var f clientFlags
 	var asJSON bool
-	cmd := &cobra.Command{
+	cmd := clientCmd(&cobra.Command{
 		Use:   "list",
 		Short: "List the members (voters and non-voting learners) as the first node that answers knows them",
 		Long: `List the group's members as a reachable node knows them: each one's id, peer
@@ -103,13 +98,9 @@ remove. A node records its own client address once it knows a master. A voter
 rebuilding after losing its disk shows as non-voting until the group records its
 new incarnation (§5.1).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var rows []memberRow
-			err := f.withClient(func(ctx context.Context, c *client.Client) error {
-				var err error
-				rows, err = listMembers(ctx, c)
-				return err
-			})
+	}, func(cmd *cobra.Command, _ []string, _ *clientFlags) (clientRun, error) {
+		return func(ctx context.Context, c *client.Client) error {
+			rows, err := listMembers(ctx, c)
 			if err != nil {
 				return err
 			}
@@ -139,10 +130,9 @@ new incarnation (§5.1).`,
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t\n", r.ID, r.Address, ca, r.Role, state, r.Applied)
 			}
 			return tw.Flush()
-		},
-	}
+		}, nil
+	})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per member")
-	f.add(cmd)
 	cmd.Flags().Lookup("timeout").DefValue = "2s"
 	cmd.Flags().Set("timeout", "2s")
 	return cmd

@@ -170,6 +170,14 @@ func newCluster(t *testing.T, n int, extra ...string) *testCluster {
 	return newClusterOpts(t, n, clusterOpts{}, extra...)
 }
 
+// newWritableCluster is newCluster, waited on (up to 20 s) until a master
+// accepts commands; it returns the master's id too.
+func newWritableCluster(t *testing.T, n int, extra ...string) (*testCluster, int) {
+	t.Helper()
+	c := newCluster(t, n, extra...)
+	return c, c.waitWritable(20 * time.Second)
+}
+
 // clusterOpts are what some tests need of a cluster beyond flags.
 type clusterOpts struct {
 	// metrics: every node serves its Prometheus metrics (see metric).
@@ -463,6 +471,17 @@ func (c *testCluster) followers(master int) (a, b int) {
 		}
 	}
 	return a, b
+}
+
+// victimFollower waits until every node has applied the same log, then
+// picks the follower a test damages (victim, with its data directory) and
+// the other follower, which the test stops later to show that the victim
+// votes again. Damaging a follower costs no election.
+func (c *testCluster) victimFollower(master int) (victim, other int, dir string) {
+	c.t.Helper()
+	c.waitConverged(10 * time.Second)
+	victim, other = c.followers(master)
+	return victim, other, c.node(victim).dataDir
 }
 
 // waitWritable waits until a master accepts a command through the log (a

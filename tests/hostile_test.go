@@ -30,10 +30,8 @@ var garbledProto = bytes.Repeat([]byte{0xff}, 12)
 // protoactor dies of the first (a nil dereference in its deserializer); the
 // node must instead drop them and keep serving.
 func TestNodeSurvivesUnknownMessage(t *testing.T) {
-	c := newCluster(t, 3)
-	c.waitWritable(20 * time.Second)
-	l := newLedger()
-	writeKeys(c.cl, l, "before", 50, 8)
+	c, _ := newWritableCluster(t, 3)
+	l := c.written("before", 50, 8)
 
 	random := make([]byte, 64)
 	_, _ = rand.Read(random)

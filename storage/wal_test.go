@@ -424,13 +424,24 @@ func waitBlocked(w *WAL, n int) {
 	}
 }
 
-func TestBackpressure(t *testing.T) {
+// openFullQueue opens a log in a new directory whose queue holds 1,000
+// bytes and whose first fsync, once g is armed, waits at g.
+func openFullQueue(t *testing.T) (*gate, *WAL, string) {
 	g := newGate()
-	opts := Options{MaxPendingBytes: 1000, syncFn: g.sync}
 	dir := t.TempDir()
-	w, _ := open(t, dir, opts)
+	w, _ := open(t, dir, Options{MaxPendingBytes: 1000, syncFn: g.sync})
+	return g, w, dir
+}
 
-	a, b, c := []byte("a"), bytes.Repeat([]byte{'b'}, 900), bytes.Repeat([]byte{'c'}, 200)
+// fullQueueRecords are three records for openFullQueue's log: a (held in
+// its fsync), then b, which fills the queue, then c, which must wait.
+func fullQueueRecords() (a, b, c []byte) {
+	return []byte("a"), bytes.Repeat([]byte{'b'}, 900), bytes.Repeat([]byte{'c'}, 200)
+}
+
+func TestBackpressure(t *testing.T) {
+	g, w, dir := openFullQueue(t)
+	a, b, c := fullQueueRecords()
 	r := newRecorder(3)
 	g.armed.Store(true)
 	w.Append([][]byte{a}, r.cb(a))
@@ -454,12 +465,8 @@ func TestBackpressure(t *testing.T) {
 }
 
 func TestAppendFromDoneDoesNotDeadlock(t *testing.T) {
-	g := newGate()
-	opts := Options{MaxPendingBytes: 1000, syncFn: g.sync}
-	dir := t.TempDir()
-	w, _ := open(t, dir, opts)
-
-	a, b, c := []byte("a"), bytes.Repeat([]byte{'b'}, 900), bytes.Repeat([]byte{'c'}, 200)
+	g, w, dir := openFullQueue(t)
+	a, b, c := fullQueueRecords()
 	cDone := make(chan error, 1)
 	g.armed.Store(true)
 	w.Append([][]byte{a}, func(err error) {

@@ -11,7 +11,7 @@ import (
 )
 
 func newCheckCmd() *cobra.Command {
-	return clientCmd(&cobra.Command{
+	return endpointsCmd(&cobra.Command{
 		Use:   "check",
 		Short: "Run a consistency check: every node checksums its database at one instance and compares",
 		Long: `Ask the master to put a checksum value in the log (§6.2). Every node that
@@ -20,30 +20,24 @@ and compares with the others; a node whose checksum differs from the majority's
 stops serving, and the others report it. The master also does this on its own
 every --check-interval. Exits 1 if any node diverged or did not report.`,
 		Args: cobra.NoArgs,
-	}, func(cmd *cobra.Command, _ []string, f *clientFlags) (clientRun, error) {
-		eps, err := f.endpointList()
+	}, func(ctx context.Context, c *client.Client, cmd *cobra.Command, eps []string) error {
+		at, err := c.Check(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return func(ctx context.Context, c *client.Client) error {
-			at, err := c.Check(ctx)
-			if err != nil {
-				return err
+		fmt.Fprintf(cmd.OutOrStdout(), "checksum value at instance %d\n", at)
+		bad := 0
+		for _, ep := range eps {
+			line, agrees := checkVerdict(ctx, c, ep, at)
+			if !agrees {
+				bad++
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "checksum value at instance %d\n", at)
-			bad := 0
-			for _, ep := range eps {
-				line, agrees := checkVerdict(ctx, c, ep, at)
-				if !agrees {
-					bad++
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), line)
-			}
-			if bad > 0 {
-				return fmt.Errorf("%d of %d nodes did not agree", bad, len(eps))
-			}
-			return nil
-		}, nil
+			fmt.Fprintln(cmd.OutOrStdout(), line)
+		}
+		if bad > 0 {
+			return fmt.Errorf("%d of %d nodes did not agree", bad, len(eps))
+		}
+		return nil
 	})
 }
 

@@ -106,6 +106,18 @@ func clientCmd(cmd *cobra.Command, setup func(cmd *cobra.Command, args []string,
 	return cmd
 }
 
+// endpointsCmd is clientCmd for a command that speaks to each of the
+// --endpoints in turn (check, snapshot): run is given their list.
+func endpointsCmd(cmd *cobra.Command, run func(ctx context.Context, c *client.Client, cmd *cobra.Command, eps []string) error) *cobra.Command {
+	return clientCmd(cmd, func(cmd *cobra.Command, _ []string, f *clientFlags) (clientRun, error) {
+		eps, err := f.endpointList()
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *client.Client) error { return run(ctx, c, cmd, eps) }, nil
+	})
+}
+
 func newPutCmd() *cobra.Command {
 	return clientCmd(&cobra.Command{
 		Use:   "put KEY VALUE",

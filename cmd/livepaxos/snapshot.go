@@ -12,7 +12,7 @@ import (
 
 func newSnapshotCmd() *cobra.Command {
 	var node uint32
-	cmd := clientCmd(&cobra.Command{
+	cmd := endpointsCmd(&cobra.Command{
 		Use:   "snapshot",
 		Short: "Have nodes snapshot their database now and let go of the log below it",
 		Long: `Ask each node (or only --node N) to snapshot its database now (§5.5): the
@@ -22,33 +22,28 @@ then let go of. Snapshots are per node; nodes also take them on their own
 		Example: `  livepaxos snapshot --endpoints 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
   livepaxos snapshot --node 2`,
 		Args: cobra.NoArgs,
-	}, func(cmd *cobra.Command, _ []string, f *clientFlags) (clientRun, error) {
-		eps, err := f.endpointList()
-		if err != nil {
-			return nil, err
+	}, func(ctx context.Context, c *client.Client, cmd *cobra.Command, eps []string) error {
+		if node != 0 {
+			var err error
+			if eps, err = endpointOfNode(ctx, c, eps, node); err != nil {
+				return err
+			}
 		}
-		return func(ctx context.Context, c *client.Client) error {
-			if node != 0 {
-				if eps, err = endpointOfNode(ctx, c, eps, node); err != nil {
-					return err
-				}
+		failed := 0
+		for _, ep := range eps {
+			resp, err := c.Snapshot(ctx, ep)
+			if err != nil {
+				failed++
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", ep, err)
+				continue
 			}
-			failed := 0
-			for _, ep := range eps {
-				resp, err := c.Snapshot(ctx, ep)
-				if err != nil {
-					failed++
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", ep, err)
-					continue
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "node %d (%s): snapshot at instance %d, %d bytes, %v\n", resp.NodeId, ep,
-					resp.Instance, resp.Bytes, (time.Duration(resp.DurationUs) * time.Microsecond).Round(time.Millisecond))
-			}
-			if failed > 0 {
-				return fmt.Errorf("%d of %d nodes took no snapshot", failed, len(eps))
-			}
-			return nil
-		}, nil
+			fmt.Fprintf(cmd.OutOrStdout(), "node %d (%s): snapshot at instance %d, %d bytes, %v\n", resp.NodeId, ep,
+				resp.Instance, resp.Bytes, (time.Duration(resp.DurationUs) * time.Microsecond).Round(time.Millisecond))
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d of %d nodes took no snapshot", failed, len(eps))
+		}
+		return nil
 	})
 	cmd.Flags().Uint32Var(&node, "node", 0, "only this node id (default: every endpoint)")
 	cmd.Flags().Lookup("timeout").DefValue = "1m0s"

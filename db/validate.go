@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/livepaxos/livepaxos/internal/defaults"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -46,15 +47,9 @@ var (
 
 // withDefaults returns l with every unset field replaced by its default.
 func (l Limits) withDefaults() Limits {
-	if l.MaxKeyBytes <= 0 {
-		l.MaxKeyBytes = DefaultMaxKeyBytes
-	}
-	if l.MaxValueBytes <= 0 {
-		l.MaxValueBytes = DefaultMaxValueBytes
-	}
-	if l.MaxOps <= 0 {
-		l.MaxOps = DefaultMaxOps
-	}
+	defaults.Positive(&l.MaxKeyBytes, DefaultMaxKeyBytes)
+	defaults.Positive(&l.MaxValueBytes, DefaultMaxValueBytes)
+	defaults.Positive(&l.MaxOps, DefaultMaxOps)
 	return l
 }
 

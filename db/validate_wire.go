@@ -73,34 +73,33 @@ func plainFields(b []byte, kind *uint64, key, value *[]byte, epoch *uint64) bool
 		}
 		seen[num] = true
 		b = b[n:]
+		ok := false
 		switch {
-		case (num == 1 || num == 4) && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return false
-			}
-			if num == 1 {
-				*kind = v
-			} else {
-				*epoch = v
-			}
-			b = b[n:]
-		case (num == 2 || num == 3) && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return false
-			}
-			if num == 2 {
-				*key = v
-			} else {
-				*value = v
-			}
-			b = b[n:]
-		default:
+		case num == 1 && typ == protowire.VarintType:
+			b, ok = consume(b, protowire.ConsumeVarint, kind)
+		case num == 4 && typ == protowire.VarintType:
+			b, ok = consume(b, protowire.ConsumeVarint, epoch)
+		case num == 2 && typ == protowire.BytesType:
+			b, ok = consume(b, protowire.ConsumeBytes, key)
+		case num == 3 && typ == protowire.BytesType:
+			b, ok = consume(b, protowire.ConsumeBytes, value)
+		}
+		if !ok {
 			return false
 		}
 	}
 	return true
+}
+
+// consume reads one field's value from b with read into *into and returns
+// what follows it; false if b holds no such value.
+func consume[T any](b []byte, read func([]byte) (T, int), into *T) ([]byte, bool) {
+	v, n := read(b)
+	if n < 0 {
+		return nil, false
+	}
+	*into = v
+	return b[n:], true
 }
 
 func (l Limits) plainTest(b []byte) bool {
@@ -109,15 +108,11 @@ func (l Limits) plainTest(b []byte) bool {
 	if !plainFields(b, &kind, &key, &value, &epoch) || kind > 3 {
 		return false
 	}
-	switch messages.Test_Kind(kind) {
-	case messages.Test_KIND_ABSENT, messages.Test_KIND_PRESENT:
-		return len(value) == 0 && l.plainKey(key)
-	case messages.Test_KIND_EQUALS:
-		return len(value) <= l.MaxValueBytes && l.plainKey(key)
-	case messages.Test_KIND_EPOCH:
+	if messages.Test_Kind(kind) == messages.Test_KIND_EPOCH {
 		return len(key) == 0 && len(value) == 0 && epoch != 0
 	}
-	return false
+	uses, known := testUsesValue[messages.Test_Kind(kind)]
+	return known && l.plainKeyValue(key, value, uses)
 }
 
 func (l Limits) plainOp(b []byte) bool {
@@ -126,13 +121,16 @@ func (l Limits) plainOp(b []byte) bool {
 	if !plainFields(b, &kind, &key, &value, nil) || kind > 2 {
 		return false
 	}
-	switch messages.Op_Kind(kind) {
-	case messages.Op_KIND_GET, messages.Op_KIND_DELETE:
-		return len(value) == 0 && l.plainKey(key)
-	case messages.Op_KIND_PUT:
-		return len(value) <= l.MaxValueBytes && l.plainKey(key)
-	}
-	return false
+	uses, known := opUsesValue[messages.Op_Kind(kind)]
+	return known && l.plainKeyValue(key, value, uses)
 }
 
-func (l Limits) plainKey(key []byte) bool { return len(key) > 0 && len(key) <= l.MaxKeyBytes }
+// plainKeyValue is validateKeyValue's verdict, without its error: a key
+// within MaxKeyBytes, and a value within MaxValueBytes where the kind uses
+// it, none where it does not.
+func (l Limits) plainKeyValue(key, value []byte, usesValue bool) bool {
+	if usesValue && len(value) > l.MaxValueBytes || !usesValue && len(value) > 0 {
+		return false
+	}
+	return len(key) > 0 && len(key) <= l.MaxKeyBytes
+}

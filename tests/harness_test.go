@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/livepaxos/livepaxos/client"
+	"github.com/livepaxos/livepaxos/internal/testwait"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -113,17 +114,7 @@ var errNotYet = errors.New("not yet")
 // sleeps, so a slow machine costs time rather than a false failure.
 func waitFor(t testing.TB, within time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", within, what, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	testwait.For(t, within, 25*time.Millisecond, what, cond)
 }
 
 // nodeProc is one node of a testCluster, across its restarts.

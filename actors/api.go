@@ -105,11 +105,22 @@ func (r *Replica) serveRead(m *messages.ReadRequest) (*messages.ClientResponse, 
 		stopped.Stopped = true
 		v = &stopped
 	}
-	dec := v.Decide(m.Consistency, time.Now())
+	now := time.Now()
+	dec := v.Decide(m.Consistency, now)
 	if dec.Confirm {
 		return nil, nil, false
 	}
 	resp, err := core.Serve(r.cfg.StateMachine, v, m, dec)
+	if dec.Lease {
+		// A master handing over gives its lease up before the lease ends
+		// (paxos/handover.go): it publishes a view without it and only
+		// then, in a later step, lets the acceptors release it. A read
+		// that found the lease still published after reading the state
+		// machine was served before that: otherwise the core decides.
+		if cur := r.view.Load(); cur != v && !cur.Decide(m.Consistency, now).Lease {
+			return nil, nil, false
+		}
+	}
 	return resp, err, true
 }
 

@@ -83,6 +83,10 @@ type Config struct {
 	// MaxCommandBytes refuses larger commands (default 1 MiB + 64 KiB, room
 	// for a 1 MiB value and its key).
 	MaxCommandBytes int
+	// Metrics, if set, hears how long the replica's work took (for
+	// histograms); its methods are called on the replica's goroutines and
+	// must not block.
+	Metrics Metrics
 	// TickInterval is the resolution of the replica's timers (default 20ms).
 	TickInterval time.Duration
 	// RestartGrace delays the first campaign of a replica that restarts

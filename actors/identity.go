@@ -24,6 +24,24 @@ const identityFile = "IDENTITY"
 // ErrCorruptIdentity: the identity file fails its checksum.
 var ErrCorruptIdentity = errors.New("actors: identity file corrupt")
 
+// DataFormat is the format of the data directories this binary writes,
+// and the newest it reads: every format from 1 to it opens (0, in
+// directories made before the format was recorded, is format 1). A
+// directory of a newer format is refused (ErrDataFormat), never
+// half-read. tests/testdata/datadir-v1 is a directory of format 1 that
+// every later build must open, keys and all.
+const DataFormat = 1
+
+// ErrDataFormat refuses a data directory of a format this binary does not
+// know.
+var ErrDataFormat = errors.New("actors: unsupported data directory format")
+
+// ErrLogMissing: the identity file says the node has voted, but its log
+// segments are gone: starting on an empty log would forget its promises.
+// It wraps storage.ErrCorrupt, so --on-corruption rebuild moves the
+// directory aside and rejoins as a new incarnation (§5.1).
+var ErrLogMissing = fmt.Errorf("%w: log segments missing", storage.ErrCorrupt)
+
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // checkIdentity verifies dir's identity file, or, for a directory with no
@@ -45,6 +63,14 @@ func checkIdentity(dir, clusterID string, nodeID uint32) (*messages.MetaRecord, 
 			return nil, fmt.Errorf("%w: %s belongs to node %d of cluster %q, not node %d of cluster %q",
 				ErrForeignData, dir, meta.NodeId, meta.ClusterId, nodeID, clusterID)
 		}
+		if meta.Format > DataFormat {
+			return nil, fmt.Errorf("%w: %s is format %d; this binary reads formats 1 to %d (use a newer livepaxos)",
+				ErrDataFormat, dir, meta.Format, DataFormat)
+		}
+		if logs, _ := filepath.Glob(filepath.Join(dir, "*.wal")); len(logs) == 0 && !meta.Fresh {
+			return nil, fmt.Errorf("%w: %s: node %d has voted (its %s says so) but its log is gone",
+				ErrLogMissing, dir, nodeID, identityFile)
+		}
 		return meta, nil
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, err
@@ -52,10 +78,11 @@ func checkIdentity(dir, clusterID string, nodeID uint32) (*messages.MetaRecord, 
 	if logs, _ := filepath.Glob(filepath.Join(dir, "*.wal")); len(logs) > 0 {
 		return nil, fmt.Errorf("%w: %s holds a log but no %s file", ErrForeignData, dir, identityFile)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := storage.MkdirAllSynced(dir); err != nil {
 		return nil, err
 	}
-	meta := &messages.MetaRecord{ClusterId: clusterID, NodeId: nodeID, Incarnation: rand.Uint64()>>1 + 1, Fresh: true}
+	meta := &messages.MetaRecord{ClusterId: clusterID, NodeId: nodeID, Incarnation: rand.Uint64()>>1 + 1, Fresh: true,
+		Format: DataFormat}
 	return meta, writeIdentity(path, meta)
 }
 
@@ -144,7 +171,7 @@ func MoveAside(dir string) (string, error) {
 	if err := os.Rename(dir, aside); err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := storage.MkdirAllSynced(dir); err != nil {
 		return aside, err
 	}
 	return aside, storage.SyncDir(filepath.Dir(dir))

@@ -96,7 +96,11 @@ func NewReplica(cfg Config) (*Replica, error) {
 		return nil, err
 	}
 	records := 0
-	wal, err := storage.Open(cfg.DataDir, storage.Options{OnFatal: r.fatal}, func(b []byte) error {
+	var onSync func(time.Duration, int, int)
+	if cfg.Metrics != nil {
+		onSync = cfg.Metrics.Synced
+	}
+	wal, err := storage.Open(cfg.DataDir, storage.Options{OnFatal: r.fatal, OnSync: onSync}, func(b []byte) error {
 		rec := &messages.Record{}
 		if err := proto.Unmarshal(b, rec); err != nil {
 			return fmt.Errorf("%w: record %d does not decode: %v", storage.ErrCorrupt, records, err)

@@ -59,6 +59,10 @@ func (a *coreActor) Receive(ctx actor.Context) {
 	case *actor.Started:
 		sh.sys, sh.self = ctx.ActorSystem(), ctx.Self()
 		sh.snapshotter = actor.NewPID(ctx.Self().Address, r.cfg.Name+"/"+SnapshotterName)
+		for _, fn := range sh.early {
+			fn()
+		}
+		sh.early = nil
 		a.stopTick = ticker(ctx.ActorSystem(), ctx.Self(), r.cfg.TickInterval, coreTick{})
 		r.startedOnce.Do(func() { close(r.started) })
 		return
@@ -95,7 +99,7 @@ func (a *coreActor) Receive(ctx actor.Context) {
 		m.durable()
 	case *messages.Prepare, *messages.Accept, *messages.Confirm, *messages.Promise, *messages.Accepted,
 		*messages.Heartbeat, *messages.Confirmed, *messages.Chosen, *messages.CatchupRequest,
-		*messages.CatchupResponse, *messages.ChecksumReport:
+		*messages.CatchupResponse, *messages.ChecksumReport, *messages.Handover, *messages.Leaving:
 		d.Step(m.(proto.Message))
 	case *localRequest:
 		m.run(d)
@@ -141,6 +145,8 @@ type shell struct {
 	sys         *actor.ActorSystem
 	self        *actor.PID
 	snapshotter *actor.PID
+	// early: work asked for before the actor started (Checksum).
+	early []func()
 }
 
 // Now is the wall clock: the core counts its timeouts and leases with it.
@@ -235,7 +241,15 @@ func (sh *shell) send(pid *actor.PID, msg any) {
 
 // Checksum computes the digest on a goroutine of its own, while Apply
 // goes on (§6.2).
+//
+// A restart replays chosen entries before the actor runs, checksum values
+// among them: those wait for Started (sent to a nil system, they crashed
+// the node on every restart after a consistency check).
 func (sh *shell) Checksum(instance uint64, sum func() []byte) {
+	if sh.sys == nil {
+		sh.early = append(sh.early, func() { sh.Checksum(instance, sum) })
+		return
+	}
 	sys, self := sh.sys, sh.self
 	go func() { sys.Root.Send(self, &checksumDone{instance: instance, sum: sum()}) }()
 }

@@ -128,12 +128,15 @@ func (a *snapshotterActor) write(ctx actor.Context, m *writeSnapshot) {
 		res := &written{}
 		res.info, res.res.Err = writeSnapshotFile(dir, m)
 		res.res.Instance, res.res.Bytes, res.res.Took = res.info.Instance, res.info.Bytes, time.Since(started)
+		if mt := a.r.cfg.Metrics; mt != nil && res.res.Err == nil {
+			mt.Snapshotted(res.res.Took, int64(res.info.Bytes))
+		}
 		sys.Root.Send(self, res)
 	}()
 }
 
 func writeSnapshotFile(dir string, m *writeSnapshot) (storage.SnapshotInfo, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := storage.MkdirAllSynced(dir); err != nil {
 		return storage.SnapshotInfo{}, err
 	}
 	meta, err := proto.Marshal(m.meta)
@@ -180,7 +183,7 @@ func (a *snapshotterActor) startInstall(ctx actor.Context, m *installFrom) {
 	if a.install != nil || m.instance <= a.r.Applied() || m.instance <= a.latest.Instance {
 		return // one transfer at a time, and only of something newer
 	}
-	if err := os.MkdirAll(a.dir(), 0o755); err != nil {
+	if err := storage.MkdirAllSynced(a.dir()); err != nil {
 		return
 	}
 	a.installPath = filepath.Join(a.dir(), fmt.Sprintf("install-%d.part", m.instance))
@@ -237,6 +240,13 @@ func (a *snapshotterActor) chunk(ctx actor.Context, m *messages.SnapshotChunk) {
 	final := filepath.Join(a.dir(), storage.SnapshotFileName(info.Instance))
 	if err := os.Rename(path, final); err != nil {
 		os.Remove(path)
+		return
+	}
+	if err := storage.SyncDir(a.dir()); err != nil {
+		// Not durable: a crash could lose the file the core would count
+		// on. Drop it; the core asks again.
+		a.r.cfg.Logger.Warn("fetched snapshot not made durable", "node", a.r.cfg.NodeID, "err", err)
+		os.Remove(final)
 		return
 	}
 	info.Path = final

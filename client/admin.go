@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/livepaxos/livepaxos/messages"
@@ -185,4 +186,64 @@ func (c *Client) masterCall(ctx context.Context, idempotent bool, send func(actx
 		}
 		lastErr = e
 	}
+}
+
+// Health asks the node at endpoint the standard gRPC health service
+// (grpc.health.v1) about the whole server: true while the node is ready
+// for traffic (it knows a master, has caught up, has not diverged, has
+// disk; see server.Readiness), false while it serves but is not ready.
+func (c *Client) Health(ctx context.Context, endpoint string) (bool, error) {
+	n, err := c.node(endpoint)
+	if err != nil {
+		return false, err
+	}
+	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout(ctx))
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(n.ccs[0]).Check(actx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return false, fmt.Errorf("%w: %s: %w", ErrUnreachable, endpoint, explain(err))
+	}
+	return resp.Status == healthpb.HealthCheckResponse_SERVING, nil
+}
+
+// TransferMastership asks the master to hand mastership to voter to (0:
+// the most caught-up voter) without a fail-over's outage, and returns the
+// new master's id once the old master knows it. It finds the master
+// through any endpoint (a node that is not master names it).
+func (c *Client) TransferMastership(ctx context.Context, to uint32) (uint32, error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	var lastErr error = ErrNoMaster
+	ep := ""
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		if ep == "" {
+			ep = c.target(attempt, false)
+		}
+		n, err := c.node(ep)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := n.kvs[0].TransferMastership(ctx, &messages.TransferMastershipRequest{To: to})
+		if err == nil {
+			return resp.MasterId, nil
+		}
+		code, _, master, said := messages.StatusError(status.Convert(err))
+		switch {
+		case !said:
+			c.unreachable(ep)
+			lastErr, ep = fmt.Errorf("%w: %s: %w", ErrUnreachable, ep, explain(err)), ""
+		case code == messages.ErrorCode_ERROR_CODE_NOT_MASTER && master != "" && master != ep:
+			lastErr, ep = fmt.Errorf("%w: %s", ErrNotMaster, status.Convert(err).Message()), master
+			continue // to the master at once
+		case code == messages.ErrorCode_ERROR_CODE_NOT_MASTER:
+			lastErr, ep = fmt.Errorf("%w: %s: %s", ErrNoMaster, ep, status.Convert(err).Message()), ""
+		default:
+			return 0, fmt.Errorf("%w: %s", ErrInvalid, status.Convert(err).Message())
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return 0, deadlineErr(lastErr)
 }

@@ -101,6 +101,11 @@ func (r *Replica) admit(msg proto.Message, now time.Time) DropReason {
 	}
 	switch m := msg.(type) {
 	case *messages.Prepare:
+		if m.HandoverBallot > paxos.MaxBallot {
+			return DropBounds
+		}
+		return owns(m.Ballot)
+	case *messages.Handover:
 		return owns(m.Ballot)
 	case *messages.Accept:
 		if why := owns(m.Ballot); why != "" {
@@ -178,6 +183,37 @@ func (r *Replica) entriesInBounds(entries []*messages.Entry, ahead bool) DropRea
 		}
 	}
 	return ""
+}
+
+// dropLogEvery bounds how often drops of one reason are logged: a
+// misconfigured or hostile peer must not flood the node's log.
+const dropLogEvery = 10 * time.Second
+
+// dropped counts a refused message and, now and then, says why in the
+// log: a node of another cluster or outside the membership is most often
+// a configuration mistake (--peers or --cluster-id that differ), which the
+// operator must hear of.
+func (r *Replica) dropped(msg proto.Message, why DropReason, now time.Time) {
+	if r.drops == nil {
+		r.drops, r.droppedLogged = make(map[DropReason]uint64), make(map[DropReason]time.Time)
+	}
+	r.drops[why]++
+	if last, ok := r.droppedLogged[why]; ok && now.Sub(last) < dropLogEvery {
+		return
+	}
+	r.droppedLogged[why] = now
+	from := msg.(messages.PeerMessage).GetFrom()
+	kind := string(proto.MessageName(msg).Name())
+	switch why {
+	case DropCluster:
+		r.cfg.Logger.Warn("dropped a message of another cluster: the sender's --cluster-id (by default derived from --peers) differs from this node's",
+			"node", r.id, "from", from, "message", kind, "dropped", r.drops[why])
+	case DropNotMember:
+		r.cfg.Logger.Warn("dropped a message from a node that is not a member here (started with other --peers, removed, or not one of ours)",
+			"node", r.id, "from", from, "message", kind, "members", memberIDs(r.members), "dropped", r.drops[why])
+	default:
+		r.cfg.Logger.Warn("dropped a peer message", "node", r.id, "from", from, "message", kind, "reason", string(why), "dropped", r.drops[why])
+	}
 }
 
 // PeerDrops returns how many peer messages were refused, by reason.

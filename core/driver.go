@@ -176,6 +176,28 @@ func (d *Driver) RequestCheck(token any) {
 	d.run(func() { d.r.RequestCheck(d.wait(token), d.h.Now()) })
 }
 
+// Timings is an optional Host interface, for metrics: a Host that has it
+// hears how long work took. Nothing decides on what it hears.
+type Timings interface {
+	// Committed: an instance this master proposed was chosen d after its
+	// first Accept left.
+	Committed(d time.Duration)
+	// AppliedBatch: the commands of chosen entries handed over at once
+	// took d to apply to the state machine.
+	AppliedBatch(d time.Duration, commands int)
+}
+
+// TransferMastership has this master hand mastership to voter to (0: the
+// most caught-up voter) without a fail-over's outage (paxos/handover.go).
+func (d *Driver) TransferMastership(to uint32) error {
+	var err error
+	d.run(func() { err = d.r.TransferMastership(to, d.h.Now()) })
+	return err
+}
+
+// Leave tells the other members this replica is about to stop.
+func (d *Driver) Leave() { d.run(func() { d.r.Leave(d.h.Now()) }) }
+
 // RequestSnapshot has the replica snapshot now (§5.5).
 func (d *Driver) RequestSnapshot(token any) {
 	d.run(func() { d.r.RequestSnapshot(d.wait(token), d.h.Now()) })
@@ -281,6 +303,11 @@ func (d *Driver) handle(rd Ready) {
 	for _, env := range rd.Messages {
 		d.h.Send(env.To, env.Msg)
 	}
+	if t, ok := d.h.(Timings); ok {
+		for _, c := range rd.Committed {
+			t.Committed(c)
+		}
+	}
 	d.apply(rd.Apply)
 	d.serve(rd.Reads)
 	for _, rep := range rd.Replies {
@@ -309,6 +336,11 @@ func (d *Driver) handle(rd Ready) {
 func (d *Driver) apply(as []Apply) {
 	var results []Result
 	quiet, canQuiet := d.sm.(QuietApplier)
+	timings, timed := d.h.(Timings)
+	var began time.Time
+	if timed && len(as) > 0 {
+		began = d.h.Now()
+	}
 	for i := range as {
 		a := &as[i]
 		if a.NewEpoch {
@@ -328,6 +360,9 @@ func (d *Driver) apply(as []Apply) {
 		if cs, ok := d.sm.(Checksummer); ok && a.Checksum {
 			d.h.Checksum(a.Entry.Instance, cs.BeginChecksum())
 		}
+	}
+	if timed && len(results) > 0 {
+		timings.AppliedBatch(d.h.Now().Sub(began), len(results))
 	}
 	if len(results) > 0 {
 		d.r.Applied(results, d.h.Now())

@@ -44,6 +44,9 @@ type Ready struct {
 	// Flush: proposals are queued; call Flush once the shell has taken in
 	// what arrived meanwhile, so that they share instances (§4 batching).
 	Flush bool
+	// Committed: how long each instance this master proposed took from
+	// its first Accept to chosen (for metrics: see Timings).
+	Committed []time.Duration
 	// Fatal, when set, stops the replica: a broken invariant or a state
 	// found diverged. It has stopped serving by then.
 	Fatal error

@@ -65,6 +65,8 @@ type Replica struct {
 	// catchupLimits bound the catch-up requests served per member, and
 	// (at key 0) to all non-members together.
 	catchupLimits map[uint32]*rate.Limiter
+	// droppedLogged is when a drop of each reason was last logged.
+	droppedLogged map[DropReason]time.Time
 
 	lastNow time.Time
 	stopped bool
@@ -103,7 +105,8 @@ func (r *Replica) Ready() Ready {
 func (r *Replica) HasReady() bool {
 	rd := &r.rd
 	return rd.Prove != nil || len(rd.Writes) > 0 || len(rd.Messages) > 0 || len(rd.Apply) > 0 || len(rd.Reads) > 0 ||
-		len(rd.Replies) > 0 || len(rd.Answers) > 0 || rd.Snapshot != nil || rd.Fetch != nil || rd.Flush || rd.Fatal != nil
+		len(rd.Replies) > 0 || len(rd.Answers) > 0 || rd.Snapshot != nil || rd.Fetch != nil || rd.Flush || rd.Fatal != nil ||
+		len(rd.Committed) > 0
 }
 
 // input runs one input at now: the step, then whatever it sent this
@@ -155,10 +158,7 @@ func (r *Replica) drain(now time.Time) {
 func (r *Replica) Step(msg proto.Message, now time.Time) {
 	r.input(now, func() {
 		if why := r.admit(msg, now); why != "" {
-			if r.drops == nil {
-				r.drops = make(map[DropReason]uint64)
-			}
-			r.drops[why]++
+			r.dropped(msg, why, now)
 			return
 		}
 		r.step(msg, now)
@@ -180,7 +180,7 @@ func (r *Replica) step(msg proto.Message, now time.Time) {
 		if out.Reply != nil {
 			r.route(*out.Reply)
 		}
-	case *messages.Promise, *messages.Accepted, *messages.Heartbeat, *messages.Confirmed:
+	case *messages.Promise, *messages.Accepted, *messages.Heartbeat, *messages.Confirmed, *messages.Handover, *messages.Leaving:
 		r.proposerOut(r.p.Step(msg, now), now)
 	case *messages.Chosen:
 		r.learnerOut(r.l.HandleChosen(m, now), now)
@@ -241,6 +241,7 @@ func (r *Replica) proposerOut(out paxos.ProposerOutput, now time.Time) {
 		r.confirmed(rd, now)
 	}
 	r.checksProposed(out.Checks)
+	r.rd.Committed = append(r.rd.Committed, out.Committed...)
 }
 
 // acceptorOut carries out what an acceptor step asked for: its records are
@@ -333,4 +334,30 @@ func (r *Replica) noteBehind(now time.Time) {
 		return
 	}
 	r.behindTarget, r.behindSince = known, now
+}
+
+// Leave tells every other member that this replica is about to stop on
+// purpose (after handing mastership over, if it had it): a master stops
+// waiting on it at once (paxos.Proposer.Leave).
+func (r *Replica) Leave(now time.Time) {
+	r.input(now, func() { r.proposerOut(r.p.Leave(), now) })
+}
+
+// TransferMastership starts handing this master's mastership to voter to
+// (0: the most caught-up voter; see paxos/handover.go): commands and reads
+// are refused as not master from now on, and once what is in flight is
+// chosen (a later Tick) the successor is told to campaign at once. It
+// fails with paxos.ErrNoSuccessor when this replica is not master or no
+// voter can take over.
+func (r *Replica) TransferMastership(to uint32, now time.Time) error {
+	if r.stopped || r.p == nil {
+		return fmt.Errorf("%w: replica stopped", paxos.ErrNoSuccessor)
+	}
+	var err error
+	r.input(now, func() {
+		var out paxos.ProposerOutput
+		out, err = r.p.TransferMastership(to, now)
+		r.proposerOut(out, now)
+	})
+	return err
 }

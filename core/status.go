@@ -65,6 +65,9 @@ func (r *Replica) Status(now time.Time) *messages.StatusResponse {
 	if until, ok := r.p.LeaseUntil(now); ok {
 		s.LeaseRemainingUs = until.Sub(now).Microseconds()
 	}
+	if r.p.IsMaster() {
+		s.QueueLen, s.Inflight = uint64(r.p.QueueLen()), uint64(r.p.InflightLen())
+	}
 	return s
 }
 

@@ -35,6 +35,104 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// TransferMastershipRequest names the successor (0: the most caught-up
+// voter).
+type TransferMastershipRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	To            uint32                 `protobuf:"varint,1,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferMastershipRequest) Reset() {
+	*x = TransferMastershipRequest{}
+	mi := &file_messages_kv_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferMastershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferMastershipRequest) ProtoMessage() {}
+
+func (x *TransferMastershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferMastershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferMastershipRequest) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *TransferMastershipRequest) GetTo() uint32 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+type TransferMastershipResponse struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	MasterId            uint32                 `protobuf:"varint,1,opt,name=master_id,json=masterId,proto3" json:"master_id,omitempty"`                                   // the new master
+	MasterClientAddress string                 `protobuf:"bytes,2,opt,name=master_client_address,json=masterClientAddress,proto3" json:"master_client_address,omitempty"` // its client address, when recorded
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *TransferMastershipResponse) Reset() {
+	*x = TransferMastershipResponse{}
+	mi := &file_messages_kv_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferMastershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferMastershipResponse) ProtoMessage() {}
+
+func (x *TransferMastershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferMastershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferMastershipResponse) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TransferMastershipResponse) GetMasterId() uint32 {
+	if x != nil {
+		return x.MasterId
+	}
+	return 0
+}
+
+func (x *TransferMastershipResponse) GetMasterClientAddress() string {
+	if x != nil {
+		return x.MasterClientAddress
+	}
+	return ""
+}
+
 // Header is in every answer: who answered, and what it knows of the master.
 type Header struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
@@ -50,7 +148,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_messages_kv_proto_msgTypes[0]
+	mi := &file_messages_kv_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -62,7 +160,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[0]
+	mi := &file_messages_kv_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -75,7 +173,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{0}
+	return file_messages_kv_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Header) GetNodeId() uint32 {
@@ -130,7 +228,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_messages_kv_proto_msgTypes[1]
+	mi := &file_messages_kv_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -142,7 +240,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[1]
+	mi := &file_messages_kv_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -155,7 +253,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{1}
+	return file_messages_kv_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PutRequest) GetKey() []byte {
@@ -181,7 +279,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_messages_kv_proto_msgTypes[2]
+	mi := &file_messages_kv_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -193,7 +291,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[2]
+	mi := &file_messages_kv_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -206,7 +304,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{2}
+	return file_messages_kv_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PutResponse) GetHeader() *Header {
@@ -226,7 +324,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_messages_kv_proto_msgTypes[3]
+	mi := &file_messages_kv_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -238,7 +336,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[3]
+	mi := &file_messages_kv_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -251,7 +349,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{3}
+	return file_messages_kv_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -279,7 +377,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_messages_kv_proto_msgTypes[4]
+	mi := &file_messages_kv_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +389,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[4]
+	mi := &file_messages_kv_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +402,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{4}
+	return file_messages_kv_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetResponse) GetHeader() *Header {
@@ -337,7 +435,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_messages_kv_proto_msgTypes[5]
+	mi := &file_messages_kv_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +447,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[5]
+	mi := &file_messages_kv_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +460,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{5}
+	return file_messages_kv_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TxnRequest) GetOp() *MultiOp {
@@ -382,7 +480,7 @@ type ReadOnlyRequest struct {
 
 func (x *ReadOnlyRequest) Reset() {
 	*x = ReadOnlyRequest{}
-	mi := &file_messages_kv_proto_msgTypes[6]
+	mi := &file_messages_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +492,7 @@ func (x *ReadOnlyRequest) String() string {
 func (*ReadOnlyRequest) ProtoMessage() {}
 
 func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[6]
+	mi := &file_messages_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +505,7 @@ func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOnlyRequest.ProtoReflect.Descriptor instead.
 func (*ReadOnlyRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{6}
+	return file_messages_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReadOnlyRequest) GetOp() *MultiOp {
@@ -434,7 +532,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +544,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +557,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{7}
+	return file_messages_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TxnResponse) GetHeader() *Header {
@@ -484,7 +582,7 @@ type MembersListRequest struct {
 
 func (x *MembersListRequest) Reset() {
 	*x = MembersListRequest{}
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +594,7 @@ func (x *MembersListRequest) String() string {
 func (*MembersListRequest) ProtoMessage() {}
 
 func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +607,7 @@ func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersListRequest.ProtoReflect.Descriptor instead.
 func (*MembersListRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{8}
+	return file_messages_kv_proto_rawDescGZIP(), []int{10}
 }
 
 type MembersChangeResponse struct {
@@ -522,7 +620,7 @@ type MembersChangeResponse struct {
 
 func (x *MembersChangeResponse) Reset() {
 	*x = MembersChangeResponse{}
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +632,7 @@ func (x *MembersChangeResponse) String() string {
 func (*MembersChangeResponse) ProtoMessage() {}
 
 func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +645,7 @@ func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersChangeResponse.ProtoReflect.Descriptor instead.
 func (*MembersChangeResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{9}
+	return file_messages_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MembersChangeResponse) GetHeader() *Header {
@@ -575,7 +673,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +685,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +698,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{10}
+	return file_messages_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StreamRequest) GetCalls() []*StreamCall {
@@ -627,7 +725,7 @@ type StreamCall struct {
 
 func (x *StreamCall) Reset() {
 	*x = StreamCall{}
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +737,7 @@ func (x *StreamCall) String() string {
 func (*StreamCall) ProtoMessage() {}
 
 func (x *StreamCall) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +750,7 @@ func (x *StreamCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCall.ProtoReflect.Descriptor instead.
 func (*StreamCall) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{11}
+	return file_messages_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StreamCall) GetId() uint64 {
@@ -699,7 +797,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +809,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +822,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{12}
+	return file_messages_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamResponse) GetResults() []*StreamResult {
@@ -750,7 +848,7 @@ type StreamResult struct {
 
 func (x *StreamResult) Reset() {
 	*x = StreamResult{}
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +860,7 @@ func (x *StreamResult) String() string {
 func (*StreamResult) ProtoMessage() {}
 
 func (x *StreamResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +873,7 @@ func (x *StreamResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResult.ProtoReflect.Descriptor instead.
 func (*StreamResult) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{13}
+	return file_messages_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StreamResult) GetId() uint64 {
@@ -817,7 +915,12 @@ var File_messages_kv_proto protoreflect.FileDescriptor
 
 const file_messages_kv_proto_rawDesc = "" +
 	"\n" +
-	"\x11messages/kv.proto\x12\flivepaxos.v1\x1a\x18messages/livepaxos.proto\"\xbc\x01\n" +
+	"\x11messages/kv.proto\x12\flivepaxos.v1\x1a\x18messages/livepaxos.proto\"+\n" +
+	"\x19TransferMastershipRequest\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\rR\x02to\"m\n" +
+	"\x1aTransferMastershipResponse\x12\x1b\n" +
+	"\tmaster_id\x18\x01 \x01(\rR\bmasterId\x122\n" +
+	"\x15master_client_address\x18\x02 \x01(\tR\x13masterClientAddress\"\xbc\x01\n" +
 	"\x06Header\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x1b\n" +
 	"\tmaster_id\x18\x02 \x01(\rR\bmasterId\x122\n" +
@@ -869,7 +972,7 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.livepaxos.v1.ErrorCodeR\x04code\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12,\n" +
 	"\x06header\x18\x04 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x16\n" +
-	"\x06result\x18\x05 \x01(\fR\x06result2\xb0\x05\n" +
+	"\x06result\x18\x05 \x01(\fR\x06result2\x99\x06\n" +
 	"\x02KV\x12:\n" +
 	"\x03Put\x12\x18.livepaxos.v1.PutRequest\x1a\x19.livepaxos.v1.PutResponse\x12:\n" +
 	"\x03Get\x12\x18.livepaxos.v1.GetRequest\x1a\x19.livepaxos.v1.GetResponse\x12:\n" +
@@ -880,7 +983,8 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\rChangeMembers\x12\x1c.livepaxos.v1.MembersRequest\x1a#.livepaxos.v1.MembersChangeResponse\x12I\n" +
 	"\bSnapshot\x12\x1d.livepaxos.v1.SnapshotRequest\x1a\x1e.livepaxos.v1.SnapshotResponse\x12@\n" +
 	"\x05Check\x12\x1a.livepaxos.v1.CheckRequest\x1a\x1b.livepaxos.v1.CheckResponse\x12G\n" +
-	"\x06Stream\x12\x1b.livepaxos.v1.StreamRequest\x1a\x1c.livepaxos.v1.StreamResponse(\x010\x01B)Z'github.com/livepaxos/livepaxos/messagesb\x06proto3"
+	"\x06Stream\x12\x1b.livepaxos.v1.StreamRequest\x1a\x1c.livepaxos.v1.StreamResponse(\x010\x01\x12g\n" +
+	"\x12TransferMastership\x12'.livepaxos.v1.TransferMastershipRequest\x1a(.livepaxos.v1.TransferMastershipResponseB)Z'github.com/livepaxos/livepaxos/messagesb\x06proto3"
 
 var (
 	file_messages_kv_proto_rawDescOnce sync.Once
@@ -894,72 +998,76 @@ func file_messages_kv_proto_rawDescGZIP() []byte {
 	return file_messages_kv_proto_rawDescData
 }
 
-var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_messages_kv_proto_goTypes = []any{
-	(*Header)(nil),                // 0: livepaxos.v1.Header
-	(*PutRequest)(nil),            // 1: livepaxos.v1.PutRequest
-	(*PutResponse)(nil),           // 2: livepaxos.v1.PutResponse
-	(*GetRequest)(nil),            // 3: livepaxos.v1.GetRequest
-	(*GetResponse)(nil),           // 4: livepaxos.v1.GetResponse
-	(*TxnRequest)(nil),            // 5: livepaxos.v1.TxnRequest
-	(*ReadOnlyRequest)(nil),       // 6: livepaxos.v1.ReadOnlyRequest
-	(*TxnResponse)(nil),           // 7: livepaxos.v1.TxnResponse
-	(*MembersListRequest)(nil),    // 8: livepaxos.v1.MembersListRequest
-	(*MembersChangeResponse)(nil), // 9: livepaxos.v1.MembersChangeResponse
-	(*StreamRequest)(nil),         // 10: livepaxos.v1.StreamRequest
-	(*StreamCall)(nil),            // 11: livepaxos.v1.StreamCall
-	(*StreamResponse)(nil),        // 12: livepaxos.v1.StreamResponse
-	(*StreamResult)(nil),          // 13: livepaxos.v1.StreamResult
-	(Consistency)(0),              // 14: livepaxos.v1.Consistency
-	(*MultiOp)(nil),               // 15: livepaxos.v1.MultiOp
-	(*MultiOpResult)(nil),         // 16: livepaxos.v1.MultiOpResult
-	(ErrorCode)(0),                // 17: livepaxos.v1.ErrorCode
-	(*StatusRequest)(nil),         // 18: livepaxos.v1.StatusRequest
-	(*MembersRequest)(nil),        // 19: livepaxos.v1.MembersRequest
-	(*SnapshotRequest)(nil),       // 20: livepaxos.v1.SnapshotRequest
-	(*CheckRequest)(nil),          // 21: livepaxos.v1.CheckRequest
-	(*StatusResponse)(nil),        // 22: livepaxos.v1.StatusResponse
-	(*Membership)(nil),            // 23: livepaxos.v1.Membership
-	(*SnapshotResponse)(nil),      // 24: livepaxos.v1.SnapshotResponse
-	(*CheckResponse)(nil),         // 25: livepaxos.v1.CheckResponse
+	(*TransferMastershipRequest)(nil),  // 0: livepaxos.v1.TransferMastershipRequest
+	(*TransferMastershipResponse)(nil), // 1: livepaxos.v1.TransferMastershipResponse
+	(*Header)(nil),                     // 2: livepaxos.v1.Header
+	(*PutRequest)(nil),                 // 3: livepaxos.v1.PutRequest
+	(*PutResponse)(nil),                // 4: livepaxos.v1.PutResponse
+	(*GetRequest)(nil),                 // 5: livepaxos.v1.GetRequest
+	(*GetResponse)(nil),                // 6: livepaxos.v1.GetResponse
+	(*TxnRequest)(nil),                 // 7: livepaxos.v1.TxnRequest
+	(*ReadOnlyRequest)(nil),            // 8: livepaxos.v1.ReadOnlyRequest
+	(*TxnResponse)(nil),                // 9: livepaxos.v1.TxnResponse
+	(*MembersListRequest)(nil),         // 10: livepaxos.v1.MembersListRequest
+	(*MembersChangeResponse)(nil),      // 11: livepaxos.v1.MembersChangeResponse
+	(*StreamRequest)(nil),              // 12: livepaxos.v1.StreamRequest
+	(*StreamCall)(nil),                 // 13: livepaxos.v1.StreamCall
+	(*StreamResponse)(nil),             // 14: livepaxos.v1.StreamResponse
+	(*StreamResult)(nil),               // 15: livepaxos.v1.StreamResult
+	(Consistency)(0),                   // 16: livepaxos.v1.Consistency
+	(*MultiOp)(nil),                    // 17: livepaxos.v1.MultiOp
+	(*MultiOpResult)(nil),              // 18: livepaxos.v1.MultiOpResult
+	(ErrorCode)(0),                     // 19: livepaxos.v1.ErrorCode
+	(*StatusRequest)(nil),              // 20: livepaxos.v1.StatusRequest
+	(*MembersRequest)(nil),             // 21: livepaxos.v1.MembersRequest
+	(*SnapshotRequest)(nil),            // 22: livepaxos.v1.SnapshotRequest
+	(*CheckRequest)(nil),               // 23: livepaxos.v1.CheckRequest
+	(*StatusResponse)(nil),             // 24: livepaxos.v1.StatusResponse
+	(*Membership)(nil),                 // 25: livepaxos.v1.Membership
+	(*SnapshotResponse)(nil),           // 26: livepaxos.v1.SnapshotResponse
+	(*CheckResponse)(nil),              // 27: livepaxos.v1.CheckResponse
 }
 var file_messages_kv_proto_depIdxs = []int32{
-	0,  // 0: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
-	14, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 2: livepaxos.v1.GetResponse.header:type_name -> livepaxos.v1.Header
-	15, // 3: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
-	15, // 4: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
-	14, // 5: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
-	0,  // 6: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
-	16, // 7: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
-	0,  // 8: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
-	11, // 9: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
-	14, // 10: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
-	13, // 11: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
-	17, // 12: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
-	0,  // 13: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
-	1,  // 14: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
-	3,  // 15: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
-	5,  // 16: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
-	6,  // 17: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
-	18, // 18: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
-	8,  // 19: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
-	19, // 20: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
-	20, // 21: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
-	21, // 22: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
-	10, // 23: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
-	2,  // 24: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
-	4,  // 25: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
-	7,  // 26: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
-	7,  // 27: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
-	22, // 28: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
-	23, // 29: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
-	9,  // 30: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
-	24, // 31: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
-	25, // 32: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
-	12, // 33: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
-	24, // [24:34] is the sub-list for method output_type
-	14, // [14:24] is the sub-list for method input_type
+	2,  // 0: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
+	16, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
+	2,  // 2: livepaxos.v1.GetResponse.header:type_name -> livepaxos.v1.Header
+	17, // 3: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
+	17, // 4: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
+	16, // 5: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
+	2,  // 6: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
+	18, // 7: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
+	2,  // 8: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
+	13, // 9: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
+	16, // 10: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
+	15, // 11: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
+	19, // 12: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
+	2,  // 13: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
+	3,  // 14: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
+	5,  // 15: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
+	7,  // 16: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
+	8,  // 17: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
+	20, // 18: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
+	10, // 19: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
+	21, // 20: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
+	22, // 21: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
+	23, // 22: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
+	12, // 23: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
+	0,  // 24: livepaxos.v1.KV.TransferMastership:input_type -> livepaxos.v1.TransferMastershipRequest
+	4,  // 25: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
+	6,  // 26: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
+	9,  // 27: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
+	9,  // 28: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
+	24, // 29: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
+	25, // 30: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
+	11, // 31: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
+	26, // 32: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
+	27, // 33: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
+	14, // 34: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
+	1,  // 35: livepaxos.v1.KV.TransferMastership:output_type -> livepaxos.v1.TransferMastershipResponse
+	25, // [25:36] is the sub-list for method output_type
+	14, // [14:25] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -977,7 +1085,7 @@ func file_messages_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_kv_proto_rawDesc), len(file_messages_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

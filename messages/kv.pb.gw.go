@@ -321,6 +321,33 @@ func request_KV_Stream_0(ctx context.Context, marshaler runtime.Marshaler, clien
 	return stream, metadata, nil
 }
 
+func request_KV_TransferMastership_0(ctx context.Context, marshaler runtime.Marshaler, client KVClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq TransferMastershipRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.TransferMastership(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_KV_TransferMastership_0(ctx context.Context, marshaler runtime.Marshaler, server KVServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq TransferMastershipRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.TransferMastership(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterKVHandlerServer registers the http handlers for service KV to "mux".
 // UnaryRPC     :call KVServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -513,6 +540,26 @@ func RegisterKVHandlerServer(ctx context.Context, mux *runtime.ServeMux, server 
 		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
 		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 		return
+	})
+	mux.Handle(http.MethodPost, pattern_KV_TransferMastership_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/livepaxos.v1.KV/TransferMastership", runtime.WithHTTPPathPattern("/livepaxos.v1.KV/TransferMastership"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_KV_TransferMastership_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_KV_TransferMastership_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -724,31 +771,50 @@ func RegisterKVHandlerClient(ctx context.Context, mux *runtime.ServeMux, client 
 		}
 		forward_KV_Stream_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_KV_TransferMastership_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/livepaxos.v1.KV/TransferMastership", runtime.WithHTTPPathPattern("/livepaxos.v1.KV/TransferMastership"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_KV_TransferMastership_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_KV_TransferMastership_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_KV_Put_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Put"}, ""))
-	pattern_KV_Get_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Get"}, ""))
-	pattern_KV_Txn_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Txn"}, ""))
-	pattern_KV_Read_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Read"}, ""))
-	pattern_KV_Status_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Status"}, ""))
-	pattern_KV_Members_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Members"}, ""))
-	pattern_KV_ChangeMembers_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "ChangeMembers"}, ""))
-	pattern_KV_Snapshot_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Snapshot"}, ""))
-	pattern_KV_Check_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Check"}, ""))
-	pattern_KV_Stream_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Stream"}, ""))
+	pattern_KV_Put_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Put"}, ""))
+	pattern_KV_Get_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Get"}, ""))
+	pattern_KV_Txn_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Txn"}, ""))
+	pattern_KV_Read_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Read"}, ""))
+	pattern_KV_Status_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Status"}, ""))
+	pattern_KV_Members_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Members"}, ""))
+	pattern_KV_ChangeMembers_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "ChangeMembers"}, ""))
+	pattern_KV_Snapshot_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Snapshot"}, ""))
+	pattern_KV_Check_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Check"}, ""))
+	pattern_KV_Stream_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Stream"}, ""))
+	pattern_KV_TransferMastership_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "TransferMastership"}, ""))
 )
 
 var (
-	forward_KV_Put_0           = runtime.ForwardResponseMessage
-	forward_KV_Get_0           = runtime.ForwardResponseMessage
-	forward_KV_Txn_0           = runtime.ForwardResponseMessage
-	forward_KV_Read_0          = runtime.ForwardResponseMessage
-	forward_KV_Status_0        = runtime.ForwardResponseMessage
-	forward_KV_Members_0       = runtime.ForwardResponseMessage
-	forward_KV_ChangeMembers_0 = runtime.ForwardResponseMessage
-	forward_KV_Snapshot_0      = runtime.ForwardResponseMessage
-	forward_KV_Check_0         = runtime.ForwardResponseMessage
-	forward_KV_Stream_0        = runtime.ForwardResponseStream
+	forward_KV_Put_0                = runtime.ForwardResponseMessage
+	forward_KV_Get_0                = runtime.ForwardResponseMessage
+	forward_KV_Txn_0                = runtime.ForwardResponseMessage
+	forward_KV_Read_0               = runtime.ForwardResponseMessage
+	forward_KV_Status_0             = runtime.ForwardResponseMessage
+	forward_KV_Members_0            = runtime.ForwardResponseMessage
+	forward_KV_ChangeMembers_0      = runtime.ForwardResponseMessage
+	forward_KV_Snapshot_0           = runtime.ForwardResponseMessage
+	forward_KV_Check_0              = runtime.ForwardResponseMessage
+	forward_KV_Stream_0             = runtime.ForwardResponseStream
+	forward_KV_TransferMastership_0 = runtime.ForwardResponseMessage
 )

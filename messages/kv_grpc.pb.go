@@ -33,16 +33,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KV_Put_FullMethodName           = "/livepaxos.v1.KV/Put"
-	KV_Get_FullMethodName           = "/livepaxos.v1.KV/Get"
-	KV_Txn_FullMethodName           = "/livepaxos.v1.KV/Txn"
-	KV_Read_FullMethodName          = "/livepaxos.v1.KV/Read"
-	KV_Status_FullMethodName        = "/livepaxos.v1.KV/Status"
-	KV_Members_FullMethodName       = "/livepaxos.v1.KV/Members"
-	KV_ChangeMembers_FullMethodName = "/livepaxos.v1.KV/ChangeMembers"
-	KV_Snapshot_FullMethodName      = "/livepaxos.v1.KV/Snapshot"
-	KV_Check_FullMethodName         = "/livepaxos.v1.KV/Check"
-	KV_Stream_FullMethodName        = "/livepaxos.v1.KV/Stream"
+	KV_Put_FullMethodName                = "/livepaxos.v1.KV/Put"
+	KV_Get_FullMethodName                = "/livepaxos.v1.KV/Get"
+	KV_Txn_FullMethodName                = "/livepaxos.v1.KV/Txn"
+	KV_Read_FullMethodName               = "/livepaxos.v1.KV/Read"
+	KV_Status_FullMethodName             = "/livepaxos.v1.KV/Status"
+	KV_Members_FullMethodName            = "/livepaxos.v1.KV/Members"
+	KV_ChangeMembers_FullMethodName      = "/livepaxos.v1.KV/ChangeMembers"
+	KV_Snapshot_FullMethodName           = "/livepaxos.v1.KV/Snapshot"
+	KV_Check_FullMethodName              = "/livepaxos.v1.KV/Check"
+	KV_Stream_FullMethodName             = "/livepaxos.v1.KV/Stream"
+	KV_TransferMastership_FullMethodName = "/livepaxos.v1.KV/TransferMastership"
 )
 
 // KVClient is the client API for KV service.
@@ -75,6 +76,11 @@ type KVClient interface {
 	// they complete (out of order, matched by id): what the Go client uses
 	// for throughput. Each message may carry several calls or answers.
 	Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamRequest, StreamResponse], error)
+	// TransferMastership has the answering node, if master, hand mastership
+	// to a voter without a fail-over's outage, and answers once it knows the
+	// new master. A node that is not master refuses it (NOT_MASTER, naming
+	// the master).
+	TransferMastership(ctx context.Context, in *TransferMastershipRequest, opts ...grpc.CallOption) (*TransferMastershipResponse, error)
 }
 
 type kVClient struct {
@@ -188,6 +194,16 @@ func (c *kVClient) Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.Bi
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type KV_StreamClient = grpc.BidiStreamingClient[StreamRequest, StreamResponse]
 
+func (c *kVClient) TransferMastership(ctx context.Context, in *TransferMastershipRequest, opts ...grpc.CallOption) (*TransferMastershipResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TransferMastershipResponse)
+	err := c.cc.Invoke(ctx, KV_TransferMastership_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KVServer is the server API for KV service.
 // All implementations must embed UnimplementedKVServer
 // for forward compatibility.
@@ -218,6 +234,11 @@ type KVServer interface {
 	// they complete (out of order, matched by id): what the Go client uses
 	// for throughput. Each message may carry several calls or answers.
 	Stream(grpc.BidiStreamingServer[StreamRequest, StreamResponse]) error
+	// TransferMastership has the answering node, if master, hand mastership
+	// to a voter without a fail-over's outage, and answers once it knows the
+	// new master. A node that is not master refuses it (NOT_MASTER, naming
+	// the master).
+	TransferMastership(context.Context, *TransferMastershipRequest) (*TransferMastershipResponse, error)
 	mustEmbedUnimplementedKVServer()
 }
 
@@ -257,6 +278,9 @@ func (UnimplementedKVServer) Check(context.Context, *CheckRequest) (*CheckRespon
 }
 func (UnimplementedKVServer) Stream(grpc.BidiStreamingServer[StreamRequest, StreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method Stream not implemented")
+}
+func (UnimplementedKVServer) TransferMastership(context.Context, *TransferMastershipRequest) (*TransferMastershipResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransferMastership not implemented")
 }
 func (UnimplementedKVServer) mustEmbedUnimplementedKVServer() {}
 func (UnimplementedKVServer) testEmbeddedByValue()            {}
@@ -448,6 +472,24 @@ func _KV_Stream_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type KV_StreamServer = grpc.BidiStreamingServer[StreamRequest, StreamResponse]
 
+func _KV_TransferMastership_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferMastershipRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).TransferMastership(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_TransferMastership_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).TransferMastership(ctx, req.(*TransferMastershipRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KV_ServiceDesc is the grpc.ServiceDesc for KV service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -490,6 +532,10 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Check",
 			Handler:    _KV_Check_Handler,
+		},
+		{
+			MethodName: "TransferMastership",
+			Handler:    _KV_TransferMastership_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -194,7 +194,7 @@ func (x Test_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Test_Kind.Descriptor instead.
 func (Test_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17, 0}
 }
 
 type Op_Kind int32
@@ -243,7 +243,7 @@ func (x Op_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Op_Kind.Descriptor instead.
 func (Op_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16, 0}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18, 0}
 }
 
 // Command is one client operation inside a Paxos value. The payload is opaque
@@ -645,9 +645,15 @@ type Prepare struct {
 	Bootstrap []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"`
 	// cluster is a hash of the group's cluster id (messages.ClusterHash):
 	// a message from another group is dropped, never stepped.
-	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Cluster uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// handover_ballot: this candidate campaigns because the master of that
+	// ballot handed mastership to it (Handover). That master stopped serving
+	// lease reads before it said so, so an acceptor drops a lease it granted
+	// the master under that ballot or a lower one, and the candidate need not
+	// wait the lease out (§5.2).
+	HandoverBallot uint64 `protobuf:"varint,6,opt,name=handover_ballot,json=handoverBallot,proto3" json:"handover_ballot,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Prepare) Reset() {
@@ -722,6 +728,142 @@ func (x *Prepare) GetCluster() uint64 {
 	return 0
 }
 
+func (x *Prepare) GetHandoverBallot() uint64 {
+	if x != nil {
+		return x.HandoverBallot
+	}
+	return 0
+}
+
+// Handover is sent by a master handing mastership over (a restart, or an
+// operator's transfer): the recipient campaigns at once, naming the
+// ballot in its Prepare (handover_ballot). The master has stopped taking
+// commands and serving lease reads, and stepped down, before it sends it.
+type Handover struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot        uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`                           // the master's highest ballot
+	ChosenUpto    uint64                 `protobuf:"varint,3,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"` // everything up to here is chosen
+	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`                      // see Prepare.cluster
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Handover) Reset() {
+	*x = Handover{}
+	mi := &file_messages_livepaxos_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Handover) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Handover) ProtoMessage() {}
+
+func (x *Handover) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Handover.ProtoReflect.Descriptor instead.
+func (*Handover) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Handover) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *Handover) GetBallot() uint64 {
+	if x != nil {
+		return x.Ballot
+	}
+	return 0
+}
+
+func (x *Handover) GetChosenUpto() uint64 {
+	if x != nil {
+		return x.ChosenUpto
+	}
+	return 0
+}
+
+func (x *Handover) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
+// Leaving is sent by a node about to stop on purpose (SIGTERM), after it
+// handed mastership over if it had it: a master stops asking it for
+// durable acceptances at once and sends what is in flight to the others,
+// rather than waiting a retransmission interval for answers that will not
+// come.
+type Leaving struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Cluster       uint64                 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"` // see Prepare.cluster
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Leaving) Reset() {
+	*x = Leaving{}
+	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Leaving) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Leaving) ProtoMessage() {}
+
+func (x *Leaving) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Leaving.ProtoReflect.Descriptor instead.
+func (*Leaving) Descriptor() ([]byte, []int) {
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Leaving) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *Leaving) GetCluster() uint64 {
+	if x != nil {
+		return x.Cluster
+	}
+	return 0
+}
+
 // Promise is phase 1b. When ok is false, promised names the higher ballot
 // that caused the refusal.
 type Promise struct {
@@ -766,7 +908,7 @@ type Promise struct {
 
 func (x *Promise) Reset() {
 	*x = Promise{}
-	mi := &file_messages_livepaxos_proto_msgTypes[6]
+	mi := &file_messages_livepaxos_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +920,7 @@ func (x *Promise) String() string {
 func (*Promise) ProtoMessage() {}
 
 func (x *Promise) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[6]
+	mi := &file_messages_livepaxos_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +933,7 @@ func (x *Promise) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Promise.ProtoReflect.Descriptor instead.
 func (*Promise) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{6}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Promise) GetFrom() uint32 {
@@ -927,7 +1069,7 @@ type Accept struct {
 
 func (x *Accept) Reset() {
 	*x = Accept{}
-	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	mi := &file_messages_livepaxos_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1081,7 @@ func (x *Accept) String() string {
 func (*Accept) ProtoMessage() {}
 
 func (x *Accept) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[7]
+	mi := &file_messages_livepaxos_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1094,7 @@ func (x *Accept) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accept.ProtoReflect.Descriptor instead.
 func (*Accept) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{7}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Accept) GetFrom() uint32 {
@@ -1037,7 +1179,7 @@ type Accepted struct {
 
 func (x *Accepted) Reset() {
 	*x = Accepted{}
-	mi := &file_messages_livepaxos_proto_msgTypes[8]
+	mi := &file_messages_livepaxos_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1191,7 @@ func (x *Accepted) String() string {
 func (*Accepted) ProtoMessage() {}
 
 func (x *Accepted) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[8]
+	mi := &file_messages_livepaxos_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1204,7 @@ func (x *Accepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accepted.ProtoReflect.Descriptor instead.
 func (*Accepted) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{8}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Accepted) GetFrom() uint32 {
@@ -1160,7 +1302,7 @@ type Confirm struct {
 
 func (x *Confirm) Reset() {
 	*x = Confirm{}
-	mi := &file_messages_livepaxos_proto_msgTypes[9]
+	mi := &file_messages_livepaxos_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1314,7 @@ func (x *Confirm) String() string {
 func (*Confirm) ProtoMessage() {}
 
 func (x *Confirm) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[9]
+	mi := &file_messages_livepaxos_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1327,7 @@ func (x *Confirm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirm.ProtoReflect.Descriptor instead.
 func (*Confirm) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{9}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Confirm) GetFrom() uint32 {
@@ -1241,7 +1383,7 @@ type Confirmed struct {
 
 func (x *Confirmed) Reset() {
 	*x = Confirmed{}
-	mi := &file_messages_livepaxos_proto_msgTypes[10]
+	mi := &file_messages_livepaxos_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1395,7 @@ func (x *Confirmed) String() string {
 func (*Confirmed) ProtoMessage() {}
 
 func (x *Confirmed) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[10]
+	mi := &file_messages_livepaxos_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1408,7 @@ func (x *Confirmed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirmed.ProtoReflect.Descriptor instead.
 func (*Confirmed) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{10}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Confirmed) GetFrom() uint32 {
@@ -1341,7 +1483,7 @@ type Chosen struct {
 
 func (x *Chosen) Reset() {
 	*x = Chosen{}
-	mi := &file_messages_livepaxos_proto_msgTypes[11]
+	mi := &file_messages_livepaxos_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1353,7 +1495,7 @@ func (x *Chosen) String() string {
 func (*Chosen) ProtoMessage() {}
 
 func (x *Chosen) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[11]
+	mi := &file_messages_livepaxos_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1366,7 +1508,7 @@ func (x *Chosen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chosen.ProtoReflect.Descriptor instead.
 func (*Chosen) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{11}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Chosen) GetFrom() uint32 {
@@ -1417,7 +1559,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_messages_livepaxos_proto_msgTypes[12]
+	mi := &file_messages_livepaxos_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1571,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[12]
+	mi := &file_messages_livepaxos_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1584,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{12}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Heartbeat) GetFrom() uint32 {
@@ -1495,7 +1637,7 @@ type CatchupRequest struct {
 
 func (x *CatchupRequest) Reset() {
 	*x = CatchupRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1649,7 @@ func (x *CatchupRequest) String() string {
 func (*CatchupRequest) ProtoMessage() {}
 
 func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[13]
+	mi := &file_messages_livepaxos_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1662,7 @@ func (x *CatchupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupRequest.ProtoReflect.Descriptor instead.
 func (*CatchupRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{13}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CatchupRequest) GetFrom() uint32 {
@@ -1571,7 +1713,7 @@ type CatchupResponse struct {
 
 func (x *CatchupResponse) Reset() {
 	*x = CatchupResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1725,7 @@ func (x *CatchupResponse) String() string {
 func (*CatchupResponse) ProtoMessage() {}
 
 func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[14]
+	mi := &file_messages_livepaxos_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1738,7 @@ func (x *CatchupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatchupResponse.ProtoReflect.Descriptor instead.
 func (*CatchupResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{14}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CatchupResponse) GetFrom() uint32 {
@@ -1646,7 +1788,7 @@ type Test struct {
 
 func (x *Test) Reset() {
 	*x = Test{}
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1800,7 @@ func (x *Test) String() string {
 func (*Test) ProtoMessage() {}
 
 func (x *Test) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[15]
+	mi := &file_messages_livepaxos_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1813,7 @@ func (x *Test) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Test.ProtoReflect.Descriptor instead.
 func (*Test) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{15}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Test) GetKind() Test_Kind {
@@ -1713,7 +1855,7 @@ type Op struct {
 
 func (x *Op) Reset() {
 	*x = Op{}
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1867,7 @@ func (x *Op) String() string {
 func (*Op) ProtoMessage() {}
 
 func (x *Op) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[16]
+	mi := &file_messages_livepaxos_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1880,7 @@ func (x *Op) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Op.ProtoReflect.Descriptor instead.
 func (*Op) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{16}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Op) GetKind() Op_Kind {
@@ -1775,7 +1917,7 @@ type MultiOp struct {
 
 func (x *MultiOp) Reset() {
 	*x = MultiOp{}
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1929,7 @@ func (x *MultiOp) String() string {
 func (*MultiOp) ProtoMessage() {}
 
 func (x *MultiOp) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[17]
+	mi := &file_messages_livepaxos_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +1942,7 @@ func (x *MultiOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOp.ProtoReflect.Descriptor instead.
 func (*MultiOp) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{17}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MultiOp) GetGuard() []*Test {
@@ -1834,7 +1976,7 @@ type OpResult struct {
 
 func (x *OpResult) Reset() {
 	*x = OpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +1988,7 @@ func (x *OpResult) String() string {
 func (*OpResult) ProtoMessage() {}
 
 func (x *OpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[18]
+	mi := &file_messages_livepaxos_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +2001,7 @@ func (x *OpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpResult.ProtoReflect.Descriptor instead.
 func (*OpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{18}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OpResult) GetFound() bool {
@@ -1886,7 +2028,7 @@ type MultiOpResult struct {
 
 func (x *MultiOpResult) Reset() {
 	*x = MultiOpResult{}
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +2040,7 @@ func (x *MultiOpResult) String() string {
 func (*MultiOpResult) ProtoMessage() {}
 
 func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[19]
+	mi := &file_messages_livepaxos_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +2053,7 @@ func (x *MultiOpResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MultiOpResult.ProtoReflect.Descriptor instead.
 func (*MultiOpResult) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{19}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MultiOpResult) GetSucceeded() bool {
@@ -1941,7 +2083,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2095,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[20]
+	mi := &file_messages_livepaxos_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2108,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{20}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReadRequest) GetRequestId() uint64 {
@@ -2002,7 +2144,7 @@ type ClientRequest struct {
 
 func (x *ClientRequest) Reset() {
 	*x = ClientRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2014,7 +2156,7 @@ func (x *ClientRequest) String() string {
 func (*ClientRequest) ProtoMessage() {}
 
 func (x *ClientRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[21]
+	mi := &file_messages_livepaxos_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2027,7 +2169,7 @@ func (x *ClientRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientRequest.ProtoReflect.Descriptor instead.
 func (*ClientRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{21}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ClientRequest) GetRequestId() uint64 {
@@ -2061,7 +2203,7 @@ type ClientResponse struct {
 
 func (x *ClientResponse) Reset() {
 	*x = ClientResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2215,7 @@ func (x *ClientResponse) String() string {
 func (*ClientResponse) ProtoMessage() {}
 
 func (x *ClientResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[22]
+	mi := &file_messages_livepaxos_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2228,7 @@ func (x *ClientResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientResponse.ProtoReflect.Descriptor instead.
 func (*ClientResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{22}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClientResponse) GetRequestId() uint64 {
@@ -2160,7 +2302,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2172,7 +2314,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[23]
+	mi := &file_messages_livepaxos_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2185,7 +2327,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{23}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
 }
 
 type Member struct {
@@ -2208,7 +2350,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2220,7 +2362,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[24]
+	mi := &file_messages_livepaxos_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2233,7 +2375,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{24}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Member) GetId() uint32 {
@@ -2312,14 +2454,17 @@ type StatusResponse struct {
 	// peer_drops counts the peer messages this replica refused, by reason
 	// (core.DropReason): another cluster, not a member, a ballot its sender
 	// does not own, a field out of bounds.
-	PeerDrops     map[string]uint64 `protobuf:"bytes,30,rep,name=peer_drops,json=peerDrops,proto3" json:"peer_drops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	PeerDrops map[string]uint64 `protobuf:"bytes,30,rep,name=peer_drops,json=peerDrops,proto3" json:"peer_drops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Master only: commands waiting for an instance, and instances in phase 2.
+	QueueLen      uint64 `protobuf:"varint,31,opt,name=queue_len,json=queueLen,proto3" json:"queue_len,omitempty"`
+	Inflight      uint64 `protobuf:"varint,32,opt,name=inflight,proto3" json:"inflight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2476,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[25]
+	mi := &file_messages_livepaxos_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2489,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{25}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StatusResponse) GetNodeId() uint32 {
@@ -2557,6 +2702,20 @@ func (x *StatusResponse) GetPeerDrops() map[string]uint64 {
 	return nil
 }
 
+func (x *StatusResponse) GetQueueLen() uint64 {
+	if x != nil {
+		return x.QueueLen
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetInflight() uint64 {
+	if x != nil {
+		return x.Inflight
+	}
+	return 0
+}
+
 // ChecksumReport is one replica's checksum of its state as of instance,
 // sent to every peer's learner after a checksum value applied (§6.2).
 type ChecksumReport struct {
@@ -2573,7 +2732,7 @@ type ChecksumReport struct {
 
 func (x *ChecksumReport) Reset() {
 	*x = ChecksumReport{}
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2585,7 +2744,7 @@ func (x *ChecksumReport) String() string {
 func (*ChecksumReport) ProtoMessage() {}
 
 func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[26]
+	mi := &file_messages_livepaxos_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2598,7 +2757,7 @@ func (x *ChecksumReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChecksumReport.ProtoReflect.Descriptor instead.
 func (*ChecksumReport) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{26}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ChecksumReport) GetFrom() uint32 {
@@ -2640,7 +2799,7 @@ type CheckRequest struct {
 
 func (x *CheckRequest) Reset() {
 	*x = CheckRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2652,7 +2811,7 @@ func (x *CheckRequest) String() string {
 func (*CheckRequest) ProtoMessage() {}
 
 func (x *CheckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[27]
+	mi := &file_messages_livepaxos_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2665,7 +2824,7 @@ func (x *CheckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckRequest.ProtoReflect.Descriptor instead.
 func (*CheckRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{27}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CheckRequest) GetRequestId() uint64 {
@@ -2686,7 +2845,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2698,7 +2857,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[28]
+	mi := &file_messages_livepaxos_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2711,7 +2870,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{28}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CheckResponse) GetRequestId() uint64 {
@@ -2747,7 +2906,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2759,7 +2918,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[29]
+	mi := &file_messages_livepaxos_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2772,7 +2931,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{29}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SnapshotRequest) GetRequestId() uint64 {
@@ -2796,7 +2955,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2808,7 +2967,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[30]
+	mi := &file_messages_livepaxos_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2821,7 +2980,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{30}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SnapshotResponse) GetRequestId() uint64 {
@@ -2882,7 +3041,7 @@ type SnapshotMeta struct {
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3053,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[31]
+	mi := &file_messages_livepaxos_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3066,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{31}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SnapshotMeta) GetInstance() uint64 {
@@ -2962,7 +3121,7 @@ type SnapshotChunkRequest struct {
 
 func (x *SnapshotChunkRequest) Reset() {
 	*x = SnapshotChunkRequest{}
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2974,7 +3133,7 @@ func (x *SnapshotChunkRequest) String() string {
 func (*SnapshotChunkRequest) ProtoMessage() {}
 
 func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[32]
+	mi := &file_messages_livepaxos_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2987,7 +3146,7 @@ func (x *SnapshotChunkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunkRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotChunkRequest) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{32}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SnapshotChunkRequest) GetFrom() uint32 {
@@ -3036,7 +3195,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3048,7 +3207,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[33]
+	mi := &file_messages_livepaxos_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3061,7 +3220,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{33}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SnapshotChunk) GetFrom() uint32 {
@@ -3123,7 +3282,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3135,7 +3294,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[34]
+	mi := &file_messages_livepaxos_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3148,7 +3307,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{34}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Record) GetKind() isRecord_Kind {
@@ -3263,7 +3422,7 @@ type TruncatedRecord struct {
 
 func (x *TruncatedRecord) Reset() {
 	*x = TruncatedRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3275,7 +3434,7 @@ func (x *TruncatedRecord) String() string {
 func (*TruncatedRecord) ProtoMessage() {}
 
 func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[35]
+	mi := &file_messages_livepaxos_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3288,7 +3447,7 @@ func (x *TruncatedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedRecord.ProtoReflect.Descriptor instead.
 func (*TruncatedRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{35}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TruncatedRecord) GetUpto() uint64 {
@@ -3307,7 +3466,7 @@ type PromiseRecord struct {
 
 func (x *PromiseRecord) Reset() {
 	*x = PromiseRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3319,7 +3478,7 @@ func (x *PromiseRecord) String() string {
 func (*PromiseRecord) ProtoMessage() {}
 
 func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[36]
+	mi := &file_messages_livepaxos_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3332,7 +3491,7 @@ func (x *PromiseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromiseRecord.ProtoReflect.Descriptor instead.
 func (*PromiseRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{36}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PromiseRecord) GetBallot() uint64 {
@@ -3351,7 +3510,7 @@ type ChosenRecord struct {
 
 func (x *ChosenRecord) Reset() {
 	*x = ChosenRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3363,7 +3522,7 @@ func (x *ChosenRecord) String() string {
 func (*ChosenRecord) ProtoMessage() {}
 
 func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[37]
+	mi := &file_messages_livepaxos_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3376,7 +3535,7 @@ func (x *ChosenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChosenRecord.ProtoReflect.Descriptor instead.
 func (*ChosenRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{37}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ChosenRecord) GetUpto() uint64 {
@@ -3394,15 +3553,18 @@ type MetaRecord struct {
 	Incarnation uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	// fresh: the directory was created empty and its acceptor has not yet
 	// answered a request naming its incarnation (§5.1).
-	Fresh         bool      `protobuf:"varint,4,opt,name=fresh,proto3" json:"fresh,omitempty"`
-	Bootstrap     []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // see Prepare.bootstrap
+	Fresh     bool      `protobuf:"varint,4,opt,name=fresh,proto3" json:"fresh,omitempty"`
+	Bootstrap []*Member `protobuf:"bytes,5,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // see Prepare.bootstrap
+	// format is the data directory's format version (actors.DataFormat); 0
+	// in directories made before it was recorded, read as format 1.
+	Format        uint32 `protobuf:"varint,6,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MetaRecord) Reset() {
 	*x = MetaRecord{}
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3414,7 +3576,7 @@ func (x *MetaRecord) String() string {
 func (*MetaRecord) ProtoMessage() {}
 
 func (x *MetaRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_livepaxos_proto_msgTypes[38]
+	mi := &file_messages_livepaxos_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3427,7 +3589,7 @@ func (x *MetaRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRecord.ProtoReflect.Descriptor instead.
 func (*MetaRecord) Descriptor() ([]byte, []int) {
-	return file_messages_livepaxos_proto_rawDescGZIP(), []int{38}
+	return file_messages_livepaxos_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *MetaRecord) GetClusterId() string {
@@ -3463,6 +3625,13 @@ func (x *MetaRecord) GetBootstrap() []*Member {
 		return x.Bootstrap
 	}
 	return nil
+}
+
+func (x *MetaRecord) GetFormat() uint32 {
+	if x != nil {
+		return x.Format
+	}
+	return 0
 }
 
 var File_messages_livepaxos_proto protoreflect.FileDescriptor
@@ -3501,13 +3670,23 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05Entry\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12)\n" +
-	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\xd1\x01\n" +
+	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\xfa\x01\n" +
 	"\aPrepare\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12%\n" +
 	"\x0efirst_instance\x18\x03 \x01(\x04R\rfirstInstance\x12%\n" +
 	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x122\n" +
 	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\x12'\n" +
+	"\x0fhandover_ballot\x18\x06 \x01(\x04R\x0ehandoverBallot\"q\n" +
+	"\bHandover\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
+	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
+	"\vchosen_upto\x18\x03 \x01(\x04R\n" +
+	"chosenUpto\x12\x18\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"7\n" +
+	"\aLeaving\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x18\n" +
 	"\acluster\x18d \x01(\x06R\acluster\"\xc9\x03\n" +
 	"\aPromise\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
@@ -3646,7 +3825,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x12 \n" +
 	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\x12%\n" +
-	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\"\x85\t\n" +
+	"\x0eclient_address\x18\x05 \x01(\tR\rclientAddress\"\xbe\t\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\rR\x06nodeId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1b\n" +
@@ -3684,7 +3863,9 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x0eclient_address\x18\x1c \x01(\tR\rclientAddress\x122\n" +
 	"\x15master_client_address\x18\x1d \x01(\tR\x13masterClientAddress\x12J\n" +
 	"\n" +
-	"peer_drops\x18\x1e \x03(\v2+.livepaxos.v1.StatusResponse.PeerDropsEntryR\tpeerDrops\x1a<\n" +
+	"peer_drops\x18\x1e \x03(\v2+.livepaxos.v1.StatusResponse.PeerDropsEntryR\tpeerDrops\x12\x1b\n" +
+	"\tqueue_len\x18\x1f \x01(\x04R\bqueueLen\x12\x1a\n" +
+	"\binflight\x18  \x01(\x04R\binflight\x1a<\n" +
 	"\x0ePeerDropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"v\n" +
@@ -3744,7 +3925,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rPromiseRecord\x12\x16\n" +
 	"\x06ballot\x18\x01 \x01(\x04R\x06ballot\"\"\n" +
 	"\fChosenRecord\x12\x12\n" +
-	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xb0\x01\n" +
+	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xc8\x01\n" +
 	"\n" +
 	"MetaRecord\x12\x1d\n" +
 	"\n" +
@@ -3752,7 +3933,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\anode_id\x18\x02 \x01(\rR\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05fresh\x18\x04 \x01(\bR\x05fresh\x122\n" +
-	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap*\xe1\x01\n" +
+	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x16\n" +
+	"\x06format\x18\x06 \x01(\rR\x06format*\xe1\x01\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x19\n" +
 	"\x15ERROR_CODE_NOT_MASTER\x10\x01\x12\x16\n" +
@@ -3780,7 +3962,7 @@ func file_messages_livepaxos_proto_rawDescGZIP() []byte {
 }
 
 var file_messages_livepaxos_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_messages_livepaxos_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_messages_livepaxos_proto_goTypes = []any{
 	(ErrorCode)(0),               // 0: livepaxos.v1.ErrorCode
 	(Consistency)(0),             // 1: livepaxos.v1.Consistency
@@ -3792,70 +3974,72 @@ var file_messages_livepaxos_proto_goTypes = []any{
 	(*Value)(nil),                // 7: livepaxos.v1.Value
 	(*Entry)(nil),                // 8: livepaxos.v1.Entry
 	(*Prepare)(nil),              // 9: livepaxos.v1.Prepare
-	(*Promise)(nil),              // 10: livepaxos.v1.Promise
-	(*Accept)(nil),               // 11: livepaxos.v1.Accept
-	(*Accepted)(nil),             // 12: livepaxos.v1.Accepted
-	(*Confirm)(nil),              // 13: livepaxos.v1.Confirm
-	(*Confirmed)(nil),            // 14: livepaxos.v1.Confirmed
-	(*Chosen)(nil),               // 15: livepaxos.v1.Chosen
-	(*Heartbeat)(nil),            // 16: livepaxos.v1.Heartbeat
-	(*CatchupRequest)(nil),       // 17: livepaxos.v1.CatchupRequest
-	(*CatchupResponse)(nil),      // 18: livepaxos.v1.CatchupResponse
-	(*Test)(nil),                 // 19: livepaxos.v1.Test
-	(*Op)(nil),                   // 20: livepaxos.v1.Op
-	(*MultiOp)(nil),              // 21: livepaxos.v1.MultiOp
-	(*OpResult)(nil),             // 22: livepaxos.v1.OpResult
-	(*MultiOpResult)(nil),        // 23: livepaxos.v1.MultiOpResult
-	(*ReadRequest)(nil),          // 24: livepaxos.v1.ReadRequest
-	(*ClientRequest)(nil),        // 25: livepaxos.v1.ClientRequest
-	(*ClientResponse)(nil),       // 26: livepaxos.v1.ClientResponse
-	(*StatusRequest)(nil),        // 27: livepaxos.v1.StatusRequest
-	(*Member)(nil),               // 28: livepaxos.v1.Member
-	(*StatusResponse)(nil),       // 29: livepaxos.v1.StatusResponse
-	(*ChecksumReport)(nil),       // 30: livepaxos.v1.ChecksumReport
-	(*CheckRequest)(nil),         // 31: livepaxos.v1.CheckRequest
-	(*CheckResponse)(nil),        // 32: livepaxos.v1.CheckResponse
-	(*SnapshotRequest)(nil),      // 33: livepaxos.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),     // 34: livepaxos.v1.SnapshotResponse
-	(*SnapshotMeta)(nil),         // 35: livepaxos.v1.SnapshotMeta
-	(*SnapshotChunkRequest)(nil), // 36: livepaxos.v1.SnapshotChunkRequest
-	(*SnapshotChunk)(nil),        // 37: livepaxos.v1.SnapshotChunk
-	(*Record)(nil),               // 38: livepaxos.v1.Record
-	(*TruncatedRecord)(nil),      // 39: livepaxos.v1.TruncatedRecord
-	(*PromiseRecord)(nil),        // 40: livepaxos.v1.PromiseRecord
-	(*ChosenRecord)(nil),         // 41: livepaxos.v1.ChosenRecord
-	(*MetaRecord)(nil),           // 42: livepaxos.v1.MetaRecord
-	nil,                          // 43: livepaxos.v1.StatusResponse.PeerDropsEntry
+	(*Handover)(nil),             // 10: livepaxos.v1.Handover
+	(*Leaving)(nil),              // 11: livepaxos.v1.Leaving
+	(*Promise)(nil),              // 12: livepaxos.v1.Promise
+	(*Accept)(nil),               // 13: livepaxos.v1.Accept
+	(*Accepted)(nil),             // 14: livepaxos.v1.Accepted
+	(*Confirm)(nil),              // 15: livepaxos.v1.Confirm
+	(*Confirmed)(nil),            // 16: livepaxos.v1.Confirmed
+	(*Chosen)(nil),               // 17: livepaxos.v1.Chosen
+	(*Heartbeat)(nil),            // 18: livepaxos.v1.Heartbeat
+	(*CatchupRequest)(nil),       // 19: livepaxos.v1.CatchupRequest
+	(*CatchupResponse)(nil),      // 20: livepaxos.v1.CatchupResponse
+	(*Test)(nil),                 // 21: livepaxos.v1.Test
+	(*Op)(nil),                   // 22: livepaxos.v1.Op
+	(*MultiOp)(nil),              // 23: livepaxos.v1.MultiOp
+	(*OpResult)(nil),             // 24: livepaxos.v1.OpResult
+	(*MultiOpResult)(nil),        // 25: livepaxos.v1.MultiOpResult
+	(*ReadRequest)(nil),          // 26: livepaxos.v1.ReadRequest
+	(*ClientRequest)(nil),        // 27: livepaxos.v1.ClientRequest
+	(*ClientResponse)(nil),       // 28: livepaxos.v1.ClientResponse
+	(*StatusRequest)(nil),        // 29: livepaxos.v1.StatusRequest
+	(*Member)(nil),               // 30: livepaxos.v1.Member
+	(*StatusResponse)(nil),       // 31: livepaxos.v1.StatusResponse
+	(*ChecksumReport)(nil),       // 32: livepaxos.v1.ChecksumReport
+	(*CheckRequest)(nil),         // 33: livepaxos.v1.CheckRequest
+	(*CheckResponse)(nil),        // 34: livepaxos.v1.CheckResponse
+	(*SnapshotRequest)(nil),      // 35: livepaxos.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),     // 36: livepaxos.v1.SnapshotResponse
+	(*SnapshotMeta)(nil),         // 37: livepaxos.v1.SnapshotMeta
+	(*SnapshotChunkRequest)(nil), // 38: livepaxos.v1.SnapshotChunkRequest
+	(*SnapshotChunk)(nil),        // 39: livepaxos.v1.SnapshotChunk
+	(*Record)(nil),               // 40: livepaxos.v1.Record
+	(*TruncatedRecord)(nil),      // 41: livepaxos.v1.TruncatedRecord
+	(*PromiseRecord)(nil),        // 42: livepaxos.v1.PromiseRecord
+	(*ChosenRecord)(nil),         // 43: livepaxos.v1.ChosenRecord
+	(*MetaRecord)(nil),           // 44: livepaxos.v1.MetaRecord
+	nil,                          // 45: livepaxos.v1.StatusResponse.PeerDropsEntry
 }
 var file_messages_livepaxos_proto_depIdxs = []int32{
-	28, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
-	28, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
-	28, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
+	30, // 0: livepaxos.v1.Membership.members:type_name -> livepaxos.v1.Member
+	30, // 1: livepaxos.v1.MembersRequest.add:type_name -> livepaxos.v1.Member
+	30, // 2: livepaxos.v1.MembersRequest.client_address:type_name -> livepaxos.v1.Member
 	4,  // 3: livepaxos.v1.Value.commands:type_name -> livepaxos.v1.Command
 	7,  // 4: livepaxos.v1.Entry.value:type_name -> livepaxos.v1.Value
-	28, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
+	30, // 5: livepaxos.v1.Prepare.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 6: livepaxos.v1.Promise.accepted:type_name -> livepaxos.v1.Entry
-	28, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
+	30, // 7: livepaxos.v1.Promise.bootstrap:type_name -> livepaxos.v1.Member
 	8,  // 8: livepaxos.v1.Accept.entries:type_name -> livepaxos.v1.Entry
 	8,  // 9: livepaxos.v1.CatchupResponse.entries:type_name -> livepaxos.v1.Entry
 	2,  // 10: livepaxos.v1.Test.kind:type_name -> livepaxos.v1.Test.Kind
 	3,  // 11: livepaxos.v1.Op.kind:type_name -> livepaxos.v1.Op.Kind
-	19, // 12: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
-	20, // 13: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
-	20, // 14: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
-	22, // 15: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
+	21, // 12: livepaxos.v1.MultiOp.guard:type_name -> livepaxos.v1.Test
+	22, // 13: livepaxos.v1.MultiOp.t_op:type_name -> livepaxos.v1.Op
+	22, // 14: livepaxos.v1.MultiOp.f_op:type_name -> livepaxos.v1.Op
+	24, // 15: livepaxos.v1.MultiOpResult.results:type_name -> livepaxos.v1.OpResult
 	1,  // 16: livepaxos.v1.ReadRequest.consistency:type_name -> livepaxos.v1.Consistency
 	0,  // 17: livepaxos.v1.ClientResponse.code:type_name -> livepaxos.v1.ErrorCode
-	28, // 18: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
-	43, // 19: livepaxos.v1.StatusResponse.peer_drops:type_name -> livepaxos.v1.StatusResponse.PeerDropsEntry
-	28, // 20: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
-	40, // 21: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
+	30, // 18: livepaxos.v1.StatusResponse.members:type_name -> livepaxos.v1.Member
+	45, // 19: livepaxos.v1.StatusResponse.peer_drops:type_name -> livepaxos.v1.StatusResponse.PeerDropsEntry
+	30, // 20: livepaxos.v1.SnapshotMeta.members:type_name -> livepaxos.v1.Member
+	42, // 21: livepaxos.v1.Record.promise:type_name -> livepaxos.v1.PromiseRecord
 	8,  // 22: livepaxos.v1.Record.accept:type_name -> livepaxos.v1.Entry
 	8,  // 23: livepaxos.v1.Record.learned:type_name -> livepaxos.v1.Entry
-	41, // 24: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
-	42, // 25: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
-	39, // 26: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
-	28, // 27: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
+	43, // 24: livepaxos.v1.Record.chosen:type_name -> livepaxos.v1.ChosenRecord
+	44, // 25: livepaxos.v1.Record.meta:type_name -> livepaxos.v1.MetaRecord
+	41, // 26: livepaxos.v1.Record.truncated:type_name -> livepaxos.v1.TruncatedRecord
+	30, // 27: livepaxos.v1.MetaRecord.bootstrap:type_name -> livepaxos.v1.Member
 	28, // [28:28] is the sub-list for method output_type
 	28, // [28:28] is the sub-list for method input_type
 	28, // [28:28] is the sub-list for extension type_name
@@ -3868,7 +4052,7 @@ func file_messages_livepaxos_proto_init() {
 	if File_messages_livepaxos_proto != nil {
 		return
 	}
-	file_messages_livepaxos_proto_msgTypes[34].OneofWrappers = []any{
+	file_messages_livepaxos_proto_msgTypes[36].OneofWrappers = []any{
 		(*Record_Promise)(nil),
 		(*Record_Accept)(nil),
 		(*Record_Learned)(nil),
@@ -3882,7 +4066,7 @@ func file_messages_livepaxos_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_livepaxos_proto_rawDesc), len(file_messages_livepaxos_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   40,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -56,5 +56,9 @@ func StampCluster(msg proto.Message, cluster uint64) {
 		m.Cluster = cluster
 	case *SnapshotChunk:
 		m.Cluster = cluster
+	case *Handover:
+		m.Cluster = cluster
+	case *Leaving:
+		m.Cluster = cluster
 	}
 }

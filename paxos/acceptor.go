@@ -38,6 +38,10 @@ type Acceptor struct {
 	leaseTimeout time.Duration
 	leaseNode    uint32
 	leaseUntil   time.Time
+	// leaseBallot is the ballot of the grant: a master that handed
+	// mastership over under a ballot releases the grants made under it or
+	// below (Prepare.handover_ballot), never a later mastership's.
+	leaseBallot uint64
 	// truncated: the log up to here is let go of after a snapshot (§5.5).
 	// Prepares from at or below it are refused, and accepts there are not
 	// stored: what was accepted there is no longer known here.
@@ -133,7 +137,7 @@ func NewAcceptor(id uint32) *Acceptor {
 func (a *Acceptor) StartLease(timeout time.Duration, now time.Time) {
 	a.leaseTimeout = timeout
 	if timeout > 0 && a.promised > 0 {
-		a.leaseNode, a.leaseUntil = BallotOwner(a.promised), now.Add(timeout)
+		a.leaseNode, a.leaseUntil, a.leaseBallot = BallotOwner(a.promised), now.Add(timeout), a.promised
 	}
 }
 
@@ -161,7 +165,7 @@ func (a *Acceptor) ReleaseLease(node uint32) {
 // grant gives the owner of ballot b the lease from now.
 func (a *Acceptor) grant(b uint64, now time.Time) {
 	if a.leaseTimeout > 0 {
-		a.leaseNode, a.leaseUntil = BallotOwner(b), now.Add(a.leaseTimeout)
+		a.leaseNode, a.leaseUntil, a.leaseBallot = BallotOwner(b), now.Add(a.leaseTimeout), b
 	}
 }
 
@@ -243,6 +247,11 @@ func (a *Acceptor) truncate(upto uint64) {
 func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOutput {
 	var out AcceptorOutput
 	a.seen = max(a.seen, m.Ballot)
+	if h := m.HandoverBallot; h != 0 && a.leaseNode == BallotOwner(h) && a.leaseBallot <= h {
+		// The master of ballot h handed mastership to this candidate after
+		// it stopped serving reads on any lease of h or below (handover.go).
+		a.leaseUntil = time.Time{}
+	}
 	leased := m.Ballot > a.promised && now.Before(a.leaseUntil) && BallotOwner(m.Ballot) != a.leaseNode &&
 		a.planted != BugIgnoreLease
 	// A prepare from an instance this acceptor let go of cannot be

@@ -183,7 +183,7 @@ func (p *Proposer) sendPrepare(out *ProposerOutput, now time.Time) {
 		if p.promises[peer] == nil {
 			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Prepare{
 				From: p.cfg.ID, Ballot: p.ballot, FirstInstance: p.prepareFrom, ToIncarnation: p.toIncarnation(peer),
-				Bootstrap: p.bootstrapSet()}})
+				Bootstrap: p.bootstrapSet(), HandoverBallot: p.handoverBallot}})
 		}
 	}
 }
@@ -269,6 +269,7 @@ func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
 	p.state = stateMaster
 	p.masterID = p.cfg.ID
 	p.promises = nil
+	p.handover, p.handoverBallot = nil, 0
 	p.chosenUpto = max(p.chosenUpto, p.prepareFrom-1)
 	p.noticeUpto = p.prepareFrom - 1
 	p.changeAt, p.changeNext, p.reprepareFrom = 0, nil, 0

@@ -18,8 +18,8 @@ import (
 // its epoch's first instance (before that, its state may miss writes a
 // previous master acknowledged).
 func (p *Proposer) LeaseUntil(now time.Time) (until time.Time, ok bool) {
-	if p.state != stateMaster || p.applied < p.epoch {
-		return time.Time{}, false
+	if p.state != stateMaster || p.applied < p.epoch || p.handover != nil {
+		return time.Time{}, false // a master handing over serves no lease read
 	}
 	start, ok := p.quorumSent(p.leaseAck)
 	if !ok {
@@ -43,7 +43,7 @@ func (p *Proposer) nextSeq(now time.Time) uint64 {
 func (p *Proposer) Read(id uint64, now time.Time) ProposerOutput {
 	var out ProposerOutput
 	switch {
-	case p.state != stateMaster:
+	case p.state != stateMaster || p.handover != nil:
 		out.Reads = append(out.Reads, ReadResult{ID: id, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, Err: "not master"})
 		return out
 	case len(p.reads) >= p.cfg.MaxReads:

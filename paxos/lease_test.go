@@ -89,3 +89,71 @@ func TestPaper5_2_DeposedCandidateReleasesItsOwnLease(t *testing.T) {
 		t.Fatalf("the rival's prepare after the release: %v", pr)
 	}
 }
+
+// §5.2 with a handover: a Prepare naming the ballot its master handed
+// mastership over under releases a grant made under that ballot or below,
+// but never one of a later mastership of the same node (a delayed Prepare
+// must not strip a lease the old master holds again).
+func TestPaper5_2_HandoverReleasesOnlyTheGrantHandedOver(t *testing.T) {
+	master := NextBallot(0, 2)
+	successor := NextBallot(master, 3)
+	accept := func(a *Acceptor, b uint64, inst uint64) {
+		a.HandleAccept(&messages.Accept{From: BallotOwner(b), Ballot: b, Entries: []*messages.Entry{{Instance: inst, Value: value("x")}}}, t0)
+	}
+	a := NewAcceptor(1)
+	a.StartLease(testLease, t0)
+	accept(a, master, 1)
+	pr := a.HandlePrepare(&messages.Prepare{From: 3, Ballot: successor, FirstInstance: 1, HandoverBallot: master}, t0.Add(time.Millisecond)).Reply.Msg.(*messages.Promise)
+	if !pr.Ok {
+		t.Fatalf("the successor's prepare naming the handover: %v, want a promise at once", pr)
+	}
+
+	// Node 2 is master again, under a later ballot, when a Prepare naming
+	// its earlier handover arrives late.
+	b := NewAcceptor(1)
+	b.StartLease(testLease, t0)
+	again := NextBallot(successor, 2)
+	accept(b, again, 1)
+	late := NextBallot(again, 3)
+	pr = b.HandlePrepare(&messages.Prepare{From: 3, Ballot: late, FirstInstance: 1, HandoverBallot: master}, t0.Add(time.Millisecond)).Reply.Msg.(*messages.Promise)
+	if pr.Ok || !pr.Leased {
+		t.Fatalf("a stale handover released a later mastership's lease: %v", pr)
+	}
+}
+
+// A master handing over stops taking commands and serving lease reads at
+// once, sends Handover only on a later Tick (so a shell has published the
+// view without the lease first), and only once what it had in flight is
+// chosen or HandoverTimeout passed.
+func TestHandoverWaitsForInflightThenTellsTheSuccessor(t *testing.T) {
+	p := newTestProposer(1, 4, 4)
+	electBy12(t, p) // its epoch's first value is in flight, unacknowledged
+	now := t0.Add(10 * time.Second)
+	if _, err := p.TransferMastership(0, now); err == nil {
+		t.Fatal("handed over to the most caught-up voter when none has accepted anything")
+	}
+	if _, err := p.TransferMastership(2, now); err != nil {
+		t.Fatal(err)
+	}
+	if p.IsMaster() || p.Submit(&messages.Command{RequestId: 2}).Replies[0].Response.Code != messages.ErrorCode_ERROR_CODE_NOT_MASTER {
+		t.Fatal("a master handing over still takes commands")
+	}
+	if _, ok := p.LeaseUntil(now); ok {
+		t.Fatal("a master handing over still holds a lease")
+	}
+	sent := func(out ProposerOutput) *messages.Handover {
+		for _, env := range out.Messages {
+			if h, ok := env.Msg.(*messages.Handover); ok {
+				return h
+			}
+		}
+		return nil
+	}
+	if h := sent(p.Tick(now.Add(time.Millisecond))); h != nil {
+		t.Fatalf("handed over with an instance in flight: %v", h)
+	}
+	tick := p.Tick(now.Add(p.cfg.HandoverTimeout()))
+	if h := sent(tick); h == nil || h.From != 1 || h.Ballot == 0 || !tick.ReleaseLease || p.state != stateFollower {
+		t.Fatalf("after the handover timeout: %v, release %v, state %v", tick.Messages, tick.ReleaseLease, p.state)
+	}
+}

@@ -29,7 +29,8 @@ func (p *Proposer) NeedsFlush() bool {
 // during a boost's phase 1, not past a membership value still in flight,
 // and not before its epoch has started.
 func (p *Proposer) proposing() bool {
-	return p.state == stateMaster && !p.boosting && p.changeAt == 0 && !p.epochPending && p.reprepareFrom == 0
+	return p.state == stateMaster && !p.boosting && p.changeAt == 0 && !p.epochPending && p.reprepareFrom == 0 &&
+		p.handover == nil
 }
 
 // Submit queues a client command. Outside mastership, or when the queue is
@@ -41,7 +42,11 @@ func (p *Proposer) Submit(cmd *messages.Command) ProposerOutput {
 		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
 			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER,
 			Error: "not master", MasterId: p.masterID}})
-	case len(p.queue) >= p.cfg.MaxQueue:
+	case p.handover != nil:
+		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
+			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER,
+			Error: "master handing mastership over", MasterId: p.handover.to}})
+	case len(p.queue) >= p.cfg.MaxQueue || (len(p.queue) > 0 && p.queueBytes+len(cmd.Payload) > p.cfg.MaxQueueBytes):
 		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
 			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_OVERLOADED,
 			Error: "proposal queue full", MasterId: p.cfg.ID}})
@@ -105,7 +110,7 @@ func (p *Proposer) newInstance(v *messages.Value, now time.Time) *messages.Entry
 	e := &messages.Entry{Instance: p.nextInstance, Ballot: p.ballot, Value: v}
 	p.watchChange(e)
 	p.nextInstance++
-	p.inflight[e.Instance] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now}
+	p.inflight[e.Instance] = &inflight{entry: e, acks: make(map[uint32]bool), sentAt: now, proposedAt: now}
 	p.stats.Proposed++
 	return e
 }
@@ -177,6 +182,7 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 		if len(f.acks) >= p.quorum() {
 			delete(p.inflight, i)
 			moved = true
+			out.Committed = append(out.Committed, now.Sub(f.proposedAt))
 		}
 	}
 	if moved {
@@ -255,7 +261,7 @@ func (p *Proposer) broadcastAccept(out *ProposerOutput, entries []*messages.Entr
 func (p *Proposer) durableVoters() map[uint32]bool {
 	var followers []uint32
 	for _, peer := range p.voters {
-		if _, ok := p.lastAck[peer]; ok && peer != p.cfg.ID {
+		if _, ok := p.lastAck[peer]; ok && peer != p.cfg.ID && !p.leaving(peer, p.lastNow) {
 			followers = append(followers, peer)
 		}
 	}

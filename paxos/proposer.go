@@ -46,6 +46,10 @@ type ProposerConfig struct {
 	MaxBatchBytes      int // payload bytes per instance
 	MaxInflight        int // instances proposed and not yet chosen
 	MaxQueue           int // commands waiting for a slot; more are refused
+	// MaxQueueBytes bounds the payload bytes of the commands waiting
+	// (default 64 MiB): a few clients with large values cannot make the
+	// master hold gigabytes. One command alone is always taken.
+	MaxQueueBytes int
 	// LeaseTimeout is how long an acceptor's lease grant lasts on its own
 	// clock (§5.2). The master counts its lease as LeaseTimeout minus
 	// ClockDriftMax from the moment it sent what was acknowledged.
@@ -92,6 +96,7 @@ func (c *ProposerConfig) setDefaults() {
 	orDefault(&c.MaxBatchBytes, 1<<20)
 	orDefault(&c.MaxInflight, 32)
 	orDefault(&c.MaxQueue, 32768)
+	orDefault(&c.MaxQueueBytes, 64<<20)
 	orDefault(&c.LeaseTimeout, 2*time.Second)
 	orDefault(&c.ClockDriftMax, 100*time.Millisecond)
 	orDefault(&c.CheckInterval, 5*time.Minute)
@@ -120,6 +125,8 @@ type inflight struct {
 	entry  *messages.Entry
 	acks   map[uint32]bool
 	sentAt time.Time
+	// proposedAt: its first send (sentAt moves with retransmissions).
+	proposedAt time.Time
 }
 
 // Proposer decides when to campaign, runs phase 1 once per mastership, and
@@ -255,8 +262,15 @@ type Proposer struct {
 	// staying master.
 	boosting    bool
 	boostBallot uint64
-	boostAt     time.Time // when the last boost started (or the mastership)
-	stats       ProposerStats
+	// handover: this master is handing mastership over (handover.go);
+	// handoverBallot: this candidate campaigns because the master of that
+	// ballot handed mastership to it, and its Prepares say so.
+	handover       *handover
+	handoverBallot uint64
+	// leavingAt: when each peer said it is about to stop (Leaving).
+	leavingAt map[uint32]time.Time
+	boostAt   time.Time // when the last boost started (or the mastership)
+	stats     ProposerStats
 }
 
 // seqWindow is how many recent sends a master remembers the time of; an
@@ -301,6 +315,9 @@ type ProposerOutput struct {
 	ReleaseLease bool
 	// Checks lists the instances of checksum values just proposed.
 	Checks []uint64
+	// Committed: for each instance this master just saw chosen, how long
+	// after its first Accept (for metrics; nothing decides on it).
+	Committed []time.Duration
 }
 
 // NewProposer returns a follower that will campaign if it hears no master.
@@ -308,7 +325,8 @@ func NewProposer(cfg ProposerConfig, now time.Time) *Proposer {
 	cfg.setDefaults()
 	p := &Proposer{cfg: cfg, inflight: make(map[uint64]*inflight), lastAck: make(map[uint32]time.Time),
 		leaseAck: make(map[uint32]uint64), confirmAck: make(map[uint32]uint64), truncatedAt: make(map[uint32]uint64),
-		incarnations: make(map[uint32]uint64), replaced: make(map[uint32]uint64), learnerIncs: make(map[uint32]uint64)}
+		incarnations: make(map[uint32]uint64), replaced: make(map[uint32]uint64), learnerIncs: make(map[uint32]uint64),
+		leavingAt: make(map[uint32]time.Time)}
 	m := cfg.Members
 	if m == nil {
 		m = &messages.Membership{Version: 1}
@@ -337,7 +355,8 @@ func (p *Proposer) setMembers(m *messages.Membership) {
 func (p *Proposer) Members() *messages.Membership { return p.members }
 
 // IsMaster reports whether this proposer is master and accepts writes.
-func (p *Proposer) IsMaster() bool { return p.state == stateMaster }
+// A master handing mastership over accepts none: it is not master here.
+func (p *Proposer) IsMaster() bool { return p.state == stateMaster && p.handover == nil }
 
 // State returns "follower", "candidate" or "master".
 func (p *Proposer) State() string { return p.state.String() }
@@ -398,6 +417,10 @@ func (p *Proposer) Step(msg proto.Message, now time.Time) ProposerOutput {
 		p.onAccepted(&out, m, now)
 	case *messages.Confirmed:
 		p.onConfirmed(&out, m, now)
+	case *messages.Handover:
+		p.onHandover(&out, m, now)
+	case *messages.Leaving:
+		p.onLeaving(&out, m, now)
 	}
 	return out
 }
@@ -415,6 +438,7 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 				// configuration does not count (it lost its disk, §5.1).
 				p.resetElection(now)
 			} else {
+				p.handoverBallot = 0 // on its own account
 				p.campaign(&out, now)
 			}
 		}
@@ -425,12 +449,18 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 			p.sendPrepare(&out, now)
 		}
 	case stateMaster:
+		if p.maybeHandOver(&out, now) {
+			break
+		}
 		if now.Sub(p.heartbeatAt) >= p.cfg.HeartbeatInterval {
 			p.heartbeatAt = now
 			p.sendHeartbeats(&out)
 			p.noticeDirty = true // learners hear the chosen prefix at least this often
 		}
 		p.retransmit(&out, now)
+		if p.handover != nil {
+			break // it only sees what it has in flight chosen
+		}
 		p.expireReads(&out, now)
 		p.maybeBoost(&out, now)
 		p.maybeRenew(&out, now)
@@ -472,6 +502,7 @@ func (p *Proposer) stepDown(out *ProposerOutput, now time.Time) {
 	p.state = stateFollower
 	p.masterID = 0
 	p.promises = nil
+	p.handover = nil
 	if cmd := p.pendingChange; cmd != nil && cmd.ReplyAddress != "" {
 		out.Replies = append(out.Replies, Reply{Cmd: cmd, Response: &messages.ClientResponse{
 			RequestId: cmd.RequestId, Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, Error: "master stepped down"}})

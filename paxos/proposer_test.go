@@ -174,6 +174,20 @@ func TestProposerQueueIsBounded(t *testing.T) {
 	}
 }
 
+// The queue is bounded in bytes too: commands whose payloads would pass
+// MaxQueueBytes are refused as overloaded, whatever their number.
+func TestProposerQueueIsBoundedInBytes(t *testing.T) {
+	p := NewProposer(ProposerConfig{ID: 1, Peers: []uint32{1, 2, 3}, MaxQueueBytes: 10}, t0)
+	electBy12(t, p)
+	p.Submit(cmd(1, 1, "123456"))
+	if out := p.Submit(cmd(1, 2, "12345")); len(out.Replies) != 1 || out.Replies[0].Response.Code != messages.ErrorCode_ERROR_CODE_OVERLOADED {
+		t.Fatalf("a command past the byte bound: %v", out.Replies)
+	}
+	if out := p.Submit(cmd(1, 3, "1234")); len(out.Replies) != 0 || p.QueueLen() != 2 {
+		t.Fatalf("a command within the byte bound: %v, queue %d", out.Replies, p.QueueLen())
+	}
+}
+
 func TestProposerRefusesWhenNotMaster(t *testing.T) {
 	p := newTestProposer(2, 4, 4)
 	p.Step(&messages.Heartbeat{From: 1, Ballot: NextBallot(0, 1)}, t0)

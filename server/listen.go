@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,7 +38,8 @@ type serving struct {
 
 // Serve serves the client API on lis until Close. gRPC clients get
 // service livepaxos.v1.KV (with server reflection, so grpcurl can list and
-// call it, and the standard gRPC health service); HTTP/1.1 requests on the
+// call it, and the standard gRPC health service, SERVING while the node is
+// Ready); HTTP/1.1 requests on the
 // same port go to the JSON gateway: POST /livepaxos.v1.KV/<Method> with
 // the request as JSON (curl does this by default, and over TLS too). With tlsConfig,
 // every connection is TLS first (and, with client CAs in it, must present a
@@ -65,13 +67,13 @@ func (s *Server) Serve(lis net.Listener, tlsConfig *tls.Config) error {
 		grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(s.recoverUnary, s.authorizeUnary),
+		grpc.ChainUnaryInterceptor(s.recoverUnary, s.authorizeUnary, s.observeUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream),
 	)
 	messages.RegisterKVServer(g, svc)
 	reflection.Register(g)
 	hs := health.NewServer()
-	healthpb.RegisterHealthServer(g, hs)
+	healthpb.RegisterHealthServer(g, freshHealth{Server: hs, s: s})
 
 	gw := runtime.NewServeMux()
 	if err := messages.RegisterKVHandlerServer(context.Background(), gw, svc); err != nil {
@@ -86,6 +88,7 @@ func (s *Server) Serve(lis net.Listener, tlsConfig *tls.Config) error {
 	}
 	s.serving = &serving{mux: m, grpc: g, http: httpSrv, health: hs}
 	s.mu.Unlock()
+	go s.healthLoop(hs.SetServingStatus)
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -116,4 +119,40 @@ func (s *Server) recoverInto(method string, err *error) {
 		s.log.Error("recovered panic in a client API handler", "method", method, "panic", r, "stack", string(debug.Stack()))
 		*err = status.Errorf(codes.Internal, "handler failed: %v", r)
 	}
+}
+
+// observeUnary hands each unary call's method, outcome and time to
+// Config.ObserveRequest.
+func (s *Server) observeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	s.calls.Add(1)
+	defer s.calls.Add(-1)
+	obs := s.cfg.ObserveRequest
+	if obs == nil || !strings.HasPrefix(info.FullMethod, "/livepaxos.v1.KV/") {
+		return handler(ctx, req) // the health and reflection services are not requests
+	}
+	began := time.Now()
+	resp, err := handler(ctx, req)
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+		if code, _, _, ok := messages.StatusError(status.Convert(err)); ok {
+			outcome = outcomeName(code)
+		}
+	}
+	method := info.FullMethod[strings.LastIndexByte(info.FullMethod, '/')+1:]
+	obs(method, outcome, time.Since(began))
+	return resp, err
+}
+
+// outcomeName is an error code as a metric label: "ok", "not_master", ...
+func outcomeName(c messages.ErrorCode) string {
+	if c == messages.ErrorCode_ERROR_CODE_OK {
+		return "ok"
+	}
+	return strings.ToLower(strings.TrimPrefix(c.String(), "ERROR_CODE_"))
+}
+
+// consistencyName is a read's consistency as a metric label.
+func consistencyName(c messages.Consistency) string {
+	return strings.ToLower(strings.TrimPrefix(c.String(), "CONSISTENCY_"))
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -55,7 +56,19 @@ type Config struct {
 	// change the membership, run a consistency check or take a snapshot
 	// when the port requires client certificates (authz.go). Empty: "admin".
 	AdminNames []string
-	Logger     *slog.Logger
+	// DataDir, if set, is the replica's data directory: readiness checks
+	// the free space of its file system.
+	DataDir string
+	// ObserveRequest, if set, hears of every client request answered
+	// (for metrics): its method ("Put", "Get", ...; a Stream's calls as
+	// "write" and "read_lease", "read_quorum", "read_stale"), its outcome
+	// ("ok", or the error code: "not_master", "outcome_unknown", ...) and
+	// how long it took. It must not block.
+	ObserveRequest func(method, outcome string, d time.Duration)
+	// HealthEvery is how often the gRPC health service's answer is brought
+	// up to date with Ready (default 1s).
+	HealthEvery time.Duration
+	Logger      *slog.Logger
 }
 
 // ErrConfig reports a Config that cannot serve.
@@ -77,6 +90,8 @@ type Server struct {
 	mu      sync.Mutex
 	closed  bool
 	serving *serving
+	// calls counts client calls taken and not yet answered (Drain).
+	calls atomic.Int64
 }
 
 // ErrClosed is returned by Serve after Close.
@@ -104,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.RegisterEvery <= 0 {
 		cfg.RegisterEvery = time.Second
+	}
+	if cfg.HealthEvery <= 0 {
+		cfg.HealthEvery = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -139,4 +157,23 @@ func (s *Server) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
+}
+
+// Drain waits, up to d, until no client call this node took waits for
+// its answer (one forwarded to the master, or waiting for a master to be
+// known): a node about to stop lets the calls in flight end with their
+// answers rather than with a closed connection (for a write: outcome
+// unknown). New calls are still taken meanwhile; once clients learn the
+// new master from the answers, few come.
+//
+// It waits a third of d in any case: calls sent before their clients heard
+// of the new master are still on their way.
+func (s *Server) Drain(d time.Duration) {
+	start := time.Now()
+	for time.Since(start) < d {
+		if s.calls.Load() == 0 && time.Since(start) >= d/3 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond) // another goroutine's calls: nothing to wait on
+	}
 }

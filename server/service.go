@@ -189,3 +189,27 @@ func (s *Server) failedStatus(req *request, a answer) error {
 	}
 	return s.invalid(messages.ErrorCode_ERROR_CODE_INVALID, fmt.Sprintf("unexpected answer %T", a.msg))
 }
+
+// TransferMastership has this node, if master, hand mastership over
+// (actors.Replica.TransferMastership) and answers with the new master. A
+// node that is not master refuses it as not master, naming the master, so
+// that the client asks it there.
+func (k *kvService) TransferMastership(ctx context.Context, in *messages.TransferMastershipRequest) (*messages.TransferMastershipResponse, error) {
+	r := k.s.replica
+	if id, self := r.Master(); !self {
+		return nil, k.s.status(&failure{code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, msg: "not master", masterID: id})
+	}
+	if _, deadline := ctx.Deadline(); !deadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, k.s.cfg.RequestTimeout)
+		defer cancel()
+	}
+	id, err := r.TransferMastership(ctx, in.To)
+	switch {
+	case errors.Is(err, actors.ErrNoSuccessor):
+		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_INVALID, err.Error())
+	case err != nil:
+		return nil, k.s.invalid(messages.ErrorCode_ERROR_CODE_UNAVAILABLE, "handing mastership over: "+err.Error())
+	}
+	return &messages.TransferMastershipResponse{MasterId: id, MasterClientAddress: r.ClientAddressOf(id)}, nil
+}

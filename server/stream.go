@@ -93,6 +93,23 @@ func sendResults(ctx context.Context, stream messages.KV_StreamServer, results <
 // streamCall runs one call of a stream and hands its result to reply,
 // once, on any goroutine.
 func (s *Server) streamCall(call *messages.StreamCall, reply func(*messages.StreamResult)) {
+	s.calls.Add(1)
+	counted := reply
+	reply = func(r *messages.StreamResult) {
+		counted(r)
+		s.calls.Add(-1)
+	}
+	if obs := s.cfg.ObserveRequest; obs != nil {
+		began, inner := time.Now(), reply
+		method := "write"
+		if !call.Write {
+			method = "read_" + consistencyName(call.Consistency)
+		}
+		reply = func(r *messages.StreamResult) {
+			obs(method, outcomeName(r.Code), time.Since(began))
+			inner(r)
+		}
+	}
 	req := &request{kind: kindRead, payload: call.Op, consistency: call.Consistency}
 	if call.Write {
 		req.kind = kindWrite

@@ -312,6 +312,19 @@ func (c *checker) servedRead(n *node, lease bool, until time.Time) {
 	c.leases[n.id] = ivs
 }
 
+// leaseGivenUp: n, master until now, handed mastership over after it
+// stopped serving reads on its lease (paxos/handover.go), and the
+// acceptors may release the lease early: its lease intervals end now, not
+// when the lease would have run out. A read it served later would open a
+// new interval, still checked against every other replica's.
+func (c *checker) leaseGivenUp(n *node) {
+	now := c.s.sched.now
+	ivs := c.leases[n.id]
+	for i := range ivs {
+		ivs[i].to = min(ivs[i].to, now)
+	}
+}
+
 // firstApplied follows the client writes of an entry the log just grew by:
 // each must be in the log once (a write is not retried once it may have
 // been proposed), and the time it first took effect bounds the operation

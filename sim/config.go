@@ -54,6 +54,9 @@ type Faults struct {
 	PartitionEvery             time.Duration
 	PartitionMin, PartitionMax time.Duration
 	OneWay                     float64
+	// A master hands mastership over (paxos/handover.go) on average every
+	// TransferEvery (0: never), to a random voter or the most caught-up.
+	TransferEvery time.Duration
 }
 
 // Config describes one run. ConfigForSeed derives a varied one from a seed.

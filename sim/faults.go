@@ -25,6 +25,38 @@ func (s *Simulator) startFaults() {
 	if f.PartitionEvery > 0 {
 		s.sched.after(s.jitter(int64(f.PartitionEvery)), s.partitionSome)
 	}
+	if f.TransferEvery > 0 {
+		s.sched.after(s.jitter(int64(f.TransferEvery)), s.transferOne)
+	}
+}
+
+// transferOne has the master hand mastership over, as a restart or an
+// operator would: to the most caught-up voter, or to one picked at random
+// (which may be down or cut off: then the others elect as after a
+// fail-over).
+func (s *Simulator) transferOne() {
+	if !s.faulty() {
+		return
+	}
+	defer s.sched.after(s.jitter(int64(s.cfg.Faults.TransferEvery)), s.transferOne)
+	for _, n := range s.nodes {
+		if !n.up || !n.r().IsMaster() {
+			continue
+		}
+		var to uint32
+		if s.rng.IntN(2) == 0 {
+			to = s.ids[s.rng.IntN(len(s.ids))]
+		}
+		err := n.d.TransferMastership(to)
+		s.tracef("TRANSFER %s hands mastership to %d (0: the most caught up): %v", n.name(), to, err)
+		if err == nil {
+			s.handovers++
+			if s.rng.IntN(2) == 0 {
+				n.d.Leave() // as a node stopping on SIGTERM does next
+			}
+		}
+		return
+	}
 }
 
 func (s *Simulator) faulty() bool { return s.sched.now < s.faultsEnd && s.err == nil }

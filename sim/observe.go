@@ -49,6 +49,9 @@ const (
 	sitLossesExclusive = "second-loss-withheld"
 	// The end of a run waited more than 200 ms to settle (seed 89778).
 	sitLongSettle = "long-settle"
+	// A master handed mastership over and the successor campaigned naming
+	// it, releasing the old lease (TestPaper5_2_HandoverUnderSimulation).
+	sitHandoverCampaign = "handover-campaign"
 )
 
 // watch is what a node's situations need to remember.
@@ -170,9 +173,17 @@ func (n *node) notePromise(m *messages.Promise, own bool) {
 
 // afterSend notes situations a message this node sends shows.
 func (n *node) afterSend(to uint32, msg proto.Message) {
+	if _, ok := msg.(*messages.Handover); ok {
+		// The master gave its lease up before this left (handover.go).
+		n.s.check.leaseGivenUp(n)
+		return
+	}
 	m, ok := msg.(*messages.Prepare)
 	if !ok {
 		return
+	}
+	if m.HandoverBallot != 0 {
+		n.s.situation(sitHandoverCampaign)
 	}
 	r := n.r()
 	if r.Fresh() && !n.s.brandNew() {

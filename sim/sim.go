@@ -35,6 +35,7 @@ type Result struct {
 	Wipes                   int // disks lost or found corrupt (§5.1)
 	BitFlips                int // of those, corrupt log records
 	VoterChanges            int // of the membership changes, promotions and demotions
+	Handovers               int // masterships handed over (Faults.TransferEvery)
 	// Situations counts the moments past bugs needed that the run reached
 	// (observe.go).
 	Situations map[string]int
@@ -84,6 +85,8 @@ type Simulator struct {
 	checksums int
 	// transfersCut counts snapshot transfers given up mid-way.
 	transfersCut int
+	// handovers counts masterships handed over (transferOne).
+	handovers int
 	// damagedSnapshots counts snapshot files a crash left unreadable.
 	damagedSnapshots int
 	situations       map[string]int
@@ -187,7 +190,7 @@ func (s *Simulator) result() Result {
 		Ops: len(s.history), Chosen: len(s.check.log), Crashes: s.crashes, LostRecords: s.lostRecords, Partitions: s.partitions,
 		Messages: s.net.sent, Lost: s.net.lost, LeaseReads: s.check.leaseReads, QuorumReads: s.check.quorumReads,
 		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums, MembershipOps: s.membershipOps, Wipes: s.wipes, BitFlips: s.bitFlips, VoterChanges: s.voterChanges,
-		Situations: s.situations}
+		Handovers: s.handovers, Situations: s.situations}
 	for _, o := range s.history {
 		switch o.status {
 		case opOK:

@@ -38,6 +38,11 @@ func replayCommand(seed uint64, bug paxos.PlantedBug) string {
 // each run single-threaded and independent, and returns the failures in
 // seed order with the total of their results.
 func runSeeds(start uint64, count, workers int, progress func(done int, r Result, err error)) (failures []error, total Result, wall time.Duration) {
+	return runSeedsWith(ConfigForSeed, start, count, workers, progress)
+}
+
+// runSeedsWith is runSeeds with the configurations cfgFor makes.
+func runSeedsWith(cfgFor func(uint64) Config, start uint64, count, workers int, progress func(done int, r Result, err error)) (failures []error, total Result, wall time.Duration) {
 	began := time.Now()
 	errs := make([]error, count)
 	results := make([]Result, count)
@@ -50,7 +55,7 @@ func runSeeds(start uint64, count, workers int, progress func(done int, r Result
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i], errs[i] = Run(ConfigForSeed(start + uint64(i)))
+				results[i], errs[i] = Run(cfgFor(start + uint64(i)))
 				if progress != nil {
 					mu.Lock()
 					done++
@@ -88,6 +93,13 @@ func runSeeds(start uint64, count, workers int, progress func(done int, r Result
 		total.MembershipOps += r.MembershipOps
 		total.Wipes += r.Wipes
 		total.VoterChanges += r.VoterChanges
+		total.Handovers += r.Handovers
+		for k, v := range r.Situations {
+			if total.Situations == nil {
+				total.Situations = map[string]int{}
+			}
+			total.Situations[k] += v
+		}
 		total.BitFlips += r.BitFlips
 		total.Messages += r.Messages
 		total.Lost += r.Lost

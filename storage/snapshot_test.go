@@ -158,3 +158,25 @@ func TestSnapshotSyncErrorCommitsNothing(t *testing.T) {
 		t.Fatalf("latest: %v", err)
 	}
 }
+
+// MkdirAllSynced makes every missing level and is a no-op for one that
+// exists; a file in the way is an error.
+func TestMkdirAllSynced(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "a", "b", "snapshots")
+	for range 2 {
+		if err := MkdirAllSynced(dir); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			t.Fatalf("%s: %v", dir, err)
+		}
+	}
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAllSynced(filepath.Join(file, "x")); err == nil {
+		t.Fatal("a directory under a file was made")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/livepaxos/livepaxos/internal/defaults"
 )
@@ -54,6 +55,10 @@ type Options struct {
 	// callback sees the error. The node is expected to exit; OnFatal must
 	// not call Close.
 	OnFatal func(error)
+	// OnSync, if set, hears of every group commit made durable, on the
+	// log's goroutine: how long writing and fsyncing it took, and how many
+	// records and framed bytes it held (for metrics; it must not block).
+	OnSync func(d time.Duration, records, bytes int)
 
 	// syncFn and writeFn replace fdatasync and write(2) in tests, to
 	// inject failures. syncFn is also used for directories.
@@ -183,7 +188,7 @@ func (w *WAL) makeDir() error {
 	if _, err := os.Stat(w.dir); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+	if err := MkdirAllSynced(w.dir); err != nil {
 		return err
 	}
 	return w.syncDir(filepath.Dir(w.dir))
@@ -505,8 +510,11 @@ func (w *WAL) run() {
 			sync = sync || !e.lazy
 		}
 		if err == nil && len(b.buf) > 0 {
+			began := time.Now()
 			if err = w.write(b, sync); err != nil {
 				err = w.fail(err)
+			} else if sync && w.opts.OnSync != nil {
+				w.opts.OnSync(time.Since(began), len(b.ends), len(b.buf))
 			}
 		}
 

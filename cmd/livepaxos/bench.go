@@ -51,17 +51,21 @@ type benchOptions struct {
 
 // benchResult is the one JSON line bench prints.
 type benchResult struct {
-	System     string  `json:"system"`
-	Op         string  `json:"op"`
-	Clients    int     `json:"clients"`
-	Conns      int     `json:"conns"`
-	ValueSize  int     `json:"value_size"`
-	OpsPerS    float64 `json:"ops_per_s"`
-	P50        float64 `json:"p50_ms"`
-	P99        float64 `json:"p99_ms"`
-	P999       float64 `json:"p999_ms"`
-	Mean       float64 `json:"mean_ms"`
-	Max        float64 `json:"max_ms"`
+	System    string  `json:"system"`
+	Op        string  `json:"op"`
+	Clients   int     `json:"clients"`
+	Conns     int     `json:"conns"`
+	ValueSize int     `json:"value_size"`
+	OpsPerS   float64 `json:"ops_per_s"`
+	P50       float64 `json:"p50_ms"`
+	P99       float64 `json:"p99_ms"`
+	P999      float64 `json:"p999_ms"`
+	Mean      float64 `json:"mean_ms"`
+	Max       float64 `json:"max_ms"`
+	// MaxGap is the longest time in the window between two requests
+	// completing successfully, one after the other: how long the cluster
+	// stalled (a restart, a fail-over, a handover).
+	MaxGap     float64 `json:"max_gap_ms"`
 	Errors     int64   `json:"errors"`
 	Ops        int64   `json:"ops"`
 	Seconds    float64 `json:"seconds"`
@@ -210,10 +214,10 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 				}
 				cancel()
 				t1 := time.Now()
-				if err == nil {
-					tl.record(t1, t1.Sub(t0))
-				}
 				in := !t1.Before(mStart) && t1.Before(mEnd)
+				if err == nil {
+					tl.record(t1, t1.Sub(t0), in)
+				}
 				if err != nil {
 					if in {
 						out.errs++
@@ -254,6 +258,7 @@ func runBench(c *client.Client, o benchOptions) (*benchResult, error) {
 		}
 	}
 	slices.Sort(all)
+	res.MaxGap = round3(float64(tl.maxGap) / 1e6)
 	res.Ops = int64(len(all))
 	res.Seconds = round3(measured)
 	res.OpsPerS = round3(float64(len(all)) / measured)
@@ -322,15 +327,25 @@ type timeline struct {
 	mu    sync.Mutex
 	ops   []int64
 	worst []time.Duration
+	// last is when the latest request in the window completed, and maxGap
+	// the longest time between two such completions.
+	last   time.Time
+	maxGap time.Duration
 }
 
 const timelineBin = 100 * time.Millisecond
 
 func newTimeline(start time.Time) *timeline { return &timeline{start: start} }
 
-func (t *timeline) record(at time.Time, lat time.Duration) {
+func (t *timeline) record(at time.Time, lat time.Duration, inWindow bool) {
 	i := int(at.Sub(t.start) / timelineBin)
 	t.mu.Lock()
+	if inWindow && at.After(t.last) {
+		if !t.last.IsZero() {
+			t.maxGap = max(t.maxGap, at.Sub(t.last))
+		}
+		t.last = at
+	}
 	for len(t.ops) <= i {
 		t.ops = append(t.ops, 0)
 		t.worst = append(t.worst, 0)

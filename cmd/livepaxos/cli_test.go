@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
@@ -119,5 +122,27 @@ func TestTxnJSONRefusesTrailingInput(t *testing.T) {
 	root.SetErr(&out)
 	if err := root.Execute(); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "trailing input") {
 		t.Fatalf("txn --json with a second object: %v, want a usage error about trailing input", err)
+	}
+}
+
+// No flag's usage text has back quotes: cobra takes a back-quoted word as
+// the flag's type name (node --help once rendered "--join livepaxos
+// members add").
+func TestFlagUsageHasNoBackQuotes(t *testing.T) {
+	var visit func(*cobra.Command)
+	visit = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if strings.Contains(f.Usage, "`") {
+				t.Errorf("%s --%s: usage has a back quote: %q", c.CommandPath(), f.Name, f.Usage)
+			}
+		})
+		for _, sub := range c.Commands() {
+			visit(sub)
+		}
+	}
+	visit(newRootCmd())
+	out, _ := run("node", "--help")
+	if !strings.Contains(out, "--join ") || strings.Contains(out, "--join livepaxos") {
+		t.Fatalf("node --help renders --join wrongly:\n%s", out)
 	}
 }

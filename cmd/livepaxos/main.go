@@ -40,6 +40,6 @@ func newRootCmd() *cobra.Command {
 		return fmt.Errorf("%w: %v (see '%s --help')", errUsage, err, c.CommandPath())
 	})
 	root.AddCommand(newNodeCmd(), newPutCmd(), newGetCmd(), newDelCmd(), newCasCmd(),
-		newTxnCmd(), newStatusCmd(), newMembersCmd(), newSnapshotCmd(), newCheckCmd(), newBenchCmd(), newCertsCmd())
+		newTxnCmd(), newStatusCmd(), newMembersCmd(), newSnapshotCmd(), newCheckCmd(), newHealthCmd(), newBenchCmd(), newCertsCmd())
 	return root
 }

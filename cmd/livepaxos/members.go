@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -19,8 +21,53 @@ func newMembersCmd() *cobra.Command {
 		Use:   "members",
 		Short: "The group's members and their roles",
 	}
-	cmd.AddCommand(newMembersListCmd(), newMembersChangeCmd("add"), newMembersChangeCmd("promote"), newMembersChangeCmd("remove"))
+	cmd.AddCommand(newMembersListCmd(), newMembersChangeCmd("add"), newMembersChangeCmd("promote"), newMembersChangeCmd("remove"),
+		newTransferCmd())
 	return cmd
+}
+
+// newTransferCmd is `members transfer-mastership [ID]`.
+func newTransferCmd() *cobra.Command {
+	return clientCmd(&cobra.Command{
+		Use:   "transfer-mastership [ID]",
+		Short: "Have the master hand mastership to voter ID (default: the most caught-up voter) without a fail-over",
+		Long: `Have the master hand mastership over at once, without the outage of a
+fail-over (an election timeout plus the rest of the old master's lease): it stops
+taking writes (refused as not master, which clients retry), has what it has in
+flight chosen, and tells the successor to campaign at once; the acceptors release
+its lease to the successor. Writes stall for a few message rounds. A node stopped
+with SIGTERM does the same first when it is master.`,
+		Args: cobra.MaximumNArgs(1),
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		var to uint32
+		if len(args) == 1 {
+			id, err := parseNodeID(args[0])
+			if err != nil {
+				return nil, err
+			}
+			to = id
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			id, err := c.TransferMastership(ctx, to)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %d is master\n", id)
+			return nil
+		}, nil
+	})
+}
+
+// parseNodeID reads a node id argument (a usage error if it is not one).
+func parseNodeID(arg string) (uint32, error) {
+	id, err := strconv.ParseUint(arg, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%w: want a node id, got %q", errUsage, arg)
+	}
+	if err := cluster.CheckNodeID(id); err != nil {
+		return 0, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return uint32(id), nil
 }
 
 // newMembersChangeCmd is `members add ID=HOST:PORT` (as a non-voting
@@ -49,17 +96,14 @@ func newMembersChangeCmd(verb string) *cobra.Command {
 				req.Add = &messages.Member{Id: id, Address: addr}
 			}
 		} else {
-			id, err := strconv.ParseUint(args[0], 10, 32)
+			id, err := parseNodeID(args[0])
 			if err != nil {
-				return nil, fmt.Errorf("%w: want a node id, got %q", errUsage, args[0])
-			}
-			if err := cluster.CheckNodeID(id); err != nil {
-				return nil, fmt.Errorf("%w: %v", errUsage, err)
+				return nil, err
 			}
 			if verb == "promote" {
-				req.Promote = uint32(id)
+				req.Promote = id
 			} else {
-				req.Remove = uint32(id)
+				req.Remove = id
 			}
 		}
 		return func(ctx context.Context, c *client.Client) error {
@@ -82,25 +126,40 @@ type memberRow struct {
 	Reachable     bool   `json:"reachable"`
 	Master        bool   `json:"master"`
 	Applied       uint64 `json:"last_applied"`
+	// Error: why a member that did not answer could not be asked.
+	Error string `json:"error,omitempty"`
 }
 
 func newMembersListCmd() *cobra.Command {
+	var f clientFlags
 	var asJSON bool
-	cmd := clientCmd(&cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the members (voters and non-voting learners) as the first node that answers knows them",
-		Long: `List the group's members as a reachable node knows them: each one's id, peer
-address, client address, and role (voter, or learner: non-voting, §5.4), whether it
-answers on its client address, whether it is master, and how far it has applied the
-log. The first voters are set by --peers and learners by --learners; after that
+		Short: "List the members (voters and non-voting learners) and whether each one answers",
+		Long: `List the group's members: each one's id, peer address, client address, and role
+(voter, or learner: non-voting, §5.4), whether it answers (asked on every
+--endpoints address and on its own recorded client address, all at once), whether
+it is master, and how far it has applied the log. The member list is the newest
+membership any answering node knows. Exits 1 only when no node answered.
+The first voters are set by --peers and learners by --learners; after that
 members change through the log: members add (as a learner), promote (to voter),
 remove. A node records its own client address once it knows a master. A voter
 rebuilding after losing its disk shows as non-voting until the group records its
 new incarnation (§5.1).`,
 		Args: cobra.NoArgs,
-	}, func(cmd *cobra.Command, _ []string, _ *clientFlags) (clientRun, error) {
-		return func(ctx context.Context, c *client.Client) error {
-			rows, err := listMembers(ctx, c)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			eps, err := f.endpointList()
+			if err != nil {
+				return err
+			}
+			var rows []memberRow
+			err = f.withClient(func(ctx context.Context, c *client.Client) error {
+				rows = memberRows(surveyNodes(ctx, c, eps, true))
+				if len(rows) == 0 {
+					return errNoNodeAnswered
+				}
+				return nil
+			})
 			if err != nil {
 				return err
 			}
@@ -116,54 +175,74 @@ new incarnation (§5.1).`,
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tPEER ADDRESS\tCLIENT ADDRESS\tROLE\tSTATE\tAPPLIED\t")
 			for _, r := range rows {
-				state := "unreachable"
+				state, applied := "unreachable", "-"
 				switch {
 				case r.Master:
 					state = "master"
 				case r.Reachable:
 					state = "up"
 				}
+				if r.Reachable {
+					applied = strconv.FormatUint(r.Applied, 10)
+				}
 				ca := r.ClientAddress
 				if ca == "" {
 					ca = "-"
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t\n", r.ID, r.Address, ca, r.Role, state, r.Applied)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", r.ID, r.Address, ca, r.Role, state, applied)
 			}
-			return tw.Flush()
-		}, nil
-	})
+			tw.Flush()
+			for _, r := range rows {
+				if r.Error != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "node %d unreachable: %s\n", r.ID, r.Error)
+				}
+			}
+			return nil
+		},
+	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per member")
+	f.add(cmd)
 	cmd.Flags().Lookup("timeout").DefValue = "2s"
 	cmd.Flags().Set("timeout", "2s")
 	return cmd
 }
 
-// listMembers asks a node for the members, then each member, on its
-// client address, for its state.
-func listMembers(ctx context.Context, c *client.Client) ([]memberRow, error) {
-	m, err := c.Members(ctx)
-	if err != nil {
-		return nil, err
+// memberRows turns a survey into one row per member of the newest
+// membership any node knows, each with that node's own answer, and a row
+// for any node that answered without being in it (a joiner not yet
+// added). No answer at all: no rows.
+func memberRows(s *survey) []memberRow {
+	m := s.newest()
+	if m == nil {
+		return nil
 	}
-	rows := make([]memberRow, len(m.Members))
-	done := make(chan struct{}, len(m.Members))
-	for i, mem := range m.Members {
-		rows[i] = memberRow{ID: mem.Id, Address: mem.Address, ClientAddress: mem.ClientAddress, Role: mem.Role}
-		if rows[i].Role == "" {
-			rows[i].Role = "voter"
+	var rows []memberRow
+	listed := map[uint32]bool{}
+	row := func(id uint32, addr, clientAddr, role string) {
+		listed[id] = true
+		r := memberRow{ID: id, Address: addr, ClientAddress: clientAddr, Role: role}
+		if r.Role == "" {
+			r.Role = "voter"
 		}
-		go func() {
-			defer func() { done <- struct{}{} }()
-			if mem.ClientAddress == "" {
-				return
-			}
-			if ms, err := c.Status(ctx, mem.ClientAddress); err == nil {
-				rows[i].Reachable, rows[i].Master, rows[i].Applied = true, ms.IsMaster, ms.LastApplied
-			}
-		}()
+		if st, ok := s.byID[id]; ok {
+			r.Reachable, r.Master, r.Applied = true, st.IsMaster, st.LastApplied
+		} else if err, ok := s.errs[clientAddr]; ok {
+			r.Error = strings.TrimPrefix(err.Error(), "livepaxos: node unreachable: ")
+		} else if clientAddr == "" {
+			r.Error = "no client address recorded (the node records its own once it knows a master)"
+		} else {
+			r.Error = "did not answer on any address asked"
+		}
+		rows = append(rows, r)
 	}
-	for range m.Members {
-		<-done
+	for _, mem := range m.Members {
+		row(mem.Id, mem.Address, mem.ClientAddress, mem.Role)
 	}
-	return rows, nil
+	for id, st := range s.byID {
+		if !listed[id] {
+			row(id, st.Address, st.ClientAddress, st.Role)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
+	return rows
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/server"
 	"github.com/livepaxos/livepaxos/storage"
 )
 
@@ -55,6 +56,16 @@ func nodeMetrics(reg prometheus.Registerer, status func() *messages.StatusRespon
 	gauge("catching_up", "1 while this node has stayed behind the chosen log for seconds (§6.3).", func(s *messages.StatusResponse) float64 {
 		return flag(s.CatchingUp)
 	})
+	gauge("queue_depth", "Master only: client commands waiting for an instance.", func(s *messages.StatusResponse) float64 { return float64(s.QueueLen) })
+	gauge("inflight_instances", "Master only: instances proposed and not yet chosen (phase 2).", func(s *messages.StatusResponse) float64 {
+		return float64(s.Inflight)
+	})
+	gauge("lag_instances", "Instances this node knows chosen and has not applied.", func(s *messages.StatusResponse) float64 {
+		if s.LastChosen > s.LastApplied {
+			return float64(s.LastChosen - s.LastApplied)
+		}
+		return 0
+	})
 	walCounter := func(name, help string, f func(storage.Stats) float64) {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "livepaxos", Subsystem: "wal", Name: name, Help: help},
 			func() float64 { return f(wal()) }))
@@ -64,11 +75,29 @@ func nodeMetrics(reg prometheus.Registerer, status func() *messages.StatusRespon
 	walCounter("fsyncs_total", "fsync/fdatasync calls on the log.", func(s storage.Stats) float64 { return float64(s.Fsyncs) })
 }
 
+// readyMetrics registers readiness (/readyz as a gauge) and the data
+// directory's free disk space.
+func readyMetrics(reg prometheus.Registerer, ready func() (bool, []server.Check), dataDir string) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "livepaxos", Name: "ready",
+		Help: "1 while the node is ready for traffic (/readyz answers 200)."}, func() float64 {
+		if ok, _ := ready(); ok {
+			return 1
+		}
+		return 0
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "livepaxos", Name: "disk_free_bytes",
+		Help: "Bytes free to the node on its data directory's file system."}, func() float64 {
+		return float64(server.DiskFree(dataDir))
+	}))
+}
+
 // serveMetrics serves reg on addr at /metrics, with the Go runtime's and
-// the process's collectors.
-func serveMetrics(addr string, reg *prometheus.Registry) *http.Server {
+// the process's collectors, and health's /livez and /readyz.
+func serveMetrics(addr string, reg *prometheus.Registry, health http.Handler) *http.Server {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/livez", health)
+	mux.Handle("/readyz", health)
 	return &http.Server{Addr: addr, Handler: mux}
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"hash/fnv"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -79,7 +81,7 @@ master forwards it to the master and answers on the caller's connection.`,
 	f.tls.add(fl)
 	f.peerTLS.add(fl)
 	fl.StringVar(&f.peers, "peers", "", "every voter as id=host:port, comma-separated (required)")
-	fl.BoolVar(&f.join, "join", false, "start a node that is in neither --peers nor --learners (empty data directory); it catches up once `livepaxos members add` adds it as a learner (needs --listen)")
+	fl.BoolVar(&f.join, "join", false, "start a node that is in neither --peers nor --learners (empty data directory); it catches up once 'livepaxos members add' adds it as a learner (needs --listen)")
 	fl.StringVar(&f.learners, "learners", "", "non-voting members as id=host:port, comma-separated: they learn the log and never vote (§5.4)")
 	fl.StringVar(&f.data, "data", "", "data directory (required)")
 	fl.StringVar(&f.clusterID, "cluster-id", "", "cluster identity bound into the data directory (default: derived from --peers)")
@@ -97,7 +99,7 @@ master forwards it to the master and answers on the caller's connection.`,
 		"snapshot once this many bytes were written to the log since the last snapshot; 0: never on this account")
 	fl.DurationVar(&f.checkInterval, "check-interval", 5*time.Minute,
 		"how often the master has every replica checksum its database at one instance and compare (§6.2); 0: only when asked (livepaxos check)")
-	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101)")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, and /livez and /readyz for probes (e.g. 127.0.0.1:9101)")
 	fl.StringVar(&f.pprof, "pprof", "", "serve Go's profiler (net/http/pprof) on this address; a bare port listens on 127.0.0.1 (e.g. 6060)")
 	fl.StringVar(&f.onCorruption, "on-corruption", "rebuild",
 		"when the data directory fails its checksums: rebuild (move it aside and rejoin as a new incarnation that votes only once the group records it, §5.1) or stop")
@@ -179,6 +181,14 @@ func runNode(f nodeFlags) error {
 	}
 	limits := db.Limits{MaxValueBytes: f.maxValueBytes}
 	fatal := make(chan error, 1)
+	var reg *prometheus.Registry
+	var replicaMetrics actors.Metrics // nil, not a nil *histograms, without --metrics
+	var observe func(method, outcome string, d time.Duration)
+	if f.metrics != "" {
+		reg = prometheus.NewRegistry()
+		hist := newHistograms(reg)
+		replicaMetrics, observe = hist, hist.Request
+	}
 	var kv *db.KV
 	open := func() (*actors.Replica, error) {
 		kv = db.NewWithLimits(limits)
@@ -199,6 +209,7 @@ func runNode(f nodeFlags) error {
 			// 0 on the command line is "never": -1 in the config.
 			SnapshotEvery:    orNever(f.snapEvery),
 			SnapshotLogBytes: orNever(f.snapLogBytes),
+			Metrics:          replicaMetrics,
 			OnFatal: func(err error) {
 				select {
 				case fatal <- err:
@@ -236,29 +247,29 @@ func runNode(f nodeFlags) error {
 		return err
 	}
 	defer cluster.WatchPeers(sys, logger, cluster.DefaultPeerLogInterval)()
-	if f.metrics != "" {
-		reg := prometheus.NewRegistry()
-		nodeMetrics(reg, replica.Status, replica.LogStats)
-		guardMetrics(reg, sys, replica.Status)
-		srv := serveMetrics(f.metrics, reg)
-		go func() { logger.Warn("metrics server", "err", srv.ListenAndServe()) }()
-		defer srv.Close()
-	}
 	if f.pprof != "" {
 		srv := servePprof(f.pprof)
 		go func() { logger.Warn("pprof server", "err", srv.ListenAndServe()) }()
 		defer srv.Close()
 	}
-	pid, err := sys.Root.SpawnNamed(replica.Props(), actors.DefaultName)
+	_, err = sys.Root.SpawnNamed(replica.Props(), actors.DefaultName)
 	if err != nil {
 		rem.Shutdown(false)
 		return err
 	}
 	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(limits), AdminNames: f.tls.adminNames,
-		MaxCommandBytes: maxCommandBytes(limits), Logger: logger})
+		MaxCommandBytes: maxCommandBytes(limits), DataDir: f.data, ObserveRequest: observe, Logger: logger})
 	if err != nil {
 		rem.Shutdown(false)
 		return err
+	}
+	if f.metrics != "" {
+		nodeMetrics(reg, replica.Status, replica.LogStats)
+		readyMetrics(reg, api.Ready, f.data)
+		guardMetrics(reg, sys, replica.Status)
+		srv := serveMetrics(f.metrics, reg, api.HealthHandler())
+		go func() { logger.Warn("metrics server", "err", srv.ListenAndServe()) }()
+		defer srv.Close()
 	}
 	served := make(chan error, 1)
 	go func() { served <- api.Serve(clientLis, clientTLS) }()
@@ -270,6 +281,13 @@ func runNode(f nodeFlags) error {
 	select {
 	case s := <-sig:
 		logger.Info("stopping", "signal", s.String())
+		if s == syscall.SIGTERM {
+			handOver(replica, logger, f.electionMin)
+			// The others stop waiting on this node's acceptances, and calls
+			// in flight on its client port end with their answers.
+			replica.Leave()
+			api.Drain(handOverDrain)
+		}
 	case runErr = <-fatal:
 		logger.Error("node stopping on a fatal error", "err", runErr)
 	case runErr = <-served:
@@ -277,10 +295,36 @@ func runNode(f nodeFlags) error {
 		logger.Error("node stopping", "err", runErr)
 	}
 	api.Close()
-	sys.Root.StopFuture(pid).Wait()
+	replica.Close() // stops its actors as asked: no "stopped though not closed" error
 	rem.Shutdown(false)
 	return runErr
 }
+
+// handOver, on a SIGTERM to the master (a restart, a deploy), hands
+// mastership to the most caught-up voter before the node stops, so that
+// writes stall for a few message rounds instead of a fail-over's election
+// timeout and lease (paxos/handover.go). Then (for every node) the others
+// hear it is leaving, and for a moment its client port keeps answering
+// (writes are forwarded to the new master, answers name it) so that calls
+// in flight there end and clients move on before the port closes.
+func handOver(replica *actors.Replica, logger *slog.Logger, electionMin time.Duration) {
+	if _, self := replica.Master(); !self {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*electionMin)
+	defer cancel()
+	id, err := replica.TransferMastership(ctx, 0)
+	if err != nil {
+		logger.Warn("handing mastership over before stopping", "err", err)
+		return
+	}
+	logger.Info("handed mastership over before stopping", "to", id, "took", time.Since(start))
+}
+
+// handOverDrain is how long a node stopping on SIGTERM keeps its client
+// port open for the calls in flight there.
+const handOverDrain = 300 * time.Millisecond
 
 // defaultClusterID derives a cluster identity from the initial voter set, so
 // a data directory from another cluster is refused without extra flags.

@@ -27,7 +27,9 @@ func newStatusCmd() *cobra.Command {
 		Use:   "status",
 		Short: "Show each node's role, master and log progress",
 		Long: `Show each node's view: whether it is master, whom it believes is master,
-its ballot, and its last chosen and applied instances.
+its ballot, and its last chosen and applied instances. Every --endpoints address
+is asked at once, then every member that none of them reached, on its recorded
+client address. Exits 1 only when no node answered.
 With --wait DUR, exit 0 as soon as a master accepts writes (a write that changes
 nothing goes through the log), or 1 when DUR passes.`,
 		Args: cobra.NoArgs,
@@ -127,23 +129,19 @@ type nodeStatus struct {
 	PeerDrops map[string]uint64 `json:"peer_drops,omitempty"`
 }
 
+// printStatus prints every endpoint's own status, then that of every
+// member of the newest membership an endpoint knows that did not answer
+// through one of them (asked on its recorded client address), so that
+// status through one node still shows the whole group.
 func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []string, asJSON bool) error {
-	rows := make([]nodeStatus, len(eps))
-	done := make(chan struct{}, len(eps))
-	for i, ep := range eps {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			rows[i] = nodeStatus{Endpoint: ep}
-			st, err := c.Status(ctx, ep)
-			if err != nil {
-				rows[i].Error = err.Error()
-				return
-			}
-			rows[i] = fromStatus(ep, st)
-		}()
-	}
-	for range eps {
-		<-done
+	s := surveyNodes(ctx, c, eps, true)
+	var rows []nodeStatus
+	for _, ep := range s.asked {
+		if st, ok := s.byEndpoint[ep]; ok {
+			rows = append(rows, fromStatus(ep, st))
+		} else {
+			rows = append(rows, nodeStatus{Endpoint: ep, Error: s.errs[ep].Error()})
+		}
 	}
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -197,7 +195,7 @@ func printStatus(ctx context.Context, w io.Writer, c *client.Client, eps []strin
 			return nil
 		}
 	}
-	return fmt.Errorf("no node reachable")
+	return errNoNodeAnswered
 }
 
 func fromStatus(ep string, st *messages.StatusResponse) nodeStatus {

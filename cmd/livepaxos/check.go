@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,17 +28,7 @@ node reported agreeing.`,
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "checksum value at instance %d\n", at)
-		lines := make([]string, len(eps))
-		verdicts := make([]verdict, len(eps))
-		var wg sync.WaitGroup
-		for i, ep := range eps {
-			wg.Add(1)
-			go func() { // at once: one hung node must not eat the others' time
-				defer wg.Done()
-				lines[i], verdicts[i] = checkVerdict(ctx, c, ep, at)
-			}()
-		}
-		wg.Wait()
+		lines, verdicts := askEach(eps, func(ep string) (string, verdict) { return checkVerdict(ctx, c, ep, at) })
 		count := map[verdict]int{}
 		for i := range eps {
 			fmt.Fprintln(cmd.OutOrStdout(), lines[i])

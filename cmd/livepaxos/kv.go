@@ -84,40 +84,6 @@ func (f *clientFlags) withClient(fn func(ctx context.Context, c *client.Client) 
 	return fn(ctx, c)
 }
 
-// clientRun is what a client command does once connected: it is given a
-// client and a context bounded by --timeout.
-type clientRun func(ctx context.Context, c *client.Client) error
-
-// clientCmd makes cmd a command that talks to a cluster: it takes the
-// client flags (--endpoints, --timeout, TLS, --log-level), and when run it
-// calls setup with its arguments (and the flags) before any connection is
-// made, so that a usage error or unreadable input costs no dial, then runs
-// what setup returns with a client.
-func clientCmd(cmd *cobra.Command, setup func(cmd *cobra.Command, args []string, f *clientFlags) (clientRun, error)) *cobra.Command {
-	var f clientFlags
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		run, err := setup(cmd, args, &f)
-		if err != nil {
-			return err
-		}
-		return f.withClient(run)
-	}
-	f.add(cmd)
-	return cmd
-}
-
-// endpointsCmd is clientCmd for a command that speaks to each of the
-// --endpoints in turn (check, snapshot): run is given their list.
-func endpointsCmd(cmd *cobra.Command, run func(ctx context.Context, c *client.Client, cmd *cobra.Command, eps []string) error) *cobra.Command {
-	return clientCmd(cmd, func(cmd *cobra.Command, _ []string, f *clientFlags) (clientRun, error) {
-		eps, err := f.endpointList()
-		if err != nil {
-			return nil, err
-		}
-		return func(ctx context.Context, c *client.Client) error { return run(ctx, c, cmd, eps) }, nil
-	})
-}
-
 func newPutCmd() *cobra.Command {
 	return clientCmd(&cobra.Command{
 		Use:   "put KEY VALUE",

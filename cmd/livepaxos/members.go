@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -202,8 +203,7 @@ new incarnation (§5.1).`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per member")
 	f.add(cmd)
-	cmd.Flags().Lookup("timeout").DefValue = "2s"
-	cmd.Flags().Set("timeout", "2s")
+	defaultTimeout(cmd, 2*time.Second)
 	return cmd
 }
 

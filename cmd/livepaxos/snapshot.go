@@ -46,8 +46,7 @@ then let go of. Snapshots are per node; nodes also take them on their own
 		return nil
 	})
 	cmd.Flags().Uint32Var(&node, "node", 0, "only this node id (default: every endpoint)")
-	cmd.Flags().Lookup("timeout").DefValue = "1m0s"
-	cmd.Flags().Set("timeout", "1m")
+	defaultTimeout(cmd, time.Minute)
 	return cmd
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/livepaxos/livepaxos/client"
 	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/db"
+	"github.com/livepaxos/livepaxos/internal/testwait"
 	"github.com/livepaxos/livepaxos/paxos"
 	"github.com/livepaxos/livepaxos/server"
 )
@@ -130,17 +131,7 @@ func (g *testGroup) client() *client.Client {
 // waitFor polls cond until it returns nil or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, d, 10*time.Millisecond, "the condition", cond)
 }
 
 // waitMaster waits until a replica reports mastership and returns its id.

@@ -103,40 +103,15 @@ func (c *Client) Snapshot(ctx context.Context, endpoint string) (*messages.Snaps
 // instance; each node's status then shows whether it agreed
 // (CheckedInstance) or what diverged.
 func (c *Client) Check(ctx context.Context) (uint64, error) {
-	ctx, cancel := c.withDeadline(ctx)
-	defer cancel()
-	var lastErr error = ErrNoMaster
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return 0, deadlineErr(lastErr)
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-		ep := c.target(attempt, false)
-		n, err := c.node(ep)
-		if err != nil {
-			return 0, err
-		}
-		actx, cancelAttempt := context.WithTimeout(ctx, c.attemptTimeout(ctx))
+	var at uint64
+	err := c.masterCall(ctx, true, func(actx context.Context, ep string, n *nodeConn) error {
 		resp, err := n.kvs[0].Check(actx, &messages.CheckRequest{})
-		cancelAttempt()
 		if err == nil {
-			return resp.Instance, nil
+			at = resp.Instance
 		}
-		code, msg, said, out := c.rpcError(ep, err)
-		if !said {
-			c.unreachable(ep)
-			lastErr = out
-			continue
-		}
-		if retry, e := c.outcome(code, msg, ep, true); !retry {
-			return 0, e
-		} else {
-			lastErr = e
-		}
-	}
+		return err
+	})
+	return at, err
 }
 
 // ChangeMembers asks the master to change the membership through the log
@@ -146,6 +121,26 @@ func (c *Client) Check(ctx context.Context) (uint64, error) {
 // sent again once it may have reached a node (a repeat would be refused as
 // a stale version anyway): then it fails with ErrOutcomeUnknown.
 func (c *Client) ChangeMembers(ctx context.Context, req *messages.MembersRequest) (uint64, error) {
+	var version uint64
+	err := c.masterCall(ctx, false, func(actx context.Context, ep string, n *nodeConn) error {
+		resp, err := n.kvs[0].ChangeMembers(actx, req)
+		if err == nil {
+			c.learn(ep, resp.Header, false)
+			version = resp.Version
+		}
+		return err
+	})
+	return version, err
+}
+
+// masterCall makes one unary call meant for the master (any node forwards
+// it) through the nodes in turn, 50 ms apart, until a node answers with a
+// final outcome or ctx (bounded by CallTimeout) ends. send makes the call
+// on one node and returns its error. An idempotent call goes again after
+// any failure; one that is not (idempotent false) is sent only on a ready
+// connection, and once it may have reached a node it is not sent again: a
+// missing answer is then ErrOutcomeUnknown.
+func (c *Client) masterCall(ctx context.Context, idempotent bool, send func(actx context.Context, ep string, n *nodeConn) error) error {
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	var lastErr error = ErrNoMaster
@@ -153,35 +148,41 @@ func (c *Client) ChangeMembers(ctx context.Context, req *messages.MembersRequest
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				return 0, deadlineErr(lastErr)
+				return deadlineErr(lastErr)
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
 		ep := c.target(attempt, false)
 		n, err := c.node(ep)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		actx, cancelAttempt := context.WithTimeout(ctx, c.attemptTimeout(ctx))
-		if err := n.ready(actx); err != nil {
-			cancelAttempt()
-			c.unreachable(ep)
-			lastErr = fmt.Errorf("%w: %s: %w", ErrNoMaster, ep, explain(err))
-			continue
+		if !idempotent {
+			if err := n.ready(actx); err != nil {
+				cancelAttempt()
+				c.unreachable(ep)
+				lastErr = fmt.Errorf("%w: %s: %w", ErrNoMaster, ep, explain(err))
+				continue
+			}
 		}
-		resp, err := n.kvs[0].ChangeMembers(actx, req)
+		err = send(actx, ep, n)
 		cancelAttempt()
 		if err == nil {
-			c.learn(ep, resp.Header, false)
-			return resp.Version, nil
+			return nil
 		}
-		code, msg, said, _ := c.rpcError(ep, err)
+		code, msg, said, out := c.rpcError(ep, err)
 		if !said {
-			return 0, fmt.Errorf("%w: no answer from %s: %v", ErrOutcomeUnknown, ep, explain(err))
+			if !idempotent {
+				return fmt.Errorf("%w: no answer from %s: %v", ErrOutcomeUnknown, ep, explain(err))
+			}
+			c.unreachable(ep)
+			lastErr = out
+			continue
 		}
-		retry, e := c.outcome(code, msg, ep, false)
+		retry, e := c.outcome(code, msg, ep, idempotent)
 		if !retry {
-			return 0, e
+			return e
 		}
 		lastErr = e
 	}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/db"
+	"github.com/livepaxos/livepaxos/internal/defaults"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -80,15 +81,9 @@ func New(cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("%w: endpoint %q is not host:port", ErrInvalid, e)
 		}
 	}
-	if cfg.Conns <= 0 {
-		cfg.Conns = 1
-	}
-	if cfg.AttemptTimeout <= 0 {
-		cfg.AttemptTimeout = 5 * time.Second
-	}
-	if cfg.CallTimeout <= 0 {
-		cfg.CallTimeout = 30 * time.Second
-	}
+	defaults.Positive(&cfg.Conns, 1)
+	defaults.Positive(&cfg.AttemptTimeout, 5*time.Second)
+	defaults.Positive(&cfg.CallTimeout, 30*time.Second)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/livepaxos/livepaxos/internal/rawpeer"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestGuardDropsLifecycleMessagesFromTheNetwork(t *testing.T) {
 	sys, addr := startNode(t, Options{})
 	target, _ := spawnProbe(t, sys, "replica/core")
-	raw := dialRaw(t, addr)
+	raw := rawpeer.Dial(t, addr)
 	watcher := actor.NewPID("127.0.0.1:1", "evil")
 	for _, m := range []proto.Message{
 		&actor.PoisonPill{}, &actor.Stop{}, &actor.Touch{}, &actor.Watch{Watcher: watcher},
@@ -29,7 +30,7 @@ func TestGuardDropsLifecycleMessagesFromTheNetwork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw.send(t, oneEnvelope(string(proto.MessageName(m)), b, target))
+		raw.MustSend(t, rawpeer.OneEnvelope(string(proto.MessageName(m)), b, target))
 	}
 	eventually(t, 5*time.Second, "7 lifecycle messages dropped", func() bool {
 		return StatsOf(sys).DroppedBy["lifecycle"] == 7
@@ -55,11 +56,11 @@ func TestGuardTakesOnlyAllowedMessages(t *testing.T) {
 		return strings.HasPrefix(string(n), "livepaxos.v1.") && n != "livepaxos.v1.Command"
 	}})
 	target, prepares := spawnProbe(t, sys, "p")
-	raw := dialRaw(t, addr)
+	raw := rawpeer.Dial(t, addr)
 	b, _ := proto.Marshal(&messages.Command{Payload: []byte("x")})
-	raw.send(t, oneEnvelope("livepaxos.v1.Command", b, target))
+	raw.MustSend(t, rawpeer.OneEnvelope("livepaxos.v1.Command", b, target))
 	b, _ = proto.Marshal(&messages.Prepare{Ballot: 1})
-	raw.send(t, oneEnvelope("livepaxos.v1.Prepare", b, target))
+	raw.MustSend(t, rawpeer.OneEnvelope("livepaxos.v1.Prepare", b, target))
 	eventually(t, 5*time.Second, "the allowed Prepare delivered", func() bool { return prepares.Load() == 1 })
 	if st := StatsOf(sys); st.DroppedBy["not_allowed"] != 1 || st.Dropped != 1 {
 		t.Fatalf("drops %v, want one not_allowed", st.DroppedBy)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/livepaxos/livepaxos/internal/rawpeer"
 	"github.com/livepaxos/livepaxos/messages"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -60,7 +61,7 @@ func TestGuardSurvivesHostileBatches(t *testing.T) {
 		name  string
 		batch *remote.MessageBatch
 	}{
-		{"unknown type", oneEnvelope("unknown.v1.Nope", randomBytes(64), target)},
+		{"unknown type", rawpeer.OneEnvelope("unknown.v1.Nope", randomBytes(64), target)},
 		{"type index out of range", &remote.MessageBatch{
 			TypeNames: []string{prepareType}, Targets: []*actor.PID{target},
 			Envelopes: []*remote.MessageEnvelope{{TypeId: 5, MessageData: prepare}},
@@ -85,21 +86,21 @@ func TestGuardSurvivesHostileBatches(t *testing.T) {
 			TypeNames: []string{prepareType}, Targets: []*actor.PID{target},
 			Envelopes: []*remote.MessageEnvelope{{SerializerId: 7, MessageData: prepare}},
 		}},
-		{"Terminated without Who", oneEnvelope(string(proto.MessageName(&actor.Terminated{})),
+		{"Terminated without Who", rawpeer.OneEnvelope(string(proto.MessageName(&actor.Terminated{})),
 			mustMarshal(t, &actor.Terminated{Why: actor.TerminatedReason_Stopped}), target)},
-		{"Watch without Watcher to a missing actor", oneEnvelope(string(proto.MessageName(&actor.Watch{})),
+		{"Watch without Watcher to a missing actor", rawpeer.OneEnvelope(string(proto.MessageName(&actor.Watch{})),
 			mustMarshal(t, &actor.Watch{}), actor.NewPID(addr, "nobody"))},
-		{"garbled Watch", oneEnvelope(string(proto.MessageName(&actor.Watch{})), garbledProto, target)},
-		{"target under another spelling", oneEnvelope(prepareType, prepare,
+		{"garbled Watch", rawpeer.OneEnvelope(string(proto.MessageName(&actor.Watch{})), garbledProto, target)},
+		{"target under another spelling", rawpeer.OneEnvelope(prepareType, prepare,
 			actor.NewPID(strings.Replace(addr, "127.0.0.1", "localhost", 1), "probe"))},
 	}
 
-	raw := dialRaw(t, addr)
+	raw := rawpeer.Dial(t, addr)
 	for _, h := range hostile {
-		raw.send(t, h.batch)
+		raw.MustSend(t, h.batch)
 	}
 	// One batch mixing a bad envelope with a good one: only the bad one goes.
-	raw.send(t, &remote.MessageBatch{
+	raw.MustSend(t, &remote.MessageBatch{
 		TypeNames: []string{"unknown.v1.Nope", prepareType},
 		Targets:   []*actor.PID{target},
 		Envelopes: []*remote.MessageEnvelope{
@@ -110,7 +111,7 @@ func TestGuardSurvivesHostileBatches(t *testing.T) {
 	// A good message after everything, on the same stream: the stream is
 	// still open and every earlier batch has been handled (one stream is
 	// delivered in order).
-	raw.send(t, oneEnvelope(prepareType, prepare, target))
+	raw.MustSend(t, rawpeer.OneEnvelope(prepareType, prepare, target))
 
 	eventually(t, 5*time.Second, "two good Prepares delivered to the probe", func() bool { return prepares.Load() == 2 })
 	wantDropped := uint64(len(hostile) + 1)
@@ -120,15 +121,15 @@ func TestGuardSurvivesHostileBatches(t *testing.T) {
 
 	// A known type with garbled bytes: protoactor fails to decode it and
 	// ends that stream with the error; nothing panics.
-	garbler := dialRaw(t, addr)
-	garbler.send(t, oneEnvelope(prepareType, garbledProto, target))
-	if _, err := garbler.stream.Recv(); err == nil || !strings.Contains(err.Error(), "proto") {
+	garbler := rawpeer.Dial(t, addr)
+	garbler.MustSend(t, rawpeer.OneEnvelope(prepareType, garbledProto, target))
+	if _, err := garbler.Stream.Recv(); err == nil || !strings.Contains(err.Error(), "proto") {
 		t.Fatalf("stream after garbled Prepare: got %v, want it closed with a decode error", err)
 	}
 
 	// protoactor's unary methods are panic("implement me"); the guard
 	// answers Unimplemented instead.
-	_, err := remote.NewRemotingClient(raw.conn).ListProcesses(context.Background(), &remote.ListProcessesRequest{})
+	_, err := remote.NewRemotingClient(raw.Conn).ListProcesses(context.Background(), &remote.ListProcessesRequest{})
 	if status.Code(err) != codes.Unimplemented {
 		t.Fatalf("ListProcesses: got %v, want Unimplemented", err)
 	}
@@ -180,7 +181,7 @@ func TestGuardLogsDrops(t *testing.T) {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(loggerFactory(discardLogger())))
 	g := newGuard(sys, slog.New(slog.NewTextHandler(&buf, nil)), nil)
 	for range 100 {
-		g.filterBatch(oneEnvelope("unknown.v1.Nope", nil, actor.NewPID("x:1", "y")))
+		g.filterBatch(rawpeer.OneEnvelope("unknown.v1.Nope", nil, actor.NewPID("x:1", "y")))
 	}
 	if got := StatsOf(sys).Dropped; got != 100 {
 		t.Fatalf("Dropped = %d, want 100", got)
@@ -223,9 +224,9 @@ func TestCrashHelper(t *testing.T) {
 	rem := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0))
 	rem.Start()
 	_, prepares := spawnProbe(t, sys, "probe")
-	raw := dialRaw(t, sys.Address())
-	raw.send(t, oneEnvelope("unknown.v1.Nope", randomBytes(64), actor.NewPID(sys.Address(), "probe")))
-	raw.send(t, oneEnvelope("livepaxos.v1.Prepare", mustMarshal(t, &messages.Prepare{}), actor.NewPID(sys.Address(), "probe")))
+	raw := rawpeer.Dial(t, sys.Address())
+	raw.MustSend(t, rawpeer.OneEnvelope("unknown.v1.Nope", randomBytes(64), actor.NewPID(sys.Address(), "probe")))
+	raw.MustSend(t, rawpeer.OneEnvelope("livepaxos.v1.Prepare", mustMarshal(t, &messages.Prepare{}), actor.NewPID(sys.Address(), "probe")))
 	// Only reached if the node survives; the parent then fails.
 	eventually(t, 5*time.Second, "Prepare after unknown type", func() bool { return prepares.Load() == 1 })
 }

@@ -2,17 +2,15 @@ package cluster
 
 import (
 	"bytes"
-	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
+	"github.com/livepaxos/livepaxos/internal/testwait"
 	"github.com/livepaxos/livepaxos/messages"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // startNode builds a system with NewSystem (on a free loopback port unless
@@ -88,67 +86,10 @@ func spawnProbe(t *testing.T, sys *actor.ActorSystem, name string) (*actor.PID, 
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
+	testwait.For(t, within, 5*time.Millisecond, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// rawPeer speaks protoactor's Remoting protocol directly over gRPC, so a
-// test can send batches no protoactor writer would produce.
-type rawPeer struct {
-	conn   *grpc.ClientConn
-	stream remote.Remoting_ReceiveClient
-}
-
-func dialRaw(t *testing.T, addr string) *rawPeer {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("grpc.NewClient(%s): %v", addr, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() {
-		cancel()
-		conn.Close()
+		return nil
 	})
-	stream, err := remote.NewRemotingClient(conn).Receive(ctx)
-	if err != nil {
-		t.Fatalf("open Receive stream: %v", err)
-	}
-	err = stream.Send(&remote.RemoteMessage{MessageType: &remote.RemoteMessage_ConnectRequest{
-		ConnectRequest: &remote.ConnectRequest{ConnectionType: &remote.ConnectRequest_ServerConnection{
-			ServerConnection: &remote.ServerConnection{SystemId: "raw-test-peer", Address: "127.0.0.1:1"},
-		}},
-	}})
-	if err != nil {
-		t.Fatalf("send ConnectRequest: %v", err)
-	}
-	resp, err := stream.Recv()
-	if err != nil {
-		t.Fatalf("receive ConnectResponse: %v", err)
-	}
-	if resp.GetConnectResponse() == nil {
-		t.Fatalf("expected ConnectResponse, got %v", resp)
-	}
-	return &rawPeer{conn: conn, stream: stream}
-}
-
-func (r *rawPeer) send(t *testing.T, b *remote.MessageBatch) {
-	t.Helper()
-	if err := r.stream.Send(&remote.RemoteMessage{MessageType: &remote.RemoteMessage_MessageBatch{MessageBatch: b}}); err != nil {
-		t.Fatalf("send batch: %v", err)
-	}
-}
-
-// oneEnvelope is a batch holding a single message for target.
-func oneEnvelope(typeName string, data []byte, target *actor.PID) *remote.MessageBatch {
-	return &remote.MessageBatch{
-		TypeNames: []string{typeName},
-		Targets:   []*actor.PID{target},
-		Envelopes: []*remote.MessageEnvelope{{TypeId: 0, Target: 0, MessageData: data}},
-	}
 }

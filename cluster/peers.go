@@ -69,25 +69,38 @@ func ParsePeers(s string) (Peers, error) {
 }
 
 func parseID(s string) (uint32, error) {
-	if s == "" {
-		return 0, errors.New("missing id before '='")
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("id %q is not a decimal number", s)
-		}
-	}
-	if len(s) > 1 && s[0] == '0' {
-		return 0, fmt.Errorf("id %q has a leading zero", s)
-	}
-	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || n > MaxNodeID {
-		return 0, fmt.Errorf("id %q is over the limit %d", s, MaxNodeID)
+	n, err := parseDecimal("id", s, "missing id before '='", MaxNodeID, fmt.Sprintf("is over the limit %d", MaxNodeID))
+	if err != nil {
+		return 0, err
 	}
 	if n == 0 {
 		return 0, errors.New("id 0 is reserved (ids start at 1)")
 	}
 	return uint32(n), nil
+}
+
+// parseDecimal accepts s, what ("id", "port") in --peers, only as a
+// canonical decimal number up to limit: digits only (no sign, space or
+// base prefix) and no leading zero, so that each number has one spelling
+// and two spellings of one peer list cannot differ. missing is the error
+// for an empty s; over says how a larger number is wrong.
+func parseDecimal(what, s, missing string, limit uint64, over string) (uint64, error) {
+	if s == "" {
+		return 0, errors.New(missing)
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%s %q is not a decimal number", what, s)
+		}
+	}
+	if len(s) > 1 && s[0] == '0' {
+		return 0, fmt.Errorf("%s %q has a leading zero", what, s)
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > limit {
+		return 0, fmt.Errorf("%s %q %s", what, s, over)
+	}
+	return n, nil
 }
 
 // MaxNodeID is the largest node id: a ballot is round*65536 + the id of the
@@ -135,22 +148,8 @@ func checkAddr(addr string) error {
 
 // parsePort accepts a canonical decimal port 0..65535.
 func parsePort(s string) (int, error) {
-	if s == "" {
-		return 0, errors.New("missing port")
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("port %q is not a decimal number", s)
-		}
-	}
-	if len(s) > 1 && s[0] == '0' {
-		return 0, fmt.Errorf("port %q has a leading zero", s)
-	}
-	n, err := strconv.ParseUint(s, 10, 16)
-	if err != nil {
-		return 0, fmt.Errorf("port %q must be 1..65535", s)
-	}
-	return int(n), nil
+	n, err := parseDecimal("port", s, "missing port", 65535, "must be 1..65535")
+	return int(n), err
 }
 
 // IDs returns the node ids in increasing order, so that iteration (for

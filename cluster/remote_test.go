@@ -14,6 +14,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/livepaxos/livepaxos/internal/rawpeer"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -144,7 +145,7 @@ func TestProtoactorLogsRouted(t *testing.T) {
 func TestServerKeepaliveDropsSilentPeer(t *testing.T) {
 	sys, addr := startNode(t, Options{Keepalive: time.Second})
 	proxy := newFreezeProxy(t, addr)
-	dialRaw(t, proxy.addr())
+	rawpeer.Dial(t, proxy.addr())
 	eventually(t, 5*time.Second, "stream open through the proxy", func() bool { return StatsOf(sys).ActiveStreams == 1 })
 
 	proxy.freeze()

@@ -125,12 +125,18 @@ func (kv *KV) Limits() Limits { return kv.limits }
 func (kv *KV) Apply(instance uint64, payload []byte) ([]byte, error) {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
+	kv.advanceTo(instance)
+	return kv.apply(payload)
+}
+
+// advanceTo records instance as applied, or panics (see Apply) if the log
+// position goes back. kv.mu is held.
+func (kv *KV) advanceTo(instance uint64) {
 	if instance < kv.lastApplied {
 		panic(fmt.Sprintf("db: apply of instance %d after instance %d was applied: log positions must not go back",
 			instance, kv.lastApplied))
 	}
 	kv.lastApplied = instance
-	return kv.apply(payload)
 }
 
 // ApplyQuiet is Apply for a command whose result nobody waits for (one
@@ -139,11 +145,7 @@ func (kv *KV) Apply(instance uint64, payload []byte) ([]byte, error) {
 func (kv *KV) ApplyQuiet(instance uint64, payload []byte) error {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	if instance < kv.lastApplied {
-		panic(fmt.Sprintf("db: apply of instance %d after instance %d was applied: log positions must not go back",
-			instance, kv.lastApplied))
-	}
-	kv.lastApplied = instance
+	kv.advanceTo(instance)
 	op := new(messages.MultiOp)
 	if err := proto.Unmarshal(payload, op); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)

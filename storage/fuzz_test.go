@@ -15,28 +15,37 @@ import (
 // recovery code under test is the same.
 var fuzzOptions = Options{SegmentBytes: 64 << 10, syncFn: func(*os.File) error { return nil }}
 
+// seedFile is a seed for a fuzz target: the bytes of the file name that
+// write makes, with the real code, in a new directory.
+func seedFile(f *testing.F, name string, write func(dir string) error) []byte {
+	dir := f.TempDir()
+	if err := write(dir); err != nil {
+		f.Fatal(err)
+	}
+	seed, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return seed
+}
+
 // FuzzWALRecovery opens a log whose only segment holds arbitrary bytes (the
 // seed: a real segment of a few records). Recovery may refuse it or cut a
 // torn tail, never panic; and what it recovered is stable: opening the
 // log again replays exactly the same records.
 func FuzzWALRecovery(f *testing.F) {
-	dir := f.TempDir()
-	w, err := Open(dir, fuzzOptions, func([]byte) error { return nil })
-	if err != nil {
-		f.Fatal(err)
-	}
-	for i := range 4 {
-		if err := w.AppendSync([][]byte{[]byte(fmt.Sprintf("record %d", i)), bytes.Repeat([]byte{byte(i)}, 40*i)}); err != nil {
-			f.Fatal(err)
+	seed := seedFile(f, segmentName(1), func(dir string) error {
+		w, err := Open(dir, fuzzOptions, func([]byte) error { return nil })
+		if err != nil {
+			return err
 		}
-	}
-	if err := w.Close(); err != nil {
-		f.Fatal(err)
-	}
-	seed, err := os.ReadFile(filepath.Join(dir, segmentName(1)))
-	if err != nil {
-		f.Fatal(err)
-	}
+		for i := range 4 {
+			if err := w.AppendSync([][]byte{[]byte(fmt.Sprintf("record %d", i)), bytes.Repeat([]byte{byte(i)}, 40*i)}); err != nil {
+				return err
+			}
+		}
+		return w.Close()
+	})
 	// The segment is preallocated: keep its records and a little of the
 	// zeros after them (the fuzzer's inputs are bounded in size).
 	seed = append(bytes.TrimRight(seed, "\x00"), make([]byte, 32)...)
@@ -82,21 +91,16 @@ func FuzzWALRecovery(f *testing.F) {
 // real one). It is refused or read whole, never a panic, and a snapshot
 // that verifies reads back to the same bytes a second time.
 func FuzzSnapshotFile(f *testing.F) {
-	dir := f.TempDir()
-	sw, err := CreateSnapshot(dir, 42, []byte("meta"), SnapshotOptions{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	if _, err := sw.Write(bytes.Repeat([]byte("state "), 100)); err != nil {
-		f.Fatal(err)
-	}
-	if err := sw.Commit(); err != nil {
-		f.Fatal(err)
-	}
-	seed, err := os.ReadFile(filepath.Join(dir, snapshotName(42)))
-	if err != nil {
-		f.Fatal(err)
-	}
+	seed := seedFile(f, snapshotName(42), func(dir string) error {
+		sw, err := CreateSnapshot(dir, 42, []byte("meta"), SnapshotOptions{})
+		if err != nil {
+			return err
+		}
+		if _, err := sw.Write(bytes.Repeat([]byte("state "), 100)); err != nil {
+			return err
+		}
+		return sw.Commit()
+	})
 	f.Add(seed)
 	f.Add(seed[:len(seed)/2])
 	f.Fuzz(func(t *testing.T, file []byte) {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/livepaxos/livepaxos/internal/defaults"
 )
 
 // Defaults for the zero values of Options.
@@ -65,15 +67,9 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.SegmentBytes <= 0 {
-		o.SegmentBytes = DefaultSegmentBytes
-	}
-	if o.MaxRecordBytes <= 0 {
-		o.MaxRecordBytes = DefaultMaxRecordBytes
-	}
-	if o.MaxPendingBytes <= 0 {
-		o.MaxPendingBytes = DefaultMaxPendingBytes
-	}
+	defaults.Positive(&o.SegmentBytes, DefaultSegmentBytes)
+	defaults.Positive(&o.MaxRecordBytes, DefaultMaxRecordBytes)
+	defaults.Positive(&o.MaxPendingBytes, DefaultMaxPendingBytes)
 	return o
 }
 

@@ -121,15 +121,21 @@ func TestRecordTooLarge(t *testing.T) {
 	equalRecords(t, replayAll(t, dir, opts), [][]byte{[]byte("first"), exact})
 }
 
+// lastRecord finds, in the fixture log in pristine whose records are all,
+// the last segment's name and bytes, and the offset of its last record.
+func lastRecord(t *testing.T, pristine string, all [][]byte) (lastName string, full []byte, start int) {
+	t.Helper()
+	segs := segmentFiles(t, pristine)
+	full = readFile(t, segs[len(segs)-1])
+	return filepath.Base(segs[len(segs)-1]), full, len(full) - frameSize(len(all[len(all)-1]))
+}
+
 func TestTornTailIsCut(t *testing.T) {
 	pristine, all := fixture(t, 60, smallSegments)
-	segs := segmentFiles(t, pristine)
-	if len(segs) < 2 {
+	if len(segmentFiles(t, pristine)) < 2 {
 		t.Fatal("fixture should span segments")
 	}
-	lastName := filepath.Base(segs[len(segs)-1])
-	full := readFile(t, segs[len(segs)-1])
-	start := len(full) - frameSize(len(all[len(all)-1]))
+	lastName, full, start := lastRecord(t, pristine, all)
 	want := all[:len(all)-1]
 	extra := []byte("appended after recovery")
 
@@ -179,10 +185,7 @@ func TestTornSegmentHeaderIsRemoved(t *testing.T) {
 
 func TestBitFlipInLastRecordIsCut(t *testing.T) {
 	pristine, all := fixture(t, 40, smallSegments)
-	segs := segmentFiles(t, pristine)
-	lastName := filepath.Base(segs[len(segs)-1])
-	full := readFile(t, segs[len(segs)-1])
-	start := len(full) - frameSize(len(all[len(all)-1]))
+	lastName, full, start := lastRecord(t, pristine, all)
 
 	for off := start; off < len(full); off++ {
 		dir := copyDir(t, pristine)
@@ -424,13 +427,24 @@ func waitBlocked(w *WAL, n int) {
 	}
 }
 
-func TestBackpressure(t *testing.T) {
+// openFullQueue opens a log in a new directory whose queue holds 1,000
+// bytes and whose first fsync, once g is armed, waits at g.
+func openFullQueue(t *testing.T) (*gate, *WAL, string) {
 	g := newGate()
-	opts := Options{MaxPendingBytes: 1000, syncFn: g.sync}
 	dir := t.TempDir()
-	w, _ := open(t, dir, opts)
+	w, _ := open(t, dir, Options{MaxPendingBytes: 1000, syncFn: g.sync})
+	return g, w, dir
+}
 
-	a, b, c := []byte("a"), bytes.Repeat([]byte{'b'}, 900), bytes.Repeat([]byte{'c'}, 200)
+// fullQueueRecords are three records for openFullQueue's log: a (held in
+// its fsync), then b, which fills the queue, then c, which must wait.
+func fullQueueRecords() (a, b, c []byte) {
+	return []byte("a"), bytes.Repeat([]byte{'b'}, 900), bytes.Repeat([]byte{'c'}, 200)
+}
+
+func TestBackpressure(t *testing.T) {
+	g, w, dir := openFullQueue(t)
+	a, b, c := fullQueueRecords()
 	r := newRecorder(3)
 	g.armed.Store(true)
 	w.Append([][]byte{a}, r.cb(a))
@@ -454,12 +468,8 @@ func TestBackpressure(t *testing.T) {
 }
 
 func TestAppendFromDoneDoesNotDeadlock(t *testing.T) {
-	g := newGate()
-	opts := Options{MaxPendingBytes: 1000, syncFn: g.sync}
-	dir := t.TempDir()
-	w, _ := open(t, dir, opts)
-
-	a, b, c := []byte("a"), bytes.Repeat([]byte{'b'}, 900), bytes.Repeat([]byte{'c'}, 200)
+	g, w, dir := openFullQueue(t)
+	a, b, c := fullQueueRecords()
 	cDone := make(chan error, 1)
 	g.armed.Store(true)
 	w.Append([][]byte{a}, func(err error) {
@@ -698,10 +708,7 @@ func TestAppendLazyRidesOnTheNextSync(t *testing.T) {
 // last record of a clean segment are no damage at all.
 func TestTornTailBeforePreallocatedZerosIsCut(t *testing.T) {
 	pristine, all := fixture(t, 20, smallSegments)
-	segs := segmentFiles(t, pristine)
-	lastName := filepath.Base(segs[len(segs)-1])
-	full := readFile(t, segs[len(segs)-1])
-	start := len(full) - frameSize(len(all[len(all)-1]))
+	lastName, full, start := lastRecord(t, pristine, all)
 	for _, cut := range []int{start + 1, start + frameHeaderSize, len(full) - 1} {
 		dir := copyDir(t, pristine)
 		path := filepath.Join(dir, lastName)

@@ -24,8 +24,7 @@ func TestNodeRefusesBadInput(t *testing.T) {
 	// Default --max-value-bytes (1 MiB). A long lease: an idle master renews
 	// its lease through the log every half lease (§5.2), which would move
 	// the log this test watches for refused requests.
-	c := newCluster(t, 3, "--lease-timeout", "10m", "--boost-interval", "10m")
-	c.waitWritable(20 * time.Second)
+	c, _ := newWritableCluster(t, 3, "--lease-timeout", "10m", "--boost-interval", "10m")
 	eps := strings.Join(c.endpoints(), ",")
 
 	// logUnchanged fails if any node's log moved since before: a refused
@@ -157,8 +156,7 @@ func TestNodeRefusesBadInput(t *testing.T) {
 		// The rightful owner still starts from it and rejoins.
 		c.start(1)
 		c.waitServing(1, 10*time.Second)
-		l := newLedger()
-		writeKeys(c.cl, l, "after-refusals", 20, 4)
+		l := c.written("after-refusals", 20, 4)
 		if acked, unknown, failed := l.counts(); acked != 20 {
 			t.Errorf("after node 1 came back: %d of 20 writes acknowledged (unknown=%d failed=%d, errors %s)",
 				acked, unknown, failed, l.topErrors())

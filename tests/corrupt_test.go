@@ -17,16 +17,11 @@ import (
 // must refuse to start rather than forget a promise, while the others keep
 // serving (the default, rebuild, is TestPaper5_1_MultiProcessGarbageAndEmptyDataDir).
 func TestLogRecordCorruptionRefusedOrCut(t *testing.T) {
-	c := newCluster(t, 3, "--on-corruption", "stop")
-	master := c.waitWritable(20 * time.Second)
-	l := newLedger()
-	writeKeys(c.cl, l, "before", 200, 8)
-	c.waitConverged(10 * time.Second)
-
-	// The victim is a follower, so damaging it costs no election; the
-	// other follower is stopped later to show the victim really votes.
-	victim, other := c.followers(master)
-	dir := c.node(victim).dataDir
+	c, master := newWritableCluster(t, 3, "--on-corruption", "stop")
+	l := c.written("before", 200, 8)
+	// The victim is a follower; the other is stopped later (see
+	// victimFollower).
+	victim, other, dir := c.victimFollower(master)
 
 	// (a) A torn final record, as a crash mid-write leaves it, two ways.
 	for _, tear := range []struct {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/livepaxos/livepaxos/client"
+	"github.com/livepaxos/livepaxos/internal/testwait"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -113,17 +114,7 @@ var errNotYet = errors.New("not yet")
 // sleeps, so a slow machine costs time rather than a false failure.
 func waitFor(t testing.TB, within time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", within, what, err)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	testwait.For(t, within, 25*time.Millisecond, what, cond)
 }
 
 // nodeProc is one node of a testCluster, across its restarts.
@@ -168,6 +159,14 @@ type testCluster struct {
 func newCluster(t *testing.T, n int, extra ...string) *testCluster {
 	t.Helper()
 	return newClusterOpts(t, n, clusterOpts{}, extra...)
+}
+
+// newWritableCluster is newCluster, waited on (up to 20 s) until a master
+// accepts commands; it returns the master's id too.
+func newWritableCluster(t *testing.T, n int, extra ...string) (*testCluster, int) {
+	t.Helper()
+	c := newCluster(t, n, extra...)
+	return c, c.waitWritable(20 * time.Second)
 }
 
 // clusterOpts are what some tests need of a cluster beyond flags.
@@ -472,6 +471,17 @@ func (c *testCluster) followers(master int) (a, b int) {
 	return a, b
 }
 
+// victimFollower waits until every node has applied the same log, then
+// picks the follower a test damages (victim, with its data directory) and
+// the other follower, which the test stops later to show that the victim
+// votes again. Damaging a follower costs no election.
+func (c *testCluster) victimFollower(master int) (victim, other int, dir string) {
+	c.t.Helper()
+	c.waitConverged(10 * time.Second)
+	victim, other = c.followers(master)
+	return victim, other, c.node(victim).dataDir
+}
+
 // waitWritable waits until a master accepts a command through the log (a
 // Get goes through the log, so it proves the same as a write, and is safe
 // to retry) and returns the master's id.
@@ -486,6 +496,25 @@ func (c *testCluster) waitWritable(within time.Duration) int {
 	return c.waitMaster(within)
 }
 
+// eachRunningStatus asks every running node for its status, in order, and
+// hands it to fn; it stops at the first error (a node that does not answer,
+// or fn's).
+func (c *testCluster) eachRunningStatus(fn func(id int, st *messages.StatusResponse) error) error {
+	for _, n := range c.nodes {
+		if !c.running(n.id) {
+			continue
+		}
+		st, err := c.status(n.id)
+		if err != nil {
+			return err
+		}
+		if err := fn(n.id, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // waitMaster waits until exactly one running node says it is master and
 // every running node agrees who it is.
 func (c *testCluster) waitMaster(within time.Duration) int {
@@ -494,26 +523,23 @@ func (c *testCluster) waitMaster(within time.Duration) int {
 	waitFor(c.t, within, "one master all running nodes agree on", func() error {
 		master = 0
 		agreed := uint32(0)
-		for _, n := range c.nodes {
-			if !c.running(n.id) {
-				continue
-			}
-			st, err := c.status(n.id)
-			if err != nil {
-				return err
-			}
+		err := c.eachRunningStatus(func(id int, st *messages.StatusResponse) error {
 			if st.IsMaster {
 				if master != 0 {
-					return fmt.Errorf("nodes %d and %d both say they are master", master, n.id)
+					return fmt.Errorf("nodes %d and %d both say they are master", master, id)
 				}
-				master = n.id
+				master = id
 			}
 			if agreed == 0 {
 				agreed = st.MasterId
 			}
 			if st.MasterId == 0 || st.MasterId != agreed {
-				return fmt.Errorf("node %d believes the master is %d, another node %d", n.id, st.MasterId, agreed)
+				return fmt.Errorf("node %d believes the master is %d, another node %d", id, st.MasterId, agreed)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if master == 0 || uint32(master) != agreed {
 			return fmt.Errorf("no node says it is master (agreed master id %d)", agreed)
@@ -534,15 +560,8 @@ func (c *testCluster) waitConverged(within time.Duration) uint64 {
 		var seen []string
 		applied = 0
 		same := true
-		for _, n := range c.nodes {
-			if !c.running(n.id) {
-				continue
-			}
-			st, err := c.status(n.id)
-			if err != nil {
-				return err
-			}
-			seen = append(seen, fmt.Sprintf("n%d chosen=%d applied=%d", n.id, st.LastChosen, st.LastApplied))
+		err := c.eachRunningStatus(func(id int, st *messages.StatusResponse) error {
+			seen = append(seen, fmt.Sprintf("n%d chosen=%d applied=%d", id, st.LastChosen, st.LastApplied))
 			if st.LastApplied != st.LastChosen {
 				same = false
 			}
@@ -557,6 +576,10 @@ func (c *testCluster) waitConverged(within time.Duration) uint64 {
 			} else if st.LastApplied != applied {
 				same = false
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if !same || applied == 0 {
 			return fmt.Errorf("not converged: %s", strings.Join(seen, ", "))

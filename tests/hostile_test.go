@@ -16,6 +16,7 @@ import (
 
 	"github.com/livepaxos/livepaxos/actors"
 	"github.com/livepaxos/livepaxos/cluster"
+	"github.com/livepaxos/livepaxos/internal/rawpeer"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -29,10 +30,8 @@ var garbledProto = bytes.Repeat([]byte{0xff}, 12)
 // protoactor dies of the first (a nil dereference in its deserializer); the
 // node must instead drop them and keep serving.
 func TestNodeSurvivesUnknownMessage(t *testing.T) {
-	c := newCluster(t, 3)
-	c.waitWritable(20 * time.Second)
-	l := newLedger()
-	writeKeys(c.cl, l, "before", 50, 8)
+	c, _ := newWritableCluster(t, 3)
+	l := c.written("before", 50, 8)
 
 	random := make([]byte, 64)
 	_, _ = rand.Read(random)
@@ -66,18 +65,18 @@ func TestNodeSurvivesUnknownMessage(t *testing.T) {
 		for _, h := range batches {
 			// One stream per batch: a node may end a stream that carried
 			// garbage, which loses only what came after on that stream.
-			raw := dialRaw(t, n.addr)
+			raw := rawpeer.Dial(t, n.addr)
 			target := actor.NewPID(n.addr, actors.DefaultName+"/"+h.role)
-			if err := raw.send(oneEnvelope(h.typeName, h.data, target)); err != nil {
+			if err := raw.Send(rawpeer.OneEnvelope(h.typeName, h.data, target)); err != nil {
 				t.Fatalf("node %d: sending %s %s: %v", n.id, h.name, h.typeName, err)
 			}
 			// Closing our side and reading until the node ends the stream
 			// means it has read, and dispatched or dropped, the batch.
-			if err := raw.stream.CloseSend(); err != nil {
+			if err := raw.Stream.CloseSend(); err != nil {
 				t.Fatal(err)
 			}
 			for {
-				if _, err := raw.stream.Recv(); err != nil {
+				if _, err := raw.Stream.Recv(); err != nil {
 					if !errors.Is(err, io.EOF) {
 						ended++ // protoactor ends a stream that carried undecodable bytes
 					}

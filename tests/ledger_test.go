@@ -119,6 +119,13 @@ func (l *ledger) topErrors() string {
 
 func valueFor(key string) string { return "value-of-" + key }
 
+// written is a new ledger holding n writes (writeKeys) made to c.
+func (c *testCluster) written(prefix string, n, workers int) *ledger {
+	l := newLedger()
+	writeKeys(c.cl, l, prefix, n, workers)
+	return l
+}
+
 // writeKeys writes keys prefix/0 .. prefix/n-1 from workers goroutines and
 // waits for all of them.
 func writeKeys(c *client.Client, l *ledger, prefix string, n, workers int) {

@@ -14,10 +14,8 @@ import (
 // the group goes on with the other three voters and no acknowledged write
 // is lost.
 func TestPaper5_4_MultiProcessGrowAndShrinkWithTheCLI(t *testing.T) {
-	c := newCluster(t, 3)
-	c.waitWritable(20 * time.Second)
-	l := newLedger()
-	writeKeys(c.cl, l, "a", 100, 8)
+	c, _ := newWritableCluster(t, 3)
+	l := c.written("a", 100, 8)
 	members := func(args ...string) string {
 		t.Helper()
 		args = append([]string{"members"}, append(args, "--endpoints", strings.Join(c.endpoints(), ","), "--timeout", "20s")...)

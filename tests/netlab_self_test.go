@@ -235,19 +235,11 @@ func runNetLabAgent(host string) int {
 	}
 	var mu sync.Mutex
 	var accepted []*netLabServerConn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			sc := &netLabServerConn{c: c}
-			mu.Lock()
-			accepted = append(accepted, sc)
-			mu.Unlock()
-			go sc.serve(host)
-		}
-	}()
+	go serveNetLab(ln, host, func(sc *netLabServerConn) {
+		mu.Lock()
+		accepted = append(accepted, sc)
+		mu.Unlock()
+	})
 	reply("ready %d", os.Getpid())
 
 	held := map[string]*netLabClientConn{}
@@ -367,6 +359,23 @@ func netLabErr(err error) string {
 	return "err " + err.Error()
 }
 
+// serveNetLab accepts connections on ln until it is closed and serves
+// each, as host, on a goroutine of its own; accepted (when not nil) is told
+// of each first.
+func serveNetLab(ln net.Listener, host string, accepted func(*netLabServerConn)) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		sc := &netLabServerConn{c: c}
+		if accepted != nil {
+			accepted(sc)
+		}
+		go sc.serve(host)
+	}
+}
+
 // netLabRootListener greets connections on the root host's lab address.
 type netLabRootListener struct{ port string }
 
@@ -377,16 +386,7 @@ func newNetLabRootListener(t *testing.T, lab *netLab) *netLabRootListener {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			sc := &netLabServerConn{c: c}
-			go sc.serve(netLabRoot)
-		}
-	}()
+	go serveNetLab(ln, netLabRoot, nil)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return &netLabRootListener{port: port}
 }

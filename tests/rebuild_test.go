@@ -18,13 +18,9 @@ import (
 // then carries writes with the other follower down (so its vote counts
 // again). No acknowledged write is lost.
 func TestPaper5_1_MultiProcessGarbageAndEmptyDataDir(t *testing.T) {
-	c := newCluster(t, 3)
-	master := c.waitWritable(20 * time.Second)
-	l := newLedger()
-	writeKeys(c.cl, l, "before", 200, 8)
-	c.waitConverged(10 * time.Second)
-	victim, other := c.followers(master)
-	dir := c.node(victim).dataDir
+	c, master := newWritableCluster(t, 3)
+	l := c.written("before", 200, 8)
+	victim, other, dir := c.victimFollower(master)
 	for round, damage := range []struct {
 		name string
 		do   func()

@@ -16,10 +16,8 @@ import (
 // learning the log after it; a restart recovers from snapshot plus log; and
 // no acknowledged write is lost.
 func TestPaper5_5_MultiProcessSnapshotsAndWipedRejoin(t *testing.T) {
-	c := newCluster(t, 3, "--snapshot-every", "50")
-	c.waitWritable(20 * time.Second)
-	l := newLedger()
-	writeKeys(c.cl, l, "a", 600, 16)
+	c, _ := newWritableCluster(t, 3, "--snapshot-every", "50")
+	l := c.written("a", 600, 16)
 
 	c.kill(3)
 	if err := os.RemoveAll(c.node(3).dataDir); err != nil {

@@ -243,21 +243,33 @@ func loadPool(file, what string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// readCerts reads every CERTIFICATE block of a PEM file; there must be at
-// least one. what names the file's role in errors ("client CA").
-func readCerts(file, what string) ([]*x509.Certificate, []byte, error) {
+// readPEM reads a PEM file and decodes its blocks, in order (none when the
+// file is not PEM at all). what names the file's role in errors.
+func readPEM(file, what string) ([]byte, []*pem.Block, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s %s: %w", ErrConfig, what, file, err)
 	}
-	var certs []*x509.Certificate
-	var others []string
+	var blocks []*pem.Block
 	for rest := data; ; {
 		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
+		if block, rest = pem.Decode(rest); block == nil {
+			return data, blocks, nil
 		}
+		blocks = append(blocks, block)
+	}
+}
+
+// readCerts reads every CERTIFICATE block of a PEM file; there must be at
+// least one. what names the file's role in errors ("client CA").
+func readCerts(file, what string) ([]*x509.Certificate, []byte, error) {
+	data, blocks, err := readPEM(file, what)
+	if err != nil {
+		return nil, nil, err
+	}
+	var certs []*x509.Certificate
+	var others []string
+	for _, block := range blocks {
 		if block.Type != "CERTIFICATE" {
 			others = append(others, block.Type)
 			continue
@@ -281,17 +293,12 @@ func readCerts(file, what string) ([]*x509.Certificate, []byte, error) {
 // readKey reads the first private key of a PEM file: PKCS #8, SEC 1 (EC) or
 // PKCS #1 (RSA). Encrypted keys are not supported.
 func readKey(file, what string) (crypto.Signer, []byte, error) {
-	data, err := os.ReadFile(file)
+	data, blocks, err := readPEM(file, what)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s %s: %w", ErrConfig, what, file, err)
+		return nil, nil, err
 	}
 	var others []string
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
+	for _, block := range blocks {
 		switch block.Type {
 		case "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY":
 			key, err := parseKey(block.Bytes)

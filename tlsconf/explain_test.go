@@ -123,22 +123,15 @@ func newFixture(t *testing.T) *fixture {
 	p := newPKI(t)
 	local := []string{"localhost", "127.0.0.1"}
 	f := &fixture{ca: filepath.Join(p.dir, "ca.crt"), otherCA: filepath.Join(p.dir, "other-ca.crt")}
-	server := func(files ServerFiles) *tls.Config {
+	must := func(cfg *tls.Config, err error) *tls.Config {
 		t.Helper()
-		cfg, err := ServerConfig(files)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return cfg
 	}
-	client := func(files ClientFiles) *tls.Config {
-		t.Helper()
-		cfg, err := ClientConfig(files)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
+	server := func(files ServerFiles) *tls.Config { return must(ServerConfig(files)) }
+	client := func(files ClientFiles) *tls.Config { return must(ClientConfig(files)) }
 	cert, key := p.valid(p.ca, "server", local, Server)
 	f.tlsServer = server(ServerFiles{Cert: cert, Key: key})
 	f.mtlsServer = server(ServerFiles{Cert: cert, Key: key, ClientCA: f.ca})

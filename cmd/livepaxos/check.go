@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,8 +11,7 @@ import (
 )
 
 func newCheckCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
+	return endpointsCmd(&cobra.Command{
 		Use:   "check",
 		Short: "Run a consistency check: every node checksums its database at one instance and compares",
 		Long: `Ask the master to put a checksum value in the log (§6.2). Every node that
@@ -24,48 +22,29 @@ every --check-interval. Every --endpoints address is asked at once; a node that 
 down or behind is reported, not failed on. Exits 1 if any node diverged, or if no
 node reported agreeing.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			eps, err := f.endpointList()
-			if err != nil {
-				return err
-			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				at, err := c.Check(ctx)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "checksum value at instance %d\n", at)
-				lines := make([]string, len(eps))
-				verdicts := make([]verdict, len(eps))
-				var wg sync.WaitGroup
-				for i, ep := range eps {
-					wg.Add(1)
-					go func() { // at once: one hung node must not eat the others' time
-						defer wg.Done()
-						lines[i], verdicts[i] = checkVerdict(ctx, c, ep, at)
-					}()
-				}
-				wg.Wait()
-				count := map[verdict]int{}
-				for i := range eps {
-					fmt.Fprintln(cmd.OutOrStdout(), lines[i])
-					count[verdicts[i]]++
-				}
-				switch {
-				case count[diverged] > 0:
-					return fmt.Errorf("%d of %d nodes DIVERGED", count[diverged], len(eps))
-				case count[agrees] == 0:
-					return fmt.Errorf("no node reported agreeing at instance %d", at)
-				}
-				if n := len(eps) - count[agrees]; n > 0 {
-					fmt.Fprintf(cmd.OutOrStdout(), "%d of %d nodes agree; %d did not report (unreachable or behind)\n", count[agrees], len(eps), n)
-				}
-				return nil
-			})
-		},
-	}
-	f.add(cmd)
-	return cmd
+	}, func(ctx context.Context, c *client.Client, cmd *cobra.Command, eps []string) error {
+		at, err := c.Check(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "checksum value at instance %d\n", at)
+		lines, verdicts := askEach(eps, func(ep string) (string, verdict) { return checkVerdict(ctx, c, ep, at) })
+		count := map[verdict]int{}
+		for i := range eps {
+			fmt.Fprintln(cmd.OutOrStdout(), lines[i])
+			count[verdicts[i]]++
+		}
+		switch {
+		case count[diverged] > 0:
+			return fmt.Errorf("%d of %d nodes DIVERGED", count[diverged], len(eps))
+		case count[agrees] == 0:
+			return fmt.Errorf("no node reported agreeing at instance %d", at)
+		}
+		if n := len(eps) - count[agrees]; n > 0 {
+			fmt.Fprintf(cmd.OutOrStdout(), "%d of %d nodes agree; %d did not report (unreachable or behind)\n", count[agrees], len(eps), n)
+		}
+		return nil
+	})
 }
 
 // verdict is what one node said of a check.

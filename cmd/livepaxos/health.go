@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,9 +14,8 @@ import (
 // own, for a container's health check (the image has no shell or curl).
 // Unlike status, it never asks another node instead.
 func newHealthCmd() *cobra.Command {
-	var f clientFlags
 	var live bool
-	cmd := &cobra.Command{
+	cmd := endpointsCmd(&cobra.Command{
 		Use:   "health",
 		Short: "Probe each --endpoints node alone through the gRPC health service: exit 0 only if every one is ready",
 		Long: `Ask each --endpoints node, and only it, through the standard gRPC health
@@ -27,48 +26,30 @@ of /readyz on the metrics port, which lists each). Exits 0 only if every endpoin
 is ready; with --live, only if every one answers at all. Made for a container's
 health check: livepaxos health --endpoints localhost:7101.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			eps, err := f.endpointList()
-			if err != nil {
-				return err
+	}, func(ctx context.Context, c *client.Client, cmd *cobra.Command, eps []string) error {
+		lines, bad := askEach(eps, func(ep string) (string, bool) {
+			ready, err := c.Health(ctx, ep)
+			switch {
+			case err != nil:
+				return fmt.Sprintf("%s: not answering: %v", ep, err), true
+			case ready:
+				return ep + ": ready", false
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				lines := make([]string, len(eps))
-				bad := make([]bool, len(eps))
-				var wg sync.WaitGroup
-				for i, ep := range eps {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						ready, err := c.Health(ctx, ep)
-						switch {
-						case err != nil:
-							lines[i], bad[i] = fmt.Sprintf("%s: not answering: %v", ep, err), true
-						case ready:
-							lines[i] = ep + ": ready"
-						default:
-							lines[i], bad[i] = ep+": serving, NOT ready", !live
-						}
-					}()
-				}
-				wg.Wait()
-				n := 0
-				for i := range eps {
-					fmt.Fprintln(cmd.OutOrStdout(), lines[i])
-					if bad[i] {
-						n++
-					}
-				}
-				if n > 0 {
-					return fmt.Errorf("%d of %d nodes not healthy", n, len(eps))
-				}
-				return nil
-			})
-		},
-	}
+			return ep + ": serving, NOT ready", !live
+		})
+		n := 0
+		for i := range eps {
+			fmt.Fprintln(cmd.OutOrStdout(), lines[i])
+			if bad[i] {
+				n++
+			}
+		}
+		if n > 0 {
+			return fmt.Errorf("%d of %d nodes not healthy", n, len(eps))
+		}
+		return nil
+	})
 	cmd.Flags().BoolVar(&live, "live", false, "only require an answer (liveness), not readiness")
-	f.add(cmd)
-	cmd.Flags().Lookup("timeout").DefValue = "2s"
-	cmd.Flags().Set("timeout", "2s")
+	defaultTimeout(cmd, 2*time.Second)
 	return cmd
 }

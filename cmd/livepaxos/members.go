@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,8 +29,7 @@ func newMembersCmd() *cobra.Command {
 
 // newTransferCmd is `members transfer-mastership [ID]`.
 func newTransferCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
+	return clientCmd(&cobra.Command{
 		Use:   "transfer-mastership [ID]",
 		Short: "Have the master hand mastership to voter ID (default: the most caught-up voter) without a fail-over",
 		Long: `Have the master hand mastership over at once, without the outage of a
@@ -39,37 +39,42 @@ flight chosen, and tells the successor to campaign at once; the acceptors releas
 its lease to the successor. Writes stall for a few message rounds. A node stopped
 with SIGTERM does the same first when it is master.`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var to uint32
-			if len(args) == 1 {
-				id, err := strconv.ParseUint(args[0], 10, 32)
-				if err != nil {
-					return fmt.Errorf("%w: want a node id, got %q", errUsage, args[0])
-				}
-				if err := cluster.CheckNodeID(id); err != nil {
-					return fmt.Errorf("%w: %v", errUsage, err)
-				}
-				to = uint32(id)
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		var to uint32
+		if len(args) == 1 {
+			id, err := parseNodeID(args[0])
+			if err != nil {
+				return nil, err
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				id, err := c.TransferMastership(ctx, to)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "node %d is master\n", id)
-				return nil
-			})
-		},
+			to = id
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			id, err := c.TransferMastership(ctx, to)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %d is master\n", id)
+			return nil
+		}, nil
+	})
+}
+
+// parseNodeID reads a node id argument (a usage error if it is not one).
+func parseNodeID(arg string) (uint32, error) {
+	id, err := strconv.ParseUint(arg, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%w: want a node id, got %q", errUsage, arg)
 	}
-	f.add(cmd)
-	return cmd
+	if err := cluster.CheckNodeID(id); err != nil {
+		return 0, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return uint32(id), nil
 }
 
 // newMembersChangeCmd is `members add ID=HOST:PORT` (as a non-voting
 // learner), `members promote ID` (a learner to voter) or `members remove
 // ID` (a learner or a voter; the master hands mastership over first).
 func newMembersChangeCmd(verb string) *cobra.Command {
-	var f clientFlags
 	use, short := "add ID=HOST:PORT", "Add a member as a non-voting learner, through the log (HOST:PORT: its peer address; start it with node --join)"
 	switch verb {
 	case "promote":
@@ -77,46 +82,40 @@ func newMembersChangeCmd(verb string) *cobra.Command {
 	case "remove":
 		use, short = "remove ID", "Remove a member, through the log (removing the master hands mastership over first)"
 	}
-	cmd := &cobra.Command{
+	return clientCmd(&cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			req := &messages.MembersRequest{}
-			if verb == "add" {
-				ps, err := cluster.ParsePeers(args[0])
-				if err != nil || len(ps) != 1 {
-					return fmt.Errorf("%w: want ID=HOST:PORT, got %q", errUsage, args[0])
-				}
-				for id, addr := range ps {
-					req.Add = &messages.Member{Id: id, Address: addr}
-				}
-			} else {
-				id, err := strconv.ParseUint(args[0], 10, 32)
-				if err != nil {
-					return fmt.Errorf("%w: want a node id, got %q", errUsage, args[0])
-				}
-				if err := cluster.CheckNodeID(id); err != nil {
-					return fmt.Errorf("%w: %v", errUsage, err)
-				}
-				if verb == "promote" {
-					req.Promote = uint32(id)
-				} else {
-					req.Remove = uint32(id)
-				}
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		req := &messages.MembersRequest{}
+		if verb == "add" {
+			ps, err := cluster.ParsePeers(args[0])
+			if err != nil || len(ps) != 1 {
+				return nil, fmt.Errorf("%w: want ID=HOST:PORT, got %q", errUsage, args[0])
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				v, err := c.ChangeMembers(ctx, req)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "membership version %d\n", v)
-				return nil
-			})
-		},
-	}
-	f.add(cmd)
-	return cmd
+			for id, addr := range ps {
+				req.Add = &messages.Member{Id: id, Address: addr}
+			}
+		} else {
+			id, err := parseNodeID(args[0])
+			if err != nil {
+				return nil, err
+			}
+			if verb == "promote" {
+				req.Promote = id
+			} else {
+				req.Remove = id
+			}
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			v, err := c.ChangeMembers(ctx, req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "membership version %d\n", v)
+			return nil
+		}, nil
+	})
 }
 
 // memberRow is one line of `members list`.
@@ -204,8 +203,7 @@ new incarnation (§5.1).`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per member")
 	f.add(cmd)
-	cmd.Flags().Lookup("timeout").DefValue = "2s"
-	cmd.Flags().Set("timeout", "2s")
+	defaultTimeout(cmd, 2*time.Second)
 	return cmd
 }
 

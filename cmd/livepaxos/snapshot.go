@@ -11,9 +11,8 @@ import (
 )
 
 func newSnapshotCmd() *cobra.Command {
-	var f clientFlags
 	var node uint32
-	cmd := &cobra.Command{
+	cmd := endpointsCmd(&cobra.Command{
 		Use:   "snapshot",
 		Short: "Have nodes snapshot their database now and let go of the log below it",
 		Long: `Ask each node (or only --node N) to snapshot its database now (§5.5): the
@@ -23,39 +22,31 @@ then let go of. Snapshots are per node; nodes also take them on their own
 		Example: `  livepaxos snapshot --endpoints 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
   livepaxos snapshot --node 2`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			eps, err := f.endpointList()
-			if err != nil {
+	}, func(ctx context.Context, c *client.Client, cmd *cobra.Command, eps []string) error {
+		if node != 0 {
+			var err error
+			if eps, err = endpointOfNode(ctx, c, eps, node); err != nil {
 				return err
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				if node != 0 {
-					if eps, err = endpointOfNode(ctx, c, eps, node); err != nil {
-						return err
-					}
-				}
-				failed := 0
-				for _, ep := range eps {
-					resp, err := c.Snapshot(ctx, ep)
-					if err != nil {
-						failed++
-						fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", ep, err)
-						continue
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "node %d (%s): snapshot at instance %d, %d bytes, %v\n", resp.NodeId, ep,
-						resp.Instance, resp.Bytes, (time.Duration(resp.DurationUs) * time.Microsecond).Round(time.Millisecond))
-				}
-				if failed > 0 {
-					return fmt.Errorf("%d of %d nodes took no snapshot", failed, len(eps))
-				}
-				return nil
-			})
-		},
-	}
+		}
+		failed := 0
+		for _, ep := range eps {
+			resp, err := c.Snapshot(ctx, ep)
+			if err != nil {
+				failed++
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", ep, err)
+				continue
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %d (%s): snapshot at instance %d, %d bytes, %v\n", resp.NodeId, ep,
+				resp.Instance, resp.Bytes, (time.Duration(resp.DurationUs) * time.Microsecond).Round(time.Millisecond))
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d of %d nodes took no snapshot", failed, len(eps))
+		}
+		return nil
+	})
 	cmd.Flags().Uint32Var(&node, "node", 0, "only this node id (default: every endpoint)")
-	f.add(cmd)
-	cmd.Flags().Lookup("timeout").DefValue = "1m0s"
-	cmd.Flags().Set("timeout", "1m")
+	defaultTimeout(cmd, time.Minute)
 	return cmd
 }
 

@@ -118,6 +118,9 @@ func (p *Proposer) startPreVote(out *ProposerOutput, now time.Time) {
 		p.campaign(out, now)
 		return
 	}
+	// Not heard from for an election timeout: it no longer knows a master
+	// (status, readiness and forwarding say so) until one is heard again.
+	p.masterID = 0
 	p.prevoting = true
 	p.prevoteBallot = NextBallot(max(p.highestSeen, p.ballot), p.cfg.ID)
 	p.prevotes = map[uint32]bool{p.cfg.ID: true}

@@ -37,7 +37,7 @@ var regressionSeeds = []struct {
 	// n3's promise to 0.2 in memory; a late Prepare at 0.2 was then taken
 	// for a duplicate and promised without a record (paxos.Acceptor now
 	// tracks durablePromised). Found as seed 754.
-	{138, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
+	{490, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
 	{238, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
 	// The checker bounded an unacknowledged write's effect by the first
 	// apply anywhere; a follower applied it before the master, whose lease

@@ -402,8 +402,16 @@ func (c *Client) call(ctx context.Context, call *messages.StreamCall, idempotent
 			return r, endpoint, err
 		}
 		lastErr = err
-		if r.GetHeader().GetMasterClientAddress() != "" && r.GetHeader().GetMasterClientAddress() != endpoint {
-			backoff = 0 // a redirect: go at once
+		if m := r.GetHeader().GetMasterClientAddress(); m != "" && m != endpoint {
+			// A redirect: go there, even if it could not be reached lately
+			// (it was starting, say); were it still avoided, the next
+			// attempt would come back here. At once, unless it failed
+			// lately: then the back-off paces the round trips between a
+			// node that keeps naming it and an endpoint not up yet.
+			if !c.avoided(m) {
+				backoff = 0
+			}
+			c.reachable(m)
 		}
 	}
 }
@@ -525,6 +533,18 @@ func (c *Client) unreachable(ep string) {
 	c.avoiding.Store(int32(len(c.avoid)))
 	c.mu.Unlock()
 	c.forgetMaster(ep)
+}
+
+// reachable forgets that ep could not be reached: a node just named it
+// the master.
+func (c *Client) reachable(ep string) {
+	if c.avoiding.Load() == 0 {
+		return
+	}
+	c.mu.Lock()
+	delete(c.avoid, ep)
+	c.avoiding.Store(int32(len(c.avoid)))
+	c.mu.Unlock()
 }
 
 // learn takes the master's client address from an answer's header, and

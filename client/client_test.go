@@ -189,6 +189,51 @@ func TestClientSendsAWriteElsewhereOnlyWhenNothingWasProposed(t *testing.T) {
 	}
 }
 
+// A node that stops (a restart after a hand-over) refuses calls naming the
+// new master; the client goes there even if that endpoint could not be
+// reached a moment before (it was starting), rather than back to the
+// stopping node over and over until the deadline.
+func TestClientFollowsARedirectToAnEndpointThatFailedLately(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterAddr := lis.Addr().String()
+	lis.Close() // nothing listens there yet: the client avoids it for a while
+	var stopping atomic.Bool
+	old := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult {
+		if stopping.Load() {
+			return &messages.StreamResult{Code: messages.ErrorCode_ERROR_CODE_NOT_MASTER, Error: "node stopping",
+				Header: &messages.Header{MasterId: 2, MasterClientAddress: masterAddr}}
+		}
+		return okPut()
+	})
+	c := newClient(t, masterAddr, old.addr)
+	if err := c.Put(testCtx(t, 5*time.Second), []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("put with the master's endpoint down: %v", err)
+	}
+	lis, err = net.Listen("tcp", masterAddr)
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", masterAddr, err)
+	}
+	master := &fakeNode{addr: masterAddr, answer: func(int64, *messages.StreamCall) *messages.StreamResult { return okPut() }}
+	g := grpc.NewServer()
+	messages.RegisterKVServer(g, master)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	stopping.Store(true)
+	before := old.calls.Load()
+	if err := c.Put(testCtx(t, 5*time.Second), []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("put after the old node named the new master: %v", err)
+	}
+	if got := old.calls.Load() - before; got > 5 {
+		t.Fatalf("the stopping node was asked %d times; its answer named the master", got)
+	}
+	if master.calls.Load() != 1 {
+		t.Fatalf("the master was asked %d times, want 1", master.calls.Load())
+	}
+}
+
 func TestClientRetriesReads(t *testing.T) {
 	flaky := startFake(t, func(n int64, _ *messages.StreamCall) *messages.StreamResult {
 		if n == 1 {

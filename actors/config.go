@@ -200,7 +200,7 @@ func (c *Config) setDefaults() error {
 // directory has the identity meta.
 func (c *Config) coreConfig(meta *messages.MetaRecord) core.Config {
 	return core.Config{ID: c.NodeID, Cluster: messages.ClusterHash(c.ClusterID), Members: initialMembership(c), Joining: c.Join, Incarnation: meta.Incarnation,
-		Fresh: meta.Fresh, Rebuilt: meta.Rebuilt && !c.StartOver, Bootstrap: meta.Bootstrap, Proposer: c.Proposer, Learner: c.Learner, RestartGrace: c.RestartGrace,
+		Fresh: meta.Fresh, Rebuilt: meta.Rebuilt && !c.StartOver, RestoredInstance: meta.RestoredInstance, Bootstrap: meta.Bootstrap, Proposer: c.Proposer, Learner: c.Learner, RestartGrace: c.RestartGrace,
 		SnapshotEvery: c.SnapshotEvery, SnapshotLogBytes: c.SnapshotLogBytes, Logger: c.Logger}
 }
 

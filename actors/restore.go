@@ -78,3 +78,31 @@ func removeInstallLeftovers(dir string) {
 		}
 	}
 }
+
+// ErrNoSnapshotFile: the replica keeps no snapshot file to send (its
+// state machine takes no snapshots, or none was taken yet).
+var ErrNoSnapshotFile = errors.New("actors: no snapshot file")
+
+// OpenLatestSnapshot opens the newest valid snapshot file of this replica
+// for reading, for a backup. The file stays readable while open even if a
+// newer snapshot replaces it meanwhile.
+func (r *Replica) OpenLatestSnapshot() (*os.File, storage.SnapshotInfo, error) {
+	if _, ok := r.cfg.StateMachine.(Snapshotter); !ok || r.cfg.DataDir == "" {
+		return nil, storage.SnapshotInfo{}, fmt.Errorf("%w: this replica's state machine takes no snapshots", ErrNoSnapshotFile)
+	}
+	for range 3 { // a newer snapshot may remove the one found before it is opened
+		info, _, err := storage.LatestSnapshot(r.snapshotDir())
+		if errors.Is(err, storage.ErrNoSnapshot) || errors.Is(err, os.ErrNotExist) {
+			return nil, storage.SnapshotInfo{}, fmt.Errorf("%w: none taken yet", ErrNoSnapshotFile)
+		}
+		if err != nil {
+			return nil, storage.SnapshotInfo{}, err
+		}
+		f, err := os.Open(info.Path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		return f, info, err
+	}
+	return nil, storage.SnapshotInfo{}, fmt.Errorf("%w: snapshots replaced faster than one could be opened", ErrNoSnapshotFile)
+}

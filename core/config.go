@@ -36,6 +36,10 @@ type Config struct {
 	// poll: a group whose every voter lost its data waits rather than
 	// start over empty.
 	Rebuilt bool
+	// RestoredInstance: the data directory was restored from a backup at
+	// this instance for a new group (0: it was not); see
+	// paxos.ProposerConfig.BootstrapFrom.
+	RestoredInstance uint64
 	// Proposer and Learner tune the roles; their ID, Peers, Learners and
 	// Planted are filled in from this Config.
 	Proposer paxos.ProposerConfig
@@ -92,6 +96,7 @@ func (c *Config) setDefaults() error {
 	p.ID, p.Planted = c.ID, c.Planted
 	p.Peers, p.Learners = paxos.MembershipVoters(c.Members), paxos.MembershipLearners(c.Members)
 	p.Members, p.Incarnation, p.Fresh, p.Bootstrap = c.Members, c.Incarnation, c.Fresh, c.Bootstrap
+	p.BootstrapFrom = c.RestoredInstance + 1
 	*p = p.WithDefaults() // the lease timeout is the acceptor's too
 	if p.ClockDriftMax >= p.LeaseTimeout {
 		return fmt.Errorf("%w: clock drift bound %v must be below the lease timeout %v", ErrConfig, p.ClockDriftMax, p.LeaseTimeout)

@@ -1345,6 +1345,103 @@ func (x *StreamResult) GetResult() []byte {
 	return nil
 }
 
+type SnapshotSaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSaveRequest) Reset() {
+	*x = SnapshotSaveRequest{}
+	mi := &file_messages_kv_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSaveRequest) ProtoMessage() {}
+
+func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{22}
+}
+
+// SnapshotSaveChunk is a piece of a snapshot file, in order.
+type SnapshotSaveChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint64                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`                       // the snapshot's instance (first chunk)
+	TotalBytes    uint64                 `protobuf:"varint,2,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"` // the file's size (first chunk)
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSaveChunk) Reset() {
+	*x = SnapshotSaveChunk{}
+	mi := &file_messages_kv_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSaveChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSaveChunk) ProtoMessage() {}
+
+func (x *SnapshotSaveChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSaveChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotSaveChunk) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SnapshotSaveChunk) GetInstance() uint64 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *SnapshotSaveChunk) GetTotalBytes() uint64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
+func (x *SnapshotSaveChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_messages_kv_proto protoreflect.FileDescriptor
 
 const file_messages_kv_proto_rawDesc = "" +
@@ -1441,7 +1538,13 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x17.livepaxos.v1.ErrorCodeR\x04code\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12,\n" +
 	"\x06header\x18\x04 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12\x16\n" +
-	"\x06result\x18\x05 \x01(\fR\x06result2\xed\a\n" +
+	"\x06result\x18\x05 \x01(\fR\x06result\"\x15\n" +
+	"\x13SnapshotSaveRequest\"d\n" +
+	"\x11SnapshotSaveChunk\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x1f\n" +
+	"\vtotal_bytes\x18\x02 \x01(\x04R\n" +
+	"totalBytes\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data2\xc3\b\n" +
 	"\x02KV\x12:\n" +
 	"\x03Put\x12\x18.livepaxos.v1.PutRequest\x1a\x19.livepaxos.v1.PutResponse\x12:\n" +
 	"\x03Get\x12\x18.livepaxos.v1.GetRequest\x1a\x19.livepaxos.v1.GetResponse\x12@\n" +
@@ -1453,7 +1556,8 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\x06Status\x12\x1b.livepaxos.v1.StatusRequest\x1a\x1c.livepaxos.v1.StatusResponse\x12E\n" +
 	"\aMembers\x12 .livepaxos.v1.MembersListRequest\x1a\x18.livepaxos.v1.Membership\x12R\n" +
 	"\rChangeMembers\x12\x1c.livepaxos.v1.MembersRequest\x1a#.livepaxos.v1.MembersChangeResponse\x12I\n" +
-	"\bSnapshot\x12\x1d.livepaxos.v1.SnapshotRequest\x1a\x1e.livepaxos.v1.SnapshotResponse\x12@\n" +
+	"\bSnapshot\x12\x1d.livepaxos.v1.SnapshotRequest\x1a\x1e.livepaxos.v1.SnapshotResponse\x12T\n" +
+	"\fSnapshotSave\x12!.livepaxos.v1.SnapshotSaveRequest\x1a\x1f.livepaxos.v1.SnapshotSaveChunk0\x01\x12@\n" +
 	"\x05Check\x12\x1a.livepaxos.v1.CheckRequest\x1a\x1b.livepaxos.v1.CheckResponse\x12G\n" +
 	"\x06Stream\x12\x1b.livepaxos.v1.StreamRequest\x1a\x1c.livepaxos.v1.StreamResponse(\x010\x01\x12g\n" +
 	"\x12TransferMastership\x12'.livepaxos.v1.TransferMastershipRequest\x1a(.livepaxos.v1.TransferMastershipResponseB)Z'github.com/livepaxos/livepaxos/messagesb\x06proto3"
@@ -1470,7 +1574,7 @@ func file_messages_kv_proto_rawDescGZIP() []byte {
 	return file_messages_kv_proto_rawDescData
 }
 
-var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_messages_kv_proto_goTypes = []any{
 	(*TransferMastershipRequest)(nil),  // 0: livepaxos.v1.TransferMastershipRequest
 	(*TransferMastershipResponse)(nil), // 1: livepaxos.v1.TransferMastershipResponse
@@ -1494,75 +1598,79 @@ var file_messages_kv_proto_goTypes = []any{
 	(*StreamCall)(nil),                 // 19: livepaxos.v1.StreamCall
 	(*StreamResponse)(nil),             // 20: livepaxos.v1.StreamResponse
 	(*StreamResult)(nil),               // 21: livepaxos.v1.StreamResult
-	(Consistency)(0),                   // 22: livepaxos.v1.Consistency
-	(*KeyValue)(nil),                   // 23: livepaxos.v1.KeyValue
-	(*SessionPromise)(nil),             // 24: livepaxos.v1.SessionPromise
-	(*MultiOp)(nil),                    // 25: livepaxos.v1.MultiOp
-	(*MultiOpResult)(nil),              // 26: livepaxos.v1.MultiOpResult
-	(ErrorCode)(0),                     // 27: livepaxos.v1.ErrorCode
-	(*KeepAliveRequest)(nil),           // 28: livepaxos.v1.KeepAliveRequest
-	(*StatusRequest)(nil),              // 29: livepaxos.v1.StatusRequest
-	(*MembersRequest)(nil),             // 30: livepaxos.v1.MembersRequest
-	(*SnapshotRequest)(nil),            // 31: livepaxos.v1.SnapshotRequest
-	(*CheckRequest)(nil),               // 32: livepaxos.v1.CheckRequest
-	(*StatusResponse)(nil),             // 33: livepaxos.v1.StatusResponse
-	(*Membership)(nil),                 // 34: livepaxos.v1.Membership
-	(*SnapshotResponse)(nil),           // 35: livepaxos.v1.SnapshotResponse
-	(*CheckResponse)(nil),              // 36: livepaxos.v1.CheckResponse
+	(*SnapshotSaveRequest)(nil),        // 22: livepaxos.v1.SnapshotSaveRequest
+	(*SnapshotSaveChunk)(nil),          // 23: livepaxos.v1.SnapshotSaveChunk
+	(Consistency)(0),                   // 24: livepaxos.v1.Consistency
+	(*KeyValue)(nil),                   // 25: livepaxos.v1.KeyValue
+	(*SessionPromise)(nil),             // 26: livepaxos.v1.SessionPromise
+	(*MultiOp)(nil),                    // 27: livepaxos.v1.MultiOp
+	(*MultiOpResult)(nil),              // 28: livepaxos.v1.MultiOpResult
+	(ErrorCode)(0),                     // 29: livepaxos.v1.ErrorCode
+	(*KeepAliveRequest)(nil),           // 30: livepaxos.v1.KeepAliveRequest
+	(*StatusRequest)(nil),              // 31: livepaxos.v1.StatusRequest
+	(*MembersRequest)(nil),             // 32: livepaxos.v1.MembersRequest
+	(*SnapshotRequest)(nil),            // 33: livepaxos.v1.SnapshotRequest
+	(*CheckRequest)(nil),               // 34: livepaxos.v1.CheckRequest
+	(*StatusResponse)(nil),             // 35: livepaxos.v1.StatusResponse
+	(*Membership)(nil),                 // 36: livepaxos.v1.Membership
+	(*SnapshotResponse)(nil),           // 37: livepaxos.v1.SnapshotResponse
+	(*CheckResponse)(nil),              // 38: livepaxos.v1.CheckResponse
 }
 var file_messages_kv_proto_depIdxs = []int32{
 	2,  // 0: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
-	22, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
+	24, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
 	2,  // 2: livepaxos.v1.GetResponse.header:type_name -> livepaxos.v1.Header
-	22, // 3: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
+	24, // 3: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
 	2,  // 4: livepaxos.v1.RangeResponse.header:type_name -> livepaxos.v1.Header
-	23, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	25, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
 	2,  // 6: livepaxos.v1.KeepAliveResponse.header:type_name -> livepaxos.v1.Header
-	24, // 7: livepaxos.v1.KeepAliveResponse.promises:type_name -> livepaxos.v1.SessionPromise
+	26, // 7: livepaxos.v1.KeepAliveResponse.promises:type_name -> livepaxos.v1.SessionPromise
 	2,  // 8: livepaxos.v1.WatchResponse.header:type_name -> livepaxos.v1.Header
 	11, // 9: livepaxos.v1.WatchResponse.events:type_name -> livepaxos.v1.WatchEvent
-	23, // 10: livepaxos.v1.WatchResponse.kvs:type_name -> livepaxos.v1.KeyValue
-	25, // 11: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
-	25, // 12: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
-	22, // 13: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
+	25, // 10: livepaxos.v1.WatchResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	27, // 11: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
+	27, // 12: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
+	24, // 13: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
 	2,  // 14: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
-	26, // 15: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
+	28, // 15: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
 	2,  // 16: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
 	19, // 17: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
-	22, // 18: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
+	24, // 18: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
 	21, // 19: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
-	27, // 20: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
+	29, // 20: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
 	2,  // 21: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
 	3,  // 22: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
 	5,  // 23: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
 	7,  // 24: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
-	28, // 25: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
+	30, // 25: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
 	10, // 26: livepaxos.v1.KV.Watch:input_type -> livepaxos.v1.WatchRequest
 	13, // 27: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
 	14, // 28: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
-	29, // 29: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
+	31, // 29: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
 	16, // 30: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
-	30, // 31: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
-	31, // 32: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
-	32, // 33: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
-	18, // 34: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
-	0,  // 35: livepaxos.v1.KV.TransferMastership:input_type -> livepaxos.v1.TransferMastershipRequest
-	4,  // 36: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
-	6,  // 37: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
-	8,  // 38: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
-	9,  // 39: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
-	12, // 40: livepaxos.v1.KV.Watch:output_type -> livepaxos.v1.WatchResponse
-	15, // 41: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
-	15, // 42: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
-	33, // 43: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
-	34, // 44: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
-	17, // 45: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
-	35, // 46: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
-	36, // 47: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
-	20, // 48: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
-	1,  // 49: livepaxos.v1.KV.TransferMastership:output_type -> livepaxos.v1.TransferMastershipResponse
-	36, // [36:50] is the sub-list for method output_type
-	22, // [22:36] is the sub-list for method input_type
+	32, // 31: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
+	33, // 32: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
+	22, // 33: livepaxos.v1.KV.SnapshotSave:input_type -> livepaxos.v1.SnapshotSaveRequest
+	34, // 34: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
+	18, // 35: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
+	0,  // 36: livepaxos.v1.KV.TransferMastership:input_type -> livepaxos.v1.TransferMastershipRequest
+	4,  // 37: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
+	6,  // 38: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
+	8,  // 39: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
+	9,  // 40: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
+	12, // 41: livepaxos.v1.KV.Watch:output_type -> livepaxos.v1.WatchResponse
+	15, // 42: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
+	15, // 43: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
+	35, // 44: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
+	36, // 45: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
+	17, // 46: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
+	37, // 47: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
+	23, // 48: livepaxos.v1.KV.SnapshotSave:output_type -> livepaxos.v1.SnapshotSaveChunk
+	38, // 49: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
+	20, // 50: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
+	1,  // 51: livepaxos.v1.KV.TransferMastership:output_type -> livepaxos.v1.TransferMastershipResponse
+	37, // [37:52] is the sub-list for method output_type
+	22, // [22:37] is the sub-list for method input_type
 	22, // [22:22] is the sub-list for extension type_name
 	22, // [22:22] is the sub-list for extension extendee
 	0,  // [0:22] is the sub-list for field type_name
@@ -1580,7 +1688,7 @@ func file_messages_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_kv_proto_rawDesc), len(file_messages_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

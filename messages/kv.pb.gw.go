@@ -328,6 +328,29 @@ func local_request_KV_Snapshot_0(ctx context.Context, marshaler runtime.Marshale
 	return msg, metadata, err
 }
 
+func request_KV_SnapshotSave_0(ctx context.Context, marshaler runtime.Marshaler, client KVClient, req *http.Request, pathParams map[string]string) (KV_SnapshotSaveClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq SnapshotSaveRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.SnapshotSave(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
 func request_KV_Check_0(ctx context.Context, marshaler runtime.Marshaler, client KVClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq CheckRequest
@@ -638,6 +661,13 @@ func RegisterKVHandlerServer(ctx context.Context, mux *runtime.ServeMux, server 
 		}
 		forward_KV_Snapshot_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+
+	mux.Handle(http.MethodPost, pattern_KV_SnapshotSave_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
+	})
 	mux.Handle(http.MethodPost, pattern_KV_Check_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -912,6 +942,23 @@ func RegisterKVHandlerClient(ctx context.Context, mux *runtime.ServeMux, client 
 		}
 		forward_KV_Snapshot_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_KV_SnapshotSave_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/livepaxos.v1.KV/SnapshotSave", runtime.WithHTTPPathPattern("/livepaxos.v1.KV/SnapshotSave"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_KV_SnapshotSave_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_KV_SnapshotSave_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_KV_Check_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -978,6 +1025,7 @@ var (
 	pattern_KV_Members_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Members"}, ""))
 	pattern_KV_ChangeMembers_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "ChangeMembers"}, ""))
 	pattern_KV_Snapshot_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Snapshot"}, ""))
+	pattern_KV_SnapshotSave_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "SnapshotSave"}, ""))
 	pattern_KV_Check_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Check"}, ""))
 	pattern_KV_Stream_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "Stream"}, ""))
 	pattern_KV_TransferMastership_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"livepaxos.v1.KV", "TransferMastership"}, ""))
@@ -995,6 +1043,7 @@ var (
 	forward_KV_Members_0            = runtime.ForwardResponseMessage
 	forward_KV_ChangeMembers_0      = runtime.ForwardResponseMessage
 	forward_KV_Snapshot_0           = runtime.ForwardResponseMessage
+	forward_KV_SnapshotSave_0       = runtime.ForwardResponseStream
 	forward_KV_Check_0              = runtime.ForwardResponseMessage
 	forward_KV_Stream_0             = runtime.ForwardResponseStream
 	forward_KV_TransferMastership_0 = runtime.ForwardResponseMessage

@@ -44,6 +44,7 @@ const (
 	KV_Members_FullMethodName            = "/livepaxos.v1.KV/Members"
 	KV_ChangeMembers_FullMethodName      = "/livepaxos.v1.KV/ChangeMembers"
 	KV_Snapshot_FullMethodName           = "/livepaxos.v1.KV/Snapshot"
+	KV_SnapshotSave_FullMethodName       = "/livepaxos.v1.KV/SnapshotSave"
 	KV_Check_FullMethodName              = "/livepaxos.v1.KV/Check"
 	KV_Stream_FullMethodName             = "/livepaxos.v1.KV/Stream"
 	KV_TransferMastership_FullMethodName = "/livepaxos.v1.KV/TransferMastership"
@@ -87,6 +88,13 @@ type KVClient interface {
 	ChangeMembers(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersChangeResponse, error)
 	// Snapshot has the answering node snapshot its database now (§5.5).
 	Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (*SnapshotResponse, error)
+	// SnapshotSave streams a backup: the answering node snapshots its
+	// database now (as Snapshot does) and sends that snapshot file whole,
+	// in chunks of at most 1 MiB. The first chunk names the instance and the
+	// file's size; the file carries its own checksums and the group's
+	// membership at that instance (`livepaxos restore` makes a new
+	// cluster's data directories from it).
+	SnapshotSave(ctx context.Context, in *SnapshotSaveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotSaveChunk], error)
 	// Check puts a consistency-check value in the log (§6.2) and returns its
 	// instance; each node's Status then tells whether it agreed.
 	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
@@ -228,6 +236,25 @@ func (c *kVClient) Snapshot(ctx context.Context, in *SnapshotRequest, opts ...gr
 	return out, nil
 }
 
+func (c *kVClient) SnapshotSave(ctx context.Context, in *SnapshotSaveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotSaveChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[1], KV_SnapshotSave_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SnapshotSaveRequest, SnapshotSaveChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_SnapshotSaveClient = grpc.ServerStreamingClient[SnapshotSaveChunk]
+
 func (c *kVClient) Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CheckResponse)
@@ -240,7 +267,7 @@ func (c *kVClient) Check(ctx context.Context, in *CheckRequest, opts ...grpc.Cal
 
 func (c *kVClient) Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamRequest, StreamResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[1], KV_Stream_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[2], KV_Stream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +326,13 @@ type KVServer interface {
 	ChangeMembers(context.Context, *MembersRequest) (*MembersChangeResponse, error)
 	// Snapshot has the answering node snapshot its database now (§5.5).
 	Snapshot(context.Context, *SnapshotRequest) (*SnapshotResponse, error)
+	// SnapshotSave streams a backup: the answering node snapshots its
+	// database now (as Snapshot does) and sends that snapshot file whole,
+	// in chunks of at most 1 MiB. The first chunk names the instance and the
+	// file's size; the file carries its own checksums and the group's
+	// membership at that instance (`livepaxos restore` makes a new
+	// cluster's data directories from it).
+	SnapshotSave(*SnapshotSaveRequest, grpc.ServerStreamingServer[SnapshotSaveChunk]) error
 	// Check puts a consistency-check value in the log (§6.2) and returns its
 	// instance; each node's Status then tells whether it agreed.
 	Check(context.Context, *CheckRequest) (*CheckResponse, error)
@@ -353,6 +387,9 @@ func (UnimplementedKVServer) ChangeMembers(context.Context, *MembersRequest) (*M
 }
 func (UnimplementedKVServer) Snapshot(context.Context, *SnapshotRequest) (*SnapshotResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Snapshot not implemented")
+}
+func (UnimplementedKVServer) SnapshotSave(*SnapshotSaveRequest, grpc.ServerStreamingServer[SnapshotSaveChunk]) error {
+	return status.Error(codes.Unimplemented, "method SnapshotSave not implemented")
 }
 func (UnimplementedKVServer) Check(context.Context, *CheckRequest) (*CheckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Check not implemented")
@@ -575,6 +612,17 @@ func _KV_Snapshot_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KV_SnapshotSave_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SnapshotSaveRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(KVServer).SnapshotSave(m, &grpc.GenericServerStream[SnapshotSaveRequest, SnapshotSaveChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_SnapshotSaveServer = grpc.ServerStreamingServer[SnapshotSaveChunk]
+
 func _KV_Check_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CheckRequest)
 	if err := dec(in); err != nil {
@@ -678,6 +726,11 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _KV_Watch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "SnapshotSave",
+			Handler:       _KV_SnapshotSave_Handler,
 			ServerStreams: true,
 		},
 		{

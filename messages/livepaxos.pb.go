@@ -4739,9 +4739,13 @@ type MetaRecord struct {
 	// (--on-corruption rebuild). Its acceptor never counts as empty, so a
 	// group whose every voter lost its data waits instead of starting over
 	// empty (only --start-over does that).
-	Rebuilt       bool `protobuf:"varint,7,opt,name=rebuilt,proto3" json:"rebuilt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Rebuilt bool `protobuf:"varint,7,opt,name=rebuilt,proto3" json:"rebuilt,omitempty"`
+	// restored_instance: the directory was made by `livepaxos restore` from
+	// a backup at this instance, for a new group; its brand-new-group poll
+	// (§5.1) runs from the instance after it, not from 1.
+	RestoredInstance uint64 `protobuf:"varint,8,opt,name=restored_instance,json=restoredInstance,proto3" json:"restored_instance,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *MetaRecord) Reset() {
@@ -4821,6 +4825,13 @@ func (x *MetaRecord) GetRebuilt() bool {
 		return x.Rebuilt
 	}
 	return false
+}
+
+func (x *MetaRecord) GetRestoredInstance() uint64 {
+	if x != nil {
+		return x.RestoredInstance
+	}
+	return 0
 }
 
 var File_messages_livepaxos_proto protoreflect.FileDescriptor
@@ -5224,7 +5235,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\rPromiseRecord\x12\x16\n" +
 	"\x06ballot\x18\x01 \x01(\x04R\x06ballot\"\"\n" +
 	"\fChosenRecord\x12\x12\n" +
-	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\xe2\x01\n" +
+	"\x04upto\x18\x01 \x01(\x04R\x04upto\"\x8f\x02\n" +
 	"\n" +
 	"MetaRecord\x12\x1d\n" +
 	"\n" +
@@ -5234,7 +5245,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05fresh\x18\x04 \x01(\bR\x05fresh\x122\n" +
 	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x16\n" +
 	"\x06format\x18\x06 \x01(\rR\x06format\x12\x18\n" +
-	"\arebuilt\x18\a \x01(\bR\arebuilt*\xbc\x02\n" +
+	"\arebuilt\x18\a \x01(\bR\arebuilt\x12+\n" +
+	"\x11restored_instance\x18\b \x01(\x04R\x10restoredInstance*\xbc\x02\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x19\n" +
 	"\x15ERROR_CODE_NOT_MASTER\x10\x01\x12\x16\n" +

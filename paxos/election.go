@@ -19,7 +19,7 @@ import (
 // answer (§5.1). A replica that lost its disk never gets here: the others
 // are not empty.
 func (p *Proposer) pollFresh(out *ProposerOutput, m *messages.Promise, now time.Time) {
-	if p.state != stateCandidate || m.Ballot != p.ballot || !m.Fresh || !m.Empty || p.prepareFrom != 1 {
+	if p.state != stateCandidate || m.Ballot != p.ballot || !m.Fresh || !m.Empty || p.prepareFrom != max(p.cfg.BootstrapFrom, 1) {
 		return
 	}
 	if p.freshPoll == nil {

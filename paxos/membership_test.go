@@ -131,6 +131,48 @@ func TestPaper5_1_BootstrapPollNamesIncarnations(t *testing.T) {
 	}
 }
 
+// §5.1 for a group restored from a backup at instance 57 (`livepaxos
+// restore`): every voter holds the backup's state and has voted for
+// nothing, so the brand-new-group poll runs from instance 58. A candidate
+// that was not restored (BootstrapFrom unset) never polls from there: an
+// ordinary group whose voters all lost their disks must wait.
+func TestPaper5_1_RestoredGroupPollsFromAfterTheBackup(t *testing.T) {
+	for _, tc := range []struct {
+		bootstrapFrom uint64
+		polls         bool
+	}{{58, true}, {0, false}} {
+		p := NewProposer(ProposerConfig{ID: 1, Peers: []uint32{1, 2, 3}, Incarnation: 101, Fresh: true, BootstrapFrom: tc.bootstrapFrom}, t0)
+		p.LearnerProgress(57)
+		out := campaignTick(p, t0.Add(5*time.Second))
+		if p.State() != "candidate" || len(out.Messages) != 3 {
+			t.Fatalf("no campaign: %s, %d messages", p.State(), len(out.Messages))
+		}
+		if first := out.Messages[0].Msg.(*messages.Prepare).FirstInstance; first != 58 {
+			t.Fatalf("prepare from %d, want 58", first)
+		}
+		var again []Envelope
+		for id, inc := range map[uint32]uint64{1: 101, 2: 102, 3: 103} {
+			o := p.Step(&messages.Promise{From: id, Ballot: p.Ballot(), Incarnation: inc, Fresh: true, Empty: true}, t0.Add(5*time.Second))
+			again = append(again, o.Messages...)
+		}
+		if !tc.polls {
+			if len(again) != 0 {
+				t.Fatalf("BootstrapFrom %d: %d prepares after fresh refusals at 58; a group not restored must not poll there", tc.bootstrapFrom, len(again))
+			}
+			continue
+		}
+		if len(again) != 3 {
+			t.Fatalf("after the poll: %d prepares, want 3", len(again))
+		}
+		for _, e := range again {
+			pr := e.Msg.(*messages.Prepare)
+			if pr.ToIncarnation != 100+uint64(e.To) || len(pr.Bootstrap) != 3 || pr.FirstInstance != 58 {
+				t.Fatalf("prepare to %d: names %d, bootstrap %v, from %d", e.To, pr.ToIncarnation, pr.Bootstrap, pr.FirstInstance)
+			}
+		}
+	}
+}
+
 // §5.4: a candidate whose promises report a change of quorum at instance 1
 // re-proposes up to it only, with no epoch start; once it is chosen, it
 // runs phase 1 again from instance 2 with the new voters, and only then

@@ -33,6 +33,11 @@ type ProposerConfig struct {
 	// Bootstrap is the bootstrap set this node's acceptor recorded, if
 	// any (messages.Prepare.bootstrap).
 	Bootstrap []*messages.Member
+	// BootstrapFrom is the instance a brand-new group's first prepare is
+	// from (0 or 1: the group starts from an empty log). A group restored
+	// from a backup at instance I starts from I+1: every voter restored
+	// the same state, so instances up to I are chosen by construction.
+	BootstrapFrom uint64
 	// HeartbeatInterval is how often the master tells the others it lives.
 	HeartbeatInterval time.Duration
 	// A follower that hears no master for a random time in

@@ -24,6 +24,7 @@ var adminMethods = []string{
 	"/livepaxos.v1.KV/ChangeMembers",
 	"/livepaxos.v1.KV/Check",
 	"/livepaxos.v1.KV/Snapshot",
+	"/livepaxos.v1.KV/SnapshotSave", // streams: checked in the handler
 	"/livepaxos.v1.KV/TransferMastership",
 }
 

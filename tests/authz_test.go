@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,8 @@ func TestAdminMethodsNeedAnOperatorCertificate(t *testing.T) {
 	if r := as("client", "put", "k", "v"); r.code != 0 {
 		t.Fatalf("put with a client certificate: exit %d\n%s", r.code, r.stderr)
 	}
-	for _, args := range [][]string{{"check"}, {"snapshot"}, {"members", "add", "9=127.0.0.1:1"}} {
+	backup := filepath.Join(t.TempDir(), "backup.lps")
+	for _, args := range [][]string{{"check"}, {"snapshot"}, {"snapshot", "save", backup}, {"members", "add", "9=127.0.0.1:1"}} {
 		r := as("client", args...)
 		if r.code == 0 || !strings.Contains(r.stderr, "operator's client certificate") {
 			t.Fatalf("%s with a client's certificate: exit %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
@@ -59,4 +61,7 @@ func TestAdminMethodsNeedAnOperatorCertificate(t *testing.T) {
 		}
 		return nil
 	})
+	if r := as("admin", "snapshot", "save", backup); r.code != 0 {
+		t.Fatalf("snapshot save with the admin certificate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }

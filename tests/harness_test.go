@@ -179,6 +179,9 @@ type clusterOpts struct {
 	// dataRoot, if set, holds the nodes' data directories (default: the
 	// test's temporary directory).
 	dataRoot string
+	// beforeStart, if set, runs once the nodes' ports and directories are
+	// picked, before any starts (c.peers names them all).
+	beforeStart func(c *testCluster)
 }
 
 func newClusterOpts(t *testing.T, n int, opts clusterOpts, extra ...string) *testCluster {
@@ -209,18 +212,27 @@ func newClusterOpts(t *testing.T, n int, opts clusterOpts, extra ...string) *tes
 		}
 		c.nodes = append(c.nodes, np)
 	}
+	c.peers = c.peerList()
+	if opts.beforeStart != nil {
+		opts.beforeStart(c)
+	}
 	c.startAll()
 	return c
+}
+
+// peerList is the --peers value naming every node.
+func (c *testCluster) peerList() string {
+	var peers []string
+	for _, n := range c.nodes {
+		peers = append(peers, fmt.Sprintf("%d=%s", n.id, n.addr))
+	}
+	return strings.Join(peers, ",")
 }
 
 // startAll starts every node and makes the test's client.
 func (c *testCluster) startAll() {
 	t := c.t
-	var peers []string
-	for _, n := range c.nodes {
-		peers = append(peers, fmt.Sprintf("%d=%s", n.id, n.addr))
-	}
-	c.peers = strings.Join(peers, ",")
+	c.peers = c.peerList()
 	t.Cleanup(c.stopAll)
 	for _, n := range c.nodes {
 		c.start(n.id)

@@ -58,6 +58,10 @@ func TestUsageErrorsAreExitStatusTwo(t *testing.T) {
 		{"node", "--id", "65536", "--peers", "65536=127.0.0.1:7001", "--data", t.TempDir()},
 		{"node", "--id", "1", "--peers", "1=127.0.0.1:7001", "--data", t.TempDir(), "--log-format", "xml"},
 		{"node", "--config", "/nonexistent/livepaxos.yaml"},
+		{"snapshot", "save"},
+		{"restore", "backup.lps"},
+		{"restore", "backup.lps", "--id", "1", "--peers", "1=nowhere", "--data", t.TempDir()},
+		{"restore", "backup.lps", "--id", "70000", "--peers", "1=127.0.0.1:7001", "--data", t.TempDir()},
 	} {
 		if _, err := run(args...); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want a usage error (exit status 2)", args, err)

@@ -47,6 +47,7 @@ then let go of. Snapshots are per node; nodes also take them on their own
 	})
 	cmd.Flags().Uint32Var(&node, "node", 0, "only this node id (default: every endpoint)")
 	defaultTimeout(cmd, time.Minute)
+	cmd.AddCommand(newSnapshotSaveCmd())
 	return cmd
 }
 

@@ -142,18 +142,9 @@ func runRestore(out io.Writer, file string, f restoreFlags) error {
 	if f.id == 0 || f.peers == "" || f.data == "" {
 		return fmt.Errorf("%w: --id, --peers and --data are required", errUsage)
 	}
-	if err := cluster.CheckNodeID(uint64(f.id)); err != nil {
-		return fmt.Errorf("%w: --id: %v", errUsage, err)
-	}
-	peers, err := cluster.ParsePeers(f.peers)
+	peers, learners, err := parseMemberFlags(f.id, f.peers, f.learners)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	var learners cluster.Peers
-	if f.learners != "" {
-		if learners, err = cluster.ParsePeers(f.learners); err != nil {
-			return fmt.Errorf("%w: --learners: %v", errUsage, err)
-		}
+		return err
 	}
 	_, info, err := actors.ReadBackup(file)
 	if err != nil {

@@ -125,23 +125,9 @@ func runNode(f nodeFlags) error {
 	if f.id == 0 || f.peers == "" || f.data == "" {
 		return fmt.Errorf("%w: --id, --peers and --data are required", errUsage)
 	}
-	if err := cluster.CheckNodeID(uint64(f.id)); err != nil {
-		return fmt.Errorf("%w: --id: %v", errUsage, err)
-	}
-	peers, err := cluster.ParsePeers(f.peers)
+	peers, learners, err := parseMemberFlags(f.id, f.peers, f.learners)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	var learners cluster.Peers
-	if f.learners != "" {
-		if learners, err = cluster.ParsePeers(f.learners); err != nil {
-			return fmt.Errorf("%w: --learners: %v", errUsage, err)
-		}
-		for id := range learners {
-			if _, dup := peers[id]; dup {
-				return fmt.Errorf("%w: node %d is in both --peers and --learners", errUsage, id)
-			}
-		}
+		return err
 	}
 	member, ok := peers[f.id]
 	if !ok {
@@ -397,4 +383,27 @@ func paxosTuning(f nodeFlags) paxos.ProposerConfig {
 	}
 	return paxos.ProposerConfig{ElectionTimeoutMin: f.electionMin, LeaseTimeout: f.leaseTimeout,
 		ClockDriftMax: f.driftMax, BoostInterval: f.boostInterval, CheckInterval: check}
+}
+
+// parseMemberFlags checks --id and parses --peers and --learners (of node
+// and restore); every error is a usage error.
+func parseMemberFlags(id uint32, peersFlag, learnersFlag string) (peers, learners cluster.Peers, err error) {
+	if err := cluster.CheckNodeID(uint64(id)); err != nil {
+		return nil, nil, fmt.Errorf("%w: --id: %v", errUsage, err)
+	}
+	if peers, err = cluster.ParsePeers(peersFlag); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if learnersFlag == "" {
+		return peers, nil, nil
+	}
+	if learners, err = cluster.ParsePeers(learnersFlag); err != nil {
+		return nil, nil, fmt.Errorf("%w: --learners: %v", errUsage, err)
+	}
+	for id := range learners {
+		if _, dup := peers[id]; dup {
+			return nil, nil, fmt.Errorf("%w: node %d is in both --peers and --learners", errUsage, id)
+		}
+	}
+	return peers, learners, nil
 }

@@ -51,9 +51,9 @@ type Replica struct {
 	// diskFree is the data directory's free bytes at the last look (-1:
 	// unknown).
 	diskFree atomic.Int64
-	// snapshotDrops counts snapshot transfer messages of another cluster
-	// the snapshotter dropped (status adds them to the core's drops).
-	snapshotDrops atomic.Uint64
+	// snapshotDrops counts the snapshot transfer messages the snapshotter
+	// dropped, by reason (status adds them to the core's drops).
+	snapshotDrops dropCounts
 
 	// Callers in this process (Propose, Read, ...) wait on local: their
 	// requests carry localAddress, unique to this Replica, as the reply
@@ -364,12 +364,7 @@ func (r *Replica) publishStatus() {
 	if free := r.diskFree.Load(); free > 0 {
 		s.DiskFreeBytes = uint64(free)
 	}
-	if n := r.snapshotDrops.Load(); n > 0 {
-		if s.PeerDrops == nil {
-			s.PeerDrops = make(map[string]uint64)
-		}
-		s.PeerDrops[string(core.DropCluster)] += n
-	}
+	r.snapshotDrops.addTo(&s.PeerDrops)
 	r.status.Store(s)
 }
 

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/core"
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
 	"github.com/livepaxos/livepaxos/storage"
 )
 
@@ -20,6 +22,12 @@ import (
 // message limit, so a transfer never competes with the protocol's messages
 // for long.
 const snapshotChunkBytes = 256 << 10
+
+// chunkRequestsPerSecond bounds the snapshot chunks this node serves to
+// one peer: 400 chunks of 256 KiB is 100 MiB/s, more than a transfer that
+// keeps one chunk in flight needs from a disk, and a bound on the reads
+// and sends anyone claiming a member's id can cause.
+const chunkRequestsPerSecond = 400
 
 // installTimeout is how long an install waits for the next chunk before it
 // gives up; the learner asks again, perhaps of another peer.
@@ -68,6 +76,8 @@ type snapshotterActor struct {
 	installPath string
 	installOff  uint64
 	lastChunk   time.Time
+	// chunkLimits: the rate limit of chunk requests, by requesting member.
+	chunkLimits map[uint32]*rate.Limiter
 }
 
 func newSnapshotterActor(r *Replica) actor.Actor { return &snapshotterActor{r: r} }
@@ -104,8 +114,8 @@ func (a *snapshotterActor) Receive(ctx actor.Context) {
 		}
 		ctx.Send(a.core, &snapshotWritten{res: m.res})
 	case *messages.SnapshotChunkRequest:
-		if m.Cluster != a.cluster() {
-			a.r.snapshotDrops.Add(1)
+		if why := a.admitChunkRequest(m, time.Now()); why != "" {
+			a.r.snapshotDrops.add(why)
 			return
 		}
 		a.serveChunk(ctx, m)
@@ -113,7 +123,7 @@ func (a *snapshotterActor) Receive(ctx actor.Context) {
 		a.startInstall(ctx, m)
 	case *messages.SnapshotChunk:
 		if m.Cluster != a.cluster() {
-			a.r.snapshotDrops.Add(1)
+			a.r.snapshotDrops.add(core.DropCluster)
 			return
 		}
 		a.chunk(ctx, m)
@@ -157,6 +167,32 @@ func writeSnapshotFile(dir string, m *writeSnapshot) (storage.SnapshotInfo, erro
 	// Report it only once it reads back whole: an unverifiable snapshot is
 	// never used, so nothing is let go of on its account.
 	return storage.VerifySnapshot(filepath.Join(dir, storage.SnapshotFileName(m.meta.Instance)))
+}
+
+// admitChunkRequest says why not to serve a chunk request, or "" to serve
+// it: it must come from this cluster, from another current member (the
+// chunk goes to that member's address, never to whoever sent the
+// request), within that member's rate.
+func (a *snapshotterActor) admitChunkRequest(m *messages.SnapshotChunkRequest, now time.Time) core.DropReason {
+	members := a.r.members.Load()
+	switch {
+	case m.Cluster != a.cluster():
+		return core.DropCluster
+	case m.From == a.r.cfg.NodeID || paxos.MemberOf(members, m.From) == nil:
+		return core.DropNotMember
+	}
+	if a.chunkLimits == nil || len(a.chunkLimits) > len(members.GetMembers()) {
+		a.chunkLimits = make(map[uint32]*rate.Limiter) // members come and go: start over
+	}
+	l := a.chunkLimits[m.From]
+	if l == nil {
+		l = rate.NewLimiter(chunkRequestsPerSecond, chunkRequestsPerSecond)
+		a.chunkLimits[m.From] = l
+	}
+	if !l.AllowN(now, 1) {
+		return core.DropRate
+	}
+	return ""
 }
 
 // serveChunk sends a peer the next chunk of the newest snapshot file.

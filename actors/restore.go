@@ -51,22 +51,35 @@ func (r *Replica) restoreSnapshot() error {
 // handle. The file is verified whole while it is read: a damaged one
 // returns an error, and Restore changes nothing on error.
 func loadSnapshot(sm Snapshotter, path string) (*messages.SnapshotMeta, error) {
-	rd, err := storage.OpenSnapshot(path)
+	rd, meta, err := openSnapshot(path)
 	if err != nil {
 		return nil, err
 	}
 	defer rd.Close()
-	meta := &messages.SnapshotMeta{}
-	if err := proto.Unmarshal(rd.Info.Meta, meta); err != nil {
-		return nil, fmt.Errorf("%w: snapshot handle does not decode: %v", storage.ErrCorrupt, err)
-	}
-	if meta.Instance != rd.Info.Instance {
-		return nil, fmt.Errorf("%w: snapshot handle names instance %d, file %d", storage.ErrCorrupt, meta.Instance, rd.Info.Instance)
-	}
 	if err := sm.Restore(rd); err != nil {
 		return nil, err
 	}
 	return meta, nil
+}
+
+// openSnapshot opens the snapshot file at path for reading its state
+// (verified as it is read) and decodes its handle, which must name the
+// file's instance.
+func openSnapshot(path string) (*storage.SnapshotReader, *messages.SnapshotMeta, error) {
+	rd, err := storage.OpenSnapshot(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	meta := &messages.SnapshotMeta{}
+	if err := proto.Unmarshal(rd.Info.Meta, meta); err != nil {
+		rd.Close()
+		return nil, nil, fmt.Errorf("%w: snapshot handle does not decode: %v", storage.ErrCorrupt, err)
+	}
+	if meta.Instance != rd.Info.Instance {
+		rd.Close()
+		return nil, nil, fmt.Errorf("%w: snapshot handle names instance %d, file %d", storage.ErrCorrupt, meta.Instance, rd.Info.Instance)
+	}
+	return rd, meta, nil
 }
 
 // removeInstallLeftovers deletes partial transfers a crash left behind.

@@ -146,9 +146,11 @@ func (a *coreActor) Receive(ctx actor.Context) {
 	case *snapshotWritten:
 		d.SnapshotWritten(m.res)
 	case *installSnapshot:
-		err := d.Install(m.info.Instance, func(ss core.Snapshotter) (*messages.SnapshotMeta, error) {
-			return loadSnapshot(ss, m.info.Path)
-		})
+		rd, meta, err := openSnapshot(m.info.Path)
+		if err == nil {
+			err = d.Install(meta, func(ss core.Snapshotter) error { return ss.Restore(rd) })
+			rd.Close()
+		}
 		if err != nil {
 			// Restore changed nothing: keep learning from the log.
 			r.cfg.Logger.Warn("snapshot install failed", "node", r.cfg.NodeID, "err", err)

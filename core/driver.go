@@ -238,19 +238,22 @@ var ErrInstall = errors.New("core: snapshot not installed")
 // by the shell, if the replica is still behind it: restore loads it into
 // the state machine and returns its handle. A failed restore changes
 // nothing (the replica keeps learning from the log).
-func (d *Driver) Install(instance uint64, restore func(Snapshotter) (*messages.SnapshotMeta, error)) error {
+func (d *Driver) Install(meta *messages.SnapshotMeta, restore func(Snapshotter) error) error {
 	var err error
 	d.run(func() {
 		ss, ok := d.sm.(Snapshotter)
 		switch {
-		case !d.r.InstallWanted(instance):
+		case !d.r.InstallWanted(meta.Instance):
 			return // overtaken meanwhile
 		case !ok:
 			err = fmt.Errorf("%w: the state machine cannot restore a snapshot", ErrInstall)
 			return
 		}
-		meta, rerr := restore(ss)
-		if rerr != nil {
+		if herr := d.r.CheckInstallHandle(meta); herr != nil {
+			err = fmt.Errorf("%w: %w", ErrInstall, herr)
+			return
+		}
+		if rerr := restore(ss); rerr != nil {
 			err = fmt.Errorf("%w: %w", ErrInstall, rerr)
 			return
 		}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
 )
 
 // snapState is the snapshot side (§5.5): the newest durable snapshot, the
@@ -266,6 +267,50 @@ func (r *Replica) restoreMeta(meta *messages.SnapshotMeta) {
 		r.members, r.membersAt = members, meta.Instance
 	}
 	r.history = []mark{{instance: meta.Instance, epochSet: true, epoch: meta.Epoch, master: meta.EpochMaster, members: members}}
+}
+
+// ErrSnapshotHandle: a peer's snapshot carries a handle this replica
+// cannot have come to; it is refused before its state replaces anything.
+var ErrSnapshotHandle = errors.New("core: snapshot handle refused")
+
+// CheckInstallHandle decides whether a peer's snapshot with handle meta
+// may replace this replica's state (§5.5): a configuration in it must be
+// well formed and no older than the one applied here (a group's
+// configurations only move forward, so a snapshot ahead of this replica
+// carries one at least as new, and the same version is the same
+// configuration), and its epoch no older than this replica's. A buggy or
+// compromised peer's snapshot that fails this changes nothing.
+func (r *Replica) CheckInstallHandle(meta *messages.SnapshotMeta) error {
+	if epoch, _ := r.epochs.Epoch(); meta.Epoch < epoch {
+		return fmt.Errorf("%w: epoch %d, older than %d here", ErrSnapshotHandle, meta.Epoch, epoch)
+	}
+	if meta.MembershipVersion == 0 {
+		return nil // from before membership versions: it carries none
+	}
+	m := &messages.Membership{Version: meta.MembershipVersion, Members: meta.Members}
+	if err := paxos.CheckMembershipWellFormed(m); err != nil {
+		return fmt.Errorf("%w: %w", ErrSnapshotHandle, err)
+	}
+	switch cur := r.members.GetVersion(); {
+	case m.Version < cur:
+		return fmt.Errorf("%w: configuration version %d, older than %d applied here", ErrSnapshotHandle, m.Version, cur)
+	case m.Version == cur && !sameMembers(m.Members, r.members.GetMembers()):
+		return fmt.Errorf("%w: configuration version %d differs from the one applied here", ErrSnapshotHandle, cur)
+	}
+	return nil
+}
+
+// sameMembers reports whether a and b list the same members, in any order.
+func sameMembers(a, b []*messages.Member) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, m := range a {
+		if !proto.Equal(m, paxos.MemberOf(&messages.Membership{Members: b}, m.Id)) {
+			return false
+		}
+	}
+	return true
 }
 
 // InstallWanted reports whether a snapshot as of instance is ahead of

@@ -93,20 +93,10 @@ func CheckMembershipChange(cur, next *messages.Membership) error {
 	if next.GetVersion() != cur.GetVersion()+1 {
 		return fmt.Errorf("%w: version %d does not follow %d (another change came first)", ErrMembership, next.GetVersion(), cur.GetVersion())
 	}
-	seen := map[uint32]bool{}
-	for _, m := range next.Members {
-		if m.Id == 0 || seen[m.Id] {
-			return fmt.Errorf("%w: member id %d missing or twice", ErrMembership, m.Id)
-		}
-		if m.Role != VoterRole && m.Role != LearnerRole {
-			return fmt.Errorf("%w: member %d has role %q", ErrMembership, m.Id, m.Role)
-		}
-		seen[m.Id] = true
+	if err := CheckMembershipWellFormed(next); err != nil {
+		return err
 	}
 	curV, nextV := MembershipVoters(cur), MembershipVoters(next)
-	if len(nextV) == 0 {
-		return fmt.Errorf("%w: no voter would remain", ErrMembership)
-	}
 	changed, replaced := 0, 0
 	for _, id := range curV {
 		if !slices.Contains(nextV, id) {
@@ -122,6 +112,27 @@ func CheckMembershipChange(cur, next *messages.Membership) error {
 	}
 	if changed+replaced > 1 {
 		return fmt.Errorf("%w: one voter at a time (this changes %d)", ErrMembership, changed+replaced)
+	}
+	return nil
+}
+
+// CheckMembershipWellFormed decides whether m can be a configuration at
+// all: every member has an id below BallotStride (ballots are unique only
+// for those), none twice, a voter's or a learner's role, and at least one
+// voter.
+func CheckMembershipWellFormed(m *messages.Membership) error {
+	seen := map[uint32]bool{}
+	for _, mem := range m.GetMembers() {
+		if mem.Id == 0 || mem.Id >= BallotStride || seen[mem.Id] {
+			return fmt.Errorf("%w: member id %d missing, out of range or twice", ErrMembership, mem.Id)
+		}
+		if mem.Role != VoterRole && mem.Role != LearnerRole {
+			return fmt.Errorf("%w: member %d has role %q", ErrMembership, mem.Id, mem.Role)
+		}
+		seen[mem.Id] = true
+	}
+	if len(MembershipVoters(m)) == 0 {
+		return fmt.Errorf("%w: no voter would remain", ErrMembership)
 	}
 	return nil
 }

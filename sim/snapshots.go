@@ -132,14 +132,14 @@ func (n *node) takeChunk(from uint32, m *snapshotChunk) {
 // install has the replica install a peer's snapshot, if it is still ahead
 // of what the node applied, and keeps it as the node's own (§5.5).
 func (n *node) install(snap *simSnapshot) {
-	err := n.d.Install(snap.meta.Instance, func(ss core.Snapshotter) (*messages.SnapshotMeta, error) {
+	err := n.d.Install(snap.meta, func(ss core.Snapshotter) error {
 		n.s.check.installed(n, snap.meta.Instance)
 		if n.s.err != nil {
-			return nil, n.s.err
+			return n.s.err
 		}
 		if err := ss.Restore(bytes.NewReader(snap.state)); err != nil {
 			n.s.fail(ErrSafety, ErrRestore, "%s: install of a snapshot at %d: %v", n.name(), snap.meta.Instance, err)
-			return nil, err
+			return err
 		}
 		if n.s.trace != nil {
 			n.s.tracef("%s INSTALL snapshot at %d (applied was %d)", n.name(), snap.meta.Instance, n.applied)
@@ -147,7 +147,7 @@ func (n *node) install(snap *simSnapshot) {
 		n.applied = snap.meta.Instance
 		n.snapshot, n.hadSnapshot = snap, true
 		n.s.installs++
-		return snap.meta, nil
+		return nil
 	})
 	if err != nil && n.s.err == nil {
 		panic(fmt.Sprintf("sim: %s: %v", n.name(), err))

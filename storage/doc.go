@@ -24,6 +24,12 @@
 //
 // Records are opaque: the caller encodes them and decodes them on replay.
 //
+// A LOGRANGE file names the oldest segment a replay needs and the newest
+// segment created, so that a lost segment at either end (which leaves the
+// others consecutive and intact) is noticed: Open refuses with
+// ErrSegmentMissing rather than start with a shorter log (logrange.go
+// says when it is written, and why that order is crash-safe).
+//
 // Recovery distinguishes a crash from corruption. A crash can only damage the
 // unsynced tail of the newest segment, so a broken record there, with no
 // intact record after it, is cut off. Damage anywhere else means data that

@@ -61,7 +61,10 @@ func listSegments(dir string) ([]uint64, error) {
 	slices.Sort(seqs)
 	for i := 1; i < len(seqs); i++ {
 		if seqs[i] != seqs[i-1]+1 {
-			return nil, fmt.Errorf("%w: segment %s missing", ErrCorrupt, segmentName(seqs[i-1]+1))
+			// Checkpoints delete from the oldest up, so the log is always
+			// a run of consecutive segments: a hole is lost data.
+			return nil, fmt.Errorf("%w: %s: %s (between %s and %s) gone", ErrSegmentMissing, dir,
+				segmentSpan(seqs[i-1]+1, seqs[i]-1), segmentName(seqs[i-1]), segmentName(seqs[i]))
 		}
 	}
 	return seqs, nil

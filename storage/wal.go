@@ -107,6 +107,10 @@ type WAL struct {
 	segSeq   uint64
 	segSize  int64
 	unsynced bool // seg holds written bytes not yet fsynced (lazy rounds)
+	// first is the oldest segment a replay needs (the last checkpoint's),
+	// and rng what the range file on disk says (see rangeFileName).
+	first uint64
+	rng   logRange
 
 	records, bytes, fsyncs, segments atomic.Uint64
 }
@@ -201,13 +205,13 @@ func (w *WAL) recover(replay func([]byte) error) error {
 	if err != nil {
 		return err
 	}
+	rng, err := w.checkRange(seqs)
+	if err != nil {
+		return err
+	}
+	w.first = rng.first
 	next := uint64(1)
 	for i, seq := range seqs {
-		if i > 0 && seq != seqs[i-1]+1 {
-			// Checkpoints delete from the oldest up, so the log is always
-			// a run of consecutive segments: a hole is lost data.
-			return fmt.Errorf("%w: segment %s is missing", ErrCorrupt, segmentName(seqs[i-1]+1))
-		}
 		last := i == len(seqs)-1
 		f, end, err := w.recoverSegment(seq, last, replay)
 		if errors.Is(err, errTornHeader) && last {
@@ -237,7 +241,7 @@ func (w *WAL) recover(replay func([]byte) error) error {
 	if w.seg == nil {
 		return w.createSegment(next)
 	}
-	return nil
+	return w.setRange(w.first, w.segSeq)
 }
 
 // recoverSegment replays segment seq. For the last segment it returns the file
@@ -584,6 +588,11 @@ func (w *WAL) write(b *batch, sync bool) error {
 	w.records.Add(uint64(len(b.ends)))
 	w.bytes.Add(uint64(len(b.buf)))
 	if b.cut >= 0 {
+		// The checkpoint is durable: the range file moves past the
+		// segments it supersedes before they go (see rangeFileName).
+		if err := w.setRange(cutSeq, w.segSeq); err != nil {
+			return err
+		}
 		return w.deleteBefore(cutSeq)
 	}
 	return nil
@@ -642,8 +651,9 @@ func (w *WAL) roll() error {
 }
 
 // createSegment creates segment seq and makes it the current one. The header
-// is synced before any record is written, and the directory is synced so the
-// new file's name survives a crash; recovery relies on both.
+// is synced before any record is written, the directory is synced so the
+// new file's name survives a crash, and then the range file is updated to
+// name it; recovery relies on all three.
 func (w *WAL) createSegment(seq uint64) error {
 	path := segmentPath(w.dir, seq)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -668,7 +678,12 @@ func (w *WAL) createSegment(seq uint64) error {
 	}
 	w.seg, w.segSeq, w.segSize = f, seq, int64(segmentHeaderSize)
 	w.segments.Add(1)
-	return nil
+	if w.first == 0 {
+		w.first = seq // a new log
+	}
+	// Named in the range file before any record goes in, so that a
+	// segment holding records is never missing unnoticed.
+	return w.setRange(w.first, seq)
 }
 
 // writeFile writes all of p to f.

@@ -145,10 +145,11 @@ func (b *batch) reset() {
 // Open opens (creating if needed) the log in dir, takes an exclusive flock on
 // dir/LOCK (ErrLocked if held), and replays every intact record in order
 // through replay (replay may be nil; each record passed to it is a fresh slice
-// it may keep). A torn or checksum-broken record at the very tail of the last
-// segment (partial write from a crash) is cut off (file truncated to the last
+// it may keep). A torn record at the very tail of the last segment (a write
+// a crash left part way, see tail.go) is cut off (file truncated to the last
 // good record, and fsynced) and replay stops there. A broken record anywhere
-// else (an earlier segment, or followed by further valid data) returns an
+// else (an earlier segment, followed by further data, or whole but wrong),
+// or a segment the log must hold that is gone (ErrSegmentMissing), returns an
 // error wrapping ErrCorrupt and opens nothing. If replay returns an error,
 // Open returns it.
 //
@@ -278,7 +279,14 @@ func (w *WAL) recoverSegment(seq uint64, last bool, replay func([]byte) error) (
 		if !last {
 			return nil, 0, fmt.Errorf("%w: %s: damaged record at offset %d", ErrCorrupt, segmentName(seq), end)
 		}
-		if err := w.cutTail(f, seq, end, size); err != nil {
+		torn, why, err := tornTail(f, end, size)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !torn {
+			return nil, 0, fmt.Errorf("%w: %s: %s", ErrCorrupt, segmentName(seq), why)
+		}
+		if err := w.cutTail(f, end); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -291,19 +299,10 @@ func (w *WAL) recoverSegment(seq uint64, last bool, replay func([]byte) error) (
 	return f, end, nil
 }
 
-// cutTail truncates the last segment at end, the start of its first damaged
-// record, provided nothing intact follows. An intact record after the damage
-// means the damage is not a torn write but corruption of data that may have
-// been acknowledged, which must not be silently dropped.
-func (w *WAL) cutTail(f *os.File, seq uint64, end, size int64) error {
-	tail := make([]byte, size-end)
-	if _, err := f.ReadAt(tail, end); err != nil {
-		return err
-	}
-	if containsFrame(tail[1:]) {
-		return fmt.Errorf("%w: %s: damaged record at offset %d followed by intact records",
-			ErrCorrupt, segmentName(seq), end)
-	}
+// cutTail truncates the last segment at end, the start of its torn tail
+// (tail.go tells a torn tail from corruption), preallocates it again and
+// syncs it, so the cut is durable before anything is appended after it.
+func (w *WAL) cutTail(f *os.File, end int64) error {
 	if err := f.Truncate(end); err != nil {
 		return err
 	}

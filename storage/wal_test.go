@@ -183,26 +183,6 @@ func TestTornSegmentHeaderIsRemoved(t *testing.T) {
 	}
 }
 
-func TestBitFlipInLastRecordIsCut(t *testing.T) {
-	pristine, all := fixture(t, 40, smallSegments)
-	lastName, full, start := lastRecord(t, pristine, all)
-
-	for off := start; off < len(full); off++ {
-		dir := copyDir(t, pristine)
-		path := filepath.Join(dir, lastName)
-		flipped := slices.Clone(full)
-		flipped[off] ^= 1 << (off % 8)
-		writeFile(t, path, flipped)
-
-		w, got := open(t, dir, smallSegments)
-		equalRecords(t, got, all[:len(all)-1])
-		if size := fileSize(t, path); size != int64(start) {
-			t.Fatalf("flip at %d: file is %d bytes after recovery, want %d", off, size, start)
-		}
-		mustClose(t, w)
-	}
-}
-
 func TestCorruptionIsRefused(t *testing.T) {
 	pristine, _ := fixture(t, 60, smallSegments)
 	segs := segmentFiles(t, pristine)

@@ -188,15 +188,15 @@ func Open(dir string, opts Options, replay func(rec []byte) error) (_ *WAL, err 
 }
 
 // makeDir creates the data directory if it is missing, and syncs its parent
-// so that the directory itself survives a crash.
+// so that the directory itself survives a crash: also when it was there
+// already, since whoever made it (an operator's mkdir, a container's
+// volume) may not have synced it, and nothing written in it is durable
+// until its own name is.
 func (w *WAL) makeDir() error {
-	if _, err := os.Stat(w.dir); err == nil {
-		return nil
-	}
 	if err := MkdirAllSynced(w.dir); err != nil {
 		return err
 	}
-	return w.syncDir(filepath.Dir(w.dir))
+	return w.syncDir(filepath.Dir(filepath.Clean(w.dir)))
 }
 
 // recover replays every segment, cuts a torn tail off the last one, and leaves

@@ -618,22 +618,22 @@ func TestWriteErrorIsFatal(t *testing.T) {
 func TestRollFailureIsFatal(t *testing.T) {
 	injected := errors.New("injected EIO on directory")
 	var fc fatalCounter
+	var armed atomic.Bool
 	opts := Options{
 		SegmentBytes: 128,
 		OnFatal:      fc.onFatal,
 		syncFn: func(f *os.File) error {
-			if st, err := f.Stat(); err == nil && st.IsDir() {
+			if st, err := f.Stat(); err == nil && st.IsDir() && armed.Load() {
 				return injected
 			}
 			return datasync(f)
 		},
 	}
 	dir := t.TempDir()
-	// Creating the first segment syncs the directory too, so start the
-	// log with the real syncFn.
-	w, _ := open(t, dir, Options{SegmentBytes: 128})
-	mustClose(t, w)
-	w, _ = open(t, dir, opts)
+	// Open syncs the directory too (its parent, its first segment), so
+	// the failures start once it is open.
+	w, _ := open(t, dir, opts)
+	armed.Store(true)
 	var err error
 	for i := 0; err == nil && i < 100; i++ {
 		err = w.AppendSync([][]byte{rec(i)})
@@ -703,4 +703,30 @@ func TestTornTailBeforePreallocatedZerosIsCut(t *testing.T) {
 	w, got := open(t, dir, smallSegments)
 	equalRecords(t, got, all)
 	mustClose(t, w)
+}
+
+// Open syncs the data directory's entry in its parent even when the
+// directory was there already (made by someone who may not have synced
+// it): records acknowledged in it are durable only once its name is.
+func TestOpenSyncsTheDirectoryInItsParent(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	var mu sync.Mutex
+	opts := Options{syncFn: func(f *os.File) error {
+		mu.Lock()
+		synced = append(synced, filepath.Clean(f.Name()))
+		mu.Unlock()
+		return nil
+	}}
+	w, _ := open(t, dir, opts)
+	mustClose(t, w)
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(synced, filepath.Clean(parent)) {
+		t.Fatalf("Open on an existing directory synced %q, not its parent %s", synced, parent)
+	}
 }

@@ -122,6 +122,11 @@ func replaySegment(f *os.File, seq uint64, size int64, replay func([]byte) error
 			// acknowledged: the header write itself was torn.
 			return 0, errTornHeader
 		}
+		if zeros, zerr := zeroFrom(f, 0, size); zerr == nil && zeros {
+			// The same, when the preallocation reached the disk and
+			// the header did not: the file is all zeros.
+			return 0, errTornHeader
+		}
 		return 0, err
 	}
 	end = segmentHeaderSize

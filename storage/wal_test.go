@@ -163,8 +163,9 @@ func TestTornSegmentHeaderIsRemoved(t *testing.T) {
 	next := uint64(len(segs) + 1)
 	header := segmentHeader(next)
 	// Every prefix of a header, and a full-length header that never
-	// reached the disk (zeros), is what a crash during createSegment leaves.
-	cases := map[string][]byte{"zeros": make([]byte, segmentHeaderSize)}
+	// reached the disk (zeros, with or without the preallocated space
+	// after it), is what a crash during createSegment leaves.
+	cases := map[string][]byte{"zeros": make([]byte, segmentHeaderSize), "preallocated zeros": make([]byte, segmentHeaderSize+4096)}
 	for k := 0; k < segmentHeaderSize; k++ {
 		cases[fmt.Sprintf("prefix%02d", k)] = header[:k]
 	}

@@ -38,11 +38,15 @@ import (
 //
 // A directory without the file was made before it (or holds no log yet):
 // its segments are taken as they are, as they always were, and the file is
-// written. A build before the file, run on a directory after it, rolls and
+// written. (So the file's own loss is not caught: telling it from a
+// directory made before it would take a data format change.) A build before the file, run on a directory after it, rolls and
 // checkpoints without updating it; that shows as a segment above the
 // recorded range that holds records, which this build never writes (see
 // above), and the stale file is then replaced by what the directory holds
-// rather than taken for lost segments.
+// rather than taken for lost segments. (Only if that older build's first
+// write after our last was a checkpoint into a segment we had created but
+// not yet written to would the file then wrongly report the segments the
+// checkpoint deleted as lost.)
 const rangeFileName = "LOGRANGE"
 
 // rangeMagic opens the range file and names its format.

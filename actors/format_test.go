@@ -45,8 +45,9 @@ func TestVotedDirectoryWithoutItsLogIsRefused(t *testing.T) {
 	if err := writeIdentity(filepath.Join(dir, identityFile), meta); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := checkIdentity(dir, "c", 1, false); !errors.Is(err, ErrLogMissing) || !errors.Is(err, storage.ErrCorrupt) {
-		t.Fatalf("a voted directory without segments: %v, want ErrLogMissing wrapping storage.ErrCorrupt", err)
+	if _, err := checkIdentity(dir, "c", 1, false); !errors.Is(err, ErrLogMissing) || !errors.Is(err, storage.ErrSegmentMissing) ||
+		!errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("a voted directory without segments: %v, want ErrLogMissing wrapping storage.ErrSegmentMissing and ErrCorrupt", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "0000000000000001.wal"), nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -37,10 +37,12 @@ const DataFormat = 1
 var ErrDataFormat = errors.New("actors: unsupported data directory format")
 
 // ErrLogMissing: the identity file says the node has voted, but its log
-// segments are gone: starting on an empty log would forget its promises.
-// It wraps storage.ErrCorrupt, so --on-corruption rebuild moves the
+// segments are gone (the log's range file with them, or the log itself
+// would have refused with storage.ErrSegmentMissing): starting on an
+// empty log would forget its promises. It wraps storage.ErrSegmentMissing
+// and so storage.ErrCorrupt, so --on-corruption rebuild moves the
 // directory aside and rejoins as a new incarnation (§5.1).
-var ErrLogMissing = fmt.Errorf("%w: log segments missing", storage.ErrCorrupt)
+var ErrLogMissing = fmt.Errorf("%w: every log segment", storage.ErrSegmentMissing)
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 

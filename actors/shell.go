@@ -152,8 +152,10 @@ func (a *coreActor) Receive(ctx actor.Context) {
 			rd.Close()
 		}
 		if err != nil {
-			// Restore changed nothing: keep learning from the log.
+			// Restore changed nothing: keep learning from the log, and
+			// the snapshot device tries again on the next offer.
 			r.cfg.Logger.Warn("snapshot install failed", "node", r.cfg.NodeID, "err", err)
+			ctx.Send(sh.snapshotter, &installFailed{info: m.info, err: err})
 		}
 	}
 }

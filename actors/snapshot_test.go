@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/livepaxos/livepaxos/actors"
 	"github.com/livepaxos/livepaxos/client"
+	"github.com/livepaxos/livepaxos/db"
+	"github.com/livepaxos/livepaxos/storage"
 )
 
 // putKeys writes keys [from, to) through the group's client.
@@ -127,4 +132,80 @@ func TestPaper5_5_WipedReplicaCatchesUpFromSnapshot(t *testing.T) {
 	})
 	putKeys(t, g, 300, 310)
 	g.sameState(310)
+}
+
+// refuseFirstRestore is a db.KV whose first Restore fails, changing
+// nothing; damage, if set, runs then (to damage the file on disk).
+type refuseFirstRestore struct {
+	*db.KV
+	refused atomic.Bool
+	damage  func() error
+}
+
+func (k *refuseFirstRestore) Restore(r io.Reader) error {
+	if k.refused.CompareAndSwap(false, true) {
+		if k.damage != nil {
+			return k.damage()
+		}
+		return errors.New("restore refused once, by the test")
+	}
+	return k.KV.Restore(r)
+}
+
+// A fetched snapshot whose install fails after it is in place is
+// installed again on the next offer (the state machine refused it once),
+// or fetched again if the file no longer reads back whole: the replica
+// does not wait for a newer snapshot, which its peers may not take for a
+// long time.
+func TestSnapshotInstallFailingAfterItsRenameIsRetried(t *testing.T) {
+	for _, damaged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("damaged=%v", damaged), func(t *testing.T) {
+			var refusing *refuseFirstRestore
+			g := newTestGroupWith(t, 3, func(cfg *actors.Config) {
+				cfg.SnapshotEvery, cfg.SnapshotLogBytes = -1, -1
+				if cfg.NodeID == 3 && refusing != nil {
+					refusing.KV = cfg.StateMachine.(*db.KV)
+					cfg.StateMachine = refusing
+				}
+			})
+			putKeys(t, g, 0, 50)
+			g.sameState(50)
+			g.stop(3)
+			if err := os.RemoveAll(g.hosts[3].dir); err != nil {
+				t.Fatal(err)
+			}
+			putKeys(t, g, 50, 300)
+			g.snapshot(1)
+			g.snapshot(2)
+			refusing = &refuseFirstRestore{}
+			if damaged {
+				refusing.damage = func() error { return damageSnapshots(filepath.Join(g.hosts[3].dir, "snapshots")) }
+			}
+			g.start(3)
+			g.sameState(300)
+			if !refusing.refused.Load() {
+				t.Fatal("node 3 caught up without the refused install: the test proves nothing")
+			}
+			putKeys(t, g, 300, 310)
+			g.sameState(310)
+		})
+	}
+}
+
+// damageSnapshots flips a byte in the middle of every snapshot file in
+// dir and returns what reading one would: an error wrapping
+// storage.ErrCorrupt.
+func damageSnapshots(dir string) error {
+	files, _ := filepath.Glob(filepath.Join(dir, "snap-*.snap"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		b[len(b)/2] ^= 0xff
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %d snapshot files damaged by the test", storage.ErrCorrupt, len(files))
 }

@@ -60,6 +60,13 @@ type installFrom struct {
 // installSnapshot hands the core's actor a fetched, verified snapshot.
 type installSnapshot struct{ info storage.SnapshotInfo }
 
+// installFailed tells the snapshot device that the core's actor could not
+// install the snapshot it was handed (installSnapshot), and why.
+type installFailed struct {
+	info storage.SnapshotInfo
+	err  error
+}
+
 // snapshotterActor is the snapshot device (§5.5): it writes the snapshots
 // the core takes, serves this replica's newest one to peers in chunks,
 // and fetches a peer's when the core asks (the replica is behind what its
@@ -121,6 +128,8 @@ func (a *snapshotterActor) Receive(ctx actor.Context) {
 		a.serveChunk(ctx, m)
 	case *installFrom:
 		a.startInstall(ctx, m)
+	case *installFailed:
+		a.installFailed(m)
 	case *messages.SnapshotChunk:
 		if m.Cluster != a.cluster() {
 			a.r.snapshotDrops.add(core.DropCluster)
@@ -216,8 +225,20 @@ func (a *snapshotterActor) serveChunk(ctx actor.Context, m *messages.SnapshotChu
 }
 
 func (a *snapshotterActor) startInstall(ctx actor.Context, m *installFrom) {
-	if a.install != nil || m.instance <= a.r.Applied() || m.instance <= a.latest.Instance {
+	if a.install != nil || m.instance <= a.r.Applied() {
 		return // one transfer at a time, and only of something newer
+	}
+	if m.instance <= a.latest.Instance {
+		// A snapshot as recent is here already, in place and durable,
+		// but the replica is still behind it: installing it failed after
+		// its rename (the state machine refused it, say). Hand it over
+		// again; without this the replica would wait for a newer one,
+		// which its peers may not take for a long time. (A duplicate
+		// install is a no-op: the core installs only what is ahead.)
+		if a.latest.Instance > a.r.Applied() && a.latest.Path != "" {
+			ctx.Send(a.core, &installSnapshot{info: a.latest})
+		}
+		return
 	}
 	if err := storage.MkdirAllSynced(a.dir()); err != nil {
 		return
@@ -290,6 +311,19 @@ func (a *snapshotterActor) chunk(ctx actor.Context, m *messages.SnapshotChunk) {
 		a.latest = info
 	}
 	ctx.Send(a.core, &installSnapshot{info: info})
+}
+
+// installFailed forgets a fetched snapshot that no longer reads back
+// whole, so that the next offer fetches it anew; one that does is handed
+// over again as it is (startInstall).
+func (a *snapshotterActor) installFailed(m *installFailed) {
+	if !errors.Is(m.err, storage.ErrCorrupt) || m.info.Path == "" || a.latest.Path != m.info.Path {
+		return
+	}
+	a.r.cfg.Logger.Warn("fetched snapshot damaged on disk; fetching it again", "node", a.r.cfg.NodeID, "path", m.info.Path)
+	os.Remove(m.info.Path)
+	storage.SyncDir(a.dir())
+	a.latest = storage.SnapshotInfo{}
 }
 
 func (a *snapshotterActor) abandonInstall() {

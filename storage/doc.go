@@ -24,11 +24,19 @@
 //
 // Records are opaque: the caller encodes them and decodes them on replay.
 //
+// A LOGRANGE file names the oldest segment a replay needs and the newest
+// segment created, so that a lost segment at either end (which leaves the
+// others consecutive and intact) is noticed: Open refuses with
+// ErrSegmentMissing rather than start with a shorter log (logrange.go
+// says when it is written, and why that order is crash-safe).
+//
 // Recovery distinguishes a crash from corruption. A crash can only damage the
-// unsynced tail of the newest segment, so a broken record there, with no
-// intact record after it, is cut off. Damage anywhere else means data that
-// was acknowledged as durable has been lost; Open refuses with ErrCorrupt
-// rather than silently forget a promise, and the replica must be rebuilt.
+// unsynced tail of the newest segment, and only by leaving parts of the last
+// write unwritten (zeros), so a broken record there that is missing a part,
+// with nothing but zeros after it, is cut off (tail.go has the whole rule and
+// why). Damage anywhere else means data that was acknowledged as durable has
+// been lost; Open refuses with ErrCorrupt rather than silently forget a
+// promise, and the replica must be rebuilt.
 //
 // An fsync failure is fatal: after a failed fsync Linux may have dropped the
 // dirty pages and cleared the error, so a retry that "succeeds" proves

@@ -38,23 +38,3 @@ func frameValid(hdr, payload []byte) bool {
 	return frameLength(hdr) == uint32(len(payload)) &&
 		binary.LittleEndian.Uint32(hdr[4:8]) == frameChecksum(hdr[0:4], payload)
 }
-
-// containsFrame reports whether any intact record starts anywhere in buf.
-// Recovery uses it to tell a torn tail (nothing valid after the break) from
-// corruption in the middle of the log (valid records after the break).
-//
-// The scan tries every offset. Most offsets are rejected by the length alone,
-// because a length that does not fit in the rest of buf cannot be a record.
-func containsFrame(buf []byte) bool {
-	for p := 0; p+frameHeaderSize <= len(buf); p++ {
-		n := uint64(frameLength(buf[p:]))
-		end := uint64(p) + frameHeaderSize + n
-		if end > uint64(len(buf)) {
-			continue
-		}
-		if frameValid(buf[p:p+frameHeaderSize], buf[p+frameHeaderSize:end]) {
-			return true
-		}
-	}
-	return false
-}

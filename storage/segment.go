@@ -61,7 +61,10 @@ func listSegments(dir string) ([]uint64, error) {
 	slices.Sort(seqs)
 	for i := 1; i < len(seqs); i++ {
 		if seqs[i] != seqs[i-1]+1 {
-			return nil, fmt.Errorf("%w: segment %s missing", ErrCorrupt, segmentName(seqs[i-1]+1))
+			// Checkpoints delete from the oldest up, so the log is always
+			// a run of consecutive segments: a hole is lost data.
+			return nil, fmt.Errorf("%w: %s: %s (between %s and %s) gone", ErrSegmentMissing, dir,
+				segmentSpan(seqs[i-1]+1, seqs[i]-1), segmentName(seqs[i-1]), segmentName(seqs[i]))
 		}
 	}
 	return seqs, nil
@@ -117,6 +120,11 @@ func replaySegment(f *os.File, seq uint64, size int64, replay func([]byte) error
 			// Records are written only after the header is synced, so a
 			// file that is nothing but a bad header holds nothing
 			// acknowledged: the header write itself was torn.
+			return 0, errTornHeader
+		}
+		if zeros, zerr := zeroFrom(f, 0, size); zerr == nil && zeros {
+			// The same, when the preallocation reached the disk and
+			// the header did not: the file is all zeros.
 			return 0, errTornHeader
 		}
 		return 0, err

@@ -107,6 +107,10 @@ type WAL struct {
 	segSeq   uint64
 	segSize  int64
 	unsynced bool // seg holds written bytes not yet fsynced (lazy rounds)
+	// first is the oldest segment a replay needs (the last checkpoint's),
+	// and rng what the range file on disk says (see rangeFileName).
+	first uint64
+	rng   logRange
 
 	records, bytes, fsyncs, segments atomic.Uint64
 }
@@ -141,10 +145,11 @@ func (b *batch) reset() {
 // Open opens (creating if needed) the log in dir, takes an exclusive flock on
 // dir/LOCK (ErrLocked if held), and replays every intact record in order
 // through replay (replay may be nil; each record passed to it is a fresh slice
-// it may keep). A torn or checksum-broken record at the very tail of the last
-// segment (partial write from a crash) is cut off (file truncated to the last
+// it may keep). A torn record at the very tail of the last segment (a write
+// a crash left part way, see tail.go) is cut off (file truncated to the last
 // good record, and fsynced) and replay stops there. A broken record anywhere
-// else (an earlier segment, or followed by further valid data) returns an
+// else (an earlier segment, followed by further data, or whole but wrong),
+// or a segment the log must hold that is gone (ErrSegmentMissing), returns an
 // error wrapping ErrCorrupt and opens nothing. If replay returns an error,
 // Open returns it.
 //
@@ -183,15 +188,15 @@ func Open(dir string, opts Options, replay func(rec []byte) error) (_ *WAL, err 
 }
 
 // makeDir creates the data directory if it is missing, and syncs its parent
-// so that the directory itself survives a crash.
+// so that the directory itself survives a crash: also when it was there
+// already, since whoever made it (an operator's mkdir, a container's
+// volume) may not have synced it, and nothing written in it is durable
+// until its own name is.
 func (w *WAL) makeDir() error {
-	if _, err := os.Stat(w.dir); err == nil {
-		return nil
-	}
 	if err := MkdirAllSynced(w.dir); err != nil {
 		return err
 	}
-	return w.syncDir(filepath.Dir(w.dir))
+	return w.syncDir(filepath.Dir(filepath.Clean(w.dir)))
 }
 
 // recover replays every segment, cuts a torn tail off the last one, and leaves
@@ -201,13 +206,13 @@ func (w *WAL) recover(replay func([]byte) error) error {
 	if err != nil {
 		return err
 	}
+	rng, err := w.checkRange(seqs)
+	if err != nil {
+		return err
+	}
+	w.first = rng.first
 	next := uint64(1)
 	for i, seq := range seqs {
-		if i > 0 && seq != seqs[i-1]+1 {
-			// Checkpoints delete from the oldest up, so the log is always
-			// a run of consecutive segments: a hole is lost data.
-			return fmt.Errorf("%w: segment %s is missing", ErrCorrupt, segmentName(seqs[i-1]+1))
-		}
 		last := i == len(seqs)-1
 		f, end, err := w.recoverSegment(seq, last, replay)
 		if errors.Is(err, errTornHeader) && last {
@@ -237,7 +242,7 @@ func (w *WAL) recover(replay func([]byte) error) error {
 	if w.seg == nil {
 		return w.createSegment(next)
 	}
-	return nil
+	return w.setRange(w.first, w.segSeq)
 }
 
 // recoverSegment replays segment seq. For the last segment it returns the file
@@ -274,7 +279,14 @@ func (w *WAL) recoverSegment(seq uint64, last bool, replay func([]byte) error) (
 		if !last {
 			return nil, 0, fmt.Errorf("%w: %s: damaged record at offset %d", ErrCorrupt, segmentName(seq), end)
 		}
-		if err := w.cutTail(f, seq, end, size); err != nil {
+		torn, why, err := tornTail(f, end, size)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !torn {
+			return nil, 0, fmt.Errorf("%w: %s: %s", ErrCorrupt, segmentName(seq), why)
+		}
+		if err := w.cutTail(f, end); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -287,19 +299,10 @@ func (w *WAL) recoverSegment(seq uint64, last bool, replay func([]byte) error) (
 	return f, end, nil
 }
 
-// cutTail truncates the last segment at end, the start of its first damaged
-// record, provided nothing intact follows. An intact record after the damage
-// means the damage is not a torn write but corruption of data that may have
-// been acknowledged, which must not be silently dropped.
-func (w *WAL) cutTail(f *os.File, seq uint64, end, size int64) error {
-	tail := make([]byte, size-end)
-	if _, err := f.ReadAt(tail, end); err != nil {
-		return err
-	}
-	if containsFrame(tail[1:]) {
-		return fmt.Errorf("%w: %s: damaged record at offset %d followed by intact records",
-			ErrCorrupt, segmentName(seq), end)
-	}
+// cutTail truncates the last segment at end, the start of its torn tail
+// (tail.go tells a torn tail from corruption), preallocates it again and
+// syncs it, so the cut is durable before anything is appended after it.
+func (w *WAL) cutTail(f *os.File, end int64) error {
 	if err := f.Truncate(end); err != nil {
 		return err
 	}
@@ -584,6 +587,11 @@ func (w *WAL) write(b *batch, sync bool) error {
 	w.records.Add(uint64(len(b.ends)))
 	w.bytes.Add(uint64(len(b.buf)))
 	if b.cut >= 0 {
+		// The checkpoint is durable: the range file moves past the
+		// segments it supersedes before they go (see rangeFileName).
+		if err := w.setRange(cutSeq, w.segSeq); err != nil {
+			return err
+		}
 		return w.deleteBefore(cutSeq)
 	}
 	return nil
@@ -642,8 +650,9 @@ func (w *WAL) roll() error {
 }
 
 // createSegment creates segment seq and makes it the current one. The header
-// is synced before any record is written, and the directory is synced so the
-// new file's name survives a crash; recovery relies on both.
+// is synced before any record is written, the directory is synced so the
+// new file's name survives a crash, and then the range file is updated to
+// name it; recovery relies on all three.
 func (w *WAL) createSegment(seq uint64) error {
 	path := segmentPath(w.dir, seq)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -668,7 +677,12 @@ func (w *WAL) createSegment(seq uint64) error {
 	}
 	w.seg, w.segSeq, w.segSize = f, seq, int64(segmentHeaderSize)
 	w.segments.Add(1)
-	return nil
+	if w.first == 0 {
+		w.first = seq // a new log
+	}
+	// Named in the range file before any record goes in, so that a
+	// segment holding records is never missing unnoticed.
+	return w.setRange(w.first, seq)
 }
 
 // writeFile writes all of p to f.

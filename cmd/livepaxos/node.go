@@ -21,6 +21,7 @@ import (
 	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
 	"github.com/livepaxos/livepaxos/server"
+	"github.com/livepaxos/livepaxos/storage"
 )
 
 type nodeFlags struct {
@@ -177,7 +178,9 @@ func runNode(f nodeFlags) error {
 	if f.clusterID == "" {
 		f.clusterID = defaultClusterID(peers)
 	}
-	if err := os.MkdirAll(f.data, 0o755); err != nil {
+	// Synced in its parent: nothing written in it is durable until its
+	// own name is.
+	if err := storage.MkdirAllSynced(f.data); err != nil {
 		return err
 	}
 	limits := db.Limits{MaxValueBytes: f.maxValueBytes}

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/btree"
 
@@ -43,8 +44,11 @@ type KV struct {
 	index *btree.BTreeG[string]
 	// limits are the KV's own (NewWithLimits); group is the value limit
 	// the log set (limits.go), which alone Apply checks values against.
+	// limits never change after NewWithLimits; group does under mu, and
+	// doorValue mirrors its value limit (0: none) for Limits, lock-free.
 	limits      Limits
 	group       GroupLimits
+	doorValue   atomic.Int64
 	lastApplied uint64
 	// epoch is the current mastership's epoch (§5.3), as the log says:
 	// MultiOps can be made conditional on it.

@@ -100,13 +100,12 @@ func (kv *KV) GroupLimits() GroupLimits {
 
 // Limits returns the limits a new command is checked against before it is
 // proposed, defaults filled in: the group's value limit once the log set
-// one, else the one the KV was made with (NewWithLimits).
+// one, else the one the KV was made with (NewWithLimits). It takes no
+// lock: a proposer checks every command with it while Apply runs.
 func (kv *KV) Limits() Limits {
-	kv.mu.RLock()
-	defer kv.mu.RUnlock()
 	l := kv.limits
-	if kv.group.Set() {
-		l.MaxValueBytes = kv.group.MaxValueBytes
+	if v := kv.doorValue.Load(); v > 0 {
+		l.MaxValueBytes = int(v)
 	}
 	return l
 }
@@ -125,8 +124,14 @@ func (kv *KV) applyLimits() Limits {
 // setLimits runs a validated KIND_SET_LIMITS op at the instance being
 // applied.
 func (kv *KV) setLimits(o *messages.Op) *messages.OpResult {
-	kv.group = GroupLimits{MaxValueBytes: int(o.MaxValueBytes), Instance: kv.lastApplied}
+	kv.setGroup(GroupLimits{MaxValueBytes: int(o.MaxValueBytes), Instance: kv.lastApplied})
 	return &messages.OpResult{Found: true}
+}
+
+// setGroup makes g the group's limits (callers hold kv.mu as writers).
+func (kv *KV) setGroup(g GroupLimits) {
+	kv.group = g
+	kv.doorValue.Store(int64(g.MaxValueBytes))
 }
 
 // sizeCoded gives a size refusal at Apply the client's TOO_LARGE code, as

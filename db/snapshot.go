@@ -345,7 +345,7 @@ func (kv *KV) Restore(r io.Reader) error {
 	}
 	kv.data, kv.index, kv.lastApplied, kv.epoch = data, index, last, epoch
 	kv.sessions, kv.locks, kv.nextSession, kv.nowMs = sessions, locks, st.NextSession, st.NowMs
-	kv.group = GroupLimits{MaxValueBytes: int(st.MaxValueBytes), Instance: st.LimitsInstance}
+	kv.setGroup(GroupLimits{MaxValueBytes: int(st.MaxValueBytes), Instance: st.LimitsInstance})
 	kv.events = nil
 	// The changes before the snapshot are gone: a watcher from before it
 	// gets the state at its instance.

@@ -31,7 +31,7 @@ import (
 // is what Apply returned with it. sender is any context of the system the
 // replica runs in (for example system.Root).
 func (r *Replica) Propose(ctx context.Context, sender actor.SenderContext, command []byte) (result []byte, err error) {
-	if err := r.checkCommand(command); err != nil {
+	if err := r.checkCommand(command, false); err != nil {
 		return nil, localRefusal(err)
 	}
 	a, err := r.call(ctx, sender, 10*time.Second, func(d *core.Driver, t localToken) {

@@ -12,6 +12,7 @@ import (
 	"github.com/livepaxos/livepaxos/core"
 	"github.com/livepaxos/livepaxos/messages"
 	"github.com/livepaxos/livepaxos/paxos"
+	"github.com/livepaxos/livepaxos/storage"
 )
 
 // The state machine a replica feeds, and the optional interfaces that
@@ -80,8 +81,15 @@ type Config struct {
 	// ValidateCommand, if set, checks a client command before it is
 	// proposed; an error is returned to the client and nothing is proposed.
 	ValidateCommand func(command []byte) error
+	// ValidateAdminCommand, if set, checks instead a command that an
+	// operator sent (messages.ClientRequest.admin: one a node's client
+	// port authorized as an operator's, or one from the peer port), which
+	// may hold what no client may propose (db: a limits change). Unset:
+	// ValidateCommand checks those too.
+	ValidateAdminCommand func(command []byte) error
 	// MaxCommandBytes refuses larger commands (default 1 MiB + 64 KiB, room
-	// for a 1 MiB value and its key).
+	// for a 1 MiB value and its key). With the proposer's batch bounds it
+	// must leave the largest instance within a WAL record (CheckBounds).
 	MaxCommandBytes int
 	// Metrics, if set, hears how long the replica's work took (for
 	// histograms); its methods are called on the replica's goroutines and
@@ -176,6 +184,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxCommandBytes == 0 {
 		c.MaxCommandBytes = 1<<20 + 64<<10
+	}
+	if err := CheckBounds(c.Proposer, c.MaxCommandBytes, storage.DefaultMaxRecordBytes); err != nil {
+		return err
 	}
 	if c.MinFreeBytes == 0 {
 		c.MinFreeBytes = DefaultMinFreeBytes

@@ -320,7 +320,14 @@ func (sh *shell) submit(ctx actor.Context, m *messages.ClientRequest) {
 	if sender == nil {
 		return // nobody to answer, and an unanswerable write helps nobody
 	}
-	if err := sh.r.checkCommand(m.Command); err != nil {
+	err := sh.r.checkCommand(m.Command, m.Admin)
+	if err == nil && (len(sender.Address) > MaxReplyAddressBytes || len(sender.Id) > MaxReplyIdBytes) {
+		// The log carries them with the command: bounded, so that an
+		// instance stays within a WAL record (bounds.go).
+		err = fmt.Errorf("%w: return address of %d and id of %d bytes, limit %d each",
+			ErrInvalid, len(sender.Address), len(sender.Id), MaxReplyAddressBytes)
+	}
+	if err != nil {
 		ctx.Send(sender, sh.r.refusal(m.RequestId, err))
 		return
 	}
@@ -366,16 +373,21 @@ func (sh *shell) refuseStopped(ctx actor.Context) {
 }
 
 // checkCommand is the shell's check of a client command before the core
-// sees it: a stopped replica, the size bound, the host's ValidateCommand
-// (whose error is the refusal's text).
-func (r *Replica) checkCommand(command []byte) error {
+// sees it: a stopped replica, the size bound, the host's ValidateCommand,
+// or ValidateAdminCommand for an operator's (whose error is the refusal's
+// text).
+func (r *Replica) checkCommand(command []byte, admin bool) error {
 	switch {
 	case r.stopped.Load():
 		return ErrStopped
 	case len(command) > r.cfg.MaxCommandBytes:
 		return fmt.Errorf("%w: command is %d bytes, limit %d", ErrTooLarge, len(command), r.cfg.MaxCommandBytes)
 	}
-	if v := r.cfg.ValidateCommand; v != nil {
+	v := r.cfg.ValidateCommand
+	if admin && r.cfg.ValidateAdminCommand != nil {
+		v = r.cfg.ValidateAdminCommand
+	}
+	if v != nil {
 		return v(command)
 	}
 	return nil

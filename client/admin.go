@@ -247,3 +247,36 @@ func (c *Client) TransferMastership(ctx context.Context, to uint32) (uint32, err
 	}
 	return 0, deadlineErr(lastErr)
 }
+
+// SetLimits sets the group's value limit through the log (operators only:
+// with client certificates, an admin one): from the instance it is chosen
+// at (the answer's SetInstance), every node refuses larger values, and
+// every replica applies by it alike. Values stored before stay. Setting
+// the same limit again is harmless, so a call whose outcome is unknown is
+// sent again.
+func (c *Client) SetLimits(ctx context.Context, maxValueBytes uint64) (*messages.LimitsResponse, error) {
+	var out *messages.LimitsResponse
+	err := c.masterCall(ctx, true, func(actx context.Context, ep string, n *nodeConn) error {
+		resp, err := n.kvs[0].SetLimits(actx, &messages.SetLimitsRequest{MaxValueBytes: maxValueBytes})
+		if err == nil {
+			c.learn(ep, resp.Header, false)
+			out = resp
+		}
+		return err
+	})
+	return out, err
+}
+
+// Limits returns the group's value limit as the master (or, without one,
+// the node that answers) applied the log.
+func (c *Client) Limits(ctx context.Context) (*messages.LimitsResponse, error) {
+	var out *messages.LimitsResponse
+	err := c.masterCall(ctx, true, func(actx context.Context, ep string, n *nodeConn) error {
+		resp, err := n.kvs[0].Limits(actx, &messages.LimitsRequest{})
+		if err == nil {
+			out = resp
+		}
+		return err
+	})
+	return out, err
+}

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/btree"
 
@@ -40,8 +41,14 @@ type KV struct {
 	// index holds every present key in order, for range reads: the map
 	// answers point reads, the tree the ranges. It always reflects the
 	// current contents (delta included), never a frozen snapshot's.
-	index       *btree.BTreeG[string]
+	index *btree.BTreeG[string]
+	// limits are the KV's own (NewWithLimits); group is the value limit
+	// the log set (limits.go), which alone Apply checks values against.
+	// limits never change after NewWithLimits; group does under mu, and
+	// doorValue mirrors its value limit (0: none) for Limits, lock-free.
 	limits      Limits
+	group       GroupLimits
+	doorValue   atomic.Int64
 	lastApplied uint64
 	// epoch is the current mastership's epoch (§5.3), as the log says:
 	// MultiOps can be made conditional on it.
@@ -89,15 +96,14 @@ var ErrNotReadOnly = errors.New("db: query is not read-only")
 // New returns an empty database with the default Limits.
 func New() *KV { return NewWithLimits(Limits{}) }
 
-// NewWithLimits returns an empty database that validates commands with l.
-// Every replica of a cluster must use the same Limits (see Limits).
+// NewWithLimits returns an empty database that validates commands with l:
+// l.MaxValueBytes only at the door (Limits) until the log sets the group's
+// value limit, the others at Apply too, so every replica of a cluster must
+// use the same ones (see Limits).
 func NewWithLimits(l Limits) *KV {
 	return &KV{data: make(map[string]entry), index: newIndex(), limits: l.withDefaults(),
 		sessions: make(map[uint64]*session), locks: make(map[string]*messages.LockRecord), changesFrom: 1}
 }
-
-// Limits returns the limits the database validates with, defaults filled in.
-func (kv *KV) Limits() Limits { return kv.limits }
 
 // Apply applies one command payload, a proto-encoded MultiOp, chosen at log
 // position instance, and returns the proto-encoded MultiOpResult.
@@ -154,8 +160,8 @@ func (kv *KV) ApplyQuiet(instance uint64, payload []byte) error {
 		_, err := kv.execute(op, true)
 		return err
 	}
-	if err := kv.limits.Validate(op); err != nil {
-		return err
+	if err := kv.applyLimits().Validate(op); err != nil {
+		return sizeCoded(err)
 	}
 	ops := op.FOp
 	if kv.guardHolds(op.Guard) {

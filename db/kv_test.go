@@ -304,11 +304,19 @@ func TestNewWithLimits(t *testing.T) {
 	if kv.Limits() != want {
 		t.Fatalf("Limits = %+v, want %+v", kv.Limits(), want)
 	}
-	if _, err := kv.Apply(1, encode(t, db.Put([]byte("k"), []byte("four")))); !errors.Is(err, db.ErrValueTooLarge) {
-		t.Fatalf("Apply of 4-byte value with limit 3: err = %v", err)
+	// The KV's own value limit is its door check only: Apply goes by
+	// the group's (limits_test.go), which this log never set.
+	if err := kv.Limits().Validate(db.Put([]byte("k"), []byte("four"))); !errors.Is(err, db.ErrValueTooLarge) {
+		t.Fatalf("door check of a 4-byte value with limit 3: err = %v", err)
 	}
-	if res := kv.Execute(db.Put([]byte("k"), []byte("four"))); res.Succeeded || kv.Len() != 0 {
-		t.Fatalf("Execute of invalid op = %v, Len %d; want rejected", res, kv.Len())
+	if _, err := kv.Apply(1, encode(t, db.Put([]byte("k"), []byte("four")))); err != nil {
+		t.Fatalf("Apply of a 4-byte value, no group limit: err = %v", err)
+	}
+	if res := kv.Execute(db.Put([]byte("k"), []byte{})); !res.Succeeded || kv.Len() != 1 {
+		t.Fatalf("Execute = %v, Len %d", res, kv.Len())
+	}
+	if res := kv.Execute(db.Put(nil, []byte("v"))); res.Succeeded {
+		t.Fatalf("Execute of invalid op = %v; want rejected", res)
 	}
 }
 

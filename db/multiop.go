@@ -57,7 +57,8 @@ func CompareAndSwap(key, old, newValue []byte) *messages.MultiOp {
 // PUT of the same key in the same list sees the new value). Result values are
 // fresh copies that the caller may keep or modify.
 //
-// A MultiOp that fails the KV's Limits.Validate is not run at all: Execute
+// A MultiOp that fails Validate with the limits Apply uses (the group's
+// value limit: see limits.go) is not run at all: Execute
 // returns an empty MultiOpResult (Succeeded false, no results) and changes
 // nothing. Call Validate first to learn why; Apply reports the reason.
 // Execute does not touch LastApplied.
@@ -78,8 +79,8 @@ func (kv *KV) Execute(op *messages.MultiOp) *messages.MultiOpResult {
 // write is false for Query (a read-only MultiOp under the read lock): the
 // session part, which may change state, is skipped.
 func (kv *KV) execute(op *messages.MultiOp, write bool) (*messages.MultiOpResult, error) {
-	if err := kv.limits.Validate(op); err != nil {
-		return &messages.MultiOpResult{}, err
+	if err := kv.applyLimits().Validate(op); err != nil {
+		return &messages.MultiOpResult{}, sizeCoded(err)
 	}
 	var s *session
 	if write {
@@ -184,6 +185,8 @@ func (kv *KV) run(o *messages.Op, sid uint64, budget *rangeBudget) *messages.OpR
 		return &messages.OpResult{Found: kv.release(string(o.Key), sid, false)}
 	case messages.Op_KIND_LOCK_INFO:
 		return kv.lockInfo(o)
+	case messages.Op_KIND_SET_LIMITS:
+		return kv.setLimits(o)
 	}
 	panic(fmt.Sprintf("db: unvalidated op kind %d reached execution", int32(o.Kind)))
 }

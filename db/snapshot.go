@@ -30,7 +30,8 @@ import (
 //	         | uvarint create instance | uvarint mod instance | uvarint version
 //	         | uvarint owner session
 //	end: uvarint 0
-//	uvarint length | LockServiceState (sessions and locks), proto-encoded
+//	uvarint length | LockServiceState (sessions and locks, the group's
+//	               value limit), proto-encoded
 //
 // Restore also reads the first format, "LPKV0001", whose entries end at the
 // value (and nothing follows their end): its keys take the snapshot's
@@ -149,10 +150,12 @@ func (kv *KV) thaw() {
 	kv.delta = nil
 }
 
-// lockState encodes the sessions and locks, sorted, deterministically
-// (callers hold kv.mu).
+// lockState encodes the sessions and locks, sorted, and the group's value
+// limit, deterministically (callers hold kv.mu). A group whose log set no
+// limit encodes as it did before limits were replicated.
 func (kv *KV) lockState() []byte {
-	st := &messages.LockServiceState{NextSession: kv.nextSession, NowMs: kv.nowMs}
+	st := &messages.LockServiceState{NextSession: kv.nextSession, NowMs: kv.nowMs,
+		MaxValueBytes: uint64(kv.group.MaxValueBytes), LimitsInstance: kv.group.Instance}
 	for _, id := range slices.Sorted(maps.Keys(kv.sessions)) {
 		st.Sessions = append(st.Sessions, kv.sessions[id].rec)
 	}
@@ -172,6 +175,9 @@ func restoreLockState(b []byte, data map[string]entry) (map[uint64]*session, map
 	st := &messages.LockServiceState{}
 	if err := proto.Unmarshal(b, st); err != nil {
 		return nil, nil, nil, err
+	}
+	if st.MaxValueBytes > MaxValueBytesCeiling || (st.MaxValueBytes == 0) != (st.LimitsInstance == 0) {
+		return nil, nil, nil, fmt.Errorf("value limit %d set at instance %d: out of bounds", st.MaxValueBytes, st.LimitsInstance)
 	}
 	sessions := make(map[uint64]*session, len(st.Sessions))
 	for _, rec := range st.Sessions {
@@ -285,7 +291,9 @@ func (kv *KV) Restore(r io.Reader) error {
 		if k == "" {
 			break
 		}
-		v, err := readBytes(kv.limits.MaxValueBytes)
+		// Not the group's limit: a value stored before the limit was
+		// lowered stays.
+		v, err := readBytes(MaxValueBytesCeiling)
 		if err != nil {
 			return fmt.Errorf("%w: snapshot value of entry %d: %v", ErrMalformed, len(data), err)
 		}
@@ -324,6 +332,9 @@ func (kv *KV) Restore(r io.Reader) error {
 		}
 	}
 	sessions, locks, st, err := restoreLockState(lockBytes, data)
+	if err == nil && st.LimitsInstance > last {
+		err = fmt.Errorf("value limit set at instance %d, after the snapshot's %d", st.LimitsInstance, last)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: snapshot sessions and locks: %v", ErrMalformed, err)
 	}
@@ -334,6 +345,7 @@ func (kv *KV) Restore(r io.Reader) error {
 	}
 	kv.data, kv.index, kv.lastApplied, kv.epoch = data, index, last, epoch
 	kv.sessions, kv.locks, kv.nextSession, kv.nowMs = sessions, locks, st.NextSession, st.NowMs
+	kv.setGroup(GroupLimits{MaxValueBytes: int(st.MaxValueBytes), Instance: st.LimitsInstance})
 	kv.events = nil
 	// The changes before the snapshot are gone: a watcher from before it
 	// gets the state at its instance.

@@ -20,12 +20,17 @@ const (
 // Limits bound what a MultiOp may carry. Zero (or negative) fields take the
 // defaults, so Limits{} is the standard configuration.
 //
-// Limits are part of the state machine's definition: Apply re-validates every
-// chosen command, so every replica of a cluster must use the same Limits or
-// replicas could disagree about whether a command ran.
+// Apply re-validates every chosen command with these limits, save one:
+// the value limit Apply uses is the group's, set through the log
+// (limits.go), never the KV's own MaxValueBytes, which is only the door
+// check before the log sets one. The other limits are part of the state
+// machine's definition: every replica of a cluster must use the same ones
+// (a node sets none of them; they are this version's defaults).
 type Limits struct {
-	MaxKeyBytes   int // default 4 KiB
-	MaxValueBytes int // default 1 MiB
+	MaxKeyBytes int // default 4 KiB
+	// MaxValueBytes: default 1 MiB, at most MaxValueBytesCeiling (a larger
+	// one is taken as the ceiling).
+	MaxValueBytes int
 	MaxOps        int // guard + t_op + f_op entries; default 1024
 	// MaxRangeKeys and MaxRangeBytes bound what the RANGE ops of one
 	// MultiOp return together (keys; bytes of keys and values): default
@@ -66,6 +71,7 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxValueBytes <= 0 {
 		l.MaxValueBytes = DefaultMaxValueBytes
 	}
+	l.MaxValueBytes = min(l.MaxValueBytes, MaxValueBytesCeiling)
 	if l.MaxOps <= 0 {
 		l.MaxOps = DefaultMaxOps
 	}
@@ -137,6 +143,9 @@ func (l Limits) Validate(op *messages.MultiOp) error {
 			}
 		}
 	}
+	if HasAdminOps(op) {
+		return validateSetLimits(op)
+	}
 	return nil
 }
 
@@ -201,12 +210,21 @@ func (l Limits) validateOp(o *messages.Op) *problem {
 		o.Kind != messages.Op_KIND_PUT && o.Ephemeral ||
 		o.Kind != messages.Op_KIND_SESSION_OPEN && o.TtlMs != 0 ||
 		o.Kind != messages.Op_KIND_SESSION_EXPIRE && o.Session != 0 ||
-		o.Kind != messages.Op_KIND_LOCK && (o.Shared || o.Wait || o.LockDelayMs != 0) {
+		o.Kind != messages.Op_KIND_LOCK && (o.Shared || o.Wait || o.LockDelayMs != 0) ||
+		o.Kind != messages.Op_KIND_SET_LIMITS && o.MaxValueBytes != 0 {
 		return &problem{ErrInvalidOp, fmt.Sprintf(": fields set on a %v op, which ignores them", o.Kind)}
 	}
 	switch o.Kind {
 	case messages.Op_KIND_RANGE:
 		return l.validateRange(o)
+	case messages.Op_KIND_SET_LIMITS:
+		if len(o.Key) > 0 || len(o.Value) > 0 {
+			return &problem{ErrInvalidOp, ": a limits change takes no key or value"}
+		}
+		if o.MaxValueBytes == 0 || o.MaxValueBytes > MaxValueBytesCeiling {
+			return &problem{ErrInvalidOp, fmt.Sprintf(": value limit %d: want 1 to %d bytes", o.MaxValueBytes, MaxValueBytesCeiling)}
+		}
+		return nil
 	case messages.Op_KIND_SESSION_OPEN, messages.Op_KIND_SESSION_CLOSE, messages.Op_KIND_SESSION_EXPIRE:
 		if len(o.Key) > 0 || len(o.Value) > 0 {
 			return &problem{ErrInvalidOp, fmt.Sprintf(": a %v op takes no key or value", o.Kind)}

@@ -31,7 +31,8 @@ func (l Limits) ValidateEncoded(b []byte) error {
 
 // ValidateClientEncoded is ValidateEncoded for a command a client sent:
 // it also refuses the ops only a master proposes (a session's expiry), so
-// that no client can end another's session.
+// that no client can end another's session, and an operator's op (a
+// limits change), which comes through SetLimits.
 func (l Limits) ValidateClientEncoded(b []byte) error {
 	l = l.withDefaults()
 	if l.plainValid(b) {
@@ -52,6 +53,9 @@ func (l Limits) ValidateClient(op *messages.MultiOp) error {
 	}
 	if HasMasterOnlyOps(op) {
 		return fmt.Errorf("%w: a session's expiry is the master's to propose", ErrInvalidOp)
+	}
+	if HasAdminOps(op) {
+		return fmt.Errorf("%w: %w: the group's limits are set with the operators' call SetLimits (livepaxos limits set)", ErrInvalidOp, ErrAdminOp)
 	}
 	return nil
 }

@@ -35,6 +35,165 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type SetLimitsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MaxValueBytes uint64                 `protobuf:"varint,1,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"` // 1 to the ceiling (db.MaxValueBytesCeiling)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLimitsRequest) Reset() {
+	*x = SetLimitsRequest{}
+	mi := &file_messages_kv_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLimitsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLimitsRequest) ProtoMessage() {}
+
+func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLimitsRequest.ProtoReflect.Descriptor instead.
+func (*SetLimitsRequest) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SetLimitsRequest) GetMaxValueBytes() uint64 {
+	if x != nil {
+		return x.MaxValueBytes
+	}
+	return 0
+}
+
+type LimitsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LimitsRequest) Reset() {
+	*x = LimitsRequest{}
+	mi := &file_messages_kv_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LimitsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LimitsRequest) ProtoMessage() {}
+
+func (x *LimitsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LimitsRequest.ProtoReflect.Descriptor instead.
+func (*LimitsRequest) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{1}
+}
+
+type LimitsResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// max_value_bytes is the limit in force: the group's, or (when the log
+	// never set one, group_set false) the answering node's
+	// --max-value-bytes, which only its own door applies.
+	MaxValueBytes uint64 `protobuf:"varint,2,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"`
+	GroupSet      bool   `protobuf:"varint,3,opt,name=group_set,json=groupSet,proto3" json:"group_set,omitempty"`
+	SetInstance   uint64 `protobuf:"varint,4,opt,name=set_instance,json=setInstance,proto3" json:"set_instance,omitempty"` // where the log set it (SetLimits: this call's instance)
+	Ceiling       uint64 `protobuf:"varint,5,opt,name=ceiling,proto3" json:"ceiling,omitempty"`                            // the largest limit this version allows
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LimitsResponse) Reset() {
+	*x = LimitsResponse{}
+	mi := &file_messages_kv_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LimitsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LimitsResponse) ProtoMessage() {}
+
+func (x *LimitsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_messages_kv_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LimitsResponse.ProtoReflect.Descriptor instead.
+func (*LimitsResponse) Descriptor() ([]byte, []int) {
+	return file_messages_kv_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LimitsResponse) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *LimitsResponse) GetMaxValueBytes() uint64 {
+	if x != nil {
+		return x.MaxValueBytes
+	}
+	return 0
+}
+
+func (x *LimitsResponse) GetGroupSet() bool {
+	if x != nil {
+		return x.GroupSet
+	}
+	return false
+}
+
+func (x *LimitsResponse) GetSetInstance() uint64 {
+	if x != nil {
+		return x.SetInstance
+	}
+	return 0
+}
+
+func (x *LimitsResponse) GetCeiling() uint64 {
+	if x != nil {
+		return x.Ceiling
+	}
+	return 0
+}
+
 // TransferMastershipRequest names the successor (0: the most caught-up
 // voter).
 type TransferMastershipRequest struct {
@@ -46,7 +205,7 @@ type TransferMastershipRequest struct {
 
 func (x *TransferMastershipRequest) Reset() {
 	*x = TransferMastershipRequest{}
-	mi := &file_messages_kv_proto_msgTypes[0]
+	mi := &file_messages_kv_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -58,7 +217,7 @@ func (x *TransferMastershipRequest) String() string {
 func (*TransferMastershipRequest) ProtoMessage() {}
 
 func (x *TransferMastershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[0]
+	mi := &file_messages_kv_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -71,7 +230,7 @@ func (x *TransferMastershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferMastershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferMastershipRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{0}
+	return file_messages_kv_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TransferMastershipRequest) GetTo() uint32 {
@@ -91,7 +250,7 @@ type TransferMastershipResponse struct {
 
 func (x *TransferMastershipResponse) Reset() {
 	*x = TransferMastershipResponse{}
-	mi := &file_messages_kv_proto_msgTypes[1]
+	mi := &file_messages_kv_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -103,7 +262,7 @@ func (x *TransferMastershipResponse) String() string {
 func (*TransferMastershipResponse) ProtoMessage() {}
 
 func (x *TransferMastershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[1]
+	mi := &file_messages_kv_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -116,7 +275,7 @@ func (x *TransferMastershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferMastershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferMastershipResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{1}
+	return file_messages_kv_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TransferMastershipResponse) GetMasterId() uint32 {
@@ -148,7 +307,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_messages_kv_proto_msgTypes[2]
+	mi := &file_messages_kv_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -160,7 +319,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[2]
+	mi := &file_messages_kv_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -173,7 +332,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{2}
+	return file_messages_kv_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Header) GetNodeId() uint32 {
@@ -228,7 +387,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_messages_kv_proto_msgTypes[3]
+	mi := &file_messages_kv_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +399,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[3]
+	mi := &file_messages_kv_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +412,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{3}
+	return file_messages_kv_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PutRequest) GetKey() []byte {
@@ -279,7 +438,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_messages_kv_proto_msgTypes[4]
+	mi := &file_messages_kv_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +450,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[4]
+	mi := &file_messages_kv_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +463,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{4}
+	return file_messages_kv_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PutResponse) GetHeader() *Header {
@@ -324,7 +483,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_messages_kv_proto_msgTypes[5]
+	mi := &file_messages_kv_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +495,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[5]
+	mi := &file_messages_kv_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +508,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{5}
+	return file_messages_kv_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -377,7 +536,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_messages_kv_proto_msgTypes[6]
+	mi := &file_messages_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +548,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[6]
+	mi := &file_messages_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +561,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{6}
+	return file_messages_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetResponse) GetHeader() *Header {
@@ -440,7 +599,7 @@ type RangeRequest struct {
 
 func (x *RangeRequest) Reset() {
 	*x = RangeRequest{}
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +611,7 @@ func (x *RangeRequest) String() string {
 func (*RangeRequest) ProtoMessage() {}
 
 func (x *RangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[7]
+	mi := &file_messages_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +624,7 @@ func (x *RangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeRequest.ProtoReflect.Descriptor instead.
 func (*RangeRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{7}
+	return file_messages_kv_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RangeRequest) GetKey() []byte {
@@ -522,7 +681,7 @@ type RangeResponse struct {
 
 func (x *RangeResponse) Reset() {
 	*x = RangeResponse{}
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +693,7 @@ func (x *RangeResponse) String() string {
 func (*RangeResponse) ProtoMessage() {}
 
 func (x *RangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[8]
+	mi := &file_messages_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +706,7 @@ func (x *RangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RangeResponse.ProtoReflect.Descriptor instead.
 func (*RangeResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{8}
+	return file_messages_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RangeResponse) GetHeader() *Header {
@@ -590,7 +749,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +761,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[9]
+	mi := &file_messages_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +774,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{9}
+	return file_messages_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KeepAliveResponse) GetHeader() *Header {
@@ -657,7 +816,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +828,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[10]
+	mi := &file_messages_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +841,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{10}
+	return file_messages_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchRequest) GetKey() []byte {
@@ -719,7 +878,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +890,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[11]
+	mi := &file_messages_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +903,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{11}
+	return file_messages_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchEvent) GetInstance() uint64 {
@@ -797,7 +956,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +968,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[12]
+	mi := &file_messages_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +981,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{12}
+	return file_messages_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchResponse) GetHeader() *Header {
@@ -869,7 +1028,7 @@ type TxnRequest struct {
 
 func (x *TxnRequest) Reset() {
 	*x = TxnRequest{}
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -881,7 +1040,7 @@ func (x *TxnRequest) String() string {
 func (*TxnRequest) ProtoMessage() {}
 
 func (x *TxnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[13]
+	mi := &file_messages_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -894,7 +1053,7 @@ func (x *TxnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnRequest.ProtoReflect.Descriptor instead.
 func (*TxnRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{13}
+	return file_messages_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TxnRequest) GetOp() *MultiOp {
@@ -914,7 +1073,7 @@ type ReadOnlyRequest struct {
 
 func (x *ReadOnlyRequest) Reset() {
 	*x = ReadOnlyRequest{}
-	mi := &file_messages_kv_proto_msgTypes[14]
+	mi := &file_messages_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1085,7 @@ func (x *ReadOnlyRequest) String() string {
 func (*ReadOnlyRequest) ProtoMessage() {}
 
 func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[14]
+	mi := &file_messages_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1098,7 @@ func (x *ReadOnlyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOnlyRequest.ProtoReflect.Descriptor instead.
 func (*ReadOnlyRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{14}
+	return file_messages_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReadOnlyRequest) GetOp() *MultiOp {
@@ -966,7 +1125,7 @@ type TxnResponse struct {
 
 func (x *TxnResponse) Reset() {
 	*x = TxnResponse{}
-	mi := &file_messages_kv_proto_msgTypes[15]
+	mi := &file_messages_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1137,7 @@ func (x *TxnResponse) String() string {
 func (*TxnResponse) ProtoMessage() {}
 
 func (x *TxnResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[15]
+	mi := &file_messages_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1150,7 @@ func (x *TxnResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnResponse.ProtoReflect.Descriptor instead.
 func (*TxnResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{15}
+	return file_messages_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TxnResponse) GetHeader() *Header {
@@ -1016,7 +1175,7 @@ type MembersListRequest struct {
 
 func (x *MembersListRequest) Reset() {
 	*x = MembersListRequest{}
-	mi := &file_messages_kv_proto_msgTypes[16]
+	mi := &file_messages_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1187,7 @@ func (x *MembersListRequest) String() string {
 func (*MembersListRequest) ProtoMessage() {}
 
 func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[16]
+	mi := &file_messages_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1200,7 @@ func (x *MembersListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersListRequest.ProtoReflect.Descriptor instead.
 func (*MembersListRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{16}
+	return file_messages_kv_proto_rawDescGZIP(), []int{19}
 }
 
 type MembersChangeResponse struct {
@@ -1054,7 +1213,7 @@ type MembersChangeResponse struct {
 
 func (x *MembersChangeResponse) Reset() {
 	*x = MembersChangeResponse{}
-	mi := &file_messages_kv_proto_msgTypes[17]
+	mi := &file_messages_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1225,7 @@ func (x *MembersChangeResponse) String() string {
 func (*MembersChangeResponse) ProtoMessage() {}
 
 func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[17]
+	mi := &file_messages_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1238,7 @@ func (x *MembersChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersChangeResponse.ProtoReflect.Descriptor instead.
 func (*MembersChangeResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{17}
+	return file_messages_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MembersChangeResponse) GetHeader() *Header {
@@ -1107,7 +1266,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_messages_kv_proto_msgTypes[18]
+	mi := &file_messages_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1278,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[18]
+	mi := &file_messages_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1291,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{18}
+	return file_messages_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StreamRequest) GetCalls() []*StreamCall {
@@ -1159,7 +1318,7 @@ type StreamCall struct {
 
 func (x *StreamCall) Reset() {
 	*x = StreamCall{}
-	mi := &file_messages_kv_proto_msgTypes[19]
+	mi := &file_messages_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1330,7 @@ func (x *StreamCall) String() string {
 func (*StreamCall) ProtoMessage() {}
 
 func (x *StreamCall) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[19]
+	mi := &file_messages_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1343,7 @@ func (x *StreamCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamCall.ProtoReflect.Descriptor instead.
 func (*StreamCall) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{19}
+	return file_messages_kv_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StreamCall) GetId() uint64 {
@@ -1231,7 +1390,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_messages_kv_proto_msgTypes[20]
+	mi := &file_messages_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1402,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[20]
+	mi := &file_messages_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1415,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{20}
+	return file_messages_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StreamResponse) GetResults() []*StreamResult {
@@ -1282,7 +1441,7 @@ type StreamResult struct {
 
 func (x *StreamResult) Reset() {
 	*x = StreamResult{}
-	mi := &file_messages_kv_proto_msgTypes[21]
+	mi := &file_messages_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1453,7 @@ func (x *StreamResult) String() string {
 func (*StreamResult) ProtoMessage() {}
 
 func (x *StreamResult) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[21]
+	mi := &file_messages_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1466,7 @@ func (x *StreamResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResult.ProtoReflect.Descriptor instead.
 func (*StreamResult) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{21}
+	return file_messages_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StreamResult) GetId() uint64 {
@@ -1353,7 +1512,7 @@ type SnapshotSaveRequest struct {
 
 func (x *SnapshotSaveRequest) Reset() {
 	*x = SnapshotSaveRequest{}
-	mi := &file_messages_kv_proto_msgTypes[22]
+	mi := &file_messages_kv_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1524,7 @@ func (x *SnapshotSaveRequest) String() string {
 func (*SnapshotSaveRequest) ProtoMessage() {}
 
 func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[22]
+	mi := &file_messages_kv_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1537,7 @@ func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{22}
+	return file_messages_kv_proto_rawDescGZIP(), []int{25}
 }
 
 // SnapshotSaveChunk is a piece of a snapshot file, in order.
@@ -1393,7 +1552,7 @@ type SnapshotSaveChunk struct {
 
 func (x *SnapshotSaveChunk) Reset() {
 	*x = SnapshotSaveChunk{}
-	mi := &file_messages_kv_proto_msgTypes[23]
+	mi := &file_messages_kv_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1564,7 @@ func (x *SnapshotSaveChunk) String() string {
 func (*SnapshotSaveChunk) ProtoMessage() {}
 
 func (x *SnapshotSaveChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_messages_kv_proto_msgTypes[23]
+	mi := &file_messages_kv_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1577,7 @@ func (x *SnapshotSaveChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveChunk) Descriptor() ([]byte, []int) {
-	return file_messages_kv_proto_rawDescGZIP(), []int{23}
+	return file_messages_kv_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SnapshotSaveChunk) GetInstance() uint64 {
@@ -1446,7 +1605,16 @@ var File_messages_kv_proto protoreflect.FileDescriptor
 
 const file_messages_kv_proto_rawDesc = "" +
 	"\n" +
-	"\x11messages/kv.proto\x12\flivepaxos.v1\x1a\x18messages/livepaxos.proto\"+\n" +
+	"\x11messages/kv.proto\x12\flivepaxos.v1\x1a\x18messages/livepaxos.proto\":\n" +
+	"\x10SetLimitsRequest\x12&\n" +
+	"\x0fmax_value_bytes\x18\x01 \x01(\x04R\rmaxValueBytes\"\x0f\n" +
+	"\rLimitsRequest\"\xc0\x01\n" +
+	"\x0eLimitsResponse\x12,\n" +
+	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12&\n" +
+	"\x0fmax_value_bytes\x18\x02 \x01(\x04R\rmaxValueBytes\x12\x1b\n" +
+	"\tgroup_set\x18\x03 \x01(\bR\bgroupSet\x12!\n" +
+	"\fset_instance\x18\x04 \x01(\x04R\vsetInstance\x12\x18\n" +
+	"\aceiling\x18\x05 \x01(\x04R\aceiling\"+\n" +
 	"\x19TransferMastershipRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\rR\x02to\"m\n" +
 	"\x1aTransferMastershipResponse\x12\x1b\n" +
@@ -1544,7 +1712,7 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x1f\n" +
 	"\vtotal_bytes\x18\x02 \x01(\x04R\n" +
 	"totalBytes\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data2\xc3\b\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data2\xd3\t\n" +
 	"\x02KV\x12:\n" +
 	"\x03Put\x12\x18.livepaxos.v1.PutRequest\x1a\x19.livepaxos.v1.PutResponse\x12:\n" +
 	"\x03Get\x12\x18.livepaxos.v1.GetRequest\x1a\x19.livepaxos.v1.GetResponse\x12@\n" +
@@ -1560,7 +1728,9 @@ const file_messages_kv_proto_rawDesc = "" +
 	"\fSnapshotSave\x12!.livepaxos.v1.SnapshotSaveRequest\x1a\x1f.livepaxos.v1.SnapshotSaveChunk0\x01\x12@\n" +
 	"\x05Check\x12\x1a.livepaxos.v1.CheckRequest\x1a\x1b.livepaxos.v1.CheckResponse\x12G\n" +
 	"\x06Stream\x12\x1b.livepaxos.v1.StreamRequest\x1a\x1c.livepaxos.v1.StreamResponse(\x010\x01\x12g\n" +
-	"\x12TransferMastership\x12'.livepaxos.v1.TransferMastershipRequest\x1a(.livepaxos.v1.TransferMastershipResponseB)Z'github.com/livepaxos/livepaxos/messagesb\x06proto3"
+	"\x12TransferMastership\x12'.livepaxos.v1.TransferMastershipRequest\x1a(.livepaxos.v1.TransferMastershipResponse\x12I\n" +
+	"\tSetLimits\x12\x1e.livepaxos.v1.SetLimitsRequest\x1a\x1c.livepaxos.v1.LimitsResponse\x12C\n" +
+	"\x06Limits\x12\x1b.livepaxos.v1.LimitsRequest\x1a\x1c.livepaxos.v1.LimitsResponseB)Z'github.com/livepaxos/livepaxos/messagesb\x06proto3"
 
 var (
 	file_messages_kv_proto_rawDescOnce sync.Once
@@ -1574,106 +1744,114 @@ func file_messages_kv_proto_rawDescGZIP() []byte {
 	return file_messages_kv_proto_rawDescData
 }
 
-var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_messages_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_messages_kv_proto_goTypes = []any{
-	(*TransferMastershipRequest)(nil),  // 0: livepaxos.v1.TransferMastershipRequest
-	(*TransferMastershipResponse)(nil), // 1: livepaxos.v1.TransferMastershipResponse
-	(*Header)(nil),                     // 2: livepaxos.v1.Header
-	(*PutRequest)(nil),                 // 3: livepaxos.v1.PutRequest
-	(*PutResponse)(nil),                // 4: livepaxos.v1.PutResponse
-	(*GetRequest)(nil),                 // 5: livepaxos.v1.GetRequest
-	(*GetResponse)(nil),                // 6: livepaxos.v1.GetResponse
-	(*RangeRequest)(nil),               // 7: livepaxos.v1.RangeRequest
-	(*RangeResponse)(nil),              // 8: livepaxos.v1.RangeResponse
-	(*KeepAliveResponse)(nil),          // 9: livepaxos.v1.KeepAliveResponse
-	(*WatchRequest)(nil),               // 10: livepaxos.v1.WatchRequest
-	(*WatchEvent)(nil),                 // 11: livepaxos.v1.WatchEvent
-	(*WatchResponse)(nil),              // 12: livepaxos.v1.WatchResponse
-	(*TxnRequest)(nil),                 // 13: livepaxos.v1.TxnRequest
-	(*ReadOnlyRequest)(nil),            // 14: livepaxos.v1.ReadOnlyRequest
-	(*TxnResponse)(nil),                // 15: livepaxos.v1.TxnResponse
-	(*MembersListRequest)(nil),         // 16: livepaxos.v1.MembersListRequest
-	(*MembersChangeResponse)(nil),      // 17: livepaxos.v1.MembersChangeResponse
-	(*StreamRequest)(nil),              // 18: livepaxos.v1.StreamRequest
-	(*StreamCall)(nil),                 // 19: livepaxos.v1.StreamCall
-	(*StreamResponse)(nil),             // 20: livepaxos.v1.StreamResponse
-	(*StreamResult)(nil),               // 21: livepaxos.v1.StreamResult
-	(*SnapshotSaveRequest)(nil),        // 22: livepaxos.v1.SnapshotSaveRequest
-	(*SnapshotSaveChunk)(nil),          // 23: livepaxos.v1.SnapshotSaveChunk
-	(Consistency)(0),                   // 24: livepaxos.v1.Consistency
-	(*KeyValue)(nil),                   // 25: livepaxos.v1.KeyValue
-	(*SessionPromise)(nil),             // 26: livepaxos.v1.SessionPromise
-	(*MultiOp)(nil),                    // 27: livepaxos.v1.MultiOp
-	(*MultiOpResult)(nil),              // 28: livepaxos.v1.MultiOpResult
-	(ErrorCode)(0),                     // 29: livepaxos.v1.ErrorCode
-	(*KeepAliveRequest)(nil),           // 30: livepaxos.v1.KeepAliveRequest
-	(*StatusRequest)(nil),              // 31: livepaxos.v1.StatusRequest
-	(*MembersRequest)(nil),             // 32: livepaxos.v1.MembersRequest
-	(*SnapshotRequest)(nil),            // 33: livepaxos.v1.SnapshotRequest
-	(*CheckRequest)(nil),               // 34: livepaxos.v1.CheckRequest
-	(*StatusResponse)(nil),             // 35: livepaxos.v1.StatusResponse
-	(*Membership)(nil),                 // 36: livepaxos.v1.Membership
-	(*SnapshotResponse)(nil),           // 37: livepaxos.v1.SnapshotResponse
-	(*CheckResponse)(nil),              // 38: livepaxos.v1.CheckResponse
+	(*SetLimitsRequest)(nil),           // 0: livepaxos.v1.SetLimitsRequest
+	(*LimitsRequest)(nil),              // 1: livepaxos.v1.LimitsRequest
+	(*LimitsResponse)(nil),             // 2: livepaxos.v1.LimitsResponse
+	(*TransferMastershipRequest)(nil),  // 3: livepaxos.v1.TransferMastershipRequest
+	(*TransferMastershipResponse)(nil), // 4: livepaxos.v1.TransferMastershipResponse
+	(*Header)(nil),                     // 5: livepaxos.v1.Header
+	(*PutRequest)(nil),                 // 6: livepaxos.v1.PutRequest
+	(*PutResponse)(nil),                // 7: livepaxos.v1.PutResponse
+	(*GetRequest)(nil),                 // 8: livepaxos.v1.GetRequest
+	(*GetResponse)(nil),                // 9: livepaxos.v1.GetResponse
+	(*RangeRequest)(nil),               // 10: livepaxos.v1.RangeRequest
+	(*RangeResponse)(nil),              // 11: livepaxos.v1.RangeResponse
+	(*KeepAliveResponse)(nil),          // 12: livepaxos.v1.KeepAliveResponse
+	(*WatchRequest)(nil),               // 13: livepaxos.v1.WatchRequest
+	(*WatchEvent)(nil),                 // 14: livepaxos.v1.WatchEvent
+	(*WatchResponse)(nil),              // 15: livepaxos.v1.WatchResponse
+	(*TxnRequest)(nil),                 // 16: livepaxos.v1.TxnRequest
+	(*ReadOnlyRequest)(nil),            // 17: livepaxos.v1.ReadOnlyRequest
+	(*TxnResponse)(nil),                // 18: livepaxos.v1.TxnResponse
+	(*MembersListRequest)(nil),         // 19: livepaxos.v1.MembersListRequest
+	(*MembersChangeResponse)(nil),      // 20: livepaxos.v1.MembersChangeResponse
+	(*StreamRequest)(nil),              // 21: livepaxos.v1.StreamRequest
+	(*StreamCall)(nil),                 // 22: livepaxos.v1.StreamCall
+	(*StreamResponse)(nil),             // 23: livepaxos.v1.StreamResponse
+	(*StreamResult)(nil),               // 24: livepaxos.v1.StreamResult
+	(*SnapshotSaveRequest)(nil),        // 25: livepaxos.v1.SnapshotSaveRequest
+	(*SnapshotSaveChunk)(nil),          // 26: livepaxos.v1.SnapshotSaveChunk
+	(Consistency)(0),                   // 27: livepaxos.v1.Consistency
+	(*KeyValue)(nil),                   // 28: livepaxos.v1.KeyValue
+	(*SessionPromise)(nil),             // 29: livepaxos.v1.SessionPromise
+	(*MultiOp)(nil),                    // 30: livepaxos.v1.MultiOp
+	(*MultiOpResult)(nil),              // 31: livepaxos.v1.MultiOpResult
+	(ErrorCode)(0),                     // 32: livepaxos.v1.ErrorCode
+	(*KeepAliveRequest)(nil),           // 33: livepaxos.v1.KeepAliveRequest
+	(*StatusRequest)(nil),              // 34: livepaxos.v1.StatusRequest
+	(*MembersRequest)(nil),             // 35: livepaxos.v1.MembersRequest
+	(*SnapshotRequest)(nil),            // 36: livepaxos.v1.SnapshotRequest
+	(*CheckRequest)(nil),               // 37: livepaxos.v1.CheckRequest
+	(*StatusResponse)(nil),             // 38: livepaxos.v1.StatusResponse
+	(*Membership)(nil),                 // 39: livepaxos.v1.Membership
+	(*SnapshotResponse)(nil),           // 40: livepaxos.v1.SnapshotResponse
+	(*CheckResponse)(nil),              // 41: livepaxos.v1.CheckResponse
 }
 var file_messages_kv_proto_depIdxs = []int32{
-	2,  // 0: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
-	24, // 1: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
-	2,  // 2: livepaxos.v1.GetResponse.header:type_name -> livepaxos.v1.Header
-	24, // 3: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
-	2,  // 4: livepaxos.v1.RangeResponse.header:type_name -> livepaxos.v1.Header
-	25, // 5: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
-	2,  // 6: livepaxos.v1.KeepAliveResponse.header:type_name -> livepaxos.v1.Header
-	26, // 7: livepaxos.v1.KeepAliveResponse.promises:type_name -> livepaxos.v1.SessionPromise
-	2,  // 8: livepaxos.v1.WatchResponse.header:type_name -> livepaxos.v1.Header
-	11, // 9: livepaxos.v1.WatchResponse.events:type_name -> livepaxos.v1.WatchEvent
-	25, // 10: livepaxos.v1.WatchResponse.kvs:type_name -> livepaxos.v1.KeyValue
-	27, // 11: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
-	27, // 12: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
-	24, // 13: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
-	2,  // 14: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
-	28, // 15: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
-	2,  // 16: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
-	19, // 17: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
-	24, // 18: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
-	21, // 19: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
-	29, // 20: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
-	2,  // 21: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
-	3,  // 22: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
-	5,  // 23: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
-	7,  // 24: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
-	30, // 25: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
-	10, // 26: livepaxos.v1.KV.Watch:input_type -> livepaxos.v1.WatchRequest
-	13, // 27: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
-	14, // 28: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
-	31, // 29: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
-	16, // 30: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
-	32, // 31: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
-	33, // 32: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
-	22, // 33: livepaxos.v1.KV.SnapshotSave:input_type -> livepaxos.v1.SnapshotSaveRequest
-	34, // 34: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
-	18, // 35: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
-	0,  // 36: livepaxos.v1.KV.TransferMastership:input_type -> livepaxos.v1.TransferMastershipRequest
-	4,  // 37: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
-	6,  // 38: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
-	8,  // 39: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
-	9,  // 40: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
-	12, // 41: livepaxos.v1.KV.Watch:output_type -> livepaxos.v1.WatchResponse
-	15, // 42: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
-	15, // 43: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
-	35, // 44: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
-	36, // 45: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
-	17, // 46: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
-	37, // 47: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
-	23, // 48: livepaxos.v1.KV.SnapshotSave:output_type -> livepaxos.v1.SnapshotSaveChunk
-	38, // 49: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
-	20, // 50: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
-	1,  // 51: livepaxos.v1.KV.TransferMastership:output_type -> livepaxos.v1.TransferMastershipResponse
-	37, // [37:52] is the sub-list for method output_type
-	22, // [22:37] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	5,  // 0: livepaxos.v1.LimitsResponse.header:type_name -> livepaxos.v1.Header
+	5,  // 1: livepaxos.v1.PutResponse.header:type_name -> livepaxos.v1.Header
+	27, // 2: livepaxos.v1.GetRequest.consistency:type_name -> livepaxos.v1.Consistency
+	5,  // 3: livepaxos.v1.GetResponse.header:type_name -> livepaxos.v1.Header
+	27, // 4: livepaxos.v1.RangeRequest.consistency:type_name -> livepaxos.v1.Consistency
+	5,  // 5: livepaxos.v1.RangeResponse.header:type_name -> livepaxos.v1.Header
+	28, // 6: livepaxos.v1.RangeResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	5,  // 7: livepaxos.v1.KeepAliveResponse.header:type_name -> livepaxos.v1.Header
+	29, // 8: livepaxos.v1.KeepAliveResponse.promises:type_name -> livepaxos.v1.SessionPromise
+	5,  // 9: livepaxos.v1.WatchResponse.header:type_name -> livepaxos.v1.Header
+	14, // 10: livepaxos.v1.WatchResponse.events:type_name -> livepaxos.v1.WatchEvent
+	28, // 11: livepaxos.v1.WatchResponse.kvs:type_name -> livepaxos.v1.KeyValue
+	30, // 12: livepaxos.v1.TxnRequest.op:type_name -> livepaxos.v1.MultiOp
+	30, // 13: livepaxos.v1.ReadOnlyRequest.op:type_name -> livepaxos.v1.MultiOp
+	27, // 14: livepaxos.v1.ReadOnlyRequest.consistency:type_name -> livepaxos.v1.Consistency
+	5,  // 15: livepaxos.v1.TxnResponse.header:type_name -> livepaxos.v1.Header
+	31, // 16: livepaxos.v1.TxnResponse.result:type_name -> livepaxos.v1.MultiOpResult
+	5,  // 17: livepaxos.v1.MembersChangeResponse.header:type_name -> livepaxos.v1.Header
+	22, // 18: livepaxos.v1.StreamRequest.calls:type_name -> livepaxos.v1.StreamCall
+	27, // 19: livepaxos.v1.StreamCall.consistency:type_name -> livepaxos.v1.Consistency
+	24, // 20: livepaxos.v1.StreamResponse.results:type_name -> livepaxos.v1.StreamResult
+	32, // 21: livepaxos.v1.StreamResult.code:type_name -> livepaxos.v1.ErrorCode
+	5,  // 22: livepaxos.v1.StreamResult.header:type_name -> livepaxos.v1.Header
+	6,  // 23: livepaxos.v1.KV.Put:input_type -> livepaxos.v1.PutRequest
+	8,  // 24: livepaxos.v1.KV.Get:input_type -> livepaxos.v1.GetRequest
+	10, // 25: livepaxos.v1.KV.Range:input_type -> livepaxos.v1.RangeRequest
+	33, // 26: livepaxos.v1.KV.KeepAlive:input_type -> livepaxos.v1.KeepAliveRequest
+	13, // 27: livepaxos.v1.KV.Watch:input_type -> livepaxos.v1.WatchRequest
+	16, // 28: livepaxos.v1.KV.Txn:input_type -> livepaxos.v1.TxnRequest
+	17, // 29: livepaxos.v1.KV.Read:input_type -> livepaxos.v1.ReadOnlyRequest
+	34, // 30: livepaxos.v1.KV.Status:input_type -> livepaxos.v1.StatusRequest
+	19, // 31: livepaxos.v1.KV.Members:input_type -> livepaxos.v1.MembersListRequest
+	35, // 32: livepaxos.v1.KV.ChangeMembers:input_type -> livepaxos.v1.MembersRequest
+	36, // 33: livepaxos.v1.KV.Snapshot:input_type -> livepaxos.v1.SnapshotRequest
+	25, // 34: livepaxos.v1.KV.SnapshotSave:input_type -> livepaxos.v1.SnapshotSaveRequest
+	37, // 35: livepaxos.v1.KV.Check:input_type -> livepaxos.v1.CheckRequest
+	21, // 36: livepaxos.v1.KV.Stream:input_type -> livepaxos.v1.StreamRequest
+	3,  // 37: livepaxos.v1.KV.TransferMastership:input_type -> livepaxos.v1.TransferMastershipRequest
+	0,  // 38: livepaxos.v1.KV.SetLimits:input_type -> livepaxos.v1.SetLimitsRequest
+	1,  // 39: livepaxos.v1.KV.Limits:input_type -> livepaxos.v1.LimitsRequest
+	7,  // 40: livepaxos.v1.KV.Put:output_type -> livepaxos.v1.PutResponse
+	9,  // 41: livepaxos.v1.KV.Get:output_type -> livepaxos.v1.GetResponse
+	11, // 42: livepaxos.v1.KV.Range:output_type -> livepaxos.v1.RangeResponse
+	12, // 43: livepaxos.v1.KV.KeepAlive:output_type -> livepaxos.v1.KeepAliveResponse
+	15, // 44: livepaxos.v1.KV.Watch:output_type -> livepaxos.v1.WatchResponse
+	18, // 45: livepaxos.v1.KV.Txn:output_type -> livepaxos.v1.TxnResponse
+	18, // 46: livepaxos.v1.KV.Read:output_type -> livepaxos.v1.TxnResponse
+	38, // 47: livepaxos.v1.KV.Status:output_type -> livepaxos.v1.StatusResponse
+	39, // 48: livepaxos.v1.KV.Members:output_type -> livepaxos.v1.Membership
+	20, // 49: livepaxos.v1.KV.ChangeMembers:output_type -> livepaxos.v1.MembersChangeResponse
+	40, // 50: livepaxos.v1.KV.Snapshot:output_type -> livepaxos.v1.SnapshotResponse
+	26, // 51: livepaxos.v1.KV.SnapshotSave:output_type -> livepaxos.v1.SnapshotSaveChunk
+	41, // 52: livepaxos.v1.KV.Check:output_type -> livepaxos.v1.CheckResponse
+	23, // 53: livepaxos.v1.KV.Stream:output_type -> livepaxos.v1.StreamResponse
+	4,  // 54: livepaxos.v1.KV.TransferMastership:output_type -> livepaxos.v1.TransferMastershipResponse
+	2,  // 55: livepaxos.v1.KV.SetLimits:output_type -> livepaxos.v1.LimitsResponse
+	2,  // 56: livepaxos.v1.KV.Limits:output_type -> livepaxos.v1.LimitsResponse
+	40, // [40:57] is the sub-list for method output_type
+	23, // [23:40] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_messages_kv_proto_init() }
@@ -1688,7 +1866,7 @@ func file_messages_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_messages_kv_proto_rawDesc), len(file_messages_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,6 +48,8 @@ const (
 	KV_Check_FullMethodName              = "/livepaxos.v1.KV/Check"
 	KV_Stream_FullMethodName             = "/livepaxos.v1.KV/Stream"
 	KV_TransferMastership_FullMethodName = "/livepaxos.v1.KV/TransferMastership"
+	KV_SetLimits_FullMethodName          = "/livepaxos.v1.KV/SetLimits"
+	KV_Limits_FullMethodName             = "/livepaxos.v1.KV/Limits"
 )
 
 // KVClient is the client API for KV service.
@@ -107,6 +109,13 @@ type KVClient interface {
 	// new master. A node that is not master refuses it (NOT_MASTER, naming
 	// the master).
 	TransferMastership(ctx context.Context, in *TransferMastershipRequest, opts ...grpc.CallOption) (*TransferMastershipResponse, error)
+	// SetLimits sets the group's value limit through the log: every replica
+	// applies commands by it from the instance it is chosen at (operators
+	// only). Values stored before it stay.
+	SetLimits(ctx context.Context, in *SetLimitsRequest, opts ...grpc.CallOption) (*LimitsResponse, error)
+	// Limits is the group's value limit as the answering node applied the
+	// log.
+	Limits(ctx context.Context, in *LimitsRequest, opts ...grpc.CallOption) (*LimitsResponse, error)
 }
 
 type kVClient struct {
@@ -288,6 +297,26 @@ func (c *kVClient) TransferMastership(ctx context.Context, in *TransferMastershi
 	return out, nil
 }
 
+func (c *kVClient) SetLimits(ctx context.Context, in *SetLimitsRequest, opts ...grpc.CallOption) (*LimitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LimitsResponse)
+	err := c.cc.Invoke(ctx, KV_SetLimits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kVClient) Limits(ctx context.Context, in *LimitsRequest, opts ...grpc.CallOption) (*LimitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LimitsResponse)
+	err := c.cc.Invoke(ctx, KV_Limits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KVServer is the server API for KV service.
 // All implementations must embed UnimplementedKVServer
 // for forward compatibility.
@@ -345,6 +374,13 @@ type KVServer interface {
 	// new master. A node that is not master refuses it (NOT_MASTER, naming
 	// the master).
 	TransferMastership(context.Context, *TransferMastershipRequest) (*TransferMastershipResponse, error)
+	// SetLimits sets the group's value limit through the log: every replica
+	// applies commands by it from the instance it is chosen at (operators
+	// only). Values stored before it stay.
+	SetLimits(context.Context, *SetLimitsRequest) (*LimitsResponse, error)
+	// Limits is the group's value limit as the answering node applied the
+	// log.
+	Limits(context.Context, *LimitsRequest) (*LimitsResponse, error)
 	mustEmbedUnimplementedKVServer()
 }
 
@@ -399,6 +435,12 @@ func (UnimplementedKVServer) Stream(grpc.BidiStreamingServer[StreamRequest, Stre
 }
 func (UnimplementedKVServer) TransferMastership(context.Context, *TransferMastershipRequest) (*TransferMastershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferMastership not implemented")
+}
+func (UnimplementedKVServer) SetLimits(context.Context, *SetLimitsRequest) (*LimitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetLimits not implemented")
+}
+func (UnimplementedKVServer) Limits(context.Context, *LimitsRequest) (*LimitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Limits not implemented")
 }
 func (UnimplementedKVServer) mustEmbedUnimplementedKVServer() {}
 func (UnimplementedKVServer) testEmbeddedByValue()            {}
@@ -666,6 +708,42 @@ func _KV_TransferMastership_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KV_SetLimits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetLimitsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).SetLimits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_SetLimits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).SetLimits(ctx, req.(*SetLimitsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KV_Limits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LimitsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).Limits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_Limits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).Limits(ctx, req.(*LimitsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KV_ServiceDesc is the grpc.ServiceDesc for KV service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -720,6 +798,14 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferMastership",
 			Handler:    _KV_TransferMastership_Handler,
+		},
+		{
+			MethodName: "SetLimits",
+			Handler:    _KV_SetLimits_Handler,
+		},
+		{
+			MethodName: "Limits",
+			Handler:    _KV_Limits_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -264,21 +264,27 @@ const (
 	Op_KIND_UNLOCK Op_Kind = 8
 	// KIND_LOCK_INFO reads the lock named key: its holders and waiters.
 	Op_KIND_LOCK_INFO Op_Kind = 9
+	// KIND_SET_LIMITS sets the group's value limit (max_value_bytes) from
+	// its instance on, on every replica alike (db.GroupLimits): alone in
+	// its MultiOp, proposed through the admin call SetLimits only (a
+	// client's Txn with it is refused).
+	Op_KIND_SET_LIMITS Op_Kind = 10
 )
 
 // Enum value maps for Op_Kind.
 var (
 	Op_Kind_name = map[int32]string{
-		0: "KIND_GET",
-		1: "KIND_PUT",
-		2: "KIND_DELETE",
-		3: "KIND_RANGE",
-		4: "KIND_SESSION_OPEN",
-		5: "KIND_SESSION_CLOSE",
-		6: "KIND_SESSION_EXPIRE",
-		7: "KIND_LOCK",
-		8: "KIND_UNLOCK",
-		9: "KIND_LOCK_INFO",
+		0:  "KIND_GET",
+		1:  "KIND_PUT",
+		2:  "KIND_DELETE",
+		3:  "KIND_RANGE",
+		4:  "KIND_SESSION_OPEN",
+		5:  "KIND_SESSION_CLOSE",
+		6:  "KIND_SESSION_EXPIRE",
+		7:  "KIND_LOCK",
+		8:  "KIND_UNLOCK",
+		9:  "KIND_LOCK_INFO",
+		10: "KIND_SET_LIMITS",
 	}
 	Op_Kind_value = map[string]int32{
 		"KIND_GET":            0,
@@ -291,6 +297,7 @@ var (
 		"KIND_LOCK":           7,
 		"KIND_UNLOCK":         8,
 		"KIND_LOCK_INFO":      9,
+		"KIND_SET_LIMITS":     10,
 	}
 )
 
@@ -2139,6 +2146,7 @@ type Op struct {
 	// for KIND_LOCK: how long the lock stays free of holders after its
 	// holder's session expired (0: the default; capped).
 	LockDelayMs   uint64 `protobuf:"varint,13,opt,name=lock_delay_ms,json=lockDelayMs,proto3" json:"lock_delay_ms,omitempty"`
+	MaxValueBytes uint64 `protobuf:"varint,14,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"` // for KIND_SET_LIMITS
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2260,6 +2268,13 @@ func (x *Op) GetWait() bool {
 func (x *Op) GetLockDelayMs() uint64 {
 	if x != nil {
 		return x.LockDelayMs
+	}
+	return 0
+}
+
+func (x *Op) GetMaxValueBytes() uint64 {
+	if x != nil {
+		return x.MaxValueBytes
 	}
 	return 0
 }
@@ -2600,13 +2615,18 @@ func (x *SeqResult) GetError() string {
 // LockServiceState is the sessions' and locks' part of a database
 // snapshot.
 type LockServiceState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NextSession   uint64                 `protobuf:"varint,1,opt,name=next_session,json=nextSession,proto3" json:"next_session,omitempty"`
-	NowMs         int64                  `protobuf:"varint,2,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
-	Sessions      []*SessionRecord       `protobuf:"bytes,3,rep,name=sessions,proto3" json:"sessions,omitempty"` // by id
-	Locks         []*LockRecord          `protobuf:"bytes,4,rep,name=locks,proto3" json:"locks,omitempty"`       // by name
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	NextSession uint64                 `protobuf:"varint,1,opt,name=next_session,json=nextSession,proto3" json:"next_session,omitempty"`
+	NowMs       int64                  `protobuf:"varint,2,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	Sessions    []*SessionRecord       `protobuf:"bytes,3,rep,name=sessions,proto3" json:"sessions,omitempty"` // by id
+	Locks       []*LockRecord          `protobuf:"bytes,4,rep,name=locks,proto3" json:"locks,omitempty"`       // by name
+	// The group's value limit (KIND_SET_LIMITS) and the instance it was set
+	// at; 0: the log never set one (db.GroupLimits). Replicated state beside
+	// the sessions and locks: snapshots and checksums carry it with them.
+	MaxValueBytes  uint64 `protobuf:"varint,5,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"`
+	LimitsInstance uint64 `protobuf:"varint,6,opt,name=limits_instance,json=limitsInstance,proto3" json:"limits_instance,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *LockServiceState) Reset() {
@@ -2665,6 +2685,20 @@ func (x *LockServiceState) GetLocks() []*LockRecord {
 		return x.Locks
 	}
 	return nil
+}
+
+func (x *LockServiceState) GetMaxValueBytes() uint64 {
+	if x != nil {
+		return x.MaxValueBytes
+	}
+	return 0
+}
+
+func (x *LockServiceState) GetLimitsInstance() uint64 {
+	if x != nil {
+		return x.LimitsInstance
+	}
+	return 0
 }
 
 // KeyValue is one key of a range with its metadata.
@@ -3105,9 +3139,14 @@ func (x *ReadRequest) GetConsistency() Consistency {
 // ClientRequest submits a command (an encoded MultiOp for the database) to a
 // node's proposer. The response goes to the sender.
 type ClientRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Command       []byte                 `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId uint64                 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Command   []byte                 `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	// admin: the command may hold an operator's op (KIND_SET_LIMITS). Set
+	// only by a node's client port after it authorized the caller as an
+	// operator, or by a peer (the peer port is the operators' own, as for
+	// MembersRequest).
+	Admin         bool `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3154,6 +3193,13 @@ func (x *ClientRequest) GetCommand() []byte {
 		return x.Command
 	}
 	return nil
+}
+
+func (x *ClientRequest) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
 }
 
 type ClientResponse struct {
@@ -5001,7 +5047,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x14KIND_CREATE_INSTANCE\x10\x04\x12\x15\n" +
 	"\x11KIND_MOD_INSTANCE\x10\x05\x12\x10\n" +
 	"\fKIND_VERSION\x10\x06\x12\x12\n" +
-	"\x0eKIND_SEQUENCER\x10\a\"\xa4\x04\n" +
+	"\x0eKIND_SEQUENCER\x10\a\"\xe1\x04\n" +
 	"\x02Op\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.livepaxos.v1.Op.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -5017,7 +5063,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	" \x01(\x04R\asession\x12\x16\n" +
 	"\x06shared\x18\v \x01(\bR\x06shared\x12\x12\n" +
 	"\x04wait\x18\f \x01(\bR\x04wait\x12\"\n" +
-	"\rlock_delay_ms\x18\r \x01(\x04R\vlockDelayMs\"\xbf\x01\n" +
+	"\rlock_delay_ms\x18\r \x01(\x04R\vlockDelayMs\x12&\n" +
+	"\x0fmax_value_bytes\x18\x0e \x01(\x04R\rmaxValueBytes\"\xd4\x01\n" +
 	"\x04Kind\x12\f\n" +
 	"\bKIND_GET\x10\x00\x12\f\n" +
 	"\bKIND_PUT\x10\x01\x12\x0f\n" +
@@ -5029,7 +5076,9 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x13KIND_SESSION_EXPIRE\x10\x06\x12\r\n" +
 	"\tKIND_LOCK\x10\a\x12\x0f\n" +
 	"\vKIND_UNLOCK\x10\b\x12\x12\n" +
-	"\x0eKIND_LOCK_INFO\x10\t\"S\n" +
+	"\x0eKIND_LOCK_INFO\x10\t\x12\x13\n" +
+	"\x0fKIND_SET_LIMITS\x10\n" +
+	"\"S\n" +
 	"\tSequencer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\fR\x04name\x12\x16\n" +
 	"\x06shared\x18\x02 \x01(\bR\x06shared\x12\x1a\n" +
@@ -5055,12 +5104,14 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\tSeqResult\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
 	"\x06result\x18\x02 \x01(\fR\x06result\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\xb5\x01\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\x86\x02\n" +
 	"\x10LockServiceState\x12!\n" +
 	"\fnext_session\x18\x01 \x01(\x04R\vnextSession\x12\x15\n" +
 	"\x06now_ms\x18\x02 \x01(\x03R\x05nowMs\x127\n" +
 	"\bsessions\x18\x03 \x03(\v2\x1b.livepaxos.v1.SessionRecordR\bsessions\x12.\n" +
-	"\x05locks\x18\x04 \x03(\v2\x18.livepaxos.v1.LockRecordR\x05locks\"\xae\x01\n" +
+	"\x05locks\x18\x04 \x03(\v2\x18.livepaxos.v1.LockRecordR\x05locks\x12&\n" +
+	"\x0fmax_value_bytes\x18\x05 \x01(\x04R\rmaxValueBytes\x12'\n" +
+	"\x0flimits_instance\x18\x06 \x01(\x04R\x0elimitsInstance\"\xae\x01\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12'\n" +
@@ -5097,11 +5148,12 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\fR\x05query\x12;\n" +
-	"\vconsistency\x18\x03 \x01(\x0e2\x19.livepaxos.v1.ConsistencyR\vconsistency\"H\n" +
+	"\vconsistency\x18\x03 \x01(\x0e2\x19.livepaxos.v1.ConsistencyR\vconsistency\"^\n" +
 	"\rClientRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x18\n" +
-	"\acommand\x18\x02 \x01(\fR\acommand\"\x98\x02\n" +
+	"\acommand\x18\x02 \x01(\fR\acommand\x12\x14\n" +
+	"\x05admin\x18\x03 \x01(\bR\x05admin\"\x98\x02\n" +
 	"\x0eClientResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12+\n" +

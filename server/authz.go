@@ -19,10 +19,12 @@ import (
 
 // adminMethods change or inspect the group as a whole: with client
 // certificates on, only the certificates Config.AdminNames names may call
-// them. Reads, writes, status and the member list are for every client.
+// them. Reads, writes, status, the member list and the limits are for
+// every client.
 var adminMethods = []string{
 	"/livepaxos.v1.KV/ChangeMembers",
 	"/livepaxos.v1.KV/Check",
+	"/livepaxos.v1.KV/SetLimits",
 	"/livepaxos.v1.KV/Snapshot",
 	"/livepaxos.v1.KV/SnapshotSave", // streams: checked in the handler
 	"/livepaxos.v1.KV/TransferMastership",

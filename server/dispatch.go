@@ -30,6 +30,7 @@ const (
 type request struct {
 	kind        kind
 	payload     []byte // writes and reads: the encoded MultiOp
+	admin       bool   // a write the caller was authorized for as an operator (SetLimits)
 	consistency messages.Consistency
 	members     *messages.MembersRequest
 	session     uint64 // kindKeepAlive: one session, or
@@ -140,7 +141,7 @@ func (r *request) message(id uint64) any {
 	case kindKeepAlive:
 		return &messages.KeepAliveRequest{RequestId: id, Session: r.session, Sessions: r.sessions}
 	}
-	return &messages.ClientRequest{RequestId: id, Command: r.payload}
+	return &messages.ClientRequest{RequestId: id, Command: r.payload, Admin: r.admin}
 }
 
 // settle decides what an attempt's outcome means: the final answer, or

@@ -28,7 +28,8 @@ func TestAdminMethodsNeedAnOperatorCertificate(t *testing.T) {
 		t.Fatalf("put with a client certificate: exit %d\n%s", r.code, r.stderr)
 	}
 	backup := filepath.Join(t.TempDir(), "backup.lps")
-	for _, args := range [][]string{{"check"}, {"snapshot"}, {"snapshot", "save", backup}, {"members", "add", "9=127.0.0.1:1"}} {
+	for _, args := range [][]string{{"check"}, {"snapshot"}, {"snapshot", "save", backup}, {"members", "add", "9=127.0.0.1:1"},
+		{"limits", "set", "--max-value-bytes", "10"}} {
 		r := as("client", args...)
 		if r.code == 0 || !strings.Contains(r.stderr, "operator's client certificate") {
 			t.Fatalf("%s with a client's certificate: exit %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)

@@ -134,7 +134,8 @@ type nodeProc struct {
 	exitErr  error         // of the current run, once done is closed
 	runStart int64         // offset in logPath where the current run begins
 	runs     int
-	join     bool // started with --join: in no member list (see addJoiner)
+	join     bool     // started with --join: in no member list (see addJoiner)
+	extra    []string // this node's own flags, after the cluster's
 }
 
 // testCluster is a set of node processes sharing one --peers list.
@@ -182,6 +183,8 @@ type clusterOpts struct {
 	// beforeStart, if set, runs once the nodes' ports and directories are
 	// picked, before any starts (c.peers names them all).
 	beforeStart func(c *testCluster)
+	// nodeFlags, if set, are node id's own flags (ids from 1).
+	nodeFlags map[int][]string
 }
 
 func newClusterOpts(t *testing.T, n int, opts clusterOpts, extra ...string) *testCluster {
@@ -206,6 +209,7 @@ func newClusterOpts(t *testing.T, n int, opts clusterOpts, extra ...string) *tes
 			clientAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i-2])),
 			dataDir:    filepath.Join(dataRoot, fmt.Sprintf("n%d", i)),
 			logPath:    filepath.Join(c.dir, fmt.Sprintf("n%d.log", i)),
+			extra:      opts.nodeFlags[i],
 		}
 		if opts.metrics {
 			np.metricsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[3*i-1]))
@@ -314,7 +318,7 @@ func (c *testCluster) nodeArgs(id int) []string {
 	if n.metricsAddr != "" {
 		args = append(args, "--metrics", n.metricsAddr)
 	}
-	return append(args, c.extra...)
+	return append(append(args, c.extra...), n.extra...)
 }
 
 // start runs node id (again), appending its output to its log. It does not

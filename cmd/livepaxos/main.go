@@ -44,7 +44,7 @@ func newRootCmd() *cobra.Command {
 		return fmt.Errorf("%w: %v (see '%s --help')", errUsage, err, c.CommandPath())
 	})
 	root.AddCommand(newNodeCmd(), newPutCmd(), newGetCmd(), newDelCmd(), newCasCmd(),
-		newTxnCmd(), newStatusCmd(), newMembersCmd(), newSnapshotCmd(), newRestoreCmd(), newCheckCmd(), newHealthCmd(), newBenchCmd(), newCertsCmd(),
+		newTxnCmd(), newStatusCmd(), newMembersCmd(), newLimitsCmd(), newSnapshotCmd(), newRestoreCmd(), newCheckCmd(), newHealthCmd(), newBenchCmd(), newCertsCmd(),
 		newLockCmd(), newWatchCmd(), newElectCmd())
 	return root
 }

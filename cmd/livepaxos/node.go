@@ -98,7 +98,8 @@ master forwards it to the master and answers on the caller's connection.`,
 	fl.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn, error or off")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text (key=value lines) or json (one JSON object a line)")
 	fl.StringVar(&f.config, "config", "", "YAML file of node flags (flag names as keys); the command line wins over it, and it over LIVEPAXOS_* environment variables")
-	fl.IntVar(&f.maxValueBytes, "max-value-bytes", db.DefaultMaxValueBytes, "largest value accepted")
+	fl.IntVar(&f.maxValueBytes, "max-value-bytes", db.DefaultMaxValueBytes,
+		"largest value this node takes in while the group has no limit of its own; once 'livepaxos limits set' chose one through the log, that one alone counts, at every node and at apply (at most 1 MiB)")
 	fl.Int64Var(&f.minFreeBytes, "min-free-bytes", actors.DefaultMinFreeBytes,
 		"while the data directory's disk has less free, a master refuses writes (no space) and goes on serving reads; -1: never")
 	fl.DurationVar(&f.electionMin, "election-timeout", 700*time.Millisecond, "minimum time without a master before a node campaigns (randomized up to 2x)")
@@ -150,8 +151,8 @@ func runNode(f nodeFlags) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if f.maxValueBytes <= 0 {
-		return fmt.Errorf("%w: --max-value-bytes must be positive", errUsage)
+	if f.maxValueBytes <= 0 || f.maxValueBytes > db.MaxValueBytesCeiling {
+		return fmt.Errorf("%w: --max-value-bytes must be 1 to %d", errUsage, db.MaxValueBytesCeiling)
 	}
 	if f.electionMin <= 0 {
 		return fmt.Errorf("%w: --election-timeout must be positive", errUsage)
@@ -198,19 +199,20 @@ func runNode(f nodeFlags) error {
 	open := func() (*actors.Replica, error) {
 		kv = db.NewWithLimits(limits)
 		return actors.NewReplica(actors.Config{
-			NodeID:          f.id,
-			Peers:           peers,
-			Learners:        learners,
-			Join:            f.join,
-			SelfAddress:     self,
-			DataDir:         f.data,
-			ClusterID:       f.clusterID,
-			ClientAddress:   addrs.clientAdvertise,
-			StateMachine:    kv,
-			ValidateCommand: validator(limits),
-			MaxCommandBytes: maxCommandBytes(limits),
-			Logger:          logger,
-			Proposer:        paxosTuning(f),
+			NodeID:               f.id,
+			Peers:                peers,
+			Learners:             learners,
+			Join:                 f.join,
+			SelfAddress:          self,
+			DataDir:              f.data,
+			ClusterID:            f.clusterID,
+			ClientAddress:        addrs.clientAdvertise,
+			StateMachine:         kv,
+			ValidateCommand:      validator(kv, false),
+			ValidateAdminCommand: validator(kv, true),
+			MaxCommandBytes:      db.MaxCommandBytes,
+			Logger:               logger,
+			Proposer:             paxosTuning(f),
 			// 0 on the command line is "never": -1 in the config.
 			SnapshotEvery:    orNever(f.snapEvery),
 			SnapshotLogBytes: orNever(f.snapLogBytes),
@@ -266,8 +268,8 @@ func runNode(f nodeFlags) error {
 		rem.Shutdown(false)
 		return err
 	}
-	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(limits), AdminNames: f.tls.adminNames,
-		MaxCommandBytes: maxCommandBytes(limits), DataDir: f.data, ObserveRequest: observe, DB: kv, Logger: logger})
+	api, err := server.New(server.Config{Replica: replica, System: sys, Validate: validateOp(kv), AdminNames: f.tls.adminNames,
+		MaxCommandBytes: db.MaxCommandBytes, DataDir: f.data, ObserveRequest: observe, DB: kv, Logger: logger})
 	if err != nil {
 		rem.Shutdown(false)
 		return err
@@ -346,15 +348,20 @@ func defaultClusterID(peers cluster.Peers) string {
 }
 
 // validator refuses a command that is not a valid MultiOp before anything
-// is proposed.
-func validator(limits db.Limits) func([]byte) error {
-	return func(b []byte) error { return tooLarge(limits.ValidateClientEncoded(b)) }
+// is proposed, by the limits in force (the group's once the log set them,
+// else this node's --max-value-bytes: db.KV.Limits). admin: an operator's
+// command, which may change the group's limits.
+func validator(kv *db.KV, admin bool) func([]byte) error {
+	if admin {
+		return func(b []byte) error { return tooLarge(kv.Limits().ValidateEncoded(b)) }
+	}
+	return func(b []byte) error { return tooLarge(kv.Limits().ValidateClientEncoded(b)) }
 }
 
-// validateOp checks a MultiOp against the database's limits, as validator
-// does an encoded one.
-func validateOp(limits db.Limits) func(*messages.MultiOp) error {
-	return func(op *messages.MultiOp) error { return tooLarge(limits.ValidateClient(op)) }
+// validateOp checks a client's MultiOp at the node that took it, as
+// validator does an encoded one.
+func validateOp(kv *db.KV) func(*messages.MultiOp) error {
+	return func(op *messages.MultiOp) error { return tooLarge(kv.Limits().ValidateClient(op)) }
 }
 
 // tooLarge makes a size error wrap actors.ErrTooLarge, so that it reaches
@@ -365,10 +372,6 @@ func tooLarge(err error) error {
 	}
 	return err
 }
-
-// maxCommandBytes is the largest encoded command: a value at the limit,
-// with room for its key and the MultiOp around it.
-func maxCommandBytes(limits db.Limits) int { return limits.MaxValueBytes + 64<<10 }
 
 // orNever maps a flag's 0 ("never") to the config's negative value (0
 // there takes the default).

@@ -1,0 +1,69 @@
+package tests
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Issue 15 item 5: the value limit is the group's, chosen through the
+// log. Nodes started with different --max-value-bytes agree on it once
+// 'limits set' chose one: each reports it set at the same instance, each
+// takes in values up to it whatever its own flag, and a larger one is
+// refused as too large; a node restarted from a snapshot still has it.
+func TestGroupValueLimitIsChosenThroughTheLog(t *testing.T) {
+	c := newClusterOpts(t, 3, clusterOpts{nodeFlags: map[int][]string{
+		1: {"--max-value-bytes", "100"}, 3: {"--max-value-bytes", "1000"}}})
+	c.waitWritable(30 * time.Second)
+	cli := func(node int, args ...string) cliResult {
+		return runCLI(t, c.bin, nil, append(args, "--endpoints", c.node(node).clientAddr, "--timeout", "20s")...)
+	}
+	value := func(n int) string { return strings.Repeat("v", n) }
+
+	// No group limit yet: each node's own flag is its door check (which
+	// node's refuses depends on where a request goes; Apply takes none).
+	if r := cli(1, "limits", "get"); r.code != 0 || !strings.Contains(r.stdout, "max-value-bytes 100 (node 1's own") {
+		t.Fatalf("limits get at node 1: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	r := cli(2, "limits", "set", "--max-value-bytes", "500")
+	m := regexp.MustCompile(`max-value-bytes 500 \(the group's, set at instance (\d+);`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil {
+		t.Fatalf("limits set: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	want := func(id int) string {
+		return fmt.Sprintf("max-value-bytes 500 (the group's, set at instance %s; node %d)", m[1], id)
+	}
+	waitFor(t, 20*time.Second, "every node to apply the limit", func() error {
+		for id := 1; id <= 3; id++ {
+			if r := cli(id, "limits", "get"); !strings.Contains(r.stdout, want(id)) {
+				return fmt.Errorf("node %d: exit %d: %s%s", id, r.code, r.stdout, r.stderr)
+			}
+		}
+		return nil
+	})
+	for id := 1; id <= 3; id++ {
+		if r := cli(id, "put", fmt.Sprint("k", id), value(500)); r.code != 0 {
+			t.Fatalf("a 500-byte put at node %d: exit %d\n%s", id, r.code, r.stderr)
+		}
+		if r := cli(id, "put", "k", value(501)); r.code != 1 || !strings.Contains(r.stderr, "too large") {
+			t.Fatalf("a 501-byte put at node %d: exit %d, want 1 (too large)\n%s", id, r.code, r.stderr)
+		}
+	}
+
+	// Node 3 snapshots, restarts from its snapshot, and still has it.
+	if r := cli(3, "snapshot"); r.code != 0 {
+		t.Fatalf("snapshot: exit %d\n%s", r.code, r.stderr)
+	}
+	c.stop(3)
+	c.start(3)
+	c.waitServing(3, 30*time.Second)
+	if r := cli(3, "limits", "get"); !strings.Contains(r.stdout, want(3)) {
+		t.Fatalf("node 3 after a restart from its snapshot: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(3, "check"); r.code != 0 {
+		t.Fatalf("consistency check: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

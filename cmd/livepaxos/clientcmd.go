@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"sync"
@@ -33,6 +34,19 @@ func clientCmd(cmd *cobra.Command, setup func(cmd *cobra.Command, args []string,
 	}
 	f.add(cmd)
 	return cmd
+}
+
+// printAnswer is a clientRun that makes one call and prints its answer
+// with format.
+func printAnswer[T any](cmd *cobra.Command, format string, call func(ctx context.Context, c *client.Client) (T, error)) clientRun {
+	return func(ctx context.Context, c *client.Client) error {
+		v, err := call(ctx, c)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), format, v)
+		return nil
+	}
 }
 
 // untilInterrupted is withClient for a command that runs until it is

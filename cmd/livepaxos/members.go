@@ -48,14 +48,9 @@ with SIGTERM does the same first when it is master.`,
 			}
 			to = id
 		}
-		return func(ctx context.Context, c *client.Client) error {
-			id, err := c.TransferMastership(ctx, to)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "node %d is master\n", id)
-			return nil
-		}, nil
+		return printAnswer(cmd, "node %d is master\n", func(ctx context.Context, c *client.Client) (uint32, error) {
+			return c.TransferMastership(ctx, to)
+		}), nil
 	})
 }
 
@@ -107,14 +102,9 @@ func newMembersChangeCmd(verb string) *cobra.Command {
 				req.Remove = id
 			}
 		}
-		return func(ctx context.Context, c *client.Client) error {
-			v, err := c.ChangeMembers(ctx, req)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "membership version %d\n", v)
-			return nil
-		}, nil
+		return printAnswer(cmd, "membership version %d\n", func(ctx context.Context, c *client.Client) (uint64, error) {
+			return c.ChangeMembers(ctx, req)
+		}), nil
 	})
 }
 

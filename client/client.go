@@ -236,20 +236,9 @@ func (c *Client) Read(ctx context.Context, op *messages.MultiOp, consistency Con
 	if !db.IsReadOnly(op) {
 		return nil, fmt.Errorf("%w: Read takes a read-only MultiOp; use Txn", ErrInvalid)
 	}
-	if err := c.cfg.Limits.Validate(op); err != nil {
-		return nil, mapValidation(err)
-	}
-	payload, err := proto.Marshal(op)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	r, endpoint, err := c.call(ctx, &messages.StreamCall{Op: payload, Consistency: consistency}, true)
+	res, r, endpoint, err := c.multiOp(ctx, op, &messages.StreamCall{Consistency: consistency}, true)
 	if err != nil {
 		return nil, err
-	}
-	res := &messages.MultiOpResult{}
-	if err := proto.Unmarshal(r.Result, res); err != nil {
-		return nil, fmt.Errorf("%w: undecodable result: %v", ErrInvalid, err)
 	}
 	h := r.GetHeader()
 	return &ReadResult{MultiOpResult: res, Applied: h.GetInstance(), Epoch: h.GetEpoch(), Behind: h.GetBehind(),
@@ -299,22 +288,32 @@ func (c *Client) Txn(ctx context.Context, op *messages.MultiOp) (*messages.Multi
 }
 
 func (c *Client) txn(ctx context.Context, op *messages.MultiOp, idempotent bool) (*messages.MultiOpResult, error) {
+	res, _, _, err := c.multiOp(ctx, op, &messages.StreamCall{Write: true}, idempotent)
+	return res, err
+}
+
+// multiOp is Read's and Txn's shared path: op checked against the limits
+// before anything is sent (a refusal changes nothing), sent as call's Op,
+// and the answer decoded. It returns the result, the answer it came in
+// (its header) and the endpoint that gave it.
+func (c *Client) multiOp(ctx context.Context, op *messages.MultiOp, call *messages.StreamCall, idempotent bool) (*messages.MultiOpResult, *messages.StreamResult, string, error) {
 	if err := c.cfg.Limits.Validate(op); err != nil {
-		return nil, mapValidation(err)
+		return nil, nil, "", mapValidation(err)
 	}
 	payload, err := proto.Marshal(op)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, nil, "", fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	r, _, err := c.call(ctx, &messages.StreamCall{Write: true, Op: payload}, idempotent)
+	call.Op = payload
+	r, endpoint, err := c.call(ctx, call, idempotent)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	res := &messages.MultiOpResult{}
 	if err := proto.Unmarshal(r.Result, res); err != nil {
-		return nil, fmt.Errorf("%w: undecodable result: %v", ErrInvalid, err)
+		return nil, nil, "", fmt.Errorf("%w: undecodable result: %v", ErrInvalid, err)
 	}
-	return res, nil
+	return res, r, endpoint, nil
 }
 
 // withDeadline bounds ctx by CallTimeout when it has no deadline.

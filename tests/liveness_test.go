@@ -31,15 +31,7 @@ func TestLivenessPartialPartitions(t *testing.T) {
 
 	t.Run("master-cut-one-way", func(t *testing.T) {
 		c.t = t
-		m := c.waitMaster(20 * time.Second)
-		watch := c.watchMasters()
-		w := c.startWriter(c.endpoints())
-		for _, n := range c.nodes {
-			if n.id != m {
-				c.lab.CutFrom(n.host, c.node(m).host)
-			}
-		}
-		cut := time.Now()
+		m, watch, w, cut := c.cutMasterOff(false)
 		first := w.firstAfter(t, cut, 10*time.Second)
 		t.Logf("one-way cut of master %d: first write %v after the cut", m, first.Sub(cut).Round(time.Millisecond))
 		if d := first.Sub(cut); d > 3*time.Second {
@@ -63,24 +55,12 @@ func TestLivenessPartialPartitions(t *testing.T) {
 			}
 			cl.Close()
 		}
-		c.checkOverlap(t, watch.stop())
-		c.lab.HealAll()
-		c.waitMaster(20 * time.Second)
-		c.waitConverged(20 * time.Second)
+		c.healAfterCut(watch)
 	})
 
 	t.Run("master-cut-both-ways", func(t *testing.T) {
 		c.t = t
-		m := c.waitMaster(20 * time.Second)
-		watch := c.watchMasters()
-		w := c.startWriter(c.endpoints())
-		for _, n := range c.nodes {
-			if n.id != m {
-				c.lab.CutFrom(n.host, c.node(m).host)
-				c.lab.CutFrom(c.node(m).host, n.host)
-			}
-		}
-		cut := time.Now()
+		m, watch, w, cut := c.cutMasterOff(true)
 		first := w.firstAfter(t, cut, 10*time.Second)
 		t.Logf("master %d cut both ways: first write %v after the cut", m, first.Sub(cut).Round(time.Millisecond))
 		w.stop()
@@ -90,10 +70,7 @@ func TestLivenessPartialPartitions(t *testing.T) {
 			}
 			return nil
 		})
-		c.checkOverlap(t, watch.stop())
-		c.lab.HealAll()
-		c.waitMaster(20 * time.Second)
-		c.waitConverged(20 * time.Second)
+		c.healAfterCut(watch)
 	})
 
 	t.Run("isolated-follower-rejoins", func(t *testing.T) {
@@ -134,6 +111,38 @@ func TestLivenessPartialPartitions(t *testing.T) {
 		t.Logf("master %d kept its mastership (ballot %d before, %d after: boosts only)", m, before.Ballot, after.Ballot)
 		c.waitConverged(20 * time.Second)
 	})
+}
+
+// cutMasterOff starts a master-cut scenario: with a watch on how long two
+// nodes say they are master at once and a writer through every endpoint
+// running, it drops the packets of the master's peers to it (and, with
+// bothWays, its packets to them). It returns the master cut off, the watch,
+// the writer, and when the cut took hold.
+func (c *testCluster) cutMasterOff(bothWays bool) (int, *masterWatch, *writer, time.Time) {
+	c.t.Helper()
+	m := c.waitMaster(20 * time.Second)
+	watch := c.watchMasters()
+	w := c.startWriter(c.endpoints())
+	for _, n := range c.nodes {
+		if n.id != m {
+			c.lab.CutFrom(n.host, c.node(m).host)
+			if bothWays {
+				c.lab.CutFrom(c.node(m).host, n.host)
+			}
+		}
+	}
+	return m, watch, w, time.Now()
+}
+
+// healAfterCut ends a master-cut scenario: it fails the test if two nodes
+// said they were master at once for longer than a lease, heals every cut
+// and waits for a master and for the nodes to converge again.
+func (c *testCluster) healAfterCut(watch *masterWatch) {
+	c.t.Helper()
+	c.checkOverlap(c.t, watch.stop())
+	c.lab.HealAll()
+	c.waitMaster(20 * time.Second)
+	c.waitConverged(20 * time.Second)
 }
 
 // soloClient is a client given one endpoint only.

@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,6 +34,41 @@ func clientCmd(cmd *cobra.Command, setup func(cmd *cobra.Command, args []string,
 	}
 	f.add(cmd)
 	return cmd
+}
+
+// printAnswer is a clientRun that makes one call and prints its answer
+// with format.
+func printAnswer[T any](cmd *cobra.Command, format string, call func(ctx context.Context, c *client.Client) (T, error)) clientRun {
+	return func(ctx context.Context, c *client.Client) error {
+		v, err := call(ctx, c)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), format, v)
+		return nil
+	}
+}
+
+// untilInterrupted is withClient for a command that runs until it is
+// interrupted (elect, lock, watch): run's context ends on SIGINT or
+// SIGTERM, not after --timeout.
+func (f *clientFlags) untilInterrupted(run clientRun) error {
+	c, err := f.dial(1)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, c)
+}
+
+// closeSession closes s, giving the master up to timeout to end it; a
+// context from a command that was interrupted would not leave it that.
+func closeSession(s *client.Session, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	s.Close(ctx)
 }
 
 // endpointsCmd is clientCmd for a command that speaks to each of the

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,47 +29,37 @@ ends (exit 1). With --observe, print each leader's value as it is elected
 			return fmt.Errorf("%w: want elect NAME VALUE, or elect NAME --observe", errUsage)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.dial(1)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			sigs, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			w := cmd.OutOrStdout()
-			if observe {
-				for v := range c.Observe(sigs, args[0]) {
-					if v == nil {
-						fmt.Fprintln(w, "none")
-					} else {
-						fmt.Fprintf(w, "leader %s\n", v)
+			return f.untilInterrupted(func(sigs context.Context, c *client.Client) error {
+				w := cmd.OutOrStdout()
+				if observe {
+					for v := range c.Observe(sigs, args[0]) {
+						if v == nil {
+							fmt.Fprintln(w, "none")
+						} else {
+							fmt.Fprintf(w, "leader %s\n", v)
+						}
 					}
+					return nil
 				}
-				return nil
-			}
-			s, err := c.NewSession(sigs, client.SessionOptions{TTL: ttl})
-			if err != nil {
-				return err
-			}
-			closeSession := func() {
-				ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-				defer cancel()
-				s.Close(ctx)
-			}
-			defer closeSession()
-			l, err := s.Campaign(sigs, args[0], []byte(args[1]))
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "elected %s %s\n", args[0], args[1])
-			select {
-			case <-l.Lost():
-				return fmt.Errorf("leadership of %s lost: %v", args[0], s.Err())
-			case <-sigs.Done():
-				ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-				defer cancel()
-				return l.Resign(ctx)
-			}
+				s, err := c.NewSession(sigs, client.SessionOptions{TTL: ttl})
+				if err != nil {
+					return err
+				}
+				defer closeSession(s, f.timeout)
+				l, err := s.Campaign(sigs, args[0], []byte(args[1]))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "elected %s %s\n", args[0], args[1])
+				select {
+				case <-l.Lost():
+					return fmt.Errorf("leadership of %s lost: %v", args[0], s.Err())
+				case <-sigs.Done():
+					ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+					defer cancel()
+					return l.Resign(ctx)
+				}
+			})
 		},
 	}
 	f.add(cmd)

@@ -85,56 +85,52 @@ func (f *clientFlags) withClient(fn func(ctx context.Context, c *client.Client) 
 }
 
 func newPutCmd() *cobra.Command {
-	var f clientFlags
 	var sequencer string
-	cmd := &cobra.Command{
+	cmd := clientCmd(&cobra.Command{
 		Use:   "put KEY VALUE",
 		Short: "Set a key (VALUE '-' reads standard input)",
 		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			val := []byte(args[1])
-			if args[1] == "-" {
-				b, err := io.ReadAll(cmd.InOrStdin())
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		val := []byte(args[1])
+		if args[1] == "-" {
+			b, err := io.ReadAll(cmd.InOrStdin())
+			if err != nil {
+				return nil, err
+			}
+			val = b
+		}
+		var seq *messages.Sequencer
+		if sequencer != "" {
+			var err error
+			if seq, err = db.ParseSequencer(sequencer); err != nil {
+				return nil, fmt.Errorf("%w: --sequencer: %v", errUsage, err)
+			}
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			if seq != nil {
+				res, err := c.Txn(ctx, &messages.MultiOp{Guard: []*messages.Test{db.SequencerHolds(seq)},
+					TOp: []*messages.Op{{Kind: messages.Op_KIND_PUT, Key: []byte(args[0]), Value: val}}})
 				if err != nil {
 					return err
 				}
-				val = b
-			}
-			var seq *messages.Sequencer
-			if sequencer != "" {
-				var err error
-				if seq, err = db.ParseSequencer(sequencer); err != nil {
-					return fmt.Errorf("%w: --sequencer: %v", errUsage, err)
+				if !res.Succeeded {
+					return fmt.Errorf("sequencer %s no longer holds its lock: not written", sequencer)
 				}
+			} else if err := c.Put(ctx, []byte(args[0]), val); err != nil {
+				return err
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				if seq != nil {
-					res, err := c.Txn(ctx, &messages.MultiOp{Guard: []*messages.Test{db.SequencerHolds(seq)},
-						TOp: []*messages.Op{{Kind: messages.Op_KIND_PUT, Key: []byte(args[0]), Value: val}}})
-					if err != nil {
-						return err
-					}
-					if !res.Succeeded {
-						return fmt.Errorf("sequencer %s no longer holds its lock: not written", sequencer)
-					}
-				} else if err := c.Put(ctx, []byte(args[0]), val); err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), "OK")
-				return nil
-			})
-		},
-	}
-	f.add(cmd)
+			fmt.Fprintln(cmd.OutOrStdout(), "OK")
+			return nil
+		}, nil
+	})
 	cmd.Flags().StringVar(&sequencer, "sequencer", "", "write only while this lock acquisition (a lock command's LIVEPAXOS_SEQUENCER) holds")
 	return cmd
 }
 
 func newGetCmd() *cobra.Command {
-	var f clientFlags
 	var consistency, prefix string
 	var limit int
-	cmd := &cobra.Command{
+	cmd := clientCmd(&cobra.Command{
 		Use:   "get KEY | get --prefix P [--limit N]",
 		Short: "Print a key's value (exit status 1 if absent), or the keys under a prefix",
 		Long: `Print a key's value. --consistency chooses the read (§5.2):
@@ -158,40 +154,38 @@ is read page after page.`,
 			}
 			return exactArgs(1)(cmd, args)
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cons, err := client.ParseConsistency(consistency)
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		cons, err := client.ParseConsistency(consistency)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if limit < 0 {
+			return nil, fmt.Errorf("%w: --limit %d: want 0 or more", errUsage, limit)
+		}
+		if cmd.Flags().Changed("prefix") {
+			return func(ctx context.Context, c *client.Client) error {
+				return printPrefix(ctx, cmd, c, []byte(prefix), limit, cons)
+			}, nil
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			res, err := c.Read(ctx, db.Get([]byte(args[0])), cons)
 			if err != nil {
-				return fmt.Errorf("%w: %v", errUsage, err)
+				return err
 			}
-			if limit < 0 {
-				return fmt.Errorf("%w: --limit %d: want 0 or more", errUsage, limit)
+			if cons == client.Stale {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: applied %d, %d behind\n", res.Endpoint, res.Applied, res.Behind)
 			}
-			if cmd.Flags().Changed("prefix") {
-				return f.withClient(func(ctx context.Context, c *client.Client) error {
-					return printPrefix(ctx, cmd, c, []byte(prefix), limit, cons)
-				})
+			if len(res.Results) != 1 {
+				return fmt.Errorf("get answered with %d results", len(res.Results))
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				res, err := c.Read(ctx, db.Get([]byte(args[0])), cons)
-				if err != nil {
-					return err
-				}
-				if cons == client.Stale {
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: applied %d, %d behind\n", res.Endpoint, res.Applied, res.Behind)
-				}
-				if len(res.Results) != 1 {
-					return fmt.Errorf("get answered with %d results", len(res.Results))
-				}
-				v, found := res.Results[0].Value, res.Results[0].Found
-				if !found {
-					return fmt.Errorf("key %q not found", args[0])
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\n", v)
-				return nil
-			})
-		},
-	}
-	f.add(cmd)
+			v, found := res.Results[0].Value, res.Results[0].Found
+			if !found {
+				return fmt.Errorf("key %q not found", args[0])
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", v)
+			return nil
+		}, nil
+	})
 	cmd.Flags().StringVar(&consistency, "consistency", "lease", "lease, quorum or stale")
 	cmd.Flags().StringVar(&prefix, "prefix", "", "print the keys that start with this prefix")
 	cmd.Flags().IntVar(&limit, "limit", 0, "with --prefix: at most this many keys (0: all)")
@@ -227,58 +221,51 @@ func printPrefix(ctx context.Context, cmd *cobra.Command, c *client.Client, pref
 }
 
 func newDelCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
+	return clientCmd(&cobra.Command{
 		Use:   "del KEY",
 		Short: "Delete a key (prints whether it existed)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				existed, err := c.Delete(ctx, []byte(args[0]))
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), map[bool]string{true: "deleted", false: "absent"}[existed])
-				return nil
-			})
-		},
-	}
-	f.add(cmd)
-	return cmd
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		return func(ctx context.Context, c *client.Client) error {
+			existed, err := c.Delete(ctx, []byte(args[0]))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), map[bool]string{true: "deleted", false: "absent"}[existed])
+			return nil
+		}, nil
+	})
 }
 
 func newCasCmd() *cobra.Command {
-	var f clientFlags
 	var absent bool
-	cmd := &cobra.Command{
+	cmd := clientCmd(&cobra.Command{
 		Use:   "cas KEY OLD NEW",
 		Short: "Set KEY to NEW if it holds OLD (with --absent: KEY NEW, if KEY is absent); exit status 1 if not swapped",
 		Args:  rangeArgs(2, 3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var old, nv []byte
-			switch {
-			case absent && len(args) == 2:
-				nv = []byte(args[1])
-			case !absent && len(args) == 3:
-				old, nv = []byte(args[1]), []byte(args[2])
-			default:
-				return fmt.Errorf("%w: cas takes KEY OLD NEW, or KEY NEW with --absent", errUsage)
+	}, func(cmd *cobra.Command, args []string, _ *clientFlags) (clientRun, error) {
+		var old, nv []byte
+		switch {
+		case absent && len(args) == 2:
+			nv = []byte(args[1])
+		case !absent && len(args) == 3:
+			old, nv = []byte(args[1]), []byte(args[2])
+		default:
+			return nil, fmt.Errorf("%w: cas takes KEY OLD NEW, or KEY NEW with --absent", errUsage)
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			ok, cur, err := c.CompareAndSwap(ctx, []byte(args[0]), old, nv)
+			if err != nil {
+				return err
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				ok, cur, err := c.CompareAndSwap(ctx, []byte(args[0]), old, nv)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return fmt.Errorf("not swapped: current value %q", cur)
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), "OK")
-				return nil
-			})
-		},
-	}
+			if !ok {
+				return fmt.Errorf("not swapped: current value %q", cur)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "OK")
+			return nil
+		}, nil
+	})
 	cmd.Flags().BoolVar(&absent, "absent", false, "swap only if the key is absent")
-	f.add(cmd)
 	return cmd
 }
 
@@ -316,10 +303,9 @@ func readTxnJSON(r io.Reader) (txnJSON, error) {
 }
 
 func newTxnCmd() *cobra.Command {
-	var f clientFlags
 	var guards, thens, elses []string
 	var jsonIn string
-	cmd := &cobra.Command{
+	cmd := clientCmd(&cobra.Command{
 		Use:   "txn",
 		Short: "Run one MultiOp: a guard, ops if it holds, ops if not",
 		Long: `Run one MultiOp atomically. Give it with flags:
@@ -331,55 +317,53 @@ or as JSON with --json FILE ('-' for standard input):
   {"guard":[{"op":"equals","key":"k","value":"v"}],"then":[{"op":"put","key":"k","value":"w"}],"else":[]}
 Prints the outcome and each result as JSON.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var t txnJSON
-			if jsonIn != "" {
-				if len(guards)+len(thens)+len(elses) > 0 {
-					return fmt.Errorf("%w: give the MultiOp with --json or with flags, not both", errUsage)
-				}
-				var r io.Reader = cmd.InOrStdin()
-				if jsonIn != "-" {
-					fh, err := os.Open(jsonIn)
-					if err != nil {
-						return err
-					}
-					defer fh.Close()
-					r = fh
-				}
-				var err error
-				if t, err = readTxnJSON(r); err != nil {
-					return err
-				}
-			} else {
-				var err error
-				if t.Guard, err = parseItems(guards, true); err != nil {
-					return err
-				}
-				if t.Then, err = parseItems(thens, false); err != nil {
-					return err
-				}
-				if t.Else, err = parseItems(elses, false); err != nil {
-					return err
-				}
+	}, func(cmd *cobra.Command, _ []string, _ *clientFlags) (clientRun, error) {
+		var t txnJSON
+		if jsonIn != "" {
+			if len(guards)+len(thens)+len(elses) > 0 {
+				return nil, fmt.Errorf("%w: give the MultiOp with --json or with flags, not both", errUsage)
 			}
-			op, err := t.multiOp()
+			var r io.Reader = cmd.InOrStdin()
+			if jsonIn != "-" {
+				fh, err := os.Open(jsonIn)
+				if err != nil {
+					return nil, err
+				}
+				defer fh.Close()
+				r = fh
+			}
+			var err error
+			if t, err = readTxnJSON(r); err != nil {
+				return nil, err
+			}
+		} else {
+			var err error
+			if t.Guard, err = parseItems(guards, true); err != nil {
+				return nil, err
+			}
+			if t.Then, err = parseItems(thens, false); err != nil {
+				return nil, err
+			}
+			if t.Else, err = parseItems(elses, false); err != nil {
+				return nil, err
+			}
+		}
+		op, err := t.multiOp()
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			res, err := c.Txn(ctx, op)
 			if err != nil {
 				return err
 			}
-			return f.withClient(func(ctx context.Context, c *client.Client) error {
-				res, err := c.Txn(ctx, op)
-				if err != nil {
-					return err
-				}
-				return printTxnResult(cmd.OutOrStdout(), res)
-			})
-		},
-	}
+			return printTxnResult(cmd.OutOrStdout(), res)
+		}, nil
+	})
 	cmd.Flags().StringArrayVar(&guards, "guard", nil, "a test: absent:KEY, present:KEY, equals:KEY=VALUE or epoch:N")
 	cmd.Flags().StringArrayVar(&thens, "then", nil, "an op run if the guard holds: put:KEY=VALUE, del:KEY or get:KEY")
 	cmd.Flags().StringArrayVar(&elses, "else", nil, "an op run otherwise")
 	cmd.Flags().StringVar(&jsonIn, "json", "", "read the MultiOp as JSON from this file ('-': standard input)")
-	f.add(cmd)
 	return cmd
 }
 

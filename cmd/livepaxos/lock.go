@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"syscall"
 	"time"
 
@@ -47,13 +46,10 @@ otherwise the lock is released when CMD ends, and lock exits with CMD's status.`
 			if ttl < db.MinSessionTTL || ttl > db.MaxSessionTTL {
 				return fmt.Errorf("%w: --ttl %v: want %v to %v", errUsage, ttl, db.MinSessionTTL, db.MaxSessionTTL)
 			}
-			c, err := f.dial(1)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return runLocked(cmd, c, f.timeout, args[0], args[1:], client.SessionOptions{TTL: ttl},
-				client.LockOptions{Shared: shared, LockDelay: lockDelay})
+			return f.untilInterrupted(func(sigs context.Context, c *client.Client) error {
+				return runLocked(cmd, c, sigs, f.timeout, args[0], args[1:], client.SessionOptions{TTL: ttl},
+					client.LockOptions{Shared: shared, LockDelay: lockDelay})
+			})
 		},
 	}
 	f.add(cmd)
@@ -63,24 +59,19 @@ otherwise the lock is released when CMD ends, and lock exits with CMD's status.`
 	return cmd
 }
 
-func runLocked(cmd *cobra.Command, c *client.Client, timeout time.Duration, name string, argv []string,
+// runLocked runs the lock command with a client: sigs ends when the CLI is
+// interrupted.
+func runLocked(cmd *cobra.Command, c *client.Client, sigs context.Context, timeout time.Duration, name string, argv []string,
 	sopts client.SessionOptions, lopts client.LockOptions) error {
-	sigs, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stopSignals()
 	actx, cancel := context.WithTimeout(sigs, timeout)
 	defer cancel()
 	s, err := c.NewSession(actx, sopts)
 	if err != nil {
 		return err
 	}
-	closeSession := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		s.Close(ctx)
-	}
 	l, err := s.Lock(actx, name, lopts)
 	if err != nil {
-		closeSession()
+		closeSession(s, timeout)
 		return fmt.Errorf("lock %q: %w", name, err)
 	}
 	seq := db.FormatSequencer(l.Sequencer())
@@ -89,14 +80,14 @@ func runLocked(cmd *cobra.Command, c *client.Client, timeout time.Duration, name
 	child.Env = append(os.Environ(), "LIVEPAXOS_SEQUENCER="+seq)
 	child.Stdin, child.Stdout, child.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
 	if err := child.Start(); err != nil {
-		closeSession()
+		closeSession(s, timeout)
 		return err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
 	select {
 	case err := <-exited:
-		closeSession() // releases the lock, no lock-delay
+		closeSession(s, timeout) // releases the lock, no lock-delay
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			return cmdExit{code: ee.ExitCode()}
@@ -109,7 +100,7 @@ func runLocked(cmd *cobra.Command, c *client.Client, timeout time.Duration, name
 	case <-sigs.Done():
 		child.Process.Signal(syscall.SIGTERM)
 		<-exited
-		closeSession()
+		closeSession(s, timeout)
 		return cmdExit{code: 130}
 	}
 }

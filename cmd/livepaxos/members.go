@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,14 +49,9 @@ with SIGTERM does the same first when it is master.`,
 			}
 			to = id
 		}
-		return func(ctx context.Context, c *client.Client) error {
-			id, err := c.TransferMastership(ctx, to)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "node %d is master\n", id)
-			return nil
-		}, nil
+		return printAnswer(cmd, "node %d is master\n", func(ctx context.Context, c *client.Client) (uint32, error) {
+			return c.TransferMastership(ctx, to)
+		}), nil
 	})
 }
 
@@ -107,14 +103,9 @@ func newMembersChangeCmd(verb string) *cobra.Command {
 				req.Remove = id
 			}
 		}
-		return func(ctx context.Context, c *client.Client) error {
-			v, err := c.ChangeMembers(ctx, req)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "membership version %d\n", v)
-			return nil
-		}, nil
+		return printAnswer(cmd, "membership version %d\n", func(ctx context.Context, c *client.Client) (uint64, error) {
+			return c.ChangeMembers(ctx, req)
+		}), nil
 	})
 }
 
@@ -132,9 +123,8 @@ type memberRow struct {
 }
 
 func newMembersListCmd() *cobra.Command {
-	var f clientFlags
 	var asJSON bool
-	cmd := &cobra.Command{
+	cmd := clientCmd(&cobra.Command{
 		Use:   "list",
 		Short: "List the members (voters and non-voting learners) and whether each one answers",
 		Long: `List the group's members: each one's id, peer address, client address, and role
@@ -148,63 +138,62 @@ remove. A node records its own client address once it knows a master. A voter
 rebuilding after losing its disk shows as non-voting until the group records its
 new incarnation (§5.1).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			eps, err := f.endpointList()
-			if err != nil {
-				return err
+	}, func(cmd *cobra.Command, _ []string, f *clientFlags) (clientRun, error) {
+		eps, err := f.endpointList()
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, c *client.Client) error {
+			rows := memberRows(surveyNodes(ctx, c, eps, true))
+			if len(rows) == 0 {
+				return errNoNodeAnswered
 			}
-			var rows []memberRow
-			err = f.withClient(func(ctx context.Context, c *client.Client) error {
-				rows = memberRows(surveyNodes(ctx, c, eps, true))
-				if len(rows) == 0 {
-					return errNoNodeAnswered
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				for _, r := range rows {
-					if err := enc.Encode(r); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tPEER ADDRESS\tCLIENT ADDRESS\tROLE\tSTATE\tAPPLIED\t")
-			for _, r := range rows {
-				state, applied := "unreachable", "-"
-				switch {
-				case r.Master:
-					state = "master"
-				case r.Reachable:
-					state = "up"
-				}
-				if r.Reachable {
-					applied = strconv.FormatUint(r.Applied, 10)
-				}
-				ca := r.ClientAddress
-				if ca == "" {
-					ca = "-"
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", r.ID, r.Address, ca, r.Role, state, applied)
-			}
-			tw.Flush()
-			for _, r := range rows {
-				if r.Error != "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "node %d unreachable: %s\n", r.ID, r.Error)
-				}
-			}
-			return nil
-		},
-	}
+			return printMemberRows(cmd.OutOrStdout(), rows, asJSON)
+		}, nil
+	})
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per member")
-	f.add(cmd)
 	defaultTimeout(cmd, 2*time.Second)
 	return cmd
+}
+
+// printMemberRows prints rows as a table, or with asJSON as one JSON
+// object a row, then why each unreachable member was.
+func printMemberRows(w io.Writer, rows []memberRow, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPEER ADDRESS\tCLIENT ADDRESS\tROLE\tSTATE\tAPPLIED\t")
+	for _, r := range rows {
+		state, applied := "unreachable", "-"
+		switch {
+		case r.Master:
+			state = "master"
+		case r.Reachable:
+			state = "up"
+		}
+		if r.Reachable {
+			applied = strconv.FormatUint(r.Applied, 10)
+		}
+		ca := r.ClientAddress
+		if ca == "" {
+			ca = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", r.ID, r.Address, ca, r.Role, state, applied)
+	}
+	tw.Flush()
+	for _, r := range rows {
+		if r.Error != "" {
+			fmt.Fprintf(w, "node %d unreachable: %s\n", r.ID, r.Error)
+		}
+	}
+	return nil
 }
 
 // memberRows turns a survey into one row per member of the newest

@@ -57,8 +57,7 @@ nothing goes through the log), or 1 when DUR passes.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per node")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for a master that accepts writes")
 	f.add(cmd)
-	cmd.Flags().Lookup("timeout").DefValue = "2s"
-	cmd.Flags().Set("timeout", "2s")
+	defaultTimeout(cmd, 2*time.Second)
 	return cmd
 }
 

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -35,35 +32,30 @@ printed instead ("INSTANCE state KEY VALUE" lines), then the changes after it.
 			if count < 0 {
 				return fmt.Errorf("%w: --count %d", errUsage, count)
 			}
-			c, err := f.dial(1)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			ctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			w := cmd.OutOrStdout()
-			seen := 0
-			for u := range c.Watch(ctx, []byte(args[0]), watchOptions(prefix, from)) {
-				if u.Reset {
-					for _, kv := range u.KVs {
-						fmt.Fprintf(w, "%d state %s %s\n", u.Instance, kv.Key, kv.Value)
+			return f.untilInterrupted(func(ctx context.Context, c *client.Client) error {
+				ctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				w := cmd.OutOrStdout()
+				seen := 0
+				for u := range c.Watch(ctx, []byte(args[0]), watchOptions(prefix, from)) {
+					if u.Reset {
+						for _, kv := range u.KVs {
+							fmt.Fprintf(w, "%d state %s %s\n", u.Instance, kv.Key, kv.Value)
+						}
+					}
+					for _, e := range u.Events {
+						if e.Delete {
+							fmt.Fprintf(w, "%d del %s\n", e.Instance, e.Key)
+						} else {
+							fmt.Fprintf(w, "%d put %s %s\n", e.Instance, e.Key, e.Value)
+						}
+						if seen++; count > 0 && seen >= count {
+							return nil
+						}
 					}
 				}
-				for _, e := range u.Events {
-					if e.Delete {
-						fmt.Fprintf(w, "%d del %s\n", e.Instance, e.Key)
-					} else {
-						fmt.Fprintf(w, "%d put %s %s\n", e.Instance, e.Key, e.Value)
-					}
-					if seen++; count > 0 && seen >= count {
-						return nil
-					}
-				}
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	f.add(cmd)

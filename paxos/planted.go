@@ -85,7 +85,7 @@ func PlantedBugs() []PlantedBug {
 	// checks the bug is caught by its invariant.
 	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease,
 		BugPromiseBelowTruncation, BugDivergentApply, BugCorruptVotesAtOnce, BugQuorumFromStaleConfig,
-		BugNoStepDown, BugNoPreVote}
+		BugNoStepDown, BugNoPreVote, BugPromisePageAsWhole}
 }
 
 // ParsePlantedBug returns the bug named s (as printed by String).

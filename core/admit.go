@@ -131,7 +131,10 @@ func (r *Replica) admit(msg proto.Message, now time.Time) DropReason {
 		if ballotsAbove(m.Ballot, m.Promised, m.Prior) || m.LeaseRemainingUs > maxLeaseRemainingUs {
 			return DropBounds
 		}
-		return r.entriesInBounds(m.Accepted, false)
+		if why := r.entriesInBounds(m.Accepted, false); why != "" {
+			return why
+		}
+		return promisePageInBounds(m)
 	case *messages.Accepted:
 		if ballotsAbove(m.Ballot, m.Promised) {
 			return DropBounds
@@ -190,6 +193,31 @@ func (r *Replica) entriesInBounds(entries []*messages.Entry, ahead bool) DropRea
 		if e == nil || e.Instance == 0 || e.Value == nil || e.Ballot > paxos.MaxBallot || e.Instance > limit {
 			return DropBounds
 		}
+	}
+	return ""
+}
+
+// promisePageInBounds checks the page a Promise claims to be: a page
+// that stops (accepted_upto) says where it began, ends at or after that,
+// and lists each instance once, in order, within [first_instance,
+// accepted_upto]. The candidate asks for the next page from accepted_upto
+// + 1, so a page that ended before it began would have it ask backwards,
+// and one that listed entries outside its range would report instances
+// it does not claim to cover.
+func promisePageInBounds(m *messages.Promise) DropReason {
+	first, upto := m.FirstInstance, m.AcceptedUpto
+	if upto != 0 && (first == 0 || upto < first) {
+		return DropBounds
+	}
+	if upto == 0 {
+		upto = math.MaxUint64
+	}
+	prev := uint64(0)
+	for _, e := range m.Accepted {
+		if e.Instance < first || e.Instance > upto || e.Instance <= prev {
+			return DropBounds
+		}
+		prev = e.Instance
 	}
 	return ""
 }

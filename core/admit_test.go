@@ -54,6 +54,16 @@ func TestHostilePeerMessagesChangeNothing(t *testing.T) {
 		{"a stranger's catch-up answer", f, &messages.CatchupResponse{From: 9, Entries: []*messages.Entry{entry(100)}, ChosenUpto: 100, Cluster: testClusterHash}, DropNotMember},
 		{"a stranger's checksum", f, &messages.ChecksumReport{From: 9, Instance: 1, Checksum: []byte{1}, Cluster: testClusterHash}, DropNotMember},
 		{"a promise of the top ballot", m, &messages.Promise{From: f.id, Ballot: b, Ok: true, Promised: paxos.MaxBallot + 1, Cluster: testClusterHash}, DropBounds},
+		{"a promise page that ends before it begins", m, &messages.Promise{From: f.id, Ballot: b, Ok: true, Promised: b,
+			FirstInstance: 10, AcceptedUpto: 9, Cluster: testClusterHash}, DropBounds},
+		{"a promise page that names no beginning", m, &messages.Promise{From: f.id, Ballot: b, Ok: true, Promised: b,
+			AcceptedUpto: 9, Cluster: testClusterHash}, DropBounds},
+		{"a promise page with an entry past its end", m, &messages.Promise{From: f.id, Ballot: b, Ok: true, Promised: b,
+			FirstInstance: 10, AcceptedUpto: 12, Accepted: []*messages.Entry{entry(11), entry(13)}, Cluster: testClusterHash}, DropBounds},
+		{"a promise with an entry below its first instance", m, &messages.Promise{From: f.id, Ballot: b, Ok: true, Promised: b,
+			FirstInstance: 10, Accepted: []*messages.Entry{entry(9)}, Cluster: testClusterHash}, DropBounds},
+		{"a promise that lists an instance twice", m, &messages.Promise{From: f.id, Ballot: b, Ok: true, Promised: b,
+			FirstInstance: 10, Accepted: []*messages.Entry{entry(11), entry(11)}, Cluster: testClusterHash}, DropBounds},
 		{"a promise with a lease of days", m, &messages.Promise{From: f.id, Ballot: b, Leased: true, LeaseRemainingUs: uint64(48 * time.Hour / time.Microsecond), Cluster: testClusterHash}, DropBounds},
 	}
 	for _, tc := range cases {

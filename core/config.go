@@ -57,6 +57,10 @@ type Config struct {
 	SnapshotEvery    int64
 	SnapshotLogBytes int64
 	CanSnapshot      bool
+	// MaxPromiseBytes is the byte budget of the accepted entries one of
+	// this replica's Promises carries; more come in pages (0:
+	// paxos.DefaultMaxPromiseBytes). The simulator makes it tiny.
+	MaxPromiseBytes int
 	// ChecksumsKept is how many checked instances the consistency check
 	// tally remembers (default 16).
 	ChecksumsKept int

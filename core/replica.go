@@ -87,6 +87,7 @@ func New(cfg Config) (*Replica, error) {
 	r := &Replica{cfg: cfg, id: cfg.ID, members: cfg.Members}
 	r.a = paxos.NewAcceptor(cfg.ID)
 	r.a.Plant(cfg.Planted)
+	r.a.SetMaxPromiseBytes(cfg.MaxPromiseBytes)
 	r.a.SetIncarnation(cfg.Incarnation, cfg.Fresh)
 	r.a.SetRebuilt(cfg.Rebuilt)
 	r.a.SetBootstrap(cfg.Bootstrap)

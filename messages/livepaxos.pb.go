@@ -722,6 +722,9 @@ func (x *Entry) GetValue() *Value {
 }
 
 // Prepare is phase 1a: one Prepare covers every instance >= first_instance.
+// A candidate whose Promise came back in pages (Promise.accepted_upto) sends
+// the same ballot again with first_instance just past the page it has: the
+// acceptor already promised the ballot, and answers with the next page.
 type Prepare struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
@@ -745,8 +748,13 @@ type Prepare struct {
 	// the master under that ballot or a lower one, and the candidate need not
 	// wait the lease out (§5.2).
 	HandoverBallot uint64 `protobuf:"varint,6,opt,name=handover_ballot,json=handoverBallot,proto3" json:"handover_ballot,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// paged: the candidate takes a Promise in pages (Promise.accepted_upto).
+	// An acceptor answers a Prepare without it with every entry in one
+	// Promise, as a node that does not page expects: it would take a first
+	// page for the whole promise.
+	Paged         bool `protobuf:"varint,7,opt,name=paged,proto3" json:"paged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Prepare) Reset() {
@@ -826,6 +834,13 @@ func (x *Prepare) GetHandoverBallot() uint64 {
 		return x.HandoverBallot
 	}
 	return 0
+}
+
+func (x *Prepare) GetPaged() bool {
+	if x != nil {
+		return x.Paged
+	}
+	return false
 }
 
 // Handover is sent by a master handing mastership over (a restart, or an
@@ -960,13 +975,20 @@ func (x *Leaving) GetCluster() uint64 {
 // Promise is phase 1b. When ok is false, promised names the higher ballot
 // that caused the refusal.
 type Promise struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	From       uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
-	Ballot     uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
-	Ok         bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
-	Promised   uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
-	Accepted   []*Entry               `protobuf:"bytes,5,rep,name=accepted,proto3" json:"accepted,omitempty"`                        // every accepted entry >= first_instance
-	ChosenUpto uint64                 `protobuf:"varint,6,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"` // highest instance this acceptor knows chosen
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	From     uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	Ballot   uint64                 `protobuf:"varint,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	Ok       bool                   `protobuf:"varint,3,opt,name=ok,proto3" json:"ok,omitempty"`
+	Promised uint64                 `protobuf:"varint,4,opt,name=promised,proto3" json:"promised,omitempty"`
+	// accepted: the entries accepted at or above first_instance, in
+	// instance order: all of them when accepted_upto is 0, else every one in
+	// [first_instance, accepted_upto] (a page: the acceptor stopped at its
+	// byte budget, paxos.DefaultMaxPromiseBytes, so that no Promise outgrows
+	// the transport). A candidate learns nothing here about the instances
+	// above accepted_upto: it asks again from accepted_upto + 1 under the
+	// same ballot before it counts this acceptor's promise.
+	Accepted   []*Entry `protobuf:"bytes,5,rep,name=accepted,proto3" json:"accepted,omitempty"`
+	ChosenUpto uint64   `protobuf:"varint,6,opt,name=chosen_upto,json=chosenUpto,proto3" json:"chosen_upto,omitempty"` // highest instance this acceptor knows chosen
 	// leased: refused because another proposer's master lease is held here
 	// (§5.2); the candidate waits for it to expire rather than step down.
 	Leased bool `protobuf:"varint,7,opt,name=leased,proto3" json:"leased,omitempty"`
@@ -992,6 +1014,12 @@ type Promise struct {
 	Fresh     bool      `protobuf:"varint,12,opt,name=fresh,proto3" json:"fresh,omitempty"`
 	Empty     bool      `protobuf:"varint,13,opt,name=empty,proto3" json:"empty,omitempty"`
 	Bootstrap []*Member `protobuf:"bytes,14,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"` // as recorded from a Prepare
+	// first_instance echoes the Prepare's: which page of the promise this
+	// is (0 from a node that does not page: then it is the whole promise).
+	FirstInstance uint64 `protobuf:"varint,15,opt,name=first_instance,json=firstInstance,proto3" json:"first_instance,omitempty"`
+	// accepted_upto: 0 when accepted is complete; else the last instance
+	// the page covers (>= first_instance): there may be more above it.
+	AcceptedUpto uint64 `protobuf:"varint,16,opt,name=accepted_upto,json=acceptedUpto,proto3" json:"accepted_upto,omitempty"`
 	// cluster is a hash of the group's cluster id (messages.ClusterHash):
 	// a message from another group is dropped, never stepped.
 	Cluster       uint64 `protobuf:"fixed64,100,opt,name=cluster,proto3" json:"cluster,omitempty"`
@@ -1127,6 +1155,20 @@ func (x *Promise) GetBootstrap() []*Member {
 	return nil
 }
 
+func (x *Promise) GetFirstInstance() uint64 {
+	if x != nil {
+		return x.FirstInstance
+	}
+	return 0
+}
+
+func (x *Promise) GetAcceptedUpto() uint64 {
+	if x != nil {
+		return x.AcceptedUpto
+	}
+	return 0
+}
+
 func (x *Promise) GetCluster() uint64 {
 	if x != nil {
 		return x.Cluster
@@ -1134,7 +1176,9 @@ func (x *Promise) GetCluster() uint64 {
 	return 0
 }
 
-// Accept is phase 2a for one or more instances under one ballot.
+// Accept is phase 2a for one or more instances under one ballot. A master
+// with more entries to send than its byte budget (paxos
+// ProposerConfig.MaxAcceptBytes) sends several Accepts under one seq.
 //
 // A lazy Accept is one the proposer does not count: the acceptor stores the
 // entries and writes them without an fsync of their own, and sends no reply.
@@ -4918,7 +4962,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x05Entry\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\x04R\binstance\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12)\n" +
-	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\xfa\x01\n" +
+	"\x05value\x18\x03 \x01(\v2\x13.livepaxos.v1.ValueR\x05value\"\x90\x02\n" +
 	"\aPrepare\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12%\n" +
@@ -4926,7 +4970,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x0eto_incarnation\x18\x04 \x01(\x04R\rtoIncarnation\x122\n" +
 	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x18\n" +
 	"\acluster\x18d \x01(\x06R\acluster\x12'\n" +
-	"\x0fhandover_ballot\x18\x06 \x01(\x04R\x0ehandoverBallot\"q\n" +
+	"\x0fhandover_ballot\x18\x06 \x01(\x04R\x0ehandoverBallot\x12\x14\n" +
+	"\x05paged\x18\a \x01(\bR\x05paged\"q\n" +
 	"\bHandover\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x1f\n" +
@@ -4935,7 +4980,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\acluster\x18d \x01(\x06R\acluster\"7\n" +
 	"\aLeaving\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x18\n" +
-	"\acluster\x18d \x01(\x06R\acluster\"\xc9\x03\n" +
+	"\acluster\x18d \x01(\x06R\acluster\"\x95\x04\n" +
 	"\aPromise\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +
 	"\x06ballot\x18\x02 \x01(\x04R\x06ballot\x12\x0e\n" +
@@ -4952,7 +4997,9 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\vincarnation\x18\v \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05fresh\x18\f \x01(\bR\x05fresh\x12\x14\n" +
 	"\x05empty\x18\r \x01(\bR\x05empty\x122\n" +
-	"\tbootstrap\x18\x0e \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x18\n" +
+	"\tbootstrap\x18\x0e \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12%\n" +
+	"\x0efirst_instance\x18\x0f \x01(\x04R\rfirstInstance\x12#\n" +
+	"\raccepted_upto\x18\x10 \x01(\x04R\facceptedUpto\x12\x18\n" +
 	"\acluster\x18d \x01(\x06R\acluster\"\xeb\x01\n" +
 	"\x06Accept\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\rR\x04from\x12\x16\n" +

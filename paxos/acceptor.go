@@ -5,6 +5,8 @@ import (
 	"sort"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -63,8 +65,33 @@ type Acceptor struct {
 	// found fresh and empty, as a Prepare naming this incarnation carried
 	// it; durable (Proven) and reported in promises.
 	bootstrap []*messages.Member
+	// maxPromiseBytes is the byte budget of one Promise's accepted
+	// entries (SetMaxPromiseBytes).
+	maxPromiseBytes int
 	// planted is the known bug this acceptor runs with (tests only).
 	planted PlantedBug
+}
+
+// DefaultMaxPromiseBytes is the byte budget of the accepted entries one
+// Promise carries. An acceptor that accepted more above a candidate's first
+// instance (up to a pipeline window of instances of up to 1 MiB each, or a
+// whole untruncated log) answers in pages (Promise.accepted_upto): one
+// Promise of 90 MB exceeded the peer transport's message limit
+// (cluster.DefaultMaxMessageBytes, 64 MiB), was never delivered, and the
+// candidate asked again for ever. A page always holds at least one entry,
+// so a Promise is at most the budget or one entry, whichever is larger,
+// plus its few other fields. The candidate asks for one page at a time per
+// acceptor, so pages do not pile up in the transport's batches.
+const DefaultMaxPromiseBytes = 4 << 20
+
+// SetMaxPromiseBytes sets the byte budget of one Promise's accepted
+// entries (0: DefaultMaxPromiseBytes). The simulator makes it tiny so that
+// promises come in pages routinely.
+func (a *Acceptor) SetMaxPromiseBytes(n int) {
+	if n <= 0 {
+		n = DefaultMaxPromiseBytes
+	}
+	a.maxPromiseBytes = n
 }
 
 // Plant switches a known bug on in this acceptor (tests only: see
@@ -139,7 +166,8 @@ type AcceptorOutput struct {
 
 // NewAcceptor returns an acceptor with nothing promised or accepted.
 func NewAcceptor(id uint32) *Acceptor {
-	return &Acceptor{id: id, accepted: make(map[uint64]*messages.Entry), lazy: make(map[uint64]bool)}
+	return &Acceptor{id: id, accepted: make(map[uint64]*messages.Entry), lazy: make(map[uint64]bool),
+		maxPromiseBytes: DefaultMaxPromiseBytes}
 }
 
 // StartLease turns lease grants on with timeout and, as the acceptor may
@@ -293,11 +321,38 @@ func (a *Acceptor) HandlePrepare(m *messages.Prepare, now time.Time) AcceptorOut
 		out.Records = append(out.Records, &messages.Record{Kind: &messages.Record_Promise{
 			Promise: &messages.PromiseRecord{Ballot: m.Ballot}}})
 	}
+	// A repeated Prepare of the promised ballot from a later first
+	// instance asks for the next page. It is answered from the acceptor's
+	// state now, not when it promised: since then it can have accepted
+	// nothing under a lower ballot (it promised not to), nor under a
+	// higher one (it would have promised that and refused this), nor under
+	// this one (its candidate proposes nothing before phase 1 is over).
+	accepted, upto := a.promisePage(m.FirstInstance, m.Paged)
 	out.Reply = &Envelope{To: m.From, Msg: &messages.Promise{
 		From: a.id, Ballot: m.Ballot, Ok: true, Promised: a.promised,
-		Accepted: a.acceptedFrom(m.FirstInstance), ChosenUpto: a.chosenUpto, Prior: prior, Incarnation: a.incarnation,
+		Accepted: accepted, AcceptedUpto: upto, FirstInstance: m.FirstInstance,
+		ChosenUpto: a.chosenUpto, Prior: prior, Incarnation: a.incarnation,
 		Fresh: a.fresh, Empty: wasEmpty, Bootstrap: a.bootstrap}}
 	return out
+}
+
+// promisePage lists the entries accepted at or after first, in instance
+// order, up to the byte budget if paged, and the last instance the list
+// covers when the budget stopped it short of the end (0: it is complete).
+// At least one entry is listed, so a candidate always gets further.
+func (a *Acceptor) promisePage(first uint64, paged bool) ([]*messages.Entry, uint64) {
+	all := a.acceptedFrom(first)
+	if !paged {
+		return all, 0 // a candidate that does not page takes any page for the whole
+	}
+	bytes := 0
+	for n, e := range all {
+		bytes += proto.Size(e)
+		if bytes > a.maxPromiseBytes && n > 0 {
+			return all[:n:n], all[n-1].Instance
+		}
+	}
+	return all, 0
 }
 
 // acceptedFrom lists accepted entries at or after first, in instance order.

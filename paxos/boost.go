@@ -23,7 +23,7 @@ func (p *Proposer) maybeBoost(out *ProposerOutput, now time.Time) {
 			p.stepDown(out, now)
 			p.resetElection(now)
 		} else if now.Sub(p.boostAt) >= p.cfg.ElectionTimeoutMin {
-			p.boosting, p.promises = false, nil // try again later; the mastership goes on
+			p.boosting, p.promises, p.best = false, nil, nil // try again later; the mastership goes on
 		} else if now.Sub(p.preparedAt) >= p.cfg.RetransmitInterval {
 			p.sendBoostPrepare(out, now)
 		}
@@ -46,18 +46,23 @@ func (p *Proposer) startBoost(out *ProposerOutput, now time.Time, from uint64) {
 	p.boostAt = now
 	p.boostBallot = NextBallot(max(p.highestSeen, p.ballot), p.cfg.ID)
 	p.seen(p.boostBallot)
-	p.promises = make(map[uint32]*messages.Promise)
-	p.prepareFrom = from
+	p.startPhase1(from)
 	p.sendBoostPrepare(out, now)
 }
 func (p *Proposer) sendBoostPrepare(out *ProposerOutput, now time.Time) {
 	p.preparedAt = now
 	for _, peer := range p.voters {
-		if p.promises[peer] == nil {
-			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Prepare{
-				From: p.cfg.ID, Ballot: p.boostBallot, FirstInstance: p.prepareFrom, ToIncarnation: p.toIncarnation(peer)}})
+		if first := p.pageWanted(peer); first != 0 {
+			out.Messages = append(out.Messages, p.boostPrepare(peer, first))
 		}
 	}
+}
+
+// boostPrepare asks peer for its promise of the boost's ballot, from
+// instance first.
+func (p *Proposer) boostPrepare(peer uint32, first uint64) Envelope {
+	return Envelope{To: peer, Msg: &messages.Prepare{
+		From: p.cfg.ID, Ballot: p.boostBallot, FirstInstance: first, ToIncarnation: p.toIncarnation(peer), Paged: true}}
 }
 
 // finishBoost completes a boost's phase 1 as becomeMaster does, except that
@@ -72,16 +77,16 @@ func (p *Proposer) sendBoostPrepare(out *ProposerOutput, now time.Time) {
 // starts from these promises, as after an election.
 func (p *Proposer) finishBoost(out *ProposerOutput, now time.Time) {
 	if p.interrupted() {
-		promises, ballot, from := p.promises, p.boostBallot, p.prepareFrom
+		promises, best, ballot, from := p.promises, p.best, p.boostBallot, p.prepareFrom
 		members, membersFrom := p.members, p.membersFrom // the promises were counted under these
 		p.stepDown(out, now)
-		p.state, p.ballot, p.promises, p.prepareFrom = stateCandidate, ballot, promises, from
+		p.state, p.ballot, p.promises, p.best, p.prepareFrom = stateCandidate, ballot, promises, best, from
 		p.setMembers(members)
 		p.membersFrom = membersFrom
 		p.becomeMaster(out, now)
 		return
 	}
-	best := p.bestReported()
+	best := p.best
 	top := max(p.nextInstance-1, p.prepareFrom-1)
 	for i := range best {
 		top = max(top, i)
@@ -95,7 +100,7 @@ func (p *Proposer) finishBoost(out *ProposerOutput, now time.Time) {
 	old := p.inflight
 	p.inflight = make(map[uint64]*inflight)
 	p.ballot = p.boostBallot
-	p.boosting, p.promises = false, nil
+	p.boosting, p.promises, p.best = false, nil, nil
 	p.noticeUpto = p.prepareFrom - 1
 	p.reprepareFrom = 0
 	p.changeAt, p.changeNext = 0, nil
@@ -122,16 +127,20 @@ func (p *Proposer) finishBoost(out *ProposerOutput, now time.Time) {
 // boost must, if it is the highest-ballot value reported) moves the log
 // into the rival's epoch, and this master's commands would all be refused
 // (sim seed 15125).
+//
+// The entries are judged as each page arrives (takePage: bestInterrupts),
+// since only the highest-ballot entry per instance is kept.
 func (p *Proposer) interrupted() bool {
 	for _, pr := range p.promises {
-		if pr.Prior > p.ballot && pr.Prior != p.boostBallot { // not a duplicate of this prepare
+		if pr.prior > p.ballot && pr.prior != p.boostBallot { // not a duplicate of this prepare
 			return true
 		}
-		for _, e := range pr.Accepted {
-			if e.Ballot > p.ballot || (e.Value.GetStartsEpoch() && e.Instance > p.epoch) {
-				return true
-			}
-		}
 	}
-	return false
+	return p.bestInterrupts
+}
+
+// interrupts reports whether an entry a boost's promise reported shows
+// its mastership interrupted (see interrupted).
+func (p *Proposer) interrupts(e *messages.Entry) bool {
+	return e.Ballot > p.ballot || (e.Value.GetStartsEpoch() && e.Instance > p.epoch)
 }

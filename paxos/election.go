@@ -122,22 +122,6 @@ func (p *Proposer) repropose(best map[uint64]*messages.Entry, old map[uint64]*in
 	return entries
 }
 
-// bestReported returns, per instance from prepareFrom, the entry accepted
-// under the highest ballot among the promises.
-func (p *Proposer) bestReported() map[uint64]*messages.Entry {
-	best := make(map[uint64]*messages.Entry)
-	for _, pr := range p.promises {
-		for _, e := range pr.Accepted {
-			if e.Instance < p.prepareFrom {
-				continue
-			}
-			if b := best[e.Instance]; b == nil || e.Ballot > b.Ballot {
-				best[e.Instance] = e
-			}
-		}
-	}
-	return best
-}
 func (p *Proposer) onHeartbeat(out *ProposerOutput, m *messages.Heartbeat, now time.Time) {
 	if m.Resigned {
 		p.onResigned(out, m, now)
@@ -175,11 +159,10 @@ func (p *Proposer) campaign(out *ProposerOutput, now time.Time) {
 	p.state = stateCandidate
 	p.masterID = 0
 	p.prevoting, p.prevotes = false, nil
-	p.promises = make(map[uint32]*messages.Promise)
+	p.startPhase1(max(p.applied, p.appliedMembersAt) + 1)
 	p.freshPoll = nil
 	p.setMembers(p.appliedMembers)
 	p.membersFrom = p.appliedMembersAt + 1
-	p.prepareFrom = max(p.applied, p.appliedMembersAt) + 1
 	p.resetElection(now)
 	p.sendPrepare(out, now)
 }
@@ -187,12 +170,18 @@ func (p *Proposer) sendPrepare(out *ProposerOutput, now time.Time) {
 	p.preparedAt = now
 	p.prepareDue = now.Add(p.cfg.RetransmitInterval)
 	for _, peer := range p.voters {
-		if p.promises[peer] == nil {
-			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Prepare{
-				From: p.cfg.ID, Ballot: p.ballot, FirstInstance: p.prepareFrom, ToIncarnation: p.toIncarnation(peer),
-				Bootstrap: p.bootstrapSet(), HandoverBallot: p.handoverBallot}})
+		if first := p.pageWanted(peer); first != 0 {
+			out.Messages = append(out.Messages, p.prepare(peer, first))
 		}
 	}
+}
+
+// prepare asks peer for its promise of the campaign's ballot, from
+// instance first.
+func (p *Proposer) prepare(peer uint32, first uint64) Envelope {
+	return Envelope{To: peer, Msg: &messages.Prepare{
+		From: p.cfg.ID, Ballot: p.ballot, FirstInstance: first, ToIncarnation: p.toIncarnation(peer),
+		Bootstrap: p.bootstrapSet(), HandoverBallot: p.handoverBallot, Paged: true}}
 }
 func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.Time) {
 	p.seen(m.Promised)
@@ -248,13 +237,11 @@ func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.
 	// proposer reuse the ballot with another value (sim seed 11653).
 	switch {
 	case p.state == stateCandidate && m.Ballot == p.ballot:
-		p.promises[m.From] = m
-		if len(p.promises) >= p.quorum() && p.promises[p.cfg.ID] != nil {
+		if p.takePage(out, m, now) && p.phase1Done() {
 			p.becomeMaster(out, now)
 		}
 	case p.state == stateMaster && p.boosting && m.Ballot == p.boostBallot:
-		p.promises[m.From] = m
-		if len(p.promises) >= p.quorum() && p.promises[p.cfg.ID] != nil {
+		if p.takePage(out, m, now) && p.phase1Done() {
 			p.finishBoost(out, now)
 		}
 	}
@@ -263,19 +250,21 @@ func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.
 // becomeMaster finishes phase 1: for every instance from prepareFrom to the
 // highest any promise reported, it re-proposes the value accepted under the
 // highest ballot, and fills instances nobody reported with no-ops. From then
-// on only phase 2 runs.
+// on only phase 2 runs. Every promise it counted was complete (phase1.go):
+// an instance nobody reported is one that no acceptor of a quorum accepted
+// anything at.
 //
 // Its first value of its own, right after them, starts its epoch (§5.3).
 // That value's acceptances also give it its first lease.
 func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
-	best := p.bestReported()
+	best := p.best
 	top := p.prepareFrom - 1
 	for i := range best {
 		top = max(top, i)
 	}
 	p.state = stateMaster
 	p.masterID = p.cfg.ID
-	p.promises = nil
+	p.promises, p.best, p.bestInterrupts = nil, nil, false
 	p.handover, p.handoverBallot = nil, 0
 	p.chosenUpto = max(p.chosenUpto, p.prepareFrom-1)
 	p.noticeUpto = p.prepareFrom - 1

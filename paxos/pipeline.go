@@ -225,9 +225,9 @@ func (p *Proposer) retransmit(out *ProposerOutput, now time.Time) {
 				es = append(es, f.entry)
 			}
 		}
-		if len(es) > 0 {
+		for _, chunk := range p.acceptChunks(es) {
 			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Accept{
-				From: p.cfg.ID, Ballot: p.ballot, Entries: es, ChosenUpto: p.chosenUpto, Seq: seq, ToIncarnation: p.toIncarnation(peer)}})
+				From: p.cfg.ID, Ballot: p.ballot, Entries: chunk, ChosenUpto: p.chosenUpto, Seq: seq, ToIncarnation: p.toIncarnation(peer)}})
 		}
 	}
 	for _, f := range late {
@@ -241,15 +241,49 @@ func (p *Proposer) retransmit(out *ProposerOutput, now time.Time) {
 func (p *Proposer) broadcastAccept(out *ProposerOutput, entries []*messages.Entry, durable map[uint32]bool, now time.Time) {
 	seq := p.nextSeq(now)
 	p.lastSendAt = now
-	for _, peer := range p.voters {
-		out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Accept{
-			From: p.cfg.ID, Ballot: p.ballot, Entries: entries, ChosenUpto: p.chosenUpto,
-			Lazy: durable != nil && !durable[peer], Seq: seq, ToIncarnation: p.toIncarnation(peer)}})
+	for _, chunk := range p.acceptChunks(entries) {
+		for _, peer := range p.voters {
+			out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.Accept{
+				From: p.cfg.ID, Ballot: p.ballot, Entries: chunk, ChosenUpto: p.chosenUpto,
+				Lazy: durable != nil && !durable[peer], Seq: seq, ToIncarnation: p.toIncarnation(peer)}})
+		}
+		for _, l := range p.learners { // they store the log; nobody counts them
+			out.Messages = append(out.Messages, Envelope{To: l, Msg: &messages.Accept{
+				From: p.cfg.ID, Ballot: p.ballot, Entries: chunk, ChosenUpto: p.chosenUpto, Lazy: true, Seq: seq, ToIncarnation: p.toIncarnation(l)}})
+		}
 	}
-	for _, l := range p.learners { // they store the log; nobody counts them
-		out.Messages = append(out.Messages, Envelope{To: l, Msg: &messages.Accept{
-			From: p.cfg.ID, Ballot: p.ballot, Entries: entries, ChosenUpto: p.chosenUpto, Lazy: true, Seq: seq, ToIncarnation: p.toIncarnation(l)}})
+}
+
+// DefaultMaxAcceptBytes is the default byte budget of the entries one
+// Accept carries (ProposerConfig.MaxAcceptBytes). A new master re-proposes
+// everything its promises reported in one go (up to a whole untruncated
+// log), and a retransmission resends every late instance: in one Accept
+// either could outgrow the peer transport's message limit
+// (cluster.DefaultMaxMessageBytes, 64 MiB) and never arrive. An Accept
+// always carries at least one entry, so it is at most the budget or one
+// entry, whichever is larger.
+const DefaultMaxAcceptBytes = 4 << 20
+
+// acceptChunks splits entries, in order, into runs of at most
+// MaxAcceptBytes each (a run holds one entry at least). The Accepts of one
+// send share its seq: an acknowledgement of any of them shows the
+// acceptor received one after the send began, which is all the lease and
+// read confirmations take from it.
+func (p *Proposer) acceptChunks(entries []*messages.Entry) [][]*messages.Entry {
+	var chunks [][]*messages.Entry
+	start, bytes := 0, 0
+	for i, e := range entries {
+		sz := proto.Size(e)
+		if i > start && bytes+sz > p.cfg.MaxAcceptBytes {
+			chunks = append(chunks, entries[start:i:i])
+			start, bytes = i, 0
+		}
+		bytes += sz
 	}
+	if start < len(entries) {
+		chunks = append(chunks, entries[start:len(entries):len(entries)])
+	}
+	return chunks
 }
 
 // durableVoters picks the voters asked to accept durably: this node, and

@@ -59,9 +59,14 @@ const (
 	// once, without a pre-vote: a node cut off from the master raises its
 	// ballot and deposes it on return.
 	BugNoPreVote
+	// BugPromisePageAsWhole: a candidate takes the first page of a
+	// promise (Promise.accepted_upto) for the whole of it, and so treats
+	// the instances above the page as ones the acceptor accepted nothing
+	// at: it fills chosen instances with no-ops or new values.
+	BugPromisePageAsWhole
 )
 
-var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation", "divergent-apply", "corrupt-votes-at-once", "quorum-from-stale-config", "no-step-down", "no-pre-vote"}
+var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation", "divergent-apply", "corrupt-votes-at-once", "quorum-from-stale-config", "no-step-down", "no-pre-vote", "promise-page-as-whole"}
 
 func (b PlantedBug) String() string {
 	if b >= 0 && int(b) < len(plantedNames) {
@@ -80,7 +85,7 @@ func PlantedBugs() []PlantedBug {
 	// checks the bug is caught by its invariant.
 	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease,
 		BugPromiseBelowTruncation, BugDivergentApply, BugCorruptVotesAtOnce, BugQuorumFromStaleConfig,
-		BugNoStepDown, BugNoPreVote}
+		BugNoStepDown, BugNoPreVote, BugPromisePageAsWhole}
 }
 
 // ParsePlantedBug returns the bug named s (as printed by String).

@@ -55,6 +55,9 @@ type ProposerConfig struct {
 	// (default 64 MiB): a few clients with large values cannot make the
 	// master hold gigabytes. One command alone is always taken.
 	MaxQueueBytes int
+	// MaxAcceptBytes is the byte budget of the entries one Accept carries
+	// (default DefaultMaxAcceptBytes): more go in several Accepts.
+	MaxAcceptBytes int
 	// LeaseTimeout is how long an acceptor's lease grant lasts on its own
 	// clock (§5.2). The master counts its lease as LeaseTimeout minus
 	// ClockDriftMax from the moment it sent what was acknowledged.
@@ -108,6 +111,7 @@ func (c *ProposerConfig) setDefaults() {
 	orDefault(&c.MaxInflight, 32)
 	orDefault(&c.MaxQueue, 32768)
 	orDefault(&c.MaxQueueBytes, 64<<20)
+	orDefault(&c.MaxAcceptBytes, DefaultMaxAcceptBytes)
 	orDefault(&c.LeaseTimeout, 2*time.Second)
 	orDefault(&c.ClockDriftMax, 100*time.Millisecond)
 	orDefault(&c.CheckInterval, 5*time.Minute)
@@ -167,10 +171,17 @@ type Proposer struct {
 	chosenUpto uint64
 	applied    uint64 // reported by the local learner
 
-	// candidate
-	promises    map[uint32]*messages.Promise
-	prepareFrom uint64
-	preparedAt  time.Time
+	// Phase 1 (a campaign, or a master's boost): promises holds, per
+	// acceptor that promised, how far its promise has come (it may come in
+	// pages: Promise.accepted_upto); best the entry accepted under the
+	// highest ballot at each instance from prepareFrom, over every page
+	// received; bestInterrupts, that some page showed a boost's mastership
+	// interrupted (see interrupted).
+	promises       map[uint32]*promised
+	best           map[uint64]*messages.Entry
+	bestInterrupts bool
+	prepareFrom    uint64
+	preparedAt     time.Time
 	// prepareDue is when a candidate sends its prepare again to the
 	// acceptors that have not promised: a retransmission interval later,
 	// or as soon as a lease that refused it runs out.
@@ -547,7 +558,7 @@ func (p *Proposer) stepDown(out *ProposerOutput, now time.Time) {
 	out.ReleaseLease = !now.Before(p.leaseEnd)
 	p.state = stateFollower
 	p.masterID = 0
-	p.promises = nil
+	p.promises, p.best, p.bestInterrupts = nil, nil, false
 	p.handover = nil
 	p.prevoting, p.prevotes = false, nil
 	if cmd := p.pendingChange; cmd != nil && cmd.ReplyAddress != "" {

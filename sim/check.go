@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -357,6 +358,33 @@ func (c *checker) effectBound(e *messages.Entry) {
 		if o := c.s.reqOps[cmd.RequestId]; o != nil && o.instance == e.Instance && o.appliedAt == 0 {
 			o.appliedAt = c.s.sched.now
 		}
+	}
+}
+
+// bounded checks a peer message as it leaves: a Promise's or an Accept's
+// entries fit their byte budget, or are one entry alone.
+func (c *checker) bounded(n *node, msg proto.Message) {
+	var es []*messages.Entry
+	var budget int
+	switch m := msg.(type) {
+	case *messages.Promise:
+		es, budget = m.Accepted, cmp.Or(c.s.cfg.MaxPromiseBytes, paxos.DefaultMaxPromiseBytes)
+		if m.AcceptedUpto != 0 {
+			c.s.promisePages++
+		}
+	case *messages.Accept:
+		es, budget = m.Entries, cmp.Or(c.s.cfg.Proposer.MaxAcceptBytes, paxos.DefaultMaxAcceptBytes)
+	}
+	if len(es) < 2 {
+		return
+	}
+	size := 0
+	for _, e := range es {
+		size += proto.Size(e)
+	}
+	if size > budget {
+		c.s.fail(ErrSafety, ErrMessageTooLarge, "%s sends a %s of %d entries, %d bytes of them, budget %d",
+			n.name(), proto.MessageName(msg).Name(), len(es), size, budget)
 	}
 }
 

@@ -130,6 +130,11 @@ type Config struct {
 	// Planted is a known bug the replicas run with (divergent-apply: n2
 	// only).
 	Planted paxos.PlantedBug
+	// MaxPromiseBytes is the replicas' promise page budget
+	// (core.Config.MaxPromiseBytes; 0: the default, which no run here
+	// comes near). Tiny budgets have promises come in pages routinely,
+	// and Proposer.MaxAcceptBytes likewise splits Accepts.
+	MaxPromiseBytes int
 	// Cut is the partial partition liveness mode plays once the group has
 	// recovered, for CutDuration (which lengthens the run by as much):
 	// while it lasts, a client write must be chosen at least every
@@ -210,5 +215,11 @@ func ConfigForSeed(seed uint64) Config {
 		c.Faults.Wipes = c.Faults.CrashEvery > 0
 	}
 	c.Cut = CutShape(r.IntN(int(cutShapes)))
+	if r.IntN(3) == 0 {
+		// Phase 1 in pages and Accepts in chunks: one entry each (a page
+		// always holds one), a few, a dozen or so.
+		budget := []int{1, 300, 2000}[r.IntN(3)]
+		c.MaxPromiseBytes, c.Proposer.MaxAcceptBytes = budget, budget
+	}
 	return c
 }

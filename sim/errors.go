@@ -81,6 +81,10 @@ var (
 	// ballot it could not win (no pre-vote), which on its return deposes
 	// a working master.
 	ErrDisruptiveCampaign = errors.New("a node cut off from a majority raised its ballot")
+	// ErrMessageTooLarge: a Promise or an Accept carried more than one
+	// entry and more bytes of entries than its budget: a real transport
+	// may refuse such a message for ever (paxos.DefaultMaxPromiseBytes).
+	ErrMessageTooLarge = errors.New("a peer message outgrew its byte budget")
 	// ErrStepBudget: the run took more steps than its bound (a livelock of
 	// the simulator itself, or of messages at one instant).
 	ErrStepBudget = errors.New("step budget exhausted")

@@ -159,7 +159,7 @@ func (n *node) boot(records []*messages.Record) {
 	cfg := core.Config{ID: n.id, Cluster: simCluster, Members: n.s.initialMembership(), Incarnation: n.diskInc, Fresh: n.diskFresh, Rebuilt: n.wiped,
 		Bootstrap: n.diskBootstrap, Proposer: pcfg, Learner: n.s.cfg.Learner, RestartGrace: n.s.cfg.RestartGrace,
 		SnapshotEvery: n.s.cfg.SnapshotEvery, SnapshotLogBytes: -1, Planted: n.planted(), Observer: n,
-		SessionPlanted: n.s.cfg.SessionPlanted}
+		SessionPlanted: n.s.cfg.SessionPlanted, MaxPromiseBytes: n.s.cfg.MaxPromiseBytes}
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = -1
 	}
@@ -394,6 +394,7 @@ func (n *node) Answer(token any, msg proto.Message) {
 
 // Send puts a protocol message on the simulated network.
 func (n *node) Send(to uint32, msg proto.Message) {
+	n.s.check.bounded(n, msg)
 	n.afterSend(to, msg)
 	n.send(to, msg)
 }

@@ -27,6 +27,7 @@ var caughtBy = map[paxos.PlantedBug]error{
 	paxos.BugQuorumFromStaleConfig:  ErrTwoValuesChosen,    // acceptances counted against the wrong voters
 	paxos.BugNoStepDown:             ErrNoProgress,         // a master cut off one way holds elections off
 	paxos.BugNoPreVote:              ErrDisruptiveCampaign, // a follower cut off raises its ballot
+	paxos.BugPromisePageAsWhole:     ErrTwoValuesChosen,    // chosen instances past a promise's first page overwritten
 }
 
 // TestPlantedBugIsCaught plants each known bug in the replicas (§6:

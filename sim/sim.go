@@ -36,6 +36,9 @@ type Result struct {
 	BitFlips                int // of those, corrupt log records
 	VoterChanges            int // of the membership changes, promotions and demotions
 	Handovers               int // masterships handed over (Faults.TransferEvery)
+	// PromisePages counts Promises that stopped at their byte budget
+	// (Promise.accepted_upto): a candidate had to ask for more.
+	PromisePages int
 	// Cut is the shape of the partial partition liveness mode played,
 	// and CutMaxGap the longest it went without a client write chosen.
 	Cut       CutShape
@@ -84,6 +87,8 @@ type Simulator struct {
 	snapshots   int
 	installs    int
 	truncations int
+	// promisePages: Promises sent that stopped at their budget.
+	promisePages int
 	// membershipOps counts membership changes the operator asked for.
 	membershipOps int
 	wipes         int
@@ -228,7 +233,7 @@ func (s *Simulator) result() Result {
 	r := Result{Seed: s.cfg.Seed, Nodes: s.cfg.Nodes, Steps: s.steps, SimTime: time.Duration(s.sched.now),
 		Ops: len(s.history), Chosen: len(s.check.log), Crashes: s.crashes, LostRecords: s.lostRecords, Partitions: s.partitions,
 		Messages: s.net.sent, Lost: s.net.lost, LeaseReads: s.check.leaseReads, QuorumReads: s.check.quorumReads,
-		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, TransfersCut: s.transfersCut, Checksums: s.checksums, MembershipOps: s.membershipOps, Wipes: s.wipes, BitFlips: s.bitFlips, VoterChanges: s.voterChanges,
+		Snapshots: s.snapshots, Installs: s.installs, Truncations: s.truncations, PromisePages: s.promisePages, TransfersCut: s.transfersCut, Checksums: s.checksums, MembershipOps: s.membershipOps, Wipes: s.wipes, BitFlips: s.bitFlips, VoterChanges: s.voterChanges,
 		Handovers: s.handovers, Situations: s.situations, Cut: s.cfg.Cut, CutMaxGap: time.Duration(s.cutMaxGap)}
 	for _, o := range s.history {
 		switch o.status {

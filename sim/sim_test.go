@@ -88,6 +88,7 @@ func runSeedsWith(cfgFor func(uint64) Config, start uint64, count, workers int, 
 		total.Snapshots += r.Snapshots
 		total.Installs += r.Installs
 		total.Truncations += r.Truncations
+		total.PromisePages += r.PromisePages
 		total.TransfersCut += r.TransfersCut
 		total.Checksums += r.Checksums
 		total.MembershipOps += r.MembershipOps
@@ -143,6 +144,7 @@ func TestSimulation(t *testing.T) {
 		total.VoterChanges, total.Wipes, total.BitFlips)
 	t.Logf("partial partitions (issue 14): the longest any cut went without a write chosen: %s (bound %s)",
 		total.CutMaxGap, DefaultConfig(0).ProgressBound)
+	t.Logf("phase 1 in pages (issue 15): %d promises stopped at their byte budget", total.PromisePages)
 }
 
 // replayOne runs one seed, with its trace on stdout if asked.
@@ -200,6 +202,7 @@ func TestSoak(t *testing.T) {
 	}
 	fmt.Printf("soak: the longest any partial partition went without a write chosen: %s (bound %s)\n",
 		total.CutMaxGap, DefaultConfig(0).ProgressBound)
+	fmt.Printf("soak: %d promises stopped at their byte budget (phase 1 in pages)\n", total.PromisePages)
 }
 
 // traceHash runs a seed with tracing into a hash.

@@ -26,7 +26,17 @@ func (p *Proposer) LeaseUntil(now time.Time) (until time.Time, ok bool) {
 		return time.Time{}, false
 	}
 	until = start.Add(p.cfg.LeaseTimeout - p.cfg.ClockDriftMax)
-	return until, now.Before(until)
+	if now.Before(until) {
+		// A read may be served on it: a step-down lets the acceptors
+		// drop their grants early only once its clock is past this
+		// (stepDown's ReleaseLease), even if by then it is no longer
+		// serving (during a boost's new epoch, say).
+		if until.After(p.leaseEnd) {
+			p.leaseEnd = until
+		}
+		return until, true
+	}
+	return until, false
 }
 
 // nextSeq numbers a send made at now.

@@ -35,6 +35,9 @@ func (p *Proposer) lostQuorum(now time.Time) bool {
 		return false
 	}
 	last := p.masterAt
+	if p.votersSince.After(last) {
+		last = p.votersSince
+	}
 	if t, ok := p.quorumSent(p.heardAck); ok && t.After(last) {
 		last = t
 	}

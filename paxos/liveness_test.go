@@ -152,3 +152,59 @@ func TestPreVote_SoonAfterTheMasterResigns(t *testing.T) {
 	}
 	t.Fatal("no pre-vote within a quarter of an election timeout of the resign")
 }
+
+// leasedMaster is a master elected by voters 1 and 2 whose epoch start
+// both accepted, so it holds a lease, and which served a read on it at
+// now.
+func leasedMaster(t *testing.T) (p *Proposer, now time.Time, until time.Time) {
+	t.Helper()
+	p = newTestProposer(1, 4, 4)
+	electBy12(t, p)
+	now = t0.Add(10 * time.Second)
+	for _, from := range []uint32{1, 2} { // the epoch start's Accept was the latest send
+		p.Step(&messages.Accepted{From: from, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(),
+			Instances: []uint64{p.Epoch()}, Seq: p.seq}, now)
+	}
+	p.LearnerProgress(p.Epoch())
+	until, ok := p.LeaseUntil(now)
+	if !ok {
+		t.Fatal("no lease after a majority accepted the epoch start")
+	}
+	return p, now, until
+}
+
+// Seed 3650 (sim): a master that served reads on a lease and then stops
+// being able to (a boost's new epoch not applied yet) must not have the
+// acceptors drop their grants when it steps down before that lease is
+// over: a new master could serve reads while the old lease still runs.
+// It says it resigned only once its clock is past every lease it served on.
+func TestCheckQuorum_StepDownKeepsTheGrantsOfALeaseItServedOn(t *testing.T) {
+	p, now, until := leasedMaster(t)
+	p.epoch = p.applied + 1 // a new epoch pending: LeaseUntil is not ok any more
+	var out ProposerOutput
+	p.resign(&out, now.Add(10*time.Millisecond))
+	if out.ReleaseLease {
+		t.Fatalf("stepped down at %v with a lease served on until %v, and released the grants", now.Add(10*time.Millisecond), until)
+	}
+	for _, e := range out.Messages {
+		if hb, ok := e.Msg.(*messages.Heartbeat); ok && hb.Resigned {
+			t.Fatal("said it resigned (the acceptors would drop their grants) with its lease still on")
+		}
+	}
+}
+
+// Seed 3650 (sim): a master whose voters change (a learner promoted) does
+// not resign at once because the new voter has answered nothing yet: the
+// new configuration gets a whole QuorumTimeout to show a majority.
+func TestCheckQuorum_NewVotersGetAQuorumTimeout(t *testing.T) {
+	p, now, _ := leasedMaster(t)
+	later := now.Add(p.cfg.QuorumTimeout - 50*time.Millisecond)
+	p.Tick(later)
+	p.setMembers(membership(2, []uint32{1, 2, 3, 4, 5})) // as a chosen change of voters does, at later
+	if p.lostQuorum(later.Add(100 * time.Millisecond)) {
+		t.Fatal("lost its quorum 100 ms after its voters changed: the new voters had no time to answer")
+	}
+	if !p.lostQuorum(later.Add(p.cfg.QuorumTimeout)) {
+		t.Fatal("kept mastership a QuorumTimeout after its voters changed with no answer from a majority of them")
+	}
+}

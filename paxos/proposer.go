@@ -2,6 +2,7 @@ package paxos
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
@@ -234,6 +235,10 @@ type Proposer struct {
 	// leaseEnd is the latest end of a lease this node held as master,
 	// recorded as it steps down.
 	leaseEnd time.Time
+	// votersSince is when the voters last changed: check-quorum gives a
+	// new configuration a whole QuorumTimeout to show a majority of it
+	// answering (a voter just added has answered nothing yet).
+	votersSince time.Time
 	// truncatedAt is how far each acceptor let go of its log (§5.5), as
 	// its acceptances report.
 	truncatedAt map[uint32]uint64
@@ -392,7 +397,11 @@ func NewProposer(cfg ProposerConfig, now time.Time) *Proposer {
 // setMembers makes m the configuration at the frontier.
 func (p *Proposer) setMembers(m *messages.Membership) {
 	p.members = m
-	p.voters = MembershipVoters(m)
+	voters := MembershipVoters(m)
+	if !slices.Equal(voters, p.voters) {
+		p.votersSince = p.lastNow
+	}
+	p.voters = voters
 	p.learners = MembershipLearners(m)
 }
 

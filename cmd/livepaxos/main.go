@@ -1,5 +1,7 @@
 // Command livepaxos runs a node of a livepaxos cluster and talks to one:
-// node, put, get, del, cas, txn, lock, watch, status and bench.
+// node; put, get, del, cas, txn; lock, elect, watch; status, members,
+// limits, check, snapshot (and snapshot save), restore, health, certs and
+// bench. `livepaxos --help` lists them with a line each.
 package main
 
 import (

@@ -208,26 +208,3 @@ func TestCheckQuorum_NewVotersGetAQuorumTimeout(t *testing.T) {
 		t.Fatal("kept mastership a QuorumTimeout after its voters changed with no answer from a majority of them")
 	}
 }
-
-// Sim seed 24766: a master re-proposes an instance its learner has since
-// applied (from a snapshot installed just before it won); its own acceptor,
-// having let go of its log there, refuses it and the other voter is cut
-// off. The instance is chosen (it was applied), so the master stops
-// waiting for its acceptances, and the chosen prefix moves past it.
-func TestMasterStopsWaitingOnAnInstanceItsLearnerApplied(t *testing.T) {
-	p := newTestProposer(1, 4, 4)
-	old := NextBallot(0, 2)
-	elect(t, p, func(b uint64) []*messages.Promise {
-		return []*messages.Promise{{From: 2, Ballot: b, Ok: true, Accepted: []*messages.Entry{{Instance: 1, Ballot: old, Value: value("x")}}}}
-	})
-	now := t0.Add(10 * time.Second)
-	epoch := p.Epoch() // instance 2: after the re-proposal of 1
-	for _, from := range []uint32{1, 2} {
-		p.Step(&messages.Accepted{From: from, Ballot: p.Ballot(), Ok: true, Promised: p.Ballot(), Instances: []uint64{epoch}, Seq: p.seq}, now)
-	}
-	p.LearnerProgress(1) // instance 1 applied from a snapshot; no acceptance of it will come
-	p.Tick(now.Add(time.Millisecond))
-	if p.chosenUpto < epoch || p.inflight[1] != nil {
-		t.Fatalf("chosen up to %d with instance 1 still in flight (%v); want at least %d", p.chosenUpto, p.inflight[1] != nil, epoch)
-	}
-}

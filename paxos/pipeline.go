@@ -187,44 +187,19 @@ func (p *Proposer) onAccepted(out *ProposerOutput, m *messages.Accepted, now tim
 		}
 	}
 	if moved {
-		p.afterChosen(out, now)
-	}
-}
-
-// afterChosen moves the chosen prefix once in-flight instances are
-// chosen: every instance below the lowest one still in flight is.
-func (p *Proposer) afterChosen(out *ProposerOutput, now time.Time) {
-	upto := p.nextInstance - 1
-	for i := range p.inflight {
-		upto = min(upto, i-1)
-	}
-	if upto > p.noticeUpto {
-		p.noticeUpto = upto
-		p.noticeDirty = true
-	}
-	p.chosenUpto = max(p.chosenUpto, upto)
-	if p.changeAt != 0 && len(p.inflight) == 0 {
-		p.changeChosen(out, now)
-	}
-}
-
-// dropApplied ends the in-flight instances this node's learner has
-// applied: they are chosen, whatever acceptances are still missing. A
-// master that installed a snapshot just before it won (sim seed 24766)
-// re-proposed an instance the snapshot covers; its own acceptor, having let
-// go of its log there, refused it, the other voter was cut off, and the
-// master waited for a quorum that could not come, holding the chosen
-// prefix (and every write after it) back.
-func (p *Proposer) dropApplied(out *ProposerOutput, now time.Time) {
-	moved := false
-	for i := range p.inflight {
-		if i <= p.applied {
-			delete(p.inflight, i)
-			moved = true
+		// Every instance below the lowest one still in flight is chosen.
+		upto := p.nextInstance - 1
+		for i := range p.inflight {
+			upto = min(upto, i-1)
 		}
-	}
-	if moved {
-		p.afterChosen(out, now)
+		if upto > p.noticeUpto {
+			p.noticeUpto = upto
+			p.noticeDirty = true
+		}
+		p.chosenUpto = max(p.chosenUpto, upto)
+		if p.changeAt != 0 && len(p.inflight) == 0 {
+			p.changeChosen(out, now)
+		}
 	}
 }
 

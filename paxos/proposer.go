@@ -523,7 +523,6 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 			p.probeQuorum(&out, now)
 			p.noticeDirty = true // learners hear the chosen prefix at least this often
 		}
-		p.dropApplied(&out, now)
 		p.retransmit(&out, now)
 		if p.handover != nil {
 			break // it only sees what it has in flight chosen

@@ -56,6 +56,7 @@ func (c *Client) Members(ctx context.Context) (*messages.Membership, error) {
 		m, err := n.kvs[0].Members(actx, &messages.MembersListRequest{})
 		cancel()
 		if err == nil {
+			c.learnEndpoints(m) // any membership seen teaches the others' addresses
 			return m, nil
 		}
 		_, msg, said, out := c.rpcError(ep, err)

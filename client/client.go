@@ -573,8 +573,12 @@ func (c *Client) forgetMaster(endpoint string) {
 	}
 }
 
-// refreshEvery bounds how often the membership is asked for.
-const refreshEvery = 5 * time.Second
+// refreshEvery bounds how often the membership is asked for, and
+// refreshTimeout how long the background call may take at least.
+const (
+	refreshEvery   = 5 * time.Second
+	refreshTimeout = 2 * time.Second
+)
 
 // refreshMembers learns the members' client addresses, in the background,
 // at most once per refreshEvery: a client given one endpoint finds the
@@ -588,20 +592,34 @@ func (c *Client) refreshMembers() {
 	c.learnedAt = time.Now()
 	c.mu.Unlock()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.AttemptTimeout)
+		// In the background, so not held to a request's attempt timeout:
+		// under load a first call (a new connection) can take longer.
+		ctx, cancel := context.WithTimeout(context.Background(), max(c.cfg.AttemptTimeout, refreshTimeout))
 		defer cancel()
 		m, err := c.Members(ctx)
 		if err != nil {
+			// Ask again on the next answer rather than after refreshEvery:
+			// until it succeeds the client knows only its configured
+			// endpoints, and may lose them all.
+			c.mu.Lock()
+			c.learnedAt = time.Time{}
+			c.mu.Unlock()
+			c.learned.Store(false)
 			return
 		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, mem := range m.Members {
-			if a := mem.ClientAddress; a != "" && !slices.Contains(c.endpoints, a) {
-				c.endpoints = append(slices.Clone(c.endpoints), a)
-			}
-		}
+		c.learnEndpoints(m)
 	}()
+}
+
+// learnEndpoints adds the members' client addresses to the endpoints.
+func (c *Client) learnEndpoints(m *messages.Membership) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, mem := range m.GetMembers() {
+		if a := mem.ClientAddress; a != "" && !slices.Contains(c.endpoints, a) {
+			c.endpoints = append(slices.Clone(c.endpoints), a)
+		}
+	}
 }
 
 // mapValidation turns a database limit error into the client's sentinel.

@@ -332,8 +332,9 @@ func TestClientLearnsTheOtherMembers(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	g.Stop()
-	// The client learned second's address in the background after its
-	// first answer; writes now reach it.
+	// The client learned second's address from the membership it saw (in
+	// the background after its first answer, and from Members); writes
+	// now reach it.
 	deadline = time.Now().Add(5 * time.Second)
 	for {
 		err := c.Put(ctx, []byte("k"), []byte("v"))

@@ -293,11 +293,19 @@ func runNode(f nodeFlags) error {
 	case s := <-sig:
 		logger.Info("stopping", "signal", s.String())
 		if s == syscall.SIGTERM {
-			handOver(replica, logger, f.electionMin)
+			handedOver := handOver(replica, logger, f.electionMin)
 			// The others stop waiting on this node's acceptances, and calls
 			// in flight on its client port end with their answers.
 			replica.Leave()
+			began := time.Now()
 			api.Drain(handOverDrain)
+			if rest := handOverLinger - time.Since(began); handedOver && rest > 0 {
+				// Peers that have not yet heard the new master still forward
+				// writes here: answer them (not master, naming it) rather
+				// than stop under them (their writes would end outcome
+				// unknown).
+				time.Sleep(rest)
+			}
 		}
 	case runErr = <-fatal:
 		logger.Error("node stopping on a fatal error", "err", runErr)
@@ -320,9 +328,9 @@ func runNode(f nodeFlags) error {
 // hear it is leaving, and for a moment its client port keeps answering
 // (writes are forwarded to the new master, answers name it) so that calls
 // in flight there end and clients move on before the port closes.
-func handOver(replica *actors.Replica, logger *slog.Logger, electionMin time.Duration) {
+func handOver(replica *actors.Replica, logger *slog.Logger, electionMin time.Duration) bool {
 	if _, self := replica.Master(); !self {
-		return
+		return false
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*electionMin)
@@ -330,14 +338,19 @@ func handOver(replica *actors.Replica, logger *slog.Logger, electionMin time.Dur
 	id, err := replica.TransferMastership(ctx, 0)
 	if err != nil {
 		logger.Warn("handing mastership over before stopping", "err", err)
-		return
+		return false
 	}
 	logger.Info("handed mastership over before stopping", "to", id, "took", time.Since(start))
+	return true
 }
 
 // handOverDrain is how long a node stopping on SIGTERM keeps its client
 // port open for the calls in flight there.
 const handOverDrain = 300 * time.Millisecond
+
+// handOverLinger is how long a master that handed over keeps its actors
+// up at least, so the peers hear the new master before it goes.
+const handOverLinger = 150 * time.Millisecond
 
 // defaultClusterID derives a cluster identity from the initial voter set, so
 // a data directory from another cluster is refused without extra flags.

@@ -133,26 +133,7 @@ func writeIdentity(path string, meta *messages.MetaRecord) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return storage.SyncDir(filepath.Dir(path))
+	return storage.WriteFileAtomic(path, b)
 }
 
 // IsCorrupt reports whether err from NewReplica means the data directory

@@ -118,27 +118,8 @@ func readRange(dir string) (logRange, error) {
 // writeRange replaces dir's range file with r, durably (see rangeFileName
 // for when, and why in that order).
 func (w *WAL) writeRange(r logRange) error {
-	path := filepath.Join(w.dir, rangeFileName)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if err := w.writeFile(f, encodeRange(r)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := w.syncFile(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if err := w.syncDir(w.dir); err != nil {
+	steps := fileSteps{write: w.writeFile, sync: w.syncFile, dir: w.syncDir}
+	if err := steps.replace(filepath.Join(w.dir, rangeFileName), encodeRange(r)); err != nil {
 		return err
 	}
 	w.rng, w.first = r, r.first

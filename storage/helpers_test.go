@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -140,6 +141,39 @@ func snapshot(t testing.TB, dir string) map[string][]byte {
 		m[e.Name()] = readFile(t, filepath.Join(dir, e.Name()))
 	}
 	return m
+}
+
+// refusedUnchanged opens dir twice (the second proves the lock was
+// released), wants sentinel (ErrSegmentMissing, say) wrapping ErrCorrupt,
+// with an error naming every name in names, and the directory as it was.
+func refusedUnchanged(t *testing.T, dir string, sentinel error, names ...string) {
+	t.Helper()
+	before := snapshot(t, dir)
+	for range 2 {
+		w, err := Open(dir, smallSegments, nil)
+		if !errors.Is(err, sentinel) || !errors.Is(err, ErrCorrupt) {
+			if w != nil {
+				w.Close()
+			}
+			t.Fatalf("Open = %v, want %v (wrapping ErrCorrupt)", err, sentinel)
+		}
+		for _, n := range names {
+			if !strings.Contains(err.Error(), n) {
+				t.Errorf("the error does not name %s: %v", n, err)
+			}
+		}
+	}
+	after := snapshot(t, dir)
+	delete(before, lockFileName)
+	delete(after, lockFileName)
+	if len(before) != len(after) {
+		t.Fatalf("refused Open changed the directory: %d files -> %d", len(before), len(after))
+	}
+	for name, b := range before {
+		if !bytes.Equal(after[name], b) {
+			t.Errorf("refused Open modified %s", name)
+		}
+	}
 }
 
 // copyDir copies the files of src into a fresh directory.

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -44,39 +43,6 @@ func checkpointed(t *testing.T) (before, after string, want [][]byte, cut uint64
 		t.Fatalf("the checkpoint began segment %d: nothing was deleted", cut)
 	}
 	return before, after, append(recs(1000, 1003), recs(2000, 2060)...), cut
-}
-
-// refusedUnchanged opens dir twice (the second proves the lock was
-// released), wants ErrSegmentMissing (and so ErrCorrupt) with an error
-// naming every name in names, and the directory as it was.
-func refusedUnchanged(t *testing.T, dir string, sentinel error, names ...string) {
-	t.Helper()
-	before := snapshot(t, dir)
-	for range 2 {
-		w, err := Open(dir, smallSegments, nil)
-		if !errors.Is(err, sentinel) || !errors.Is(err, ErrCorrupt) {
-			if w != nil {
-				w.Close()
-			}
-			t.Fatalf("Open = %v, want %v (wrapping ErrCorrupt)", err, sentinel)
-		}
-		for _, n := range names {
-			if !strings.Contains(err.Error(), n) {
-				t.Errorf("the error does not name %s: %v", n, err)
-			}
-		}
-	}
-	after := snapshot(t, dir)
-	delete(before, lockFileName)
-	delete(after, lockFileName)
-	if len(before) != len(after) {
-		t.Fatalf("refused Open changed the directory: %d files -> %d", len(before), len(after))
-	}
-	for name, b := range before {
-		if !bytes.Equal(after[name], b) {
-			t.Errorf("refused Open modified %s", name)
-		}
-	}
 }
 
 // A segment the log must hold that is gone (the newest, the oldest since

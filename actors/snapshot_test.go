@@ -113,15 +113,7 @@ func TestPaper5_5_SnapshotTruncatesLogAndRestartRecovers(t *testing.T) {
 // learns the rest of the log (§5.5).
 func TestPaper5_5_WipedReplicaCatchesUpFromSnapshot(t *testing.T) {
 	g := newTestGroupWith(t, 3, func(cfg *actors.Config) { cfg.SnapshotEvery = -1; cfg.SnapshotLogBytes = -1 })
-	putKeys(t, g, 0, 50)
-	g.sameState(50)
-	g.stop(3)
-	if err := os.RemoveAll(g.hosts[3].dir); err != nil {
-		t.Fatal(err)
-	}
-	putKeys(t, g, 50, 300)
-	g.snapshot(1)
-	g.snapshot(2)
+	wipeNode3BehindSnapshots(t, g)
 	g.start(3)
 	g.sameState(300)
 	waitFor(t, 5*time.Second, func() error { // the status is published on the proposer's tick
@@ -132,6 +124,23 @@ func TestPaper5_5_WipedReplicaCatchesUpFromSnapshot(t *testing.T) {
 	})
 	putKeys(t, g, 300, 310)
 	g.sameState(310)
+}
+
+// wipeNode3BehindSnapshots writes keys 0 to 49 on all three nodes, stops
+// node 3 and wipes its data directory, writes keys 50 to 299 on the other
+// two and has both snapshot: node 3, started again, is behind their
+// snapshots.
+func wipeNode3BehindSnapshots(t *testing.T, g *testGroup) {
+	t.Helper()
+	putKeys(t, g, 0, 50)
+	g.sameState(50)
+	g.stop(3)
+	if err := os.RemoveAll(g.hosts[3].dir); err != nil {
+		t.Fatal(err)
+	}
+	putKeys(t, g, 50, 300)
+	g.snapshot(1)
+	g.snapshot(2)
 }
 
 // refuseFirstRestore is a db.KV whose first Restore fails, changing
@@ -168,15 +177,7 @@ func TestSnapshotInstallFailingAfterItsRenameIsRetried(t *testing.T) {
 					cfg.StateMachine = refusing
 				}
 			})
-			putKeys(t, g, 0, 50)
-			g.sameState(50)
-			g.stop(3)
-			if err := os.RemoveAll(g.hosts[3].dir); err != nil {
-				t.Fatal(err)
-			}
-			putKeys(t, g, 50, 300)
-			g.snapshot(1)
-			g.snapshot(2)
+			wipeNode3BehindSnapshots(t, g)
 			refusing = &refuseFirstRestore{}
 			if damaged {
 				refusing.damage = func() error { return damageSnapshots(filepath.Join(g.hosts[3].dir, "snapshots")) }

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/db"
+	"github.com/livepaxos/livepaxos/internal/backoff"
 	"github.com/livepaxos/livepaxos/internal/defaults"
 	"github.com/livepaxos/livepaxos/messages"
 )
@@ -347,18 +348,18 @@ func (c *Client) call(ctx context.Context, call *messages.StreamCall, idempotent
 	defer cancel()
 	idempotent = idempotent || !call.Write
 	stale := !call.Write && call.Consistency == Stale
-	backoff := time.Duration(0)
+	wait := time.Duration(0)
 	var lastErr error = ErrNoMaster
 	refused := map[string]bool{} // endpoints misconfigured for this client
 	for attempt := 0; ; attempt++ {
-		if backoff > 0 {
+		if wait > 0 {
 			select {
 			case <-ctx.Done():
 				return nil, "", deadlineErr(lastErr)
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
 		}
-		backoff = min(max(2*backoff, 10*time.Millisecond), 200*time.Millisecond)
+		wait = backoff.Next(wait, 10*time.Millisecond, 200*time.Millisecond)
 		timeout := c.attemptTimeout(ctx)
 		if timeout <= 0 {
 			return nil, "", deadlineErr(lastErr)
@@ -375,7 +376,7 @@ func (c *Client) call(ctx context.Context, call *messages.StreamCall, idempotent
 					return nil, "", lastErr
 				}
 				c.unreachable(endpoint)
-				backoff = 0
+				wait = 0
 				continue
 			}
 			if isNotSent(err) {
@@ -384,7 +385,7 @@ func (c *Client) call(ctx context.Context, call *messages.StreamCall, idempotent
 				if attempt%len(c.knownEndpoints()) == len(c.knownEndpoints())-1 {
 					c.refreshMembers()
 				} else {
-					backoff = 0 // never delivered: go elsewhere at once
+					wait = 0 // never delivered: go elsewhere at once
 				}
 				continue
 			}
@@ -408,7 +409,7 @@ func (c *Client) call(ctx context.Context, call *messages.StreamCall, idempotent
 			// lately: then the back-off paces the round trips between a
 			// node that keeps naming it and an endpoint not up yet.
 			if !c.avoided(m) {
-				backoff = 0
+				wait = 0
 			}
 			c.reachable(m)
 		}

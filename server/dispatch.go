@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/actors"
+	"github.com/livepaxos/livepaxos/internal/backoff"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -199,7 +200,7 @@ func (s *Server) retryOr(req *request, done func(answer), last answer) {
 		done(last)
 		return
 	}
-	req.backoff = min(max(2*req.backoff, firstBackoff), maxBackoff)
+	req.backoff = backoff.Next(req.backoff, firstBackoff, maxBackoff)
 	if wait == 0 {
 		s.dispatch(req, done)
 		return

@@ -55,6 +55,16 @@ var (
 	ErrClosed = errors.New("livepaxos: client closed")
 )
 
+// Why an attempt got no answer (a muxStream's calls end with these). The
+// difference matters for a write: one never handed to the connection may
+// be sent elsewhere; one that was may have been proposed.
+var (
+	errNotSent = errors.New("not sent")
+	errLost    = errors.New("sent, but no answer")
+	// errNotClientPort: the endpoint does not serve the client API.
+	errNotClientPort = errors.New("not a livepaxos client port")
+)
+
 // isNotSent reports whether an attempt certainly sent nothing.
 func isNotSent(err error) bool { return errors.Is(err, errNotSent) }
 

@@ -13,16 +13,6 @@ import (
 	"github.com/livepaxos/livepaxos/messages"
 )
 
-// Why an attempt got no answer. The difference matters for a write: one
-// never handed to the connection may be sent elsewhere; one that was may
-// have been proposed.
-var (
-	errNotSent = errors.New("not sent")
-	errLost    = errors.New("sent, but no answer")
-	// errNotClientPort: the endpoint does not serve the client API.
-	errNotClientPort = errors.New("not a livepaxos client port")
-)
-
 // maxStreamBatch bounds the calls sent in one StreamRequest.
 const maxStreamBatch = 256
 

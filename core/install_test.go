@@ -16,13 +16,6 @@ import (
 func TestPaper5_5_SnapshotWithAnImpossibleHandleIsRefused(t *testing.T) {
 	c := newTestCluster(t, 3, 1)
 	d := c.nodes[1].d
-	voters := func(ids ...uint32) []*messages.Member {
-		var ms []*messages.Member
-		for _, id := range ids {
-			ms = append(ms, &messages.Member{Id: id, Role: paxos.VoterRole})
-		}
-		return ms
-	}
 	for _, tc := range []struct {
 		name string
 		meta *messages.SnapshotMeta

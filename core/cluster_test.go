@@ -154,10 +154,7 @@ func newTestClusterWith(t *testing.T, n int, seed uint64, bug paxos.PlantedBug, 
 	for i := 1; i <= n; i++ {
 		c.ids = append(c.ids, uint32(i))
 	}
-	members := &messages.Membership{Version: 1}
-	for _, id := range c.ids {
-		members.Members = append(members.Members, &messages.Member{Id: id, Role: paxos.VoterRole})
-	}
+	members := &messages.Membership{Version: 1, Members: voters(c.ids...)}
 	for _, id := range c.ids {
 		nd := &node{c: c, id: id, sm: &memSM{}}
 		cfg := Config{ID: id, Members: members, Cluster: testClusterHash, Planted: bug, Observer: nd,
@@ -177,6 +174,15 @@ func newTestClusterWith(t *testing.T, n int, seed uint64, bug paxos.PlantedBug, 
 		c.nodes[id] = nd
 	}
 	return c
+}
+
+// voters are members, each id a voter.
+func voters(ids ...uint32) []*messages.Member {
+	var ms []*messages.Member
+	for _, id := range ids {
+		ms = append(ms, &messages.Member{Id: id, Role: paxos.VoterRole})
+	}
+	return ms
 }
 
 // later queues fn after what is queued already.

@@ -13,8 +13,7 @@ import (
 // it; planted bug reply-before-persist lets it out at once.
 func TestDurableBeforeVisible(t *testing.T) {
 	for _, bug := range []paxos.PlantedBug{paxos.BugNone, paxos.BugReplyBeforePersist} {
-		members := &messages.Membership{Version: 1, Members: []*messages.Member{
-			{Id: 1, Role: paxos.VoterRole}, {Id: 2, Role: paxos.VoterRole}, {Id: 3, Role: paxos.VoterRole}}}
+		members := &messages.Membership{Version: 1, Members: voters(1, 2, 3)}
 		r, err := New(Config{ID: 2, Members: members, Planted: bug})
 		if err != nil {
 			t.Fatal(err)

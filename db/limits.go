@@ -71,14 +71,7 @@ func SetLimits(maxValueBytes uint64) *messages.MultiOp {
 
 // HasAdminOps reports whether op holds an operator's op (KIND_SET_LIMITS).
 func HasAdminOps(op *messages.MultiOp) bool {
-	for _, list := range [][]*messages.Op{op.GetTOp(), op.GetFOp()} {
-		for _, o := range list {
-			if o.GetKind() == messages.Op_KIND_SET_LIMITS {
-				return true
-			}
-		}
-	}
-	return false
+	return hasOpOfKind(op, messages.Op_KIND_SET_LIMITS)
 }
 
 // validateSetLimits checks that a KIND_SET_LIMITS op (validateOp checked

@@ -152,18 +152,7 @@ func TestSnapshotKeepsTheGroupLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, write, err := src.BeginSnapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	dst := db.NewWithLimits(db.Limits{MaxValueBytes: 1000})
-	if err := dst.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	dst := copyBySnapshot(t, src, db.NewWithLimits(db.Limits{MaxValueBytes: 1000}))
 	if g := dst.GroupLimits(); g != (db.GroupLimits{MaxValueBytes: 20, Instance: 2}) || dst.Hash() != src.Hash() {
 		t.Fatalf("restored group limits %+v (want 20 at 2), same hash %v", g, dst.Hash() == src.Hash())
 	}

@@ -1,7 +1,6 @@
 package db_test
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -198,18 +197,7 @@ func TestExactlyOnceWrites(t *testing.T) {
 	if err != nil || !first.Succeeded {
 		t.Fatal(first, err)
 	}
-	_, write, err := l.kv.BeginSnapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	restored := db.New()
-	if err := restored.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	restored := copyBySnapshot(t, l.kv, db.New())
 	if restored.Hash() != l.kv.Hash() {
 		t.Fatal("a restored database differs")
 	}

@@ -177,14 +177,7 @@ func TestRangeAfterRestore(t *testing.T) {
 	if got := keysOf(rangeOf(t, kv, db.Range([]byte("k04"), []byte("k07"), 0))); got != "k04 k06 " {
 		t.Fatalf("range during a snapshot = %q", got)
 	}
-	var buf bytes.Buffer
-	if err := write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	restored := db.New()
-	if err := restored.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	restored := restoreInto(t, db.New(), writeSnapshot(t, write))
 	a, b := rangeOf(t, restored, db.Prefix(nil, 0)), rangeOf(t, kv, db.Prefix(nil, 0))
 	b.Kvs = append(b.Kvs[:5:5], append([]*messages.KeyValue{{Key: []byte("k05"), Value: []byte{14}, CreateInstance: 15, ModInstance: 15, Version: 1}}, b.Kvs[5:]...)...)
 	if !proto.Equal(a, b) {

@@ -65,35 +65,24 @@ var (
 
 // withDefaults returns l with every unset field replaced by its default.
 func (l Limits) withDefaults() Limits {
-	if l.MaxKeyBytes <= 0 {
-		l.MaxKeyBytes = DefaultMaxKeyBytes
-	}
-	if l.MaxValueBytes <= 0 {
-		l.MaxValueBytes = DefaultMaxValueBytes
-	}
-	l.MaxValueBytes = min(l.MaxValueBytes, MaxValueBytesCeiling)
-	if l.MaxOps <= 0 {
-		l.MaxOps = DefaultMaxOps
-	}
-	if l.MaxRangeKeys <= 0 {
-		l.MaxRangeKeys = DefaultMaxRangeKeys
-	}
-	if l.MaxRangeBytes <= 0 {
-		l.MaxRangeBytes = DefaultMaxRangeBytes
-	}
-	if l.MaxSessions <= 0 {
-		l.MaxSessions = DefaultMaxSessions
-	}
-	if l.MaxSessionResults <= 0 {
-		l.MaxSessionResults = DefaultMaxSessionResults
-	}
-	if l.WatchEvents <= 0 {
-		l.WatchEvents = DefaultWatchEvents
-	}
-	if l.WatchEventBytes <= 0 {
-		l.WatchEventBytes = DefaultWatchEventBytes
-	}
+	l.MaxKeyBytes = orDefault(l.MaxKeyBytes, DefaultMaxKeyBytes)
+	l.MaxValueBytes = min(orDefault(l.MaxValueBytes, DefaultMaxValueBytes), MaxValueBytesCeiling)
+	l.MaxOps = orDefault(l.MaxOps, DefaultMaxOps)
+	l.MaxRangeKeys = orDefault(l.MaxRangeKeys, DefaultMaxRangeKeys)
+	l.MaxRangeBytes = orDefault(l.MaxRangeBytes, DefaultMaxRangeBytes)
+	l.MaxSessions = orDefault(l.MaxSessions, DefaultMaxSessions)
+	l.MaxSessionResults = orDefault(l.MaxSessionResults, DefaultMaxSessionResults)
+	l.WatchEvents = orDefault(l.WatchEvents, DefaultWatchEvents)
+	l.WatchEventBytes = orDefault(l.WatchEventBytes, DefaultWatchEventBytes)
 	return l
+}
+
+// orDefault is v, or def where v is unset (zero or negative).
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Validate checks a MultiOp against l before it is proposed, so that a bad
@@ -181,13 +170,10 @@ func (l Limits) validateTest(t *messages.Test) *problem {
 		}
 	case messages.Test_KIND_ABSENT, messages.Test_KIND_PRESENT:
 		if len(t.Value) > 0 {
-			return &problem{ErrInvalidOp, fmt.Sprintf(": value set on a %v test, which ignores it", t.Kind)}
+			return ignoredValue(t.Kind, "test")
 		}
 	case messages.Test_KIND_EQUALS:
-		if len(t.Value) > l.MaxValueBytes {
-			return &problem{ErrValueTooLarge, fmt.Sprintf(": key %s: value is %d bytes, limit %d",
-				quoteKey(t.Key), len(t.Value), l.MaxValueBytes)}
-		}
+		return l.validateKeyValue(t.Key, t.Value)
 	case messages.Test_KIND_EPOCH:
 		if len(t.Key) > 0 || len(t.Value) > 0 || t.Epoch == 0 {
 			return &problem{ErrInvalidOp, ": an epoch test takes a non-zero epoch and no key or value"}
@@ -239,24 +225,37 @@ func (l Limits) validateOp(o *messages.Op) *problem {
 		return nil
 	case messages.Op_KIND_LOCK, messages.Op_KIND_UNLOCK, messages.Op_KIND_LOCK_INFO:
 		if len(o.Value) > 0 {
-			return &problem{ErrInvalidOp, fmt.Sprintf(": value set on a %v op, which ignores it", o.Kind)}
+			return ignoredValue(o.Kind, "op")
 		}
 		if o.LockDelayMs > uint64(MaxLockDelay/time.Millisecond) {
 			return &problem{ErrInvalidOp, fmt.Sprintf(": lock-delay %d ms over the maximum %v", o.LockDelayMs, MaxLockDelay)}
 		}
 	case messages.Op_KIND_GET, messages.Op_KIND_DELETE:
 		if len(o.Value) > 0 {
-			return &problem{ErrInvalidOp, fmt.Sprintf(": value set on a %v op, which ignores it", o.Kind)}
+			return ignoredValue(o.Kind, "op")
 		}
 	case messages.Op_KIND_PUT:
-		if len(o.Value) > l.MaxValueBytes {
-			return &problem{ErrValueTooLarge, fmt.Sprintf(": key %s: value is %d bytes, limit %d",
-				quoteKey(o.Key), len(o.Value), l.MaxValueBytes)}
-		}
+		return l.validateKeyValue(o.Key, o.Value)
 	default:
 		return &problem{ErrInvalidOp, fmt.Sprintf(": unknown op kind %d", int32(o.Kind))}
 	}
 	return l.validateKey(o.Key)
+}
+
+// ignoredValue is the problem of a value on a test or op (what) of a kind
+// that ignores it.
+func ignoredValue(kind fmt.Stringer, what string) *problem {
+	return &problem{ErrInvalidOp, fmt.Sprintf(": value set on a %v %s, which ignores it", kind, what)}
+}
+
+// validateKeyValue checks the value an EQUALS test compares or a PUT
+// stores, then its key.
+func (l Limits) validateKeyValue(key, value []byte) *problem {
+	if len(value) > l.MaxValueBytes {
+		return &problem{ErrValueTooLarge, fmt.Sprintf(": key %s: value is %d bytes, limit %d",
+			quoteKey(key), len(value), l.MaxValueBytes)}
+	}
+	return l.validateKey(key)
 }
 
 func (l Limits) validateKey(key []byte) *problem {
@@ -314,9 +313,14 @@ func needsSession(o *messages.Op) bool {
 // HasMasterOnlyOps reports whether op holds an op only a master proposes
 // (a session's expiry): a client's MultiOp with one is refused.
 func HasMasterOnlyOps(op *messages.MultiOp) bool {
+	return hasOpOfKind(op, messages.Op_KIND_SESSION_EXPIRE)
+}
+
+// hasOpOfKind reports whether op's t_op or f_op holds an op of kind.
+func hasOpOfKind(op *messages.MultiOp, kind messages.Op_Kind) bool {
 	for _, list := range [][]*messages.Op{op.GetTOp(), op.GetFOp()} {
 		for _, o := range list {
-			if o.GetKind() == messages.Op_KIND_SESSION_EXPIRE {
+			if o.GetKind() == kind {
 				return true
 			}
 		}

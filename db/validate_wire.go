@@ -18,15 +18,7 @@ import (
 // and the state machine decodes it again when it applies. Anything else
 // takes the full decode, which finds and names the problem.
 func (l Limits) ValidateEncoded(b []byte) error {
-	l = l.withDefaults()
-	if l.plainValid(b) {
-		return nil
-	}
-	op := new(messages.MultiOp)
-	if err := proto.Unmarshal(b, op); err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	return l.Validate(op)
+	return l.validateEncoded(b, Limits.Validate)
 }
 
 // ValidateClientEncoded is ValidateEncoded for a command a client sent:
@@ -34,6 +26,13 @@ func (l Limits) ValidateEncoded(b []byte) error {
 // that no client can end another's session, and an operator's op (a
 // limits change), which comes through SetLimits.
 func (l Limits) ValidateClientEncoded(b []byte) error {
+	return l.validateEncoded(b, Limits.ValidateClient)
+}
+
+// validateEncoded accepts b on the plain path where it can, and otherwise
+// decodes it for check (Validate or ValidateClient) to find and name the
+// problem.
+func (l Limits) validateEncoded(b []byte, check func(Limits, *messages.MultiOp) error) error {
 	l = l.withDefaults()
 	if l.plainValid(b) {
 		return nil
@@ -42,7 +41,7 @@ func (l Limits) ValidateClientEncoded(b []byte) error {
 	if err := proto.Unmarshal(b, op); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	return l.ValidateClient(op)
+	return check(l, op)
 }
 
 // ValidateClient is Validate for a client's MultiOp (see
@@ -92,76 +91,93 @@ func (l Limits) plainValid(b []byte) bool {
 	return true
 }
 
+// plainEntry is a test or an op as plainFields read it.
+type plainEntry struct {
+	kind, epoch uint64
+	key, value  []byte
+}
+
 // plainFields reads a test's or op's fields, each at most once: a varint
-// kind (1), a key (2), a value (3) and, where epoch is not nil, a varint
-// epoch (4).
-func plainFields(b []byte, kind *uint64, key, value *[]byte, epoch *uint64) bool {
+// kind (1), a key (2), a value (3) and, withEpoch, a varint epoch (4).
+func plainFields(b []byte, withEpoch bool) (e plainEntry, ok bool) {
 	var seen [5]bool
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || num < 1 || num > 4 || seen[num] || (num == 4 && epoch == nil) {
-			return false
+		if n < 0 || num < 1 || num > 4 || seen[num] || (num == 4 && !withEpoch) {
+			return e, false
 		}
 		seen[num] = true
 		b = b[n:]
-		switch {
-		case (num == 1 || num == 4) && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return false
-			}
-			if num == 1 {
-				*kind = v
-			} else {
-				*epoch = v
-			}
-			b = b[n:]
-		case (num == 2 || num == 3) && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return false
-			}
-			if num == 2 {
-				*key = v
-			} else {
-				*value = v
-			}
-			b = b[n:]
-		default:
-			return false
+		varintField := (num == 1 || num == 4) && typ == protowire.VarintType
+		bytesField := (num == 2 || num == 3) && typ == protowire.BytesType
+		if !varintField && !bytesField {
+			return e, false
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return e, false
+		}
+		field := b[:n]
+		b = b[n:]
+		switch num {
+		case 1:
+			e.kind, _ = protowire.ConsumeVarint(field)
+		case 2:
+			e.key, _ = protowire.ConsumeBytes(field)
+		case 3:
+			e.value, _ = protowire.ConsumeBytes(field)
+		case 4:
+			e.epoch, _ = protowire.ConsumeVarint(field)
 		}
 	}
-	return true
+	return e, true
 }
 
-func (l Limits) plainTest(b []byte) bool {
-	var kind, epoch uint64
-	var key, value []byte
-	if !plainFields(b, &kind, &key, &value, &epoch) || kind > 3 {
-		return false
-	}
-	switch messages.Test_Kind(kind) {
-	case messages.Test_KIND_ABSENT, messages.Test_KIND_PRESENT:
-		return len(value) == 0 && l.plainKey(key)
-	case messages.Test_KIND_EQUALS:
-		return len(value) <= l.MaxValueBytes && l.plainKey(key)
-	case messages.Test_KIND_EPOCH:
-		return len(key) == 0 && len(value) == 0 && epoch != 0
-	}
-	return false
-}
+// plainRule is what a test or op of one kind holds on the plain path.
+type plainRule uint8
 
-func (l Limits) plainOp(b []byte) bool {
-	var kind uint64
-	var key, value []byte
-	if !plainFields(b, &kind, &key, &value, nil) || kind > 2 {
+const (
+	plainRefused    plainRule = iota // a kind the plain path leaves to the full decode
+	plainKeyAlone                    // a valid key and no value
+	plainKeyValue                    // a valid key and a value within the limit
+	plainEpochAlone                  // a non-zero epoch and no key or value
+)
+
+// The rules of the kinds the plain path knows, by kind number: a number
+// past the end is refused before it is converted (it would wrap into the
+// enum's int32).
+var (
+	plainTestRules = [...]plainRule{
+		messages.Test_KIND_ABSENT:  plainKeyAlone,
+		messages.Test_KIND_PRESENT: plainKeyAlone,
+		messages.Test_KIND_EQUALS:  plainKeyValue,
+		messages.Test_KIND_EPOCH:   plainEpochAlone,
+	}
+	plainOpRules = [...]plainRule{
+		messages.Op_KIND_GET:    plainKeyAlone,
+		messages.Op_KIND_PUT:    plainKeyValue,
+		messages.Op_KIND_DELETE: plainKeyAlone,
+	}
+)
+
+func (l Limits) plainTest(b []byte) bool { return l.plainEntryValid(b, plainTestRules[:], true) }
+
+func (l Limits) plainOp(b []byte) bool { return l.plainEntryValid(b, plainOpRules[:], false) }
+
+// plainEntryValid reports whether b is a test or op (withEpoch: a test) of
+// a kind rules knows, holding what its rule asks.
+func (l Limits) plainEntryValid(b []byte, rules []plainRule, withEpoch bool) bool {
+	e, ok := plainFields(b, withEpoch)
+	if !ok || e.kind >= uint64(len(rules)) {
 		return false
 	}
-	switch messages.Op_Kind(kind) {
-	case messages.Op_KIND_GET, messages.Op_KIND_DELETE:
-		return len(value) == 0 && l.plainKey(key)
-	case messages.Op_KIND_PUT:
-		return len(value) <= l.MaxValueBytes && l.plainKey(key)
+	switch rules[e.kind] {
+	case plainKeyAlone:
+		return len(e.value) == 0 && l.plainKey(e.key)
+	case plainKeyValue:
+		return len(e.value) <= l.MaxValueBytes && l.plainKey(e.key)
+	case plainEpochAlone:
+		return len(e.key) == 0 && len(e.value) == 0 && e.epoch != 0
 	}
 	return false
 }

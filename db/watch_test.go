@@ -87,18 +87,7 @@ func TestWatchResetWhenChangesAreGone(t *testing.T) {
 	if got := eventsOf(kv.Watch(pfx, 7, 100)); got != "7:w/1=7 8:w/2=8 9:w/0=9 10:w/1=10 " {
 		t.Fatalf("from a kept one: %q", got)
 	}
-	_, write, err := kv.BeginSnapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	other := db.New()
-	if err := other.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	other := copyBySnapshot(t, kv, db.New())
 	if b := other.Watch(pfx, 9, 100); !b.Reset || b.Instance != 10 || len(b.KVs) != 3 {
 		t.Fatalf("restored, from before the snapshot: %+v", b)
 	}

@@ -54,20 +54,28 @@ func TestPaper5_5_AcceptorTruncationRefusesWhatItCannotAnswer(t *testing.T) {
 // segments: a chosen mark after it may run past a hole, which the learner
 // learns again instead of refusing to start.
 func TestPaper5_5_LearnerRestoreAfterCheckpointLearnsHolesAgain(t *testing.T) {
-	b := NextBallot(0, 2)
-	l := NewLearner(LearnerConfig{ID: 1, Peers: []uint32{1, 2, 3}})
-	l.RestoreSnapshot(10)
+	l, out, err := learnerRestoredAfterCheckpoint(1, 10, entry(13, NextBallot(0, 2), "c"), 13)
+	if err != nil || len(out.Apply) != 0 || l.Contiguous() != 10 || l.KnownChosen() != 13 {
+		t.Fatalf("restore: applied %v, contiguous %d, known chosen %d, %v", instancesOf(out.Apply), l.Contiguous(), l.KnownChosen(), err)
+	}
+}
+
+// learnerRestoredAfterCheckpoint restores learner id (of replicas 1, 2
+// and 3) as after a checkpoint at snapshot: the snapshot, then a log of
+// the truncation there, one accepted entry and a chosen mark at
+// chosenUpto; then it finishes the restore.
+func learnerRestoredAfterCheckpoint(id uint32, snapshot uint64, accepted *messages.Entry, chosenUpto uint64) (*Learner, LearnerOutput, error) {
+	l := NewLearner(LearnerConfig{ID: id, Peers: []uint32{1, 2, 3}})
+	l.RestoreSnapshot(snapshot)
 	for _, rec := range []*messages.Record{
-		{Kind: &messages.Record_Truncated{Truncated: &messages.TruncatedRecord{Upto: 10}}},
-		{Kind: &messages.Record_Accept{Accept: entry(13, b, "c")}},
-		{Kind: &messages.Record_Chosen{Chosen: &messages.ChosenRecord{Upto: 13}}},
+		{Kind: &messages.Record_Truncated{Truncated: &messages.TruncatedRecord{Upto: snapshot}}},
+		{Kind: &messages.Record_Accept{Accept: accepted}},
+		{Kind: &messages.Record_Chosen{Chosen: &messages.ChosenRecord{Upto: chosenUpto}}},
 	} {
 		l.Restore(rec)
 	}
 	out, err := l.FinishRestore()
-	if err != nil || len(out.Apply) != 0 || l.Contiguous() != 10 || l.KnownChosen() != 13 {
-		t.Fatalf("restore: applied %v, contiguous %d, known chosen %d, %v", instancesOf(out.Apply), l.Contiguous(), l.KnownChosen(), err)
-	}
+	return l, out, err
 }
 
 // A replica learned instance 7 from a peer (a learned record), while its
@@ -78,16 +86,7 @@ func TestPaper5_5_LearnerRestoreAfterCheckpointLearnsHolesAgain(t *testing.T) {
 // notices and peers say what is chosen.
 func TestPaper5_5_RestoreAfterCheckpointDistrustsStaleAccepts(t *testing.T) {
 	stale, chosen := NextBallot(0, 5), NextBallot(BallotStride, 2)
-	l := NewLearner(LearnerConfig{ID: 3, Peers: []uint32{1, 2, 3}})
-	l.RestoreSnapshot(6)
-	for _, rec := range []*messages.Record{
-		{Kind: &messages.Record_Truncated{Truncated: &messages.TruncatedRecord{Upto: 6}}},
-		{Kind: &messages.Record_Accept{Accept: entry(7, stale, "never-chosen")}},
-		{Kind: &messages.Record_Chosen{Chosen: &messages.ChosenRecord{Upto: 7}}},
-	} {
-		l.Restore(rec)
-	}
-	out, err := l.FinishRestore()
+	l, out, err := learnerRestoredAfterCheckpoint(3, 6, entry(7, stale, "never-chosen"), 7)
 	if err != nil || len(out.Apply) != 0 || l.Contiguous() != 6 {
 		t.Fatalf("restore applied %v (contiguous %d, %v); want nothing past the snapshot", instancesOf(out.Apply), l.Contiguous(), err)
 	}

@@ -76,9 +76,20 @@ type awaited struct {
 	epoch    uint64
 }
 
+// ErrApplyOrder is why a replica stops when an entry reaches its apply
+// side out of log order. It is an invariant failure (errors.Is matches
+// paxos.ErrInvariant too).
+var ErrApplyOrder = fmt.Errorf("%w: entries applied out of log order", paxos.ErrInvariant)
+
 // apply hands one chosen entry to the apply side (reply: its clients may
 // be answered; false when the log is replayed at startup).
 func (r *Replica) apply(e *messages.Entry, reply bool, now time.Time) {
+	if r.applied != 0 && e.Instance <= r.applied {
+		// The learner hands entries out in log order; one that goes back
+		// is a bug here, and the state machine must never see it.
+		r.fail(fmt.Errorf("%w: instance %d handed to apply after instance %d", ErrApplyOrder, e.Instance, r.applied))
+		return
+	}
 	a := Apply{Entry: e, Replay: !reply}
 	if r.epochs.Enter(e) {
 		a.NewEpoch = true

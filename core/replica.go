@@ -175,6 +175,7 @@ func (r *Replica) Step(msg proto.Message, now time.Time) {
 func (r *Replica) step(msg proto.Message, now time.Time) {
 	switch m := msg.(type) {
 	case *messages.Prepare:
+		r.p.NoteCampaign(m.From, m.Ballot, now)
 		r.acceptorOut(r.a.HandlePrepare(m, now), now)
 	case *messages.Accept:
 		r.acceptorOut(r.a.HandleAccept(m, now), now)
@@ -187,7 +188,10 @@ func (r *Replica) step(msg proto.Message, now time.Time) {
 		if out.Reply != nil {
 			r.route(*out.Reply)
 		}
-	case *messages.Promise, *messages.Accepted, *messages.Heartbeat, *messages.Confirmed, *messages.Handover, *messages.Leaving,
+	case *messages.Promise:
+		r.l.NoteChosenAt(m.ChosenUpto, m.From, now)
+		r.proposerOut(r.p.Step(msg, now), now)
+	case *messages.Accepted, *messages.Heartbeat, *messages.Confirmed, *messages.Handover, *messages.Leaving,
 		*messages.PreVote, *messages.PreVoted:
 		r.proposerOut(r.p.Step(msg, now), now)
 	case *messages.Chosen:

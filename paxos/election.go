@@ -83,6 +83,40 @@ func (p *Proposer) startEpoch(now time.Time) *messages.Entry {
 	return p.newInstance(&messages.Value{Noop: true, StartsEpoch: true, EpochMaster: p.cfg.ID}, now)
 }
 
+// skipApplied moves the start of the re-proposals past what the local
+// learner applied since phase 1 began (a snapshot installed while it
+// campaigned, say). Those instances are chosen and this node knows their
+// values; re-proposing them gains nothing and can cost every write: its own
+// acceptor, whose log the snapshot let go of there, acknowledges none of
+// them, and with one other voter cut off the chosen prefix never passes
+// them (sim seed 24766). Nothing was sent under this ballot there, so the
+// Chosen notices, which start at prepareFrom, claim nothing about them.
+// A configuration change among them would have stepped this candidate
+// down (MembershipApplied), so the voters its promises counted still govern.
+func (p *Proposer) skipApplied() {
+	if p.applied >= p.prepareFrom {
+		p.prepareFrom = p.applied + 1
+	}
+}
+
+// reprepareCaughtUp starts this campaign's phase 1 again, under the same
+// ballot, from after what the local learner applied, once that passes the
+// point where a peer refused to promise because its log was let go of
+// there (refusedBelow). It reports whether it did; the caller sends the
+// Prepares. Without it the candidate asked from the same instance until
+// its election timeout, refused each time, although its learner had
+// installed the peer's snapshot meanwhile (sim seed 1231, no write for
+// 3.05 s with the master cut off both ways). The promises taken so far are
+// dropped: they answered for a phase 1 that began elsewhere.
+func (p *Proposer) reprepareCaughtUp() bool {
+	if p.refusedBelow == 0 || p.applied < p.refusedBelow {
+		return false
+	}
+	p.startPhase1(max(p.applied, p.appliedMembersAt) + 1)
+	p.freshPoll = nil
+	return true
+}
+
 // repropose puts in flight, under the current ballot, every instance from
 // prepareFrom to top: the value accepted under the highest ballot the
 // promises report (best), else the one this master had in flight there
@@ -211,6 +245,13 @@ func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.
 		p.resetElection(now)
 		return
 	}
+	if !m.Ok && m.Truncated >= p.prepareFrom && p.state == stateCandidate && m.Ballot == p.ballot {
+		// A peer let go of its log where this campaign begins: its promise
+		// needs a phase 1 from after its snapshot, which this candidate
+		// can ask for once its learner has caught up that far (the core
+		// points the learner at this peer: Learner.NoteChosenAt).
+		p.refusedBelow = max(p.refusedBelow, m.Truncated)
+	}
 	if !m.Ok && m.Fresh {
 		p.pollFresh(out, m, now)
 		return
@@ -257,6 +298,7 @@ func (p *Proposer) onPromise(out *ProposerOutput, m *messages.Promise, now time.
 // Its first value of its own, right after them, starts its epoch (§5.3).
 // That value's acceptances also give it its first lease.
 func (p *Proposer) becomeMaster(out *ProposerOutput, now time.Time) {
+	p.skipApplied()
 	best := p.best
 	top := p.prepareFrom - 1
 	for i := range best {

@@ -24,6 +24,10 @@ import (
 //     (PreVote) and campaigns only once a majority, itself included, has
 //     heard no master within an election timeout. Nothing is promised or
 //     raised by a pre-vote.
+//   - Followers that all lost their master at once would campaign at once
+//     and depose one another. One that sees another node's campaign (its
+//     acceptor got a Prepare) holds its own off and refuses other pre-votes
+//     for an election timeout (NoteCampaign).
 // Neither touches what is chosen: stepping down is always safe, a
 // pre-vote changes no acceptor, and a lease is dropped only for a master
 // whose own clock is past every lease it held (ReleaseLease).
@@ -137,14 +141,16 @@ func (p *Proposer) startPreVote(out *ProposerOutput, now time.Time) {
 }
 
 // onPreVote answers whether this node would take part in an election now:
-// yes unless it is master or heard a master within ElectionTimeoutMin.
-// It raises nothing: the asker's ballot is not promised, and its own
-// election timer is not touched.
+// yes unless it is master or candidate, heard a master within
+// ElectionTimeoutMin, or saw another node's campaign within that time
+// (NoteCampaign). It raises nothing: the asker's ballot is not promised,
+// and its own election timer is not touched.
 func (p *Proposer) onPreVote(out *ProposerOutput, m *messages.PreVote, now time.Time) {
 	if m.From == p.cfg.ID || m.From == 0 {
 		return
 	}
-	ok := p.state != stateMaster && (p.heardAt.IsZero() || now.Sub(p.heardAt) >= p.cfg.ElectionTimeoutMin)
+	ok := p.state == stateFollower && (p.heardAt.IsZero() || now.Sub(p.heardAt) >= p.cfg.ElectionTimeoutMin) &&
+		!p.deferringTo(now, m.From)
 	out.Messages = append(out.Messages, Envelope{To: m.From, Msg: &messages.PreVoted{
 		From: p.cfg.ID, Ballot: m.Ballot, Ok: ok, Highest: p.highestSeen, MasterId: p.masterID}})
 }
@@ -164,4 +170,34 @@ func (p *Proposer) onPreVoted(out *ProposerOutput, m *messages.PreVoted, now tim
 	if len(p.prevotes) >= p.quorum() {
 		p.campaign(out, now)
 	}
+}
+
+// NoteCampaign tells the proposer that its own acceptor received another
+// node's Prepare at ballot. A campaign at a ballot no lower than any seen
+// here is live: this follower holds its own election off (as a Raft voter
+// does once it votes) and refuses other nodes' pre-votes for
+// ElectionTimeoutMin after the campaign's last Prepare, so that one
+// candidate runs at a time. Without it, every follower whose election
+// timer ran out while the old master's lease held campaigned too, each
+// refused until that lease ended (the acceptors keep their grants), and
+// all of them asked again at the same moment, when it ended: they deposed
+// one another for seconds (sim seed 34022, no write for 3.05 s with a
+// master cut off both ways). A campaign that cannot win ends by itself:
+// its candidate stops sending Prepares at its own election timeout.
+func (p *Proposer) NoteCampaign(from uint32, ballot uint64, now time.Time) {
+	if from == p.cfg.ID || from == 0 || ballot < p.highestSeen || ballot == 0 {
+		return
+	}
+	p.campaignAt, p.campaigner = now, from
+	if p.state == stateFollower {
+		p.prevoting, p.prevotes = false, nil
+		p.resetElection(now)
+	}
+}
+
+// deferringTo reports whether this node defers to another candidate's live
+// campaign: one other than asker sent a Prepare within ElectionTimeoutMin.
+func (p *Proposer) deferringTo(now time.Time, asker uint32) bool {
+	return !p.campaignAt.IsZero() && p.campaigner != asker &&
+		now.Sub(p.campaignAt) < p.cfg.ElectionTimeoutMin
 }

@@ -208,3 +208,42 @@ func TestCheckQuorum_NewVotersGetAQuorumTimeout(t *testing.T) {
 		t.Fatal("kept mastership a QuorumTimeout after its voters changed with no answer from a majority of them")
 	}
 }
+
+// Issue 14, one candidate at a time: a follower whose acceptor received
+// another node's Prepare holds its own election off and refuses a third
+// node's pre-vote for an election timeout, and the campaigner's own
+// pre-vote is still answered. A Prepare below a ballot seen here is no
+// live campaign. Without it, every follower whose timer ran out while the
+// old master's lease held campaigned at once when it ended (sim seed
+// 34022).
+func TestPreVote_DeferToALiveCampaign(t *testing.T) {
+	q := newTestProposer(2, 4, 4)
+	now := t0.Add(10 * time.Second) // its own election timer ran out long ago
+	q.NoteCampaign(3, NextBallot(0, 3), now)
+	for at := now; at.Before(now.Add(q.cfg.ElectionTimeoutMin)); at = at.Add(10 * time.Millisecond) {
+		for _, e := range q.Tick(at).Messages {
+			if _, ok := e.Msg.(*messages.PreVote); ok {
+				t.Fatalf("asked for a pre-vote %v after another node's Prepare", at.Sub(now))
+			}
+		}
+	}
+	answer := func(from uint32, at time.Time) *messages.PreVoted {
+		return q.Step(&messages.PreVote{From: from, Ballot: NextBallot(NextBallot(0, 3), from)}, at).Messages[0].Msg.(*messages.PreVoted)
+	}
+	soon := now.Add(q.cfg.ElectionTimeoutMin / 2)
+	if m := answer(1, soon); m.Ok {
+		t.Fatal("a pre-vote of a third node was granted during a live campaign")
+	}
+	if m := answer(3, soon); !m.Ok {
+		t.Fatal("the campaigner's own pre-vote was refused")
+	}
+	if m := answer(1, now.Add(q.cfg.ElectionTimeoutMin)); !m.Ok {
+		t.Fatal("refused a pre-vote an election timeout after the campaign's last Prepare")
+	}
+	r := newTestProposer(2, 4, 4)
+	r.ObserveBallot(NextBallot(BallotStride, 1))
+	r.NoteCampaign(3, NextBallot(0, 3), now)
+	if m := r.Step(&messages.PreVote{From: 1, Ballot: NextBallot(2*BallotStride, 1)}, now).Messages[0].Msg.(*messages.PreVoted); !m.Ok {
+		t.Fatal("a Prepare below a ballot seen here was taken for a live campaign")
+	}
+}

@@ -243,3 +243,29 @@ func TestPaper5_4_CandidateStopsAtChangeOfQuorum(t *testing.T) {
 		t.Fatalf("after phase 1 with the new voters: %v, want [x epoch-start]", got)
 	}
 }
+
+// §5.4: a master whose learner applies a configuration newer than its own
+// view, chosen by another master, knows its view is stale: it adopts the
+// change if only learners differ, and steps down if the voters differ (its
+// instances in flight were counted under the wrong voters). Played as a
+// script since sim seed 413 (found as 78226) stopped reaching the moment.
+func TestPaper5_4_MasterAppliesAChangeAnotherMasterChose(t *testing.T) {
+	p := newTestProposer(1, 4, 4)
+	electBy12(t, p)
+	now := t0.Add(10 * time.Second)
+	p.MembershipApplied(membership(2, []uint32{1, 2, 3}, 4), 5, now)
+	if !p.IsMaster() {
+		t.Fatal("stepped down for a change that only added a learner")
+	}
+	if MemberOf(p.members, 4) == nil {
+		t.Fatal("the added learner is not in the master's view")
+	}
+	p.MembershipApplied(membership(2, []uint32{1, 2, 3}, 4), 6, now) // the same version again
+	if !p.IsMaster() {
+		t.Fatal("stepped down for a configuration it already had")
+	}
+	p.MembershipApplied(membership(3, []uint32{1, 2, 3, 4}), 7, now)
+	if p.IsMaster() {
+		t.Fatal("still master after applying another master's change of voters")
+	}
+}

@@ -50,6 +50,7 @@ type promised struct {
 // startPhase1 begins collecting promises for instances from first.
 func (p *Proposer) startPhase1(first uint64) {
 	p.prepareFrom = first
+	p.refusedBelow = 0
 	p.promises = make(map[uint32]*promised)
 	p.best = make(map[uint64]*messages.Entry)
 	p.bestInterrupts = false

@@ -167,6 +167,11 @@ type Proposer struct {
 	prevoting     bool
 	prevoteBallot uint64
 	prevotes      map[uint32]bool
+	// campaignAt is when a Prepare of another node's campaign, at a ballot
+	// no lower than any seen here, last reached this node's acceptor, and
+	// campaigner the node that sent it (liveness.go, NoteCampaign).
+	campaignAt time.Time
+	campaigner uint32
 
 	// chosenUpto: every instance <= chosenUpto is known chosen.
 	chosenUpto uint64
@@ -228,6 +233,10 @@ type Proposer struct {
 	// catchUpTo: its own acceptor let go of the log up to here; it does
 	// not campaign before its learner has applied that far.
 	catchUpTo uint64
+	// refusedBelow: a peer refused this campaign's Prepare because it let
+	// go of its log past prepareFrom (§5.5); once the local learner has
+	// applied that far, phase 1 starts again after it (reprepareCaughtUp).
+	refusedBelow uint64
 	// checkAt is when this master last proposed a checksum value;
 	// checkAsked, that one was asked for.
 	checkAt    time.Time
@@ -506,7 +515,7 @@ func (p *Proposer) Tick(now time.Time) ProposerOutput {
 			// a candidate cut off from a majority stops raising ballots.
 			p.stepDown(&out, now)
 			p.startPreVote(&out, now)
-		} else if !now.Before(p.prepareDue) {
+		} else if p.reprepareCaughtUp() || !now.Before(p.prepareDue) {
 			p.sendPrepare(&out, now)
 		}
 	case stateMaster:

@@ -312,3 +312,88 @@ func TestPaper4_ThriftyAcceptAsksOnlyAMajorityToSync(t *testing.T) {
 		t.Fatalf("after the switch, want follower 3 durable and 2 lazy: %v", lazy)
 	}
 }
+
+// §5.5 and §4: a candidate whose learner installed a snapshot while it
+// campaigned (past where its phase 1 began) re-proposes only after what
+// its learner applied. Those instances are chosen; its own acceptor, whose
+// log the snapshot let go of, would acknowledge none of them, and with one
+// other voter cut off the chosen prefix never passed them (sim seed
+// 24766). The Chosen notices claim nothing at or below them either.
+func TestPaper5_5_NewMasterSkipsWhatItsLearnerAppliedWhileCampaigning(t *testing.T) {
+	p := newTestProposer(1, 8, 8)
+	now := t0.Add(10 * time.Second)
+	prep := prepareOf(campaignTick(p, now))
+	if prep == nil || prep.FirstInstance != 1 {
+		t.Fatalf("prepare %v, want one from instance 1", prep)
+	}
+	b, older := prep.Ballot, NextBallot(0, 2)
+	p.LearnerProgress(5) // a snapshot of instance 5 installed meanwhile
+	p.Step(&messages.Promise{From: 2, Ballot: b, Ok: true, Accepted: []*messages.Entry{
+		entry(4, older, "in-the-snapshot"), entry(7, older, "after-it")}}, now)
+	out := p.Step(&messages.Promise{From: 1, Ballot: b, Ok: true}, now)
+	if !p.IsMaster() {
+		t.Fatal("not master after a quorum of promises")
+	}
+	es := accepts(out, 2)
+	want := [][]string{{"<noop>"}, {"after-it"}}
+	if len(es) != 3 || !es[2].Value.StartsEpoch || p.Epoch() != 8 {
+		t.Fatalf("proposed %v (epoch %d), want 6 and 7 re-proposed and the epoch's start at 8", instancesOf(es), p.Epoch())
+	}
+	for i, e := range es[:2] {
+		if e.Instance != uint64(6+i) || !slices.Equal(payloads(e.Value), want[i]) {
+			t.Fatalf("instance %d: %v, want %v at %d", e.Instance, payloads(e.Value), want[i], 6+i)
+		}
+	}
+	for _, from := range []uint32{1, 2} {
+		p.Step(&messages.Accepted{From: from, Ballot: b, Ok: true, Promised: b, Instances: []uint64{6, 7, 8}}, now)
+	}
+	if p.ChosenUpto() != 8 {
+		t.Fatalf("chosen up to %d after a quorum acknowledged 6 to 8, want 8", p.ChosenUpto())
+	}
+}
+
+// §5.5: a peer refuses a candidate's Prepare because it let go of its log
+// past where the candidate's phase 1 begins. Once the candidate's learner
+// has installed that snapshot, it asks again at once, under the same
+// ballot, from after it, and wins on the peer's promise (sim seed 1231:
+// it asked from the same instance until its election timeout, and writes
+// stopped for 3.05 s with the master cut off). The learner is pointed at
+// the peer that refused: it knows the chosen prefix and just answered.
+func TestPaper5_5_CandidateRefusedBelowAPeersSnapshotAsksAgainOnceCaughtUp(t *testing.T) {
+	p := newTestProposer(3, 8, 8)
+	p.LearnerProgress(897)
+	now := t0.Add(10 * time.Second)
+	prep := prepareOf(campaignTick(p, now))
+	if prep == nil || prep.FirstInstance != 898 {
+		t.Fatalf("prepare %v, want one from 898", prep)
+	}
+	b := prep.Ballot
+	p.Step(&messages.Promise{From: 3, Ballot: b, Ok: true}, now)
+	p.Step(&messages.Promise{From: 1, Ballot: b, Promised: b - 1, ChosenUpto: 899, Truncated: 899}, now)
+	if again := prepareOf(p.Tick(now.Add(time.Millisecond))); again != nil {
+		t.Fatalf("asked again (%v) before its learner caught up", again)
+	}
+	l := NewLearner(LearnerConfig{ID: 3, Peers: []uint32{1, 2, 3}})
+	l.HandleChosen(&messages.Chosen{From: 2, Ballot: NextBallot(0, 2), ChosenUpto: 899}, now) // the old master, cut off since
+	l.NoteChosenAt(899, 1, now)
+	var asked uint32
+	for _, e := range l.Tick(now.Add(200 * time.Millisecond)).Messages {
+		if _, ok := e.Msg.(*messages.CatchupRequest); ok {
+			asked = e.To
+		}
+	}
+	if asked != 1 {
+		t.Fatalf("the learner asked node %d to catch up, want node 1, which refused the prepare", asked)
+	}
+	p.LearnerProgress(899) // node 1's snapshot installed
+	out := p.Tick(now.Add(2 * time.Millisecond))
+	again := prepareOf(out)
+	if again == nil || again.FirstInstance != 900 || again.Ballot != b {
+		t.Fatalf("after catching up: prepare %v, want one from 900 under ballot %d at once", again, b)
+	}
+	p.Step(&messages.Promise{From: 1, Ballot: b, Ok: true, Promised: b, ChosenUpto: 899, Truncated: 899}, now)
+	p.Step(&messages.Promise{From: 3, Ballot: b, Ok: true, Truncated: 899}, now)
+	if !p.IsMaster() || p.Epoch() != 900 {
+		t.Fatalf("master %v, epoch %d: want master with its epoch starting at 900", p.IsMaster(), p.Epoch())
+	}
+}

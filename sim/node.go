@@ -422,6 +422,8 @@ func (n *node) Checksum(instance uint64, sum func() []byte) {
 // Fatal: the replica stopped, which in the simulator is a failed run.
 func (n *node) Fatal(err error) {
 	switch {
+	case errors.Is(err, core.ErrApplyOrder):
+		n.s.fail(ErrSafety, ErrAppliedOutOfOrder, "%s: %v", n.name(), err)
 	case errors.Is(err, core.ErrDiverged):
 		n.s.fail(ErrSafety, ErrChecksumMismatch, "%s: %v", n.name(), err)
 	case errors.Is(err, paxos.ErrInvariant):

@@ -31,18 +31,18 @@ var regressionSeeds = []struct {
 	// marks, and the new master never re-proposed them: no learner could
 	// apply past 14 again, and reads never completed (a liveness bug).
 	// Found as seeds 705, 1509, 1706.
-	{[]uint64{149, 262}, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
+	{[]uint64{100, 262}, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
 	// With thrifty accepts (only a majority syncs), a lazy Accept raised
 	// n3's promise to 0.2 in memory; a late Prepare at 0.2 was then taken
 	// for a duplicate and promised without a record (paxos.Acceptor now
 	// tracks durablePromised). Found as seed 754.
-	{[]uint64{490, 238}, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
+	{[]uint64{490, 33}, sitPromiseRaisedLazily, "promise at a ballot raised only by a lazy accept was not recorded"},
 	// The checker bounded an unacknowledged write's effect by the first
 	// apply anywhere; a follower applied it before the master, whose lease
 	// read meanwhile (correctly) did not see it: a false alarm of the
 	// linearizability check (checker.effectBound). Found as seeds 9890,
 	// 18133.
-	{[]uint64{7, 223}, sitReadBeforeChooserApplied, "lease read before the master applied an unacknowledged write"},
+	{[]uint64{7, 16}, sitReadBeforeChooserApplied, "lease read before the master applied an unacknowledged write"},
 	// A ballot boost re-proposed a rival's epoch start, accepted under a
 	// lower ballot at an instance the master's election had not seen; the
 	// log moved into the rival's epoch while the master kept its own, and
@@ -53,13 +53,13 @@ var regressionSeeds = []struct {
 	// plays it instead, and a seed that reaches it again belongs here:
 	// {[]uint64{seed}, sitRivalEpochStartInBoost, "ballot boost re-proposed another master's epoch start"},
 	// Found as seeds 7195 and 17967.
-	{[]uint64{10}, sitRestoreHoles, "snapshot damaged after a restart from it: the chosen mark runs past values it held"},
+	{[]uint64{25}, sitRestoreHoles, "snapshot damaged after a restart from it: the chosen mark runs past values it held"},
 	{[]uint64{17}, sitRestoreHoles, "checkpoint after a snapshot dropped learned values the chosen mark covers"},
 	// A master elected on two peers' promises crashed before its own
 	// acceptor's promise of the ballot was synced, came back knowing no
 	// higher ballot and used the same one again with another value.
 	// Found as seed 11653.
-	{[]uint64{3}, sitQuorumWithoutOwnPromise, "ballot reused after a crash: the own promise was not durable"},
+	{[]uint64{6}, sitQuorumWithoutOwnPromise, "ballot reused after a crash: the own promise was not durable"},
 	// A node whose snapshot was damaged after its log was truncated past
 	// it kept campaigning, refused by its own acceptor, and its rising
 	// ballots kept the others from electing anyone. Found as seed 1645.
@@ -73,8 +73,11 @@ var regressionSeeds = []struct {
 	// chosen, kept its own older view, and accepted an operator's change
 	// built on that view; the learners refused it (wrong version), the
 	// proposer adopted it and counted votes with voters the log never had.
-	// Found as seed 78226.
-	{[]uint64{413}, sitMasterAppliesOthersChange, "master's configuration view fell behind a change chosen by another master"},
+	// Found as seed 78226. Since the campaign fixes of issue 14's soak no
+	// seed among 1..2000 reaches it; paxos's
+	// TestPaper5_4_MasterAppliesAChangeAnotherMasterChose plays it, and a
+	// seed that reaches it again belongs here:
+	// {[]uint64{seed}, sitMasterAppliesOthersChange, "master's configuration view fell behind a change chosen by another master"},
 	// A fresh replica that could never win kept campaigning (§5.1). Found
 	// as seed 19633.
 	{[]uint64{47}, sitFreshCandidate, "fresh replica's campaigns kept the others from electing anyone"},

@@ -29,6 +29,14 @@ func (c *Client) SaveSnapshot(ctx context.Context, w io.Writer, progress func(do
 	return 0, lastErr
 }
 
+// SaveSnapshotFrom is SaveSnapshot from the node at endpoint ep alone (a
+// client address, whether or not it is among the client's endpoints):
+// `members force-shrink` takes the most caught-up survivor's state.
+func (c *Client) SaveSnapshotFrom(ctx context.Context, ep string, w io.Writer, progress func(done, total uint64)) (uint64, error) {
+	instance, _, err := c.saveSnapshotFrom(ctx, ep, w, progress)
+	return instance, err
+}
+
 // saveSnapshotFrom streams the snapshot of the node at ep into w; wrote
 // says whether any byte reached w.
 func (c *Client) saveSnapshotFrom(ctx context.Context, ep string, w io.Writer, progress func(done, total uint64)) (instance uint64, wrote bool, err error) {

@@ -33,23 +33,29 @@ client certificates on, only an operator's certificate may ask
 		Example: `  livepaxos snapshot save backup.lps --endpoints 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103`,
 		Args:    exactArgs(1),
 	}, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
-		return saveBackup(ctx, c, cmd.Flags().Arg(0), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		_, err := saveBackup(ctx, c.SaveSnapshot, cmd.Flags().Arg(0), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		return err
 	})
 	defaultTimeout(cmd, 30*time.Minute)
 	return cmd
 }
 
-// saveBackup writes the snapshot c streams to path, verified, atomically.
-func saveBackup(ctx context.Context, c *client.Client, path string, out, errOut io.Writer) error {
+// snapshotSource streams a snapshot file into w (client.SaveSnapshot, or
+// SaveSnapshotFrom one node) and returns its instance.
+type snapshotSource func(ctx context.Context, w io.Writer, progress func(done, total uint64)) (uint64, error)
+
+// saveBackup writes the snapshot save streams to path, verified,
+// atomically, and returns its handle.
+func saveBackup(ctx context.Context, save snapshotSource, path string, out, errOut io.Writer) (storage.SnapshotInfo, error) {
 	tmp := path + ".part"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return err
+		return storage.SnapshotInfo{}, err
 	}
 	defer os.Remove(tmp) // after the rename, nothing is there to remove
 	progress := progressLine(errOut)
 	began := time.Now()
-	instance, err := c.SaveSnapshot(ctx, f, progress)
+	instance, err := save(ctx, f, progress)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -57,22 +63,22 @@ func saveBackup(ctx context.Context, c *client.Client, path string, out, errOut 
 		err = cerr
 	}
 	if err != nil {
-		return err
+		return storage.SnapshotInfo{}, err
 	}
 	info, err := storage.VerifySnapshot(tmp)
 	if err != nil {
-		return fmt.Errorf("the snapshot received does not verify (nothing kept): %w", err)
+		return info, fmt.Errorf("the snapshot received does not verify (nothing kept): %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return err
+		return info, err
 	}
 	if err := storage.SyncDir(filepath.Dir(path)); err != nil {
-		return err
+		return info, err
 	}
 	fi, _ := os.Stat(path)
 	fmt.Fprintf(out, "saved %s: snapshot at instance %d, %d bytes (%d of state), %v\n",
 		path, instance, fi.Size(), info.Bytes, time.Since(began).Round(time.Millisecond))
-	return nil
+	return info, nil
 }
 
 // progressLine returns a progress callback that rewrites one line on w
@@ -159,6 +165,11 @@ func runRestore(out io.Writer, file string, f restoreFlags) error {
 		return err
 	}
 	fmt.Fprintf(out, "restored %s into %s: node %d of cluster %s, state at instance %d\n", file, f.data, f.id, f.clusterID, meta.Instance)
+	if forced, err := copyAudit(file, f.data); err != nil {
+		return err
+	} else if forced {
+		fmt.Fprintf(out, "made by a forced shrink: its audit record is in %s\n", filepath.Join(f.data, auditFileName))
+	}
 	learnersFlag := ""
 	if f.learners != "" {
 		learnersFlag = " --learners " + learners.String()

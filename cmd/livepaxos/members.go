@@ -24,7 +24,7 @@ func newMembersCmd() *cobra.Command {
 		Short: "The group's members and their roles",
 	}
 	cmd.AddCommand(newMembersListCmd(), newMembersChangeCmd("add"), newMembersChangeCmd("promote"), newMembersChangeCmd("remove"),
-		newTransferCmd())
+		newTransferCmd(), newForceShrinkCmd())
 	return cmd
 }
 

@@ -286,6 +286,15 @@ func runNode(f nodeFlags) error {
 	go func() { served <- api.Serve(clientLis, clientTLS) }()
 	logger.Info("node started", "id", f.id, "address", addr, "client_address", addrs.clientAdvertise,
 		"applied", replica.Applied(), "cluster", f.clusterID)
+	if rec, err := readAudit(f.data); err != nil {
+		logger.Warn("forced-shrink audit record unreadable", "err", err)
+	} else if rec != nil {
+		// Every start says so: whoever reads this node's log later learns
+		// that its history was cut short by an operator, when and why.
+		logger.Warn("this cluster was made by a forced shrink (members force-shrink): writes acknowledged after its instance may be lost",
+			"at", rec.At, "operator", rec.Operator, "reason", rec.Reason, "old_cluster", rec.OldCluster,
+			"old_voters", rec.OldVoters, "missing_voters", rec.Missing, "source_node", rec.Source, "instance", rec.Instance)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	var runErr error

@@ -61,6 +61,10 @@ var (
 	ErrLockDelayIgnored    = errors.New("a lock changed hands within an expired holder's lock-delay")
 	ErrSessionExpiredEarly = errors.New("a session expired while its KeepAlives had been answered in time")
 	ErrWriteAppliedTwice   = errors.New("a session's write applied twice")
+	// ErrLockNotLinearizable: what the session clients were told of the
+	// lock has no real-time order in which it is exclusive
+	// (locks_linearizability.go).
+	ErrLockNotLinearizable = errors.New("the lock's client history is not linearizable")
 	// ErrWatchMissed: a watcher's changes are not the log's, once each
 	// and in order.
 	ErrWatchMissed = errors.New("a watcher missed, repeated or reordered a change")

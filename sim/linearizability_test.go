@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -61,4 +62,35 @@ func TestLinearizabilityCompareAndSwap(t *testing.T) {
 	cas.succeeded, cas.got = false, "a" // claims the guard failed though the key held a
 	get.got = "a"
 	wantNotLinearizable(t, "failed swap on a matching value accepted", put, cas, get)
+}
+
+// The lock model can say no: two sessions told they hold the lock, the
+// second answered after the first was, with neither a release nor an
+// expiry of the first in between, is refused; an expiry (or a release)
+// that may fall between them makes it legal, and one that came only after
+// the second acquisition does not.
+func TestLockLinearizabilityModel(t *testing.T) {
+	acquire := func(session uint64, call, ret int64) *lockOp {
+		return &lockOp{kind: lockAcquire, session: session, client: int(session), call: call, ret: ret, known: true, acquired: true}
+	}
+	check := func(want bool, what string, ops ...*lockOp) {
+		t.Helper()
+		err := checkLocksLinearizable(ops)
+		if want && err != nil {
+			t.Fatalf("%s refused: %v", what, err)
+		}
+		if !want && !errors.Is(err, ErrLockNotLinearizable) {
+			t.Fatalf("%s accepted (%v)", what, err)
+		}
+	}
+	a, b := acquire(1, 0, 10), acquire(2, 20, 30)
+	check(false, "two holders at once", a, b)
+	check(true, "a release between them", a, b, &lockOp{kind: lockRelease, session: 1, client: 1, call: 12, ret: 15, known: true})
+	check(true, "an expiry that may fall between them", a, b, &lockOp{kind: lockExpire, session: 1, client: -1, call: 5, ret: 25, known: true})
+	check(false, "an expiry only after the second acquisition", a, b, &lockOp{kind: lockExpire, session: 1, client: -1, call: 31, ret: 40, known: true})
+	check(false, "another session's expiry", a, b, &lockOp{kind: lockExpire, session: 3, client: -1, call: 12, ret: 15, known: true})
+	open := &lockOp{kind: lockAcquire, session: 3, client: 3, call: 1, ret: math.MaxInt64}
+	check(true, "an acquisition whose answer never came, beside a holder", a, open)
+	b.acquired = false
+	check(true, "an acquisition answered not acquired", a, b)
 }

@@ -145,6 +145,12 @@ func (lc *lockChecker) after(n *node, instance uint64, p pre) {
 					o.Session, instance, time.Duration(until-s.sched.now))
 				return
 			}
+			// The expiry was chosen after its master's clock passed the
+			// session's end (at the earliest, what its client was last
+			// promised, less the drift slack twice over for the margin) and
+			// before this first apply anywhere.
+			s.lockHistory = append(s.lockHistory, &lockOp{kind: lockExpire, session: o.Session, client: -1,
+				call: max(0, min(lc.promises[o.Session]-2*slack, s.sched.now)), ret: s.sched.now, known: true})
 		}
 		for _, h := range p.holders {
 			if h.Session == o.Session {

@@ -26,6 +26,7 @@ func lockConfig(seed uint64) Config {
 func TestLockServiceInvariants(t *testing.T) {
 	var total lockStats
 	var watched watchStats
+	lockOps := 0 // judged by the porcupine lock model too
 	lockSeeds := *lockSeedsFlag
 	for seed := uint64(1); seed <= lockSeeds; seed++ {
 		s := New(lockConfig(seed))
@@ -33,12 +34,13 @@ func TestLockServiceInvariants(t *testing.T) {
 			t.Fatalf("seed %d: %v\n  replay: go test ./sim -run TestLockServiceInvariants (lockConfig(%d))", seed, firstLine(err), seed)
 		}
 		total.add(s.locks.stats)
+		lockOps += len(s.lockHistory)
 		watched.Delivered += s.watchStats.Delivered
 		watched.Reconnects += s.watchStats.Reconnects
 		watched.Resets += s.watchStats.Resets
 	}
-	t.Logf("%d seeds: %+v, watchers %+v", lockSeeds, total, watched)
-	if total.Acquired == 0 || total.Expired == 0 || total.FencedApplied == 0 || total.FencedRefused == 0 || total.SequencedRetries == 0 ||
+	t.Logf("%d seeds: %+v, watchers %+v, %d lock operations in the lock model's histories", lockSeeds, total, watched, lockOps)
+	if lockOps == 0 || total.Acquired == 0 || total.Expired == 0 || total.FencedApplied == 0 || total.FencedRefused == 0 || total.SequencedRetries == 0 ||
 		watched.Delivered == 0 || watched.Reconnects == 0 {
 		t.Fatalf("the workload did not reach every case: %+v %+v", total, watched)
 	}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -63,6 +64,9 @@ type sessClient struct {
 	// The KeepAlive in flight.
 	kaID   uint64
 	kaSent int64
+	// lockOp: the request in flight is this acquisition or release, in
+	// the lock's history (locks_linearizability.go).
+	lockOp *lockOp
 }
 
 func newSessClient(s *Simulator, idx int) *sessClient {
@@ -130,6 +134,14 @@ func (c *sessClient) begin(k sessKind, m *messages.MultiOp) {
 		panic(err)
 	}
 	c.kind, c.payload, c.attempt, c.sent = k, b, 0, c.s.sched.now
+	c.lockOp = nil
+	if k == sessLock || k == sessUnlock {
+		c.lockOp = &lockOp{kind: lockAcquire, session: c.session, client: c.idx, call: c.sent, ret: math.MaxInt64}
+		if k == sessUnlock {
+			c.lockOp.kind = lockRelease
+		}
+		c.s.lockHistory = append(c.s.lockHistory, c.lockOp)
+	}
 	c.next++
 	c.send()
 }
@@ -221,6 +233,9 @@ func (c *sessClient) response(from uint32, m *messages.ClientResponse) {
 		c.retry()
 		return
 	case messages.ErrorCode_ERROR_CODE_SESSION_EXPIRED:
+		if c.lockOp != nil {
+			c.lockOp.ret = s.sched.now // took effect before the expiry, or never
+		}
 		c.lost("the cluster says so")
 		c.done()
 		return
@@ -258,6 +273,7 @@ func (c *sessClient) response(from uint32, m *messages.ClientResponse) {
 		if r.Found {
 			c.held = r.Sequencer
 		}
+		c.lockOp.ret, c.lockOp.known, c.lockOp.acquired = s.sched.now, true, r.Found
 	case sessWrite:
 		switch {
 		case !res.Succeeded:
@@ -273,6 +289,7 @@ func (c *sessClient) response(from uint32, m *messages.ClientResponse) {
 		}
 	case sessUnlock:
 		c.held = nil
+		c.lockOp.ret, c.lockOp.known = s.sched.now, true
 	}
 	c.done()
 }

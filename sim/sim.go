@@ -72,6 +72,7 @@ type Simulator struct {
 	watchers      []*watcher
 	watchStats    watchStats
 	history       []*op
+	lockHistory   []*lockOp // the session clients' lock operations and the log's expiries
 	check         *checker
 	trace         io.Writer
 
@@ -223,6 +224,11 @@ func (s *Simulator) finish() (Result, error) {
 	}
 	if s.err == nil && !s.cfg.NoLinearizability {
 		if err := checkLinearizable(s.history, s.cfg.Keys); err != nil {
+			s.err = fmt.Errorf("seed %d: %w", s.cfg.Seed, err)
+		}
+	}
+	if s.err == nil && !s.cfg.NoLinearizability && len(s.lockHistory) > 0 {
+		if err := checkLocksLinearizable(s.lockHistory); err != nil {
 			s.err = fmt.Errorf("seed %d: %w", s.cfg.Seed, err)
 		}
 	}

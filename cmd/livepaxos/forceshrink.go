@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -126,7 +127,7 @@ func forceShrink(ctx context.Context, c *client.Client, eps []string, file strin
 	}
 	rec.Reason, rec.NewPeers, rec.Risk = f.reason, peers.String(), forceShrinkRisk
 	rec.At = time.Now().UTC()
-	rec.Operator, rec.Host = os.Getenv("USER"), hostname()
+	rec.Operator, rec.Host = operator(), hostname()
 	fmt.Fprintf(out, "voters %v: %v did not answer; taking node %d's state (applied up to %d)\n",
 		rec.OldVoters, rec.Missing, rec.Source, source.LastApplied)
 	info, err := saveBackup(ctx, func(ctx context.Context, w io.Writer, progress func(done, total uint64)) (uint64, error) {
@@ -217,6 +218,17 @@ func writeAudit(path string, rec *forcedShrink) error {
 		return err
 	}
 	return storage.WriteFileAtomic(path, append(b, '\n'))
+}
+
+// operator names who ran the command: $USER, else the account's name.
+func operator() string {
+	if name := os.Getenv("USER"); name != "" {
+		return name
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }
 
 func hostname() string {

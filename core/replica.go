@@ -175,8 +175,11 @@ func (r *Replica) Step(msg proto.Message, now time.Time) {
 func (r *Replica) step(msg proto.Message, now time.Time) {
 	switch m := msg.(type) {
 	case *messages.Prepare:
-		r.p.NoteCampaign(m.From, m.Ballot, now)
-		r.acceptorOut(r.a.HandlePrepare(m, now), now)
+		out := r.a.HandlePrepare(m, now)
+		if supportsCampaign(r.id, m, out.Reply) {
+			r.p.NoteCampaign(m.From, m.Ballot, now)
+		}
+		r.acceptorOut(out, now)
 	case *messages.Accept:
 		r.acceptorOut(r.a.HandleAccept(m, now), now)
 	case *messages.Confirm:
@@ -203,6 +206,21 @@ func (r *Replica) step(msg proto.Message, now time.Time) {
 	case *messages.ChecksumReport:
 		r.peerChecksum(m)
 	}
+}
+
+// supportsCampaign reports whether node self's acceptor answered another node's
+// Prepare as one it would take part in: promised, or refused only because
+// it still holds a lease it granted (which ends by itself). A campaign it
+// refused for anything else (a lower ballot, a candidate behind its log's
+// truncation, a stranger) is no reason for its proposer to hold back: a
+// candidate that cannot win here must not keep the others from electing
+// anyone while it catches up (paxos.Proposer.NoteCampaign).
+func supportsCampaign(self uint32, m *messages.Prepare, reply *paxos.Envelope) bool {
+	if m.From == self || reply == nil {
+		return false
+	}
+	pr, ok := reply.Msg.(*messages.Promise)
+	return ok && (pr.Ok || pr.Leased && pr.Promised < m.Ballot && pr.Truncated < max(m.FirstInstance, 1))
 }
 
 // Tick drives the timers: elections, retransmission, heartbeats, boosts,

@@ -25,9 +25,9 @@ import (
 //     heard no master within an election timeout. Nothing is promised or
 //     raised by a pre-vote.
 //   - Followers that all lost their master at once would campaign at once
-//     and depose one another. One that sees another node's campaign (its
-//     acceptor got a Prepare) holds its own off and refuses other pre-votes
-//     for an election timeout (NoteCampaign).
+//     and depose one another. One whose acceptor takes part in another
+//     node's campaign holds its own off and refuses other pre-votes for an
+//     election timeout (NoteCampaign).
 // Neither touches what is chosen: stepping down is always safe, a
 // pre-vote changes no acceptor, and a lease is dropped only for a master
 // whose own clock is past every lease it held (ReleaseLease).
@@ -141,15 +141,14 @@ func (p *Proposer) startPreVote(out *ProposerOutput, now time.Time) {
 }
 
 // onPreVote answers whether this node would take part in an election now:
-// yes unless it is master or candidate, heard a master within
-// ElectionTimeoutMin, or saw another node's campaign within that time
-// (NoteCampaign). It raises nothing: the asker's ballot is not promised,
+// yes unless it is master, heard a master within ElectionTimeoutMin, or
+// took part in another node's campaign within that time (NoteCampaign). It raises nothing: the asker's ballot is not promised,
 // and its own election timer is not touched.
 func (p *Proposer) onPreVote(out *ProposerOutput, m *messages.PreVote, now time.Time) {
 	if m.From == p.cfg.ID || m.From == 0 {
 		return
 	}
-	ok := p.state == stateFollower && (p.heardAt.IsZero() || now.Sub(p.heardAt) >= p.cfg.ElectionTimeoutMin) &&
+	ok := p.state != stateMaster && (p.heardAt.IsZero() || now.Sub(p.heardAt) >= p.cfg.ElectionTimeoutMin) &&
 		!p.deferringTo(now, m.From)
 	out.Messages = append(out.Messages, Envelope{To: m.From, Msg: &messages.PreVoted{
 		From: p.cfg.ID, Ballot: m.Ballot, Ok: ok, Highest: p.highestSeen, MasterId: p.masterID}})
@@ -172,12 +171,13 @@ func (p *Proposer) onPreVoted(out *ProposerOutput, m *messages.PreVoted, now tim
 	}
 }
 
-// NoteCampaign tells the proposer that its own acceptor received another
-// node's Prepare at ballot. A campaign at a ballot no lower than any seen
-// here is live: this follower holds its own election off (as a Raft voter
-// does once it votes) and refuses other nodes' pre-votes for
-// ElectionTimeoutMin after the campaign's last Prepare, so that one
-// candidate runs at a time. Without it, every follower whose election
+// NoteCampaign tells the proposer that its own acceptor took part in
+// another node's campaign: it promised the Prepare at ballot, or refused it
+// only for a lease it still holds (the core decides: supportsCampaign). A
+// campaign at a ballot no lower than any seen here is live: this follower
+// holds its own election off (as a Raft voter does once it votes) and
+// refuses other nodes' pre-votes for ElectionTimeoutMin after the
+// campaign's last Prepare, so that one candidate runs at a time. Without it, every follower whose election
 // timer ran out while the old master's lease held campaigned too, each
 // refused until that lease ended (the acceptors keep their grants), and
 // all of them asked again at the same moment, when it ended: they deposed

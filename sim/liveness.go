@@ -1,6 +1,11 @@
 package sim
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/livepaxos/livepaxos/paxos"
+)
 
 // Liveness under partial partitions (issue 14). Once the group has
 // recovered from safety mode's faults, liveness mode plays one cut that
@@ -52,6 +57,9 @@ type cutEpisode struct {
 	promised uint64
 	flapA    uint32
 	flapB    uint32
+	// unjudged: the cut leaves no majority whose votes count, so no
+	// progress is owed while it lasts (noVotingMajority).
+	unjudged bool
 }
 
 // cutWindow returns when the cut starts and ends, and whether the run
@@ -125,7 +133,46 @@ func (s *Simulator) beginCut(end int64) {
 		s.net.partition([]uint32{ep.isolated.id}, s.all, false)
 	}
 	s.tracef("CUT %s (master %s) until %s", s.cfg.Cut, m.name(), timeDuration(end))
+	cutOff := m.id
+	switch {
+	case s.cfg.Cut == CutFlapping:
+		cutOff = 0
+	case ep.isolated != nil:
+		cutOff = ep.isolated.id
+	}
+	if why := s.noVotingMajority(m, cutOff); why != "" {
+		// Paxos owes progress only to a majority whose votes count.
+		s.tracef("CUT not judged for progress: %s", why)
+		ep.unjudged = true
+	}
 	s.watchProgress()
+}
+
+// noVotingMajority says why the voters the cut leaves connected (all but
+// cutOff) hold no majority of the configuration whose votes count, or ""
+// if they do. A voter that lost its disk votes only once the configuration
+// records its new incarnation (§5.1); a cut that strikes before the group
+// did so leaves no majority however well the others talk (sim seed 6756:
+// four voters, the master cut off, one rebuilt and not yet recorded).
+func (s *Simulator) noVotingMajority(m *node, cutOff uint32) string {
+	var voters, counting []uint32
+	for _, mem := range m.r().Members().GetMembers() {
+		if mem.Role != "" && mem.Role != paxos.VoterRole {
+			continue
+		}
+		voters = append(voters, mem.Id)
+		if mem.Id == cutOff || int(mem.Id) > len(s.nodes) {
+			continue
+		}
+		n := s.nodes[mem.Id-1]
+		if n.up && (mem.Incarnation == n.diskInc || mem.Incarnation == 0 && !n.r().Fresh()) {
+			counting = append(counting, mem.Id)
+		}
+	}
+	if len(counting) > len(voters)/2 {
+		return ""
+	}
+	return fmt.Sprintf("of the voters %v only %v are connected and vote", voters, counting)
 }
 
 // flap cuts (or heals) the flapping link and schedules the next change.
@@ -169,7 +216,7 @@ func (s *Simulator) watchProgress() {
 			n.name(), timeDuration(ep.start), fmtBallot(ep.promised), fmtBallot(n.r().Promised()))
 		return
 	}
-	if idle := s.sched.now - ep.lastWrite; idle > int64(s.cfg.ProgressBound) {
+	if idle := s.sched.now - ep.lastWrite; idle > int64(s.cfg.ProgressBound) && !ep.unjudged {
 		s.fail(ErrLiveness, ErrNoProgress, "cut %s: no write chosen for %s (bound %s)", s.cfg.Cut,
 			timeDuration(idle), s.cfg.ProgressBound)
 		return

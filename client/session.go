@@ -103,11 +103,21 @@ type sessionKeeper struct {
 	running bool
 	sending bool
 	wake    chan struct{} // a session was added, or a send ended
+	// wakeAt is when the loop will look at the sessions next: a session
+	// added with nothing due before then needs no wake. Waking for each
+	// added session made opening n sessions cost n scans of all of them
+	// (10,000 took 36 s in `bench --sessions 10000`).
+	wakeAt time.Time
 }
 
 // keeperTick bounds how long the keeper sleeps: it wakes for the next
 // deadline or KeepAlive due, or after this.
 const keeperTick = time.Second
+
+// keepAliveEarly: a session's KeepAlive may go up to ttl/keepAliveEarly
+// before it is due (a third of the TTL after the last), with the batch of
+// another that is due: sooner than needed, never later.
+const keepAliveEarly = 6
 
 func (k *sessionKeeper) add(c *Client, s *Session) {
 	k.mu.Lock()
@@ -119,8 +129,12 @@ func (k *sessionKeeper) add(c *Client, s *Session) {
 	if !k.running {
 		k.running = true
 		go k.run(c)
+		k.poke()
+		return
 	}
-	k.poke()
+	if s.nextSend.Before(k.wakeAt) || s.deadline.Before(k.wakeAt) {
+		k.poke()
+	}
 }
 
 // poke wakes the keeper's loop (callers hold k.mu).
@@ -162,7 +176,10 @@ func (k *sessionKeeper) run(c *Client) {
 			switch {
 			case !now.Before(s.deadline):
 				expired = append(expired, s)
-			case !now.Before(s.nextSend) && !k.sending:
+			case !now.Before(s.nextSend.Add(-s.ttl/keepAliveEarly)) && !k.sending:
+				// Due, or due soon: sent together, sessions opened apart
+				// fall into one batch instead of one wake and one scan
+				// each.
 				due = append(due, s)
 			default:
 				if s.deadline.Before(next) {
@@ -175,6 +192,7 @@ func (k *sessionKeeper) run(c *Client) {
 			s.mu.Unlock()
 		}
 		t.Reset(time.Until(next))
+		k.wakeAt = next
 		if len(due) > 0 {
 			k.sending = true
 		}

@@ -371,10 +371,10 @@ func (l *Learner) NoteChosenAt(upto uint64, from uint32, now time.Time) {
 	if from == 0 || from == l.cfg.ID || upto <= l.contiguous || upto < l.knownChosen {
 		return
 	}
-	l.knownChosen, l.knownFrom = upto, from
-	if l.behindSince.IsZero() {
-		l.behindSince = now
+	if upto == l.knownChosen {
+		l.knownFrom = from // as far as the source heard of before, and just heard from
 	}
+	l.noteKnown(upto, from, now)
 }
 
 func (l *Learner) maybeAsk(out *LearnerOutput, now time.Time) {

@@ -142,8 +142,9 @@ func (p *Proposer) startPreVote(out *ProposerOutput, now time.Time) {
 
 // onPreVote answers whether this node would take part in an election now:
 // yes unless it is master, heard a master within ElectionTimeoutMin, or
-// took part in another node's campaign within that time (NoteCampaign). It raises nothing: the asker's ballot is not promised,
-// and its own election timer is not touched.
+// took part in another node's campaign within that time (NoteCampaign).
+// It raises nothing: the asker's ballot is not promised, and its own
+// election timer is not touched.
 func (p *Proposer) onPreVote(out *ProposerOutput, m *messages.PreVote, now time.Time) {
 	if m.From == p.cfg.ID || m.From == 0 {
 		return
@@ -177,8 +178,8 @@ func (p *Proposer) onPreVoted(out *ProposerOutput, m *messages.PreVoted, now tim
 // campaign at a ballot no lower than any seen here is live: this follower
 // holds its own election off (as a Raft voter does once it votes) and
 // refuses other nodes' pre-votes for ElectionTimeoutMin after the
-// campaign's last Prepare, so that one candidate runs at a time. Without it, every follower whose election
-// timer ran out while the old master's lease held campaigned too, each
+// campaign's last Prepare, so that one candidate runs at a time. Without
+// it, every follower whose election timer ran out while the old master's lease held campaigned too, each
 // refused until that lease ended (the acceptors keep their grants), and
 // all of them asked again at the same moment, when it ended: they deposed
 // one another for seconds (sim seed 34022, no write for 3.05 s with a
@@ -196,7 +197,8 @@ func (p *Proposer) NoteCampaign(from uint32, ballot uint64, now time.Time) {
 }
 
 // deferringTo reports whether this node defers to another candidate's live
-// campaign: one other than asker sent a Prepare within ElectionTimeoutMin.
+// campaign: its acceptor took part in the campaign of a node other than
+// asker within ElectionTimeoutMin.
 func (p *Proposer) deferringTo(now time.Time, asker uint32) bool {
 	return !p.campaignAt.IsZero() && p.campaigner != asker &&
 		now.Sub(p.campaignAt) < p.cfg.ElectionTimeoutMin

@@ -209,8 +209,8 @@ func TestCheckQuorum_NewVotersGetAQuorumTimeout(t *testing.T) {
 	}
 }
 
-// Issue 14, one candidate at a time: a follower whose acceptor received
-// another node's Prepare holds its own election off and refuses a third
+// Issue 14, one candidate at a time: a follower whose acceptor took part in
+// another node's campaign holds its own election off and refuses a third
 // node's pre-vote for an election timeout, and the campaigner's own
 // pre-vote is still answered. A Prepare below a ballot seen here is no
 // live campaign. Without it, every follower whose timer ran out while the

@@ -167,9 +167,9 @@ type Proposer struct {
 	prevoting     bool
 	prevoteBallot uint64
 	prevotes      map[uint32]bool
-	// campaignAt is when a Prepare of another node's campaign, at a ballot
-	// no lower than any seen here, last reached this node's acceptor, and
-	// campaigner the node that sent it (liveness.go, NoteCampaign).
+	// campaignAt is when this node's acceptor last took part in another
+	// node's campaign at a ballot no lower than any seen here, and
+	// campaigner that node (liveness.go, NoteCampaign).
 	campaignAt time.Time
 	campaigner uint32
 

@@ -126,7 +126,7 @@ func excerpt(ops []porcupine.Operation) string {
 			fmt.Fprintf(&b, "  ... %d more\n", len(ops)-i)
 			break
 		}
-		fmt.Fprintf(&b, "  %s\n", po.Input.(*op))
+		fmt.Fprintf(&b, "  %v\n", po.Input) // an *op or a *lockOp
 	}
 	return b.String()
 }

@@ -3,7 +3,6 @@ package sim
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -113,15 +112,7 @@ func checkLocksLinearizable(history []*lockOp) error {
 	}
 	switch porcupine.CheckOperationsTimeout(lockModel, ops, linearizabilityTimeout) {
 	case porcupine.Illegal:
-		var b strings.Builder
-		for i, o := range history {
-			if i == maxHistoryLines {
-				fmt.Fprintf(&b, "  ... %d more\n", len(history)-i)
-				break
-			}
-			fmt.Fprintf(&b, "  %s\n", o)
-		}
-		return fmt.Errorf("%w: %w: the lock's history has no linearization:\n%s", ErrSafety, ErrLockNotLinearizable, b.String())
+		return fmt.Errorf("%w: %w: the lock's history has no linearization:\n%s", ErrSafety, ErrLockNotLinearizable, excerpt(ops))
 	case porcupine.Unknown:
 		return fmt.Errorf("%w: %w: the lock (%d operations)", ErrSafety, ErrLinearizabilityUnknown, len(ops))
 	}

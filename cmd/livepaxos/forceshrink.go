@@ -18,6 +18,7 @@ import (
 	"github.com/livepaxos/livepaxos/client"
 	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/messages"
+	"github.com/livepaxos/livepaxos/paxos"
 	"github.com/livepaxos/livepaxos/storage"
 )
 
@@ -162,7 +163,7 @@ func planShrink(sv *survey, peers cluster.Peers) (*forcedShrink, *messages.Statu
 	rec := &forcedShrink{OldCluster: newest.ClusterId}
 	var source *messages.StatusResponse
 	for _, m := range newest.Members {
-		if m.Role != "" && m.Role != "voter" {
+		if m.Role != "" && m.Role != paxos.VoterRole {
 			continue
 		}
 		rec.OldVoters = append(rec.OldVoters, m.Id)

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 
-
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -133,5 +132,3 @@ func CertNodeID(cfg *tls.Config) (uint32, bool, error) {
 	}
 	return tlsconf.NodeIDOf(leaf)
 }
-
-

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -79,6 +81,11 @@ type guard struct {
 	sys   *actor.ActorSystem
 	log   *slog.Logger
 	allow func(protoreflect.FullName) bool // nil: any type but protoactor's own
+	// senderField and selfBound bind peer certificates to node ids
+	// (certbind.go); senderFields caches senderField by type.
+	senderField  SenderField
+	selfBound    bool
+	senderFields sync.Map
 
 	dropped [numDropReasons]atomic.Uint64
 	panics  atomic.Uint64
@@ -105,12 +112,16 @@ const (
 	dropLifecycle
 	// dropNotAllowed: a type outside Options.AllowMessages.
 	dropNotAllowed
+	// dropWrongSender: the node id the message says it comes from is not
+	// the one the connection's certificate is bound to, or the
+	// certificate binds none where it must (certbind.go).
+	dropWrongSender
 	numDropReasons
 )
 
 // String names a drop reason as the metrics label it.
 func (r dropReason) String() string {
-	return [...]string{"malformed", "wrong_target", "unknown_type", "lifecycle", "not_allowed"}[r]
+	return [...]string{"malformed", "wrong_target", "unknown_type", "lifecycle", "not_allowed", "wrong_sender"}[r]
 }
 
 // protoactorPackages are the protobuf packages of protoactor's own
@@ -134,7 +145,8 @@ func newGuard(sys *actor.ActorSystem, log *slog.Logger, allow func(protoreflect.
 type GuardStats struct {
 	Dropped uint64 // envelopes removed from incoming batches
 	// DroppedBy counts them by reason: malformed, wrong_target,
-	// unknown_type, lifecycle (protoactor's system messages), not_allowed.
+	// unknown_type, lifecycle (protoactor's system messages), not_allowed,
+	// wrong_sender (a claimed node id its certificate is not bound to).
 	DroppedBy     map[string]uint64
 	Panics        uint64 // panics recovered in gRPC handlers
 	ActiveStreams int64  // Receive streams currently open (one per connected peer writer)
@@ -170,7 +182,8 @@ func (g *guard) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Stre
 	defer g.streams.Add(-1)
 	defer g.recoverInto(info.FullMethod, &err)
 	if info.FullMethod == methodReceive {
-		ss = &guardedStream{ServerStream: ss, g: g}
+		p, ok := peer.FromContext(ss.Context())
+		ss = &guardedStream{ServerStream: ss, g: g, bind: g.bindingOf(p, ok)}
 	}
 	return handler(srv, ss)
 }
@@ -205,7 +218,8 @@ func (g *guard) recoverInto(method string, err *error) {
 // endpoint reader sees it.
 type guardedStream struct {
 	grpc.ServerStream
-	g *guard
+	g    *guard
+	bind *certBinding // nil: no certificate binding enforced
 }
 
 func (s *guardedStream) RecvMsg(m any) error {
@@ -214,7 +228,7 @@ func (s *guardedStream) RecvMsg(m any) error {
 	}
 	if rm, ok := m.(*remote.RemoteMessage); ok {
 		if b := rm.GetMessageBatch(); b != nil {
-			s.g.filterBatch(b)
+			s.g.filterBatchFrom(b, s.bind)
 		}
 	}
 	return nil
@@ -223,10 +237,14 @@ func (s *guardedStream) RecvMsg(m any) error {
 // filterBatch removes, in place, every envelope that would make protoactor
 // panic, or that it would misroute. An emptied batch is harmless: the reader
 // loops over zero envelopes.
-func (g *guard) filterBatch(b *remote.MessageBatch) {
+func (g *guard) filterBatch(b *remote.MessageBatch) { g.filterBatchFrom(b, nil) }
+
+// filterBatchFrom is filterBatch for a batch that arrived on a stream whose
+// certificate binding is bind (nil: none enforced).
+func (g *guard) filterBatchFrom(b *remote.MessageBatch, bind *certBinding) {
 	kept := b.Envelopes[:0]
 	for _, e := range b.Envelopes {
-		if why, reason := g.check(b, e); reason != "" {
+		if why, reason := g.check(b, e, bind); reason != "" {
 			g.drop(why, reason)
 			continue
 		}
@@ -238,7 +256,7 @@ func (g *guard) filterBatch(b *remote.MessageBatch) {
 
 // check returns why envelope e of batch b must be dropped (reason is ""
 // if it must not).
-func (g *guard) check(b *remote.MessageBatch, e *remote.MessageEnvelope) (why dropReason, reason string) {
+func (g *guard) check(b *remote.MessageBatch, e *remote.MessageEnvelope, bind *certBinding) (why dropReason, reason string) {
 	if e == nil {
 		return dropMalformed, "nil envelope"
 	}
@@ -275,6 +293,9 @@ func (g *guard) check(b *remote.MessageBatch, e *remote.MessageEnvelope) (why dr
 	}
 	if g.allow != nil && !g.allow(typeName) {
 		return dropNotAllowed, fmt.Sprintf("message type %q is not one this node takes", typeName)
+	}
+	if reason := g.checkSender(bind, typeName, e.MessageData); reason != "" {
+		return dropWrongSender, reason
 	}
 	return 0, ""
 }

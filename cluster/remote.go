@@ -84,6 +84,11 @@ type Options struct {
 	// lifecycle messages (Stop, PoisonPill, Watch, ...) are dropped
 	// whatever it says.
 	AllowMessages func(protoreflect.FullName) bool
+	// SenderField, with peer TLS, names the field of each message type
+	// that holds the node id its sender claims; a message whose claim is
+	// not the node id the sending connection's certificate is bound to is
+	// dropped (certbind.go). Nil: no message is checked.
+	SenderField SenderField
 	// ServerTLS and ClientTLS, when set, put the peer port under TLS:
 	// ServerTLS for connections other nodes make here (require their
 	// certificates, tlsconf.PeerConfigs, so a connection without one
@@ -160,6 +165,10 @@ func NewSystem(opts Options) (*actor.ActorSystem, *remote.Remote, string, error)
 	if err != nil {
 		return nil, nil, "", err
 	}
+	_, selfBound, err := CertNodeID(opts.ServerTLS)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%w: %v", ErrBadOptions, err)
+	}
 	if opts.Advertise != "" {
 		if err := checkAddr(opts.Advertise); err != nil {
 			return nil, nil, "", fmt.Errorf("%w: advertise: %v", ErrBadOptions, err)
@@ -183,6 +192,8 @@ func NewSystem(opts Options) (*actor.ActorSystem, *remote.Remote, string, error)
 		actor.WithDeadLetterRequestLogging(false),
 	)
 	g := newGuard(sys, opts.Logger.With(slog.String("lib", "cluster")), opts.AllowMessages)
+	g.senderField = opts.SenderField
+	g.selfBound = selfBound
 	cfg := remote.Configure(host, port, remoteOptions(opts, g)...)
 	// An endpoint writer that cannot connect sleeps 2 s per attempt
 	// (hard-coded in protoactor) before giving up; five attempts meant a

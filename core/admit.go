@@ -37,6 +37,13 @@ const (
 	// DropRate: a catch-up request over its sender's rate
 	// (CatchupRequestsPerSecond).
 	DropRate DropReason = "rate"
+	// DropUnsolicited: a catch-up response from a peer this replica's
+	// learner did not ask (catchupInBounds).
+	DropUnsolicited DropReason = "unsolicited"
+	// DropContradicts: a catch-up response whose entries contradict what
+	// this replica knows a quorum chose or accepted (catchupInBounds): a
+	// buggy, damaged or lying peer, never stepped, never a reason to stop.
+	DropContradicts DropReason = "contradicts"
 )
 
 // CatchupRequestsPerSecond bounds the catch-up requests a replica serves
@@ -144,7 +151,10 @@ func (r *Replica) admit(msg proto.Message, now time.Time) DropReason {
 			return DropBounds
 		}
 	case *messages.CatchupResponse:
-		return r.entriesInBounds(m.Entries, false)
+		if why := r.entriesInBounds(m.Entries, false); why != "" {
+			return why
+		}
+		return r.catchupInBounds(m)
 	case *messages.ChecksumReport:
 		if member.Role == paxos.LearnerRole {
 			return DropNotVoter
@@ -192,6 +202,35 @@ func (r *Replica) entriesInBounds(entries []*messages.Entry, ahead bool) DropRea
 	for _, e := range entries {
 		if e == nil || e.Instance == 0 || e.Value == nil || e.Ballot > paxos.MaxBallot || e.Instance > limit {
 			return DropBounds
+		}
+	}
+	return ""
+}
+
+// catchupInBounds checks a catch-up response against what this replica
+// asked and what it knows. The learner applies a response's entries as
+// chosen, so a response must answer a request (the learner counts those
+// it sent per peer), list each instance once, in order and without gaps
+// (HandleCatchupRequest serves the chosen log contiguously), none beyond
+// the chosen prefix the response itself claims, and contradict nothing
+// this replica holds as evidence of a quorum's choice: a value its learner
+// knows chosen, or one its acceptor accepted under the same ballot (a
+// ballot proposes one value per instance, so a chosen entry of that ballot
+// has that value). Entries of instances it holds no evidence of cannot be
+// checked here; the consistency checks (§6.2) compare the states they end
+// in.
+func (r *Replica) catchupInBounds(m *messages.CatchupResponse) DropReason {
+	if !r.l.Asked(m.From) {
+		return DropUnsolicited
+	}
+	prev := uint64(0)
+	for _, e := range m.Entries {
+		if e.Instance > m.ChosenUpto || (prev != 0 && e.Instance != prev+1) {
+			return DropBounds
+		}
+		prev = e.Instance
+		if r.l.Contradicts(e) {
+			return DropContradicts
 		}
 	}
 	return ""
@@ -248,6 +287,9 @@ func (r *Replica) dropped(msg proto.Message, why DropReason, now time.Time) {
 	case DropNotMember:
 		r.cfg.Logger.Warn("dropped a message from a node that is not a member here (started with other --peers, removed, or not one of ours)",
 			"node", r.id, "from", from, "message", kind, "members", memberIDs(r.members), "dropped", r.drops[why])
+	case DropContradicts:
+		r.cfg.Logger.Error("dropped a catch-up answer that contradicts what this replica knows was chosen: the sender's log is damaged or it lies; compare the nodes with 'livepaxos check'",
+			"node", r.id, "from", from, "dropped", r.drops[why])
 	default:
 		r.cfg.Logger.Warn("dropped a peer message", "node", r.id, "from", from, "message", kind, "reason", string(why), "dropped", r.drops[why])
 	}

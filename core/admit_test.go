@@ -129,3 +129,59 @@ func TestCatchupRequestsAreRateLimited(t *testing.T) {
 		t.Fatal("a stranger's request a second after the flood was dropped")
 	}
 }
+
+// A catch-up response is taken only as the answer to a request, and only
+// if it agrees with what the replica knows a quorum chose: its learner
+// applies the entries as chosen, so a forged one, even from a member, must
+// be refused (and counted), never applied, never a reason to stop.
+func TestCatchupResponsesAreCheckedAgainstWhatAQuorumChose(t *testing.T) {
+	c := newTestCluster(t, 3, 11)
+	m := c.waitMaster()
+	for i := range 3 {
+		c.submit(m, string(rune('a'+i)))
+	}
+	c.advance(200 * time.Millisecond)
+	f := c.others(m)[0]
+	held := f.r().l.ChosenAt(1)
+	if held == nil {
+		t.Fatal("the follower holds no chosen value at instance 1")
+	}
+	forged := &messages.Value{Commands: []*messages.Command{{Payload: []byte("forged")}}}
+	response := func(from uint32, upto uint64, entries ...*messages.Entry) *messages.CatchupResponse {
+		return &messages.CatchupResponse{From: from, ChosenUpto: upto, Entries: entries, Cluster: testClusterHash}
+	}
+	step := func(name string, msg *messages.CatchupResponse, why DropReason) {
+		t.Helper()
+		before, contiguous := f.r().PeerDrops()[why], f.r().l.Contiguous()
+		f.d.Step(msg)
+		c.run()
+		if got := f.r().PeerDrops()[why]; got != before+1 {
+			t.Errorf("%s: %q drops %d, want %d (drops: %v)", name, why, got, before+1, f.r().PeerDrops())
+		}
+		if f.down || f.r().l.Contiguous() != contiguous || !proto.Equal(f.r().l.ChosenAt(1).Value, held.Value) {
+			t.Errorf("%s changed the follower: down %v, contiguous %d -> %d", name, f.down, contiguous, f.r().l.Contiguous())
+		}
+	}
+	if f.r().l.Asked(m.id) {
+		t.Fatal("the follower has a catch-up request to the master outstanding already")
+	}
+	step("an answer to no request", response(m.id, 100, &messages.Entry{Instance: 100, Ballot: 1, Value: forged}), DropUnsolicited)
+
+	// Cut the follower's inbound links: its idle learner asks each peer in
+	// turn (CatchupInterval), and no answer comes back.
+	for _, o := range c.others(f) {
+		c.cut[[2]uint32{o.id, f.id}] = true
+	}
+	for end := c.now.Add(10 * time.Second); !(f.r().l.Asked(m.id)); {
+		if !c.now.Before(end) {
+			t.Fatal("the follower never asked the master for catch-up")
+		}
+		c.advance(100 * time.Millisecond)
+	}
+	step("another value for an instance it holds chosen", response(m.id, 1, &messages.Entry{Instance: 1, Ballot: held.Ballot, Value: forged}), DropContradicts)
+	step("entries with a gap", response(m.id, 1000, &messages.Entry{Instance: 500, Ballot: 1, Value: forged}, &messages.Entry{Instance: 502, Ballot: 1, Value: forged}), DropBounds)
+	step("an entry past the chosen prefix it claims", response(m.id, 10, &messages.Entry{Instance: 11, Ballot: 1, Value: forged}), DropBounds)
+	if !f.r().l.Asked(m.id) {
+		t.Fatal("refused answers counted as the answer to the request")
+	}
+}

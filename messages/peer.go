@@ -3,7 +3,10 @@ package messages
 import (
 	"hash/fnv"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // PeerMessage is what every protocol message between replicas has: the
@@ -65,4 +68,23 @@ func StampCluster(msg proto.Message, cluster uint64) {
 	case *Leaving:
 		m.Cluster = cluster
 	}
+}
+
+// SenderField is the field number of the node id a peer message type says
+// its sender is (its "from"), 0 for a type that claims none (forwarded
+// client requests, status and check requests). The peer port's guard
+// matches that claim against the node id the sending connection's
+// certificate is bound to (cluster.Options.SenderField).
+func SenderField(name protoreflect.FullName) protowire.Number {
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(name)
+	if err != nil {
+		return 0
+	}
+	if _, ok := mt.Zero().Interface().(PeerMessage); !ok {
+		return 0
+	}
+	if fd := mt.Descriptor().Fields().ByName("from"); fd != nil && fd.Kind() == protoreflect.Uint32Kind {
+		return fd.Number()
+	}
+	return 0
 }

@@ -58,6 +58,10 @@ type Learner struct {
 	behindSince time.Time
 	lastAsk     time.Time
 	askCursor   int
+	// asked counts the catch-up requests sent to each peer and not yet
+	// answered (at most maxUnanswered each: lost answers must not grow
+	// it); a response from a peer not asked is not taken (Asked).
+	asked map[uint32]int
 	// restore state
 	restoreLatest map[uint64]*messages.Entry
 	restoreMark   uint64
@@ -105,7 +109,29 @@ func NewLearner(cfg LearnerConfig) *Learner {
 		cfg:     cfg,
 		chosen:  make(map[uint64]*messages.Entry),
 		pending: make(map[uint64]*messages.Entry),
+		asked:   make(map[uint32]int),
 	}
+}
+
+// maxUnanswered caps a peer's count of unanswered catch-up requests.
+const maxUnanswered = 16
+
+// Asked reports whether a catch-up response from peer would answer a
+// request this learner sent it and has not had answered yet.
+func (l *Learner) Asked(peer uint32) bool { return l.asked[peer] > 0 }
+
+// Contradicts reports whether a catch-up entry disagrees with what this
+// learner holds as evidence of a quorum's choice: the value it knows
+// chosen at that instance, or the value its acceptor accepted there under
+// the entry's own ballot (one value per ballot and instance).
+func (l *Learner) Contradicts(e *messages.Entry) bool {
+	if held := l.chosen[e.Instance]; held != nil {
+		return !proto.Equal(held.Value, e.Value)
+	}
+	if acc := l.pending[e.Instance]; acc != nil && acc.Ballot == e.Ballot {
+		return !proto.Equal(acc.Value, e.Value)
+	}
+	return false
 }
 
 // Contiguous returns the highest instance up to which everything is chosen
@@ -306,6 +332,11 @@ func (l *Learner) HandleCatchupRequest(m *messages.CatchupRequest) LearnerOutput
 // behind, asks the same peer for the next chunk at once.
 func (l *Learner) HandleCatchupResponse(m *messages.CatchupResponse, now time.Time) LearnerOutput {
 	var out LearnerOutput
+	if l.asked[m.From] > 1 {
+		l.asked[m.From]--
+	} else {
+		delete(l.asked, m.From)
+	}
 	l.noteKnown(m.ChosenUpto, m.From, now)
 	learned := false
 	for _, e := range m.Entries {
@@ -395,6 +426,7 @@ func (l *Learner) maybeAsk(out *LearnerOutput, now time.Time) {
 
 func (l *Learner) ask(out *LearnerOutput, peer uint32, now time.Time) {
 	l.lastAsk = now
+	l.asked[peer] = min(l.asked[peer]+1, maxUnanswered)
 	out.Messages = append(out.Messages, Envelope{To: peer, Msg: &messages.CatchupRequest{
 		From: l.cfg.ID, FirstInstance: l.contiguous + 1, MaxEntries: uint32(l.cfg.MaxCatchupEntries)}})
 }

@@ -35,7 +35,7 @@ func newTestCerts(t *testing.T, hosts []string) *testCerts {
 	}
 	tc := &testCerts{dir: dir, ca: ca}
 	for i, h := range hosts {
-		tc.issue(t, "node"+strconv.Itoa(i+1), []string{h, "127.0.0.1", "localhost"}, tlsconf.ServerAndClient, now.Add(24*time.Hour))
+		tc.issueNode(t, "node"+strconv.Itoa(i+1), uint32(i+1), []string{h, "127.0.0.1", "localhost"}, tlsconf.ServerAndClient, now.Add(24*time.Hour))
 	}
 	tc.issue(t, "client", nil, tlsconf.Client, now.Add(24*time.Hour))
 	return tc
@@ -45,11 +45,18 @@ func newTestCerts(t *testing.T, hosts []string) *testCerts {
 // an expired certificate).
 func (tc *testCerts) issue(t *testing.T, name string, hosts []string, usage tlsconf.Usage, notAfter time.Time) {
 	t.Helper()
+	tc.issueNode(t, name, 0, hosts, usage, notAfter)
+}
+
+// issueNode is issue for a certificate bound to node id (0: none), as
+// 'livepaxos certs issue --node-id' makes them.
+func (tc *testCerts) issueNode(t *testing.T, name string, id uint32, hosts []string, usage tlsconf.Usage, notAfter time.Time) {
+	t.Helper()
 	notBefore := time.Now().Add(-2 * time.Hour)
 	if !notAfter.After(notBefore) {
 		notBefore = notAfter.Add(-time.Hour)
 	}
-	cert, key, err := tc.ca.Issue(name, hosts, usage, notBefore, notAfter)
+	cert, key, err := tc.ca.IssueNode(name, id, hosts, usage, notBefore, notAfter)
 	if err != nil {
 		t.Fatal(err)
 	}

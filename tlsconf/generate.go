@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -128,6 +129,16 @@ func (ca *CA) PEM() (certPEM, keyPEM []byte) {
 // usage needs at least one host (clients verify the name they dialled
 // against these); a Client-only certificate needs none.
 func (ca *CA) Issue(name string, hosts []string, usage Usage, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, err error) {
+	return ca.IssueNode(name, 0, hosts, usage, notBefore, notAfter)
+}
+
+// IssueNode is Issue for a certificate bound to a node id (NodeIDURI), so
+// that its holder can speak on the peer port as that node only; id 0 binds
+// none. Only certificates with server usage (nodes') can be bound.
+func (ca *CA) IssueNode(name string, id uint32, hosts []string, usage Usage, notBefore, notAfter time.Time) (certPEM, keyPEM []byte, err error) {
+	if id != 0 && usage&Server == 0 {
+		return nil, nil, fmt.Errorf("%w: a node id binds a node's certificate; a client certificate has none", ErrConfig)
+	}
 	if strings.TrimSpace(name) == "" {
 		return nil, nil, fmt.Errorf("%w: a certificate needs a name", ErrConfig)
 	}
@@ -177,6 +188,9 @@ func (ca *CA) Issue(name string, hosts []string, usage Usage, notBefore, notAfte
 		BasicConstraintsValid: true,
 		DNSNames:              dns,
 		IPAddresses:           ips,
+	}
+	if id != 0 {
+		tmpl.URIs = []*url.URL{NodeIDURI(id)}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/tlsconf"
 )
 
@@ -127,8 +128,9 @@ func newCertsIssueCmd() *cobra.Command {
 	var dir, name, hosts string
 	var client, ifAbsent bool
 	var days int
+	var nodeID uint32
 	cmd := &cobra.Command{
-		Use:   "issue --dir DIR --name NAME [--hosts h1,h2,...] [--client] [--if-absent]",
+		Use:   "issue --dir DIR --name NAME [--hosts h1,h2,...] [--node-id N] [--client] [--if-absent]",
 		Short: "Issue a node or client certificate signed by DIR's CA: DIR/NAME.crt and DIR/NAME.key",
 		Long: `Issue a certificate signed by the CA in DIR (see 'livepaxos certs init'):
 DIR/NAME.crt and DIR/NAME.key (mode 0600). It refuses to replace existing files;
@@ -136,6 +138,9 @@ with --if-absent it keeps them and exits 0 if they are a pair the CA signed for
 the same use and hosts (for scripts and containers that run it at every start).
 Without --client the certificate is a node's, for server and client use, and
 names --hosts; with --client it is a client's, for client use only.
+--node-id binds a node certificate to that node id (a URI SAN
+livepaxos://node/N): on the peer port its holder can then speak only as
+node N, and a node refuses to start with a certificate bound to another id.
 
 ` + certsHelp,
 		Args: exactArgs(0),
@@ -156,7 +161,15 @@ names --hosts; with --client it is a client's, for client use only.
 					return fmt.Errorf("%w: --hosts names a node; a --client certificate has none", errUsage)
 				}
 				usage = tlsconf.Client
+				if nodeID != 0 {
+					return fmt.Errorf("%w: --node-id binds a node's certificate; a --client certificate has none", errUsage)
+				}
 			} else {
+				if nodeID != 0 {
+					if err := cluster.CheckNodeID(uint64(nodeID)); err != nil {
+						return fmt.Errorf("%w: --node-id: %v", errUsage, err)
+					}
+				}
 				for _, h := range strings.Split(hosts, ",") {
 					if h = strings.TrimSpace(h); h != "" {
 						hostList = append(hostList, h)
@@ -185,7 +198,7 @@ names --hosts; with --client it is a client's, for client use only.
 			if notAfter.After(ca.Cert.NotAfter) {
 				notAfter = ca.Cert.NotAfter
 			}
-			certPEM, keyPEM, err := ca.Issue(name, hostList, usage, now.Add(-time.Hour), notAfter)
+			certPEM, keyPEM, err := ca.IssueNode(name, nodeID, hostList, usage, now.Add(-time.Hour), notAfter)
 			if err != nil {
 				if errors.Is(err, tlsconf.ErrConfig) {
 					return fmt.Errorf("%w: %v", errUsage, err)
@@ -194,7 +207,7 @@ names --hosts; with --client it is a client's, for client use only.
 			}
 			certFile, keyFile := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 			if ifAbsent && bothExist(certFile, keyFile) {
-				if err := checkIssued(ca.Cert, certFile, keyFile, usage, hostList); err != nil {
+				if err := checkIssued(ca.Cert, certFile, keyFile, usage, hostList, nodeID); err != nil {
 					return fmt.Errorf("%s already has a certificate for %s that --if-absent cannot keep: %v; remove %s and %s to issue a new one", dir, name, err, certFile, keyFile)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "kept %s\n", certFile)
@@ -207,6 +220,9 @@ names --hosts; with --client it is a client's, for client use only.
 				return err
 			}
 			what := "node certificate for server and client use, hosts " + strings.Join(hostList, ", ")
+			if nodeID != 0 {
+				what += fmt.Sprintf(", bound to node id %d", nodeID)
+			}
 			if client {
 				what = "client certificate"
 			}
@@ -222,6 +238,7 @@ names --hosts; with --client it is a client's, for client use only.
 	cmd.Flags().StringVar(&name, "name", "", "certificate name: the subject's common name and the files' base name")
 	cmd.Flags().StringVar(&hosts, "hosts", "localhost,127.0.0.1", "node host names and IP addresses, comma-separated (not with --client)")
 	cmd.Flags().BoolVar(&client, "client", false, "a client certificate (client use only, no hosts)")
+	cmd.Flags().Uint32Var(&nodeID, "node-id", 0, "bind a node certificate to this node id: on the peer port its holder speaks only as that node (0: not bound)")
 	cmd.Flags().IntVar(&days, "days", 365, "days the certificate is valid (at most until the CA expires)")
 	cmd.Flags().BoolVar(&ifAbsent, "if-absent", false, "keep an existing certificate for NAME (signed by the CA for the same use and hosts) and exit 0 instead of refusing")
 	return cmd
@@ -237,9 +254,9 @@ func bothExist(a, b string) bool {
 
 // checkIssued tells whether an existing key pair is what issue would make
 // now: its key matches, the CA signed it for usage, it is still valid, and it
-// names exactly hosts. Anything else would be kept silently while the caller
+// names exactly hosts and node id. Anything else would be kept silently while the caller
 // expects another certificate.
-func checkIssued(ca *x509.Certificate, certFile, keyFile string, usage tlsconf.Usage, hosts []string) error {
+func checkIssued(ca *x509.Certificate, certFile, keyFile string, usage tlsconf.Usage, hosts []string, nodeID uint32) error {
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return err
@@ -279,6 +296,11 @@ func checkIssued(ca *x509.Certificate, certFile, keyFile string, usage tlsconf.U
 	slices.Sort(want)
 	if !slices.Equal(slices.Compact(have), slices.Compact(want)) {
 		return fmt.Errorf("it names hosts %s, not %s", strings.Join(have, ","), strings.Join(want, ","))
+	}
+	if id, _, err := tlsconf.NodeIDOf(leaf); err != nil {
+		return err
+	} else if id != nodeID {
+		return fmt.Errorf("it is bound to node id %d, not %d", id, nodeID)
 	}
 	return nil
 }

@@ -146,6 +146,8 @@ func TestCertsUsageErrors(t *testing.T) {
 		{"certs", "issue", "--dir", dir, "--name", "n", "--hosts", " , "},
 		{"certs", "issue", "--dir", dir, "--name", "n", "--hosts", "not a host"},
 		{"certs", "issue", "--dir", dir, "--name", "n", "--days", "-1"},
+		{"certs", "issue", "--dir", dir, "--name", "c", "--client", "--node-id", "1"},
+		{"certs", "issue", "--dir", dir, "--name", "n", "--node-id", "65536"},
 	} {
 		if _, err := run(args...); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want a usage error (exit status 2)", args, err)
@@ -229,5 +231,26 @@ func TestCertsIfAbsentKeepsWhatFits(t *testing.T) {
 	}
 	if _, err := run("certs", "init", "--dir", dir, "--if-absent"); err == nil || !strings.Contains(err.Error(), "does not load") {
 		t.Errorf("init --if-absent over a broken CA: %v, want a refusal", err)
+	}
+}
+
+// A node certificate issued with --node-id is bound to that id; the node
+// refuses to start with it under another --id (exit status 2), and
+// --if-absent keeps it only for the same id.
+func TestCertsIssueNodeIDBindsTheNode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	mustRun(t, "certs", "init", "--dir", dir)
+	mustRun(t, "certs", "issue", "--dir", dir, "--name", "n2", "--node-id", "2", "--hosts", "127.0.0.1")
+	if id, ok, err := tlsconf.NodeIDOf(readCert(t, filepath.Join(dir, "n2.crt"))); err != nil || !ok || id != 2 {
+		t.Fatalf("n2.crt: node id %d, %v, %v; want 2", id, ok, err)
+	}
+	mustRun(t, "certs", "issue", "--dir", dir, "--name", "n2", "--node-id", "2", "--hosts", "127.0.0.1", "--if-absent")
+	if _, err := run("certs", "issue", "--dir", dir, "--name", "n2", "--node-id", "3", "--hosts", "127.0.0.1", "--if-absent"); err == nil || !strings.Contains(err.Error(), "bound to node id 2, not 3") {
+		t.Fatalf("--if-absent with another node id: %v, want a refusal naming both ids", err)
+	}
+	err := runNode(nodeFlags{id: 1, peers: "1=127.0.0.1:7001", data: t.TempDir(),
+		peerTLS: peerTLSFlags{cert: filepath.Join(dir, "n2.crt"), key: filepath.Join(dir, "n2.key"), ca: filepath.Join(dir, "ca.crt")}})
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "bound to node id 2, not --id 1") {
+		t.Fatalf("node --id 1 with node 2's certificate: %v, want a usage error naming both ids", err)
 	}
 }

@@ -151,6 +151,13 @@ func runNode(f nodeFlags) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	certID, certBound, err := cluster.CertNodeID(peerServerTLS)
+	if err != nil {
+		return fmt.Errorf("%w: --peer-tls-cert: %v", errUsage, err)
+	}
+	if certBound && certID != f.id {
+		return fmt.Errorf("%w: --peer-tls-cert %s is bound to node id %d, not --id %d", errUsage, f.peerTLS.cert, certID, f.id)
+	}
 	if f.maxValueBytes <= 0 || f.maxValueBytes > db.MaxValueBytesCeiling {
 		return fmt.Errorf("%w: --max-value-bytes must be 1 to %d", errUsage, db.MaxValueBytesCeiling)
 	}
@@ -175,6 +182,9 @@ func runNode(f nodeFlags) error {
 	logger, err := cluster.LoggerFor(f.logLevel, f.logFormat, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if peerServerTLS != nil && !certBound {
+		logger.Warn("the peer certificate binds no node id: any holder of a node certificate signed by the peer CA can speak as any member; issue node certificates with 'livepaxos certs issue --node-id'", "cert", f.peerTLS.cert)
 	}
 	if f.clusterID == "" {
 		f.clusterID = defaultClusterID(peers)
@@ -253,7 +263,8 @@ func runNode(f nodeFlags) error {
 	}
 	defer clientLis.Close()
 	sys, rem, addr, err := cluster.NewSystem(cluster.Options{Listen: addrs.peerListen, Advertise: self, Logger: logger,
-		ServerTLS: peerServerTLS, ClientTLS: peerClientTLS, AllowMessages: messages.IsProtocolMessage})
+		ServerTLS: peerServerTLS, ClientTLS: peerClientTLS, AllowMessages: messages.IsProtocolMessage,
+		SenderField: messages.SenderField})
 	if err != nil {
 		return err
 	}

@@ -83,3 +83,39 @@ func (g *testGroup) check() uint64 {
 	})
 	return at
 }
+
+// A sender that asks for checks and snapshots faster than its budget gets
+// an overload answer naming the limit instead of keeping every replica
+// checksumming (or this one writing its state) without pause.
+func TestChecksAndSnapshotsAreRateLimitedPerSender(t *testing.T) {
+	g := newTestGroupWith(t, 3, func(cfg *actors.Config) { cfg.Proposer.CheckInterval = -1 })
+	putKeys(t, g, 0, 5)
+	g.check()
+	h := g.hosts[g.master()]
+	refused := func(msg proto.Message, n int) int {
+		count := 0
+		for range n {
+			reply, err := h.sys.Root.RequestFuture(h.replica.ProposerPID(), msg, 5*time.Second).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e string
+			switch r := reply.(type) {
+			case *messages.CheckResponse:
+				e = r.Error
+			case *messages.SnapshotResponse:
+				e = r.Error
+			}
+			if strings.Contains(e, "too many") {
+				count++
+			}
+		}
+		return count
+	}
+	if n := refused(&messages.CheckRequest{RequestId: 2}, 12); n == 0 {
+		t.Fatal("12 checks in a row from one sender: none refused")
+	}
+	if n := refused(&messages.SnapshotRequest{RequestId: 3}, 6); n == 0 {
+		t.Fatal("6 snapshots in a row from one sender: none refused")
+	}
+}

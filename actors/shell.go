@@ -46,6 +46,7 @@ type coreActor struct {
 	r        *Replica
 	stopTick func()
 	ticks    int
+	admin    *adminLimits // budgets of checks and snapshots per sender
 }
 
 // diskCheckEvery is how many ticks pass between two looks at the data
@@ -131,6 +132,10 @@ func (a *coreActor) Receive(ctx actor.Context) {
 		}
 	case *messages.CheckRequest:
 		if sender := ctx.Sender(); sender != nil {
+			if !a.limits().allowCheck(sender.Address, time.Now()) {
+				ctx.Send(sender, &messages.CheckResponse{RequestId: m.RequestId, Error: errTooManyChecks.Error()})
+				return
+			}
 			d.RequestCheck(remoteToken{pid: sender, id: m.RequestId})
 		}
 	case *messages.KeepAliveRequest:
@@ -139,6 +144,10 @@ func (a *coreActor) Receive(ctx actor.Context) {
 		}
 	case *messages.SnapshotRequest:
 		if sender := ctx.Sender(); sender != nil {
+			if !a.limits().allowSnapshot(sender.Address, time.Now()) {
+				ctx.Send(sender, &messages.SnapshotResponse{RequestId: m.RequestId, NodeId: r.cfg.NodeID, Error: errTooManySnapshots.Error()})
+				return
+			}
 			d.RequestSnapshot(remoteToken{pid: sender, id: m.RequestId})
 		}
 	case *checksumDone:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/messages"
@@ -194,4 +195,76 @@ func (kv *KV) CheckResult(op *messages.MultiOp) error {
 		}
 	}
 	return nil
+}
+
+// CheckResultEncoded is CheckResult for an encoded MultiOp, as a proposer
+// gets it. A MultiOp with too few ops to matter is passed on its bytes,
+// without decoding; one that does not decode is left to the validator.
+func (kv *KV) CheckResultEncoded(b []byte) error {
+	limit := int(kv.doorResult.Load())
+	if limit == 0 {
+		limit = DefaultMaxResultBytes
+	}
+	if fewReads(b, limit/MaxValueBytesCeiling) {
+		return nil
+	}
+	op := new(messages.MultiOp)
+	if err := proto.Unmarshal(b, op); err != nil {
+		return nil
+	}
+	return kv.CheckResult(op)
+}
+
+// fewReads reports whether the MultiOp encoded in b has at most max ops
+// in t_op and f_op together and no LOCK_INFO. false means only "not shown
+// here".
+func fewReads(b []byte, max int) bool {
+	n := 0
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return false
+		}
+		b = b[l:]
+		l = protowire.ConsumeFieldValue(num, typ, b)
+		if l < 0 {
+			return false
+		}
+		field := b[:l]
+		b = b[l:]
+		if num != 2 && num != 3 { // t_op, f_op
+			continue
+		}
+		if n++; n > max || typ != protowire.BytesType {
+			return false
+		}
+		o, _ := protowire.ConsumeBytes(field)
+		if opKind(o) == messages.Op_KIND_LOCK_INFO {
+			return false
+		}
+	}
+	return true
+}
+
+// opKind is the kind of the encoded op o (its last kind field, as proto
+// decoding takes it; KIND_GET, the zero value, when it has none).
+func opKind(o []byte) messages.Op_Kind {
+	kind := messages.Op_KIND_GET
+	for len(o) > 0 {
+		num, typ, l := protowire.ConsumeTag(o)
+		if l < 0 {
+			return kind
+		}
+		o = o[l:]
+		l = protowire.ConsumeFieldValue(num, typ, o)
+		if l < 0 {
+			return kind
+		}
+		if num == 1 && typ == protowire.VarintType {
+			v, _ := protowire.ConsumeVarint(o[:l])
+			kind = messages.Op_Kind(int32(v))
+		}
+		o = o[l:]
+	}
+	return kind
 }

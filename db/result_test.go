@@ -148,6 +148,13 @@ func TestDoorCheckOfTheResult(t *testing.T) {
 	if err := kv.CheckResult(op); !errors.Is(err, db.ErrResultTooLarge) {
 		t.Fatalf("2 MiB in f_op over the group's limit: %v, want result too large", err)
 	}
+	// The proposer's check of the encoded command says the same.
+	if err := kv.CheckResultEncoded(encode(t, op)); !errors.Is(err, db.ErrResultTooLarge) {
+		t.Fatalf("encoded: 2 MiB in f_op over the group's limit: %v, want result too large", err)
+	}
+	if err := kv.CheckResultEncoded(encode(t, gets(nil, "a"))); err != nil {
+		t.Fatalf("encoded: one large get: %v", err)
+	}
 	if err := kv.CheckResult(gets(nil, "a")); err != nil {
 		t.Fatalf("one large get: %v", err)
 	}

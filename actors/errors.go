@@ -106,7 +106,11 @@ func errorOf(resp *messages.ClientResponse) error {
 
 // codeOf is the error code a refusal before the core is sent with.
 func codeOf(err error) messages.ErrorCode {
+	var coded interface{ ErrorCode() messages.ErrorCode }
 	switch {
+	case errors.As(err, &coded):
+		// The validator's own code (a result too large: db.ErrResultTooLarge).
+		return coded.ErrorCode()
 	case errors.Is(err, ErrTooLarge):
 		return messages.ErrorCode_ERROR_CODE_TOO_LARGE
 	case errors.Is(err, ErrStopped):

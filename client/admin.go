@@ -256,9 +256,18 @@ func (c *Client) TransferMastership(ctx context.Context, to uint32) (uint32, err
 // the same limit again is harmless, so a call whose outcome is unknown is
 // sent again.
 func (c *Client) SetLimits(ctx context.Context, maxValueBytes uint64) (*messages.LimitsResponse, error) {
+	return c.SetGroupLimits(ctx, &messages.SetLimitsRequest{MaxValueBytes: maxValueBytes})
+}
+
+// SetGroupLimits sets the group's value limit, its result limit or both
+// through the log, as SetLimits does (a 0 leaves that limit as it is).
+// From the instance it is chosen at, every replica refuses, as a whole,
+// a MultiOp whose result would be over the result limit
+// (ErrResultTooLarge).
+func (c *Client) SetGroupLimits(ctx context.Context, req *messages.SetLimitsRequest) (*messages.LimitsResponse, error) {
 	var out *messages.LimitsResponse
 	err := c.masterCall(ctx, true, func(actx context.Context, ep string, n *nodeConn) error {
-		resp, err := n.kvs[0].SetLimits(actx, &messages.SetLimitsRequest{MaxValueBytes: maxValueBytes})
+		resp, err := n.kvs[0].SetLimits(actx, req)
 		if err == nil {
 			c.learn(ep, resp.Header, false)
 			out = resp
@@ -268,7 +277,7 @@ func (c *Client) SetLimits(ctx context.Context, maxValueBytes uint64) (*messages
 	return out, err
 }
 
-// Limits returns the group's value limit as the master (or, without one,
+// Limits returns the group's value and result limits as the master (or, without one,
 // the node that answers) applied the log.
 func (c *Client) Limits(ctx context.Context) (*messages.LimitsResponse, error) {
 	var out *messages.LimitsResponse

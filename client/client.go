@@ -476,6 +476,8 @@ func (c *Client) outcome(code messages.ErrorCode, msg, endpoint string, idempote
 		return true, fmt.Errorf("%w: %s", ErrNoMaster, msg)
 	case messages.ErrorCode_ERROR_CODE_TOO_LARGE:
 		return false, fmt.Errorf("%w: %s", ErrValueTooLarge, msg)
+	case messages.ErrorCode_ERROR_CODE_RESULT_TOO_LARGE:
+		return false, fmt.Errorf("%w: %s", ErrResultTooLarge, msg)
 	case messages.ErrorCode_ERROR_CODE_SESSION_EXPIRED:
 		return false, fmt.Errorf("%w: %s", ErrSessionExpired, msg)
 	}

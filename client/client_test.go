@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/client"
+	"github.com/livepaxos/livepaxos/db"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -276,6 +277,22 @@ func TestClientMapsServerRefusals(t *testing.T) {
 	err := newClient(t, tooLarge.addr).Put(context.Background(), []byte("k"), []byte("v"))
 	if !errors.Is(err, client.ErrValueTooLarge) {
 		t.Fatalf("server size refusal: %v", err)
+	}
+	// Issue 15 item 4: a result over the limit is its own error, a Txn's
+	// and a Read's alike, and not sent again (nothing was done, and the
+	// same request would be refused the same way).
+	tooMuch := startFake(t, func(int64, *messages.StreamCall) *messages.StreamResult {
+		return &messages.StreamResult{Code: messages.ErrorCode_ERROR_CODE_RESULT_TOO_LARGE, Error: "db: result too large"}
+	})
+	c := newClient(t, tooMuch.addr)
+	if _, err := c.Txn(context.Background(), db.Get([]byte("k"))); !errors.Is(err, client.ErrResultTooLarge) || errors.Is(err, client.ErrValueTooLarge) {
+		t.Fatalf("Txn's result refused: %v, want ErrResultTooLarge", err)
+	}
+	if _, err := c.Read(context.Background(), db.Get([]byte("k")), client.Lease); !errors.Is(err, client.ErrResultTooLarge) {
+		t.Fatalf("Read's result refused: %v, want ErrResultTooLarge", err)
+	}
+	if n := tooMuch.calls.Load(); n != 2 {
+		t.Fatalf("%d calls for two requests: a refused result was sent again", n)
 	}
 }
 

@@ -23,6 +23,11 @@ var (
 	// ErrValueTooLarge: a key, value or command over the limit; nothing was
 	// changed.
 	ErrValueTooLarge = errors.New("livepaxos: value too large")
+	// ErrResultTooLarge: the MultiOp's result would be over the result
+	// limit (the group's, `livepaxos limits set --max-result-bytes`, or
+	// the node's default); nothing was changed. Split it into smaller
+	// MultiOps, or page its ranges.
+	ErrResultTooLarge = errors.New("livepaxos: result too large")
 	// ErrEmptyKey: keys must not be empty; nothing was changed.
 	ErrEmptyKey = errors.New("livepaxos: empty key")
 	// ErrInvalid: the request was refused as malformed; nothing was changed.

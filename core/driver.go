@@ -439,7 +439,8 @@ func Serve(sm StateMachine, v *View, req *messages.ReadRequest, dec Decision) (*
 	}
 	result, err := reader.Query(req.Query)
 	if err != nil {
-		resp.Code, resp.Error = messages.ErrorCode_ERROR_CODE_INVALID, err.Error()
+		// The state machine's code where it gives one (a result too large).
+		resp.Code, resp.Error = errorCode(err), err.Error()
 		return resp, err
 	}
 	resp.Result = result

@@ -42,13 +42,15 @@ type KV struct {
 	// answers point reads, the tree the ranges. It always reflects the
 	// current contents (delta included), never a frozen snapshot's.
 	index *btree.BTreeG[string]
-	// limits are the KV's own (NewWithLimits); group is the value limit
-	// the log set (limits.go), which alone Apply checks values against.
-	// limits never change after NewWithLimits; group does under mu, and
-	// doorValue mirrors its value limit (0: none) for Limits, lock-free.
+	// limits are the KV's own (NewWithLimits); group is the value and
+	// result limits the log set (limits.go, result.go), which alone Apply
+	// checks against. limits never change after NewWithLimits; group does
+	// under mu, and doorValue and doorResult mirror its limits (0: none)
+	// for the door checks, lock-free.
 	limits      Limits
 	group       GroupLimits
 	doorValue   atomic.Int64
+	doorResult  atomic.Int64
 	lastApplied uint64
 	// epoch is the current mastership's epoch (§5.3), as the log says:
 	// MultiOps can be made conditional on it.
@@ -113,7 +115,8 @@ func NewWithLimits(l Limits) *KV {
 // returns the encoding of MultiOpResult{Succeeded: false} (zero bytes long)
 // together with a non-nil error: one wrapping ErrMalformed for a payload that
 // does not decode, or Validate's error (wrapping ErrEmptyKey, ErrKeyTooLarge,
-// ErrValueTooLarge, ErrTooManyOps or ErrInvalidOp). Every replica reaches the
+// ErrValueTooLarge, ErrTooManyOps or ErrInvalidOp), or, once the group set a
+// result limit, ErrResultTooLarge (result.go). Every replica reaches the
 // same verdict, so the replica should keep going and relay the error to the
 // client (for instance as ERROR_CODE_INVALID, or ERROR_CODE_TOO_LARGE for the
 // size errors). A nil error means the command ran, whether or not its guard
@@ -166,6 +169,13 @@ func (kv *KV) ApplyQuiet(instance uint64, payload []byte) error {
 	ops := op.FOp
 	if kv.guardHolds(op.Guard) {
 		ops = op.TOp
+	}
+	// The same refusal as execute's: the results are not built, but
+	// whether the command changes anything must not depend on that.
+	if limit := kv.resultLimit(true); limit > 0 {
+		if _, err := kv.checkResult(ops, limit, kv.resultWhose()); err != nil {
+			return err
+		}
 	}
 	for _, o := range ops {
 		kv.change(o)

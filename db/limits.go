@@ -51,22 +51,54 @@ const MaxCommandBytes = MaxValueBytesCeiling + CommandOverheadBytes
 // MultiOp: it is proposed through the admin call SetLimits only.
 var ErrAdminOp = errors.New("db: an operator's op")
 
-// GroupLimits is the group's value limit as the applied log set it.
+// GroupLimits is the group's value and result limits as the applied log
+// set them.
 type GroupLimits struct {
 	// MaxValueBytes is 0 while the log has set none.
 	MaxValueBytes int
 	// Instance is the log instance that set it (0: none).
 	Instance uint64
+	// MaxResultBytes is the group's result limit (result.go), 0 while the
+	// log has set none; ResultInstance is the instance that set it.
+	MaxResultBytes int
+	ResultInstance uint64
 }
 
-// Set reports whether the log has set a limit.
+// Set reports whether the log has set a value limit.
 func (g GroupLimits) Set() bool { return g.MaxValueBytes > 0 }
+
+// ResultSet reports whether the log has set a result limit.
+func (g GroupLimits) ResultSet() bool { return g.MaxResultBytes > 0 }
 
 // SetLimits returns the MultiOp that sets the group's value limit to
 // maxValueBytes (1 to MaxValueBytesCeiling) from the instance it is chosen
 // at. Values stored before it stay, whatever their size.
 func SetLimits(maxValueBytes uint64) *messages.MultiOp {
-	return &messages.MultiOp{TOp: []*messages.Op{{Kind: messages.Op_KIND_SET_LIMITS, MaxValueBytes: maxValueBytes}}}
+	return SetGroupLimits(maxValueBytes, 0)
+}
+
+// SetGroupLimits returns the MultiOp that sets the group's value limit
+// (maxValueBytes, 1 to MaxValueBytesCeiling) and its result limit
+// (maxResultBytes, MinResultBytes to MaxResultBytesCeiling) from the
+// instance it is chosen at; a 0 leaves that limit as it is (not both).
+func SetGroupLimits(maxValueBytes, maxResultBytes uint64) *messages.MultiOp {
+	return &messages.MultiOp{TOp: []*messages.Op{{Kind: messages.Op_KIND_SET_LIMITS,
+		MaxValueBytes: maxValueBytes, MaxResultBytes: maxResultBytes}}}
+}
+
+// validateLimitsOp checks the limits a KIND_SET_LIMITS op sets.
+func validateLimitsOp(o *messages.Op) *problem {
+	switch {
+	case len(o.Key) > 0 || len(o.Value) > 0:
+		return &problem{ErrInvalidOp, ": a limits change takes no key or value"}
+	case o.MaxValueBytes == 0 && o.MaxResultBytes == 0:
+		return &problem{ErrInvalidOp, ": a limits change sets a value limit, a result limit or both"}
+	case o.MaxValueBytes > MaxValueBytesCeiling:
+		return &problem{ErrInvalidOp, fmt.Sprintf(": value limit %d: want 1 to %d bytes", o.MaxValueBytes, MaxValueBytesCeiling)}
+	case o.MaxResultBytes != 0 && (o.MaxResultBytes < MinResultBytes || o.MaxResultBytes > MaxResultBytesCeiling):
+		return &problem{ErrInvalidOp, fmt.Sprintf(": result limit %d: want %d to %d bytes", o.MaxResultBytes, MinResultBytes, MaxResultBytesCeiling)}
+	}
+	return nil
 }
 
 // HasAdminOps reports whether op holds an operator's op (KIND_SET_LIMITS).
@@ -84,7 +116,7 @@ func validateSetLimits(op *messages.MultiOp) error {
 	return nil
 }
 
-// GroupLimits returns the group's value limit as the applied log set it.
+// GroupLimits returns the group's limits as the applied log set them.
 func (kv *KV) GroupLimits() GroupLimits {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
@@ -115,9 +147,16 @@ func (kv *KV) applyLimits() Limits {
 }
 
 // setLimits runs a validated KIND_SET_LIMITS op at the instance being
-// applied.
+// applied: each limit it names (not 0) is set, the other stays.
 func (kv *KV) setLimits(o *messages.Op) *messages.OpResult {
-	kv.setGroup(GroupLimits{MaxValueBytes: int(o.MaxValueBytes), Instance: kv.lastApplied})
+	g := kv.group
+	if o.MaxValueBytes > 0 {
+		g.MaxValueBytes, g.Instance = int(o.MaxValueBytes), kv.lastApplied
+	}
+	if o.MaxResultBytes > 0 {
+		g.MaxResultBytes, g.ResultInstance = int(o.MaxResultBytes), kv.lastApplied
+	}
+	kv.setGroup(g)
 	return &messages.OpResult{Found: true}
 }
 
@@ -125,6 +164,7 @@ func (kv *KV) setLimits(o *messages.Op) *messages.OpResult {
 func (kv *KV) setGroup(g GroupLimits) {
 	kv.group = g
 	kv.doorValue.Store(int64(g.MaxValueBytes))
+	kv.doorResult.Store(int64(g.MaxResultBytes))
 }
 
 // sizeCoded gives a size refusal at Apply the client's TOO_LARGE code, as

@@ -58,7 +58,8 @@ func CompareAndSwap(key, old, newValue []byte) *messages.MultiOp {
 // fresh copies that the caller may keep or modify.
 //
 // A MultiOp that fails Validate with the limits Apply uses (the group's
-// value limit: see limits.go) is not run at all: Execute
+// value limit: see limits.go), or whose result would be over the group's
+// result limit (result.go), is not run at all: Execute
 // returns an empty MultiOpResult (Succeeded false, no results) and changes
 // nothing. Call Validate first to learn why; Apply reports the reason.
 // Execute does not touch LastApplied.
@@ -77,7 +78,8 @@ func (kv *KV) Execute(op *messages.MultiOp) *messages.MultiOpResult {
 // No undo log is needed.
 //
 // write is false for Query (a read-only MultiOp under the read lock): the
-// session part, which may change state, is skipped.
+// session part, which may change state, is skipped, and the result is
+// bounded even while the group set no limit (resultLimit).
 func (kv *KV) execute(op *messages.MultiOp, write bool) (*messages.MultiOpResult, error) {
 	if err := kv.applyLimits().Validate(op); err != nil {
 		return &messages.MultiOpResult{}, sizeCoded(err)
@@ -97,10 +99,17 @@ func (kv *KV) execute(op *messages.MultiOp, write bool) (*messages.MultiOpResult
 	if succeeded {
 		ops = op.TOp
 	}
+	budget := kv.newRangeBudget()
+	if limit := kv.resultLimit(write); limit > 0 {
+		left, err := kv.checkResult(ops, limit, kv.resultWhose())
+		if err != nil {
+			return &messages.MultiOpResult{}, err
+		}
+		budget.limit(left)
+	}
 	res := &messages.MultiOpResult{Succeeded: succeeded}
 	if len(ops) > 0 {
 		res.Results = make([]*messages.OpResult, len(ops))
-		budget := kv.newRangeBudget()
 		for i, o := range ops {
 			res.Results[i] = kv.run(o, op.Session, &budget)
 		}

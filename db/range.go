@@ -2,6 +2,7 @@ package db
 
 import (
 	"bytes"
+	"math"
 
 	"github.com/google/btree"
 
@@ -67,17 +68,28 @@ func PrefixEnd(prefix []byte) []byte {
 
 // rangeBudget is what the RANGE ops of one MultiOp may still return
 // together: a MultiOp of many ranges gets one page's worth, not one each.
+//
+// hard is what is left of the result limit (result.go) for the ranges:
+// unlike bytes, not even a MultiOp's first key goes past it.
 type rangeBudget struct {
-	keys, bytes int
-	given       bool // a key was returned already: later ranges may return none
+	keys, bytes, hard int
+	given             bool // a key was returned already: later ranges may return none
 }
 
 func (kv *KV) newRangeBudget() rangeBudget {
-	return rangeBudget{keys: kv.limits.MaxRangeKeys, bytes: kv.limits.MaxRangeBytes}
+	return rangeBudget{keys: kv.limits.MaxRangeKeys, bytes: kv.limits.MaxRangeBytes, hard: math.MaxInt}
+}
+
+// limit leaves the ranges at most left result bytes.
+func (b *rangeBudget) limit(left int) {
+	b.hard = left
+	b.bytes = min(b.bytes, left)
 }
 
 // rangeOf runs one validated RANGE op. The first key of a MultiOp's ranges
-// is returned whatever its size, so that paging always makes progress.
+// is returned whatever its size, so that paging always makes progress,
+// save past the result limit (a range alone always has room for one key:
+// MinResultBytes).
 func (kv *KV) rangeOf(o *messages.Op, budget *rangeBudget) *messages.OpResult {
 	start := string(o.Key)
 	end, bounded := string(o.RangeEnd), len(o.RangeEnd) > 0
@@ -100,7 +112,7 @@ func (kv *KV) rangeOf(o *messages.Op, budget *rangeBudget) *messages.OpResult {
 		}
 		e, _ := kv.get(k)
 		size := len(k) + len(e.value)
-		if len(res.Kvs) >= maxKeys || (used+size > maxBytes && (budget.given || len(res.Kvs) > 0)) {
+		if len(res.Kvs) >= maxKeys || (used+size > maxBytes && (budget.given || len(res.Kvs) > 0)) || used+size > budget.hard {
 			res.More, res.NextKey = true, []byte(k)
 			return false
 		}
@@ -111,6 +123,7 @@ func (kv *KV) rangeOf(o *messages.Op, budget *rangeBudget) *messages.OpResult {
 	})
 	budget.keys -= len(res.Kvs)
 	budget.bytes -= min(used, budget.bytes)
+	budget.hard -= used
 	budget.given = budget.given || len(res.Kvs) > 0
 	res.Found = len(res.Kvs) > 0
 	return res

@@ -31,7 +31,7 @@ import (
 //	         | uvarint owner session
 //	end: uvarint 0
 //	uvarint length | LockServiceState (sessions and locks, the group's
-//	               value limit), proto-encoded
+//	               value and result limits), proto-encoded
 //
 // Restore also reads the first format, "LPKV0001", whose entries end at the
 // value (and nothing follows their end): its keys take the snapshot's
@@ -151,11 +151,13 @@ func (kv *KV) thaw() {
 }
 
 // lockState encodes the sessions and locks, sorted, and the group's value
-// limit, deterministically (callers hold kv.mu). A group whose log set no
-// limit encodes as it did before limits were replicated.
+// and result limits, deterministically (callers hold kv.mu). A group whose
+// log set no limit encodes as it did before limits were replicated (proto3
+// leaves zero fields out), so its snapshots and checksums are unchanged.
 func (kv *KV) lockState() []byte {
 	st := &messages.LockServiceState{NextSession: kv.nextSession, NowMs: kv.nowMs,
-		MaxValueBytes: uint64(kv.group.MaxValueBytes), LimitsInstance: kv.group.Instance}
+		MaxValueBytes: uint64(kv.group.MaxValueBytes), LimitsInstance: kv.group.Instance,
+		MaxResultBytes: uint64(kv.group.MaxResultBytes), ResultLimitInstance: kv.group.ResultInstance}
 	for _, id := range slices.Sorted(maps.Keys(kv.sessions)) {
 		st.Sessions = append(st.Sessions, kv.sessions[id].rec)
 	}
@@ -178,6 +180,10 @@ func restoreLockState(b []byte, data map[string]entry) (map[uint64]*session, map
 	}
 	if st.MaxValueBytes > MaxValueBytesCeiling || (st.MaxValueBytes == 0) != (st.LimitsInstance == 0) {
 		return nil, nil, nil, fmt.Errorf("value limit %d set at instance %d: out of bounds", st.MaxValueBytes, st.LimitsInstance)
+	}
+	if st.MaxResultBytes != 0 && (st.MaxResultBytes < MinResultBytes || st.MaxResultBytes > MaxResultBytesCeiling) ||
+		(st.MaxResultBytes == 0) != (st.ResultLimitInstance == 0) {
+		return nil, nil, nil, fmt.Errorf("result limit %d set at instance %d: out of bounds", st.MaxResultBytes, st.ResultLimitInstance)
 	}
 	sessions := make(map[uint64]*session, len(st.Sessions))
 	for _, rec := range st.Sessions {
@@ -332,8 +338,8 @@ func (kv *KV) Restore(r io.Reader) error {
 		}
 	}
 	sessions, locks, st, err := restoreLockState(lockBytes, data)
-	if err == nil && st.LimitsInstance > last {
-		err = fmt.Errorf("value limit set at instance %d, after the snapshot's %d", st.LimitsInstance, last)
+	if err == nil && max(st.LimitsInstance, st.ResultLimitInstance) > last {
+		err = fmt.Errorf("limits set at instance %d, after the snapshot's %d", max(st.LimitsInstance, st.ResultLimitInstance), last)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: snapshot sessions and locks: %v", ErrMalformed, err)
@@ -345,7 +351,8 @@ func (kv *KV) Restore(r io.Reader) error {
 	}
 	kv.data, kv.index, kv.lastApplied, kv.epoch = data, index, last, epoch
 	kv.sessions, kv.locks, kv.nextSession, kv.nowMs = sessions, locks, st.NextSession, st.NowMs
-	kv.setGroup(GroupLimits{MaxValueBytes: int(st.MaxValueBytes), Instance: st.LimitsInstance})
+	kv.setGroup(GroupLimits{MaxValueBytes: int(st.MaxValueBytes), Instance: st.LimitsInstance,
+		MaxResultBytes: int(st.MaxResultBytes), ResultInstance: st.ResultLimitInstance})
 	kv.events = nil
 	// The changes before the snapshot are gone: a watcher from before it
 	// gets the state at its instance.

@@ -197,20 +197,14 @@ func (l Limits) validateOp(o *messages.Op) *problem {
 		o.Kind != messages.Op_KIND_SESSION_OPEN && o.TtlMs != 0 ||
 		o.Kind != messages.Op_KIND_SESSION_EXPIRE && o.Session != 0 ||
 		o.Kind != messages.Op_KIND_LOCK && (o.Shared || o.Wait || o.LockDelayMs != 0) ||
-		o.Kind != messages.Op_KIND_SET_LIMITS && o.MaxValueBytes != 0 {
+		o.Kind != messages.Op_KIND_SET_LIMITS && (o.MaxValueBytes != 0 || o.MaxResultBytes != 0) {
 		return &problem{ErrInvalidOp, fmt.Sprintf(": fields set on a %v op, which ignores them", o.Kind)}
 	}
 	switch o.Kind {
 	case messages.Op_KIND_RANGE:
 		return l.validateRange(o)
 	case messages.Op_KIND_SET_LIMITS:
-		if len(o.Key) > 0 || len(o.Value) > 0 {
-			return &problem{ErrInvalidOp, ": a limits change takes no key or value"}
-		}
-		if o.MaxValueBytes == 0 || o.MaxValueBytes > MaxValueBytesCeiling {
-			return &problem{ErrInvalidOp, fmt.Sprintf(": value limit %d: want 1 to %d bytes", o.MaxValueBytes, MaxValueBytesCeiling)}
-		}
-		return nil
+		return validateLimitsOp(o)
 	case messages.Op_KIND_SESSION_OPEN, messages.Op_KIND_SESSION_CLOSE, messages.Op_KIND_SESSION_EXPIRE:
 		if len(o.Key) > 0 || len(o.Value) > 0 {
 			return &problem{ErrInvalidOp, fmt.Sprintf(": a %v op takes no key or value", o.Kind)}

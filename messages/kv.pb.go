@@ -36,10 +36,14 @@ const (
 )
 
 type SetLimitsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MaxValueBytes uint64                 `protobuf:"varint,1,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"` // 1 to the ceiling (db.MaxValueBytesCeiling)
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0 leaves a limit as it is; at least one is set.
+	MaxValueBytes uint64 `protobuf:"varint,1,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"` // 0, or 1 to the ceiling (db.MaxValueBytesCeiling)
+	// 0, or db.MinResultBytes to db.MaxResultBytesCeiling: the bytes of
+	// values, keys and lock records one MultiOp's result may carry.
+	MaxResultBytes uint64 `protobuf:"varint,2,opt,name=max_result_bytes,json=maxResultBytes,proto3" json:"max_result_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SetLimitsRequest) Reset() {
@@ -75,6 +79,13 @@ func (*SetLimitsRequest) Descriptor() ([]byte, []int) {
 func (x *SetLimitsRequest) GetMaxValueBytes() uint64 {
 	if x != nil {
 		return x.MaxValueBytes
+	}
+	return 0
+}
+
+func (x *SetLimitsRequest) GetMaxResultBytes() uint64 {
+	if x != nil {
+		return x.MaxResultBytes
 	}
 	return 0
 }
@@ -125,8 +136,16 @@ type LimitsResponse struct {
 	GroupSet      bool   `protobuf:"varint,3,opt,name=group_set,json=groupSet,proto3" json:"group_set,omitempty"`
 	SetInstance   uint64 `protobuf:"varint,4,opt,name=set_instance,json=setInstance,proto3" json:"set_instance,omitempty"` // where the log set it (SetLimits: this call's instance)
 	Ceiling       uint64 `protobuf:"varint,5,opt,name=ceiling,proto3" json:"ceiling,omitempty"`                            // the largest limit this version allows
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// max_result_bytes is the result limit in force: the group's, or (when
+	// the log never set one, result_group_set false) this version's
+	// db.DefaultMaxResultBytes, which the answering node's door and reads
+	// apply, but not apply (which then bounds no result).
+	MaxResultBytes    uint64 `protobuf:"varint,6,opt,name=max_result_bytes,json=maxResultBytes,proto3" json:"max_result_bytes,omitempty"`
+	ResultGroupSet    bool   `protobuf:"varint,7,opt,name=result_group_set,json=resultGroupSet,proto3" json:"result_group_set,omitempty"`
+	ResultSetInstance uint64 `protobuf:"varint,8,opt,name=result_set_instance,json=resultSetInstance,proto3" json:"result_set_instance,omitempty"`
+	ResultCeiling     uint64 `protobuf:"varint,9,opt,name=result_ceiling,json=resultCeiling,proto3" json:"result_ceiling,omitempty"` // the largest result limit this version allows
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *LimitsResponse) Reset() {
@@ -190,6 +209,34 @@ func (x *LimitsResponse) GetSetInstance() uint64 {
 func (x *LimitsResponse) GetCeiling() uint64 {
 	if x != nil {
 		return x.Ceiling
+	}
+	return 0
+}
+
+func (x *LimitsResponse) GetMaxResultBytes() uint64 {
+	if x != nil {
+		return x.MaxResultBytes
+	}
+	return 0
+}
+
+func (x *LimitsResponse) GetResultGroupSet() bool {
+	if x != nil {
+		return x.ResultGroupSet
+	}
+	return false
+}
+
+func (x *LimitsResponse) GetResultSetInstance() uint64 {
+	if x != nil {
+		return x.ResultSetInstance
+	}
+	return 0
+}
+
+func (x *LimitsResponse) GetResultCeiling() uint64 {
+	if x != nil {
+		return x.ResultCeiling
 	}
 	return 0
 }
@@ -1605,16 +1652,21 @@ var File_messages_kv_proto protoreflect.FileDescriptor
 
 const file_messages_kv_proto_rawDesc = "" +
 	"\n" +
-	"\x11messages/kv.proto\x12\flivepaxos.v1\x1a\x18messages/livepaxos.proto\":\n" +
+	"\x11messages/kv.proto\x12\flivepaxos.v1\x1a\x18messages/livepaxos.proto\"d\n" +
 	"\x10SetLimitsRequest\x12&\n" +
-	"\x0fmax_value_bytes\x18\x01 \x01(\x04R\rmaxValueBytes\"\x0f\n" +
-	"\rLimitsRequest\"\xc0\x01\n" +
+	"\x0fmax_value_bytes\x18\x01 \x01(\x04R\rmaxValueBytes\x12(\n" +
+	"\x10max_result_bytes\x18\x02 \x01(\x04R\x0emaxResultBytes\"\x0f\n" +
+	"\rLimitsRequest\"\xeb\x02\n" +
 	"\x0eLimitsResponse\x12,\n" +
 	"\x06header\x18\x01 \x01(\v2\x14.livepaxos.v1.HeaderR\x06header\x12&\n" +
 	"\x0fmax_value_bytes\x18\x02 \x01(\x04R\rmaxValueBytes\x12\x1b\n" +
 	"\tgroup_set\x18\x03 \x01(\bR\bgroupSet\x12!\n" +
 	"\fset_instance\x18\x04 \x01(\x04R\vsetInstance\x12\x18\n" +
-	"\aceiling\x18\x05 \x01(\x04R\aceiling\"+\n" +
+	"\aceiling\x18\x05 \x01(\x04R\aceiling\x12(\n" +
+	"\x10max_result_bytes\x18\x06 \x01(\x04R\x0emaxResultBytes\x12(\n" +
+	"\x10result_group_set\x18\a \x01(\bR\x0eresultGroupSet\x12.\n" +
+	"\x13result_set_instance\x18\b \x01(\x04R\x11resultSetInstance\x12%\n" +
+	"\x0eresult_ceiling\x18\t \x01(\x04R\rresultCeiling\"+\n" +
 	"\x19TransferMastershipRequest\x12\x0e\n" +
 	"\x02to\x18\x01 \x01(\rR\x02to\"m\n" +
 	"\x1aTransferMastershipResponse\x12\x1b\n" +

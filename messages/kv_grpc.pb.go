@@ -109,12 +109,12 @@ type KVClient interface {
 	// new master. A node that is not master refuses it (NOT_MASTER, naming
 	// the master).
 	TransferMastership(ctx context.Context, in *TransferMastershipRequest, opts ...grpc.CallOption) (*TransferMastershipResponse, error)
-	// SetLimits sets the group's value limit through the log: every replica
-	// applies commands by it from the instance it is chosen at (operators
-	// only). Values stored before it stay.
+	// SetLimits sets the group's value limit and/or result limit through
+	// the log: every replica applies commands by them from the instance it
+	// is chosen at (operators only). Values stored before it stay.
 	SetLimits(ctx context.Context, in *SetLimitsRequest, opts ...grpc.CallOption) (*LimitsResponse, error)
-	// Limits is the group's value limit as the answering node applied the
-	// log.
+	// Limits is the group's value and result limits as the answering node
+	// applied the log.
 	Limits(ctx context.Context, in *LimitsRequest, opts ...grpc.CallOption) (*LimitsResponse, error)
 }
 
@@ -374,12 +374,12 @@ type KVServer interface {
 	// new master. A node that is not master refuses it (NOT_MASTER, naming
 	// the master).
 	TransferMastership(context.Context, *TransferMastershipRequest) (*TransferMastershipResponse, error)
-	// SetLimits sets the group's value limit through the log: every replica
-	// applies commands by it from the instance it is chosen at (operators
-	// only). Values stored before it stay.
+	// SetLimits sets the group's value limit and/or result limit through
+	// the log: every replica applies commands by them from the instance it
+	// is chosen at (operators only). Values stored before it stay.
 	SetLimits(context.Context, *SetLimitsRequest) (*LimitsResponse, error)
-	// Limits is the group's value limit as the answering node applied the
-	// log.
+	// Limits is the group's value and result limits as the answering node
+	// applied the log.
 	Limits(context.Context, *LimitsRequest) (*LimitsResponse, error)
 	mustEmbedUnimplementedKVServer()
 }

@@ -45,6 +45,10 @@ const (
 	// The caller's client certificate may not do this (an operator's
 	// method: --tls-admin-names); nothing was done.
 	ErrorCode_ERROR_CODE_PERMISSION_DENIED ErrorCode = 10
+	// The MultiOp's result would be over the result limit (the group's,
+	// or a node's default for a read or at its door): nothing was changed.
+	// Split it into smaller MultiOps, or page its ranges.
+	ErrorCode_ERROR_CODE_RESULT_TOO_LARGE ErrorCode = 11
 )
 
 // Enum value maps for ErrorCode.
@@ -61,6 +65,7 @@ var (
 		8:  "ERROR_CODE_SESSION_EXPIRED",
 		9:  "ERROR_CODE_NO_SPACE",
 		10: "ERROR_CODE_PERMISSION_DENIED",
+		11: "ERROR_CODE_RESULT_TOO_LARGE",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_OK":                0,
@@ -74,6 +79,7 @@ var (
 		"ERROR_CODE_SESSION_EXPIRED":   8,
 		"ERROR_CODE_NO_SPACE":          9,
 		"ERROR_CODE_PERMISSION_DENIED": 10,
+		"ERROR_CODE_RESULT_TOO_LARGE":  11,
 	}
 )
 
@@ -264,10 +270,11 @@ const (
 	Op_KIND_UNLOCK Op_Kind = 8
 	// KIND_LOCK_INFO reads the lock named key: its holders and waiters.
 	Op_KIND_LOCK_INFO Op_Kind = 9
-	// KIND_SET_LIMITS sets the group's value limit (max_value_bytes) from
-	// its instance on, on every replica alike (db.GroupLimits): alone in
-	// its MultiOp, proposed through the admin call SetLimits only (a
-	// client's Txn with it is refused).
+	// KIND_SET_LIMITS sets the group's value limit (max_value_bytes)
+	// and result limit (max_result_bytes; 0 in either: that limit stays
+	// as it is, but not both 0) from its instance on, on every replica
+	// alike (db.GroupLimits): alone in its MultiOp, proposed through the
+	// admin call SetLimits only (a client's Txn with it is refused).
 	Op_KIND_SET_LIMITS Op_Kind = 10
 )
 
@@ -2189,10 +2196,11 @@ type Op struct {
 	Wait      bool   `protobuf:"varint,12,opt,name=wait,proto3" json:"wait,omitempty"`               // for KIND_LOCK
 	// for KIND_LOCK: how long the lock stays free of holders after its
 	// holder's session expired (0: the default; capped).
-	LockDelayMs   uint64 `protobuf:"varint,13,opt,name=lock_delay_ms,json=lockDelayMs,proto3" json:"lock_delay_ms,omitempty"`
-	MaxValueBytes uint64 `protobuf:"varint,14,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"` // for KIND_SET_LIMITS
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LockDelayMs    uint64 `protobuf:"varint,13,opt,name=lock_delay_ms,json=lockDelayMs,proto3" json:"lock_delay_ms,omitempty"`
+	MaxValueBytes  uint64 `protobuf:"varint,14,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"`    // for KIND_SET_LIMITS
+	MaxResultBytes uint64 `protobuf:"varint,15,opt,name=max_result_bytes,json=maxResultBytes,proto3" json:"max_result_bytes,omitempty"` // for KIND_SET_LIMITS
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Op) Reset() {
@@ -2319,6 +2327,13 @@ func (x *Op) GetLockDelayMs() uint64 {
 func (x *Op) GetMaxValueBytes() uint64 {
 	if x != nil {
 		return x.MaxValueBytes
+	}
+	return 0
+}
+
+func (x *Op) GetMaxResultBytes() uint64 {
+	if x != nil {
+		return x.MaxResultBytes
 	}
 	return 0
 }
@@ -2669,8 +2684,12 @@ type LockServiceState struct {
 	// the sessions and locks: snapshots and checksums carry it with them.
 	MaxValueBytes  uint64 `protobuf:"varint,5,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"`
 	LimitsInstance uint64 `protobuf:"varint,6,opt,name=limits_instance,json=limitsInstance,proto3" json:"limits_instance,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The group's result limit (KIND_SET_LIMITS max_result_bytes) and the
+	// instance it was set at; 0: never set (apply bounds no result).
+	MaxResultBytes      uint64 `protobuf:"varint,7,opt,name=max_result_bytes,json=maxResultBytes,proto3" json:"max_result_bytes,omitempty"`
+	ResultLimitInstance uint64 `protobuf:"varint,8,opt,name=result_limit_instance,json=resultLimitInstance,proto3" json:"result_limit_instance,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *LockServiceState) Reset() {
@@ -2741,6 +2760,20 @@ func (x *LockServiceState) GetMaxValueBytes() uint64 {
 func (x *LockServiceState) GetLimitsInstance() uint64 {
 	if x != nil {
 		return x.LimitsInstance
+	}
+	return 0
+}
+
+func (x *LockServiceState) GetMaxResultBytes() uint64 {
+	if x != nil {
+		return x.MaxResultBytes
+	}
+	return 0
+}
+
+func (x *LockServiceState) GetResultLimitInstance() uint64 {
+	if x != nil {
+		return x.ResultLimitInstance
 	}
 	return 0
 }
@@ -5094,7 +5127,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x14KIND_CREATE_INSTANCE\x10\x04\x12\x15\n" +
 	"\x11KIND_MOD_INSTANCE\x10\x05\x12\x10\n" +
 	"\fKIND_VERSION\x10\x06\x12\x12\n" +
-	"\x0eKIND_SEQUENCER\x10\a\"\xe1\x04\n" +
+	"\x0eKIND_SEQUENCER\x10\a\"\x8b\x05\n" +
 	"\x02Op\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.livepaxos.v1.Op.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -5111,7 +5144,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x06shared\x18\v \x01(\bR\x06shared\x12\x12\n" +
 	"\x04wait\x18\f \x01(\bR\x04wait\x12\"\n" +
 	"\rlock_delay_ms\x18\r \x01(\x04R\vlockDelayMs\x12&\n" +
-	"\x0fmax_value_bytes\x18\x0e \x01(\x04R\rmaxValueBytes\"\xd4\x01\n" +
+	"\x0fmax_value_bytes\x18\x0e \x01(\x04R\rmaxValueBytes\x12(\n" +
+	"\x10max_result_bytes\x18\x0f \x01(\x04R\x0emaxResultBytes\"\xd4\x01\n" +
 	"\x04Kind\x12\f\n" +
 	"\bKIND_GET\x10\x00\x12\f\n" +
 	"\bKIND_PUT\x10\x01\x12\x0f\n" +
@@ -5151,14 +5185,16 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\tSeqResult\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
 	"\x06result\x18\x02 \x01(\fR\x06result\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\x86\x02\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xe4\x02\n" +
 	"\x10LockServiceState\x12!\n" +
 	"\fnext_session\x18\x01 \x01(\x04R\vnextSession\x12\x15\n" +
 	"\x06now_ms\x18\x02 \x01(\x03R\x05nowMs\x127\n" +
 	"\bsessions\x18\x03 \x03(\v2\x1b.livepaxos.v1.SessionRecordR\bsessions\x12.\n" +
 	"\x05locks\x18\x04 \x03(\v2\x18.livepaxos.v1.LockRecordR\x05locks\x12&\n" +
 	"\x0fmax_value_bytes\x18\x05 \x01(\x04R\rmaxValueBytes\x12'\n" +
-	"\x0flimits_instance\x18\x06 \x01(\x04R\x0elimitsInstance\"\xae\x01\n" +
+	"\x0flimits_instance\x18\x06 \x01(\x04R\x0elimitsInstance\x12(\n" +
+	"\x10max_result_bytes\x18\a \x01(\x04R\x0emaxResultBytes\x122\n" +
+	"\x15result_limit_instance\x18\b \x01(\x04R\x13resultLimitInstance\"\xae\x01\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12'\n" +
@@ -5345,7 +5381,7 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\tbootstrap\x18\x05 \x03(\v2\x14.livepaxos.v1.MemberR\tbootstrap\x12\x16\n" +
 	"\x06format\x18\x06 \x01(\rR\x06format\x12\x18\n" +
 	"\arebuilt\x18\a \x01(\bR\arebuilt\x12+\n" +
-	"\x11restored_instance\x18\b \x01(\x04R\x10restoredInstance*\xbc\x02\n" +
+	"\x11restored_instance\x18\b \x01(\x04R\x10restoredInstance*\xdd\x02\n" +
 	"\tErrorCode\x12\x11\n" +
 	"\rERROR_CODE_OK\x10\x00\x12\x19\n" +
 	"\x15ERROR_CODE_NOT_MASTER\x10\x01\x12\x16\n" +
@@ -5358,7 +5394,8 @@ const file_messages_livepaxos_proto_rawDesc = "" +
 	"\x1aERROR_CODE_SESSION_EXPIRED\x10\b\x12\x17\n" +
 	"\x13ERROR_CODE_NO_SPACE\x10\t\x12 \n" +
 	"\x1cERROR_CODE_PERMISSION_DENIED\x10\n" +
-	"*S\n" +
+	"\x12\x1f\n" +
+	"\x1bERROR_CODE_RESULT_TOO_LARGE\x10\v*S\n" +
 	"\vConsistency\x12\x15\n" +
 	"\x11CONSISTENCY_LEASE\x10\x00\x12\x16\n" +
 	"\x12CONSISTENCY_QUORUM\x10\x01\x12\x15\n" +

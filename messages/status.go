@@ -24,7 +24,9 @@ const (
 // the code a client in any language acts on (InvalidArgument: fix the
 // request; Aborted: not applied, safe to retry; Unknown: may or may not
 // have applied; Unavailable and ResourceExhausted: nothing was done, try
-// again).
+// again; FailedPrecondition: nothing was done, and the same request will
+// fail again while the state is as it is: a session that ended, or
+// values too large to answer in one result).
 func (c ErrorCode) GRPCCode() codes.Code {
 	switch c {
 	case ErrorCode_ERROR_CODE_OK:
@@ -41,7 +43,7 @@ func (c ErrorCode) GRPCCode() codes.Code {
 		return codes.PermissionDenied
 	case ErrorCode_ERROR_CODE_OUTCOME_UNKNOWN:
 		return codes.Unknown
-	case ErrorCode_ERROR_CODE_SESSION_EXPIRED:
+	case ErrorCode_ERROR_CODE_SESSION_EXPIRED, ErrorCode_ERROR_CODE_RESULT_TOO_LARGE:
 		return codes.FailedPrecondition
 	}
 	return codes.Internal

@@ -79,8 +79,11 @@ func (s *Server) checkOp(op *messages.MultiOp, readOnly bool) ([]byte, error) {
 	if v := s.cfg.Validate; v != nil {
 		if err := v(op); err != nil {
 			code := messages.ErrorCode_ERROR_CODE_INVALID
-			if errors.Is(err, actors.ErrTooLarge) {
+			switch {
+			case errors.Is(err, actors.ErrTooLarge):
 				code = messages.ErrorCode_ERROR_CODE_TOO_LARGE
+			case errors.Is(err, db.ErrResultTooLarge):
+				code = messages.ErrorCode_ERROR_CODE_RESULT_TOO_LARGE
 			}
 			return nil, s.invalid(code, err.Error())
 		}

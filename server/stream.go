@@ -7,11 +7,17 @@ import (
 	"io"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/livepaxos/livepaxos/messages"
 )
 
-// maxStreamBatch bounds the results sent in one StreamResponse.
-const maxStreamBatch = 256
+// maxStreamBatch bounds the results sent in one StreamResponse, and
+// maxStreamBatchBytes their size together (unless there is one).
+const (
+	maxStreamBatch      = 256
+	maxStreamBatchBytes = MaxMessageBytes / 4
+)
 
 // maxCallTimeout caps a stream call's own timeout.
 const maxCallTimeout = 10 * time.Minute
@@ -61,22 +67,34 @@ func (k *kvService) Stream(stream messages.KV_StreamServer) error {
 }
 
 // sendResults sends the results as they come, batched, freeing a slot for
-// each one sent.
+// each one sent. A batch holds one result of any size, or several of at
+// most maxStreamBatchBytes together: so a message is never larger than
+// the largest result (within MaxMessageBytes: db.MaxResultBytesCeiling).
 func sendResults(ctx context.Context, stream messages.KV_StreamServer, results <-chan *messages.StreamResult, slots <-chan struct{}) error {
 	batch := make([]*messages.StreamResult, 0, maxStreamBatch)
+	var next *messages.StreamResult // taken, and left for the next batch (it holds its slot)
 	for {
 		batch = batch[:0]
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case r := <-results:
-			batch = append(batch, r)
+		if next == nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case next = <-results:
+			}
 		}
+		batch = append(batch, next)
+		size := proto.Size(next)
+		next = nil
 	more:
 		for len(batch) < maxStreamBatch {
 			select {
 			case r := <-results:
-				batch = append(batch, r)
+				if n := proto.Size(r); size+n <= maxStreamBatchBytes {
+					batch, size = append(batch, r), size+n
+					continue
+				}
+				next = r
+				break more
 			default:
 				break more
 			}

@@ -1,11 +1,18 @@
 package tests
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livepaxos/livepaxos/client"
+	"github.com/livepaxos/livepaxos/db"
+	"github.com/livepaxos/livepaxos/messages"
 )
 
 // Issue 15 item 5: the value limit is the group's, chosen through the
@@ -65,5 +72,68 @@ func TestGroupValueLimitIsChosenThroughTheLog(t *testing.T) {
 	}
 	if r := cli(3, "check"); r.code != 0 {
 		t.Fatalf("consistency check: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Issue 15 item 4: a transaction's result is bounded. While the group has
+// set no result limit, a node refuses at its door a transaction, and a
+// read, whose gets would answer more than db.DefaultMaxResultBytes, as a
+// whole (its put is not applied); once 'limits set --max-result-bytes'
+// chose one through the log, that one counts at every node. The client
+// sees client.ErrResultTooLarge.
+func TestResultLimit(t *testing.T) {
+	c, _ := newWritableCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	big := bytes.Repeat([]byte("v"), db.MaxValueBytesCeiling)
+	keys := make([]string, db.DefaultMaxResultBytes/db.MaxValueBytesCeiling+1)
+	for i := range keys {
+		keys[i] = fmt.Sprint("big", i)
+		if err := c.cl.Put(ctx, []byte(keys[i]), big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gets := func(keys []string, ops ...*messages.Op) *messages.MultiOp {
+		for _, k := range keys {
+			ops = append(ops, &messages.Op{Kind: messages.Op_KIND_GET, Key: []byte(k)})
+		}
+		return &messages.MultiOp{TOp: ops}
+	}
+	put := &messages.Op{Kind: messages.Op_KIND_PUT, Key: []byte("w"), Value: []byte("x")}
+	if _, err := c.cl.Txn(ctx, gets(keys, put)); !errors.Is(err, client.ErrResultTooLarge) {
+		t.Fatalf("a txn of %d gets of 1 MiB: %v, want ErrResultTooLarge", len(keys), err)
+	}
+	if _, found, err := c.cl.Get(ctx, []byte("w")); err != nil || found {
+		t.Fatalf("the refused txn's put: found %v, err %v; want not applied", found, err)
+	}
+	if _, err := c.cl.Read(ctx, gets(keys), client.Lease); !errors.Is(err, client.ErrResultTooLarge) {
+		t.Fatalf("a read of %d gets of 1 MiB: %v, want ErrResultTooLarge", len(keys), err)
+	}
+	if res, err := c.cl.Txn(ctx, gets(keys[1:])); err != nil || len(res.Results) != len(keys)-1 {
+		t.Fatalf("a txn of %d gets of 1 MiB, at the default: %v", len(keys)-1, err)
+	}
+
+	cli := func(node int, args ...string) cliResult {
+		return runCLI(t, c.bin, nil, append(args, "--endpoints", c.node(node).clientAddr, "--timeout", "20s")...)
+	}
+	r := cli(1, "limits", "set", "--max-result-bytes", fmt.Sprint(db.MinResultBytes))
+	m := regexp.MustCompile(fmt.Sprintf(`max-result-bytes %d \(the group's, set at instance (\d+);`, db.MinResultBytes)).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil {
+		t.Fatalf("limits set: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	waitFor(t, 20*time.Second, "every node to apply the result limit", func() error {
+		for id := 1; id <= 3; id++ {
+			want := fmt.Sprintf("max-result-bytes %d (the group's, set at instance %s; node %d)", db.MinResultBytes, m[1], id)
+			if r := cli(id, "limits", "get"); !strings.Contains(r.stdout, want) {
+				return fmt.Errorf("node %d: exit %d: %s%s", id, r.code, r.stdout, r.stderr)
+			}
+		}
+		return nil
+	})
+	if _, err := c.cl.Txn(ctx, gets(keys[:2], put)); !errors.Is(err, client.ErrResultTooLarge) {
+		t.Fatalf("a txn of 2 gets of 1 MiB over the group's limit: %v, want ErrResultTooLarge", err)
+	}
+	if res, err := c.cl.Txn(ctx, gets(keys[:1], put)); err != nil || !bytes.Equal(res.GetResults()[1].GetValue(), big) {
+		t.Fatalf("a txn of one get of 1 MiB under the group's limit: %v", err)
 	}
 }

@@ -382,19 +382,33 @@ func defaultClusterID(peers cluster.Peers) string {
 
 // validator refuses a command that is not a valid MultiOp before anything
 // is proposed, by the limits in force (the group's once the log set them,
-// else this node's --max-value-bytes: db.KV.Limits). admin: an operator's
-// command, which may change the group's limits.
+// else this node's --max-value-bytes: db.KV.Limits), or whose result
+// would be too large by this node's state (db.KV.CheckResultEncoded: the
+// door of every write, a stream's and a forwarded one's too). admin: an
+// operator's command, which may change the group's limits.
 func validator(kv *db.KV, admin bool) func([]byte) error {
+	validate := db.Limits.ValidateClientEncoded
 	if admin {
-		return func(b []byte) error { return tooLarge(kv.Limits().ValidateEncoded(b)) }
+		validate = db.Limits.ValidateEncoded
 	}
-	return func(b []byte) error { return tooLarge(kv.Limits().ValidateClientEncoded(b)) }
+	return func(b []byte) error {
+		if err := validate(kv.Limits(), b); err != nil {
+			return tooLarge(err)
+		}
+		return kv.CheckResultEncoded(b)
+	}
 }
 
 // validateOp checks a client's MultiOp at the node that took it, as
-// validator does an encoded one.
+// validator does an encoded one, and whether its result would be too
+// large by this node's state (db.KV.CheckResult).
 func validateOp(kv *db.KV) func(*messages.MultiOp) error {
-	return func(op *messages.MultiOp) error { return tooLarge(kv.Limits().ValidateClient(op)) }
+	return func(op *messages.MultiOp) error {
+		if err := kv.Limits().ValidateClient(op); err != nil {
+			return tooLarge(err)
+		}
+		return kv.CheckResult(op)
+	}
 }
 
 // tooLarge makes a size error wrap actors.ErrTooLarge, so that it reaches

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+	"strconv"
 	"testing"
 	"time"
 
@@ -362,5 +363,46 @@ func TestClientLearnsTheOtherMembers(t *testing.T) {
 			t.Fatalf("after the only configured endpoint died: %v (second asked %d times)", err, second.calls.Load())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Many large writes at once do not make one stream message larger than the
+// client port takes (16 MiB): the calls waiting together are cut into
+// batches of at most 4 MiB. Before, 256 writes of a 1 MiB value could go
+// in one message and every one of them failed.
+func TestClientCutsStreamBatchesBySize(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeNode{addr: lis.Addr().String(), answer: func(int64, *messages.StreamCall) *messages.StreamResult { return okPut() }}
+	g := grpc.NewServer(grpc.MaxRecvMsgSize(16 << 20)) // as the client port
+	messages.RegisterKVServer(g, f)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	c, err := client.New(client.Config{Endpoints: []string{f.addr}, AttemptTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx := testCtx(t, 60*time.Second)
+	if err := c.Put(ctx, []byte("warm"), []byte("up")); err != nil {
+		t.Fatal(err)
+	}
+	value := make([]byte, 1<<20)
+	const writers = 64
+	errs := make(chan error, writers)
+	start := make(chan struct{})
+	for i := range writers {
+		go func() {
+			<-start
+			errs <- c.Put(ctx, []byte("big/"+strconv.Itoa(i)), value)
+		}()
+	}
+	close(start)
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatalf("a 1 MiB write among %d at once: %v", writers, err)
+		}
 	}
 }

@@ -9,12 +9,19 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/livepaxos/livepaxos/messages"
 )
 
-// maxStreamBatch bounds the calls sent in one StreamRequest.
-const maxStreamBatch = 256
+// maxStreamBatch bounds the calls sent in one StreamRequest, and
+// maxStreamBatchBytes their encoded size: the client port refuses a message
+// over 16 MiB, and 256 writes of a 1 MiB value would make one (a call
+// larger than this goes alone; the largest legal one fits the port).
+const (
+	maxStreamBatch      = 256
+	maxStreamBatchBytes = 4 << 20
+)
 
 // muxStream is one Stream RPC to one node, carrying many calls at once:
 // each call is written with an id, and its answer comes back with it, in
@@ -105,19 +112,29 @@ func (m *muxStream) abandon(c *streamCall) (sent bool) {
 
 func (m *muxStream) sendLoop(st messages.KV_StreamClient) {
 	batch := make([]*messages.StreamCall, 0, maxStreamBatch)
+	var carried *streamCall // taken from the queue, left for the next batch
 	for {
 		batch = batch[:0]
-		select {
-		case <-m.done:
-			return
-		case c := <-m.queue:
-			batch = m.take(batch, c)
+		first := carried
+		if carried = nil; first == nil {
+			select {
+			case <-m.done:
+				return
+			case first = <-m.queue:
+			}
 		}
+		batch = m.take(batch, first)
+		bytes := proto.Size(first.msg)
 	more:
 		for len(batch) < maxStreamBatch {
 			select {
 			case c := <-m.queue:
-				batch = m.take(batch, c)
+				size := proto.Size(c.msg)
+				if bytes+size > maxStreamBatchBytes {
+					carried = c
+					break more
+				}
+				batch, bytes = m.take(batch, c), bytes+size
 			default:
 				break more
 			}

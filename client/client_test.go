@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
-	"strconv"
 	"testing"
 	"time"
 

@@ -182,8 +182,11 @@ func (g *guard) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Stre
 	defer g.streams.Add(-1)
 	defer g.recoverInto(info.FullMethod, &err)
 	if info.FullMethod == methodReceive {
-		p, ok := peer.FromContext(ss.Context())
-		ss = &guardedStream{ServerStream: ss, g: g, bind: g.bindingOf(p, ok)}
+		var bind *certBinding
+		if ss != nil {
+			bind = g.bindingOf(peer.FromContext(ss.Context()))
+		}
+		ss = &guardedStream{ServerStream: ss, g: g, bind: bind}
 	}
 	return handler(srv, ss)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,18 +50,26 @@ func newTestCA(t *testing.T, dir string) *tlsconf.CA {
 	return ca
 }
 
+// twoPeers starts node a (certificate bound to idA, or to none for 0) with
+// a probe counting the Prepares it gets, and node b (bound to idB) that
+// sends to it; both with peer TLS from one CA.
+func twoPeers(t *testing.T, idA, idB uint32) (a, b *actor.ActorSystem, probe *actor.PID, prepares *atomic.Int64) {
+	t.Helper()
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	srvA, cliA := peerTLSFor(t, ca, dir, "a", idA)
+	srvB, cliB := peerTLSFor(t, ca, dir, "b", idB)
+	a, addrA := startNode(t, Options{ServerTLS: srvA, ClientTLS: cliA, SenderField: messages.SenderField})
+	b, _ = startNode(t, Options{ServerTLS: srvB, ClientTLS: cliB, SenderField: messages.SenderField})
+	_, prepares = spawnProbe(t, a, "probe")
+	return a, b, actor.NewPID(addrA, "probe"), prepares
+}
+
 // A node whose peer certificate is bound to node 1 can speak as node 1
 // only: a Prepare it sends claiming node 2 is dropped and counted as
 // wrong_sender before any actor sees it, and one claiming node 1 arrives.
 func TestPeerCertificateBindsTheSenderID(t *testing.T) {
-	dir := t.TempDir()
-	ca := newTestCA(t, dir)
-	srvA, cliA := peerTLSFor(t, ca, dir, "a", 3)
-	srvB, cliB := peerTLSFor(t, ca, dir, "b", 1)
-	a, addrA := startNode(t, Options{ServerTLS: srvA, ClientTLS: cliA, SenderField: messages.SenderField})
-	b, _ := startNode(t, Options{ServerTLS: srvB, ClientTLS: cliB, SenderField: messages.SenderField})
-	_, prepares := spawnProbe(t, a, "probe")
-	target := actor.NewPID(addrA, "probe")
+	a, b, target, prepares := twoPeers(t, 3, 1)
 
 	b.Root.Send(target, &messages.Prepare{From: 2, Ballot: 2})
 	eventually(t, 5*time.Second, "the forged Prepare dropped as wrong_sender", func() bool {
@@ -82,14 +91,8 @@ func TestPeerCertificateBindsTheSenderID(t *testing.T) {
 // binds none cannot speak as any node: in a mixed deployment the unbound
 // one could claim every id.
 func TestUnboundPeerCertificateIsRefusedByABoundNode(t *testing.T) {
-	dir := t.TempDir()
-	ca := newTestCA(t, dir)
-	srvA, cliA := peerTLSFor(t, ca, dir, "a", 3)
-	srvB, cliB := peerTLSFor(t, ca, dir, "b", 0)
-	a, addrA := startNode(t, Options{ServerTLS: srvA, ClientTLS: cliA, SenderField: messages.SenderField})
-	b, _ := startNode(t, Options{ServerTLS: srvB, ClientTLS: cliB, SenderField: messages.SenderField})
-	_, prepares := spawnProbe(t, a, "probe")
-	b.Root.Send(actor.NewPID(addrA, "probe"), &messages.Prepare{From: 1, Ballot: 1})
+	a, b, target, prepares := twoPeers(t, 3, 0)
+	b.Root.Send(target, &messages.Prepare{From: 1, Ballot: 1})
 	eventually(t, 5*time.Second, "the Prepare over an unbound certificate dropped", func() bool {
 		return StatsOf(a).DroppedBy["wrong_sender"] == 1
 	})
@@ -101,14 +104,8 @@ func TestUnboundPeerCertificateIsRefusedByABoundNode(t *testing.T) {
 // Two nodes with unbound certificates (issued before --node-id) keep
 // talking as before: the binding is enforced only where ids are issued.
 func TestUnboundCertificatesOnBothSidesAreNotJudged(t *testing.T) {
-	dir := t.TempDir()
-	ca := newTestCA(t, dir)
-	srvA, cliA := peerTLSFor(t, ca, dir, "a", 0)
-	srvB, cliB := peerTLSFor(t, ca, dir, "b", 0)
-	a, addrA := startNode(t, Options{ServerTLS: srvA, ClientTLS: cliA, SenderField: messages.SenderField})
-	b, _ := startNode(t, Options{ServerTLS: srvB, ClientTLS: cliB, SenderField: messages.SenderField})
-	_, prepares := spawnProbe(t, a, "probe")
-	b.Root.Send(actor.NewPID(addrA, "probe"), &messages.Prepare{From: 2, Ballot: 2})
+	_, b, target, prepares := twoPeers(t, 0, 0)
+	b.Root.Send(target, &messages.Prepare{From: 2, Ballot: 2})
 	eventually(t, 5*time.Second, "the Prepare delivered", func() bool { return prepares.Load() == 1 })
 }
 

@@ -220,6 +220,36 @@ func (kv *KV) CheckResultEncoded(b []byte) error {
 // here".
 func fewReads(b []byte, max int) bool {
 	n := 0
+	return eachField(b, func(num protowire.Number, typ protowire.Type, field []byte) bool {
+		if num != 2 && num != 3 { // t_op, f_op
+			return true
+		}
+		if n++; n > max || typ != protowire.BytesType {
+			return false
+		}
+		o, _ := protowire.ConsumeBytes(field)
+		return opKind(o) != messages.Op_KIND_LOCK_INFO
+	})
+}
+
+// opKind is the kind of the encoded op o (its last kind field, as proto
+// decoding takes it; KIND_GET, the zero value, when it has none).
+func opKind(o []byte) messages.Op_Kind {
+	kind := messages.Op_KIND_GET
+	eachField(o, func(num protowire.Number, typ protowire.Type, field []byte) bool {
+		if num == 1 && typ == protowire.VarintType {
+			v, _ := protowire.ConsumeVarint(field)
+			kind = messages.Op_Kind(int32(v))
+		}
+		return true
+	})
+	return kind
+}
+
+// eachField calls fn with each top-level field of the encoded message b
+// (field holds its value's bytes) until fn returns false; it reports
+// whether every field was read and accepted.
+func eachField(b []byte, fn func(num protowire.Number, typ protowire.Type, field []byte) bool) bool {
 	for len(b) > 0 {
 		num, typ, l := protowire.ConsumeTag(b)
 		if l < 0 {
@@ -227,44 +257,10 @@ func fewReads(b []byte, max int) bool {
 		}
 		b = b[l:]
 		l = protowire.ConsumeFieldValue(num, typ, b)
-		if l < 0 {
+		if l < 0 || !fn(num, typ, b[:l]) {
 			return false
 		}
-		field := b[:l]
 		b = b[l:]
-		if num != 2 && num != 3 { // t_op, f_op
-			continue
-		}
-		if n++; n > max || typ != protowire.BytesType {
-			return false
-		}
-		o, _ := protowire.ConsumeBytes(field)
-		if opKind(o) == messages.Op_KIND_LOCK_INFO {
-			return false
-		}
 	}
 	return true
-}
-
-// opKind is the kind of the encoded op o (its last kind field, as proto
-// decoding takes it; KIND_GET, the zero value, when it has none).
-func opKind(o []byte) messages.Op_Kind {
-	kind := messages.Op_KIND_GET
-	for len(o) > 0 {
-		num, typ, l := protowire.ConsumeTag(o)
-		if l < 0 {
-			return kind
-		}
-		o = o[l:]
-		l = protowire.ConsumeFieldValue(num, typ, o)
-		if l < 0 {
-			return kind
-		}
-		if num == 1 && typ == protowire.VarintType {
-			v, _ := protowire.ConsumeVarint(o[:l])
-			kind = messages.Op_Kind(int32(v))
-		}
-		o = o[l:]
-	}
-	return kind
 }

@@ -28,9 +28,27 @@ var ErrCorruptIdentity = errors.New("actors: identity file corrupt")
 // and the newest it reads: every format from 1 to it opens (0, in
 // directories made before the format was recorded, is format 1). A
 // directory of a newer format is refused (ErrDataFormat), never
-// half-read. tests/testdata/datadir-v1 is a directory of format 1 that
-// every later build must open, keys and all.
-const DataFormat = 1
+// half-read. The formats:
+//
+//   - 1: IDENTITY, the log's segments, snapshots/; the log's range file
+//     (LOGRANGE) may be missing (directories made before it).
+//   - 2: as 1, and LOGRANGE is always there once the log has a segment, so
+//     its loss is refused (storage.ErrRangeMissing) instead of taken for
+//     a directory made before it, which would hide lost segments.
+//
+// A directory of format 1 opens as it always did and is then upgraded in
+// place (see upgradeFormat). tests/testdata/datadir-v1 and datadir-v2 are
+// directories of each format that every later build must open, keys and
+// all.
+const DataFormat = 2
+
+// rangeFormat is the first format whose directories always have the
+// log's range file.
+const rangeFormat = 2
+
+// formatOf is the format meta records (0, written before formats were,
+// is 1).
+func formatOf(meta *messages.MetaRecord) uint32 { return max(meta.Format, 1) }
 
 // ErrDataFormat refuses a data directory of a format this binary does not
 // know.
@@ -86,6 +104,26 @@ func checkIdentity(dir, clusterID string, nodeID uint32, rebuilt bool) (*message
 	meta := &messages.MetaRecord{ClusterId: clusterID, NodeId: nodeID, Incarnation: rand.Uint64()>>1 + 1, Fresh: true,
 		Format: DataFormat, Rebuilt: rebuilt}
 	return meta, writeIdentity(path, meta)
+}
+
+// upgradeFormat records DataFormat in dir's identity file, once the log
+// has been opened on a directory of an older format. Crash-safe by its
+// order: opening the log wrote its range file (storage.Open always leaves
+// one), the directory is synced here so that the file's name is durable,
+// and only then does the identity file say format 2, which requires the
+// range file. A crash before the identity file's rename leaves a format-1
+// directory, with or without the range file, which opens and upgrades
+// again; a crash after leaves format 2 with the range file in place.
+func upgradeFormat(dir string, meta *messages.MetaRecord) error {
+	if formatOf(meta) >= DataFormat {
+		return nil
+	}
+	if err := storage.SyncDir(dir); err != nil {
+		return err
+	}
+	up := proto.Clone(meta).(*messages.MetaRecord)
+	up.Format = DataFormat
+	return writeIdentity(filepath.Join(dir, identityFile), up)
 }
 
 // markProven rewrites dir's identity file as no longer fresh, with the

@@ -108,7 +108,8 @@ func NewReplica(cfg Config) (*Replica, error) {
 	if cfg.Metrics != nil {
 		onSync = cfg.Metrics.Synced
 	}
-	wal, err := storage.Open(cfg.DataDir, storage.Options{OnFatal: r.fatal, OnSync: onSync}, func(b []byte) error {
+	opts := storage.Options{OnFatal: r.fatal, OnSync: onSync, RangeRequired: formatOf(meta) >= rangeFormat}
+	wal, err := storage.Open(cfg.DataDir, opts, func(b []byte) error {
 		rec := &messages.Record{}
 		if err := proto.Unmarshal(b, rec); err != nil {
 			return fmt.Errorf("%w: record %d does not decode: %v", storage.ErrCorrupt, records, err)
@@ -116,8 +117,15 @@ func NewReplica(cfg Config) (*Replica, error) {
 		records++
 		return r.d.Restore(rec)
 	})
+	if errors.Is(err, storage.ErrRangeMissing) {
+		return nil, fmt.Errorf("%w (data directory format %d)", err, formatOf(meta))
+	}
 	if err != nil {
 		return nil, err
+	}
+	if err := upgradeFormat(cfg.DataDir, meta); err != nil {
+		wal.Close()
+		return nil, fmt.Errorf("recording data format %d in %s: %w", DataFormat, cfg.DataDir, err)
 	}
 	r.wal = wal
 	if err := r.d.FinishRestore(); err != nil {

@@ -91,6 +91,12 @@ type guard struct {
 	panics  atomic.Uint64
 	streams atomic.Int64
 
+	// deadLetters, when set, takes protoactor's DeadLetterResponse from
+	// the network as an answer (see OnDeadLetterResponse); answered counts
+	// those it took.
+	deadLetters atomic.Pointer[func(target *actor.PID) bool]
+	answered    atomic.Uint64
+
 	lastDropLog atomic.Int64 // unix nanoseconds
 }
 
@@ -147,9 +153,13 @@ type GuardStats struct {
 	// DroppedBy counts them by reason: malformed, wrong_target,
 	// unknown_type, lifecycle (protoactor's system messages), not_allowed,
 	// wrong_sender (a claimed node id its certificate is not bound to).
-	DroppedBy     map[string]uint64
-	Panics        uint64 // panics recovered in gRPC handlers
-	ActiveStreams int64  // Receive streams currently open (one per connected peer writer)
+	DroppedBy map[string]uint64
+	// DeadLetterAnswers counts protoactor DeadLetterResponses taken from
+	// the network as the answer to a pending forwarded request (see
+	// OnDeadLetterResponse); they are not among Dropped.
+	DeadLetterAnswers uint64
+	Panics            uint64 // panics recovered in gRPC handlers
+	ActiveStreams     int64  // Receive streams currently open (one per connected peer writer)
 }
 
 // StatsOf returns the guard's counters for a system built by NewSystem; the
@@ -160,7 +170,8 @@ func StatsOf(sys *actor.ActorSystem) GuardStats {
 	if !ok || g == nil {
 		return GuardStats{}
 	}
-	st := GuardStats{DroppedBy: make(map[string]uint64, numDropReasons), Panics: g.panics.Load(), ActiveStreams: g.streams.Load()}
+	st := GuardStats{DroppedBy: make(map[string]uint64, numDropReasons), Panics: g.panics.Load(), ActiveStreams: g.streams.Load(),
+		DeadLetterAnswers: g.answered.Load()}
 	for r := range numDropReasons {
 		n := g.dropped[r].Load()
 		st.DroppedBy[r.String()] = n
@@ -248,6 +259,9 @@ func (g *guard) filterBatchFrom(b *remote.MessageBatch, bind *certBinding) {
 	kept := b.Envelopes[:0]
 	for _, e := range b.Envelopes {
 		if why, reason := g.check(b, e, bind); reason != "" {
+			if why == dropLifecycle && g.answerDeadLetter(b, e) {
+				continue // taken as an answer; no actor sees it
+			}
 			g.drop(why, reason)
 			continue
 		}
@@ -315,4 +329,59 @@ func (g *guard) drop(why dropReason, reason string) {
 		return
 	}
 	g.log.Warn("dropped incoming remote message", slog.String("reason", reason), slog.Uint64("dropped_total", n))
+}
+
+// deadLetterResponseName is the protobuf name of protoactor's answer to a
+// request whose target does not exist.
+var deadLetterResponseName = (&actor.DeadLetterResponse{}).ProtoReflect().Descriptor().FullName()
+
+// OnDeadLetterResponse has the guard of sys (a system built by NewSystem)
+// hand each DeadLetterResponse that arrives from the network to take, with
+// its target PID (RequestId included), instead of only dropping it with
+// the other protoactor messages. It returns a function that undoes it, and
+// false if sys has no guard (then no such message is dropped at all).
+//
+// Why one of protoactor's own messages may be taken: when a request that
+// has a sender reaches a node where its target actor does not exist (a
+// master whose role actor stopped), that node's dead-letter process
+// answers the sender with a DeadLetterResponse, over the network. It is
+// the only news that the request reached no actor there; without it a
+// forwarded write waits for its deadline and ends "outcome unknown".
+// Taking it is harmless, which the guard's purpose requires:
+//   - it is never delivered: take runs on the gRPC goroutine, and the
+//     envelope is removed from the batch whether take wants it or not, so
+//     no actor here sees it, and nothing here can be stopped, watched or
+//     restarted by it (it is not a system message either);
+//   - take must only end a request it has pending (matched by the target
+//     and its request id) and return false for anything else, which is
+//     then dropped and counted as a lifecycle drop like before;
+//   - a forged one can end at most one pending request as not delivered,
+//     which a sender able to reach this port could already do by forging
+//     the answer itself (answers are matched by request id too).
+//
+// take must not block.
+func OnDeadLetterResponse(sys *actor.ActorSystem, take func(target *actor.PID) bool) (undo func(), ok bool) {
+	g, ok := sys.Extensions.Get(guardExtensionID).(*guard)
+	if !ok || g == nil {
+		return func() {}, false
+	}
+	p := &take
+	g.deadLetters.Store(p)
+	return func() { g.deadLetters.CompareAndSwap(p, nil) }, true
+}
+
+// answerDeadLetter reports whether e (which check found well-formed,
+// addressed here, and one of protoactor's own) is a DeadLetterResponse
+// that the taker set with OnDeadLetterResponse took.
+func (g *guard) answerDeadLetter(b *remote.MessageBatch, e *remote.MessageEnvelope) bool {
+	take := g.deadLetters.Load()
+	if take == nil || protoreflect.FullName(b.TypeNames[e.TypeId]) != deadLetterResponseName {
+		return false
+	}
+	target := &actor.PID{Address: b.Targets[e.Target].Address, Id: b.Targets[e.Target].Id, RequestId: e.TargetRequestId}
+	if !(*take)(target) {
+		return false
+	}
+	g.answered.Add(1)
+	return true
 }

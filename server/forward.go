@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 
+	"github.com/livepaxos/livepaxos/cluster"
 	"github.com/livepaxos/livepaxos/messages"
 )
 
@@ -56,6 +57,9 @@ type forwarder struct {
 
 	stop chan struct{}
 	once sync.Once
+	// undoDeadLetters stops the guard handing this forwarder the dead
+	// letter answers that come from the network.
+	undoDeadLetters func()
 
 	// down holds the peer addresses whose connection protoactor reported
 	// terminated and not connected since: a write is not forwarded there
@@ -70,6 +74,10 @@ var errTooManyPending = errors.New("too many requests in flight at this node")
 func newForwarder(sys *actor.ActorSystem, maxPending int) *forwarder {
 	f := &forwarder{sys: sys, pending: make(map[uint64]*pendingCall), maxPending: maxPending, stop: make(chan struct{})}
 	f.inbox, _ = sys.ProcessRegistry.Add(&inbox{f: f}, "client-api-inbox-"+sys.ProcessRegistry.NextId())
+	// A request whose target actor is gone on the master's node is
+	// answered from there with a DeadLetterResponse, which the guard
+	// drops with protoactor's other messages unless taken here.
+	f.undoDeadLetters, _ = cluster.OnDeadLetterResponse(sys, f.deadLetterFromPeer)
 	// A peer whose connection broke will not answer the calls it has: end
 	// them at once (a write among them may have been proposed).
 	sys.EventStream.Subscribe(func(evt any) {
@@ -89,6 +97,7 @@ func newForwarder(sys *actor.ActorSystem, maxPending int) *forwarder {
 func (f *forwarder) close() {
 	f.once.Do(func() {
 		close(f.stop)
+		f.undoDeadLetters()
 		f.mu.Lock()
 		calls := f.pending
 		f.pending = make(map[uint64]*pendingCall)
@@ -112,6 +121,9 @@ func (f *forwarder) isDown(addr string) bool {
 // retryable) or errNoAnswer by the deadline. done must not block.
 func (f *forwarder) send(target *actor.PID, deadline time.Time, retryable bool, build func(id uint64) any, done func(answer)) {
 	id := f.ids.Add(1)
+	if uint32(id) == 0 {
+		id = f.ids.Add(1) // 0 is "no request id" in a PID: see sender
+	}
 	f.mu.Lock()
 	if len(f.pending) >= f.maxPending {
 		f.mu.Unlock()
@@ -120,7 +132,54 @@ func (f *forwarder) send(target *actor.PID, deadline time.Time, retryable bool, 
 	}
 	f.pending[id] = &pendingCall{addr: target.Address, deadline: deadline, done: done, retryable: retryable}
 	f.mu.Unlock()
-	f.sys.Root.RequestWithCustomSender(target, build(id), f.inbox)
+	f.sys.Root.RequestWithCustomSender(target, build(id), f.sender(id))
+}
+
+// sender is the inbox's PID with the low 32 bits of request id in its
+// RequestId. Answers carry their request id in the message; a dead letter
+// does not (see inbox.SendUserMessage), but protoactor sends it to this
+// PID, RequestId included, across the network too (the endpoint writer
+// and reader carry a PID's RequestId), so it tells which call it ends.
+func (f *forwarder) sender(id uint64) *actor.PID {
+	return &actor.PID{Address: f.inbox.Address, Id: f.inbox.Id, RequestId: uint32(id)}
+}
+
+// callID is the request id whose low 32 bits are token: the newest issued
+// with them. Calls pending at once are far fewer than 2^32 ids apart.
+func (f *forwarder) callID(token uint32) uint64 {
+	newest := f.ids.Load()
+	return newest - uint64(uint32(newest)-token)
+}
+
+// notDelivered ends the call whose sender PID carried token as not
+// delivered, and reports whether one was pending.
+func (f *forwarder) notDelivered(token uint32) bool {
+	if token == 0 {
+		return false
+	}
+	id := f.callID(token)
+	f.mu.Lock()
+	c := f.pending[id]
+	delete(f.pending, id)
+	f.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.done(answer{err: errNotDelivered})
+	return true
+}
+
+// deadLetterFromPeer takes a DeadLetterResponse that came from the
+// network (cluster.OnDeadLetterResponse): the master's node found no
+// actor for a request this node forwarded, so the request reached no
+// replica, and the call ends as not delivered, even for a write: it may
+// be sent again elsewhere. Anything but a pending call's answer is left
+// to the guard to drop.
+func (f *forwarder) deadLetterFromPeer(target *actor.PID) bool {
+	if target.Id != f.inbox.Id || target.Address != f.inbox.Address {
+		return false
+	}
+	return f.notDelivered(target.RequestId)
 }
 
 // finish ends call id with a.
@@ -182,7 +241,7 @@ func (f *forwarder) expireLoop() {
 // inbox is the Process answers come to.
 type inbox struct{ f *forwarder }
 
-func (in *inbox) SendUserMessage(_ *actor.PID, message any) {
+func (in *inbox) SendUserMessage(pid *actor.PID, message any) {
 	_, msg, _ := actor.UnwrapEnvelope(message)
 	switch m := msg.(type) {
 	case *messages.ClientResponse:
@@ -192,13 +251,24 @@ func (in *inbox) SendUserMessage(_ *actor.PID, message any) {
 	case *messages.CheckResponse:
 		in.f.finish(m.RequestId, answer{msg: m})
 	case *actor.DeadLetterResponse:
-		// The target does not exist, or its node could not be reached:
-		// the message it answers did not arrive. Which message, it does
-		// not say, and the calls in flight to that address may include
-		// some sent over a connection made since, which did arrive. So
-		// only a call that is harmless to repeat ends as not delivered;
-		// a write ends with no answer (its outcome unknown), and writes
-		// are not sent to a peer known to be down in the first place.
+		// The message it answers reached no actor: its target does not
+		// exist on this node, or this node's endpoint writer had no
+		// connection to send it on (it then names the target). (One from
+		// the network is taken by the guard, see deadLetterFromPeer.)
+		// Which message, the response does not say, but the PID it was
+		// sent to does: the request id in its RequestId (see sender).
+		// Every producer of a DeadLetterResponse in this protoactor (the
+		// dead-letter process, the endpoint writer without a stream)
+		// makes it for a message that was handed neither to an actor nor
+		// to the network, so the call ends as not delivered, a write too.
+		if in.f.notDelivered(pid.GetRequestId()) {
+			return
+		}
+		// Without a request id (none sent by this forwarder lacks one),
+		// only the target's address is known, and the calls in flight to
+		// it may include some sent over a connection made since, which
+		// did arrive. So only a call that is harmless to repeat ends as
+		// not delivered; a write ends with no answer (outcome unknown).
 		if m.Target != nil {
 			in.f.failAddress(m.Target.Address, func(c *pendingCall) error {
 				if c.retryable {

@@ -28,7 +28,9 @@
 // segment created, so that a lost segment at either end (which leaves the
 // others consecutive and intact) is noticed: Open refuses with
 // ErrSegmentMissing rather than start with a shorter log (logrange.go
-// says when it is written, and why that order is crash-safe).
+// says when it is written, and why that order is crash-safe). With
+// Options.RangeRequired (data directories of format 2), the file's own
+// loss is refused too (ErrRangeMissing).
 //
 // Recovery distinguishes a crash from corruption. A crash can only damage the
 // unsynced tail of the newest segment, and only by leaving parts of the last

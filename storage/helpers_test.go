@@ -148,9 +148,15 @@ func snapshot(t testing.TB, dir string) map[string][]byte {
 // with an error naming every name in names, and the directory as it was.
 func refusedUnchanged(t *testing.T, dir string, sentinel error, names ...string) {
 	t.Helper()
+	refusedUnchangedWith(t, dir, smallSegments, sentinel, names...)
+}
+
+// refusedUnchangedWith is refusedUnchanged with opts.
+func refusedUnchangedWith(t *testing.T, dir string, opts Options, sentinel error, names ...string) {
+	t.Helper()
 	before := snapshot(t, dir)
 	for range 2 {
-		w, err := Open(dir, smallSegments, nil)
+		w, err := Open(dir, opts, nil)
 		if !errors.Is(err, sentinel) || !errors.Is(err, ErrCorrupt) {
 			if w != nil {
 				w.Close()

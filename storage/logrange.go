@@ -38,8 +38,13 @@ import (
 //
 // A directory without the file was made before it (or holds no log yet):
 // its segments are taken as they are, as they always were, and the file is
-// written. (So the file's own loss is not caught: telling it from a
-// directory made before it would take a data format change.) A build before the file, run on a directory after it, rolls and
+// written. The file's own loss cannot be told from that by the log alone;
+// the data directory's format can (actors.DataFormat 2 on always has the
+// file once a segment exists): with Options.RangeRequired, a directory
+// that holds a segment but no range file is refused with ErrRangeMissing.
+// The one exception is the moment between the first segment's creation
+// and the file's first write: a directory whose only segment is segment 1,
+// holding no record, is taken as it is. A build before the file, run on a directory after it, rolls and
 // checkpoints without updating it; that shows as a segment above the
 // recorded range that holds records, which this build never writes (see
 // above), and the stale file is then replaced by what the directory holds
@@ -61,6 +66,12 @@ const rangeFileSize = 8 + 8 + 8 + 4
 // all of them. Data that may have been acknowledged is gone, so it wraps
 // ErrCorrupt: the replica must be rebuilt (--on-corruption).
 var ErrSegmentMissing = fmt.Errorf("%w: segment missing", ErrCorrupt)
+
+// ErrRangeMissing reports that the range file is gone from a log that
+// must have one (Options.RangeRequired): which segments the log must hold
+// can no longer be checked, so lost ones would go unnoticed. It wraps
+// ErrCorrupt: the replica must be rebuilt (--on-corruption).
+var ErrRangeMissing = fmt.Errorf("%w: %s missing", ErrCorrupt, rangeFileName)
 
 // logRange is the first and last segment the log must hold. The zero
 // value is "not recorded".
@@ -146,9 +157,9 @@ func (w *WAL) checkRange(seqs []uint64) (logRange, error) {
 		return logRange{}, err
 	}
 	w.rng = rng
+	stale := false
 	if rng.recorded() && len(seqs) > 0 && seqs[len(seqs)-1] > rng.last {
-		stale, err := w.holdsRecords(seqs, rng.last)
-		if err != nil {
+		if stale, err = w.holdsRecords(seqs, rng.last); err != nil {
 			return logRange{}, err
 		}
 		if stale {
@@ -158,6 +169,11 @@ func (w *WAL) checkRange(seqs []uint64) (logRange, error) {
 	if !rng.recorded() {
 		if len(seqs) == 0 {
 			return logRange{}, nil
+		}
+		if w.opts.RangeRequired && !stale {
+			if err := w.rangeMayBeMissing(seqs); err != nil {
+				return logRange{}, err
+			}
 		}
 		return logRange{seqs[0], seqs[len(seqs)-1]}, nil
 	}
@@ -176,6 +192,23 @@ func (w *WAL) checkRange(seqs []uint64) (logRange, error) {
 		return missing(seqs[len(seqs)-1]+1, rng.last, "the newest")
 	}
 	return rng, nil
+}
+
+// rangeMayBeMissing refuses, with ErrRangeMissing, a log that must have a
+// range file (Options.RangeRequired) and has none, unless a crash came
+// between the log's first segment and the file's first write: segment 1
+// alone, holding no record. (Segment 1 holds records before any later
+// segment exists, and a checkpoint deletes it only after naming the range,
+// so nothing else looks like that.)
+func (w *WAL) rangeMayBeMissing(seqs []uint64) error {
+	if len(seqs) == 1 && seqs[0] == 1 {
+		holds, err := w.holdsRecords(seqs, 0)
+		if err != nil || !holds {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %s holds %s but no %s, which its data format always has once a segment exists: "+
+		"whether segments are missing cannot be checked", ErrRangeMissing, w.dir, segmentSpan(seqs[0], seqs[len(seqs)-1]), rangeFileName)
 }
 
 // holdsRecords reports whether any of the segments seqs above last holds

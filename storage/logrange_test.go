@@ -254,3 +254,58 @@ func TestRangeFileFailureLosesNothing(t *testing.T) {
 		})
 	}
 }
+
+// A log whose format requires the range file (Options.RangeRequired) and
+// that lost it is refused with ErrRangeMissing, naming the file and the
+// segments it holds; the same directory under the old rule opens as it
+// is. Only the crash window before the first range write (segment 1
+// alone, no record in it) is taken without the file.
+func TestLostRangeFileIsRefusedWhenRequired(t *testing.T) {
+	required := smallSegments
+	required.RangeRequired = true
+	_, pristine, want, _ := checkpointed(t)
+	equalRecords(t, replayAll(t, copyDir(t, pristine), required), want)
+
+	dir := copyDir(t, pristine)
+	if err := os.Remove(filepath.Join(dir, rangeFileName)); err != nil {
+		t.Fatal(err)
+	}
+	segs := segmentFiles(t, dir)
+	refusedUnchangedWith(t, dir, required, ErrRangeMissing, rangeFileName, filepath.Base(segs[0]), filepath.Base(segs[len(segs)-1]))
+	equalRecords(t, replayAll(t, dir, smallSegments), want)
+
+	t.Run("one segment with records", func(t *testing.T) {
+		dir := t.TempDir()
+		w, _ := open(t, dir, required)
+		if err := w.AppendSync(recs(0, 3)); err != nil {
+			t.Fatal(err)
+		}
+		mustClose(t, w)
+		if err := os.Remove(filepath.Join(dir, rangeFileName)); err != nil {
+			t.Fatal(err)
+		}
+		refusedUnchangedWith(t, dir, required, ErrRangeMissing, rangeFileName, segmentName(1))
+	})
+	t.Run("first segment created, range not yet written", func(t *testing.T) {
+		for name, seg := range map[string][]byte{
+			"preallocated": append(segmentHeader(1), make([]byte, 4096)...),
+			"header only":  segmentHeader(1),
+			"torn header":  segmentHeader(1)[:3],
+		} {
+			t.Run(name, func(t *testing.T) {
+				dir := t.TempDir()
+				writeFile(t, segmentPath(dir, 1), seg)
+				w, got := open(t, dir, required)
+				equalRecords(t, got, nil)
+				if err := w.AppendSync(recs(0, 2)); err != nil {
+					t.Fatal(err)
+				}
+				mustClose(t, w)
+				if rng, err := readRange(dir); err != nil || rng != (logRange{1, 1}) {
+					t.Fatalf("range %+v (%v), want 1 to 1", rng, err)
+				}
+				equalRecords(t, replayAll(t, dir, required), recs(0, 2))
+			})
+		}
+	})
+}

@@ -50,6 +50,13 @@ type Options struct {
 	// caller may be one of them (see Append). With the batch being written,
 	// memory held is about twice this.
 	MaxPendingBytes int
+	// RangeRequired says the directory's format always has the range file
+	// once it holds a segment (see rangeFileName): without it, Open
+	// refuses with ErrRangeMissing rather than take the segments as they
+	// are. Unset, a directory without the file is taken for one made
+	// before it, as it always was. Either way, an Open that succeeds has
+	// written the file if it was not there (see setRange).
+	RangeRequired bool
 	// OnFatal, if set, is called once, on the log's goroutine, when a write
 	// or fsync fails and the log stops for good. It runs before any done
 	// callback sees the error. The node is expected to exit; OnFatal must

@@ -184,6 +184,16 @@ const (
 	batchOverhead      = 64
 )
 
+// pidBytes bounds from above what a PID adds to a batch's lookup table
+// (its two strings, its uint32 and their tags, and its own tag and
+// length) without walking it: the hot path.
+func pidBytes(p *actor.PID) int {
+	if p == nil {
+		return 0
+	}
+	return len(p.Address) + len(p.Id) + 2*batchFieldOverhead
+}
+
 func (state *endpointWriter) sendEnvelopes(msg []interface{}, ctx actor.Context) {
 	var (
 		header       *MessageHeader
@@ -239,9 +249,14 @@ func (state *endpointWriter) sendEnvelopes(msg []interface{}, ctx actor.Context)
 		}
 
 		if budget > 0 {
-			// livepaxos patch: the envelope's size, with room for the
-			// names and PIDs it may add to the batch's lookup tables.
-			size := len(bytes) + proto.Size(header) + len(typeName) + proto.Size(rd.target) + proto.Size(rd.sender) + 6*batchFieldOverhead
+			// livepaxos patch: the envelope's size (its data, header and
+			// six varint fields with their tags: under 4*16 bytes beyond
+			// the data and header), with room for the type name and PIDs
+			// it may add to the batch's lookup tables.
+			size := len(bytes) + len(typeName) + pidBytes(rd.target) + pidBytes(rd.sender) + 4*batchFieldOverhead
+			if header != nil {
+				size += proto.Size(header)
+			}
 			if size+batchOverhead > budget {
 				state.remote.dropOutgoing(state.address, rd, WriterTooLarge, size)
 				continue

@@ -104,7 +104,9 @@ func (r *Replica) shedCore(sys *actor.ActorSystem, msg any) bool {
 		answer = &messages.SnapshotResponse{RequestId: m.RequestId, NodeId: r.cfg.NodeID, Error: r.overloaded().Error()}
 	case *messages.StatusRequest:
 		// The status last published (every few ticks) is an answer.
-		answer = r.status.Load()
+		if s := r.status.Load(); s != nil {
+			answer = s
+		}
 	case proto.Message:
 		// Every other protobuf message reaching the core is a peer's.
 		r.mailboxDrops.add(dropMailboxFull)

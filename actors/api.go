@@ -38,7 +38,7 @@ func (r *Replica) Propose(ctx context.Context, sender actor.SenderContext, comma
 		d.Propose(&messages.Command{ReplyAddress: r.localAddress, ReplyId: t.String(), RequestId: uint64(t), Payload: command})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		return nil, outcomeUnknown(err)
 	}
 	return a.commandResult()
 }
@@ -166,7 +166,7 @@ func (r *Replica) ChangeMembers(ctx context.Context, sender actor.SenderContext,
 		d.ChangeMembers(req, &messages.Command{ReplyAddress: r.localAddress, ReplyId: t.String()})
 	})
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		return 0, outcomeUnknown(err)
 	}
 	if a.resp == nil {
 		return 0, a.err
@@ -184,6 +184,15 @@ func (r *Replica) ChangeMembers(ctx context.Context, sender actor.SenderContext,
 // (§5.4), with each member's peer and client addresses (a copy).
 func (r *Replica) Members() *messages.Membership {
 	return proto.Clone(r.members.Load()).(*messages.Membership)
+}
+
+// outcomeUnknown is the error of a write whose call failed: its outcome
+// is unknown, unless it was turned away before it was sent.
+func outcomeUnknown(err error) error {
+	if errors.Is(err, ErrOverloaded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 }
 
 // localRefusal is the API's error for a command refused before the core.
@@ -285,6 +294,10 @@ func (r *Replica) call(ctx context.Context, sender actor.SenderContext, fallback
 		return localAnswer{}, ctx.Err()
 	case <-timer.C:
 		return localAnswer{}, fmt.Errorf("%w: the replica was not started", context.DeadlineExceeded)
+	}
+	if m := r.coreMailbox.Load(); m != nil && m.full() {
+		// Back-pressure at the door: nothing was sent (mailbox.go).
+		return localAnswer{}, r.overloaded()
 	}
 	t, ch, err := r.local.add()
 	if err != nil {

@@ -128,6 +128,12 @@ type Config struct {
 	// each snapshot, a busy replica's disk holds about this much log, in
 	// whole segments, plus its newest snapshot.
 	SnapshotLogBytes int64
+	// MaxMailboxMessages bounds the mailboxes of the core's and the
+	// snapshot device's actors, which take messages from the network:
+	// past it, a client's request is answered with ErrOverloaded and a
+	// peer's message is dropped and counted (mailbox.go). Default
+	// DefaultMaxMailboxMessages.
+	MaxMailboxMessages int
 	// Proposer tunes elections, batching, pipelining and leases; ID and
 	// Peers are filled in from this Config.
 	Proposer paxos.ProposerConfig
@@ -187,6 +193,12 @@ func (c *Config) setDefaults() error {
 	}
 	if err := CheckBounds(c.Proposer, c.MaxCommandBytes, storage.DefaultMaxRecordBytes); err != nil {
 		return err
+	}
+	switch {
+	case c.MaxMailboxMessages < 0:
+		return fmt.Errorf("%w: MaxMailboxMessages is negative", ErrConfig)
+	case c.MaxMailboxMessages == 0:
+		c.MaxMailboxMessages = DefaultMaxMailboxMessages
 	}
 	if c.MinFreeBytes == 0 {
 		c.MinFreeBytes = DefaultMinFreeBytes

@@ -18,8 +18,9 @@ var (
 	// ErrNoSpace: the master's disk is nearly full (Config.MinFreeBytes);
 	// nothing was proposed.
 	ErrNoSpace = errors.New("actors: no space on the master's disk")
-	// ErrOverloaded: the master's queue was full.
-	ErrOverloaded = errors.New("actors: proposal queue full")
+	// ErrOverloaded: the master's queue, or the replica's mailbox, was
+	// full; nothing was done.
+	ErrOverloaded = errors.New("actors: replica overloaded")
 	// ErrUnavailable: a read could not be served in time (mastership not
 	// confirmed by a majority).
 	ErrUnavailable = errors.New("actors: read not served in time")
@@ -115,6 +116,8 @@ func codeOf(err error) messages.ErrorCode {
 		return messages.ErrorCode_ERROR_CODE_TOO_LARGE
 	case errors.Is(err, ErrStopped):
 		return messages.ErrorCode_ERROR_CODE_NOT_MASTER
+	case errors.Is(err, ErrOverloaded):
+		return messages.ErrorCode_ERROR_CODE_OVERLOADED
 	}
 	return messages.ErrorCode_ERROR_CODE_INVALID
 }

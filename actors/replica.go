@@ -54,6 +54,11 @@ type Replica struct {
 	// snapshotDrops counts the snapshot transfer messages the snapshotter
 	// dropped, by reason (status adds them to the core's drops).
 	snapshotDrops dropCounts
+	// mailboxDrops counts the peer messages shed at the core's full
+	// mailbox (mailbox.go), and coreMailbox is that mailbox, whose length
+	// the embedding API looks at before it sends (call).
+	mailboxDrops dropCounts
+	coreMailbox  atomic.Pointer[boundedMailbox]
 
 	// Callers in this process (Propose, Read, ...) wait on local: their
 	// requests carry localAddress, unique to this Replica, as the reply
@@ -373,6 +378,7 @@ func (r *Replica) publishStatus() {
 		s.DiskFreeBytes = uint64(free)
 	}
 	r.snapshotDrops.addTo(&s.PeerDrops)
+	r.mailboxDrops.addTo(&s.PeerDrops)
 	r.status.Store(s)
 }
 
@@ -399,8 +405,10 @@ func (a *replicaActor) Receive(ctx actor.Context) {
 		ctx.Stop(ctx.Self())
 		return
 	}
-	ctx.SpawnNamed(r.props(func() actor.Actor { return newSnapshotterActor(r) }), SnapshotterName)
-	ctx.SpawnNamed(r.props(func() actor.Actor { return &coreActor{r: r} }), CoreName)
+	// Both take messages from the network: bounded mailboxes (mailbox.go).
+	ctx.SpawnNamed(r.props(func() actor.Actor { return newSnapshotterActor(r) }, r.mailbox(r.shedSnapshotter, nil)), SnapshotterName)
+	ctx.SpawnNamed(r.props(func() actor.Actor { return &coreActor{r: r} },
+		r.mailbox(r.shedCore, func(m *boundedMailbox) { r.coreMailbox.Store(m) })), CoreName)
 }
 
 // stoppingUnasked is called when one of the replica's actors stops: unless

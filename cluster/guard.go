@@ -78,8 +78,11 @@ const dropLogInterval = time.Second
 // ~40 ns, BenchmarkGuardFilter) only to turn a closed stream into a dropped
 // envelope for senders that garble bytes.
 type guard struct {
-	sys   *actor.ActorSystem
-	log   *slog.Logger
+	sys *actor.ActorSystem
+	log *slog.Logger
+	// rem is the remote whose endpoint writers' drops StatsOf reports
+	// (nil until NewSystem made it).
+	rem   *remote.Remote
 	allow func(protoreflect.FullName) bool // nil: any type but protoactor's own
 	// senderField and selfBound bind peer certificates to node ids
 	// (certbind.go); senderFields caches senderField by type.
@@ -160,6 +163,11 @@ type GuardStats struct {
 	DeadLetterAnswers uint64
 	Panics            uint64 // panics recovered in gRPC handlers
 	ActiveStreams     int64  // Receive streams currently open (one per connected peer writer)
+	// Unsent counts outgoing messages this node's endpoint writers
+	// dropped; UnsentBy by reason: queue_full (the writer's queue was at
+	// Options.WriterQueueSize), too_large (one message over BatchBytes).
+	Unsent   uint64
+	UnsentBy map[string]uint64
 }
 
 // StatsOf returns the guard's counters for a system built by NewSystem; the
@@ -176,6 +184,13 @@ func StatsOf(sys *actor.ActorSystem) GuardStats {
 		n := g.dropped[r].Load()
 		st.DroppedBy[r.String()] = n
 		st.Dropped += n
+	}
+	st.UnsentBy = make(map[string]uint64, 2)
+	if g.rem != nil {
+		w := g.rem.WriterDrops()
+		st.UnsentBy[remote.WriterQueueFull.String()] = w.QueueFull
+		st.UnsentBy[remote.WriterTooLarge.String()] = w.TooLarge
+		st.Unsent = w.QueueFull + w.TooLarge
 	}
 	return st
 }

@@ -72,7 +72,7 @@ func (p *probe) Receive(ctx actor.Context) {
 
 // spawnProbe spawns a probe under name on sys, stopped when the test ends,
 // and returns its PID and Prepare counter.
-func spawnProbe(t *testing.T, sys *actor.ActorSystem, name string) (*actor.PID, *atomic.Int64) {
+func spawnProbe(t testing.TB, sys *actor.ActorSystem, name string) (*actor.PID, *atomic.Int64) {
 	t.Helper()
 	n := new(atomic.Int64)
 	pid, err := sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &probe{prepares: n} }), name)

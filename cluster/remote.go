@@ -43,8 +43,13 @@ const (
 	// ordinary Paxos messages stays far below DefaultMaxMessageBytes.
 	DefaultWriterBatchSize = 64
 	// DefaultWriterQueueSize replaces protoactor's 1,000,000-slot queue,
-	// which every endpoint writer preallocates (~16 MB per peer).
+	// which every endpoint writer preallocates (~16 MB per peer), and is
+	// the queue's bound (Options.WriterQueueSize).
 	DefaultWriterQueueSize = 16384
+	// batchHeadroomDivisor: a batch is cut at MaxMessageBytes minus a
+	// sixteenth (4 MiB of 64 MiB), so that the writer's size estimate,
+	// an upper bound already, stays safely under what the peer accepts.
+	batchHeadroomDivisor = 16
 	// DefaultKeepalive is the gRPC keepalive ping interval and ack timeout.
 	DefaultKeepalive = 2 * time.Second
 )
@@ -73,10 +78,13 @@ type Options struct {
 	// WriterBatchSize is how many messages an endpoint writer packs into
 	// one gRPC message. 0 means DefaultWriterBatchSize.
 	WriterBatchSize int
-	// WriterQueueSize is the initial capacity of each endpoint writer's
-	// queue. protoactor grows the queue when it fills (it has no bound and
-	// no backpressure); this only stops it from preallocating a million
-	// slots per peer. 0 means DefaultWriterQueueSize.
+	// WriterQueueSize bounds each endpoint writer's queue (messages
+	// waiting to go to one peer). A message sent while it is full is
+	// dropped and counted (GuardStats.UnsentBy["queue_full"]), never
+	// queued without bound nor blocking its sender: Paxos retransmits, and
+	// a request's sender gets a dead-letter answer at once. (Upstream
+	// protoactor grows the queue without bound; third_party/README.md.)
+	// 0 means DefaultWriterQueueSize.
 	WriterQueueSize int
 	// AllowMessages, when set, is the only message types the node takes
 	// from the network (by protobuf full name): any other is dropped and
@@ -202,11 +210,19 @@ func NewSystem(opts Options) (*actor.ActorSystem, *remote.Remote, string, error)
 	// starts a fresh writer. Paxos retransmits what is lost.
 	cfg.MaxRetryCount = 1
 	rem := remote.NewRemote(sys, cfg)
+	g.rem = rem
 	if err := startRemote(rem, opts.Listen); err != nil {
 		sys.Shutdown()
 		return nil, nil, "", err
 	}
 	return sys, rem, sys.Address(), nil
+}
+
+// BatchBytes is the most bytes an endpoint writer packs into one gRPC
+// message under a limit of maxMessageBytes: one message larger than this
+// cannot be sent at all.
+func BatchBytes(maxMessageBytes int) int {
+	return maxMessageBytes - maxMessageBytes/batchHeadroomDivisor
 }
 
 // remoteOptions translates Options into protoactor's remote configuration.
@@ -257,6 +273,13 @@ func remoteOptions(opts Options, g *guard) []remote.ConfigOption {
 		remote.WithCallOptions(limits...),
 		remote.WithEndpointWriterBatchSize(opts.WriterBatchSize),
 		remote.WithEndpointWriterQueueSize(opts.WriterQueueSize),
+		// A batch of WriterBatchSize large messages (a master's Accepts
+		// carry up to 4 MiB each) would exceed MaxMessageBytes, be refused
+		// by gRPC and form again on every retransmission: replication
+		// would stall. The patched writer cuts a batch by bytes too, and
+		// drops and counts a message too large for any batch
+		// (third_party/README.md).
+		remote.WithEndpointWriterBatchBytes(BatchBytes(opts.MaxMessageBytes)),
 		// Not used by this protoactor version; set so an upgrade does not
 		// bring back a million-slot queue.
 		remote.WithEndpointManagerQueueSize(opts.WriterQueueSize),

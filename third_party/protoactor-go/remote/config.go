@@ -44,14 +44,20 @@ func Configure(host string, port int, options ...ConfigOption) *Config {
 
 // Config is the configuration for the remote
 type Config struct {
-	Host                     string
-	Port                     int
-	AdvertisedHost           string
-	ServerOptions            []grpc.ServerOption
-	CallOptions              []grpc.CallOption
-	DialOptions              []grpc.DialOption
-	EndpointWriterBatchSize  int
-	EndpointWriterQueueSize  int
+	Host                    string
+	Port                    int
+	AdvertisedHost          string
+	ServerOptions           []grpc.ServerOption
+	CallOptions             []grpc.CallOption
+	DialOptions             []grpc.DialOption
+	EndpointWriterBatchSize int
+	// EndpointWriterQueueSize bounds each endpoint writer's queue: a
+	// message sent while it is full is dropped and counted (livepaxos
+	// patch, writer_limits.go; upstream grows the queue without bound).
+	EndpointWriterQueueSize int
+	// EndpointWriterBatchBytes bounds one batch's serialized size
+	// (livepaxos patch, WithEndpointWriterBatchBytes). 0: no bound.
+	EndpointWriterBatchBytes int
 	EndpointManagerBatchSize int
 	EndpointManagerQueueSize int
 	Kinds                    map[string]*actor.Props

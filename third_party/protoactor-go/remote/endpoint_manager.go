@@ -292,7 +292,7 @@ func (state *endpointSupervisor) HandleFailure(actorSystem *actor.ActorSystem, s
 func (state *endpointSupervisor) spawnEndpointWriter(remote *Remote, address string, ctx actor.Context) *actor.PID {
 	props := actor.
 		PropsFromProducer(endpointWriterProducer(remote, address, remote.config),
-			actor.WithMailbox(endpointWriterMailboxProducer(remote.config.EndpointWriterBatchSize, remote.config.EndpointWriterQueueSize)))
+			actor.WithMailbox(endpointWriterMailboxProducer(remote, address)))
 	pid := ctx.Spawn(props)
 	return pid
 }

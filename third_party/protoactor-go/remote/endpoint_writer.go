@@ -154,26 +154,54 @@ func (state *endpointWriter) initializeInternal() error {
 	return nil
 }
 
+// writerBatch is one MessageBatch being filled (livepaxos patch: split
+// out of sendEnvelopes so that a batch can be cut by bytes).
+type writerBatch struct {
+	envelopes      []*MessageEnvelope
+	typeNames      map[string]int32
+	typeNamesArr   []string
+	targetNames    map[string]int32
+	targetNamesArr []*actor.PID
+	senderNames    map[string]int32
+	senderNamesArr []*actor.PID
+	// bytes estimates the batch's serialized size from above.
+	bytes int
+}
+
+func newWriterBatch() *writerBatch {
+	return &writerBatch{
+		typeNames:   make(map[string]int32),
+		targetNames: make(map[string]int32),
+		senderNames: make(map[string]int32),
+	}
+}
+
+// batchFieldOverhead bounds what a repeated field's element adds around
+// its own bytes (tag and length varint), and batchOverhead what the
+// RemoteMessage and MessageBatch add around their fields.
+const (
+	batchFieldOverhead = 16
+	batchOverhead      = 64
+)
+
+// pidBytes bounds from above what a PID adds to a batch's lookup table
+// (its two strings, its uint32 and their tags, and its own tag and
+// length) without walking it: the hot path.
+func pidBytes(p *actor.PID) int {
+	if p == nil {
+		return 0
+	}
+	return len(p.Address) + len(p.Id) + 2*batchFieldOverhead
+}
+
 func (state *endpointWriter) sendEnvelopes(msg []interface{}, ctx actor.Context) {
-	envelopes := make([]*MessageEnvelope, 0)
-
-	// type name uniqueness map name string to type index
-	typeNames := make(map[string]int32)
-	typeNamesArr := make([]string, 0)
-
-	targetNames := make(map[string]int32)
-	targetNamesArr := make([]*actor.PID, 0)
-
-	senderNames := make(map[string]int32)
-	senderNamesArr := make([]*actor.PID, 0)
-
 	var (
 		header       *MessageHeader
-		typeID       int32
-		targetID     int32
-		senderID     int32
 		serializerID int32
 	)
+	batch := newWriterBatch()
+	// livepaxos patch: 0 keeps upstream's batches, cut by count only.
+	budget := state.config.EndpointWriterBatchBytes
 
 	for _, tmp := range msg {
 		switch unwrapped := tmp.(type) {
@@ -219,17 +247,44 @@ func (state *endpointWriter) sendEnvelopes(msg []interface{}, ctx actor.Context)
 			state.remote.Logger().Error("EndpointWriter failed to serialize message", slog.String("address", state.address), slog.Any("error", err), slog.Any("message", message))
 			continue
 		}
-		typeID, typeNamesArr = addToLookup(typeNames, typeName, typeNamesArr)
-		targetID, targetNamesArr = addToTargetLookup(targetNames, rd.target, targetNamesArr)
+
+		if budget > 0 {
+			// livepaxos patch: the envelope's size (its data, header and
+			// six varint fields with their tags: under 4*16 bytes beyond
+			// the data and header), with room for the type name and PIDs
+			// it may add to the batch's lookup tables.
+			size := len(bytes) + len(typeName) + pidBytes(rd.target) + pidBytes(rd.sender) + 4*batchFieldOverhead
+			if header != nil {
+				size += proto.Size(header)
+			}
+			if size+batchOverhead > budget {
+				state.remote.dropOutgoing(state.address, rd, WriterTooLarge, size)
+				continue
+			}
+			if len(batch.envelopes) > 0 && batch.bytes+size > budget {
+				if !state.sendBatch(batch, ctx) {
+					return
+				}
+				batch = newWriterBatch()
+			}
+			if batch.bytes == 0 {
+				batch.bytes = batchOverhead
+			}
+			batch.bytes += size
+		}
+
+		var typeID, targetID, senderID int32
+		typeID, batch.typeNamesArr = addToLookup(batch.typeNames, typeName, batch.typeNamesArr)
+		targetID, batch.targetNamesArr = addToTargetLookup(batch.targetNames, rd.target, batch.targetNamesArr)
 		targetRequestID := rd.target.RequestId
 
-		senderID, senderNamesArr = addToSenderLookup(senderNames, rd.sender, senderNamesArr)
+		senderID, batch.senderNamesArr = addToSenderLookup(batch.senderNames, rd.sender, batch.senderNamesArr)
 		senderRequestID := uint32(0)
 		if rd.sender != nil {
 			senderRequestID = rd.sender.RequestId
 		}
 
-		envelopes = append(envelopes, &MessageEnvelope{
+		batch.envelopes = append(batch.envelopes, &MessageEnvelope{
 			MessageHeader:   header,
 			MessageData:     bytes,
 			Sender:          senderID,
@@ -241,17 +296,22 @@ func (state *endpointWriter) sendEnvelopes(msg []interface{}, ctx actor.Context)
 		})
 	}
 
-	if len(envelopes) == 0 {
+	if len(batch.envelopes) == 0 {
 		return
 	}
+	state.sendBatch(batch, ctx)
+}
 
+// sendBatch sends one batch; on failure it stops the writer (upstream's
+// handling) and returns false.
+func (state *endpointWriter) sendBatch(batch *writerBatch, ctx actor.Context) bool {
 	err := state.stream.Send(&RemoteMessage{
 		MessageType: &RemoteMessage_MessageBatch{
 			MessageBatch: &MessageBatch{
-				TypeNames: typeNamesArr,
-				Targets:   targetNamesArr,
-				Senders:   senderNamesArr,
-				Envelopes: envelopes,
+				TypeNames: batch.typeNamesArr,
+				Targets:   batch.targetNamesArr,
+				Senders:   batch.senderNamesArr,
+				Envelopes: batch.envelopes,
 			},
 		},
 	})
@@ -259,7 +319,9 @@ func (state *endpointWriter) sendEnvelopes(msg []interface{}, ctx actor.Context)
 		ctx.Stash()
 		state.remote.Logger().Debug("gRPC Failed to send", slog.String("address", state.address), slog.Any("error", err))
 		ctx.Stop(ctx.Self())
+		return false
 	}
+	return true
 }
 
 func addToLookup(m map[string]int32, name string, a []string) (int32, []string) {

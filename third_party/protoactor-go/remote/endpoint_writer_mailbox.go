@@ -29,9 +29,24 @@ type endpointWriterMailbox struct {
 	batchSize       int
 	dispatcher      actor.Dispatcher
 	suspended       bool
+	// livepaxos patch (writer_limits.go): the queue's bound, and where a
+	// message over it is counted.
+	maxQueue int64
+	remote   *Remote
+	address  string
 }
 
 func (m *endpointWriterMailbox) PostUserMessage(message interface{}) {
+	// livepaxos patch: a message to send that finds the queue full is
+	// dropped (Paxos retransmits; a request's sender is told at once), so
+	// a slow peer costs bounded memory and never blocks the sender. The
+	// check and the push are not atomic: concurrent senders may overshoot
+	// the bound by one message each. Other messages (the writer's own
+	// EndpointTerminatedEvent) are always queued.
+	if rd, ok := message.(*remoteDeliver); ok && m.maxQueue > 0 && m.userMailbox.Length() >= m.maxQueue {
+		m.remote.dropOutgoing(m.address, rd, WriterQueueFull, 0)
+		return
+	}
 	// batching mailbox only use the message part
 	m.userMailbox.Push(message)
 	m.schedule()
@@ -118,9 +133,15 @@ func (m *endpointWriterMailbox) UserMessageCount() int {
 	return int(m.userMailbox.Length())
 }
 
-func endpointWriterMailboxProducer(batchSize, initialSize int) actor.MailboxProducer {
+// endpointWriterMailboxProducer: livepaxos patch, the queue is bounded by
+// EndpointWriterQueueSize (writer_limits.go).
+func endpointWriterMailboxProducer(remote *Remote, address string) actor.MailboxProducer {
+	batchSize, queueSize := remote.config.EndpointWriterBatchSize, remote.config.EndpointWriterQueueSize
 	return func() actor.Mailbox {
-		userMailbox := goring.New(int64(initialSize))
+		// One slot more than the bound: the ring grows when it fills, and
+		// a bounded queue then never has to (concurrent senders may
+		// overshoot by a few, which the ring absorbs by growing once).
+		userMailbox := goring.New(int64(queueSize) + 1)
 		systemMailbox := mpsc.New()
 		return &endpointWriterMailbox{
 			userMailbox:     userMailbox,
@@ -128,6 +149,9 @@ func endpointWriterMailboxProducer(batchSize, initialSize int) actor.MailboxProd
 			hasMoreMessages: mailboxHasNoMessages,
 			schedulerStatus: mailboxIdle,
 			batchSize:       batchSize,
+			maxQueue:        int64(queueSize),
+			remote:          remote,
+			address:         address,
 		}
 	}
 }

@@ -25,6 +25,8 @@ type Remote struct {
 	kinds        map[string]*actor.Props
 	activatorPid *actor.PID
 	blocklist    *BlockList
+	// writerDrops: livepaxos patch (writer_limits.go).
+	writerDrops writerDropCounters
 }
 
 func NewRemote(actorSystem *actor.ActorSystem, config *Config) *Remote {

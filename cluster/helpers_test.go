@@ -79,7 +79,7 @@ func spawnProbe(t testing.TB, sys *actor.ActorSystem, name string) (*actor.PID, 
 	if err != nil {
 		t.Fatalf("spawn %s: %v", name, err)
 	}
-	t.Cleanup(func() { _ = sys.Root.StopFuture(pid).Wait() })
+	t.Cleanup(func() { sys.Root.Stop(pid) })
 	return pid, n
 }
 

@@ -31,7 +31,7 @@ func spawnCounter(t *testing.T, sys *actor.ActorSystem, name string, size int) (
 	if err != nil {
 		t.Fatalf("spawn %s: %v", name, err)
 	}
-	t.Cleanup(func() { _ = sys.Root.StopFuture(pid).Wait() })
+	t.Cleanup(func() { sys.Root.Stop(pid) })
 	return pid, n
 }
 

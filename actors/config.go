@@ -134,6 +134,10 @@ type Config struct {
 	// peer's message is dropped and counted (mailbox.go). Default
 	// DefaultMaxMailboxMessages.
 	MaxMailboxMessages int
+	// MaxMailboxBytes bounds the bytes of the large messages (entries,
+	// snapshot chunks, client commands) waiting in those mailboxes, shed
+	// the same way past it. 0 means DefaultMaxMailboxBytes.
+	MaxMailboxBytes int64
 	// Proposer tunes elections, batching, pipelining and leases; ID and
 	// Peers are filled in from this Config.
 	Proposer paxos.ProposerConfig
@@ -199,6 +203,12 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("%w: MaxMailboxMessages is negative", ErrConfig)
 	case c.MaxMailboxMessages == 0:
 		c.MaxMailboxMessages = DefaultMaxMailboxMessages
+	}
+	switch {
+	case c.MaxMailboxBytes < 0:
+		return fmt.Errorf("%w: MaxMailboxBytes is negative", ErrConfig)
+	case c.MaxMailboxBytes == 0:
+		c.MaxMailboxBytes = DefaultMaxMailboxBytes
 	}
 	if c.MinFreeBytes == 0 {
 		c.MinFreeBytes = DefaultMinFreeBytes

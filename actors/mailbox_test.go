@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -123,4 +124,53 @@ func TestMailboxBoundAnswersClientsOverloadedAndCountsShedPeerMessages(t *testin
 	// Held for seconds, the master may have stepped down: it serves
 	// again once it is master again.
 	waitFor(t, 10*time.Second, func() error { return propose(t, ctx, h, "d", "4") })
+}
+
+// Counting messages alone does not bound memory: large messages (entries,
+// client commands) are also counted in bytes while they wait, past
+// MaxMailboxBytes a large peer message is dropped and a client's large
+// request answered overloaded, while small ones still queue; one large
+// message alone is always taken, so no legal message is refused for its
+// own size.
+func TestMailboxBoundsTheBytesOfLargeMessages(t *testing.T) {
+	const maxBytes = 1 << 20
+	gt := &gate{}
+	g := newTestGroupWith(t, 1, func(cfg *actors.Config) {
+		cfg.MaxMailboxBytes = maxBytes
+		cfg.ReceiverMiddleware = append(cfg.ReceiverMiddleware, gt.middleware)
+	})
+	g.waitMaster(10 * time.Second)
+	h := g.hosts[1]
+	core := h.replica.ProposerPID()
+	select {
+	case <-gt.close():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the core took no message (its ticks)")
+	}
+	defer gt.open()
+
+	big := func(instance uint64) *messages.Accept {
+		return &messages.Accept{From: 2, Ballot: 2, Entries: []*messages.Entry{{Instance: instance, Ballot: 2,
+			Value: &messages.Value{Commands: []*messages.Command{{Payload: make([]byte, 600<<10)}}}}}}
+	}
+	// The first 600 KiB Accept queues alone; the next ones would pass
+	// 1 MiB and are dropped; small messages still queue.
+	for i := range 4 {
+		h.sys.Root.Send(core, big(uint64(100+i)))
+	}
+	h.sys.Root.Send(core, &messages.Prepare{Ballot: 1, From: 2})
+	res, err := h.sys.Root.RequestFuture(core, &messages.ClientRequest{RequestId: 7, Command: make([]byte, 600<<10)}, 2*time.Second).Result()
+	if err != nil {
+		t.Fatalf("a large request to the held core got no answer: %v", err)
+	}
+	if resp, ok := res.(*messages.ClientResponse); !ok || resp.Code != messages.ErrorCode_ERROR_CODE_OVERLOADED {
+		t.Fatalf("answer %v, want ERROR_CODE_OVERLOADED", res)
+	}
+	gt.open()
+	waitFor(t, 10*time.Second, func() error {
+		if n := h.replica.Status().PeerDrops["mailbox_full"]; n != 3 {
+			return fmt.Errorf("%d large Accepts shed, want 3", n)
+		}
+		return nil
+	})
 }

@@ -46,6 +46,10 @@ const (
 	// which every endpoint writer preallocates (~16 MB per peer), and is
 	// the queue's bound (Options.WriterQueueSize).
 	DefaultWriterQueueSize = 16384
+	// DefaultWriterQueueBytes bounds the bytes waiting to go to one peer
+	// (Options.WriterQueueBytes): 16,384 messages of up to 4 MiB each
+	// would be 64 GiB.
+	DefaultWriterQueueBytes = 256 << 20
 	// batchHeadroomDivisor: a batch is cut at MaxMessageBytes minus a
 	// sixteenth (4 MiB of 64 MiB), so that the writer's size estimate,
 	// an upper bound already, stays safely under what the peer accepts.
@@ -86,6 +90,10 @@ type Options struct {
 	// protoactor grows the queue without bound; third_party/README.md.)
 	// 0 means DefaultWriterQueueSize.
 	WriterQueueSize int
+	// WriterQueueBytes bounds the encoded bytes of those messages, shed
+	// the same way past it (one message alone always queues). 0 means
+	// DefaultWriterQueueBytes.
+	WriterQueueBytes int64
 	// AllowMessages, when set, is the only message types the node takes
 	// from the network (by protobuf full name): any other is dropped and
 	// counted before an actor sees it. protoactor's own system and
@@ -122,6 +130,7 @@ func (o Options) withDefaults() (Options, error) {
 		{"MaxMessageBytes", o.MaxMessageBytes < 0},
 		{"WriterBatchSize", o.WriterBatchSize < 0},
 		{"WriterQueueSize", o.WriterQueueSize < 0},
+		{"WriterQueueBytes", o.WriterQueueBytes < 0},
 		{"Keepalive", o.Keepalive < 0},
 	} {
 		if f.negative {
@@ -142,6 +151,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.WriterQueueSize == 0 {
 		o.WriterQueueSize = DefaultWriterQueueSize
+	}
+	if o.WriterQueueBytes == 0 {
+		o.WriterQueueBytes = DefaultWriterQueueBytes
 	}
 	if o.Keepalive == 0 {
 		o.Keepalive = DefaultKeepalive
@@ -273,6 +285,7 @@ func remoteOptions(opts Options, g *guard) []remote.ConfigOption {
 		remote.WithCallOptions(limits...),
 		remote.WithEndpointWriterBatchSize(opts.WriterBatchSize),
 		remote.WithEndpointWriterQueueSize(opts.WriterQueueSize),
+		remote.WithEndpointWriterQueueBytes(opts.WriterQueueBytes),
 		// A batch of WriterBatchSize large messages (a master's Accepts
 		// carry up to 4 MiB each) would exceed MaxMessageBytes, be refused
 		// by gRPC and form again on every retransmission: replication

@@ -146,3 +146,29 @@ func TestWriterQueueIsBounded(t *testing.T) {
 		t.Errorf("sending took %v: Send blocked on a full queue", d)
 	}
 }
+
+// The queue to a peer is bounded in bytes as well: a count alone lets a
+// slow peer hold WriterQueueSize messages of up to 4 MiB each. Past
+// WriterQueueBytes a message is dropped and counted like one past the
+// count; the first always queues, whatever its size.
+func TestWriterQueueIsBoundedInBytes(t *testing.T) {
+	const (
+		maxBytes = 1 << 20
+		sent     = 10
+	)
+	sys, _ := startNode(t, Options{WriterQueueBytes: maxBytes})
+	pid := actor.NewPID(blackHole(t), "nobody")
+	for range sent {
+		sys.Root.Send(pid, &messages.Command{Payload: make([]byte, 300<<10)})
+	}
+	// 300 KiB each: three fit under 1 MiB while the writer connects.
+	if got := StatsOf(sys).UnsentBy["queue_full"]; got != sent-3 {
+		t.Errorf("queue_full drops = %d, want %d", got, sent-3)
+	}
+	sys2, _ := startNode(t, Options{WriterQueueBytes: 1 << 10})
+	pid2 := actor.NewPID(blackHole(t), "nobody")
+	sys2.Root.Send(pid2, &messages.Command{Payload: make([]byte, 300<<10)})
+	if got := StatsOf(sys2).UnsentBy["queue_full"]; got != 0 {
+		t.Errorf("a message alone over the byte bound was dropped (%d): it must queue", got)
+	}
+}

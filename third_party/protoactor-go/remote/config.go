@@ -58,6 +58,10 @@ type Config struct {
 	// EndpointWriterBatchBytes bounds one batch's serialized size
 	// (livepaxos patch, WithEndpointWriterBatchBytes). 0: no bound.
 	EndpointWriterBatchBytes int
+	// EndpointWriterQueueBytes bounds the encoded bytes of the messages
+	// waiting in each endpoint writer's queue (livepaxos patch,
+	// WithEndpointWriterQueueBytes). 0: no bound.
+	EndpointWriterQueueBytes int64
 	EndpointManagerBatchSize int
 	EndpointManagerQueueSize int
 	Kinds                    map[string]*actor.Props

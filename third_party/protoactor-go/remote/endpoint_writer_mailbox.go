@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/internal/queue/goring"
 	"github.com/asynkron/protoactor-go/internal/queue/mpsc"
+	"google.golang.org/protobuf/proto"
 )
 
 const (
@@ -34,6 +35,10 @@ type endpointWriterMailbox struct {
 	maxQueue int64
 	remote   *Remote
 	address  string
+	// maxBytes bounds queuedBytes, the encoded size of the messages
+	// waiting (0: no bound).
+	maxBytes    int64
+	queuedBytes atomic.Int64
 }
 
 func (m *endpointWriterMailbox) PostUserMessage(message interface{}) {
@@ -43,9 +48,25 @@ func (m *endpointWriterMailbox) PostUserMessage(message interface{}) {
 	// check and the push are not atomic: concurrent senders may overshoot
 	// the bound by one message each. Other messages (the writer's own
 	// EndpointTerminatedEvent) are always queued.
-	if rd, ok := message.(*remoteDeliver); ok && m.maxQueue > 0 && m.userMailbox.Length() >= m.maxQueue {
-		m.remote.dropOutgoing(m.address, rd, WriterQueueFull, 0)
-		return
+	if rd, ok := message.(*remoteDeliver); ok {
+		if m.maxQueue > 0 && m.userMailbox.Length() >= m.maxQueue {
+			m.remote.dropOutgoing(m.address, rd, WriterQueueFull, 0)
+			return
+		}
+		// livepaxos patch: a bound in bytes too, for the messages that
+		// wait: a count alone lets a slow peer hold thousands of large
+		// ones. A message alone always queues (one too large for any
+		// batch is dropped when the batch is cut).
+		if m.maxBytes > 0 {
+			if pm, isProto := rd.message.(proto.Message); isProto {
+				rd.size = int64(proto.Size(pm))
+			}
+			if queued := m.queuedBytes.Load(); queued > 0 && queued+rd.size > m.maxBytes {
+				m.remote.dropOutgoing(m.address, rd, WriterQueueFull, 0)
+				return
+			}
+			m.queuedBytes.Add(rd.size)
+		}
 	}
 	// batching mailbox only use the message part
 	m.userMailbox.Push(message)
@@ -120,6 +141,9 @@ func (m *endpointWriterMailbox) run() {
 
 		var ok bool
 		if msg, ok = m.userMailbox.PopMany(int64(m.batchSize)); ok {
+			if m.maxBytes > 0 {
+				m.dequeued(msg)
+			}
 			m.invoker.InvokeUserMessage(msg)
 		} else {
 			return
@@ -127,6 +151,18 @@ func (m *endpointWriterMailbox) run() {
 
 		runtime.Gosched()
 	}
+}
+
+// dequeued takes the messages popped off the queue off its byte count.
+func (m *endpointWriterMailbox) dequeued(msgs interface{}) {
+	batch, _ := msgs.([]interface{})
+	var n int64
+	for _, msg := range batch {
+		if rd, ok := msg.(*remoteDeliver); ok {
+			n += rd.size
+		}
+	}
+	m.queuedBytes.Add(-n)
 }
 
 func (m *endpointWriterMailbox) UserMessageCount() int {
@@ -150,6 +186,7 @@ func endpointWriterMailboxProducer(remote *Remote, address string) actor.Mailbox
 			schedulerStatus: mailboxIdle,
 			batchSize:       batchSize,
 			maxQueue:        int64(queueSize),
+			maxBytes:        remote.config.EndpointWriterQueueBytes,
 			remote:          remote,
 			address:         address,
 		}

@@ -26,6 +26,9 @@ type remoteDeliver struct {
 	target       *actor.PID
 	sender       *actor.PID
 	serializerID int32
+	// size is the message's encoded size while it waits in a writer's
+	// queue bounded in bytes (livepaxos patch, writer_limits.go).
+	size int64
 }
 
 type remoteTerminate struct {

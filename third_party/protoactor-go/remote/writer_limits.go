@@ -88,3 +88,13 @@ func WithEndpointWriterBatchBytes(n int) ConfigOption {
 		config.EndpointWriterBatchBytes = n
 	}
 }
+
+// WithEndpointWriterQueueBytes bounds the encoded bytes of the messages
+// waiting in each endpoint writer's queue (livepaxos patch): past it a
+// message is dropped and counted (WriterQueueFull) as past the count
+// bound; one alone always queues. 0: no bound.
+func WithEndpointWriterQueueBytes(n int64) ConfigOption {
+	return func(config *Config) {
+		config.EndpointWriterQueueBytes = n
+	}
+}

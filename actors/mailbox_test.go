@@ -30,6 +30,17 @@ func (g *gate) close() (blocked <-chan struct{}) {
 	return g.blocked
 }
 
+// holdCore shuts the gate and waits until the core is held at it (on its
+// next message: a tick at the latest).
+func (g *gate) holdCore(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.close():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the core took no message (its ticks)")
+	}
+}
+
 func (g *gate) open() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -55,6 +66,19 @@ func (g *gate) middleware(next actor.ReceiverFunc) actor.ReceiverFunc {
 	}
 }
 
+// gatedMaster starts a one-node group whose core runs behind a gate, with
+// configure changing its Config first, and waits until it is master.
+func gatedMaster(t *testing.T, configure func(*actors.Config)) (*host, *gate) {
+	t.Helper()
+	gt := &gate{}
+	g := newTestGroupWith(t, 1, func(cfg *actors.Config) {
+		configure(cfg)
+		cfg.ReceiverMiddleware = append(cfg.ReceiverMiddleware, gt.middleware)
+	})
+	g.waitMaster(10 * time.Second)
+	return g.hosts[1], gt
+}
+
 // A replica whose core falls behind (here held by middleware) holds at
 // most MaxMailboxMessages in its mailbox (issue 15, item 4): past it,
 // clients are answered at once with ErrOverloaded (a request through the
@@ -63,23 +87,13 @@ func (g *gate) middleware(next actor.ReceiverFunc) actor.ReceiverFunc {
 // catches up, it serves again.
 func TestMailboxBoundAnswersClientsOverloadedAndCountsShedPeerMessages(t *testing.T) {
 	const bound = 8
-	gt := &gate{}
-	g := newTestGroupWith(t, 1, func(cfg *actors.Config) {
-		cfg.MaxMailboxMessages = bound
-		cfg.ReceiverMiddleware = append(cfg.ReceiverMiddleware, gt.middleware)
-	})
-	g.waitMaster(10 * time.Second)
-	h := g.hosts[1]
+	h, gt := gatedMaster(t, func(cfg *actors.Config) { cfg.MaxMailboxMessages = bound })
 	ctx := context.Background()
 	if err := propose(t, ctx, h, "a", "1"); err != nil {
 		t.Fatalf("propose before the core was held: %v", err)
 	}
 	core := h.replica.ProposerPID()
-	select {
-	case <-gt.close():
-	case <-time.After(5 * time.Second):
-		t.Fatal("the core took no message (its ticks)")
-	}
+	gt.holdCore(t)
 	defer gt.open()
 
 	// Peers' messages past the bound are dropped, not queued.
@@ -133,20 +147,9 @@ func TestMailboxBoundAnswersClientsOverloadedAndCountsShedPeerMessages(t *testin
 // message alone is always taken, so no legal message is refused for its
 // own size.
 func TestMailboxBoundsTheBytesOfLargeMessages(t *testing.T) {
-	const maxBytes = 1 << 20
-	gt := &gate{}
-	g := newTestGroupWith(t, 1, func(cfg *actors.Config) {
-		cfg.MaxMailboxBytes = maxBytes
-		cfg.ReceiverMiddleware = append(cfg.ReceiverMiddleware, gt.middleware)
-	})
-	g.waitMaster(10 * time.Second)
-	h := g.hosts[1]
+	h, gt := gatedMaster(t, func(cfg *actors.Config) { cfg.MaxMailboxBytes = 1 << 20 })
 	core := h.replica.ProposerPID()
-	select {
-	case <-gt.close():
-	case <-time.After(5 * time.Second):
-		t.Fatal("the core took no message (its ticks)")
-	}
+	gt.holdCore(t)
 	defer gt.open()
 
 	big := func(instance uint64) *messages.Accept {

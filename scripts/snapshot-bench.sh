@@ -8,7 +8,8 @@
 #      applied what the master has);
 #   3. a follower wiped while down rejoins a cluster holding a ~100 MB
 #      database (100,000 keys x 1 KiB): time from start to applied.
-# Everything runs on 127.0.0.1 ports 7101-7103 and stops by itself; only
+# Everything runs on 127.0.0.1 (peer ports 7101-7103, client ports
+# 7201-7203) and stops by itself; only
 # the processes it started are killed, by PID. Results go to $OUT.
 set -euo pipefail
 BIN=${BIN:-bin/livepaxos}
@@ -16,7 +17,8 @@ WRITES=${WRITES:-1000000}
 OUT=${OUT:-$(mktemp -d /tmp/lp-snapbench.XXXXXX)}
 DATA=$OUT/data
 PEERS=1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103
-EPS=127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
+# Clients use the client ports: by default each node's peer port + 100.
+EPS=127.0.0.1:7201,127.0.0.1:7202,127.0.0.1:7203
 mkdir -p "$DATA"
 declare -A PID
 SAMPLER=
@@ -32,8 +34,8 @@ start() { # start node $1
   PID[$1]=$!
 }
 ms() { date +%s%3N; }
-field() { # field NAME of node $2's status --json
-  "$BIN" status --json --endpoints "127.0.0.1:710$2" 2>/dev/null | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"
+field() { # field NAME of node $2's status --json (status prints every member: take node $2's line)
+  "$BIN" status --json --endpoints "127.0.0.1:720$2" 2>/dev/null | grep "\"node_id\":$2," | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" | head -1
 }
 master_applied() {
   "$BIN" status --json --endpoints "$EPS" 2>/dev/null | grep '"is_master":true' | sed -n 's/.*"last_applied":\([0-9]*\).*/\1/p'
@@ -69,7 +71,7 @@ echo "snapshots taken: $(wc -l <"$OUT/snapshots.log")"
 echo "== restart time of node 2"
 kill -TERM "${PID[2]}"; wait "${PID[2]}" 2>/dev/null || true
 t0=$(ms); start 2
-until "$BIN" status --endpoints 127.0.0.1:7102 --timeout 200ms >/dev/null 2>&1; do sleep 0.02; done
+until "$BIN" status --endpoints 127.0.0.1:7202 --timeout 200ms >/dev/null 2>&1; do sleep 0.02; done
 t1=$(ms); wait_caught_up 2; t2=$(ms)
 echo "restart: serving after $((t1 - t0)) ms, caught up after $((t2 - t0)) ms" | tee "$OUT/restart.txt"
 
@@ -81,9 +83,9 @@ kill -KILL "${PID[3]}"; wait "${PID[3]}" 2>/dev/null || true
 rm -rf "$DATA/n3"
 # Move the others' logs past what node 3 could replay.
 "$BIN" bench --endpoints "$EPS" --op put --clients 16 --keys 1000 --value-size 128 --warmup 0 --seconds 2 >/dev/null
-"$BIN" snapshot --endpoints 127.0.0.1:7101,127.0.0.1:7102 --timeout 5m >/dev/null
+"$BIN" snapshot --endpoints 127.0.0.1:7201,127.0.0.1:7202 --timeout 5m >/dev/null
 t0=$(ms); start 3
-until "$BIN" status --endpoints 127.0.0.1:7103 --timeout 200ms >/dev/null 2>&1; do sleep 0.02; done
+until "$BIN" status --endpoints 127.0.0.1:7203 --timeout 200ms >/dev/null 2>&1; do sleep 0.02; done
 wait_caught_up 3; t1=$(ms)
 echo "wiped rejoin: caught up after $((t1 - t0)) ms, installs=$(field installs 3), data dir $(du -sb "$DATA/n3" | cut -f1) bytes" | tee "$OUT/rejoin.txt"
 echo "results in $OUT"

@@ -216,9 +216,9 @@ func (r *Replica) entriesInBounds(entries []*messages.Entry, ahead bool) DropRea
 // this replica holds as evidence of a quorum's choice: a value its learner
 // knows chosen, or one its acceptor accepted under the same ballot (a
 // ballot proposes one value per instance, so a chosen entry of that ballot
-// has that value). Entries of instances it holds no evidence of cannot be
-// checked here; the consistency checks (§6.2) compare the states they end
-// in.
+// has that value). Entries of instances it holds no evidence of pass
+// here, and the learner takes them as chosen only on the word of the
+// master it follows or of enough peers agreeing (paxos.Learner.confirmedBy).
 func (r *Replica) catchupInBounds(m *messages.CatchupResponse) DropReason {
 	if !r.l.Asked(m.From) {
 		return DropUnsolicited

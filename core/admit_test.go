@@ -184,4 +184,25 @@ func TestCatchupResponsesAreCheckedAgainstWhatAQuorumChose(t *testing.T) {
 	if !f.r().l.Asked(m.id) {
 		t.Fatal("refused answers counted as the answer to the request")
 	}
+
+	// An answer that contradicts nothing the follower knows, from a member
+	// that is not the master it follows, is admitted but not applied on
+	// that member's word alone: the learner waits for another peer to
+	// send the same value (paxos.Learner.confirmedBy).
+	other := c.others(f)[0]
+	if other == m {
+		other = c.others(f)[1]
+	}
+	for end := c.now.Add(10 * time.Second); !f.r().l.Asked(other.id); {
+		if !c.now.Before(end) {
+			t.Fatalf("the follower never asked node %d for catch-up", other.id)
+		}
+		c.advance(100 * time.Millisecond)
+	}
+	next := f.r().l.Contiguous() + 1
+	f.d.Step(response(other.id, next, &messages.Entry{Instance: next, Ballot: held.Ballot + 1, Value: forged}))
+	c.run()
+	if f.r().l.Contiguous() >= next || f.r().l.ChosenAt(next) != nil {
+		t.Fatalf("one member's unconfirmed word was applied at instance %d", next)
+	}
 }

@@ -62,6 +62,11 @@ type Learner struct {
 	// answered (at most maxUnanswered each: lost answers must not grow
 	// it); a response from a peer not asked is not taken (Asked).
 	asked map[uint32]int
+	// unconfirmed holds catch-up entries this learner has no evidence of
+	// yet, by instance: the value one or more peers sent and who sent it.
+	// An entry is taken as chosen once enough distinct peers agree
+	// (confirmedBy).
+	unconfirmed map[uint64]*unconfirmedEntry
 	// restore state
 	restoreLatest map[uint64]*messages.Entry
 	restoreMark   uint64
@@ -106,11 +111,61 @@ var ErrInvariant = errors.New("paxos: invariant violated")
 func NewLearner(cfg LearnerConfig) *Learner {
 	cfg.setDefaults()
 	return &Learner{
-		cfg:     cfg,
-		chosen:  make(map[uint64]*messages.Entry),
-		pending: make(map[uint64]*messages.Entry),
-		asked:   make(map[uint32]int),
+		cfg:         cfg,
+		chosen:      make(map[uint64]*messages.Entry),
+		pending:     make(map[uint64]*messages.Entry),
+		asked:       make(map[uint32]int),
+		unconfirmed: make(map[uint64]*unconfirmedEntry),
 	}
+}
+
+// unconfirmedEntry is a catch-up entry awaiting agreement (confirmedBy).
+type unconfirmedEntry struct {
+	entry *messages.Entry
+	from  map[uint32]bool
+}
+
+// maxUnconfirmed bounds the entries awaiting agreement, in instances past
+// the contiguous prefix: two catch-up answers' worth.
+func (l *Learner) maxUnconfirmed() uint64 { return 2 * uint64(l.cfg.MaxCatchupEntries) }
+
+// sourcesNeeded is how many distinct peers must send the same value for an
+// instance before a catch-up entry is taken on their word alone: one more
+// than the faults the group tolerates, so at least one of them is honest.
+func (l *Learner) sourcesNeeded() int { return (len(l.cfg.Peers)-1)/2 + 1 }
+
+// confirmedBy reports whether catch-up entry e from peer may be taken as
+// chosen: it matches what this learner's acceptor accepted under the same
+// ballot (one value per ballot), or it comes from the master whose Chosen
+// notices this learner follows (Paxos trusts its master: one that lied
+// could have two values chosen anyway), or enough distinct peers sent the
+// same value (sourcesNeeded). Otherwise it waits in unconfirmed, and a
+// peer that sends another value starts the count over: one of the two is
+// wrong, and only agreement says which.
+func (l *Learner) confirmedBy(e *messages.Entry, peer uint32) bool {
+	if acc := l.pending[e.Instance]; acc != nil && acc.Ballot == e.Ballot && proto.Equal(acc.Value, e.Value) {
+		return true
+	}
+	if peer != 0 && peer == l.notice.From {
+		return true
+	}
+	need := l.sourcesNeeded()
+	if need <= 1 {
+		return true
+	}
+	u := l.unconfirmed[e.Instance]
+	if u == nil || !proto.Equal(u.entry.Value, e.Value) {
+		if e.Instance <= l.contiguous+l.maxUnconfirmed() {
+			l.unconfirmed[e.Instance] = &unconfirmedEntry{entry: e, from: map[uint32]bool{peer: true}}
+		}
+		return false
+	}
+	u.from[peer] = true
+	if len(u.from) < need {
+		return false
+	}
+	delete(l.unconfirmed, e.Instance)
+	return true
 }
 
 // maxUnanswered caps a peer's count of unanswered catch-up requests.
@@ -356,12 +411,22 @@ func (l *Learner) HandleCatchupResponse(m *messages.CatchupResponse, now time.Ti
 		if e.Instance <= l.contiguous {
 			continue
 		}
+		if !l.confirmedBy(e, m.From) {
+			continue
+		}
 		l.chosen[e.Instance] = e
 		learned = true
 		out.Records = append(out.Records, &messages.Record{Kind: &messages.Record_Learned{Learned: e}})
 	}
 	l.advance(&out, true)
-	if learned && l.KnownChosen() > l.contiguous {
+	l.dropUnconfirmedBelow(l.contiguous)
+	switch {
+	case l.unconfirmed[l.contiguous+1] != nil:
+		// The next instance waits for another peer's word: ask one.
+		if peer := l.peerOtherThan(m.From); peer != 0 {
+			l.ask(&out, peer, now)
+		}
+	case learned && l.KnownChosen() > l.contiguous:
 		l.ask(&out, m.From, now)
 	}
 	if len(m.Entries) == 0 && m.SnapshotInstance > l.contiguous {
@@ -436,6 +501,26 @@ func (l *Learner) ask(out *LearnerOutput, peer uint32, now time.Time) {
 func (l *Learner) SetPeers(ids []uint32) { l.cfg.Peers = append([]uint32(nil), ids...) }
 
 // nextPeer rotates through the other members.
+// peerOtherThan is the next peer in turn that is not peer (0 if none).
+func (l *Learner) peerOtherThan(peer uint32) uint32 {
+	for range l.cfg.Peers {
+		if p := l.nextPeer(); p != peer {
+			return p
+		}
+	}
+	return 0
+}
+
+// dropUnconfirmedBelow forgets entries awaiting agreement at or below
+// upto: learned by now.
+func (l *Learner) dropUnconfirmedBelow(upto uint64) {
+	for i := range l.unconfirmed {
+		if i <= upto {
+			delete(l.unconfirmed, i)
+		}
+	}
+}
+
 func (l *Learner) nextPeer() uint32 {
 	for range l.cfg.Peers {
 		p := l.cfg.Peers[l.askCursor%len(l.cfg.Peers)]

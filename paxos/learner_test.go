@@ -61,7 +61,10 @@ func TestLearnerCatchesUpFromPeerOnItsOwn(t *testing.T) {
 	}
 	src.HandleChosen(&messages.Chosen{From: 2, Ballot: b, ChosenUpto: 5}, t0)
 	dst := NewLearner(LearnerConfig{ID: 1, Peers: peers, MaxCatchupEntries: 2})
-	// The lagging learner hears nothing: its own tick asks a peer.
+	// The lagging learner heard the master's notice of nothing chosen yet,
+	// then nothing more: its own tick asks a peer, and the master's word
+	// is taken (TestLearnerTakesCatchupOnAgreement covers other peers).
+	dst.HandleChosen(&messages.Chosen{From: 2, Ballot: b}, t0)
 	now := t0.Add(2 * time.Second)
 	out := dst.Tick(now)
 	var applied []uint64
@@ -116,6 +119,7 @@ func TestLearnerRestoreUsesChosenMark(t *testing.T) {
 func TestPaper6_2_LearnerAssertsOneValuePerInstance(t *testing.T) {
 	b := NextBallot(0, 2)
 	l := NewLearner(LearnerConfig{ID: 1, Peers: []uint32{1, 2, 3}})
+	l.HandleChosen(&messages.Chosen{From: 2, Ballot: b}, t0) // node 2 is the master it follows
 	out := l.HandleCatchupResponse(&messages.CatchupResponse{From: 2, ChosenUpto: 1, Entries: []*messages.Entry{entry(1, b, "a")}}, t0)
 	if out.Violation != nil || len(out.Apply) != 1 {
 		t.Fatalf("first catch-up: %v", out.Violation)
@@ -127,5 +131,53 @@ func TestPaper6_2_LearnerAssertsOneValuePerInstance(t *testing.T) {
 	other := l.HandleCatchupResponse(&messages.CatchupResponse{From: 3, ChosenUpto: 1, Entries: []*messages.Entry{entry(1, b, "b")}}, t0)
 	if !errors.Is(other.Violation, ErrInvariant) {
 		t.Fatalf("another value for a chosen instance: %v", other.Violation)
+	}
+}
+
+// A catch-up entry the learner holds no evidence of (its acceptor did not
+// accept it under that ballot, and the sender is not the master it
+// follows) is taken only once enough distinct peers sent the same value
+// (a majority's worth of the faults tolerated, plus one): one member's
+// word alone cannot put a value into this replica. A peer that sends
+// another value starts the count over, and the learner asks another peer.
+func TestLearnerTakesCatchupOnAgreement(t *testing.T) {
+	b := NextBallot(0, 4)
+	l := NewLearner(LearnerConfig{ID: 1, Peers: []uint32{1, 2, 3, 4, 5}}) // 5 members: 3 sources
+	resp := func(from uint32, v string) *messages.CatchupResponse {
+		return &messages.CatchupResponse{From: from, ChosenUpto: 1, Entries: []*messages.Entry{entry(1, b, v)}}
+	}
+	out := l.HandleCatchupResponse(resp(2, "a"), t0)
+	if len(out.Apply) != 0 || len(out.Records) != 0 {
+		t.Fatalf("one peer's word applied %v", instancesOf(out.Apply))
+	}
+	if len(out.Messages) != 1 || out.Messages[0].To == 2 {
+		t.Fatalf("the learner did not ask another peer: %v", out.Messages)
+	}
+	if out := l.HandleCatchupResponse(resp(3, "forged"), t0); len(out.Apply) != 0 {
+		t.Fatal("a disagreeing value applied")
+	}
+	if out := l.HandleCatchupResponse(resp(2, "a"), t0); len(out.Apply) != 0 {
+		t.Fatal("the first value applied after a disagreement with one more word")
+	}
+	if out := l.HandleCatchupResponse(resp(4, "a"), t0); len(out.Apply) != 0 {
+		t.Fatal("applied on two words of five members (three needed)")
+	}
+	out = l.HandleCatchupResponse(resp(5, "a"), t0)
+	if !slices.Equal(instancesOf(out.Apply), []uint64{1}) || string(out.Apply[0].Value.Commands[0].Payload) != "a" {
+		t.Fatalf("three peers agreeing: applied %v", instancesOf(out.Apply))
+	}
+
+	// An entry its own acceptor accepted under the same ballot is evidence
+	// enough, and so is the word of the master whose notices it follows.
+	l2 := NewLearner(LearnerConfig{ID: 1, Peers: []uint32{1, 2, 3}})
+	l2.HandleLearn(nil)
+	l2.pending[1] = entry(1, b, "a")
+	if out := l2.HandleCatchupResponse(resp(3, "a"), t0); !slices.Equal(instancesOf(out.Apply), []uint64{1}) {
+		t.Fatalf("an entry its acceptor accepted: applied %v", instancesOf(out.Apply))
+	}
+	l3 := NewLearner(LearnerConfig{ID: 1, Peers: []uint32{1, 2, 3}})
+	l3.HandleChosen(&messages.Chosen{From: 4, Ballot: b}, t0)
+	if out := l3.HandleCatchupResponse(resp(4, "a"), t0); !slices.Equal(instancesOf(out.Apply), []uint64{1}) {
+		t.Fatalf("the master's word: applied %v", instancesOf(out.Apply))
 	}
 }

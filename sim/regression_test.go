@@ -31,7 +31,7 @@ var regressionSeeds = []struct {
 	// marks, and the new master never re-proposed them: no learner could
 	// apply past 14 again, and reads never completed (a liveness bug).
 	// Found as seeds 705, 1509, 1706.
-	{[]uint64{149, 262}, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
+	{[]uint64{149, 72}, sitPrepareBelowLostPrefix, "new master skipped instances no live learner held"},
 	// With thrifty accepts (only a majority syncs), a lazy Accept raised
 	// n3's promise to 0.2 in memory; a late Prepare at 0.2 was then taken
 	// for a duplicate and promised without a record (paxos.Acceptor now
@@ -53,8 +53,8 @@ var regressionSeeds = []struct {
 	// plays it instead, and a seed that reaches it again belongs here:
 	// {[]uint64{seed}, sitRivalEpochStartInBoost, "ballot boost re-proposed another master's epoch start"},
 	// Found as seeds 7195 and 17967.
-	{[]uint64{25}, sitRestoreHoles, "snapshot damaged after a restart from it: the chosen mark runs past values it held"},
-	{[]uint64{17}, sitRestoreHoles, "checkpoint after a snapshot dropped learned values the chosen mark covers"},
+	{[]uint64{103}, sitRestoreHoles, "snapshot damaged after a restart from it: the chosen mark runs past values it held"},
+	{[]uint64{115}, sitRestoreHoles, "checkpoint after a snapshot dropped learned values the chosen mark covers"},
 	// A master elected on two peers' promises crashed before its own
 	// acceptor's promise of the ballot was synced, came back knowing no
 	// higher ballot and used the same one again with another value.
@@ -83,7 +83,7 @@ var regressionSeeds = []struct {
 	// of state, no majority for the old configuration's instances. Found
 	// as seed 17211; TestRegression_SettleOutlastsALostNotice plays seed
 	// 89778's bug (an end-of-run wait shorter than a lost notice's resend).
-	{[]uint64{124}, sitLossesExclusive, "a lost disk and a damaged snapshot in one run"},
+	{[]uint64{357}, sitLossesExclusive, "a lost disk and a damaged snapshot in one run"},
 }
 
 func TestRegressionSeeds(t *testing.T) {

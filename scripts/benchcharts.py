@@ -85,14 +85,19 @@ def case_name(r):
     return f"{r['op']} {size} x{r['clients']}"
 
 
-def grouped_bars(rows, value, title, unit, path, log=False):
-    """Bars per case, one per system, for value(row)."""
+def index(rows):
+    """The cases in run order, the systems in ORDER, and each row by (case, system)."""
     cases = []
     for r in rows:
         if case_name(r) not in cases:
             cases.append(case_name(r))
     systems = [s for s in ORDER if any(r['system'] == s for r in rows)]
-    by = {(case_name(r), r['system']): r for r in rows}
+    return cases, systems, {(case_name(r), r['system']): r for r in rows}
+
+
+def grouped_bars(rows, value, title, unit, path, log=False):
+    """Bars per case, one per system, for value(row)."""
+    cases, systems, by = index(rows)
     panels = len(cases)
     pw, ph, top, left = 170, 260, 50, 60
     svg = SVG(left + panels * pw + 20, top + ph + 90)
@@ -127,12 +132,7 @@ def grouped_bars(rows, value, title, unit, path, log=False):
 
 def latency_bars(rows, path):
     """p50 and p99 per case and system: the p50 bar solid, p99 behind it light."""
-    cases = []
-    for r in rows:
-        if case_name(r) not in cases:
-            cases.append(case_name(r))
-    systems = [s for s in ORDER if any(r['system'] == s for r in rows)]
-    by = {(case_name(r), r['system']): r for r in rows}
+    cases, systems, by = index(rows)
     pw, ph, top, left = 170, 260, 50, 60
     svg = SVG(left + len(cases) * pw + 20, top + ph + 90)
     svg.text(left, 24, 'Latency per case: p50 (solid) and p99 (light), ms', size=15)

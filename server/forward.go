@@ -258,9 +258,15 @@ func (in *inbox) SendUserMessage(pid *actor.PID, message any) {
 		// Which message, the response does not say, but the PID it was
 		// sent to does: the request id in its RequestId (see sender).
 		// Every producer of a DeadLetterResponse in this protoactor (the
-		// dead-letter process, the endpoint writer without a stream)
-		// makes it for a message that was handed neither to an actor nor
-		// to the network, so the call ends as not delivered, a write too.
+		// dead-letter process, the endpoint writer without a stream, and
+		// the patched writer's drops at a full queue or for a message too
+		// large for any batch: third_party/protoactor-go/remote/
+		// writer_limits.go) makes it for a message that was handed neither
+		// to an actor nor to the network, so the call ends as not
+		// delivered, a write too. (A batch whose gRPC send fails may have
+		// partly arrived: the writer stashes it and stops, which drops
+		// the stash; those calls end with the broken stream's
+		// EndpointTerminatedEvent, outcome unknown, or at their deadline.)
 		if in.f.notDelivered(pid.GetRequestId()) {
 			return
 		}

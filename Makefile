@@ -15,12 +15,19 @@ build:
 
 ## test: vet, then every test (unit, simulator budget, multi-process cluster);
 ## the packages that run actor systems in the test process run under the race
-## detector.
+## detector, beside the others (most of their time, and of tests/', is
+## waiting for nodes, so they share the two cores with the simulator).
 RACE_PKGS := ./actors ./client ./cluster ./probe ./server
 test: build
 	$(GO) vet $(PKGS)
-	LIVEPAXOS_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 12m \
+	$(MAKE) --no-print-directory -j2 test-plain test-race
+
+.PHONY: test-plain test-race
+test-plain:
+	LIVEPAXOS_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 12m -parallel 8 \
 		$$($(GO) list $(PKGS) | grep -v -x $(foreach p,$(RACE_PKGS),-e 'github.com/livepaxos/livepaxos/$(patsubst ./%,%,$(p))'))
+
+test-race:
 	$(GO) test -race -count=1 -timeout 12m $(RACE_PKGS)
 
 ## race: every test under the race detector (the simulator's seeds take

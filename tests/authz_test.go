@@ -17,6 +17,7 @@ import (
 // (default "admin"): another client's are refused with PermissionDenied
 // and change nothing, while it still writes, reads and asks for status.
 func TestAdminMethodsNeedAnOperatorCertificate(t *testing.T) {
+	t.Parallel()
 	c := newClusterOpts(t, 3, clusterOpts{tls: true})
 	c.waitWritable(30 * time.Second)
 	c.certs.issue(t, "admin", nil, tlsconf.Client, time.Now().Add(24*time.Hour))

@@ -24,6 +24,7 @@ const backupKeys = 100_000
 // it. The new cluster serves every key and value the backup holds, takes
 // writes, and has a cluster id of its own.
 func TestSnapshotSaveAndRestoreIntoANewCluster(t *testing.T) {
+	t.Parallel()
 	old := newCluster(t, 3)
 	old.waitWritable(20 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -21,6 +21,7 @@ import (
 // refused with a clear message and the right exit status, and change
 // nothing: not the replicated log, not a data directory.
 func TestNodeRefusesBadInput(t *testing.T) {
+	t.Parallel()
 	// Default --max-value-bytes (1 MiB). A long lease: an idle master renews
 	// its lease through the log every half lease (§5.2), which would move
 	// the log this test watches for refused requests.

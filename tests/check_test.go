@@ -11,6 +11,7 @@ import (
 // agree; then status shows a lost node and the tolerance lost with it
 // (§6.3).
 func TestPaper6_2_MultiProcessConsistencyCheck(t *testing.T) {
+	t.Parallel()
 	c, _ := newWritableCluster(t, 3)
 	l := newLedger()
 	load := startLoad(c.cl, l, "load", 8, 2*time.Second)

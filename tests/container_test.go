@@ -30,6 +30,7 @@ const composeTestBudget = 5 * time.Minute
 // after the master's container is killed. The script builds its own static
 // binary and tears everything it made down, also when it fails.
 func TestContainersComposeCluster(t *testing.T) {
+	t.Parallel()
 	if why := dockerUnusable(); why != "" {
 		if os.Getenv(dockerSkipEnv) == "1" {
 			t.Skipf("SKIPPED, NOT PASSED: the container test needs Docker and docker-compose, and %s=1 asked to skip it when they are missing: %s", dockerSkipEnv, why)

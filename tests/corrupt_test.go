@@ -17,6 +17,7 @@ import (
 // must refuse to start rather than forget a promise, while the others keep
 // serving (the default, rebuild, is TestPaper5_1_MultiProcessGarbageAndEmptyDataDir).
 func TestLogRecordCorruptionRefusedOrCut(t *testing.T) {
+	t.Parallel()
 	c, master := newWritableCluster(t, 3, "--on-corruption", "stop")
 	l := c.written("before", 200, 8)
 	// The victim is a follower; the other is stopped later (see

@@ -21,6 +21,7 @@ import (
 // space is freed. (Before, all three exited at once when the next log
 // segment could not be preallocated.)
 func TestDiskFullRefusesWritesAndRecovers(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
 	}

@@ -15,6 +15,7 @@ import (
 // new and the old guard fails (the MultiOp's else branch runs), so a
 // client acting "only if nothing changed" does not act.
 func TestPaper5_3_EpochGuardAcrossFailover(t *testing.T) {
+	t.Parallel()
 	c, _ := newWritableCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -17,6 +17,7 @@ const maxFailover = 3 * time.Second
 // writes and no acknowledged one; a replica that missed writes catches up;
 // and a crash of every replica at once loses nothing acknowledged.
 func TestPaper4_MultiProcessFailoverAndRecovery(t *testing.T) {
+	t.Parallel()
 	c, _ := newWritableCluster(t, 3)
 	l := newLedger()
 

@@ -20,6 +20,7 @@ import (
 // 3-node cluster. It reports the medians; the bound it checks is the 3 s
 // fail-over of the foundation issue.
 func TestPaper5_2_FailoverTime(t *testing.T) {
+	t.Parallel()
 	runs, _ := strconv.Atoi(os.Getenv("LIVEPAXOS_FAILOVER_RUNS"))
 	if runs <= 0 {
 		t.Skip("set LIVEPAXOS_FAILOVER_RUNS (make failover) to measure fail-over times")

@@ -21,6 +21,7 @@ import (
 // format 2 (LOGRANGE written, the format recorded): no later build may
 // stop reading an older format without saying so.
 func TestDataDirectoryOfFormat1StillOpens(t *testing.T) {
+	t.Parallel()
 	dir := openFixture(t, "datadir-v1", "fixture-v1")
 	if _, err := os.Stat(filepath.Join(dir, "LOGRANGE")); err != nil {
 		t.Errorf("the format-1 directory was not given its LOGRANGE: %v", err)
@@ -34,6 +35,7 @@ func TestDataDirectoryOfFormat1StillOpens(t *testing.T) {
 // of 2026-12-07 that introduced it: LOGRANGE always there) opens in this
 // build with every key it held.
 func TestDataDirectoryOfFormat2StillOpens(t *testing.T) {
+	t.Parallel()
 	dir := openFixture(t, "datadir-v2", "fixture-v2")
 	if f := identityFormat(t, dir); f != 2 {
 		t.Errorf("the format-2 directory records format %d once opened, want 2", f)

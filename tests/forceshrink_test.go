@@ -22,6 +22,7 @@ const forceShrinkKeys = 2000
 // makes a one-voter cluster of a new id from it, which serves every key,
 // takes writes, and logs at start that a forced shrink made it.
 func TestForceShrinkAfterQuorumLoss(t *testing.T) {
+	t.Parallel()
 	old, _ := newWritableCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

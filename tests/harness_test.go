@@ -86,24 +86,40 @@ func livepaxosBin(t testing.TB) string {
 // while a node is down between restarts. The listeners stay open until all
 // n are chosen. A node keeps its port across restarts (its address is part
 // of --peers), so ports are chosen once per cluster.
+//
+// The tests run in parallel, so a port is also never handed out twice in
+// this process: a port one test chose is free until its node binds it, and
+// another test's check would find it free too.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	const lo, hi = 25000, 32000 // peerbench uses 23791-23841
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	var ports []int
 	for tries := 0; len(ports) < n; tries++ {
 		if tries > 1000 {
 			t.Fatalf("no free port in %d-%d", lo, hi)
 		}
 		port := lo + rand.IntN(hi-lo)
+		if handedOut.ports[port] {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue // taken
 		}
 		defer l.Close()
+		handedOut.ports[port] = true
 		ports = append(ports, port)
 	}
 	return ports
 }
+
+// handedOut is every port freePorts chose in this test process.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // errNotYet is what a waitFor condition returns while nothing is wrong but
 // the awaited event has not happened.

@@ -27,6 +27,7 @@ import (
 // keeps serving, no acknowledged write is lost, the replicas agree, and
 // every kind of drop shows in the metrics.
 func TestHostilePeerSuite(t *testing.T) {
+	t.Parallel()
 	c := newClusterOpts(t, 3, clusterOpts{metrics: true})
 	master := c.waitWritable(20 * time.Second)
 	st, err := c.status(master)

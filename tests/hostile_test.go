@@ -30,6 +30,7 @@ var garbledProto = bytes.Repeat([]byte{0xff}, 12)
 // protoactor dies of the first (a nil dereference in its deserializer); the
 // node must instead drop them and keep serving.
 func TestNodeSurvivesUnknownMessage(t *testing.T) {
+	t.Parallel()
 	c, _ := newWritableCluster(t, 3)
 	l := c.written("before", 50, 8)
 
@@ -121,6 +122,7 @@ func TestNodeSurvivesUnknownMessage(t *testing.T) {
 // drop them, count them in their metrics, and go on serving; the cluster
 // takes a write within 5 s and every node answers status.
 func TestNodeTakesNoLifecycleMessageFromTheNetwork(t *testing.T) {
+	t.Parallel()
 	c := newClusterOpts(t, 3, clusterOpts{metrics: true})
 	c.waitWritable(20 * time.Second)
 	hostile, _, _, err := cluster.NewSystem(cluster.Options{Listen: "127.0.0.1:0"})

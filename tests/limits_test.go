@@ -21,6 +21,7 @@ import (
 // takes in values up to it whatever its own flag, and a larger one is
 // refused as too large; a node restarted from a snapshot still has it.
 func TestGroupValueLimitIsChosenThroughTheLog(t *testing.T) {
+	t.Parallel()
 	c := newClusterOpts(t, 3, clusterOpts{nodeFlags: map[int][]string{
 		1: {"--max-value-bytes", "100"}, 3: {"--max-value-bytes", "1000"}}})
 	c.waitWritable(30 * time.Second)
@@ -82,6 +83,7 @@ func TestGroupValueLimitIsChosenThroughTheLog(t *testing.T) {
 // chose one through the log, that one counts at every node. The client
 // sees client.ErrResultTooLarge.
 func TestResultLimit(t *testing.T) {
+	t.Parallel()
 	c, _ := newWritableCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -25,6 +25,7 @@ import (
 //   - A follower cut off for 10 s and let back in: it raised no ballot
 //     meanwhile (pre-vote), the master stays, and its return stalls no write.
 func TestLivenessPartialPartitions(t *testing.T) {
+	t.Parallel()
 	c := newLabClusterTagged(t, "lpl", 3, false)
 	c.waitWritable(30 * time.Second)
 	c.waitConverged(20 * time.Second)

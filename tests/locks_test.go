@@ -23,6 +23,7 @@ import (
 // out; the paused holder's write guarded by its old sequencer is refused;
 // resumed, the holder learns it lost the lock, kills CMD and exits 1.
 func TestLockPausedHolderIsFencedBySequencer(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	c.waitWritable(20 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

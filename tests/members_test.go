@@ -14,6 +14,7 @@ import (
 // the group goes on with the other three voters and no acknowledged write
 // is lost.
 func TestPaper5_4_MultiProcessGrowAndShrinkWithTheCLI(t *testing.T) {
+	t.Parallel()
 	c, _ := newWritableCluster(t, 3)
 	l := c.written("a", 100, 8)
 	members := func(args ...string) string {

@@ -37,6 +37,7 @@ const (
 // (signals by PID reach them) and run in their host's namespace; and the
 // lab's cleanup leaves no process, namespace, link, route or rule behind.
 func TestNetLab_CutIsolateHealCleanup(t *testing.T) {
+	t.Parallel()
 	var (
 		lab      *netLab
 		agents   = map[string]*netLabAgent{}
@@ -195,6 +196,7 @@ func TestNetLab_CutIsolateHealCleanup(t *testing.T) {
 // with the lab's own parts or each other, or overflow interface names, are
 // refused before anything is created.
 func TestNetLab_RefusesBadHostNames(t *testing.T) {
+	t.Parallel()
 	for _, hosts := range [][]string{{netLabRoot}, {"sw"}, {"br"}, {"pr"}, {"r"}, {"n1", "n1"}, {"eightchr"}, {"N1"}, {"1n"}, {"n-1"}, {}} {
 		if err := checkNetLabHosts(hosts); err == nil {
 			t.Errorf("hosts %q accepted", hosts)

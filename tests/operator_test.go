@@ -20,6 +20,7 @@ import (
 // hides the live ones; one endpoint is enough to see every member; they
 // fail only when no node answers.
 func TestOperatorCommandsTellTheTruthWithNodesDown(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	c.waitWritable(20 * time.Second)
 	all := strings.Join(c.endpoints(), ",")
@@ -103,6 +104,7 @@ func (c *testCluster) readyz(id int) (int, string) {
 // /readyz and NOT_SERVING on the gRPC health service (livepaxos health),
 // while /livez and health --live still pass; healed, it is ready again.
 func TestReadyzHealthAndStatusPage(t *testing.T) {
+	t.Parallel()
 	c := newClusterOpts(t, 3, clusterOpts{metrics: true})
 	c.waitWritable(20 * time.Second)
 	for id := 1; id <= 3; id++ {
@@ -203,6 +205,7 @@ func TestReadyzHealthAndStatusPage(t *testing.T) {
 // same on demand. The node restarts (replaying a consistency check's
 // value) and catches up.
 func TestRestartHandsMastershipOver(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	old := c.waitWritable(20 * time.Second)
 	// A checksum value in the log: the restart below replays it before the

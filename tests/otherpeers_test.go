@@ -20,6 +20,7 @@ import (
 // counts them and says in its log why, and the group's master keeps its
 // ballot: nothing they send pushes it to campaign again.
 func TestNodesWithOtherPeersCannotDisturbTheGroup(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	master := c.waitWritable(20 * time.Second)
 	before, err := c.status(master)

@@ -17,6 +17,7 @@ import (
 // compare-and-swap on a key's last-change instance refused once the key
 // changed, even back to the same value (no ABA).
 func TestRangeAndPrefixReads(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	c.waitWritable(20 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -18,6 +18,7 @@ import (
 // then carries writes with the other follower down (so its vote counts
 // again). No acknowledged write is lost.
 func TestPaper5_1_MultiProcessGarbageAndEmptyDataDir(t *testing.T) {
+	t.Parallel()
 	c, master := newWritableCluster(t, 3)
 	l := c.written("before", 200, 8)
 	victim, other, dir := c.victimFollower(master)

@@ -16,6 +16,7 @@ import (
 // learning the log after it; a restart recovers from snapshot plus log; and
 // no acknowledged write is lost.
 func TestPaper5_5_MultiProcessSnapshotsAndWipedRejoin(t *testing.T) {
+	t.Parallel()
 	c, _ := newWritableCluster(t, 3, "--snapshot-every", "50")
 	l := c.written("a", 600, 16)
 

@@ -19,6 +19,7 @@ import (
 // instance after the last it saw); a put whose outcome was unknown is seen
 // at most once. The CLI's watch --from prints the same changes.
 func TestWatchEveryChangeOnceAcrossNodeFailures(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	c.waitWritable(20 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -25,10 +25,8 @@ const backupKeys = 100_000
 // writes, and has a cluster id of its own.
 func TestSnapshotSaveAndRestoreIntoANewCluster(t *testing.T) {
 	t.Parallel()
-	old := newCluster(t, 3)
-	old.waitWritable(20 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	old, _ := newWritableCluster(t, 3)
+	ctx := testContext(t, 2*time.Minute)
 	putBackupKeys(ctx, t, old.cl, backupKeys)
 
 	backup := filepath.Join(t.TempDir(), "backup.lps")

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -17,8 +16,7 @@ import (
 func TestPaper5_3_EpochGuardAcrossFailover(t *testing.T) {
 	t.Parallel()
 	c, _ := newWritableCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testContext(t, 30*time.Second)
 	e1, err := c.cl.Epoch(ctx)
 	if err != nil || e1 == 0 {
 		t.Fatalf("epoch: %d %v", e1, err)

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -24,8 +23,7 @@ const forceShrinkKeys = 2000
 func TestForceShrinkAfterQuorumLoss(t *testing.T) {
 	t.Parallel()
 	old, _ := newWritableCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx := testContext(t, 2*time.Minute)
 	putBackupKeys(ctx, t, old.cl, forceShrinkKeys)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "shrink.lps")

@@ -186,6 +186,13 @@ func newWritableCluster(t *testing.T, n int, extra ...string) (*testCluster, int
 	return c, c.waitWritable(20 * time.Second)
 }
 
+// testContext bounds a test's calls to d in all; it ends with the test.
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // clusterOpts are what some tests need of a cluster beyond flags.
 type clusterOpts struct {
 	// metrics: every node serves its Prometheus metrics (see metric).

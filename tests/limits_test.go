@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -85,8 +84,7 @@ func TestGroupValueLimitIsChosenThroughTheLog(t *testing.T) {
 func TestResultLimit(t *testing.T) {
 	t.Parallel()
 	c, _ := newWritableCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx := testContext(t, 60*time.Second)
 	big := bytes.Repeat([]byte("v"), db.MaxValueBytesCeiling)
 	keys := make([]string, db.DefaultMaxResultBytes/db.MaxValueBytesCeiling+1)
 	for i := range keys {

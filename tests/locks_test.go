@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -24,10 +23,8 @@ import (
 // resumed, the holder learns it lost the lock, kills CMD and exits 1.
 func TestLockPausedHolderIsFencedBySequencer(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 3)
-	c.waitWritable(20 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	c, _ := newWritableCluster(t, 3)
+	ctx := testContext(t, 60*time.Second)
 	eps := strings.Join(c.endpoints(), ",")
 	seqFile := filepath.Join(t.TempDir(), "lpk-seq")
 	const ttl, lockDelay = time.Second, 2 * time.Second

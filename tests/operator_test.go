@@ -21,8 +21,7 @@ import (
 // fail only when no node answers.
 func TestOperatorCommandsTellTheTruthWithNodesDown(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 3)
-	c.waitWritable(20 * time.Second)
+	c, _ := newWritableCluster(t, 3)
 	all := strings.Join(c.endpoints(), ",")
 	c.waitConverged(10 * time.Second) // every client address recorded
 
@@ -206,8 +205,7 @@ func TestReadyzHealthAndStatusPage(t *testing.T) {
 // value) and catches up.
 func TestRestartHandsMastershipOver(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 3)
-	old := c.waitWritable(20 * time.Second)
+	c, old := newWritableCluster(t, 3)
 	// A checksum value in the log: the restart below replays it before the
 	// node's actors run (once a crash on every restart after a check).
 	if r := runCLI(t, c.bin, nil, "check", "--endpoints", strings.Join(c.endpoints(), ",")); r.code != 0 {

@@ -21,8 +21,7 @@ import (
 // ballot: nothing they send pushes it to campaign again.
 func TestNodesWithOtherPeersCannotDisturbTheGroup(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 3)
-	master := c.waitWritable(20 * time.Second)
+	c, master := newWritableCluster(t, 3)
 	before, err := c.status(master)
 	if err != nil {
 		t.Fatal(err)

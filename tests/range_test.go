@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -18,10 +17,8 @@ import (
 // changed, even back to the same value (no ABA).
 func TestRangeAndPrefixReads(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 3)
-	c.waitWritable(20 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	c, _ := newWritableCluster(t, 3)
+	ctx := testContext(t, 30*time.Second)
 	for i := 9; i >= 0; i-- {
 		if err := c.cl.Put(ctx, []byte(fmt.Sprintf("lpk/%d", i)), []byte(fmt.Sprint(i*i))); err != nil {
 			t.Fatal(err)

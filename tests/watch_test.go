@@ -20,10 +20,8 @@ import (
 // at most once. The CLI's watch --from prints the same changes.
 func TestWatchEveryChangeOnceAcrossNodeFailures(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 3)
-	c.waitWritable(20 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	c, _ := newWritableCluster(t, 3)
+	ctx := testContext(t, 90*time.Second)
 	wctx, stopWatch := context.WithCancel(ctx)
 	updates := c.cl.Watch(wctx, []byte("lpk-w/"), client.WatchOptions{Prefix: true, From: 1})
 	type seen struct {

@@ -13,6 +13,19 @@ import (
 // testClusterHash is the cluster hash of the in-memory test groups.
 var testClusterHash = messages.ClusterHash("core-test")
 
+// newWorkingGroup is a 3-node group (seed) whose master was given commands
+// one-letter commands and 200 ms to get them chosen; it returns the master
+// and a follower.
+func newWorkingGroup(t *testing.T, seed uint64, commands int) (c *testCluster, master, follower *node) {
+	c = newTestCluster(t, 3, seed)
+	master = c.waitMaster()
+	for i := range commands {
+		c.submit(master, string(rune('a'+i)))
+	}
+	c.advance(200 * time.Millisecond)
+	return c, master, c.others(master)[0]
+}
+
 // TestHostilePeerMessagesChangeNothing sends a follower of a working group
 // messages no honest member sends: from another cluster, from a stranger or
 // from itself, with a ballot its sender does not own, near the top of the
@@ -21,13 +34,7 @@ var testClusterHash = messages.ClusterHash("core-test")
 // any role sees it: the follower's promise, its view of the chosen log and
 // its master are what they were, and the group goes on choosing.
 func TestHostilePeerMessagesChangeNothing(t *testing.T) {
-	c := newTestCluster(t, 3, 7)
-	m := c.waitMaster()
-	for i := range 5 {
-		c.submit(m, string(rune('a'+i)))
-	}
-	c.advance(200 * time.Millisecond)
-	f := c.others(m)[0]
+	c, m, f := newWorkingGroup(t, 7, 5)
 	b := m.r().Ballot()
 	above := paxos.NextBallot(b, m.id) // a ballot the master owns, above its own
 	value := &messages.Value{Noop: true}
@@ -135,13 +142,7 @@ func TestCatchupRequestsAreRateLimited(t *testing.T) {
 // applies the entries as chosen, so a forged one, even from a member, must
 // be refused (and counted), never applied, never a reason to stop.
 func TestCatchupResponsesAreCheckedAgainstWhatAQuorumChose(t *testing.T) {
-	c := newTestCluster(t, 3, 11)
-	m := c.waitMaster()
-	for i := range 3 {
-		c.submit(m, string(rune('a'+i)))
-	}
-	c.advance(200 * time.Millisecond)
-	f := c.others(m)[0]
+	c, m, f := newWorkingGroup(t, 11, 3)
 	held := f.r().l.ChosenAt(1)
 	if held == nil {
 		t.Fatal("the follower holds no chosen value at instance 1")

@@ -458,12 +458,6 @@ func (c *Client) outcome(code messages.ErrorCode, msg, endpoint string, idempote
 		// Nothing was proposed: the node found no master in time.
 		c.forgetMaster(endpoint)
 		return true, fmt.Errorf("%w: %s: %s", ErrNoMaster, endpoint, msg)
-	case messages.ErrorCode_ERROR_CODE_OVERLOADED:
-		return true, fmt.Errorf("%w: %s", ErrOverloaded, msg)
-	case messages.ErrorCode_ERROR_CODE_NO_SPACE:
-		return false, fmt.Errorf("%w: %s", ErrNoSpace, msg)
-	case messages.ErrorCode_ERROR_CODE_PERMISSION_DENIED:
-		return false, fmt.Errorf("%w: %s", ErrPermissionDenied, msg)
 	case messages.ErrorCode_ERROR_CODE_MASTER_CHANGED:
 		if !idempotent {
 			return false, fmt.Errorf("%w: %s", ErrMasterChanged, msg)
@@ -474,14 +468,26 @@ func (c *Client) outcome(code messages.ErrorCode, msg, endpoint string, idempote
 			return false, fmt.Errorf("%w: %s", ErrOutcomeUnknown, msg)
 		}
 		return true, fmt.Errorf("%w: %s", ErrNoMaster, msg)
-	case messages.ErrorCode_ERROR_CODE_TOO_LARGE:
-		return false, fmt.Errorf("%w: %s", ErrValueTooLarge, msg)
-	case messages.ErrorCode_ERROR_CODE_RESULT_TOO_LARGE:
-		return false, fmt.Errorf("%w: %s", ErrResultTooLarge, msg)
-	case messages.ErrorCode_ERROR_CODE_SESSION_EXPIRED:
-		return false, fmt.Errorf("%w: %s", ErrSessionExpired, msg)
+	}
+	if o, ok := codeOutcomes[code]; ok {
+		return o.retry, fmt.Errorf("%w: %s", o.err, msg)
 	}
 	return false, fmt.Errorf("%w: %s", ErrInvalid, msg)
+}
+
+// codeOutcomes are the answer codes whose error is the same for every
+// call, and whether the call should be sent again; outcome maps the
+// others, and any code not known to it is ErrInvalid.
+var codeOutcomes = map[messages.ErrorCode]struct {
+	err   error
+	retry bool
+}{
+	messages.ErrorCode_ERROR_CODE_OVERLOADED:        {ErrOverloaded, true},
+	messages.ErrorCode_ERROR_CODE_NO_SPACE:          {ErrNoSpace, false},
+	messages.ErrorCode_ERROR_CODE_PERMISSION_DENIED: {ErrPermissionDenied, false},
+	messages.ErrorCode_ERROR_CODE_TOO_LARGE:         {ErrValueTooLarge, false},
+	messages.ErrorCode_ERROR_CODE_RESULT_TOO_LARGE:  {ErrResultTooLarge, false},
+	messages.ErrorCode_ERROR_CODE_SESSION_EXPIRED:   {ErrSessionExpired, false},
 }
 
 // target is where attempt goes: for a stale read, the endpoints in turn;

@@ -198,7 +198,10 @@ func reproposeAcrossPages(t *testing.T, bug PlantedBug) error {
 		}
 	}
 	n.accepts = nil
-	n.deliver(p.Tick(now.Add(time.Second)), now.Add(time.Second)) // nothing was acknowledged: all is resent
+	// Past the retransmit interval, within the quorum timeout: nothing was
+	// acknowledged, so all is resent.
+	resend := now.Add(400 * time.Millisecond)
+	n.deliver(p.Tick(resend), resend)
 	check("retransmission")
 	if len(n.accepts) < 2 {
 		t.Fatalf("the retransmission went in %d Accepts", len(n.accepts))

@@ -102,7 +102,7 @@ func (c ProposerConfig) WithDefaults() ProposerConfig {
 
 func (c *ProposerConfig) setDefaults() {
 	orDefault(&c.HeartbeatInterval, 100*time.Millisecond)
-	orDefault(&c.ElectionTimeoutMin, 700*time.Millisecond)
+	orDefault(&c.ElectionTimeoutMin, 300*time.Millisecond)
 	if c.ElectionTimeoutMax <= c.ElectionTimeoutMin {
 		c.ElectionTimeoutMax = 2 * c.ElectionTimeoutMin
 	}
@@ -113,7 +113,7 @@ func (c *ProposerConfig) setDefaults() {
 	orDefault(&c.MaxQueue, 32768)
 	orDefault(&c.MaxQueueBytes, 64<<20)
 	orDefault(&c.MaxAcceptBytes, DefaultMaxAcceptBytes)
-	orDefault(&c.LeaseTimeout, 2*time.Second)
+	orDefault(&c.LeaseTimeout, 800*time.Millisecond)
 	orDefault(&c.ClockDriftMax, 100*time.Millisecond)
 	orDefault(&c.CheckInterval, 5*time.Minute)
 	orDefault(&c.BoostInterval, 10*time.Second)

@@ -299,7 +299,7 @@ func TestPaper4_ThriftyAcceptAsksOnlyAMajorityToSync(t *testing.T) {
 	// Follower 2 falls silent: instance 2 waits for a retransmission,
 	// which asks follower 3 durably.
 	ack(1, 2, now)
-	later := now.Add(time.Second)
+	later := now.Add(400 * time.Millisecond) // past the retransmit interval, within the quorum timeout
 	if lazy, ok := lazyTo(p.Tick(later))[3]; !ok || lazy {
 		t.Fatalf("retransmission to follower 3: sent=%v lazy=%v", ok, lazy)
 	}

@@ -17,12 +17,12 @@ import (
 var (
 	flagSeed      = flag.Uint64("seed", 0, "run only this seed (with -trace: print its step-by-step trace)")
 	flagSeeds     = flag.Int("seeds", 1000, "number of seeds TestSimulation runs")
-	flagSeedStart = flag.Uint64("seed-start", 1, "first seed of TestSimulation and TestSoak")
+	flagSeedStart = flag.Uint64("seed-start", 1, "first seed of TestSimulation, TestSoak and TestFindSituations")
 	flagTrace     = flag.Bool("simtrace", false, "print the trace of the -seed run to stdout")
 	flagPlanted   = flag.String("planted", "none", "plant a known bug for the -seed run (see paxos.PlantedBug)")
 	flagSoakSeeds = flag.Int("soak-seeds", 0, "TestSoak runs this many seeds (0: skip); env LIVEPAXOS_SOAK_SEEDS works too")
 
-	flagFindSituations = flag.Int("find-situations", 0, "TestFindSituations lists the seeds among 1..N that reach each situation")
+	flagFindSituations = flag.Int("find-situations", 0, "TestFindSituations lists the seeds among N from -seed-start that reach each situation")
 )
 
 // replayCommand is the one command that replays a seed with its trace.

@@ -23,7 +23,7 @@ func envName(flag string) string {
 // applyNodeConfig fills the node flags the command line left unset from
 // two more sources, in order: the YAML file path (when not ""), whose keys
 // are flag names (id: 1, peers: "1=n1:7001,..." or a list, lease-timeout:
-// 2s), then the environment (envName). The command line wins, then the
+// 3s), then the environment (envName). The command line wins, then the
 // file, then the environment. An unknown key, a key that is not a node
 // flag, or a value the flag refuses is a usage error naming its source.
 func applyNodeConfig(fs *pflag.FlagSet, path string, getenv func(string) string) error {

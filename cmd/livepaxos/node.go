@@ -102,8 +102,8 @@ master forwards it to the master and answers on the caller's connection.`,
 		"largest value this node takes in while the group has no limit of its own; once 'livepaxos limits set' chose one through the log, that one alone counts, at every node and at apply (at most 1 MiB)")
 	fl.Int64Var(&f.minFreeBytes, "min-free-bytes", actors.DefaultMinFreeBytes,
 		"while the data directory's disk has less free, a master refuses writes (no space) and goes on serving reads; -1: never")
-	fl.DurationVar(&f.electionMin, "election-timeout", 700*time.Millisecond, "minimum time without a master before a node campaigns (randomized up to 2x)")
-	fl.DurationVar(&f.leaseTimeout, "lease-timeout", 2*time.Second,
+	fl.DurationVar(&f.electionMin, "election-timeout", 300*time.Millisecond, "minimum time without a master before a node campaigns (randomized up to 2x)")
+	fl.DurationVar(&f.leaseTimeout, "lease-timeout", 800*time.Millisecond,
 		"how long an acceptor's master lease grant lasts (§5.2); a new master waits this long after the old one is lost")
 	fl.DurationVar(&f.driftMax, "clock-drift-max", 100*time.Millisecond,
 		"how much two nodes' clocks may disagree over one lease timeout; the master counts its lease this much shorter")

@@ -74,16 +74,7 @@ func TestSnapshotSaveAndRestoreIntoANewCluster(t *testing.T) {
 		t.Fatalf("restored cluster id %q (restore said %q); the old cluster's is %q: it must differ",
 			newSt.ClusterId, clusterID, oldSt.ClusterId)
 	}
-	got := readAllKeys(ctx, t, restored.cl, "bk/")
-	if len(got) != backupKeys {
-		t.Fatalf("restored cluster holds %d keys under bk/, want %d", len(got), backupKeys)
-	}
-	for i := range backupKeys {
-		k := backupKey(i)
-		if got[k] != backupValue(i) {
-			t.Fatalf("restored %s = %q, want %q", k, got[k], backupValue(i))
-		}
-	}
+	checkBackupKeys(ctx, t, restored.cl, backupKeys, "the restored cluster")
 	if v, found, err := restored.cl.Get(ctx, []byte("after-the-backup")); err != nil || found {
 		t.Fatalf("a write acknowledged after the backup, read from the restored cluster: %q, %v, %v", v, found, err)
 	}
@@ -168,15 +159,7 @@ func TestForceShrinkAfterQuorumLoss(t *testing.T) {
 		c.extra = append(c.extra, "--cluster-id", clusterID)
 	}})
 	shrunk.waitWritable(20 * time.Second)
-	got := readAllKeys(ctx, t, shrunk.cl, "bk/")
-	if len(got) != forceShrinkKeys {
-		t.Fatalf("the shrunk cluster holds %d keys, want %d", len(got), forceShrinkKeys)
-	}
-	for i := range forceShrinkKeys {
-		if k := backupKey(i); got[k] != backupValue(i) {
-			t.Fatalf("%s = %q, want %q", k, got[k], backupValue(i))
-		}
-	}
+	checkBackupKeys(ctx, t, shrunk.cl, forceShrinkKeys, "the shrunk cluster")
 	if err := shrunk.cl.Put(ctx, []byte("after-the-shrink"), []byte("y")); err != nil {
 		t.Fatalf("put to the shrunk cluster: %v", err)
 	}
@@ -221,6 +204,21 @@ func putBackupKeys(ctx context.Context, t *testing.T, cl *client.Client, n int) 
 	close(errs)
 	for err := range errs {
 		t.Fatalf("writing %d keys: %v", n, err)
+	}
+}
+
+// checkBackupKeys fails the test unless cl holds the n keys putBackupKeys
+// wrote, each with its value, and no other key under their prefix.
+func checkBackupKeys(ctx context.Context, t *testing.T, cl *client.Client, n int, what string) {
+	t.Helper()
+	got := readAllKeys(ctx, t, cl, "bk/")
+	if len(got) != n {
+		t.Fatalf("%s holds %d keys under bk/, want %d", what, len(got), n)
+	}
+	for i := range n {
+		if k := backupKey(i); got[k] != backupValue(i) {
+			t.Fatalf("%s: %s = %q, want %q", what, k, got[k], backupValue(i))
+		}
 	}
 }
 

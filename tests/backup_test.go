@@ -32,9 +32,7 @@ const backupKeys = 100_000
 // writes, and has a cluster id of its own.
 func TestSnapshotSaveAndRestoreIntoANewCluster(t *testing.T) {
 	t.Parallel()
-	old, _ := newWritableCluster(t, 3)
-	ctx := testContext(t, 2*time.Minute)
-	putBackupKeys(ctx, t, old.cl, backupKeys)
+	old, ctx := newClusterHolding(t, backupKeys)
 
 	backup := filepath.Join(t.TempDir(), "backup.lps")
 	r := runCLI(t, old.bin, nil, "snapshot", "save", backup, "--endpoints", strings.Join(old.endpoints(), ","))
@@ -94,9 +92,7 @@ const forceShrinkKeys = 2000
 // takes writes, and logs at start that a forced shrink made it.
 func TestForceShrinkAfterQuorumLoss(t *testing.T) {
 	t.Parallel()
-	old, _ := newWritableCluster(t, 3)
-	ctx := testContext(t, 2*time.Minute)
-	putBackupKeys(ctx, t, old.cl, forceShrinkKeys)
+	old, ctx := newClusterHolding(t, forceShrinkKeys)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "shrink.lps")
 	shrink := func(endpoints []string, peers string, more ...string) cliResult {
@@ -177,6 +173,16 @@ func TestForceShrinkAfterQuorumLoss(t *testing.T) {
 
 func backupKey(i int) string   { return fmt.Sprintf("bk/%06d", i) }
 func backupValue(i int) string { return fmt.Sprintf("value-%d", i) }
+
+// newClusterHolding starts a writable 3-node cluster and puts the n keys
+// of putBackupKeys in it; the context bounds the test's calls.
+func newClusterHolding(t *testing.T, n int) (*testCluster, context.Context) {
+	t.Helper()
+	c, _ := newWritableCluster(t, 3)
+	ctx := testContext(t, 2*time.Minute)
+	putBackupKeys(ctx, t, c.cl, n)
+	return c, ctx
+}
 
 // putBackupKeys puts n keys, many to a MultiOp, several MultiOps at once.
 func putBackupKeys(ctx context.Context, t *testing.T, cl *client.Client, n int) {

@@ -14,6 +14,107 @@ import (
 	"time"
 )
 
+// The operator's commands and probes on real processes: check and status
+// (§6.2, §6.3); members add, promote, remove and list (§5.4), with nodes
+// up and down; health, /readyz and the status page; a restart by SIGTERM
+// and members transfer-mastership.
+
+// TestPaper6_2_MultiProcessConsistencyCheck: `livepaxos check` has every
+// node checksum its database at one instance, under load, and all three
+// agree; then status shows a lost node and the tolerance lost with it
+// (§6.3).
+func TestPaper6_2_MultiProcessConsistencyCheck(t *testing.T) {
+	t.Parallel()
+	c, _ := newWritableCluster(t, 3)
+	l := newLedger()
+	load := startLoad(c.cl, l, "load", 8, 2*time.Second)
+	writeKeys(c.cl, l, "a", 300, 8)
+	r := runCLI(t, c.bin, nil, "check", "--endpoints", strings.Join(c.endpoints(), ","), "--timeout", "20s")
+	load.stop()
+	if r.code != 0 || strings.Count(r.stdout, "agrees with the majority") != 3 {
+		t.Fatalf("livepaxos check: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("%s", r.stdout)
+
+	// §6.3: a replica that is gone (or was misspelled in --peers) is not
+	// silent: status names it unreachable and counts the lost tolerance.
+	r = runCLI(t, c.bin, nil, "status", "--endpoints", strings.Join(c.endpoints(), ","))
+	if r.code != 0 || !strings.Contains(r.stdout, "survives 1 more failure") {
+		t.Fatalf("status of a healthy group: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	c.kill(3)
+	r = runCLI(t, c.bin, nil, "status", "--endpoints", strings.Join(c.endpoints(), ","))
+	if !strings.Contains(r.stdout, "unreachable") || !strings.Contains(r.stdout, "survives NO further failure") {
+		t.Fatalf("status with node 3 gone: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("%s", r.stdout)
+}
+
+// TestPaper5_4_MultiProcessGrowAndShrinkWithTheCLI changes the membership
+// of three node processes with the CLI while writes go on: a fourth node
+// started with --join is added as a learner and catches up, is promoted to
+// voter, and then the master is removed (it hands mastership over first);
+// the group goes on with the other three voters and no acknowledged write
+// is lost.
+func TestPaper5_4_MultiProcessGrowAndShrinkWithTheCLI(t *testing.T) {
+	t.Parallel()
+	c, _ := newWritableCluster(t, 3)
+	l := c.written("a", 100, 8)
+	members := func(args ...string) string {
+		t.Helper()
+		args = append([]string{"members"}, append(args, "--endpoints", strings.Join(c.endpoints(), ","), "--timeout", "20s")...)
+		r := runCLI(t, c.bin, nil, args...)
+		if r.code != 0 {
+			t.Fatalf("livepaxos %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
+		return r.stdout
+	}
+	role := func(id int, want string) {
+		t.Helper()
+		waitFor(t, 20*time.Second, fmt.Sprintf("node %d to be a %s", id, want), func() error {
+			st, err := c.status(id)
+			if err != nil {
+				return err
+			}
+			if st.Role != want {
+				return fmt.Errorf("role %q", st.Role)
+			}
+			return nil
+		})
+	}
+
+	joiner := c.addJoiner()
+	c.waitServing(joiner, 20*time.Second)
+	members("add", fmt.Sprintf("%d=%s", joiner, c.node(joiner).addr))
+	role(joiner, "learner")
+	writeKeys(c.cl, l, "b", 100, 8)
+	c.waitConverged(20 * time.Second)
+
+	members("promote", fmt.Sprint(joiner))
+	role(joiner, "voter")
+	writeKeys(c.cl, l, "c", 100, 8)
+
+	master := c.waitMaster(20 * time.Second)
+	members("remove", fmt.Sprint(master))
+	role(master, "removed")
+	c.stop(master) // it is sent nothing any more
+	writeKeys(c.cl, l, "d", 100, 8)
+	if m := c.waitMaster(20 * time.Second); m == master {
+		t.Fatalf("node %d is master after its removal", master)
+	}
+	list := members("list")
+	if !strings.Contains(list, fmt.Sprint(joiner)) || strings.Count(list, "voter") != 3 {
+		t.Errorf("members list after the changes:\n%s", list)
+	}
+	c.waitConverged(20 * time.Second)
+	if acked, unknown, failed := l.counts(); failed > 0 || acked+unknown != 400 {
+		t.Fatalf("%d acknowledged, %d unknown, %d failed of 400 writes (errors %s)", acked, unknown, failed, l.topErrors())
+	}
+	if lost := verifyAcked(t, c.cl, l.ackedSnapshot()); lost != 0 {
+		t.Fatalf("%d acknowledged writes lost", lost)
+	}
+}
+
 // TestOperatorCommandsTellTheTruthWithNodesDown: members list, status and
 // check ask every node at once, so a hung node (stopped, its port still
 // open: the slowest kind of dead) listed first neither fails them nor

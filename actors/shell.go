@@ -214,6 +214,8 @@ func (sh *shell) Append(recs []*messages.Record, mode core.WriteMode, durable fu
 		}
 	}
 	switch mode {
+	case core.WriteMark:
+		r.wal.Mark()
 	case core.WriteLazy:
 		r.wal.AppendLazy(bufs)
 	case core.WriteCheckpoint:

@@ -28,7 +28,8 @@ type LogStore interface {
 	// WriteSync and WriteCheckpoint, durable is called once they and
 	// every earlier record are durable, on the shell's goroutine (the one
 	// that calls the Driver), never from inside Append; WriteLazy records
-	// get no call. A store that cannot write stops the shell (Fatal).
+	// and a WriteMark (no records) get no call. A store that cannot write
+	// stops the shell (Fatal).
 	Append(recs []*messages.Record, mode WriteMode, durable func())
 	// Prove rewrites the identity file as no longer fresh, keeping the
 	// bootstrap set, durably, before it returns (§5.1).
@@ -315,7 +316,7 @@ func (d *Driver) handle(rd Ready) {
 	}
 	for _, w := range rd.Writes {
 		var durable func()
-		if w.Mode != WriteLazy {
+		if w.Mode == WriteSync || w.Mode == WriteCheckpoint {
 			upto := w.Upto
 			durable = func() { d.run(func() { d.r.Persisted(upto, d.h.Now()) }) }
 		}

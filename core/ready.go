@@ -66,10 +66,15 @@ const (
 	// WriteLazy records ride on the next fsync and cause none: nothing
 	// waits for them (learned values, chosen marks, lazy acceptances).
 	WriteLazy
-	// WriteCheckpoint records start a new log segment; once they are
-	// durable every older segment is deleted (§5.5). Persisted reports
-	// them like WriteSync.
+	// WriteCheckpoint records start a new log segment, or go after the
+	// records that followed the last WriteMark; once they are durable
+	// every segment before them (before that mark) is deleted (§5.5).
+	// Persisted reports them like WriteSync.
 	WriteCheckpoint
+	// WriteMark carries no records: the log starts a new segment here,
+	// which the next checkpoint keeps (storage.WAL.Mark). Nothing waits
+	// for it.
+	WriteMark
 )
 
 // Write is records for the log, after every earlier one.

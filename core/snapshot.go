@@ -150,6 +150,10 @@ func (r *Replica) beginSnapshot() {
 	r.snap.logBytesAt = r.logBytes
 	r.snap.snapshots++
 	r.rd.Snapshot = &SnapshotJob{Instance: r.applied}
+	// The checkpoint that follows the snapshot then keeps what is logged
+	// from here on instead of writing it again (paxos.Acceptor.MarkLog).
+	r.a.MarkLog()
+	r.rd.Writes = append(r.rd.Writes, Write{Mode: WriteMark, Upto: r.handed})
 }
 
 func (r *Replica) takeWaiters() []uint64 {

@@ -50,6 +50,11 @@ type Acceptor struct {
 	// Prepares from at or below it are refused, and accepts there are not
 	// stored: what was accepted there is no longer known here.
 	truncated uint64
+	// marked: the log was marked (MarkLog) when the highest instance
+	// accepted was markedUpto; the next Truncate carries forward only
+	// what was accepted up to there.
+	marked     bool
+	markedUpto uint64
 	// incarnation is this replica's (§5.1): a request for a vote that
 	// names another (the sender's configuration records the incarnation
 	// this replica had before it lost its disk) is refused, with this one
@@ -255,6 +260,15 @@ func (a *Acceptor) Truncated() uint64 { return a.truncated }
 // promise, and every entry accepted above upto). The shell writes them as
 // a storage checkpoint, which deletes the older log segments (§5.5).
 // Everything up to upto must be chosen (the snapshot applied it).
+//
+// After MarkLog the checkpoint deletes only the segments before the mark:
+// the records since stay, and a replay reads them before the checkpoint.
+// So it carries only the entries above upto and up to the highest
+// instance accepted at the mark, each as accepted now, which a replay
+// keeps over any older acceptance of its instance after the mark (a
+// replay keeps the highest ballot). A snapshot taken while entries are
+// accepted at full speed no longer writes them all again (their bytes can
+// stall the log for a tenth of a second).
 func (a *Acceptor) Truncate(upto uint64) []*messages.Record {
 	if upto == 0 {
 		return nil // nothing to let go of
@@ -265,9 +279,24 @@ func (a *Acceptor) Truncate(upto uint64) []*messages.Record {
 		{Kind: &messages.Record_Promise{Promise: &messages.PromiseRecord{Ballot: a.durablePromised}}},
 	}
 	for _, e := range a.acceptedFrom(a.truncated + 1) {
+		if a.marked && (e.Instance > a.markedUpto || a.planted == BugCheckpointForgetsBeforeMark) {
+			break // written after the mark: the log keeps it
+		}
 		recs = append(recs, &messages.Record{Kind: &messages.Record_Accept{Accept: e}})
 	}
+	a.marked, a.markedUpto = false, 0
 	return recs
+}
+
+// MarkLog notes that the shell marks the log here (storage.WAL.Mark): the
+// next checkpoint (Truncate) keeps every record written after this point.
+// A replica marks its log when it freezes the state for a snapshot, whose
+// checkpoint comes once the snapshot is durable.
+func (a *Acceptor) MarkLog() {
+	a.marked, a.markedUpto = true, 0
+	for i := range a.accepted {
+		a.markedUpto = max(a.markedUpto, i)
+	}
 }
 
 func (a *Acceptor) truncate(upto uint64) {

@@ -64,9 +64,13 @@ const (
 	// the instances above the page as ones the acceptor accepted nothing
 	// at: it fills chosen instances with no-ops or new values.
 	BugPromisePageAsWhole
+	// BugCheckpointForgetsBeforeMark: a checkpoint after a log mark
+	// (Acceptor.MarkLog) carries none of the entries accepted before the
+	// mark, whose segments it deletes: a restart loses them.
+	BugCheckpointForgetsBeforeMark
 )
 
-var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation", "divergent-apply", "corrupt-votes-at-once", "quorum-from-stale-config", "no-step-down", "no-pre-vote", "promise-page-as-whole"}
+var plantedNames = [...]string{"none", "reply-before-persist", "ignore-promise-values", "apply-out-of-order", "ignore-lease", "ignore-epoch", "promise-below-truncation", "divergent-apply", "corrupt-votes-at-once", "quorum-from-stale-config", "no-step-down", "no-pre-vote", "promise-page-as-whole", "checkpoint-forgets-before-mark"}
 
 func (b PlantedBug) String() string {
 	if b >= 0 && int(b) < len(plantedNames) {
@@ -85,7 +89,7 @@ func PlantedBugs() []PlantedBug {
 	// checks the bug is caught by its invariant.
 	return []PlantedBug{BugReplyBeforePersist, BugIgnorePromiseValues, BugApplyOutOfOrder, BugIgnoreLease,
 		BugPromiseBelowTruncation, BugDivergentApply, BugCorruptVotesAtOnce, BugQuorumFromStaleConfig,
-		BugNoStepDown, BugNoPreVote, BugPromisePageAsWhole}
+		BugNoStepDown, BugNoPreVote, BugPromisePageAsWhole, BugCheckpointForgetsBeforeMark}
 }
 
 // ParsePlantedBug returns the bug named s (as printed by String).

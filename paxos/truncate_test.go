@@ -50,6 +50,54 @@ func TestPaper5_5_AcceptorTruncationRefusesWhatItCannotAnswer(t *testing.T) {
 	}
 }
 
+// After a log mark the checkpoint carries only what was accepted up to the
+// highest instance accepted at the mark, as accepted now: the log keeps the
+// records written after the mark, and a replay of those, then the
+// checkpoint, rebuilds the acceptor.
+func TestPaper5_5_CheckpointAfterAMarkCarriesOnlyWhatCameBefore(t *testing.T) {
+	a := NewAcceptor(1)
+	b := NextBallot(0, 2)
+	var kept []*messages.Record // what the log holds after the mark
+	accept := func(ballot uint64, from uint32, entries ...*messages.Entry) {
+		out := a.HandleAccept(&messages.Accept{From: from, Ballot: ballot, Entries: entries}, t0)
+		kept = append(kept, out.Records...)
+	}
+	accept(b, 2, &messages.Entry{Instance: 1, Value: value("a")}, &messages.Entry{Instance: 2, Value: value("b")},
+		&messages.Entry{Instance: 3, Value: value("c")})
+	a.MarkLog()
+	kept = nil
+	b2 := NextBallot(b, 3)
+	accept(b2, 3, &messages.Entry{Instance: 3, Value: value("c2")}, &messages.Entry{Instance: 4, Value: value("d")})
+	recs := a.Truncate(1)
+	var carried []uint64
+	for _, r := range recs {
+		if e := r.GetAccept(); e != nil {
+			carried = append(carried, e.Instance)
+			if e.Instance == 3 && !slices.Equal(payloads(e.Value), []string{"c2"}) {
+				t.Errorf("instance 3 carried as %v, want its acceptance under the later ballot", e)
+			}
+		}
+	}
+	if !slices.Equal(carried, []uint64{2, 3}) {
+		t.Fatalf("the checkpoint after the mark carries instances %v, want [2 3] (4 came after the mark)", carried)
+	}
+	re := NewAcceptor(1)
+	for _, r := range append(kept, recs...) {
+		if err := re.Restore(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := uint64(2); i <= 4; i++ {
+		if re.AcceptedAt(i) == nil || re.AcceptedAt(i).Ballot != a.AcceptedAt(i).Ballot {
+			t.Errorf("rebuilt instance %d: %v, want %v", i, re.AcceptedAt(i), a.AcceptedAt(i))
+		}
+	}
+	// The mark is used once: the next checkpoint carries everything again.
+	if n := len(a.Truncate(2)) - 2; n != 2 {
+		t.Errorf("a checkpoint with no mark carries %d entries, want 2", n)
+	}
+}
+
 // A checkpoint drops learned values above the snapshot with the old
 // segments: a chosen mark after it may run past a hole, which the learner
 // learns again instead of refusing to start.

@@ -24,6 +24,11 @@ type disk struct {
 	// deleted counts the records checkpoints removed from the front, so
 	// that positions taken before a cut can be mapped after it.
 	deleted int
+	// mark is the position (counted like deleted + an index) of the last
+	// WriteMark, which the next checkpoint keeps records from, or -1. It
+	// lives as long as this disk object: a restart forgets it, as closing
+	// a storage.WAL does.
+	mark int
 }
 
 // waiter is work released once the log is durable up to target, in order.
@@ -33,7 +38,7 @@ type waiter struct {
 }
 
 func newDisk(records []*messages.Record) *disk {
-	return &disk{log: records, synced: len(records), syncing: -1, syncMark: len(records)}
+	return &disk{log: records, synced: len(records), syncing: -1, syncMark: len(records), mark: -1}
 }
 
 // unsynced returns the records a crash may lose.
@@ -59,10 +64,15 @@ func (d *disk) cut(k int) {
 
 // Append is the node's log store: records are appended; a sync or
 // checkpoint write is reported durable once an fsync covered it; a
-// checkpoint then deletes the records before it (storage.WAL.Checkpoint).
+// checkpoint then deletes the records before it, or before the last mark
+// (storage.WAL.Checkpoint and Mark).
 func (n *node) Append(recs []*messages.Record, mode core.WriteMode, durable func()) {
 	d := n.disk
 	start := d.deleted + len(d.log) // as a position that survives earlier cuts
+	if mode == core.WriteMark {
+		d.mark = start
+		return
+	}
 	d.log = append(d.log, recs...)
 	if mode == core.WriteLazy {
 		return
@@ -73,6 +83,9 @@ func (n *node) Append(recs []*messages.Record, mode core.WriteMode, durable func
 	}
 	fn := durable
 	if mode == core.WriteCheckpoint {
+		if d.mark >= 0 {
+			start, d.mark = d.mark, -1
+		}
 		fn = func() {
 			k := start - d.deleted
 			n.s.truncations++
@@ -145,7 +158,35 @@ func (n *node) fold(from, to int) {
 			e := k.Accept
 			n.durablePromised = max(n.durablePromised, e.Ballot)
 			n.durableAccepted[e.Instance] = max(n.durableAccepted[e.Instance], e.Ballot)
+			if n.keptAccepted == nil {
+				n.keptAccepted = make(map[uint64]uint64)
+			}
+			n.keptAccepted[e.Instance] = max(n.keptAccepted[e.Instance], e.Ballot)
 			n.s.check.durablyAccepted(n, e)
 		}
+	}
+}
+
+// checkNothingAcceptedLost checks, after a restart, that the replica's
+// acceptor holds every acceptance its disk ever made durable, at the same
+// ballot or a later one, except those a checkpoint let go of (at or below
+// the truncation point the log restored): neither a crash nor a
+// checkpoint, which deletes the log before it or before its mark
+// (storage.WAL.Checkpoint, Mark), may take one away.
+func (n *node) checkNothingAcceptedLost() {
+	truncated := n.r().Truncated()
+	lost, lostBallot := uint64(0), uint64(0)
+	for i, b := range n.keptAccepted {
+		if i <= truncated {
+			delete(n.keptAccepted, i)
+			continue
+		}
+		if e := n.r().AcceptedAt(i); (e == nil || e.Ballot < b) && (lost == 0 || i < lost) {
+			lost, lostBallot = i, b
+		}
+	}
+	if lost != 0 {
+		n.s.fail(ErrSafety, ErrAcceptanceLost, "%s restarted without its durable acceptance of instance %d under %s (truncated at %d)",
+			n.name(), lost, fmtBallot(lostBallot), truncated)
 	}
 }

@@ -29,6 +29,9 @@ var (
 	// ErrDurableContradiction: a replica sent a promise or acceptance that
 	// its own durable state does not back.
 	ErrDurableContradiction = errors.New("reply contradicts the replica's durable state")
+	// ErrAcceptanceLost: a replica restarted without an acceptance its
+	// disk had made durable, above what its checkpoints let go of.
+	ErrAcceptanceLost = errors.New("a durable acceptance was lost")
 	// ErrStateDiverged: replicas at the same log position hold different
 	// databases.
 	ErrStateDiverged = errors.New("replicas at one position hold different databases")

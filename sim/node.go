@@ -49,6 +49,10 @@ type node struct {
 	// accepted.
 	durablePromised uint64
 	durableAccepted map[uint64]uint64
+	// keptAccepted is every acceptance the disk made durable, across
+	// restarts, until the disk is lost: a restart must find each one
+	// above what a checkpoint let go of (checkNothingAcceptedLost).
+	keptAccepted map[uint64]uint64
 	// survivors holds the records a crash left on the disk, until restart.
 	survivors []*messages.Record
 	crashes   int
@@ -197,6 +201,7 @@ func (n *node) boot(records []*messages.Record) {
 		n.s.fail(ErrSafety, ErrRestore, "%s: %v", n.name(), err)
 		return
 	}
+	n.checkNothingAcceptedLost()
 	if h := n.r().RestoreHoles(); h > 0 {
 		n.s.situation(sitRestoreHoles)
 		if !n.hadSnapshot {
@@ -277,6 +282,7 @@ func (n *node) wipeOnCrash() {
 // new incarnation (§5.1).
 func (n *node) loseDisk() {
 	n.survivors, n.snapshot, n.hadSnapshot, n.damagedAt = nil, nil, false, 0
+	n.keptAccepted = nil
 	n.diskInc, n.wiped, n.diskBootstrap = 0, true, nil
 	n.s.wipes++
 }

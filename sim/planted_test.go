@@ -16,18 +16,19 @@ const plantedBudget = 300
 // caughtBy names, for each bug the random runs must catch, the invariant
 // that is its own: the one that shows what the bug breaks.
 var caughtBy = map[paxos.PlantedBug]error{
-	paxos.BugReplyBeforePersist:     ErrDurableContradiction, // an answer leaves before its records are durable
-	paxos.BugIgnorePromiseValues:    ErrTwoValuesChosen,      // a chosen value replaced by a no-op
-	paxos.BugApplyOutOfOrder:        ErrAppliedOutOfOrder,
-	paxos.BugIgnoreLease:            ErrLeaseOverlap, // two masters serve lease reads at once
-	paxos.BugIgnoreEpoch:            ErrEpochIgnored,
-	paxos.BugPromiseBelowTruncation: ErrTwoValuesChosen,    // chosen instances filled with no-ops
-	paxos.BugDivergentApply:         ErrChecksumMismatch,   // only the runtime consistency check sees it
-	paxos.BugCorruptVotesAtOnce:     ErrLearnedNotChosen,   // a vote counted for an incarnation the configuration does not record
-	paxos.BugQuorumFromStaleConfig:  ErrTwoValuesChosen,    // acceptances counted against the wrong voters
-	paxos.BugNoStepDown:             ErrNoProgress,         // a master cut off one way holds elections off
-	paxos.BugNoPreVote:              ErrDisruptiveCampaign, // a follower cut off raises its ballot
-	paxos.BugPromisePageAsWhole:     ErrTwoValuesChosen,    // chosen instances past a promise's first page overwritten
+	paxos.BugReplyBeforePersist:          ErrDurableContradiction, // an answer leaves before its records are durable
+	paxos.BugIgnorePromiseValues:         ErrTwoValuesChosen,      // a chosen value replaced by a no-op
+	paxos.BugApplyOutOfOrder:             ErrAppliedOutOfOrder,
+	paxos.BugIgnoreLease:                 ErrLeaseOverlap, // two masters serve lease reads at once
+	paxos.BugIgnoreEpoch:                 ErrEpochIgnored,
+	paxos.BugPromiseBelowTruncation:      ErrTwoValuesChosen,    // chosen instances filled with no-ops
+	paxos.BugDivergentApply:              ErrChecksumMismatch,   // only the runtime consistency check sees it
+	paxos.BugCorruptVotesAtOnce:          ErrLearnedNotChosen,   // a vote counted for an incarnation the configuration does not record
+	paxos.BugQuorumFromStaleConfig:       ErrTwoValuesChosen,    // acceptances counted against the wrong voters
+	paxos.BugNoStepDown:                  ErrNoProgress,         // a master cut off one way holds elections off
+	paxos.BugNoPreVote:                   ErrDisruptiveCampaign, // a follower cut off raises its ballot
+	paxos.BugPromisePageAsWhole:          ErrTwoValuesChosen,    // chosen instances past a promise's first page overwritten
+	paxos.BugCheckpointForgetsBeforeMark: ErrAcceptanceLost,     // a restart misses what the checkpoint dropped
 }
 
 // TestPlantedBugIsCaught plants each known bug in the replicas (§6:

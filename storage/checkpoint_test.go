@@ -74,3 +74,70 @@ func TestMissingMiddleSegmentIsCorrupt(t *testing.T) {
 		t.Fatal("opened a log with a missing segment")
 	}
 }
+
+// A checkpoint after a Mark keeps what was appended since the mark: it
+// goes after those records and deletes only the segments before the mark,
+// so a replay gives the records after the mark, then the checkpoint's. A
+// second checkpoint, with no mark of its own, keeps nothing older again.
+func TestCheckpointAfterAMarkKeepsWhatFollowedTheMark(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := open(t, dir, smallSegments)
+	if err := w.AppendSync(recs(0, 200)); err != nil {
+		t.Fatal(err)
+	}
+	w.Mark()
+	if err := w.AppendSync(recs(300, 310)); err != nil {
+		t.Fatal(err)
+	}
+	checkpoint := func(recs [][]byte) {
+		t.Helper()
+		done := make(chan error, 1)
+		w.Checkpoint(recs, func(err error) { done <- err })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkpoint(recs(1000, 1003))
+	if err := w.AppendSync(recs(2000, 2002)); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(recs(300, 310), recs(1000, 1003)...), recs(2000, 2002)...)
+	mustClose(t, w)
+	equalRecords(t, replayAll(t, dir, smallSegments), want)
+
+	w, _ = open(t, dir, smallSegments)
+	checkpoint(recs(4000, 4002))
+	mustClose(t, w)
+	equalRecords(t, replayAll(t, dir, smallSegments), recs(4000, 4002))
+}
+
+// Marks and a checkpoint within one round act in their order: records
+// before the last mark before the checkpoint go, the ones after it stay,
+// and a mark after the checkpoint is kept for the next one.
+func TestMarksWithinOneRound(t *testing.T) {
+	dir := t.TempDir()
+	gate := newGate()
+	opts := smallSegments
+	opts.syncFn = gate.sync
+	w, _ := open(t, dir, opts)
+	gate.armed.Store(true)
+	w.Append(recs(0, 2), nil) // held at its fsync by the gate
+	<-gate.entered
+	w.Append(recs(2, 4), nil)
+	w.Mark()
+	w.Append(recs(4, 6), nil)
+	w.Mark()
+	w.Append(recs(6, 8), nil)
+	w.Checkpoint(recs(100, 102), nil)
+	w.Append(recs(200, 202), nil)
+	w.Mark()
+	w.Append(recs(300, 302), nil)
+	done := make(chan error, 1)
+	w.Checkpoint(recs(400, 401), func(err error) { done <- err })
+	close(gate.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, w)
+	equalRecords(t, replayAll(t, dir, smallSegments), append(recs(300, 302), recs(400, 401)...))
+}

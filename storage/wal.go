@@ -118,6 +118,9 @@ type WAL struct {
 	// and rng what the range file on disk says (see rangeFileName).
 	first uint64
 	rng   logRange
+	// markSeq is the segment the last Mark started, until a Checkpoint
+	// takes it (0: none).
+	markSeq uint64
 
 	records, bytes, fsyncs, segments atomic.Uint64
 }
@@ -136,13 +139,17 @@ type batch struct {
 	ends    []int // ends[i] is the offset in buf just past record i
 	entries []entry
 	// cut, when not -1, is the index of the first record of a Checkpoint:
-	// it starts a new segment, and once it is durable every older segment
-	// is deleted.
+	// it starts a new segment (or goes after the last Mark, see Mark),
+	// and once it is durable every older segment is deleted.
 	cut int
+	// marks are the indexes of the records that follow each Mark of the
+	// round, in order (len(ends) for a Mark no record follows yet).
+	marks []int
 }
 
 func (b *batch) reset() {
 	b.cut = -1
+	b.marks = b.marks[:0]
 	b.buf = b.buf[:0]
 	b.ends = b.ends[:0]
 	clear(b.entries) // drop the callbacks so they can be collected
@@ -379,6 +386,25 @@ func (w *WAL) Checkpoint(recs [][]byte, done func(error)) { w.appendAt(recs, don
 
 func (w *WAL) append(recs [][]byte, done func(error), lazy bool) { w.appendAt(recs, done, lazy, false) }
 
+// Mark starts a new segment after the records appended so far, for the
+// next Checkpoint to keep: that Checkpoint's records then go after
+// whatever was appended meanwhile, and only the segments before the mark
+// are deleted once they are durable. So the Checkpoint need carry only
+// what the records before the mark held (a replica marks its log when it
+// freezes a snapshot, and its checkpoint, when the snapshot is durable,
+// carries only what its acceptor accepted before: paxos.Acceptor.MarkLog).
+// Without a Mark a Checkpoint starts a segment of its own and keeps
+// nothing older. A Mark is forgotten when the log is closed.
+func (w *WAL) Mark() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.refusal() != nil || w.stopped {
+		return
+	}
+	w.pending.marks = append(w.pending.marks, len(w.pending.ends))
+	w.work.Signal()
+}
+
 func (w *WAL) appendAt(recs [][]byte, done func(error), lazy, checkpoint bool) {
 	if done == nil {
 		done = func(error) {}
@@ -500,10 +526,10 @@ func (w *WAL) run() {
 	defer close(w.stop)
 	for {
 		w.mu.Lock()
-		for len(w.pending.entries) == 0 && !w.closing {
+		for len(w.pending.entries) == 0 && len(w.pending.marks) == 0 && !w.closing {
 			w.work.Wait()
 		}
-		if len(w.pending.entries) == 0 {
+		if len(w.pending.entries) == 0 && len(w.pending.marks) == 0 {
 			w.stopped = true
 			w.space.Broadcast()
 			w.mu.Unlock()
@@ -519,7 +545,7 @@ func (w *WAL) run() {
 		for _, e := range b.entries {
 			sync = sync || !e.lazy
 		}
-		if err == nil && len(b.buf) > 0 {
+		if err == nil && (len(b.buf) > 0 || len(b.marks) > 0) {
 			began := time.Now()
 			if err = w.write(b, sync); err != nil {
 				err = w.fail(err)
@@ -565,28 +591,57 @@ func (w *WAL) fail(err error) error {
 
 // write makes the records of b durable: one write and one fsync per segment
 // touched, rolling to a new segment before any record that would carry the
-// current one past SegmentBytes. With sync false (a round of lazy records
-// only) the last segment is written but not synced: the next synced round
-// covers it, and a segment is always synced before the log rolls past it.
+// current one past SegmentBytes, at each Mark, and at a Checkpoint that
+// follows no Mark. With sync false (a round of lazy records only) the last
+// segment is written but not synced: the next synced round covers it, and
+// a segment is always synced before the log rolls past it.
 func (w *WAL) write(b *batch, sync bool) error {
 	start, prev := 0, 0 // b.buf[start:prev] is whole records not yet written
+	// rollHere syncs what is pending and starts a new segment, unless the
+	// current one holds no record yet.
+	rollHere := func() error {
+		if prev == start && w.segSize <= int64(segmentHeaderSize) {
+			return nil
+		}
+		if err := w.flush(b.buf[start:prev], true); err != nil {
+			return err
+		}
+		start = prev
+		return w.roll()
+	}
+	marks := b.marks
+	mark := func(i int) error {
+		for ; len(marks) > 0 && marks[0] == i; marks = marks[1:] {
+			if err := rollHere(); err != nil {
+				return err
+			}
+			w.markSeq = w.segSeq
+		}
+		return nil
+	}
 	cutSeq := uint64(0)
 	for i, end := range b.ends {
-		full := w.segSize+int64(end-start) > w.opts.SegmentBytes
-		empty := prev == start && w.segSize <= int64(segmentHeaderSize)
-		if (full || i == b.cut) && !empty {
-			if err := w.flush(b.buf[start:prev], true); err != nil {
-				return err
-			}
-			if err := w.roll(); err != nil {
-				return err
-			}
-			start = prev
+		if err := mark(i); err != nil {
+			return err
 		}
 		if i == b.cut {
-			cutSeq = w.segSeq
+			if w.markSeq == 0 {
+				if err := rollHere(); err != nil {
+					return err
+				}
+				w.markSeq = w.segSeq
+			}
+			cutSeq, w.markSeq = w.markSeq, 0
+		}
+		if w.segSize+int64(end-start) > w.opts.SegmentBytes {
+			if err := rollHere(); err != nil {
+				return err
+			}
 		}
 		prev = end
+	}
+	if err := mark(len(b.ends)); err != nil {
+		return err
 	}
 	if err := w.flush(b.buf[start:], sync); err != nil {
 		return err

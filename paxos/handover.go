@@ -50,8 +50,13 @@ type handover struct {
 
 // HandoverTimeout bounds how long a master handing over waits for what it
 // has in flight to be chosen before it leaves anyway (the successor's
-// phase 1 then finishes those instances).
-func (c ProposerConfig) HandoverTimeout() time.Duration { return c.ElectionTimeoutMin }
+// phase 1 then finishes those instances, and their clients, who never
+// hear from the old master, are left not knowing the outcome). It is the
+// longer of an election timeout and a lease: on a loaded machine a
+// pipeline of accepts can take a few hundred milliseconds to be chosen.
+func (c ProposerConfig) HandoverTimeout() time.Duration {
+	return max(c.ElectionTimeoutMin, c.LeaseTimeout)
+}
 
 // TransferMastership starts handing mastership to voter to (0: the most
 // caught-up voter). It fails if this proposer is not master, is handing

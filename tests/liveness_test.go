@@ -51,7 +51,9 @@ func TestLivenessPartialPartitions(t *testing.T) {
 			cancel()
 			took := time.Since(start)
 			t.Logf("write through node %d alone: %v (%v)", n.id, took.Round(time.Millisecond), err)
-			if err != nil || took > 2*time.Second {
+			// NoMasterWait (1 s) and a second try elsewhere; a loaded
+			// machine (the simulator beside) adds up to a second.
+			if err != nil || took > 3*time.Second {
 				t.Errorf("a write through node %d alone took %v: %v", n.id, took, err)
 			}
 			cl.Close()

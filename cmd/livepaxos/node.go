@@ -313,7 +313,7 @@ func runNode(f nodeFlags) error {
 	case s := <-sig:
 		logger.Info("stopping", "signal", s.String())
 		if s == syscall.SIGTERM {
-			handedOver := handOver(replica, logger, f.electionMin)
+			handedOver := handOver(replica, logger, max(f.electionMin, f.leaseTimeout))
 			// The others stop waiting on this node's acceptances, and calls
 			// in flight on its client port end with their answers.
 			replica.Leave()
@@ -348,12 +348,12 @@ func runNode(f nodeFlags) error {
 // hear it is leaving, and for a moment its client port keeps answering
 // (writes are forwarded to the new master, answers name it) so that calls
 // in flight there end and clients move on before the port closes.
-func handOver(replica *actors.Replica, logger *slog.Logger, electionMin time.Duration) bool {
+func handOver(replica *actors.Replica, logger *slog.Logger, handoverTimeout time.Duration) bool {
 	if _, self := replica.Master(); !self {
 		return false
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*electionMin)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*handoverTimeout) // paxos.ProposerConfig.HandoverTimeout, twice
 	defer cancel()
 	id, err := replica.TransferMastership(ctx, 0)
 	if err != nil {
@@ -370,7 +370,7 @@ const handOverDrain = 300 * time.Millisecond
 
 // handOverLinger is how long a master that handed over keeps its actors
 // up at least, so the peers hear the new master before it goes.
-const handOverLinger = 150 * time.Millisecond
+const handOverLinger = 300 * time.Millisecond
 
 // defaultClusterID derives a cluster identity from the initial voter set, so
 // a data directory from another cluster is refused without extra flags.

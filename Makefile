@@ -24,7 +24,7 @@ test: build
 
 .PHONY: test-plain test-race
 test-plain:
-	LIVEPAXOS_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 12m -parallel 8 \
+	LIVEPAXOS_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 12m -parallel 4 \
 		$$($(GO) list $(PKGS) | grep -v -x $(foreach p,$(RACE_PKGS),-e 'github.com/livepaxos/livepaxos/$(patsubst ./%,%,$(p))'))
 
 test-race:

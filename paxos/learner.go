@@ -500,7 +500,6 @@ func (l *Learner) ask(out *LearnerOutput, peer uint32, now time.Time) {
 // applied (§5.4).
 func (l *Learner) SetPeers(ids []uint32) { l.cfg.Peers = append([]uint32(nil), ids...) }
 
-// nextPeer rotates through the other members.
 // peerOtherThan is the next peer in turn that is not peer (0 if none).
 func (l *Learner) peerOtherThan(peer uint32) uint32 {
 	for range l.cfg.Peers {
@@ -521,6 +520,7 @@ func (l *Learner) dropUnconfirmedBelow(upto uint64) {
 	}
 }
 
+// nextPeer rotates through the other members.
 func (l *Learner) nextPeer() uint32 {
 	for range l.cfg.Peers {
 		p := l.cfg.Peers[l.askCursor%len(l.cfg.Peers)]

@@ -39,14 +39,7 @@ func TestCheckpointDeletesOlderSegments(t *testing.T) {
 // Records appended before a checkpoint in the same round are written (and
 // then deleted with their segment); records after it in the round survive.
 func TestCheckpointWithinOneRound(t *testing.T) {
-	dir := t.TempDir()
-	gate := newGate()
-	opts := smallSegments
-	opts.syncFn = gate.sync
-	w, _ := open(t, dir, opts)
-	gate.armed.Store(true)
-	w.Append(recs(0, 2), nil) // held at its fsync by the gate
-	<-gate.entered
+	dir, w, gate := openHeldRound(t)
 	w.Append(recs(2, 4), nil)
 	w.Checkpoint(recs(100, 102), nil)
 	done := make(chan error, 1)
@@ -115,14 +108,7 @@ func TestCheckpointAfterAMarkKeepsWhatFollowedTheMark(t *testing.T) {
 // before the last mark before the checkpoint go, the ones after it stay,
 // and a mark after the checkpoint is kept for the next one.
 func TestMarksWithinOneRound(t *testing.T) {
-	dir := t.TempDir()
-	gate := newGate()
-	opts := smallSegments
-	opts.syncFn = gate.sync
-	w, _ := open(t, dir, opts)
-	gate.armed.Store(true)
-	w.Append(recs(0, 2), nil) // held at its fsync by the gate
-	<-gate.entered
+	dir, w, gate := openHeldRound(t)
 	w.Append(recs(2, 4), nil)
 	w.Mark()
 	w.Append(recs(4, 6), nil)
@@ -140,4 +126,20 @@ func TestMarksWithinOneRound(t *testing.T) {
 	}
 	mustClose(t, w)
 	equalRecords(t, replayAll(t, dir, smallSegments), append(recs(300, 302), recs(400, 401)...))
+}
+
+// openHeldRound opens a log whose first round, records 0 and 1, is held at
+// its fsync until gate.release is closed: what is appended meanwhile goes
+// in the next round together.
+func openHeldRound(t *testing.T) (string, *WAL, *gate) {
+	t.Helper()
+	dir := t.TempDir()
+	g := newGate()
+	opts := smallSegments
+	opts.syncFn = g.sync
+	w, _ := open(t, dir, opts)
+	g.armed.Store(true)
+	w.Append(recs(0, 2), nil)
+	<-g.entered
+	return dir, w, g
 }

@@ -625,13 +625,13 @@ func (w *WAL) write(b *batch, sync bool) error {
 			return err
 		}
 		if i == b.cut {
-			if w.markSeq == 0 {
+			cutSeq, w.markSeq = w.markSeq, 0
+			if cutSeq == 0 { // no mark: the checkpoint starts a segment of its own
 				if err := rollHere(); err != nil {
 					return err
 				}
-				w.markSeq = w.segSeq
+				cutSeq = w.segSeq
 			}
-			cutSeq, w.markSeq = w.markSeq, 0
 		}
 		if w.segSize+int64(end-start) > w.opts.SegmentBytes {
 			if err := rollHere(); err != nil {

@@ -15,7 +15,7 @@ import (
 // TestPaper5_2_FailoverTime measures, over LIVEPAXOS_FAILOVER_RUNS runs
 // (skipped when unset; `make failover` sets 10), the time from kill -9 of
 // the master to the first write and the first lease read that a new
-// master answers, with default settings: the old lease (2 s) must run out
+// master answers, with default settings: the old lease (800 ms) must run out
 // at the acceptors before anyone else can be elected. Each run is a fresh
 // 3-node cluster. It reports the medians; the bound it checks is the 3 s
 // fail-over of the foundation issue.

@@ -300,8 +300,8 @@ func TestReadyzHealthAndStatusPage(t *testing.T) {
 
 // TestRestartHandsMastershipOver: SIGTERM to the master (a restart, a
 // deploy) hands mastership to another voter before the node stops, so
-// writes under load stall far less than a fail-over's election timeout
-// and 2 s lease, and none fails; `members transfer-mastership` does the
+// writes under load stall for a few message rounds instead of a
+// fail-over's election timeout and the rest of the lease, and none fails; `members transfer-mastership` does the
 // same on demand. The node restarts (replaying a consistency check's
 // value) and catches up.
 func TestRestartHandsMastershipOver(t *testing.T) {
@@ -370,9 +370,10 @@ func TestRestartHandsMastershipOver(t *testing.T) {
 	if !strings.Contains(out, "handed mastership over before stopping") {
 		t.Fatalf("node %d stopped without handing mastership over:\n%s", old, lastLines(out, 20))
 	}
-	// A fail-over takes an election timeout (0.7-1.4 s) plus the rest of a
-	// 2 s lease; a handover a few message rounds. The bound leaves room for
-	// a loaded machine.
+	// A handover stalls writes a few message rounds; the bound leaves room
+	// for a loaded machine. (A fail-over, about 0.83 s with the default
+	// 800 ms lease, fits in it too: what tells the two apart here is the
+	// log line above and that no write failed.)
 	if len(failed) > 0 || gap > time.Second {
 		t.Fatalf("SIGTERM to the master: longest write stall %v, %d writes failed (first: %v)", gap, len(failed), failed)
 	}

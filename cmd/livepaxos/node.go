@@ -313,7 +313,7 @@ func runNode(f nodeFlags) error {
 	case s := <-sig:
 		logger.Info("stopping", "signal", s.String())
 		if s == syscall.SIGTERM {
-			handedOver := handOver(replica, logger, max(f.electionMin, f.leaseTimeout))
+			handedOver := handOver(replica, logger, paxosTuning(f).HandoverTimeout())
 			// The others stop waiting on this node's acceptances, and calls
 			// in flight on its client port end with their answers.
 			replica.Leave()
@@ -353,7 +353,7 @@ func handOver(replica *actors.Replica, logger *slog.Logger, handoverTimeout time
 		return false
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*handoverTimeout) // paxos.ProposerConfig.HandoverTimeout, twice
+	ctx, cancel := context.WithTimeout(context.Background(), 2*handoverTimeout)
 	defer cancel()
 	id, err := replica.TransferMastership(ctx, 0)
 	if err != nil {
